@@ -590,12 +590,23 @@ def _plant_anomalies(rng: random.Random, establishment: SampleEstablishment) -> 
         establishment.anomalies["missing_birth_date"] = newcomers[0].jointure
         newcomers[1].ine = continuing[rng.randrange(len(continuing))].ine
         establishment.anomalies["duplicate_ine"] = newcomers[1].jointure
-    if leavers and old_only:
+    # Two class codes that exist in no N+1 class: year-N classes that closed, else codes one
+    # beyond the N+1 classes of the last level.
+    stale_classes = list(old_only)
+    extra = 0
+    while len(stale_classes) < 2:
+        extra += 1
+        last_level = establishment.classes_next[-1].level
+        counts = {level.key: sum(1 for c in establishment.classes_next if c.level is level)
+                  for level in LEVELS[establishment.kind]}
+        counts[last_level.key] += extra
+        stale_classes.append(_classes_for(establishment.kind, counts)[-1].code)
+    if leavers:
         leaver = leavers[rng.randrange(len(leavers))]
-        leaver.class_code_next = old_only[0]
+        leaver.class_code_next = stale_classes[0]
         leaver.level_next = "old"
-        establishment.anomalies["student_in_old_class"] = f"{leaver.jointure}${old_only[0]}"
-    stale_class = old_only[-1] if old_only else establishment.classes_n[-1].code + "X"
+        establishment.anomalies["student_in_old_class"] = f"{leaver.jointure}${stale_classes[0]}"
+    stale_class = stale_classes[-1]
     teacher = establishment.teachers[rng.randrange(len(establishment.teachers))]
     establishment.services_next.append(
         SampleService(teacher.jointure, teacher.discipline_code, stale_class, None, 1))

@@ -1,0 +1,68 @@
+"""Shared fixtures: a fresh database per test on SQLite, and on PostgreSQL when configured.
+
+Set ``YEARCHANGE_TEST_PG_URL`` (a PostgreSQL URL the tests may create databases from)
+to run every ``database_url`` test on PostgreSQL too.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from yearchange_tui.ent.database import normalise_url
+
+PG_URL = os.environ.get("YEARCHANGE_TEST_PG_URL")
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+for variable in ("NO_COLOR", "TEXTUAL_THEME", "TEXTUAL_COLOR_SYSTEM", "YEARCHANGE_DB",
+                 "YEARCHANGE_STORAGE", "YEARCHANGE_READ_ONLY", "YEARCHANGE_CONFIG"):
+    os.environ.pop(variable, None)
+
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory,
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never touch the real user data or config folders."""
+    home = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("YEARCHANGE_DATA_DIR", str(home / "data"))
+    monkeypatch.setenv("YEARCHANGE_CONFIG", str(home / "config.toml"))
+
+
+def _fresh_pg_database() -> tuple[str, str]:
+    assert PG_URL is not None
+    server = make_url(normalise_url(PG_URL))
+    name = f"yc_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return server.set(database=name).render_as_string(hide_password=False), name
+
+
+def _drop_pg_database(name: str) -> None:
+    assert PG_URL is not None
+    admin = create_engine(make_url(normalise_url(PG_URL)), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of a new, empty database: SQLite always, PostgreSQL when configured."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    url, name = _fresh_pg_database()
+    try:
+        yield url
+    finally:
+        _drop_pg_database(name)

@@ -1,0 +1,206 @@
+"""Command line: parse arguments, build settings and database, run a command.
+
+Exit status: 0 success, 1 a run or check failed, 2 bad usage or bad input.
+Operator-facing text is French.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from yearchange_tui import __version__
+from yearchange_tui.config import ConfigError, Settings, load_settings
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad usage or bad input: printed in French, exit status 2."""
+
+
+class _FrenchParser(argparse.ArgumentParser):
+    """An argument parser whose errors are prefixed in French and exit with status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog} : erreur d'utilisation : {message}\n")
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _global_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", metavar="URL", default=argparse.SUPPRESS,
+                        help="base de données (SQLAlchemy URL ; variable YEARCHANGE_DB)")
+    common.add_argument("--storage", metavar="DIR", default=argparse.SUPPRESS,
+                        help="racine des fichiers stockés (variable YEARCHANGE_STORAGE)")
+    common.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
+                        help="mode consultation : aucune modification (équipes support)")
+    common.add_argument("--config", metavar="FICHIER", default=argparse.SUPPRESS,
+                        help="fichier de configuration TOML (variable YEARCHANGE_CONFIG)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``yearchange`` argument parser."""
+    common = _global_options()
+    parser = _FrenchParser(
+        prog="yearchange", parents=[common],
+        description="Changement d'année de l'ENT : console opérateur et moteur.")
+    parser.add_argument("--version", action="version", version=f"yearchange {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMANDE",
+                                     parser_class=_FrenchParser)
+
+    sample = commands.add_parser(
+        "sample", parents=[common], help="écrire une académie d'exemple dans un dossier",
+        description="Écrit DIR/yearchange.db (SQLite), DIR/storage/, DIR/aaf/ (livraison AAF "
+                    "N+1) et DIR/timetables/.")
+    sample.add_argument("--establishments", type=int, default=3, metavar="N",
+                        help="nombre d'établissements (défaut 3)")
+    sample.add_argument("--seed", type=int, default=1, metavar="S",
+                        help="graine aléatoire (défaut 1)")
+    sample.add_argument("--year", type=int, default=None, metavar="AAAA",
+                        help="année de début de l'année scolaire N (défaut : l'année en cours)")
+    sample.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="dossier de sortie (vide, ou une académie d'exemple précédente)")
+    sample.add_argument("--json", action="store_true", help="résumé en JSON")
+    sample.set_defaults(handler=cmd_sample)
+
+    demo = commands.add_parser(
+        "demo", parents=[common], help="construire l'académie de démonstration et l'ouvrir",
+        description="Construit une académie d'exemple neuve dans le dossier de données de "
+                    "l'utilisateur puis ouvre la console.")
+    demo.add_argument("--establishments", type=int, default=3, metavar="N")
+    demo.add_argument("--seed", type=int, default=1, metavar="S")
+    demo.add_argument("--year", type=int, default=None, metavar="AAAA")
+    demo.add_argument("--json", action="store_true", help="résumé en JSON")
+    demo.set_defaults(handler=cmd_demo)
+
+    config = commands.add_parser("config", parents=[common],
+                                 help="afficher la configuration et l'origine de chaque valeur")
+    config.add_argument("--json", action="store_true")
+    config.set_defaults(handler=cmd_config)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    cli = {"db": getattr(args, "db", None), "storage": getattr(args, "storage", None),
+           "read_only": getattr(args, "read_only", False)}
+    config_file = getattr(args, "config", None)
+    return load_settings(cli, config_file=Path(config_file) if config_file else None)
+
+
+def _positive(value: int, option: str) -> int:
+    if value < 1:
+        raise UsageError(f"{option} doit être un entier positif (reçu : {value}).")
+    return value
+
+
+def _print_sample(result: Any, as_json: bool, heading: str) -> None:
+    summary = result.summary()
+    if as_json:
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+        return
+    print(heading)
+    print(f"  année scolaire N   : {summary['school_year']} (N+1 : {summary['next_school_year']})")
+    print(f"  graine             : {summary['seed']}")
+    for establishment in summary["establishments"]:
+        kind = "collège" if establishment["kind"] == "college" else "lycée"
+        print(f"  {establishment['uai']}  {kind:8} {establishment['name']} — "
+              f"{establishment['students']} élèves, {establishment['classes']} classes")
+    rows = sum(summary["rows"].values())
+    print(f"  lignes écrites     : {rows} dans {len(summary['rows'])} tables")
+    print(f"  fichiers stockés   : {summary['files']} ({summary['bytes'] / 1e6:.1f} Mo)")
+    print(f"  livraison AAF N+1  : {len(summary['aaf_files'])} fichiers")
+    print(f"  emplois du temps   : {len(summary['timetable_files'])} fichiers")
+    print(f"  durée              : {result.seconds:.1f} s")
+    print(f"  base               : {summary['db']}")
+    print(f"  stockage           : {summary['storage']}")
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """``yearchange sample``: write a sample académie to a folder."""
+    from yearchange_tui.sample.build import SampleOutputError, build_sample
+
+    count = _positive(args.establishments, "--establishments")
+    progress = None if args.json else (lambda line: _err(f"… {line}"))
+    try:
+        result = build_sample(args.out, count, args.seed, args.year, progress)
+    except SampleOutputError as error:
+        raise UsageError(str(error)) from error
+    out = result.out_dir
+    _print_sample(result, args.json, f"Académie d'exemple écrite dans {out}")
+    if not args.json:
+        print(f"\nPour l'utiliser : yearchange --db sqlite:///{out / 'yearchange.db'} "
+              f"--storage {out / 'storage'} …")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``yearchange demo``: build a fresh demo académie in the user data folder and open it."""
+    from yearchange_tui.sample.build import build_sample
+
+    settings = _settings(args)
+    count = _positive(args.establishments, "--establishments")
+    demo_dir = settings.data_dir / "demo"
+    if demo_dir.exists():
+        shutil.rmtree(demo_dir)
+    progress = None if args.json else (lambda line: _err(f"… {line}"))
+    result = build_sample(demo_dir, count, args.seed, args.year, progress)
+    _print_sample(result, args.json, f"Académie de démonstration construite dans {demo_dir}")
+    if not args.json:
+        print("\nLa console opérateur n'est pas encore livrée : la démonstration s'arrête ici.")
+        print(f"Base : --db {result.db_url} --storage {result.storage_dir}")
+    return EXIT_OK
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """``yearchange config``: show each setting and where it came from."""
+    settings = _settings(args)
+    rows = settings.describe()
+    if args.json:
+        print(json.dumps({name: {"value": value, "source": source} for name, value, source in rows},
+                         ensure_ascii=False, indent=2))
+        return EXIT_OK
+    width = max(len(name) for name, _, _ in rows)
+    for name, value, source in rows:
+        print(f"{name:<{width}}  {value}  ({source})")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``yearchange`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        print("\nLa console opérateur n'est pas encore livrée : utilisez une commande ci-dessus.")
+        return EXIT_OK
+    from yearchange_tui.ent.database import DatabaseError
+
+    try:
+        return handler(args)
+    except (UsageError, ConfigError) as error:
+        _err(f"yearchange : {error}")
+        return EXIT_USAGE
+    except DatabaseError as error:
+        _err(f"yearchange : {error}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _err("yearchange : interrompu.")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

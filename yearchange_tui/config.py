@@ -1,0 +1,125 @@
+"""Settings: defaults, the config file, ``YEARCHANGE_*`` environment variables, the CLI.
+
+Later sources win: default < config file < environment < command line. Each value
+remembers where it came from, so ``yearchange config`` can tell the operator.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from platformdirs import user_config_dir, user_data_dir
+
+APP_NAME = "yearchange_tui"
+
+
+class ConfigError(Exception):
+    """The configuration file is unreadable or holds a bad value (French message)."""
+
+
+def default_data_dir() -> Path:
+    """The per-user data folder (database, storage, demo, logs)."""
+    override = os.environ.get("YEARCHANGE_DATA_DIR")
+    return Path(override).expanduser() if override else Path(user_data_dir(APP_NAME))
+
+
+def default_config_file() -> Path:
+    """The per-user configuration file path (it need not exist)."""
+    override = os.environ.get("YEARCHANGE_CONFIG")
+    if override:
+        return Path(override).expanduser()
+    return Path(user_config_dir(APP_NAME)) / "config.toml"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One value with the place it came from (``défaut``, a file path, ``YEARCHANGE_DB``, ``--db``)."""
+
+    value: Any
+    source: str
+
+
+@dataclass
+class Settings:
+    """Resolved settings of one run."""
+
+    values: dict[str, Setting] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key].value
+
+    @property
+    def db_url(self) -> str:
+        """SQLAlchemy URL of the database."""
+        return str(self["db"])
+
+    @property
+    def storage_dir(self) -> Path:
+        """Root folder of stored files (documents, attachments, archives)."""
+        return Path(self["storage"]).expanduser()
+
+    @property
+    def read_only(self) -> bool:
+        """Support-staff mode: nothing that changes data is allowed."""
+        return bool(self["read_only"])
+
+    @property
+    def data_dir(self) -> Path:
+        """The per-user data folder."""
+        return Path(self["data_dir"])
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """Rows of (name, value, source) for display."""
+        return [(name, str(setting.value), setting.source) for name, setting in self.values.items()]
+
+
+_ENV = {"db": "YEARCHANGE_DB", "storage": "YEARCHANGE_STORAGE", "read_only": "YEARCHANGE_READ_ONLY"}
+_BOOL_TRUE = {"1", "true", "yes", "oui", "on"}
+
+
+def load_settings(cli: dict[str, Any] | None = None, *,
+                  config_file: Path | None = None) -> Settings:
+    """Resolve the settings of this run.
+
+    Args:
+        cli: values given on the command line (None means not given).
+        config_file: the TOML file to read; defaults to the per-user file.
+
+    Raises:
+        ConfigError: for an unreadable file or an unknown key in it.
+    """
+    data_dir = default_data_dir()
+    settings = Settings({
+        "data_dir": Setting(str(data_dir), "défaut"),
+        "db": Setting(f"sqlite:///{data_dir / 'yearchange.db'}", "défaut"),
+        "storage": Setting(str(data_dir / "storage"), "défaut"),
+        "read_only": Setting(False, "défaut"),
+    })
+    path = config_file or default_config_file()
+    if path.is_file():
+        try:
+            with path.open("rb") as handle:
+                content = tomllib.load(handle)
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise ConfigError(f"Fichier de configuration illisible {path} : {error}") from error
+        general = content.get("yearchange", content)
+        for key, value in general.items():
+            if key in ("keys", "theme", "engine"):
+                settings.values[key] = Setting(value, str(path))
+                continue
+            if key not in ("db", "storage", "read_only"):
+                raise ConfigError(f"Clé inconnue « {key} » dans {path}.")
+            settings.values[key] = Setting(value, str(path))
+    for key, variable in _ENV.items():
+        raw = os.environ.get(variable)
+        if raw:
+            value: Any = raw.strip().lower() in _BOOL_TRUE if key == "read_only" else raw
+            settings.values[key] = Setting(value, variable)
+    for key, value in (cli or {}).items():
+        if value is not None and value is not False:
+            settings.values[key] = Setting(value, f"--{key.replace('_', '-')}")
+    return settings

@@ -1,0 +1,122 @@
+"""Build a sample académie on disk: database, storage, AAF delivery, timetables.
+
+Layout of the output folder (the CLI contract of ``yearchange sample``)::
+
+    DIR/yearchange.db      SQLite database with year N content
+    DIR/storage/           documents, attachments, photos, credentials files
+    DIR/aaf/               the N+1 AAF "complet d'initialisation" (ficAlimMENESR)
+    DIR/timetables/        the N+1 timetable exports (STS-web, UDT, EDT)
+    DIR/sample.json        what was built (seed, year, counts)
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from yearchange_tui.ent.database import open_database
+from yearchange_tui.sample.fill import FillStats, fill_database
+from yearchange_tui.sample.roster import SampleAcademy, build_academy
+
+MARKER_FILE = ".yearchange-sample"
+_OWNED = ("yearchange.db", "yearchange.db-wal", "yearchange.db-shm", "storage", "aaf",
+          "timetables", "sample.json", MARKER_FILE)
+
+
+class SampleOutputError(Exception):
+    """The output folder cannot receive a sample (French message)."""
+
+
+@dataclass
+class SampleResult:
+    """What ``build_sample`` produced."""
+
+    out_dir: Path
+    db_url: str
+    storage_dir: Path
+    academy: SampleAcademy
+    stats: FillStats
+    aaf_files: list[Path]
+    timetable_files: list[Path]
+    seconds: float
+
+    def summary(self) -> dict[str, object]:
+        """A JSON-ready description."""
+        return {
+            "seed": self.academy.seed,
+            "school_year": self.academy.year_label,
+            "next_school_year": self.academy.next_year_label,
+            "establishments": [
+                {"uai": e.uai, "name": e.name, "kind": e.kind,
+                 "students": sum(1 for s in e.students if s.class_code_n is not None),
+                 "classes": len(e.classes_n), "anomalies_in_aaf": e.anomalies}
+                for e in self.academy.establishments
+            ],
+            "rows": dict(sorted(self.stats.rows_per_table.items())),
+            "files": self.stats.files,
+            "bytes": self.stats.bytes,
+            "aaf_files": [path.name for path in self.aaf_files],
+            "timetable_files": [path.name for path in self.timetable_files],
+            "db": self.db_url,
+            "storage": str(self.storage_dir),
+        }
+
+
+def _prepare(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SampleOutputError(f"« {out_dir} » existe et n'est pas un dossier.")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not (out_dir / MARKER_FILE).is_file():
+            raise SampleOutputError(
+                f"Le dossier « {out_dir} » n'est pas vide et ne contient pas d'académie "
+                "d'exemple : choisissez un dossier vide.")
+        for name in _OWNED:
+            path = out_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / MARKER_FILE).write_text("académie d'exemple yearchange_tui\n", encoding="utf-8")
+
+
+def build_sample(out_dir: Path, establishment_count: int, seed: int, year: int | None = None,
+                 progress: Callable[[str], None] | None = None) -> SampleResult:
+    """Write a sample académie into ``out_dir`` (an empty folder or a previous sample).
+
+    Args:
+        out_dir: destination folder.
+        establishment_count: number of establishments.
+        seed: random seed; the same seed and year give byte-identical AAF files.
+        year: start year of school year N (default: the school year in progress).
+        progress: receives French progress lines.
+
+    Raises:
+        SampleOutputError: when ``out_dir`` holds something else than a sample.
+    """
+    from yearchange_tui.sample.aaf_writer import write_aaf_delivery
+    from yearchange_tui.sample.timetable_writer import write_timetables
+
+    started = time.perf_counter()
+    out_dir = out_dir.expanduser().resolve()
+    _prepare(out_dir)
+    academy = build_academy(establishment_count, seed, year)
+    db_url = f"sqlite:///{out_dir / 'yearchange.db'}"
+    storage_dir = out_dir / "storage"
+    database = open_database(db_url, report=progress)
+    try:
+        with database.engine.begin() as connection:
+            stats = fill_database(connection, storage_dir, academy, progress)
+    finally:
+        database.dispose()
+    aaf_files = write_aaf_delivery(academy, out_dir / "aaf")
+    timetable_files = write_timetables(academy, out_dir / "timetables")
+    result = SampleResult(out_dir, db_url, storage_dir, academy, stats, aaf_files,
+                          timetable_files, time.perf_counter() - started)
+    (out_dir / "sample.json").write_text(
+        json.dumps(result.summary(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return result
