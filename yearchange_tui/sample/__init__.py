@@ -1,0 +1,1 @@
+"""The sample académie generator: roster, database filler, AAF and timetable writers."""

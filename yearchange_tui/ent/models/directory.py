@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import String, UniqueConstraint
+from sqlalchemy import Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yearchange_tui.ent.base import Base, fk
@@ -25,10 +25,11 @@ class Photo(Base):
     """A trombinoscope photo of a person (students' photos are deleted at step 3)."""
 
     __tablename__ = "photos"
-    __table_args__ = (UniqueConstraint("person_id", "school_year_id"),)
+    __table_args__ = (UniqueConstraint("person_id", "school_year_id"),
+                      Index("ix_photos_establishment_year", "establishment_id", "school_year_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    establishment_id: Mapped[int] = fk("establishments.id", index=True)
+    establishment_id: Mapped[int] = fk("establishments.id")
     school_year_id: Mapped[int] = fk("school_years.id")
     person_id: Mapped[int] = fk("people.id")
     stored_file_id: Mapped[int] = fk("stored_files.id", index=True, ondelete="RESTRICT")

@@ -47,7 +47,8 @@ class Group(Base):
     """
 
     __tablename__ = "groups"
-    __table_args__ = (Index("ix_groups_establishment_kind", "establishment_id", "kind"),)
+    __table_args__ = (Index("ix_groups_establishment_year_kind", "establishment_id",
+                            "school_year_id", "kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     establishment_id: Mapped[int] = fk("establishments.id")

@@ -56,7 +56,8 @@ class TrashEntry(Base):
     """A rubric in the establishment trash: when, by whom, and the year it was archived in."""
 
     __tablename__ = "trash_entries"
-    __table_args__ = (Index("ix_trash_entries_establishment_reason", "establishment_id", "reason"),
+    __table_args__ = (Index("ix_trash_entries_establishment_year_reason", "establishment_id",
+                            "school_year_id", "reason"),
                       UniqueConstraint("rubric_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,8 +1,8 @@
 """ENT model
 
-Revision ID: 0001_ent_model
+Revision ID: 0001
 Revises: 
-Create Date: 2026-11-29 04:38:31.947055
+Create Date: 2026-11-29 04:41:47.238025
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0001_ent_model'
+revision = '0001'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -363,7 +363,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_groups'))
     )
     with op.batch_alter_table('groups', schema=None) as batch_op:
-        batch_op.create_index('ix_groups_establishment_kind', ['establishment_id', 'kind'], unique=False)
+        batch_op.create_index('ix_groups_establishment_year_kind', ['establishment_id', 'school_year_id', 'kind'], unique=False)
         batch_op.create_index(batch_op.f('ix_groups_school_year_id'), ['school_year_id'], unique=False)
 
     op.create_table('head_teachers',
@@ -454,7 +454,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('person_id', 'school_year_id', name=op.f('uq_photos_person_id'))
     )
     with op.batch_alter_table('photos', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_photos_establishment_id'), ['establishment_id'], unique=False)
+        batch_op.create_index('ix_photos_establishment_year', ['establishment_id', 'school_year_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_photos_stored_file_id'), ['stored_file_id'], unique=False)
 
     op.create_table('punishments',
@@ -793,7 +793,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('rubric_id', name=op.f('uq_trash_entries_rubric_id'))
     )
     with op.batch_alter_table('trash_entries', schema=None) as batch_op:
-        batch_op.create_index('ix_trash_entries_establishment_reason', ['establishment_id', 'reason'], unique=False)
+        batch_op.create_index('ix_trash_entries_establishment_year_reason', ['establishment_id', 'school_year_id', 'reason'], unique=False)
         batch_op.create_index(batch_op.f('ix_trash_entries_school_year_id'), ['school_year_id'], unique=False)
 
     op.create_table('courses',
@@ -951,7 +951,7 @@ def downgrade() -> None:
     op.drop_table('courses')
     with op.batch_alter_table('trash_entries', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_trash_entries_school_year_id'))
-        batch_op.drop_index('ix_trash_entries_establishment_reason')
+        batch_op.drop_index('ix_trash_entries_establishment_year_reason')
 
     op.drop_table('trash_entries')
     with op.batch_alter_table('textbook_sessions', schema=None) as batch_op:
@@ -1047,7 +1047,7 @@ def downgrade() -> None:
     op.drop_table('punishments')
     with op.batch_alter_table('photos', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_photos_stored_file_id'))
-        batch_op.drop_index(batch_op.f('ix_photos_establishment_id'))
+        batch_op.drop_index('ix_photos_establishment_year')
 
     op.drop_table('photos')
     with op.batch_alter_table('person_profiles', schema=None) as batch_op:
@@ -1074,7 +1074,7 @@ def downgrade() -> None:
     op.drop_table('head_teachers')
     with op.batch_alter_table('groups', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_groups_school_year_id'))
-        batch_op.drop_index('ix_groups_establishment_kind')
+        batch_op.drop_index('ix_groups_establishment_year_kind')
 
     op.drop_table('groups')
     with op.batch_alter_table('epis', schema=None) as batch_op:

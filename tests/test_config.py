@@ -1,0 +1,46 @@
+"""Settings resolution: default < config file < environment < command line."""
+
+from pathlib import Path
+
+import pytest
+
+from yearchange_tui.config import ConfigError, load_settings
+
+
+def test_defaults_live_in_the_user_data_folder(monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    monkeypatch.setenv("YEARCHANGE_DATA_DIR", str(tmp_path / "data"))
+    settings = load_settings({})
+    assert settings.db_url == f"sqlite:///{tmp_path / 'data' / 'yearchange.db'}"
+    assert settings.storage_dir == tmp_path / "data" / "storage"
+    assert settings.values["db"].source == "défaut"
+    assert settings.read_only is False
+
+
+def test_later_sources_win_and_say_where_they_come_from(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('db = "sqlite:///from-file.db"\nstorage = "/srv/from-file"\n'
+                      "read_only = true\n", encoding="utf-8")
+    monkeypatch.setenv("YEARCHANGE_STORAGE", "/srv/from-env")
+    settings = load_settings({"db": "postgresql://ent@db/ent"}, config_file=config)
+    assert settings.db_url == "postgresql://ent@db/ent"
+    assert settings.values["db"].source == "--db"
+    assert settings.storage_dir == Path("/srv/from-env")
+    assert settings.values["storage"].source == "YEARCHANGE_STORAGE"
+    assert settings.read_only is True
+    assert settings.values["read_only"].source == str(config)
+
+
+def test_unknown_key_in_the_config_file_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('databse = "x"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="databse"):
+        load_settings({}, config_file=config)
+
+
+def test_broken_config_file_is_reported(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("db = \n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="illisible"):
+        load_settings({}, config_file=config)

@@ -1,0 +1,30 @@
+"""The engine side never imports Textual (house rule: the domain stays UI-free)."""
+
+import subprocess
+import sys
+
+import pytest
+
+ENGINE_SIDE = [
+    "yearchange_tui.ent",
+    "yearchange_tui.ent.models",
+    "yearchange_tui.ent.database",
+    "yearchange_tui.changeover",
+    "yearchange_tui.aaf",
+    "yearchange_tui.timetable",
+    "yearchange_tui.scheduling",
+    "yearchange_tui.sample.build",
+    "yearchange_tui.sample.fill",
+    "yearchange_tui.sample.aaf_writer",
+    "yearchange_tui.sample.timetable_writer",
+    "yearchange_tui.config",
+]
+
+
+@pytest.mark.parametrize("module", ENGINE_SIDE)
+def test_engine_side_module_does_not_import_textual(module: str) -> None:
+    code = (f"import sys, importlib; importlib.import_module({module!r}); "
+            "leaked = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.')); "
+            "print(','.join(leaked)); sys.exit(1 if leaked else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, f"{module} imports Textual: {result.stdout} {result.stderr}"

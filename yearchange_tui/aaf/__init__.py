@@ -1,0 +1,1 @@
+"""AAF (Annuaire Académique Fédérateur) parsing, validation rules, rejects, directory update."""

@@ -1,0 +1,1 @@
+"""APScheduler glue, the headless engine, run requests and events."""

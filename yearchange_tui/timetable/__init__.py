@@ -1,0 +1,1 @@
+"""Timetable readers (EDT, UDT, STS-web) and the version support policy."""
