@@ -31,6 +31,7 @@ from yearchange_tui.ent.models import (
     SchoolYear,
 )
 from yearchange_tui.ent.uai import InvalidUAIError
+from yearchange_tui.models_registry import import_all_models
 
 NOW = dt.datetime(2026, 6, 30, 12, tzinfo=dt.timezone.utc)
 
@@ -50,6 +51,7 @@ def test_first_use_creates_the_schema_and_says_so(database_url: str) -> None:
 
 
 def test_migrations_match_the_model(database_url: str) -> None:
+    import_all_models()
     database = open_database(database_url)
     try:
         with database.engine.connect() as connection:

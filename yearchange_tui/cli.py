@@ -7,6 +7,7 @@ Operator-facing text is French.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import shutil
 import sys
@@ -15,15 +16,21 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from yearchange_tui import __version__
-from yearchange_tui.config import ConfigError, Settings, load_settings
+from yearchange_tui.cliutil import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    err,
+    settings_from_args,
+)
+from yearchange_tui.config import ConfigError, Settings
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """Bad usage or bad input: printed in French, exit status 2."""
+# Modules that add their commands with ``register(commands, common)``.
+COMMAND_MODULES = (
+    "yearchange_tui.changeover.commands",
+    "yearchange_tui.aaf.commands",
+)
 
 
 class _FrenchParser(argparse.ArgumentParser):
@@ -34,8 +41,7 @@ class _FrenchParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog} : erreur d'utilisation : {message}\n")
 
 
-def _err(message: str) -> None:
-    print(message, file=sys.stderr)
+_err = err
 
 
 def _global_options() -> argparse.ArgumentParser:
@@ -90,14 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="afficher la configuration et l'origine de chaque valeur")
     config.add_argument("--json", action="store_true")
     config.set_defaults(handler=cmd_config)
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name != module_name:
+                raise
+            continue
+        module.register(commands, common)
     return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    cli = {"db": getattr(args, "db", None), "storage": getattr(args, "storage", None),
-           "read_only": getattr(args, "read_only", False)}
-    config_file = getattr(args, "config", None)
-    return load_settings(cli, config_file=Path(config_file) if config_file else None)
+    return settings_from_args(args)
 
 
 def _positive(value: int, option: str) -> int:

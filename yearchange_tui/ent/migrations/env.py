@@ -5,8 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-import yearchange_tui.ent.models  # noqa: F401  (registers every table)
 from yearchange_tui.ent.base import Base
+from yearchange_tui.models_registry import import_all_models
+
+import_all_models()
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,0 +1,156 @@
+"""Guards of the change-over order (seed §4.1, product.md rules), with audited MOE overrides.
+
+- Steps run in order per establishment: 1 and 2 before 3, 3 before 4, 4 before 5.
+- AAF imports are frozen from step 1 until step 3 is done.
+- CSV and timetable imports are refused from step 2 until step 4 is done.
+
+A refusal raises :class:`GuardRefused` with a stable code and a French message and
+changes nothing; an active :class:`GuardOverride` lets the action through, and the
+caller records it in the audit trail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from yearchange_tui.changeover.audit import audit, operator_identity
+from yearchange_tui.changeover.models import (
+    STEP_PREREQUISITES,
+    GuardOverride,
+    Step,
+    StepUnit,
+    UnitStatus,
+)
+from yearchange_tui.ent.models import Establishment
+
+GUARD_STEP_ORDER = "ordre-des-etapes"
+GUARD_AAF_FREEZE = "gel-aaf"
+GUARD_IMPORT_FREEZE = "gel-imports"
+GUARDS = (GUARD_STEP_ORDER, GUARD_AAF_FREEZE, GUARD_IMPORT_FREEZE)
+
+_STARTED = (UnitStatus.RUNNING, UnitStatus.DONE, UnitStatus.FAILED)
+
+
+class GuardRefused(Exception):
+    """An action refused by a guard: stable ``code`` and French ``message``."""
+
+    def __init__(self, code: str, message: str, establishment_uai: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.establishment_uai = establishment_uai
+
+
+def unit_statuses(session: Session, establishment_id: int,
+                  school_year_id: int) -> dict[Step, UnitStatus]:
+    """Status of every step of one establishment's change-over (missing units are pending)."""
+    rows = session.execute(
+        select(StepUnit.step, StepUnit.status).where(
+            StepUnit.establishment_id == establishment_id,
+            StepUnit.school_year_id == school_year_id)).all()
+    statuses = {step: UnitStatus.PENDING for step in Step}
+    statuses.update({Step(step): UnitStatus(status) for step, status in rows})
+    return statuses
+
+
+def has_override(session: Session, guard: str, establishment_id: int | None) -> bool:
+    """True when an active override of ``guard`` covers the establishment."""
+    condition = GuardOverride.establishment_id.is_(None)
+    if establishment_id is not None:
+        condition = or_(condition, GuardOverride.establishment_id == establishment_id)
+    return session.scalar(select(GuardOverride.id).where(
+        GuardOverride.guard == guard, GuardOverride.revoked.is_(False), condition).limit(1)) is not None
+
+
+def grant_override(session: Session, guard: str, reason: str,
+                   establishment_id: int | None = None) -> None:
+    """Record an MOE override of ``guard`` (audited)."""
+    if guard not in GUARDS:
+        raise ValueError(f"garde inconnue « {guard} » (connues : {', '.join(GUARDS)})")
+    if not reason.strip():
+        raise ValueError("une dérogation doit être motivée")
+    session.add(GuardOverride(establishment_id=establishment_id, guard=guard, reason=reason,
+                              granted_by=operator_identity()["os_user"],
+                              granted_at=dt.datetime.now(dt.timezone.utc)))
+    audit(session, "override", "granted", establishment_id=establishment_id,
+          override=True, details={"guard": guard, "reason": reason})
+
+
+def _uai(session: Session, establishment_id: int) -> str:
+    return session.scalar(select(Establishment.uai).where(Establishment.id == establishment_id)) or "?"
+
+
+def check_step_order(session: Session, establishment_id: int, school_year_id: int,
+                     step: Step) -> bool:
+    """Refuse ``step`` while its prerequisites are not done.
+
+    Returns:
+        True when an override let it through (the caller audits the run as overridden).
+
+    Raises:
+        GuardRefused: code ``ordre-des-etapes``.
+    """
+    statuses = unit_statuses(session, establishment_id, school_year_id)
+    missing = [p for p in STEP_PREREQUISITES[step] if statuses[p] is not UnitStatus.DONE]
+    if not missing:
+        return False
+    if has_override(session, GUARD_STEP_ORDER, establishment_id):
+        return True
+    uai = _uai(session, establishment_id)
+    names = ", ".join(f"étape {p.number} ({p.label})" for p in missing)
+    raise GuardRefused(GUARD_STEP_ORDER,
+                       f"{uai} : l'étape {step.number} ({step.label}) ne peut pas commencer "
+                       f"avant la fin de : {names}.", uai)
+
+
+def _frozen(session: Session, establishment_ids: Iterable[int], school_year_id: int,
+            starts: tuple[Step, ...], end: Step, guard: str, what: str) -> bool:
+    overridden = False
+    start = starts[0]
+    for establishment_id in establishment_ids:
+        statuses = unit_statuses(session, establishment_id, school_year_id)
+        started = any(statuses[step] in _STARTED for step in starts)
+        if started and statuses[end] is not UnitStatus.DONE:
+            if has_override(session, guard, establishment_id):
+                overridden = True
+                continue
+            uai = _uai(session, establishment_id)
+            raise GuardRefused(
+                guard,
+                f"{uai} : {what} refusé pendant le changement d'année, de l'étape "
+                f"{start.number} ({start.label}) jusqu'à la fin de l'étape {end.number} "
+                f"({end.label}).", uai)
+    return overridden
+
+
+def check_aaf_import_allowed(session: Session, establishment_ids: Iterable[int],
+                             school_year_id: int) -> bool:
+    """Refuse an AAF import touching an establishment between its steps 1 and 3.
+
+    Returns:
+        True when an override let it through.
+
+    Raises:
+        GuardRefused: code ``gel-aaf``.
+    """
+    return _frozen(session, establishment_ids, school_year_id,
+                   (Step.PURGE_TRASH, Step.ARCHIVE), Step.DELETE_OBSOLETE, GUARD_AAF_FREEZE,
+                   "import AAF")
+
+
+def check_timetable_or_csv_import_allowed(session: Session, establishment_id: int,
+                                          school_year_id: int, what: str = "import") -> bool:
+    """Refuse a CSV or timetable import between the establishment's steps 2 and 4.
+
+    Returns:
+        True when an override let it through.
+
+    Raises:
+        GuardRefused: code ``gel-imports``.
+    """
+    return _frozen(session, [establishment_id], school_year_id, (Step.ARCHIVE,),
+                   Step.INIT_DIRECTORY, GUARD_IMPORT_FREEZE, what)

@@ -1,0 +1,176 @@
+"""Engine state tables: per-(establishment, step) units, dry-run reports, archive
+manifests, guard overrides and the audit trail.
+
+They live on the same metadata as the ENT model (one database, one migration chain).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from yearchange_tui.ent.base import Base, enum_column, fk
+
+
+class Step(enum.StrEnum):
+    """The steps of the change-over, by their CLI names."""
+
+    PURGE_TRASH = "purge-trash"
+    ARCHIVE = "archive"
+    DELETE_OBSOLETE = "delete-obsolete"
+    INIT_DIRECTORY = "init-directory"
+    INIT_SCHOOL_LIFE = "init-school-life"
+
+    @property
+    def number(self) -> int:
+        """Step number as in the seed (1 to 5)."""
+        return list(Step).index(self) + 1
+
+    @property
+    def label(self) -> str:
+        """French name shown to operators."""
+        return STEP_LABELS[self]
+
+
+STEP_LABELS = {
+    Step.PURGE_TRASH: "Purge de la corbeille",
+    Step.ARCHIVE: "Archivage de fin d'année N",
+    Step.DELETE_OBSOLETE: "Suppression des données obsolètes N",
+    Step.INIT_DIRECTORY: "Initialisation de l'annuaire N+1",
+    Step.INIT_SCHOOL_LIFE: "Initialisation de la vie scolaire N+1",
+}
+
+# A step may start only when these steps are done for the same establishment.
+STEP_PREREQUISITES: dict[Step, tuple[Step, ...]] = {
+    Step.PURGE_TRASH: (),
+    Step.ARCHIVE: (),
+    Step.DELETE_OBSOLETE: (Step.PURGE_TRASH, Step.ARCHIVE),
+    Step.INIT_DIRECTORY: (Step.DELETE_OBSOLETE,),
+    Step.INIT_SCHOOL_LIFE: (Step.INIT_DIRECTORY,),
+}
+
+
+class UnitStatus(enum.StrEnum):
+    """State of one (establishment, step) unit of work."""
+
+    PENDING = "pending"  # planifié / en attente
+    RUNNING = "running"  # en cours
+    DONE = "done"  # terminé
+    FAILED = "failed"  # échec
+    BLOCKED = "blocked"  # bloqué (a prerequisite or guard refused it)
+    MISSED = "missed"  # manqué (its window passed)
+    SKIPPED = "skipped"  # ignoré
+
+
+UNIT_STATUS_LABELS = {
+    UnitStatus.PENDING: "planifié",
+    UnitStatus.RUNNING: "en cours",
+    UnitStatus.DONE: "terminé",
+    UnitStatus.FAILED: "échec",
+    UnitStatus.BLOCKED: "bloqué",
+    UnitStatus.MISSED: "manqué",
+    UnitStatus.SKIPPED: "ignoré",
+}
+
+
+class StepUnit(Base):
+    """Progress of one step for one establishment in one change-over (year N to N+1)."""
+
+    __tablename__ = "step_units"
+    __table_args__ = (UniqueConstraint("establishment_id", "school_year_id", "step"),
+                      Index("ix_step_units_step_status", "step", "status"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    establishment_id: Mapped[int] = fk("establishments.id")
+    # Year N, the year being closed by this change-over.
+    school_year_id: Mapped[int] = fk("school_years.id")
+    step: Mapped[Step] = mapped_column(enum_column(Step))
+    status: Mapped[UnitStatus] = mapped_column(enum_column(UnitStatus),
+                                               default=UnitStatus.PENDING)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    progress_done: Mapped[int] = mapped_column(Integer, default=0)
+    progress_total: Mapped[int] = mapped_column(Integer, default=0)
+    # JSON: the phases already committed, so a resumed run skips them.
+    checkpoint: Mapped[str] = mapped_column(Text, default="{}")
+    # JSON: what the real run did (counts per kind).
+    counts: Mapped[str] = mapped_column(Text, default="{}")
+    error: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DryRunReport(Base):
+    """What a dry run found for one establishment and step: counts, lists, warnings (JSON)."""
+
+    __tablename__ = "dry_run_reports"
+    __table_args__ = (Index("ix_dry_run_reports_unit", "establishment_id", "school_year_id",
+                            "step", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    establishment_id: Mapped[int] = fk("establishments.id")
+    school_year_id: Mapped[int] = fk("school_years.id")
+    step: Mapped[Step] = mapped_column(enum_column(Step))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    counts: Mapped[str] = mapped_column(Text, default="{}")
+    lists: Mapped[str] = mapped_column(Text, default="{}")
+    warnings: Mapped[str] = mapped_column(Text, default="[]")
+
+
+class ArchiveManifest(Base):
+    """One archive written by step 2, with its checksum (verified before step 3)."""
+
+    __tablename__ = "archive_manifests"
+    __table_args__ = (UniqueConstraint("establishment_id", "school_year_id", "archive_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    establishment_id: Mapped[int] = fk("establishments.id")
+    school_year_id: Mapped[int] = fk("school_years.id")
+    # Stable key of the archive within the unit, e.g. "textbook:6A", "binder:1234".
+    archive_key: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(50))
+    relative_path: Mapped[str] = mapped_column(String(500))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    entry_count: Mapped[int] = mapped_column(Integer, default=0)
+    stored_file_id: Mapped[int | None] = fk("stored_files.id", nullable=True,
+                                            ondelete="SET NULL")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class GuardOverride(Base):
+    """An MOE override of a guard for one establishment (or all when establishment is empty)."""
+
+    __tablename__ = "guard_overrides"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    establishment_id: Mapped[int | None] = fk("establishments.id", nullable=True)
+    guard: Mapped[str] = mapped_column(String(50))
+    reason: Mapped[str] = mapped_column(Text)
+    granted_by: Mapped[str] = mapped_column(String(200))
+    granted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AuditEntry(Base):
+    """Who did what, when, from where, with which outcome and counts."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_at", "at"),
+                      Index("ix_audit_entries_establishment", "establishment_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    os_user: Mapped[str] = mapped_column(String(100))
+    ssh_client: Mapped[str] = mapped_column(String(100), default="")
+    host: Mapped[str] = mapped_column(String(200), default="")
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    action: Mapped[str] = mapped_column(String(50))
+    establishment_id: Mapped[int | None] = fk("establishments.id", nullable=True,
+                                              ondelete="SET NULL")
+    step: Mapped[str] = mapped_column(String(30), default="")
+    outcome: Mapped[str] = mapped_column(String(30))
+    override: Mapped[bool] = mapped_column(Boolean, default=False)
+    details: Mapped[str] = mapped_column(Text, default="{}")

@@ -1,0 +1,107 @@
+"""Resumable units of work: one row per (establishment, school year N, step).
+
+A unit records the phases it has committed in its checkpoint; a resumed run skips
+them. Running a unit that is done is a no-op.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from yearchange_tui.changeover.models import Step, StepUnit, UnitStatus
+from yearchange_tui.ent.models import SchoolYear
+
+
+class NoCurrentYearError(Exception):
+    """The database has no current school year (French message)."""
+
+
+def utcnow() -> dt.datetime:
+    """Current UTC time."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def current_school_year(session: Session) -> SchoolYear:
+    """School year N: the one marked current.
+
+    Raises:
+        NoCurrentYearError: when no school year is current.
+    """
+    year = session.scalar(select(SchoolYear).where(SchoolYear.is_current.is_(True)))
+    if year is None:
+        raise NoCurrentYearError("Aucune année scolaire courante dans la base.")
+    return year
+
+
+def next_school_year(session: Session, year: SchoolYear) -> SchoolYear:
+    """School year N+1, created when missing."""
+    following = session.scalar(select(SchoolYear).where(SchoolYear.start_year == year.start_year + 1))
+    if following is None:
+        start = year.start_year + 1
+        following = SchoolYear(start_year=start, label=f"{start}-{start + 1}",
+                               starts_on=dt.date(start, 9, 1), ends_on=dt.date(start + 1, 8, 31),
+                               is_current=False)
+        session.add(following)
+        session.flush()
+    return following
+
+
+def get_unit(session: Session, establishment_id: int, school_year_id: int,
+             step: Step, *, create: bool = True) -> StepUnit | None:
+    """The unit row, created as pending when missing (and ``create``)."""
+    unit = session.scalar(select(StepUnit).where(
+        StepUnit.establishment_id == establishment_id,
+        StepUnit.school_year_id == school_year_id, StepUnit.step == step))
+    if unit is None and create:
+        unit = StepUnit(establishment_id=establishment_id, school_year_id=school_year_id,
+                        step=step, status=UnitStatus.PENDING, checkpoint="{}", counts="{}",
+                        error="", attempts=0, progress_done=0, progress_total=0)
+        session.add(unit)
+        session.flush()
+    return unit
+
+
+def begin_unit(unit: StepUnit, total: int = 0) -> None:
+    """Mark the unit running (a resumed unit keeps its checkpoint)."""
+    unit.status = UnitStatus.RUNNING
+    unit.attempts = (unit.attempts or 0) + 1
+    unit.error = ""
+    if unit.started_at is None:
+        unit.started_at = utcnow()
+    unit.progress_total = total
+
+
+def checkpoint(unit: StepUnit) -> dict[str, Any]:
+    """The unit's checkpoint: ``{"phases": {name: counts}}``."""
+    return json.loads(unit.checkpoint or "{}")
+
+
+def completed_phases(unit: StepUnit) -> dict[str, Any]:
+    """Phases already committed, with the counts they recorded."""
+    return dict(checkpoint(unit).get("phases", {}))
+
+
+def save_phase(unit: StepUnit, phase: str, counts: dict[str, Any]) -> None:
+    """Record that ``phase`` is committed (the caller commits in the same transaction)."""
+    state = checkpoint(unit)
+    state.setdefault("phases", {})[phase] = counts
+    unit.checkpoint = json.dumps(state, ensure_ascii=False, sort_keys=True)
+
+
+def finish_unit(unit: StepUnit, counts: dict[str, Any]) -> None:
+    """Mark the unit done with its counts."""
+    unit.status = UnitStatus.DONE
+    unit.finished_at = utcnow()
+    unit.counts = json.dumps(counts, ensure_ascii=False, sort_keys=True)
+    unit.progress_done = unit.progress_total
+
+
+def fail_unit(unit: StepUnit, error: str) -> None:
+    """Mark the unit failed with a French error."""
+    unit.status = UnitStatus.FAILED
+    unit.error = error
