@@ -517,6 +517,7 @@ class _EstablishmentFiller:
             right(rubric_id, RubricRole.PUBLISHER, group=self.free_group_ids[1])
             right(rubric_id, RubricRole.MODERATOR, group=self.free_group_ids[2])
             right(rubric_id, RubricRole.VISITOR, group=self.free_group_ids[4])
+            right(rubric_id, RubricRole.WRITER, group=self.free_group_ids[5])
             document(rubric_id, f"Programme — {name}", f"Programme de l'activité {name}.\n",
                      manager)
         # Regular rubrics (untouched by the change-over).
