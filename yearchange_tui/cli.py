@@ -198,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         print("\nLa console opérateur n'est pas encore livrée : utilisez une commande ci-dessus.")
         return EXIT_OK
+    from yearchange_tui.changeover.runner import ReadOnlyError
+    from yearchange_tui.changeover.units import NoCurrentYearError
     from yearchange_tui.ent.database import DatabaseError
 
     try:
@@ -206,6 +208,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err(f"yearchange : {error}")
         return EXIT_USAGE
     except DatabaseError as error:
+        _err(f"yearchange : {error}")
+        return EXIT_USAGE
+    except ReadOnlyError as error:
+        _err(f"yearchange : {error}")
+        return EXIT_USAGE
+    except NoCurrentYearError as error:
         _err(f"yearchange : {error}")
         return EXIT_USAGE
     except KeyboardInterrupt:

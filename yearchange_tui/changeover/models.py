@@ -76,6 +76,17 @@ UNIT_STATUS_LABELS = {
 }
 
 
+UNIT_STATUS_GLYPHS = {
+    UnitStatus.PENDING: "○",
+    UnitStatus.RUNNING: "◐",
+    UnitStatus.DONE: "✓",
+    UnitStatus.FAILED: "✗",
+    UnitStatus.BLOCKED: "⊘",
+    UnitStatus.MISSED: "!",
+    UnitStatus.SKIPPED: "–",
+}
+
+
 class StepUnit(Base):
     """Progress of one step for one establishment in one change-over (year N to N+1)."""
 

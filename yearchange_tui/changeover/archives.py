@@ -1,0 +1,488 @@
+"""Contents of the step-2 archives, built entry by entry from streamed queries.
+
+- the cahier de textes of a class: a static site (``index.html``, a page per session,
+  homework and distributed activity, the attachments) readable offline;
+- the classeur of a student: every activity distributed to them, with attachments;
+- school life: CSV in French spreadsheet conventions (UTF-8 with BOM, ``;``, decimal
+  comma, dd/mm/yyyy) and printable HTML for report cards and end-of-cycle reports.
+
+Each builder takes a :class:`~yearchange_tui.changeover.effects.ZipBuilder`; the same
+builder feeds the real archive and the dry run's counting sink.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import html
+import io
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Select, and_, case, func, select
+from sqlalchemy.orm import aliased
+
+from yearchange_tui.changeover.effects import ZipBuilder
+from yearchange_tui.ent.models import (
+    ActivityAttachment,
+    ActivityDistribution,
+    Assessment,
+    AttendanceEvent,
+    AttendanceKind,
+    BinderActivity,
+    EndOfCycleReport,
+    Epi,
+    EpiMember,
+    Grade,
+    Homework,
+    Period,
+    Person,
+    Punishment,
+    ReportCard,
+    ReportCardLine,
+    RollCall,
+    Sanction,
+    SchoolClass,
+    SkillAssessment,
+    StoredFile,
+    Subject,
+    TextbookAttachment,
+    TextbookSession,
+)
+
+STREAM_ROWS = 2_000
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+_STYLE = """
+body { font-family: sans-serif; margin: 2em; color: #111; }
+h1, h2 { font-weight: normal; }
+table { border-collapse: collapse; width: 100%; }
+th, td { border: 1px solid #999; padding: 0.2em 0.5em; text-align: left; }
+.page { page-break-after: always; }
+@media print { a { color: inherit; text-decoration: none; } }
+"""
+
+
+def safe_name(value: str) -> str:
+    """A file-name-safe form of ``value`` (ASCII letters, digits, ``._-``)."""
+    return _UNSAFE.sub("-", value).strip("-") or "x"
+
+
+def _stream(connection: Connection, statement: Select[Any]) -> Iterator[Any]:
+    result = connection.execution_options(yield_per=STREAM_ROWS).execute(statement)
+    yield from result
+
+
+def _page(title: str, body: str) -> str:
+    return (f'<!DOCTYPE html>\n<html lang="fr"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
+            f"<body>\n{body}\n</body></html>\n")
+
+
+def _date(value: dt.date | dt.datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.strftime("%d/%m/%Y")
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:g}".replace(".", ",")
+
+
+def _person_name(last: str | None, first: str | None) -> str:
+    return f"{last or ''} {first or ''}".strip()
+
+
+def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    """CSV in French spreadsheet conventions: UTF-8 with BOM, ``;`` separator, CRLF."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if value is None else value for value in row])
+    return b"\xef\xbb\xbf" + buffer.getvalue().encode("utf-8")
+
+
+def _attachment_name(file_id: int, original_name: str) -> str:
+    return f"pieces-jointes/{file_id}-{safe_name(original_name)}"
+
+
+# -- cahier de textes of one class -------------------------------------------------------
+
+def build_textbook_archive(connection: Connection, storage_root: Path, *, establishment: str,
+                           year_label: str, class_id: int, class_code: str,
+                           builder: ZipBuilder) -> None:
+    """The static cahier de textes of a class: sessions, homework, activities, attachments."""
+    teacher = aliased(Person)
+    sessions = _stream(connection, select(
+        TextbookSession.id, TextbookSession.held_on, TextbookSession.title,
+        TextbookSession.content, Subject.label, teacher.last_name, teacher.first_name)
+        .outerjoin(Subject, Subject.id == TextbookSession.subject_id)
+        .outerjoin(teacher, teacher.id == TextbookSession.teacher_id)
+        .where(TextbookSession.class_id == class_id)
+        .order_by(TextbookSession.held_on, TextbookSession.id))
+    attachments: dict[tuple[str, int], list[tuple[int, str, str]]] = defaultdict(list)
+    for owner_session, owner_homework, file_id, name, path in connection.execute(select(
+            TextbookAttachment.session_id, TextbookAttachment.homework_id, StoredFile.id,
+            StoredFile.original_name, StoredFile.relative_path)
+            .join(StoredFile, StoredFile.id == TextbookAttachment.stored_file_id)
+            .outerjoin(TextbookSession, TextbookSession.id == TextbookAttachment.session_id)
+            .outerjoin(Homework, Homework.id == TextbookAttachment.homework_id)
+            .where((TextbookSession.class_id == class_id) | (Homework.class_id == class_id))
+            .order_by(StoredFile.id)):
+        key = ("session", owner_session) if owner_session else ("homework", owner_homework)
+        attachments[key].append((file_id, name, path))
+    copied: set[int] = set()
+
+    def attach(key: tuple[str, int]) -> str:
+        links = []
+        for file_id, name, path in attachments.get(key, []):
+            target = _attachment_name(file_id, name)
+            if file_id not in copied:
+                builder.add_file(target, storage_root / path)
+                copied.add(file_id)
+            links.append(f'<li><a href="../{html.escape(target)}">{html.escape(name)}</a></li>')
+        return f"<h2>Pièces jointes</h2><ul>{''.join(links)}</ul>" if links else ""
+
+    index_sessions: list[str] = []
+    for number, (session_id, held_on, title, content, subject, last, first) in enumerate(
+            sessions, start=1):
+        page = f"seances/{number:05d}.html"
+        body = (f"<h1>{html.escape(title)}</h1><p>{_date(held_on)} — "
+                f"{html.escape(subject or '')} — {html.escape(_person_name(last, first))}</p>"
+                f"<div>{html.escape(content or '')}</div>{attach(('session', session_id))}"
+                '<p><a href="../index.html">Retour au sommaire</a></p>')
+        builder.add_text(page, _page(f"{class_code} — {title}", body))
+        index_sessions.append(f'<tr><td>{_date(held_on)}</td><td>{html.escape(subject or "")}'
+                              f'</td><td><a href="{page}">{html.escape(title)}</a></td></tr>')
+
+    homeworks = _stream(connection, select(
+        Homework.id, Homework.given_on, Homework.due_on, Homework.description, Subject.label)
+        .outerjoin(Subject, Subject.id == Homework.subject_id)
+        .where(Homework.class_id == class_id).order_by(Homework.due_on, Homework.id))
+    index_homework: list[str] = []
+    for number, (homework_id, given_on, due_on, description, subject) in enumerate(
+            homeworks, start=1):
+        page = f"travail-a-faire/{number:05d}.html"
+        body = (f"<h1>Travail à faire pour le {_date(due_on)}</h1>"
+                f"<p>Donné le {_date(given_on)} — {html.escape(subject or '')}</p>"
+                f"<div>{html.escape(description)}</div>{attach(('homework', homework_id))}"
+                '<p><a href="../index.html">Retour au sommaire</a></p>')
+        builder.add_text(page, _page(f"{class_code} — travail à faire", body))
+        index_homework.append(f'<tr><td>{_date(due_on)}</td><td>{html.escape(subject or "")}'
+                              f'</td><td><a href="{page}">{html.escape(description)}</a></td></tr>')
+
+    index_activities = _activities(connection, storage_root, builder, copied,
+                                   ActivityDistribution.class_id == class_id, prefix="activites")
+    body = (f"<h1>Cahier de textes — classe {html.escape(class_code)}</h1>"
+            f"<p>{html.escape(establishment)} — année scolaire {year_label}</p>"
+            f"<h2>Séances ({len(index_sessions)})</h2><table><tr><th>Date</th><th>Matière</th>"
+            f"<th>Séance</th></tr>{''.join(index_sessions)}</table>"
+            f"<h2>Travail à faire ({len(index_homework)})</h2><table><tr><th>Pour le</th>"
+            f"<th>Matière</th><th>Travail</th></tr>{''.join(index_homework)}</table>"
+            f"<h2>Activités diffusées depuis le classeur ({len(index_activities)})</h2>"
+            f"<table><tr><th>Date</th><th>Activité</th></tr>{''.join(index_activities)}</table>")
+    builder.add_text("index.html", _page(f"Cahier de textes {class_code} {year_label}", body))
+
+
+def _activities(connection: Connection, storage_root: Path, builder: ZipBuilder,
+                copied: set[int], condition: Any, prefix: str) -> list[str]:
+    """Write one page per distributed activity matching ``condition``; return index rows."""
+    activity_ids = select(ActivityDistribution.activity_id).where(condition).distinct()
+    activities = connection.execute(select(
+        BinderActivity.id, BinderActivity.title, BinderActivity.instructions,
+        BinderActivity.created_at).where(BinderActivity.id.in_(activity_ids))
+        .order_by(BinderActivity.created_at, BinderActivity.id)).all()
+    files: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
+    for activity_id, file_id, name, path in connection.execute(select(
+            ActivityAttachment.activity_id, StoredFile.id, StoredFile.original_name,
+            StoredFile.relative_path).join(StoredFile,
+                                           StoredFile.id == ActivityAttachment.stored_file_id)
+            .where(ActivityAttachment.activity_id.in_(activity_ids)).order_by(StoredFile.id)):
+        files[activity_id].append((file_id, name, path))
+    rows: list[str] = []
+    for activity_id, title, instructions, created_at in activities:
+        links = []
+        for file_id, name, path in files.get(activity_id, []):
+            target = _attachment_name(file_id, name)
+            if file_id not in copied:
+                builder.add_file(target, storage_root / path)
+                copied.add(file_id)
+            links.append(f'<li><a href="../{html.escape(target)}">{html.escape(name)}</a></li>')
+        page = f"{prefix}/{activity_id}.html"
+        body = (f"<h1>{html.escape(title)}</h1><p>Diffusée le {_date(created_at)}</p>"
+                f"<div>{html.escape(instructions or '')}</div>"
+                + (f"<h2>Pièces jointes</h2><ul>{''.join(links)}</ul>" if links else "")
+                + '<p><a href="../index.html">Retour au sommaire</a></p>')
+        builder.add_text(page, _page(title, body))
+        rows.append(f'<tr><td>{_date(created_at)}</td><td><a href="{page}">'
+                    f"{html.escape(title)}</a></td></tr>")
+    return rows
+
+
+def build_binder_archive(connection: Connection, storage_root: Path, *, student_name: str,
+                         year_label: str, student_id: int, builder: ZipBuilder) -> None:
+    """Every activity distributed to one student this year, with its attachments."""
+    rows = _activities(connection, storage_root, builder, set(),
+                       ActivityDistribution.student_id == student_id, prefix="activites")
+    body = (f"<h1>Classeur pédagogique — {html.escape(student_name)}</h1>"
+            f"<p>Année scolaire {year_label} — {len(rows)} activités diffusées</p>"
+            f"<table><tr><th>Date</th><th>Activité</th></tr>{''.join(rows)}</table>")
+    builder.add_text("index.html", _page(f"Classeur {student_name} {year_label}", body))
+
+
+# -- school life --------------------------------------------------------------------------
+
+def _scope(model: Any, establishment_id: int, school_year_id: int) -> Any:
+    return and_(model.establishment_id == establishment_id,
+                model.school_year_id == school_year_id)
+
+
+def _classes(connection: Connection, establishment_id: int,
+             school_year_id: int) -> list[tuple[int, str]]:
+    return [tuple(row) for row in connection.execute(  # type: ignore[misc]
+        select(SchoolClass.id, SchoolClass.code).where(
+            _scope(SchoolClass, establishment_id, school_year_id)).order_by(SchoolClass.code))]
+
+
+def build_roll_calls(connection: Connection, establishment_id: int, school_year_id: int,
+                     builder: ZipBuilder) -> None:
+    """Registres d'appel: each roll call, then each absence, late and departure recorded."""
+    teacher = aliased(Person)
+    calls = _stream(connection, select(
+        RollCall.id, RollCall.taken_at, SchoolClass.code, teacher.last_name, teacher.first_name,
+        select(func.count(AttendanceEvent.id)).where(AttendanceEvent.roll_call_id == RollCall.id)
+        .scalar_subquery())
+        .outerjoin(SchoolClass, SchoolClass.id == RollCall.class_id)
+        .outerjoin(teacher, teacher.id == RollCall.teacher_id)
+        .where(_scope(RollCall, establishment_id, school_year_id))
+        .order_by(RollCall.taken_at, RollCall.id))
+    builder.add_bytes("registres-d-appel.csv", csv_bytes(
+        ["Appel", "Date", "Heure", "Classe", "Enseignant", "Élèves signalés"],
+        ((call_id, _date(taken_at), taken_at.strftime("%H:%M"), code,
+          _person_name(last, first), count)
+         for call_id, taken_at, code, last, first, count in calls)))
+    student = aliased(Person)
+    events = _stream(connection, select(
+        AttendanceEvent.roll_call_id, student.last_name, student.first_name, AttendanceEvent.kind,
+        AttendanceEvent.starts_at, AttendanceEvent.ends_at, AttendanceEvent.justified,
+        AttendanceEvent.reason)
+        .join(student, student.id == AttendanceEvent.student_id)
+        .where(_scope(AttendanceEvent, establishment_id, school_year_id))
+        .order_by(AttendanceEvent.starts_at, AttendanceEvent.id))
+    labels = {AttendanceKind.ABSENCE: "Absence", AttendanceKind.LATE: "Retard",
+              AttendanceKind.DEPARTURE: "Départ"}
+    builder.add_bytes("absences-retards-departs.csv", csv_bytes(
+        ["Appel", "Élève", "Type", "Début", "Fin", "Justifié", "Motif"],
+        ((call_id, _person_name(last, first), labels[AttendanceKind(kind)],
+          starts_at.strftime("%d/%m/%Y %H:%M"), ends_at.strftime("%d/%m/%Y %H:%M"),
+          "oui" if justified else "non", reason)
+         for call_id, last, first, kind, starts_at, ends_at, justified, reason in events)))
+
+
+def build_grade_reports(connection: Connection, establishment_id: int, school_year_id: int,
+                        builder: ZipBuilder) -> None:
+    """Relevés d'évaluations: one CSV per class, one line per grade."""
+    student = aliased(Person)
+    for class_id, code in _classes(connection, establishment_id, school_year_id):
+        rows = _stream(connection, select(
+            student.last_name, student.first_name, Period.name, Subject.label, Assessment.title,
+            Assessment.given_on, Assessment.coefficient, Grade.score, Assessment.max_score,
+            Grade.status)
+            .select_from(Grade).join(Assessment, Assessment.id == Grade.assessment_id)
+            .join(student, student.id == Grade.student_id)
+            .outerjoin(Period, Period.id == Assessment.period_id)
+            .outerjoin(Subject, Subject.id == Assessment.subject_id)
+            .where(Assessment.class_id == class_id)
+            .order_by(student.last_name, student.first_name, student.id, Assessment.given_on,
+                      Assessment.id))
+        builder.add_bytes(f"releve-evaluations-{safe_name(code)}.csv", csv_bytes(
+            ["Élève", "Période", "Matière", "Évaluation", "Date", "Coefficient", "Note", "Sur",
+             "Mention"],
+            ((_person_name(last, first), period, subject, title, _date(given_on),
+              _number(coefficient), _number(score), _number(max_score), status)
+             for last, first, period, subject, title, given_on, coefficient, score, max_score,
+             status in rows)))
+
+
+def build_skills(connection: Connection, establishment_id: int, school_year_id: int,
+                 builder: ZipBuilder) -> None:
+    """Relevés de compétences: one CSV per class."""
+    student = aliased(Person)
+    membership_class = _student_class_map(connection, establishment_id, school_year_id)
+    rows = _stream(connection, select(
+        SkillAssessment.student_id, student.last_name, student.first_name, Period.name,
+        SkillAssessment.domain, SkillAssessment.skill, SkillAssessment.level)
+        .join(student, student.id == SkillAssessment.student_id)
+        .outerjoin(Period, Period.id == SkillAssessment.period_id)
+        .where(_scope(SkillAssessment, establishment_id, school_year_id))
+        .order_by(student.last_name, student.first_name, student.id, SkillAssessment.id))
+    levels = {1: "Maîtrise insuffisante", 2: "Maîtrise fragile", 3: "Maîtrise satisfaisante",
+              4: "Très bonne maîtrise"}
+    builder.add_bytes("releves-de-competences.csv", csv_bytes(
+        ["Classe", "Élève", "Période", "Domaine", "Compétence", "Niveau", "Libellé du niveau"],
+        ((membership_class.get(student_id, ""), _person_name(last, first), period, domain,
+          skill, level, levels.get(level, ""))
+         for student_id, last, first, period, domain, skill, level in rows)))
+
+
+def _student_class_map(connection: Connection, establishment_id: int,
+                       school_year_id: int) -> dict[int, str]:
+    from yearchange_tui.ent.models import ClassMembership, ClassRole
+
+    return dict(connection.execute(select(ClassMembership.person_id, SchoolClass.code)
+                                   .join(SchoolClass, SchoolClass.id == ClassMembership.class_id)
+                                   .where(_scope(SchoolClass, establishment_id, school_year_id),
+                                          ClassMembership.role == ClassRole.STUDENT)).all())
+
+
+def build_report_cards(connection: Connection, establishment_id: int, school_year_id: int,
+                       establishment: str, year_label: str, builder: ZipBuilder) -> None:
+    """Bulletins périodiques: one printable HTML document per class, a page per card."""
+    student = aliased(Person)
+    for class_id, code in _classes(connection, establishment_id, school_year_id):
+        lines: dict[int, list[tuple[str, float | None, str]]] = defaultdict(list)
+        for card_id, subject, average, appraisal in connection.execute(select(
+                ReportCardLine.report_card_id, Subject.label, ReportCardLine.average,
+                ReportCardLine.appraisal)
+                .join(ReportCard, ReportCard.id == ReportCardLine.report_card_id)
+                .outerjoin(Subject, Subject.id == ReportCardLine.subject_id)
+                .where(ReportCard.class_id == class_id).order_by(ReportCardLine.id)):
+            lines[card_id].append((subject or "", average, appraisal))
+        cards = connection.execute(select(
+            ReportCard.id, student.last_name, student.first_name, Period.name,
+            ReportCard.general_average, ReportCard.general_appraisal)
+            .join(student, student.id == ReportCard.student_id)
+            .outerjoin(Period, Period.id == ReportCard.period_id)
+            .where(ReportCard.class_id == class_id)
+            .order_by(student.last_name, student.first_name, student.id, Period.position)).all()
+        pages = []
+        for card_id, last, first, period, average, appraisal in cards:
+            table = "".join(f"<tr><td>{html.escape(subject)}</td><td>{_number(value)}</td>"
+                            f"<td>{html.escape(text)}</td></tr>"
+                            for subject, value, text in lines.get(card_id, []))
+            pages.append(
+                f'<section class="page"><h1>Bulletin — {html.escape(period or "")}</h1>'
+                f"<p>{html.escape(establishment)} — {year_label} — classe {html.escape(code)}</p>"
+                f"<h2>{html.escape(_person_name(last, first))}</h2>"
+                f"<table><tr><th>Matière</th><th>Moyenne</th><th>Appréciation</th></tr>{table}"
+                f"</table><p>Moyenne générale : {_number(average)}</p>"
+                f"<p>Appréciation générale : {html.escape(appraisal or '')}</p></section>")
+        builder.add_text(f"bulletins-{safe_name(code)}.html",
+                         _page(f"Bulletins {code} {year_label}", "\n".join(pages)))
+
+
+def build_end_of_cycle(connection: Connection, establishment_id: int, school_year_id: int,
+                       establishment: str, year_label: str, builder: ZipBuilder) -> None:
+    """Bilans de fin de cycle: one printable HTML document, a page per student."""
+    student = aliased(Person)
+    membership_class = _student_class_map(connection, establishment_id, school_year_id)
+    reports = _stream(connection, select(
+        EndOfCycleReport.student_id, student.last_name, student.first_name,
+        EndOfCycleReport.cycle, EndOfCycleReport.domain_levels, EndOfCycleReport.appraisal)
+        .join(student, student.id == EndOfCycleReport.student_id)
+        .where(_scope(EndOfCycleReport, establishment_id, school_year_id))
+        .order_by(student.last_name, student.first_name, student.id))
+    pages = []
+    for student_id, last, first, cycle, levels, appraisal in reports:
+        rows = "".join(f"<tr><td>{html.escape(domain)}</td><td>{html.escape(level)}</td></tr>"
+                       for domain, _, level in (part.partition("=")
+                                                for part in levels.split(";") if part))
+        pages.append(
+            f'<section class="page"><h1>Bilan de fin de cycle {cycle}</h1>'
+            f"<p>{html.escape(establishment)} — {year_label} — classe "
+            f"{html.escape(membership_class.get(student_id, ''))}</p>"
+            f"<h2>{html.escape(_person_name(last, first))}</h2>"
+            f"<table><tr><th>Domaine du socle</th><th>Niveau</th></tr>{rows}</table>"
+            f"<p>{html.escape(appraisal or '')}</p></section>")
+    builder.add_text("bilans-de-fin-de-cycle.html",
+                     _page(f"Bilans de fin de cycle {year_label}", "\n".join(pages)))
+
+
+def build_punishments(connection: Connection, establishment_id: int, school_year_id: int,
+                      builder: ZipBuilder) -> None:
+    """Punitions: one CSV."""
+    student, giver = aliased(Person), aliased(Person)
+    membership_class = _student_class_map(connection, establishment_id, school_year_id)
+    rows = _stream(connection, select(
+        Punishment.student_id, student.last_name, student.first_name, Punishment.given_on,
+        Punishment.kind, Punishment.reason, giver.last_name, giver.first_name)
+        .join(student, student.id == Punishment.student_id)
+        .outerjoin(giver, giver.id == Punishment.given_by_id)
+        .where(_scope(Punishment, establishment_id, school_year_id))
+        .order_by(Punishment.given_on, Punishment.id))
+    builder.add_bytes("punitions.csv", csv_bytes(
+        ["Date", "Classe", "Élève", "Punition", "Motif", "Donnée par"],
+        ((_date(given_on), membership_class.get(student_id, ""), _person_name(last, first), kind,
+          reason, _person_name(giver_last, giver_first))
+         for student_id, last, first, given_on, kind, reason, giver_last, giver_first in rows)))
+
+
+def build_epis(connection: Connection, establishment_id: int, school_year_id: int,
+               builder: ZipBuilder) -> None:
+    """EPI: one CSV of the EPI and one of their members."""
+    epis = connection.execute(select(Epi.id, Epi.title, Epi.theme, Epi.subjects, SchoolClass.code)
+                              .outerjoin(SchoolClass, SchoolClass.id == Epi.class_id)
+                              .where(_scope(Epi, establishment_id, school_year_id))
+                              .order_by(Epi.id)).all()
+    builder.add_bytes("epi.csv", csv_bytes(
+        ["EPI", "Intitulé", "Thématique", "Disciplines", "Classe"],
+        [tuple(row) for row in epis]))
+    member = aliased(Person)
+    members = connection.execute(select(EpiMember.epi_id, member.last_name, member.first_name,
+                                        member.kind)
+                                 .join(member, member.id == EpiMember.person_id)
+                                 .join(Epi, Epi.id == EpiMember.epi_id)
+                                 .where(_scope(Epi, establishment_id, school_year_id))
+                                 .order_by(EpiMember.epi_id, member.last_name, member.id)).all()
+    builder.add_bytes("epi-participants.csv", csv_bytes(
+        ["EPI", "Participant", "Profil"],
+        ((epi_id, _person_name(last, first), "Élève" if kind == "student" else "Enseignant")
+         for epi_id, last, first, kind in members)))
+
+
+def build_absence_statistics(connection: Connection, establishment_id: int,
+                             school_year_id: int, builder: ZipBuilder) -> None:
+    """Statistiques d'absences: per student, absences, lates and departures over the year."""
+    student = aliased(Person)
+    membership_class = _student_class_map(connection, establishment_id, school_year_id)
+
+    def count_of(kind: AttendanceKind) -> Any:
+        return func.sum(case((AttendanceEvent.kind == kind, 1), else_=0))
+
+    rows = connection.execute(select(
+        AttendanceEvent.student_id, student.last_name, student.first_name,
+        count_of(AttendanceKind.ABSENCE), count_of(AttendanceKind.LATE),
+        count_of(AttendanceKind.DEPARTURE),
+        func.sum(case((AttendanceEvent.justified.is_(False), 1), else_=0)))
+        .join(student, student.id == AttendanceEvent.student_id)
+        .where(_scope(AttendanceEvent, establishment_id, school_year_id))
+        .group_by(AttendanceEvent.student_id, student.last_name, student.first_name)
+        .order_by(student.last_name, student.first_name, AttendanceEvent.student_id)).all()
+    builder.add_bytes("statistiques-absences.csv", csv_bytes(
+        ["Classe", "Élève", "Absences", "Retards", "Départs", "Non justifiés"],
+        ((membership_class.get(student_id, ""), _person_name(last, first), absences, lates,
+          departures, unjustified)
+         for student_id, last, first, absences, lates, departures, unjustified in rows)))
+
+
+def sanctions_csv(connection: Connection, establishment_id: int, school_year_id: int) -> bytes:
+    """Sanctions of the year as one CSV (sent to the heads of establishment)."""
+    student, decider = aliased(Person), aliased(Person)
+    membership_class = _student_class_map(connection, establishment_id, school_year_id)
+    rows = connection.execute(select(
+        Sanction.student_id, student.last_name, student.first_name, Sanction.decided_on,
+        Sanction.kind, Sanction.reason, decider.last_name, decider.first_name)
+        .join(student, student.id == Sanction.student_id)
+        .outerjoin(decider, decider.id == Sanction.decided_by_id)
+        .where(_scope(Sanction, establishment_id, school_year_id))
+        .order_by(Sanction.decided_on, Sanction.id)).all()
+    return csv_bytes(
+        ["Date", "Classe", "Élève", "Sanction", "Motif", "Décidée par"],
+        ((_date(decided_on), membership_class.get(student_id, ""), _person_name(last, first),
+          kind, reason, _person_name(decider_last, decider_first))
+         for student_id, last, first, decided_on, kind, reason, decider_last, decider_first
+         in rows))

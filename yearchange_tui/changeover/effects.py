@@ -1,0 +1,328 @@
+"""Side effects of the change-over steps behind one interface.
+
+The steps describe what they change (rows deleted, updated or inserted, archives
+written, messages sent, files removed) through :class:`Effects`. :class:`RealEffects`
+does it; :class:`RecordingEffects` — the dry run — counts the same statements with
+``SELECT COUNT(*)`` over the same ``WHERE``, builds the same archives into a sink that
+keeps nothing, and records messages instead of sending them. Every count is taken
+from the state before the statement, so both give the same numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import zipfile
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import Connection, ColumnElement, Table, delete, func, insert, select, update
+
+from yearchange_tui.ent.models import (
+    Document,
+    FolderKind,
+    Message,
+    MessageAttachment,
+    MessageCopy,
+    MessageFolder,
+    StoredFile,
+)
+
+UTC = dt.timezone.utc
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass
+class ArchiveResult:
+    """What writing (or simulating) one archive produced."""
+
+    key: str
+    kind: str
+    relative_path: str
+    entries: int
+    size: int
+    sha256: str
+    stored_file_id: int | None = None
+
+
+@dataclass
+class Tally:
+    """Counts and lists of one unit, shared by both kinds of effects."""
+
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    lists: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, label: str, amount: int) -> None:
+        self.counts[label] += amount
+
+    def as_dicts(self) -> tuple[dict[str, int], dict[str, list[str]]]:
+        return dict(sorted(self.counts.items())), {k: v for k, v in sorted(self.lists.items())}
+
+
+class _SinkWriter:
+    """A write-only, non-seekable stream that hashes what passes and forwards it (or not)."""
+
+    def __init__(self, target: BinaryIO | None) -> None:
+        self.target = target
+        self.digest = hashlib.sha256()
+        self.position = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.position += len(data)
+        if self.target is not None:
+            self.target.write(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.position
+
+    def seekable(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        if self.target is not None:
+            self.target.flush()
+
+
+class ZipBuilder:
+    """Adds entries to an archive being written; entries get a fixed date (reproducible)."""
+
+    def __init__(self, archive: zipfile.ZipFile) -> None:
+        self.archive = archive
+        self.entries = 0
+
+    def add_bytes(self, name: str, data: bytes) -> None:
+        info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        self.archive.writestr(info, data)
+        self.entries += 1
+
+    def add_text(self, name: str, text: str) -> None:
+        self.add_bytes(name, text.encode("utf-8"))
+
+    def add_file(self, name: str, path: Path) -> None:
+        """Copy a stored file into the archive, streaming it."""
+        info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with path.open("rb") as source, self.archive.open(info, "w") as target:
+            while chunk := source.read(1 << 16):
+                target.write(chunk)
+        self.entries += 1
+
+
+ArchiveBuild = Callable[[ZipBuilder], None]
+
+
+class Effects:
+    """Interface of the side effects; see the module docstring."""
+
+    dry_run: bool = False
+
+    def __init__(self, storage_root: Path, tally: Tally) -> None:
+        self.storage_root = storage_root
+        self.tally = tally
+
+    # -- rows ----------------------------------------------------------------------------
+    def delete(self, connection: Connection, table: Table, where: ColumnElement[bool],
+               label: str) -> int:
+        raise NotImplementedError
+
+    def update(self, connection: Connection, table: Table, where: ColumnElement[bool],
+               values: dict[str, Any], label: str) -> int:
+        raise NotImplementedError
+
+    def insert_rows(self, connection: Connection, table: Table, rows: list[dict[str, Any]],
+                    label: str) -> int:
+        raise NotImplementedError
+
+    # -- files ---------------------------------------------------------------------------
+    def write_archive(self, connection: Connection, *, key: str, kind: str, relative_path: str,
+                      establishment_id: int, build: ArchiveBuild, rubric_id: int | None,
+                      title: str, created_at: dt.datetime) -> ArchiveResult:
+        raise NotImplementedError
+
+    def remove_files(self, relative_paths: Iterable[str], label: str) -> int:
+        raise NotImplementedError
+
+    # -- messages ------------------------------------------------------------------------
+    def send_message(self, connection: Connection, *, establishment_id: int,
+                     recipient_ids: list[int], subject: str, body: str, sent_at: dt.datetime,
+                     attachments: list[tuple[str, bytes, str]] | None = None,
+                     label: str = "messages envoyés") -> int:
+        """Send a system message; ``attachments`` are (storage path, bytes, media type)."""
+        raise NotImplementedError
+
+    # -- lists ---------------------------------------------------------------------------
+    def record(self, label: str, items: Iterable[str]) -> None:
+        """Add items to a named list of the report (both modes)."""
+        self.tally.lists[label].extend(items)
+
+    def _safe_path(self, relative_path: str) -> Path:
+        """Resolve a relative storage path, refusing anything that leaves the storage root."""
+        root = self.storage_root.resolve()
+        path = (root / relative_path).resolve()
+        if not path.is_relative_to(root):
+            raise ValueError(f"chemin hors du stockage refusé : {relative_path}")
+        return path
+
+
+def _count(connection: Connection, table: Table, where: ColumnElement[bool]) -> int:
+    return int(connection.execute(select(func.count()).select_from(table).where(where)).scalar()
+               or 0)
+
+
+class RealEffects(Effects):
+    """Does what the steps describe."""
+
+    dry_run = False
+
+    def delete(self, connection, table, where, label):  # type: ignore[no-untyped-def]
+        count = connection.execute(delete(table).where(where)).rowcount
+        self.tally.add(label, count)
+        return count
+
+    def update(self, connection, table, where, values, label):  # type: ignore[no-untyped-def]
+        count = connection.execute(update(table).where(where).values(**values)).rowcount
+        self.tally.add(label, count)
+        return count
+
+    def insert_rows(self, connection, table, rows, label):  # type: ignore[no-untyped-def]
+        if rows:
+            connection.execute(insert(table), rows)
+        self.tally.add(label, len(rows))
+        return len(rows)
+
+    def write_archive(self, connection, *, key, kind, relative_path, establishment_id, build,
+                      rubric_id, title, created_at):  # type: ignore[no-untyped-def]
+        path = self._safe_path(relative_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.part")
+        with temporary.open("wb") as raw:
+            sink = _SinkWriter(raw)
+            with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
+                builder = ZipBuilder(archive)
+                build(builder)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(temporary, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        sha256 = sink.digest.hexdigest()
+        stored_file_id = connection.execute(insert(StoredFile.__table__).values(
+            establishment_id=establishment_id, relative_path=relative_path,
+            original_name=path.name, media_type="application/zip", size=sink.position,
+            sha256=sha256, created_at=created_at).returning(StoredFile.id)).scalar_one()
+        if rubric_id is not None:
+            connection.execute(insert(Document.__table__).values(
+                rubric_id=rubric_id, stored_file_id=stored_file_id, title=title,
+                description="Archive du changement d'année", author_id=None,
+                created_at=created_at))
+        self.tally.add(f"archives {kind}", 1)
+        self.tally.add(f"entrées {kind}", builder.entries)
+        return ArchiveResult(key, kind, relative_path, builder.entries, sink.position, sha256,
+                             stored_file_id)
+
+    def remove_files(self, relative_paths, label):  # type: ignore[no-untyped-def]
+        count = 0
+        for relative_path in relative_paths:
+            path = self._safe_path(relative_path)
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            count += 1
+        self.tally.add(label, count)
+        return count
+
+    def send_message(self, connection, *, establishment_id, recipient_ids, subject, body, sent_at,
+                     attachments=None, label="messages envoyés"):  # type: ignore[no-untyped-def]
+        if not recipient_ids:
+            return 0
+        message_id = connection.execute(insert(Message.__table__).values(
+            establishment_id=establishment_id, sender_id=None, subject=subject, body=body,
+            sent_at=sent_at, is_system=True).returning(Message.id)).scalar_one()
+        inboxes = dict(connection.execute(
+            select(MessageFolder.owner_id, MessageFolder.id).where(
+                MessageFolder.owner_id.in_(recipient_ids),
+                MessageFolder.kind == FolderKind.INBOX)).all())
+        for recipient_id in recipient_ids:
+            if recipient_id not in inboxes:
+                inboxes[recipient_id] = connection.execute(insert(MessageFolder.__table__).values(
+                    owner_id=recipient_id, kind=FolderKind.INBOX.value,
+                    name="Boîte de réception").returning(MessageFolder.id)).scalar_one()
+        connection.execute(insert(MessageCopy.__table__), [
+            {"message_id": message_id, "owner_id": recipient_id,
+             "folder_id": inboxes[recipient_id], "is_read": False}
+            for recipient_id in recipient_ids])
+        for relative_path, data, media_type in attachments or []:
+            path = self._safe_path(relative_path)
+            name = path.name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".{path.name}.part")
+            with temporary.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+            file_id = connection.execute(insert(StoredFile.__table__).values(
+                establishment_id=establishment_id, relative_path=relative_path,
+                original_name=name, media_type=media_type, size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(), created_at=sent_at)
+                .returning(StoredFile.id)).scalar_one()
+            connection.execute(insert(MessageAttachment.__table__).values(
+                message_id=message_id, stored_file_id=file_id))
+        self.tally.add(label, 1)
+        self.tally.add(f"{label} (destinataires)", len(recipient_ids))
+        return message_id
+
+
+class RecordingEffects(Effects):
+    """The dry run: counts and records, changes nothing (no row, no file, no message)."""
+
+    dry_run = True
+
+    def delete(self, connection, table, where, label):  # type: ignore[no-untyped-def]
+        count = _count(connection, table, where)
+        self.tally.add(label, count)
+        return count
+
+    def update(self, connection, table, where, values, label):  # type: ignore[no-untyped-def]
+        count = _count(connection, table, where)
+        self.tally.add(label, count)
+        return count
+
+    def insert_rows(self, connection, table, rows, label):  # type: ignore[no-untyped-def]
+        self.tally.add(label, len(rows))
+        return len(rows)
+
+    def write_archive(self, connection, *, key, kind, relative_path, establishment_id, build,
+                      rubric_id, title, created_at):  # type: ignore[no-untyped-def]
+        sink = _SinkWriter(None)
+        with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
+            builder = ZipBuilder(archive)
+            build(builder)
+        self.tally.add(f"archives {kind}", 1)
+        self.tally.add(f"entrées {kind}", builder.entries)
+        return ArchiveResult(key, kind, relative_path, builder.entries, sink.position,
+                             sink.digest.hexdigest())
+
+    def remove_files(self, relative_paths, label):  # type: ignore[no-untyped-def]
+        count = sum(1 for _ in relative_paths)
+        self.tally.add(label, count)
+        return count
+
+    def send_message(self, connection, *, establishment_id, recipient_ids, subject, body, sent_at,
+                     attachments=None, label="messages envoyés"):  # type: ignore[no-untyped-def]
+        if not recipient_ids:
+            return 0
+        self.tally.add(label, 1)
+        self.tally.add(f"{label} (destinataires)", len(recipient_ids))
+        return 0

@@ -1,0 +1,105 @@
+"""Notices to managers of free groups limited to the school year (seed §6.3).
+
+Texts are the seed's, word for word (its first subject uses a typographic apostrophe,
+its second a straight one). One message per manager lists all their year-limited free
+groups of the establishment; groups attached to a teaching service are kept by step 3
+and are not listed; timetable option groups are never listed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, and_, exists, select
+
+from yearchange_tui.ent.models import (
+    Group,
+    GroupKind,
+    GroupLifetime,
+    GroupManager,
+    Project,
+    TeachingService,
+)
+
+WARNING_SUBJECT = "[Changement d’année] Suppression des groupes libres limités à l’année scolaire"
+SUMMARY_SUBJECT = ("[Changement d'année] Bilan des suppressions de groupes libres limités à "
+                   "l'année scolaire")
+
+_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+           "septembre", "octobre", "novembre", "décembre")
+
+
+def french_date(day: dt.date) -> str:
+    """``15 juillet 2026``."""
+    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
+
+
+def warning_body(deletion_date: dt.date, groups: list[tuple[str, str]]) -> str:
+    """Body of the first and second warnings; ``groups`` is (name, lifetime URL)."""
+    when = french_date(deletion_date)
+    lines = "\n".join(f"- {name} ([modifier la durée de vie]({url}))" for name, url in groups)
+    return (
+        "Bonjour,\n\n"
+        "Dans le cadre de la procédure de changement d'année, les groupes libres à durée de vie "
+        f"limitée à l'année scolaire seront supprimés le {when}.\n\n"
+        "Vous trouverez ci-après la liste des groupes dont vous êtes le ou l'un des "
+        "gestionnaires et qui seront supprimés :\n\n"
+        f"{lines}\n\n"
+        "Si vous créez de nouveaux groupes libres à durée de vie limitée à l'année scolaire "
+        f"avant le {when}, ils seront également supprimés.\n\n"
+        "Cordialement"
+    )
+
+
+def summary_body(deletion_date: dt.date, group_names: list[str]) -> str:
+    """Body of the summary sent after step 3."""
+    lines = "\n".join(f"- {name}" for name in group_names)
+    return (
+        "Bonjour,\n\n"
+        "Dans le cadre de la procédure de changement d'année, les groupes libres à durée de vie "
+        f"limitée à l'année scolaire ont été supprimés le {french_date(deletion_date)}.\n\n"
+        "Vous trouverez ci-après la liste des groupes supprimés dont vous étiez le ou l'un des "
+        "gestionnaires :\n\n"
+        f"{lines}\n\n"
+        "Cordialement"
+    )
+
+
+def deletable_free_groups_condition(establishment_id: int):  # type: ignore[no-untyped-def]
+    """Year-limited free groups of the establishment that step 3 deletes."""
+    return and_(
+        Group.establishment_id == establishment_id,
+        Group.kind == GroupKind.FREE,
+        Group.lifetime == GroupLifetime.SCHOOL_YEAR,
+        ~exists().where(TeachingService.group_id == Group.id),
+    )
+
+
+@dataclass(frozen=True)
+class ManagerGroups:
+    """The deletable groups one manager manages."""
+
+    manager_id: int
+    groups: tuple[tuple[int, str], ...]  # (group id, name), by name
+
+
+def groups_by_manager(connection: Connection, establishment_id: int) -> list[ManagerGroups]:
+    """Each manager of deletable free groups with all their groups, in a stable order."""
+    rows = connection.execute(
+        select(GroupManager.person_id, Group.id, Group.name)
+        .join(Group, Group.id == GroupManager.group_id)
+        .where(deletable_free_groups_condition(establishment_id))
+        .order_by(GroupManager.person_id, Group.name, Group.id)).all()
+    grouped: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for manager_id, group_id, name in rows:
+        grouped[manager_id].append((group_id, name))
+    return [ManagerGroups(manager_id, tuple(groups)) for manager_id, groups in grouped.items()]
+
+
+def lifetime_url(connection: Connection, project_id: int, group_id: int) -> str:
+    """The "modifier la durée de vie" link of a group, from the project's URL template."""
+    template = connection.scalar(select(Project.group_lifetime_url_template)
+                                 .where(Project.id == project_id)) or ""
+    return template.replace("{group_id}", str(group_id))

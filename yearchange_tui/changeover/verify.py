@@ -1,0 +1,147 @@
+"""Verification: archive checksums and the invariants each finished step leaves behind."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from yearchange_tui.changeover.models import ArchiveManifest, Step, StepUnit, UnitStatus
+from yearchange_tui.ent.models import (
+    Establishment,
+    Group,
+    GroupKind,
+    Rubric,
+    RubricKind,
+    SchoolClass,
+    SchoolYear,
+    TrashEntry,
+)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_archive(storage_root: Path, relative_path: str, size: int, sha256: str) -> str | None:
+    """Return a French problem description, or None when the archive is intact."""
+    path = storage_root / relative_path
+    if not path.is_file():
+        return f"archive absente : {relative_path}"
+    if path.stat().st_size != size:
+        return f"taille différente du manifeste : {relative_path}"
+    if _sha256(path) != sha256:
+        return f"empreinte SHA-256 différente du manifeste : {relative_path}"
+    if path.suffix == ".zip":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                broken = archive.testzip()
+        except zipfile.BadZipFile:
+            return f"archive ZIP illisible : {relative_path}"
+        if broken is not None:
+            return f"entrée corrompue {broken} dans {relative_path}"
+    return None
+
+
+def archive_problems(session: Session, storage_root: Path, establishment_id: int,
+                     school_year_id: int) -> list[str]:
+    """Problems with the step-2 archives of one establishment (empty when all is well).
+
+    Every class of year N must have its cahier de textes archive, and every manifest's
+    file must exist with its recorded size and SHA-256 (and pass ``testzip``).
+    """
+    manifests = session.execute(select(
+        ArchiveManifest.archive_key, ArchiveManifest.relative_path, ArchiveManifest.size,
+        ArchiveManifest.sha256).where(ArchiveManifest.establishment_id == establishment_id,
+                                      ArchiveManifest.school_year_id == school_year_id)).all()
+    problems: list[str] = []
+    if not manifests:
+        return ["aucune archive de l'étape 2 enregistrée"]
+    keys = {row[0] for row in manifests}
+    classes = session.scalars(select(SchoolClass.code).where(
+        SchoolClass.establishment_id == establishment_id,
+        SchoolClass.school_year_id == school_year_id)).all()
+    problems += [f"archive du cahier de textes de la classe {code} manquante"
+                 for code in sorted(classes) if f"cahier-de-textes:{code}" not in keys]
+    for _key, relative_path, size, sha256 in manifests:
+        problem = check_archive(storage_root, relative_path, size, sha256)
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+@dataclass
+class VerifyReport:
+    """Result of ``yearchange verify`` for one establishment."""
+
+    uai: str
+    archives_checked: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"uai": self.uai, "archives_checked": self.archives_checked,
+                "ok": not self.problems, "problems": self.problems}
+
+
+def verify(session: Session, storage_root: Path, establishment_ids: list[int],
+           school_year_id: int) -> list[VerifyReport]:
+    """Check archives and step invariants for each establishment."""
+    year_start = session.scalar(select(SchoolYear.start_year).where(SchoolYear.id == school_year_id))
+    obsolete = select(SchoolYear.id).where(SchoolYear.start_year <= year_start)
+    reports = []
+    for establishment_id in establishment_ids:
+        uai = session.scalar(select(Establishment.uai).where(Establishment.id == establishment_id))
+        report = VerifyReport(uai or "?")
+        statuses = dict(session.execute(select(StepUnit.step, StepUnit.status).where(
+            StepUnit.establishment_id == establishment_id,
+            StepUnit.school_year_id == school_year_id)).all())
+        done = {Step(step) for step, status in statuses.items()
+                if UnitStatus(status) is UnitStatus.DONE}
+        manifests = session.execute(select(
+            ArchiveManifest.relative_path, ArchiveManifest.size, ArchiveManifest.sha256)
+            .where(ArchiveManifest.establishment_id == establishment_id,
+                   ArchiveManifest.school_year_id == school_year_id)).all()
+        for relative_path, size, sha256 in manifests:
+            report.archives_checked += 1
+            problem = check_archive(storage_root, relative_path, size, sha256)
+            if problem:
+                report.problems.append(problem)
+        if Step.ARCHIVE in done:
+            if not manifests:
+                report.problems.append("étape 2 terminée sans archive enregistrée")
+            left = session.scalar(select(func.count()).select_from(Rubric).where(
+                Rubric.establishment_id == establishment_id,
+                Rubric.kind.in_([RubricKind.CLASS, RubricKind.TEMPORARY]),
+                Rubric.school_year_id == school_year_id,
+                Rubric.id.not_in(select(TrashEntry.rubric_id))))
+            if left:
+                report.problems.append(
+                    f"{left} rubrique(s) de classe ou temporaire(s) de l'année hors corbeille")
+        if Step.PURGE_TRASH in done and Step.ARCHIVE in done:
+            stale = session.scalar(select(func.count()).select_from(TrashEntry).where(
+                TrashEntry.establishment_id == establishment_id,
+                TrashEntry.school_year_id.in_(obsolete), TrashEntry.school_year_id != school_year_id))
+            if stale:
+                report.problems.append(f"{stale} élément(s) d'années antérieures encore dans la "
+                                       "corbeille après la purge")
+        if Step.DELETE_OBSOLETE in done:
+            classes = session.scalar(select(func.count()).select_from(SchoolClass).where(
+                SchoolClass.establishment_id == establishment_id,
+                SchoolClass.school_year_id.in_(obsolete)))
+            if classes:
+                report.problems.append(f"{classes} classe(s) de l'année N encore présente(s)")
+            options = session.scalar(select(func.count()).select_from(Group).where(
+                Group.establishment_id == establishment_id, Group.kind == GroupKind.OPTION,
+                Group.school_year_id.in_(obsolete)))
+            if options:
+                report.problems.append(f"{options} groupe(s) d'options encore présent(s)")
+        reports.append(report)
+    return reports
