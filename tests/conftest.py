@@ -66,3 +66,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
     finally:
         _drop_pg_database(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def two_database_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Two new, empty databases of the same backend (to compare two runs)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'first.db'}", f"sqlite:///{tmp_path / 'second.db'}"
+        return
+    first, first_name = _fresh_pg_database()
+    second, second_name = _fresh_pg_database()
+    try:
+        yield first, second
+    finally:
+        _drop_pg_database(first_name)
+        _drop_pg_database(second_name)

@@ -375,6 +375,8 @@ class _EstablishmentFiller:
             if lifetime is GroupLifetime.SCHOOL_YEAR:
                 self.year_limited_free_group_ids.append(group_id)
             managers = self.rng.sample(self.teacher_ids, 1 + (position % 4 == 0))
+            if position in (0, 1) and self.teacher_ids[1] not in managers:
+                managers.append(self.teacher_ids[1])  # one manager of several groups
             for manager_id in managers:
                 w.add("group_managers", group_id=group_id, person_id=manager_id)
             for student_id in self.rng.sample(all_students, min(len(all_students), 12)):

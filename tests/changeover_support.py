@@ -1,0 +1,84 @@
+"""Helpers for the change-over tests: a filled database and comparable snapshots."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, func, inspect, select, text
+
+from yearchange_tui.changeover.runner import ChangeoverRunner
+from yearchange_tui.ent.database import Database, open_database
+from yearchange_tui.ent.models import ENT_MODELS
+from yearchange_tui.sample.fill import fill_database
+from yearchange_tui.sample.roster import build_academy
+
+# After the collège closes (4 July 2026), inside the window of steps 1 to 3.
+WINDOW = dt.datetime(2026, 7, 8, 9, 0, tzinfo=dt.timezone.utc)
+
+
+@dataclass
+class Academy:
+    """A filled database with its storage root."""
+
+    database: Database
+    storage: Path
+    url: str
+
+    def runner(self, **kwargs: Any) -> ChangeoverRunner:
+        kwargs.setdefault("now", WINDOW)
+        return ChangeoverRunner(self.database, self.storage, **kwargs)
+
+
+def make_academy(url: str, storage: Path, establishments: int = 1, seed: int = 5) -> Academy:
+    """Fill the database at ``url`` with a sample académie for school year 2025-2026."""
+    database = open_database(url)
+    with database.engine.begin() as connection:
+        fill_database(connection, storage, build_academy(establishments, seed, 2025))
+    return Academy(database, storage, url)
+
+
+def table_rows(database: Database, *, with_keys: bool = True) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every ENT table, sorted; without ``with_keys``, primary and foreign keys
+    are left out (ids differ between databases after rolled-back inserts)."""
+    snapshot: dict[str, list[tuple[Any, ...]]] = {}
+    with database.engine.connect() as connection:
+        for model in ENT_MODELS:
+            table = model.__table__
+            columns = [column for column in table.columns
+                       if with_keys or not (column.primary_key or column.foreign_keys)]
+            if not columns:  # only keys: compare the number of rows
+                snapshot[table.name] = [(connection.execute(
+                    select(func.count()).select_from(table)).scalar(),)]
+                continue
+            rows = connection.execute(select(*columns)).all()
+            normalised = []
+            for row in rows:
+                values = []
+                for column, value in zip(columns, row):
+                    if isinstance(column.type, DateTime) and value is not None:
+                        value = value.replace(tzinfo=None).isoformat()
+                    values.append(value)
+                normalised.append(tuple(values))
+            snapshot[table.name] = sorted(normalised, key=repr)
+    return snapshot
+
+
+def storage_files(storage: Path) -> dict[str, str]:
+    """Relative path → SHA-256 of every file under the storage root (temporary files too)."""
+    return {path.relative_to(storage).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(storage.rglob("*")) if path.is_file()}
+
+
+def count(database: Database, sql: str, **params: Any) -> int:
+    """One integer from a SQL query."""
+    with database.engine.connect() as connection:
+        return int(connection.execute(text(sql), params).scalar() or 0)
+
+
+def engine_tables(database: Database) -> set[str]:
+    """Tables present in the database."""
+    return set(inspect(database.engine).get_table_names())
