@@ -30,6 +30,7 @@ from yearchange_tui.config import ConfigError, Settings
 COMMAND_MODULES = (
     "yearchange_tui.changeover.commands",
     "yearchange_tui.aaf.commands",
+    "yearchange_tui.bench",
 )
 
 

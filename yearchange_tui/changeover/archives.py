@@ -72,7 +72,7 @@ def safe_name(value: str) -> str:
 
 
 def _stream(connection: Connection, statement: Select[Any]) -> Iterator[Any]:
-    result = connection.execution_options(yield_per=STREAM_ROWS).execute(statement)
+    result = connection.execute(statement.execution_options(yield_per=STREAM_ROWS))
     yield from result
 
 

@@ -147,7 +147,7 @@ class ArchiveManifest(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     entry_count: Mapped[int] = mapped_column(Integer, default=0)
     stored_file_id: Mapped[int | None] = fk("stored_files.id", nullable=True,
-                                            ondelete="SET NULL")
+                                            ondelete="SET NULL", index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 

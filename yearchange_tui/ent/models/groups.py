@@ -61,7 +61,7 @@ class Group(Base):
                                                     default=GroupLifetime.UNLIMITED)
     # Import report that created it (timetable option groups); re-imports replace only these.
     import_report_id: Mapped[int | None] = fk("import_reports.id", nullable=True,
-                                              ondelete="SET NULL")
+                                              ondelete="SET NULL", index=True)
 
 
 class GroupMembership(Base):

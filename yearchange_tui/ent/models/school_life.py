@@ -81,12 +81,12 @@ class TeachingService(EstablishmentYearMixin, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     subject_id: Mapped[int] = fk("subjects.id", ondelete="RESTRICT")
     teacher_id: Mapped[int | None] = fk("people.id", nullable=True, ondelete="SET NULL")
-    class_id: Mapped[int | None] = fk("classes.id", nullable=True, ondelete="SET NULL")
+    class_id: Mapped[int | None] = fk("classes.id", nullable=True, ondelete="SET NULL", index=True)
     group_id: Mapped[int | None] = fk("groups.id", nullable=True, ondelete="SET NULL",
                                       index=True)
     weekly_hours: Mapped[float] = mapped_column(Float, default=0.0)
     import_report_id: Mapped[int | None] = fk("import_reports.id", nullable=True,
-                                              ondelete="SET NULL")
+                                              ondelete="SET NULL", index=True)
 
 
 class Course(EstablishmentYearMixin, Base):
@@ -100,9 +100,9 @@ class Course(EstablishmentYearMixin, Base):
     starts_at: Mapped[dt.time] = mapped_column(Time)
     ends_at: Mapped[dt.time] = mapped_column(Time)
     room: Mapped[str] = mapped_column(String(50), default="")
-    alternation_id: Mapped[int | None] = fk("alternations.id", nullable=True, ondelete="SET NULL")
+    alternation_id: Mapped[int | None] = fk("alternations.id", nullable=True, ondelete="SET NULL", index=True)
     import_report_id: Mapped[int | None] = fk("import_reports.id", nullable=True,
-                                              ondelete="SET NULL")
+                                              ondelete="SET NULL", index=True)
 
 
 class CourseReplacement(EstablishmentYearMixin, Base):
@@ -124,8 +124,8 @@ class RollCall(EstablishmentYearMixin, Base):
     __tablename__ = "roll_calls"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    class_id: Mapped[int | None] = fk("classes.id", nullable=True, ondelete="SET NULL")
-    course_id: Mapped[int | None] = fk("courses.id", nullable=True, ondelete="SET NULL")
+    class_id: Mapped[int | None] = fk("classes.id", nullable=True, ondelete="SET NULL", index=True)
+    course_id: Mapped[int | None] = fk("courses.id", nullable=True, ondelete="SET NULL", index=True)
     teacher_id: Mapped[int | None] = fk("people.id", nullable=True, ondelete="SET NULL")
     taken_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
@@ -137,7 +137,7 @@ class AttendanceEvent(EstablishmentYearMixin, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     student_id: Mapped[int] = fk("people.id", index=True)
-    roll_call_id: Mapped[int | None] = fk("roll_calls.id", nullable=True, ondelete="SET NULL")
+    roll_call_id: Mapped[int | None] = fk("roll_calls.id", nullable=True, ondelete="SET NULL", index=True)
     kind: Mapped[AttendanceKind] = mapped_column(enum_column(AttendanceKind))
     starts_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     ends_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
@@ -151,10 +151,10 @@ class Assessment(EstablishmentYearMixin, Base):
     __tablename__ = "assessments"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    class_id: Mapped[int | None] = fk("classes.id", nullable=True, ondelete="SET NULL")
+    class_id: Mapped[int | None] = fk("classes.id", nullable=True, ondelete="SET NULL", index=True)
     subject_id: Mapped[int | None] = fk("subjects.id", nullable=True, ondelete="SET NULL")
     teacher_id: Mapped[int | None] = fk("people.id", nullable=True, ondelete="SET NULL")
-    period_id: Mapped[int | None] = fk("periods.id", nullable=True, ondelete="SET NULL")
+    period_id: Mapped[int | None] = fk("periods.id", nullable=True, ondelete="SET NULL", index=True)
     title: Mapped[str] = mapped_column(String(200))
     given_on: Mapped[dt.date] = mapped_column(Date)
     coefficient: Mapped[float] = mapped_column(Float, default=1.0)
@@ -182,7 +182,7 @@ class SkillAssessment(EstablishmentYearMixin, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     student_id: Mapped[int] = fk("people.id", index=True)
-    period_id: Mapped[int | None] = fk("periods.id", nullable=True, ondelete="SET NULL")
+    period_id: Mapped[int | None] = fk("periods.id", nullable=True, ondelete="SET NULL", index=True)
     teacher_id: Mapped[int | None] = fk("people.id", nullable=True, ondelete="SET NULL")
     domain: Mapped[str] = mapped_column(String(20))
     skill: Mapped[str] = mapped_column(String(200))
@@ -206,10 +206,10 @@ class ReportCard(EstablishmentYearMixin, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     student_id: Mapped[int] = fk("people.id", index=True)
-    class_id: Mapped[int | None] = fk("classes.id", nullable=True, ondelete="SET NULL")
-    period_id: Mapped[int | None] = fk("periods.id", nullable=True, ondelete="SET NULL")
+    class_id: Mapped[int | None] = fk("classes.id", nullable=True, ondelete="SET NULL", index=True)
+    period_id: Mapped[int | None] = fk("periods.id", nullable=True, ondelete="SET NULL", index=True)
     template_id: Mapped[int | None] = fk("report_card_templates.id", nullable=True,
-                                         ondelete="SET NULL")
+                                         ondelete="SET NULL", index=True)
     general_average: Mapped[float | None] = mapped_column(Float)
     general_appraisal: Mapped[str] = mapped_column(Text, default="")
 
@@ -270,7 +270,7 @@ class Epi(EstablishmentYearMixin, Base):
     __tablename__ = "epis"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    class_id: Mapped[int | None] = fk("classes.id", nullable=True, ondelete="SET NULL")
+    class_id: Mapped[int | None] = fk("classes.id", nullable=True, ondelete="SET NULL", index=True)
     title: Mapped[str] = mapped_column(String(200))
     theme: Mapped[str] = mapped_column(String(200))
     subjects: Mapped[str] = mapped_column(String(300), default="")
@@ -293,8 +293,8 @@ class ClassCouncil(EstablishmentYearMixin, Base):
     __tablename__ = "class_councils"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    class_id: Mapped[int | None] = fk("classes.id", nullable=True, ondelete="SET NULL")
-    period_id: Mapped[int | None] = fk("periods.id", nullable=True, ondelete="SET NULL")
+    class_id: Mapped[int | None] = fk("classes.id", nullable=True, ondelete="SET NULL", index=True)
+    period_id: Mapped[int | None] = fk("periods.id", nullable=True, ondelete="SET NULL", index=True)
     held_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     notes: Mapped[str] = mapped_column(Text, default="")
 

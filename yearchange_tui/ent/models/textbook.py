@@ -23,7 +23,7 @@ class TextbookSession(Base):
     establishment_id: Mapped[int] = fk("establishments.id")
     school_year_id: Mapped[int] = fk("school_years.id")
     class_id: Mapped[int | None] = fk("classes.id", nullable=True, ondelete="SET NULL")
-    group_id: Mapped[int | None] = fk("groups.id", nullable=True, ondelete="SET NULL")
+    group_id: Mapped[int | None] = fk("groups.id", nullable=True, ondelete="SET NULL", index=True)
     subject_id: Mapped[int | None] = fk("subjects.id", nullable=True, ondelete="SET NULL")
     teacher_id: Mapped[int | None] = fk("people.id", nullable=True, ondelete="SET NULL")
     held_on: Mapped[dt.date] = mapped_column(Date)

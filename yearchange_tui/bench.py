@@ -1,0 +1,235 @@
+"""``yearchange bench``: throughput against the machine's floor, measured in the same run.
+
+- Step 3: rows deleted per second by the engine, against raw SQL ``DELETE`` statements of
+  the same rows on a copy of the same database.
+- Step 2: archive throughput (uncompressed MB/s), against raw ``zlib`` compression of the
+  same bytes.
+- AAF import (when the AAF package provides ``bench_aaf``): records per second end to
+  end, against a bare lxml ``iterparse`` of the same files.
+
+Figures are ratios to the floor (1.0 = as fast as the floor); absolute numbers are shown
+for context only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sqlite3
+import tempfile
+import time
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+from yearchange_tui.cliutil import EXIT_OK, err, print_json
+
+STEP3_COUNT_SUFFIX = "supprimé"
+
+# The same rows step 3 deletes, as plain SQL (the floor). :e establishment, :y year N.
+_RAW_STEP3 = (
+    "DELETE FROM rubric_rights WHERE group_id IN (SELECT id FROM groups WHERE establishment_id=:e "
+    "AND ((kind='free' AND lifetime='school_year' AND id NOT IN (SELECT group_id FROM "
+    "teaching_services WHERE group_id IS NOT NULL)) OR kind='option'))",
+    "DELETE FROM group_managers WHERE group_id IN (SELECT id FROM groups WHERE establishment_id=:e "
+    "AND ((kind='free' AND lifetime='school_year' AND id NOT IN (SELECT group_id FROM "
+    "teaching_services WHERE group_id IS NOT NULL)) OR kind='option'))",
+    "DELETE FROM group_memberships WHERE group_id IN (SELECT id FROM groups WHERE "
+    "establishment_id=:e AND ((kind='free' AND lifetime='school_year' AND id NOT IN (SELECT "
+    "group_id FROM teaching_services WHERE group_id IS NOT NULL)) OR kind='option'))",
+    "DELETE FROM groups WHERE establishment_id=:e AND ((kind='free' AND lifetime='school_year' "
+    "AND id NOT IN (SELECT group_id FROM teaching_services WHERE group_id IS NOT NULL)) "
+    "OR kind='option')",
+    "DELETE FROM course_replacements WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM attendance_events WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM roll_calls WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM courses WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM teaching_services WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM alternations WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM grades WHERE assessment_id IN (SELECT id FROM assessments WHERE "
+    "establishment_id=:e AND school_year_id<=:y)",
+    "DELETE FROM assessments WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM report_card_lines WHERE report_card_id IN (SELECT id FROM report_cards WHERE "
+    "establishment_id=:e AND school_year_id<=:y)",
+    "DELETE FROM report_cards WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM report_card_templates WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM skill_assessments WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM end_of_cycle_reports WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM sanctions WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM punishments WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM mail_merges WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM epi_members WHERE epi_id IN (SELECT id FROM epis WHERE establishment_id=:e "
+    "AND school_year_id<=:y)",
+    "DELETE FROM epis WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM class_councils WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM head_teachers WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM periods WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM opening_dates WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM class_memberships WHERE class_id IN (SELECT id FROM classes WHERE "
+    "establishment_id=:e AND school_year_id<=:y)",
+    "DELETE FROM classes WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM import_reports WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM credentials_files WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM message_copies WHERE folder_id IN (SELECT f.id FROM message_folders f JOIN "
+    "people p ON p.id=f.owner_id WHERE f.kind='archived' AND p.establishment_id=:e "
+    "AND p.message_archive_policy='school_year')",
+    "DELETE FROM address_book_entries WHERE establishment_id=:e",
+    "DELETE FROM photos WHERE establishment_id=:e AND person_id IN (SELECT id FROM people WHERE "
+    "kind='student')",
+)
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``yearchange bench``."""
+    bench = commands.add_parser(
+        "bench", parents=[common], help="mesurer les débits face au plancher de la machine",
+        description="Construit une académie d'exemple (20 établissements, 3 avec --quick) dans "
+                    "un dossier temporaire et mesure les étapes 2 et 3 (et l'import AAF) face "
+                    "au plancher mesuré dans la même exécution.")
+    bench.add_argument("--quick", action="store_true", help="3 établissements au lieu de 20")
+    bench.add_argument("--establishments", type=int, default=None, metavar="N")
+    bench.add_argument("--keep", metavar="DIR", type=Path, default=None,
+                       help="garder l'académie mesurée dans DIR")
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(handler=cmd_bench)
+
+
+def _rows_deleted(counts: dict[str, int]) -> int:
+    return sum(value for key, value in counts.items()
+               if STEP3_COUNT_SUFFIX in key and "fichiers" not in key)
+
+
+def _raw_step3(db_path: Path, establishment_ids: list[int], year_start: int) -> tuple[int, float]:
+    connection = sqlite3.connect(db_path)
+    connection.execute("PRAGMA foreign_keys=ON")
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    year = connection.execute("SELECT id FROM school_years WHERE start_year=?",
+                              (year_start,)).fetchone()[0]
+    deleted = 0
+    started = time.perf_counter()
+    for establishment_id in establishment_ids:
+        with connection:
+            for statement in _RAW_STEP3:
+                cursor = connection.execute(statement, {"e": establishment_id, "y": year})
+                deleted += cursor.rowcount
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return deleted, elapsed
+
+
+def _zlib_floor(storage: Path, relative_paths: list[str]) -> tuple[int, float]:
+    """Compress the uncompressed content of the archives with zlib; bytes and seconds."""
+    payloads: list[bytes] = []
+    for relative_path in relative_paths:
+        if not relative_path.endswith(".zip"):
+            continue
+        with zipfile.ZipFile(storage / relative_path) as archive:
+            payloads.extend(archive.read(name) for name in archive.namelist())
+    total = sum(len(payload) for payload in payloads)
+    started = time.perf_counter()
+    for payload in payloads:
+        compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+        compressor.compress(payload)
+        compressor.flush()
+    return total, time.perf_counter() - started
+
+
+def run_bench(establishments: int, work: Path, progress: Any = None) -> dict[str, Any]:
+    """Build a sample académie in ``work`` and measure steps 2 and 3 against their floors."""
+    from sqlalchemy import select
+
+    from yearchange_tui.changeover.models import ArchiveManifest, Step
+    from yearchange_tui.changeover.runner import ChangeoverRunner
+    from yearchange_tui.ent.database import open_database
+    from yearchange_tui.sample.build import build_sample
+
+    say = progress or (lambda line: None)
+    say(f"construction d'une académie de {establishments} établissements…")
+    started = time.perf_counter()
+    sample = build_sample(work / "academie", establishments, seed=1, year=2025)
+    build_seconds = time.perf_counter() - started
+    db_path = work / "academie" / "yearchange.db"
+    storage = work / "academie" / "storage"
+    database = open_database(f"sqlite:///{db_path}")
+    runner = ChangeoverRunner(database, storage)
+    refs = runner.establishments()
+    say("étape 1…")
+    runner.run(Step.PURGE_TRASH, refs)
+    say("étape 2…")
+    started = time.perf_counter()
+    outcomes2 = runner.run(Step.ARCHIVE, refs)
+    step2_seconds = time.perf_counter() - started
+    with database.session() as session:
+        manifests = session.execute(select(ArchiveManifest.relative_path,
+                                           ArchiveManifest.size)).all()
+    database.dispose()
+    copy = work / "copie-avant-etape-3.db"
+    shutil.copyfile(db_path, copy)
+    database = open_database(f"sqlite:///{db_path}")
+    runner = ChangeoverRunner(database, storage)
+    say("étape 3…")
+    started = time.perf_counter()
+    outcomes3 = runner.run(Step.DELETE_OBSOLETE, refs)
+    step3_seconds = time.perf_counter() - started
+    database.dispose()
+    engine_rows = sum(_rows_deleted(outcome.counts) for outcome in outcomes3)
+    say("plancher : DELETE SQL bruts…")
+    raw_rows, raw_seconds = _raw_step3(copy, [ref.id for ref in refs], sample.academy.year)
+    say("plancher : zlib sur les mêmes octets…")
+    uncompressed, zlib_seconds = _zlib_floor(storage, [row[0] for row in manifests])
+    engine_mb_s = uncompressed / 1e6 / step2_seconds
+    zlib_mb_s = uncompressed / 1e6 / zlib_seconds
+    engine_rows_s = engine_rows / step3_seconds
+    raw_rows_s = raw_rows / raw_seconds
+    result: dict[str, Any] = {
+        "establishments": establishments,
+        "sample_build_seconds": round(build_seconds, 2),
+        "step3": {"rows_engine": engine_rows, "rows_raw_sql": raw_rows,
+                  "engine_rows_per_s": round(engine_rows_s), "raw_sql_rows_per_s": round(raw_rows_s),
+                  "ratio": round(engine_rows_s / raw_rows_s, 3),
+                  "all_done": all(o.status == "done" for o in outcomes3)},
+        "step2": {"archives": len(manifests),
+                  "archive_bytes": sum(row[1] for row in manifests),
+                  "uncompressed_bytes": uncompressed,
+                  "engine_mb_per_s": round(engine_mb_s, 2), "zlib_mb_per_s": round(zlib_mb_s, 2),
+                  "ratio": round(engine_mb_s / zlib_mb_s, 3),
+                  "all_done": all(o.status == "done" for o in outcomes2)},
+    }
+    try:
+        from yearchange_tui.aaf.bench import bench_aaf
+    except ImportError:
+        result["aaf"] = None
+    else:
+        say("import AAF…")
+        result["aaf"] = bench_aaf(work / "academie", quick=establishments <= 3)
+    return result
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``yearchange bench``."""
+    count = args.establishments or (3 if args.quick else 20)
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        work = args.keep
+        result = run_bench(count, work, None if args.json else lambda line: err(f"… {line}"))
+    else:
+        with tempfile.TemporaryDirectory(prefix="yearchange-bench-") as folder:
+            result = run_bench(count, Path(folder),
+                               None if args.json else lambda line: err(f"… {line}"))
+    if args.json:
+        print_json(result)
+        return EXIT_OK
+    s2, s3 = result["step2"], result["step3"]
+    print(f"Banc d'essai — {count} établissements (académie construite en "
+          f"{result['sample_build_seconds']} s)")
+    print(f"  étape 3 : {s3['engine_rows_per_s']} lignes/s, plancher DELETE SQL brut "
+          f"{s3['raw_sql_rows_per_s']} lignes/s → ratio {s3['ratio']}")
+    print(f"  étape 2 : {s2['engine_mb_per_s']} Mo/s (non compressés, {s2['archives']} archives), "
+          f"plancher zlib {s2['zlib_mb_per_s']} Mo/s → ratio {s2['ratio']}")
+    aaf = result.get("aaf")
+    if aaf:
+        for key, value in aaf.items():
+            print(f"  AAF {key} : {value}")
+    return EXIT_OK
