@@ -76,16 +76,29 @@ def _stream(connection: Connection, statement: Select[Any]) -> Iterator[Any]:
     yield from result
 
 
-def _page(title: str, body: str) -> str:
+def _page(title: str, body: str, stylesheet: str | None = None) -> str:
+    """An HTML page; ``stylesheet`` links the archive's ``style.css`` instead of inlining it."""
+    style = (f'<link rel="stylesheet" href="{stylesheet}">' if stylesheet
+             else f"<style>{_STYLE}</style>")
     return (f'<!DOCTYPE html>\n<html lang="fr"><head><meta charset="utf-8">'
-            f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
-            f"<body>\n{body}\n</body></html>\n")
+            f"<title>{html.escape(title)}</title>{style}</head><body>\n{body}\n</body></html>\n")
+
+
+def _add_stylesheet(builder: ZipBuilder) -> None:
+    builder.add_text("style.css", _STYLE)
 
 
 def _date(value: dt.date | dt.datetime | None) -> str:
     if value is None:
         return ""
-    return value.strftime("%d/%m/%Y")
+    return f"{value.day:02d}/{value.month:02d}/{value.year}"
+
+
+def _sql_date(connection: Connection, column: Any) -> Any:
+    """A DATE column formatted dd/mm/yyyy by the database (no per-row parsing in Python)."""
+    if connection.dialect.name == "postgresql":
+        return func.to_char(column, "DD/MM/YYYY")
+    return func.strftime("%d/%m/%Y", column)
 
 
 def _number(value: float | None) -> str:
@@ -155,7 +168,7 @@ def build_textbook_archive(connection: Connection, storage_root: Path, *, establ
                 f"{html.escape(subject or '')} — {html.escape(_person_name(last, first))}</p>"
                 f"<div>{html.escape(content or '')}</div>{attach(('session', session_id))}"
                 '<p><a href="../index.html">Retour au sommaire</a></p>')
-        builder.add_text(page, _page(f"{class_code} — {title}", body))
+        builder.add_text(page, _page(f"{class_code} — {title}", body, "../style.css"))
         index_sessions.append(f'<tr><td>{_date(held_on)}</td><td>{html.escape(subject or "")}'
                               f'</td><td><a href="{page}">{html.escape(title)}</a></td></tr>')
 
@@ -171,7 +184,7 @@ def build_textbook_archive(connection: Connection, storage_root: Path, *, establ
                 f"<p>Donné le {_date(given_on)} — {html.escape(subject or '')}</p>"
                 f"<div>{html.escape(description)}</div>{attach(('homework', homework_id))}"
                 '<p><a href="../index.html">Retour au sommaire</a></p>')
-        builder.add_text(page, _page(f"{class_code} — travail à faire", body))
+        builder.add_text(page, _page(f"{class_code} — travail à faire", body, "../style.css"))
         index_homework.append(f'<tr><td>{_date(due_on)}</td><td>{html.escape(subject or "")}'
                               f'</td><td><a href="{page}">{html.escape(description)}</a></td></tr>')
 
@@ -185,53 +198,115 @@ def build_textbook_archive(connection: Connection, storage_root: Path, *, establ
             f"<th>Matière</th><th>Travail</th></tr>{''.join(index_homework)}</table>"
             f"<h2>Activités diffusées depuis le classeur ({len(index_activities)})</h2>"
             f"<table><tr><th>Date</th><th>Activité</th></tr>{''.join(index_activities)}</table>")
-    builder.add_text("index.html", _page(f"Cahier de textes {class_code} {year_label}", body))
+    _add_stylesheet(builder)
+    builder.add_text("index.html", _page(f"Cahier de textes {class_code} {year_label}", body,
+                                         "style.css"))
+
+
+class FileCache:
+    """Contents of stored files read once per phase (attachments repeat across archives)."""
+
+    def __init__(self, storage_root: Path, limit_bytes: int = 64 << 20) -> None:
+        self.storage_root = storage_root
+        self.limit_bytes = limit_bytes
+        self.used = 0
+        self.contents: dict[str, bytes] = {}
+
+    def add_to(self, builder: ZipBuilder, name: str, relative_path: str) -> None:
+        """Add the stored file to the archive under ``name``."""
+        data = self.contents.get(relative_path)
+        if data is None:
+            path = self.storage_root / relative_path
+            if path.stat().st_size > 1 << 20 or self.used > self.limit_bytes:
+                builder.add_file(name, path)
+                return
+            data = path.read_bytes()
+            self.contents[relative_path] = data
+            self.used += len(data)
+        builder.add_bytes(name, data)
+
+
+class ActivityCatalog:
+    """Classeur activities with their pages and attachments, loaded set-wise once per phase."""
+
+    def __init__(self, connection: Connection, files: FileCache) -> None:
+        self.connection = connection
+        self.files = files
+        self.pages: dict[int, tuple[dt.datetime, str, str, list[tuple[str, str]]]] = {}
+
+    def load(self, activity_ids: Iterable[int]) -> None:
+        """Fetch the activities (and their attachments) not loaded yet."""
+        wanted = sorted(set(activity_ids) - set(self.pages))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            files: dict[int, list[tuple[str, str, str]]] = defaultdict(list)
+            for activity_id, file_id, name, path in self.connection.execute(select(
+                    ActivityAttachment.activity_id, StoredFile.id, StoredFile.original_name,
+                    StoredFile.relative_path)
+                    .join(StoredFile, StoredFile.id == ActivityAttachment.stored_file_id)
+                    .where(ActivityAttachment.activity_id.in_(chunk)).order_by(StoredFile.id)):
+                files[activity_id].append((_attachment_name(file_id, name), name, path))
+            for activity_id, title, instructions, created_at in self.connection.execute(select(
+                    BinderActivity.id, BinderActivity.title, BinderActivity.instructions,
+                    BinderActivity.created_at).where(BinderActivity.id.in_(chunk))):
+                attached = files.get(activity_id, [])
+                links = "".join(f'<li><a href="../{html.escape(target)}">{html.escape(name)}</a>'
+                                "</li>" for target, name, _ in attached)
+                body = (f"<h1>{html.escape(title)}</h1><p>Diffusée le {_date(created_at)}</p>"
+                        f"<div>{html.escape(instructions or '')}</div>"
+                        + (f"<h2>Pièces jointes</h2><ul>{links}</ul>" if links else "")
+                        + '<p><a href="../index.html">Retour au sommaire</a></p>')
+                self.pages[activity_id] = (created_at, title, _page(title, body, "../style.css"),
+                                           [(target, path) for target, _, path in attached])
+
+    def write(self, builder: ZipBuilder, activity_ids: Iterable[int], copied: set[str],
+              prefix: str = "activites") -> list[str]:
+        """Add the pages and attachments of ``activity_ids``; return the index rows."""
+        ordered = sorted(set(activity_ids), key=lambda a: (self.pages[a][0], a))
+        rows = []
+        for activity_id in ordered:
+            created_at, title, page_html, attachments = self.pages[activity_id]
+            for target, path in attachments:
+                if target not in copied:
+                    self.files.add_to(builder, target, path)
+                    copied.add(target)
+            page = f"{prefix}/{activity_id}.html"
+            builder.add_text(page, page_html)
+            rows.append(f'<tr><td>{_date(created_at)}</td><td><a href="{page}">'
+                        f"{html.escape(title)}</a></td></tr>")
+        return rows
 
 
 def _activities(connection: Connection, storage_root: Path, builder: ZipBuilder,
                 copied: set[int], condition: Any, prefix: str) -> list[str]:
     """Write one page per distributed activity matching ``condition``; return index rows."""
-    activity_ids = select(ActivityDistribution.activity_id).where(condition).distinct()
-    activities = connection.execute(select(
-        BinderActivity.id, BinderActivity.title, BinderActivity.instructions,
-        BinderActivity.created_at).where(BinderActivity.id.in_(activity_ids))
-        .order_by(BinderActivity.created_at, BinderActivity.id)).all()
-    files: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
-    for activity_id, file_id, name, path in connection.execute(select(
-            ActivityAttachment.activity_id, StoredFile.id, StoredFile.original_name,
-            StoredFile.relative_path).join(StoredFile,
-                                           StoredFile.id == ActivityAttachment.stored_file_id)
-            .where(ActivityAttachment.activity_id.in_(activity_ids)).order_by(StoredFile.id)):
-        files[activity_id].append((file_id, name, path))
-    rows: list[str] = []
-    for activity_id, title, instructions, created_at in activities:
-        links = []
-        for file_id, name, path in files.get(activity_id, []):
-            target = _attachment_name(file_id, name)
-            if file_id not in copied:
-                builder.add_file(target, storage_root / path)
-                copied.add(file_id)
-            links.append(f'<li><a href="../{html.escape(target)}">{html.escape(name)}</a></li>')
-        page = f"{prefix}/{activity_id}.html"
-        body = (f"<h1>{html.escape(title)}</h1><p>Diffusée le {_date(created_at)}</p>"
-                f"<div>{html.escape(instructions or '')}</div>"
-                + (f"<h2>Pièces jointes</h2><ul>{''.join(links)}</ul>" if links else "")
-                + '<p><a href="../index.html">Retour au sommaire</a></p>')
-        builder.add_text(page, _page(title, body))
-        rows.append(f'<tr><td>{_date(created_at)}</td><td><a href="{page}">'
-                    f"{html.escape(title)}</a></td></tr>")
-    return rows
+    activity_ids = [row[0] for row in connection.execute(
+        select(ActivityDistribution.activity_id).where(condition).distinct())]
+    catalog = ActivityCatalog(connection, FileCache(storage_root))
+    catalog.load(activity_ids)
+    return catalog.write(builder, activity_ids, set(), prefix)
 
 
 def build_binder_archive(connection: Connection, storage_root: Path, *, student_name: str,
-                         year_label: str, student_id: int, builder: ZipBuilder) -> None:
-    """Every activity distributed to one student this year, with its attachments."""
-    rows = _activities(connection, storage_root, builder, set(),
-                       ActivityDistribution.student_id == student_id, prefix="activites")
+                         year_label: str, student_id: int, builder: ZipBuilder,
+                         catalog: ActivityCatalog | None = None,
+                         activity_ids: Sequence[int] | None = None) -> None:
+    """Every activity distributed to one student this year, with its attachments.
+
+    With a ``catalog`` and the student's ``activity_ids`` (loaded for a whole batch of
+    students), no query is made per student.
+    """
+    if catalog is None or activity_ids is None:
+        rows = _activities(connection, storage_root, builder, set(),
+                           ActivityDistribution.student_id == student_id, prefix="activites")
+    else:
+        rows = catalog.write(builder, activity_ids, set())
     body = (f"<h1>Classeur pédagogique — {html.escape(student_name)}</h1>"
             f"<p>Année scolaire {year_label} — {len(rows)} activités diffusées</p>"
             f"<table><tr><th>Date</th><th>Activité</th></tr>{''.join(rows)}</table>")
-    builder.add_text("index.html", _page(f"Classeur {student_name} {year_label}", body))
+    _add_stylesheet(builder)
+    builder.add_text("index.html", _page(f"Classeur {student_name} {year_label}", body,
+                                         "style.css"))
 
 
 # -- school life --------------------------------------------------------------------------
@@ -290,8 +365,8 @@ def build_grade_reports(connection: Connection, establishment_id: int, school_ye
     for class_id, code in _classes(connection, establishment_id, school_year_id):
         rows = _stream(connection, select(
             student.last_name, student.first_name, Period.name, Subject.label, Assessment.title,
-            Assessment.given_on, Assessment.coefficient, Grade.score, Assessment.max_score,
-            Grade.status)
+            _sql_date(connection, Assessment.given_on), Assessment.coefficient, Grade.score,
+            Assessment.max_score, Grade.status)
             .select_from(Grade).join(Assessment, Assessment.id == Grade.assessment_id)
             .join(student, student.id == Grade.student_id)
             .outerjoin(Period, Period.id == Assessment.period_id)
@@ -302,7 +377,7 @@ def build_grade_reports(connection: Connection, establishment_id: int, school_ye
         builder.add_bytes(f"releve-evaluations-{safe_name(code)}.csv", csv_bytes(
             ["Élève", "Période", "Matière", "Évaluation", "Date", "Coefficient", "Note", "Sur",
              "Mention"],
-            ((_person_name(last, first), period, subject, title, _date(given_on),
+            ((f"{last} {first}", period, subject, title, given_on,
               _number(coefficient), _number(score), _number(max_score), status)
              for last, first, period, subject, title, given_on, coefficient, score, max_score,
              status in rows)))

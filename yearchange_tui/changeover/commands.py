@@ -48,6 +48,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     target.add_argument("--uai", action="append", metavar="UAI", help="établissement (répétable)")
     target.add_argument("--all", action="store_true", help="tous les établissements")
     run.add_argument("--yes", action="store_true", help="ne pas demander de confirmation")
+    run.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="établissements traités en parallèle (défaut 1)")
     run.add_argument("--json", action="store_true")
     run.set_defaults(handler=cmd_run)
 
@@ -170,7 +172,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if step in (Step.INIT_DIRECTORY, Step.INIT_SCHOOL_LIFE):
         return _run_later_step(step, runner, establishments, args)
     _confirm(step, establishments, args.yes)
-    outcomes = runner.run(step, establishments)
+    if args.workers < 1:
+        raise UsageError("--workers doit être au moins 1.")
+    outcomes = runner.run(step, establishments, workers=args.workers)
     if args.json:
         print_json([outcome.as_dict() for outcome in outcomes])
     else:

@@ -10,6 +10,7 @@ from the state before the statement, so both give the same numbers.
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 import hashlib
 import os
@@ -143,7 +144,9 @@ class Effects:
     # -- files ---------------------------------------------------------------------------
     def write_archive(self, connection: Connection, *, key: str, kind: str, relative_path: str,
                       establishment_id: int, build: ArchiveBuild, rubric_id: int | None,
-                      title: str, created_at: dt.datetime) -> ArchiveResult:
+                      title: str, created_at: dt.datetime,
+                      school_year_id: int | None = None) -> ArchiveResult:
+        """Write a ZIP archive and record it (stored file, document, manifest)."""
         raise NotImplementedError
 
     def remove_files(self, relative_paths: Iterable[str], label: str) -> int:
@@ -158,6 +161,12 @@ class Effects:
         raise NotImplementedError
 
     # -- lists ---------------------------------------------------------------------------
+    def make_durable(self) -> None:
+        """Flush written files to stable storage (nothing to do when nothing was written)."""
+
+    def finish_phase(self, connection: Connection) -> None:
+        """Called by the runner before it commits a phase."""
+
     def record(self, label: str, items: Iterable[str]) -> None:
         """Add items to a named list of the report (both modes)."""
         self.tally.lists[label].extend(items)
@@ -176,10 +185,43 @@ def _count(connection: Connection, table: Table, where: ColumnElement[bool]) -> 
                or 0)
 
 
+def sync_filesystem(path: Path) -> None:
+    """Make every write under ``path`` durable: ``syncfs`` on Linux, ``sync`` elsewhere."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError):
+        os.sync()
+        return
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        if syncfs(descriptor) != 0:
+            os.sync()
+    finally:
+        os.close(descriptor)
+
+
 class RealEffects(Effects):
-    """Does what the steps describe."""
+    """Does what the steps describe.
+
+    Archives are written to a temporary name and renamed into place; the runner calls
+    :meth:`make_durable` (one ``syncfs`` for the whole phase rather than one ``fsync`` per
+    file) before it commits the rows that record them. A crash before that commit rolls
+    the rows back and the resumed phase rewrites the same files.
+    """
 
     dry_run = False
+    unsynced = False
+
+    def __init__(self, storage_root: Path, tally: Tally) -> None:
+        super().__init__(storage_root, tally)
+        self.pending_archives: list[tuple[Any, ...]] = []
+
+    def make_durable(self) -> None:
+        """Flush the files this phase wrote (and their renames) to stable storage."""
+        if self.unsynced:
+            sync_filesystem(self.storage_root)
+            self.unsynced = False
 
     def delete(self, connection, table, where, label):  # type: ignore[no-untyped-def]
         count = connection.execute(delete(table).where(where)).rowcount
@@ -198,7 +240,7 @@ class RealEffects(Effects):
         return len(rows)
 
     def write_archive(self, connection, *, key, kind, relative_path, establishment_id, build,
-                      rubric_id, title, created_at):  # type: ignore[no-untyped-def]
+                      rubric_id, title, created_at, school_year_id=None):  # type: ignore[no-untyped-def]
         path = self._safe_path(relative_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.part")
@@ -207,28 +249,40 @@ class RealEffects(Effects):
             with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
                 builder = ZipBuilder(archive)
                 build(builder)
-            raw.flush()
-            os.fsync(raw.fileno())
         os.replace(temporary, path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-        sha256 = sink.digest.hexdigest()
-        stored_file_id = connection.execute(insert(StoredFile.__table__).values(
-            establishment_id=establishment_id, relative_path=relative_path,
-            original_name=path.name, media_type="application/zip", size=sink.position,
-            sha256=sha256, created_at=created_at).returning(StoredFile.id)).scalar_one()
-        if rubric_id is not None:
-            connection.execute(insert(Document.__table__).values(
-                rubric_id=rubric_id, stored_file_id=stored_file_id, title=title,
-                description="Archive du changement d'année", author_id=None,
-                created_at=created_at))
+        self.unsynced = True
+        result = ArchiveResult(key, kind, relative_path, builder.entries, sink.position,
+                               sink.digest.hexdigest())
+        # Rows are written when the phase ends, so the write lock is held for milliseconds.
+        self.pending_archives.append((result, path.name, establishment_id, school_year_id,
+                                      rubric_id, title, created_at))
         self.tally.add(f"archives {kind}", 1)
         self.tally.add(f"entrées {kind}", builder.entries)
-        return ArchiveResult(key, kind, relative_path, builder.entries, sink.position, sha256,
-                             stored_file_id)
+        self.tally.add("manifestes enregistrés", 1)
+        return result
+
+    def finish_phase(self, connection: Connection) -> None:
+        """Make the phase's files durable, then record them (file, document, manifest rows)."""
+        from yearchange_tui.changeover.models import ArchiveManifest
+
+        self.make_durable()
+        for result, name, establishment_id, school_year_id, rubric_id, title, created_at in (
+                self.pending_archives):
+            result.stored_file_id = connection.execute(insert(StoredFile.__table__).values(
+                establishment_id=establishment_id, relative_path=result.relative_path,
+                original_name=name, media_type="application/zip", size=result.size,
+                sha256=result.sha256, created_at=created_at).returning(StoredFile.id)).scalar_one()
+            if rubric_id is not None:
+                connection.execute(insert(Document.__table__).values(
+                    rubric_id=rubric_id, stored_file_id=result.stored_file_id, title=title,
+                    description="Archive du changement d'année", author_id=None,
+                    created_at=created_at))
+            connection.execute(insert(ArchiveManifest.__table__).values(
+                establishment_id=establishment_id, school_year_id=school_year_id,
+                archive_key=result.key, kind=result.kind, relative_path=result.relative_path,
+                size=result.size, sha256=result.sha256, entry_count=result.entries,
+                stored_file_id=result.stored_file_id, created_at=created_at))
+        self.pending_archives = []
 
     def remove_files(self, relative_paths, label):  # type: ignore[no-untyped-def]
         count = 0
@@ -269,9 +323,8 @@ class RealEffects(Effects):
             temporary = path.with_name(f".{path.name}.part")
             with temporary.open("wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
             os.replace(temporary, path)
+            self.unsynced = True
             file_id = connection.execute(insert(StoredFile.__table__).values(
                 establishment_id=establishment_id, relative_path=relative_path,
                 original_name=name, media_type=media_type, size=len(data),
@@ -304,13 +357,14 @@ class RecordingEffects(Effects):
         return len(rows)
 
     def write_archive(self, connection, *, key, kind, relative_path, establishment_id, build,
-                      rubric_id, title, created_at):  # type: ignore[no-untyped-def]
+                      rubric_id, title, created_at, school_year_id=None):  # type: ignore[no-untyped-def]
         sink = _SinkWriter(None)
         with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
             builder = ZipBuilder(archive)
             build(builder)
         self.tally.add(f"archives {kind}", 1)
         self.tally.add(f"entrées {kind}", builder.entries)
+        self.tally.add("manifestes enregistrés", 1)
         return ArchiveResult(key, kind, relative_path, builder.entries, sink.position,
                              sink.digest.hexdigest())
 

@@ -199,10 +199,52 @@ class ChangeoverRunner:
 
     # -- real runs -------------------------------------------------------------------------
 
-    def run(self, step: Step, establishments: list[EstablishmentRef]) -> list[UnitOutcome]:
-        """Run ``step`` for each establishment, in UAI order; a failure does not stop the others."""
+    def run(self, step: Step, establishments: list[EstablishmentRef],
+            workers: int = 1) -> list[UnitOutcome]:
+        """Run ``step`` for each establishment; a failure does not stop the others.
+
+        Args:
+            step: the step.
+            establishments: the establishments, run in UAI order.
+            workers: units run at the same time, each in its own process (its own
+                connection); phases hold the database write lock only while they record
+                their rows, so units of different establishments overlap well.
+        """
         self._refuse_read_only(f"l'étape {step.number} ({step.label})")
-        return [self.run_unit(step, establishment) for establishment in establishments]
+        if workers <= 1 or len(establishments) <= 1:
+            return [self.run_unit(step, establishment) for establishment in establishments]
+        return self._run_parallel(step, establishments, workers)
+
+    def _run_parallel(self, step: Step, establishments: list[EstablishmentRef],
+                      workers: int) -> list[UnitOutcome]:
+        import multiprocessing
+        import threading
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")
+        manager = context.Manager()
+        events = manager.Queue()
+
+        def forward() -> None:
+            while True:
+                event = events.get()
+                if event is None:
+                    return
+                self.observer.notify(event)
+
+        forwarder = threading.Thread(target=forward, name="unit-events", daemon=True)
+        forwarder.start()
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                futures = [pool.submit(_run_unit_in_worker, self.database.url,
+                                       str(self.storage_root), self.fixed_now, step, ref, events)
+                           for ref in establishments]
+                outcomes = [future.result() for future in futures]
+        finally:
+            events.put(None)
+            forwarder.join(timeout=10)
+            manager.shutdown()
+        return outcomes
 
     def run_unit(self, step: Step, establishment: EstablishmentRef) -> UnitOutcome:
         """Run (or resume) one unit. A unit that is done is left as it is."""
@@ -248,6 +290,7 @@ class ChangeoverRunner:
                     ctx = self._context(connection, RealEffects(self.storage_root, tally),
                                         establishment, year, obsolete)
                     run(ctx)
+                    ctx.effects.finish_phase(connection)
                     counts, _lists = tally.as_dicts()
                     state.setdefault("phases", {})[name] = counts
                     state["counts"] = _merge_counts(state.get("counts", {}), counts)
@@ -355,6 +398,29 @@ class ChangeoverRunner:
         return [{"count": key, "dry_run": planned.get(key, 0), "real": counts.get(key, 0)}
                 for key in sorted(set(planned) | set(counts))
                 if planned.get(key, 0) != counts.get(key, 0)]
+
+
+class _QueueObserver:
+    """Forwards a worker's events to the parent process."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+
+    def notify(self, event: Any) -> None:
+        self.queue.put(event)
+
+
+def _run_unit_in_worker(url: str, storage_root: str, now: dt.datetime | None, step: Step,
+                        establishment: EstablishmentRef, events: Any) -> UnitOutcome:
+    """Run one unit in a worker process, with its own database connection."""
+    from yearchange_tui.ent.database import open_database
+
+    database = open_database(url, migrate=False)
+    try:
+        runner = ChangeoverRunner(database, Path(storage_root), _QueueObserver(events), now)
+        return runner.run_unit(step, establishment)
+    finally:
+        database.dispose()
 
 
 def unit_table(database: Database) -> list[dict[str, Any]]:

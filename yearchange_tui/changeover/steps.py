@@ -84,7 +84,8 @@ from yearchange_tui.ent.models import (
 )
 
 CHUNK = 500
-BINDER_BATCH = 100
+BINDER_BATCH = 200
+TEXTBOOK_BATCH = 6
 RECENT_TRASH_DAYS = 7
 
 
@@ -220,22 +221,12 @@ def _admin_ids(ctx: UnitContext) -> list[int]:
         .distinct().order_by(GroupMembership.person_id))
 
 
-def _manifest_row(ctx: UnitContext, result: Any) -> dict[str, Any]:
-    return {"establishment_id": ctx.establishment_id, "school_year_id": ctx.year_id,
-            "archive_key": result.key, "kind": result.kind,
-            "relative_path": result.relative_path, "size": result.size,
-            "sha256": result.sha256, "entry_count": result.entries,
-            "stored_file_id": result.stored_file_id, "created_at": ctx.now}
-
-
 def _write(ctx: UnitContext, *, key: str, kind: str, path: str, rubric_id: int | None,
            title: str, builder: Callable[[ZipBuilder], None]) -> None:
-    result = ctx.effects.write_archive(
+    ctx.effects.write_archive(
         ctx.connection, key=key, kind=kind, relative_path=path,
         establishment_id=ctx.establishment_id, build=builder, rubric_id=rubric_id, title=title,
-        created_at=ctx.now)
-    ctx.effects.insert_rows(ctx.connection, ArchiveManifest.__table__,
-                            [_manifest_row(ctx, result)], "manifestes enregistrés")
+        created_at=ctx.now, school_year_id=ctx.year_id)
     ctx.effects.record("archives écrites", [path])
 
 
@@ -279,17 +270,28 @@ def archive_phases(ctx: UnitContext) -> list[Phase]:
     """Step 2: archive rubrics, one phase per class textbook, per batch of student binders,
     per school-life archive, the sanctions message, then the trash move with rights rewrite."""
     phases: list[Phase] = [("rubriques-archives", _ensure_archive_rubrics)]
-    for class_id, code in _year_classes(ctx):
-        phases.append((f"cahier-de-textes:{code}", _textbook_phase(class_id, code)))
+    classes = _year_classes(ctx)
+    for start in range(0, len(classes), TEXTBOOK_BATCH):
+        batch = classes[start:start + TEXTBOOK_BATCH]
+        phases.append((f"cahiers-de-textes:{batch[0][1]}..{batch[-1][1]}",
+                       _all_of([_textbook_phase(class_id, code) for class_id, code in batch])))
     students = _students(ctx)
     for start in range(0, len(students), BINDER_BATCH):
         batch = students[start:start + BINDER_BATCH]
         phases.append((f"classeurs:{start // BINDER_BATCH + 1:04d}", _binder_phase(batch)))
-    for kind in _SCHOOL_LIFE_ARCHIVES:
-        phases.append((f"vie-scolaire:{kind.name.lower()}", _school_life_phase(kind)))
+    phases.append(("vie-scolaire", _all_of([_school_life_phase(kind)
+                                            for kind in _SCHOOL_LIFE_ARCHIVES])))
     phases.append(("sanctions", _sanctions_phase))
     phases.append(("corbeille", _move_to_trash))
     return phases
+
+
+def _all_of(parts: list[Callable[[UnitContext], None]]) -> Callable[[UnitContext], None]:
+    """One phase (one transaction) doing several parts in order."""
+    def run(ctx: UnitContext) -> None:
+        for part in parts:
+            part(ctx)
+    return run
 
 
 def _textbook_phase(class_id: int, code: str) -> Callable[[UnitContext], None]:
@@ -323,22 +325,27 @@ def _binder_phase(student_ids: list[int]) -> Callable[[UnitContext], None]:
                 Person.id.in_(student_ids)))}
         folders = dict(c.execute(select(Rubric.owner_id, Rubric.id).where(
             Rubric.owner_id.in_(student_ids), Rubric.kind == RubricKind.DOCUMENT_FOLDER)).all())
-        with_activity = set(_ids(ctx, select(ActivityDistribution.student_id).where(
-            ActivityDistribution.student_id.in_(student_ids)).distinct()))
-        empty = [student_id for student_id in student_ids if student_id not in with_activity]
+        distributed: dict[int, list[int]] = {student_id: [] for student_id in student_ids}
+        for student_id, activity_id in c.execute(
+                select(ActivityDistribution.student_id, ActivityDistribution.activity_id)
+                .where(ActivityDistribution.student_id.in_(student_ids))):
+            distributed[student_id].append(activity_id)
+        catalog = build.ActivityCatalog(c, build.FileCache(ctx.effects.storage_root))
+        catalog.load(activity_id for ids in distributed.values() for activity_id in ids)
+        empty = [student_id for student_id, ids in distributed.items() if not ids]
         if empty:
             ctx.effects.tally.add("classeurs vides", len(empty))
         for student_id in student_ids:
             if student_id not in folders:
                 folders[student_id] = _create_document_folder(ctx, student_id)
-            storage = ctx.effects.storage_root
             _write(ctx, key=f"classeur:{student_id}", kind="classeur",
                    path=_archive_path(ctx, "classeurs", f"classeur-{student_id}.zip"),
                    rubric_id=folders[student_id],
                    title=f"Classeur pédagogique {ctx.year_label}",
                    builder=lambda zip_builder, sid=student_id: build.build_binder_archive(
-                       c, storage, student_name=names.get(sid, str(sid)),
-                       year_label=ctx.year_label, student_id=sid, builder=zip_builder))
+                       c, ctx.effects.storage_root, student_name=names.get(sid, str(sid)),
+                       year_label=ctx.year_label, student_id=sid, builder=zip_builder,
+                       catalog=catalog, activity_ids=distributed[sid]))
     return run
 
 
