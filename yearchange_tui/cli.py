@@ -30,8 +30,22 @@ from yearchange_tui.config import ConfigError, Settings
 COMMAND_MODULES = (
     "yearchange_tui.changeover.commands",
     "yearchange_tui.aaf.commands",
+    "yearchange_tui.timetable.commands",
+    "yearchange_tui.scheduling.commands",
+    "yearchange_tui.tui.commands",
     "yearchange_tui.bench",
 )
+
+
+def open_console(args: argparse.Namespace) -> int | None:
+    """Open the operator console when it is installed; None when it is not (yet)."""
+    try:
+        from yearchange_tui.tui.app import run_console
+    except ImportError as error:
+        if error.name and error.name.startswith("yearchange_tui.tui"):
+            return None
+        raise
+    return int(run_console(args))
 
 
 class _FrenchParser(argparse.ArgumentParser):
@@ -91,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, metavar="S")
     demo.add_argument("--year", type=int, default=None, metavar="AAAA")
     demo.add_argument("--json", action="store_true", help="résumé en JSON")
+    demo.add_argument("--no-console", action="store_true",
+                      help="construire sans ouvrir la console")
     demo.set_defaults(handler=cmd_demo)
 
     config = commands.add_parser("config", parents=[common],
@@ -170,6 +186,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     progress = None if args.json else (lambda line: _err(f"… {line}"))
     result = build_sample(demo_dir, count, args.seed, args.year, progress)
     _print_sample(result, args.json, f"Académie de démonstration construite dans {demo_dir}")
+    if not args.json and not getattr(args, "no_console", False):
+        args.db = result.db_url
+        args.storage = str(result.storage_dir)
+        status = open_console(args)
+        if status is not None:
+            return status
     if not args.json:
         print("\nLa console opérateur n'est pas encore livrée : la démonstration s'arrête ici.")
         print(f"Base : --db {result.db_url} --storage {result.storage_dir}")
@@ -196,6 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:
+        status = open_console(args)
+        if status is not None:
+            return status
         parser.print_help()
         print("\nLa console opérateur n'est pas encore livrée : utilisez une commande ci-dessus.")
         return EXIT_OK

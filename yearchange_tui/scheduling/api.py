@@ -1,0 +1,132 @@
+"""What a console sees of the engine: read models and the client interface.
+
+The console never imports the engine's internals: it talks to an :class:`EngineClient`
+(the real one reads and writes the shared database; tests use a scripted fake). Every
+type here is a plain frozen dataclass, safe to hand from any thread to any other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from yearchange_tui.changeover.models import Step, UnitStatus
+
+
+class EngineMode(enum.StrEnum):
+    """How this console relates to the engine (shown in the header)."""
+
+    ATTACHED = "attaché"  # this console started the engine process
+    OBSERVER = "observateur"  # another process holds the engine lease
+    NONE = "aucun moteur"  # no live engine
+
+
+class RequestAction(enum.StrEnum):
+    """What a console may ask the engine to do."""
+
+    RUN = "run"  # params: step, uais
+    DRY_RUN = "dry-run"  # params: uais
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"  # params: uais (empty = all running)
+    RETRY = "retry"  # failed units only; params: step, uais
+    IMPORT_AAF = "import-aaf"  # params: path
+    IMPORT_TIMETABLE = "import-timetable"  # params: path, uai
+    SET_DATE = "set-date"  # params: step, uais or kind, date
+
+
+CHANGING_ACTIONS = frozenset({RequestAction.RUN, RequestAction.CANCEL, RequestAction.RETRY,
+                              RequestAction.IMPORT_AAF, RequestAction.IMPORT_TIMETABLE,
+                              RequestAction.SET_DATE, RequestAction.PAUSE,
+                              RequestAction.RESUME})
+"""Refused by a read-only engine or console (support staff)."""
+
+
+@dataclass(frozen=True)
+class UnitView:
+    """One cell of the calendar grid: an establishment's step."""
+
+    uai: str
+    step: Step
+    status: UnitStatus
+    planned_on: dt.date | None = None
+    progress_done: int = 0
+    progress_total: int = 0
+    rate_per_s: float | None = None
+    eta_s: float | None = None
+    error: str = ""
+    dry_run_done: bool = False
+
+    @property
+    def percent(self) -> int:
+        """Progress in percent (0 when unknown)."""
+        if not self.progress_total:
+            return 0
+        return min(100, 100 * self.progress_done // self.progress_total)
+
+
+@dataclass(frozen=True)
+class EstablishmentView:
+    """One row of the calendar grid."""
+
+    uai: str
+    name: str
+    kind: str  # college, lycee, other
+    project_code: str
+    units: dict[Step, UnitView] = field(default_factory=dict)
+    reject_count: int = 0
+    access_blocked: bool = False
+
+
+@dataclass(frozen=True)
+class MaintenanceWindow:
+    """A planned service interruption."""
+
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    label: str  # "étapes 1 à 3", "étape 4"
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """The engine as the header shows it."""
+
+    mode: EngineMode
+    holder: str = ""  # host:pid of the engine process
+    paused: bool = False
+    read_only: bool = False
+    next_window: MaintenanceWindow | None = None
+    heartbeat_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class EngineEventView:
+    """A persisted engine event (unit state change, progress, reject, log line)."""
+
+    id: int
+    at: dt.datetime
+    kind: str  # unit, progress, reject, log
+    uai: str = ""
+    step: str = ""
+    level: str = "info"  # info, warning, error
+    message: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class EngineClient(Protocol):
+    """The console's only door to the engine."""
+
+    def status(self) -> EngineStatus:
+        """Engine mode, lease holder, pause state, next window."""
+
+    def establishments(self) -> list[EstablishmentView]:
+        """Every establishment with the state of each step."""
+
+    def events_after(self, last_id: int, limit: int = 500) -> list[EngineEventView]:
+        """Events newer than ``last_id``, oldest first."""
+
+    def request(self, action: RequestAction, **params: Any) -> int:
+        """Queue a request for the engine; returns its id. Raises PermissionError when
+        read-only and the action changes data."""
