@@ -65,19 +65,33 @@ class Tally:
 
 
 class _SinkWriter:
-    """A write-only, non-seekable stream that hashes what passes and forwards it (or not)."""
+    """A write-only, non-seekable stream that hashes what passes and forwards it (or not).
+
+    Small writes (zipfile writes headers and descriptors piecewise) are gathered into
+    64 KiB blocks before hashing and writing.
+    """
+
+    BLOCK = 1 << 16
 
     def __init__(self, target: BinaryIO | None) -> None:
         self.target = target
         self.digest = hashlib.sha256()
         self.position = 0
+        self.buffer = bytearray()
 
     def write(self, data: bytes) -> int:
-        self.digest.update(data)
+        self.buffer += data
         self.position += len(data)
-        if self.target is not None:
-            self.target.write(data)
+        if len(self.buffer) >= self.BLOCK:
+            self._drain()
         return len(data)
+
+    def _drain(self) -> None:
+        if self.buffer:
+            self.digest.update(self.buffer)
+            if self.target is not None:
+                self.target.write(self.buffer)
+            self.buffer = bytearray()
 
     def tell(self) -> int:
         return self.position
@@ -86,8 +100,13 @@ class _SinkWriter:
         return False
 
     def flush(self) -> None:
+        self._drain()
         if self.target is not None:
             self.target.flush()
+
+    def close(self) -> None:
+        """Write what is left (the ZIP's central directory)."""
+        self.flush()
 
 
 class ZipBuilder:
@@ -249,6 +268,7 @@ class RealEffects(Effects):
             with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
                 builder = ZipBuilder(archive)
                 build(builder)
+            sink.flush()
         os.replace(temporary, path)
         self.unsynced = True
         result = ArchiveResult(key, kind, relative_path, builder.entries, sink.position,
@@ -362,6 +382,7 @@ class RecordingEffects(Effects):
         with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
             builder = ZipBuilder(archive)
             build(builder)
+        sink.flush()
         self.tally.add(f"archives {kind}", 1)
         self.tally.add(f"entrées {kind}", builder.entries)
         self.tally.add("manifestes enregistrés", 1)
