@@ -17,7 +17,7 @@ from yearchange_tui.sample.fill import fill_database
 from yearchange_tui.sample.roster import build_academy
 
 # After the collège closes (4 July 2026), inside the window of steps 1 to 3.
-WINDOW = dt.datetime(2026, 7, 8, 9, 0, tzinfo=dt.timezone.utc)
+WINDOW = dt.datetime(2026, 7, 8, 9, 0, tzinfo=dt.UTC)
 
 
 @dataclass

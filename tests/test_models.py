@@ -33,7 +33,7 @@ from yearchange_tui.ent.models import (
 from yearchange_tui.ent.uai import InvalidUAIError
 from yearchange_tui.models_registry import import_all_models
 
-NOW = dt.datetime(2026, 6, 30, 12, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 6, 30, 12, tzinfo=dt.UTC)
 
 
 def test_first_use_creates_the_schema_and_says_so(database_url: str) -> None:

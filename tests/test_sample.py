@@ -90,7 +90,7 @@ def test_stored_files_match_their_recorded_size_and_checksum(sample_dir: Path) -
 def test_situations_the_changeover_must_handle_are_present(sample_dir: Path) -> None:
     engine = create_engine(f"sqlite:///{sample_dir / 'yearchange.db'}")
     with engine.connect() as connection:
-        q = lambda sql: connection.execute(text(sql)).all()  # noqa: E731
+        q = lambda sql: connection.execute(text(sql)).all()
         # Trash: class rubrics archived last year, and items trashed by users this year,
         # some of them in the last days before the establishment closes.
         reasons = {row[0] for row in q("SELECT reason FROM trash_entries")}

@@ -40,7 +40,7 @@ def audit(session: Session, action: str, outcome: str, *, establishment_id: int 
         details: counts and reasons (JSON).
     """
     session.execute(insert(AuditEntry).values(
-        at=dt.datetime.now(dt.timezone.utc), action=action, outcome=outcome,
+        at=dt.datetime.now(dt.UTC), action=action, outcome=outcome,
         establishment_id=establishment_id, step=step, override=override,
         details=json.dumps(details or {}, ensure_ascii=False, sort_keys=True),
         **operator_identity()))

@@ -124,7 +124,7 @@ def _counts_line(counts: dict[str, int], limit: int = 6) -> str:
 def cmd_dry_run(args: argparse.Namespace) -> int:
     """``yearchange dry-run``."""
     at = _date(args.at, "--at")
-    now = dt.datetime.combine(at, dt.time(12), tzinfo=dt.timezone.utc) if at else None
+    now = dt.datetime.combine(at, dt.time(12), tzinfo=dt.UTC) if at else None
     _settings, runner = _runner(args, now)
     establishments = _select(runner, args.uai)
     outcomes = runner.dry_run(establishments)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import Connection, ColumnElement, Table, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Table, delete, func, insert, select, update
 
 from yearchange_tui.ent.models import (
     Document,
@@ -33,7 +33,7 @@ from yearchange_tui.ent.models import (
     StoredFile,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 

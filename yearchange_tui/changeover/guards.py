@@ -75,7 +75,7 @@ def grant_override(session: Session, guard: str, reason: str,
         raise ValueError("une dérogation doit être motivée")
     session.add(GuardOverride(establishment_id=establishment_id, guard=guard, reason=reason,
                               granted_by=operator_identity()["os_user"],
-                              granted_at=dt.datetime.now(dt.timezone.utc)))
+                              granted_at=dt.datetime.now(dt.UTC)))
     audit(session, "override", "granted", establishment_id=establishment_id,
           override=True, details={"guard": guard, "reason": reason})
 

@@ -165,11 +165,11 @@ def _purge_trash(ctx: UnitContext) -> None:
     ctx.effects.record("rubriques supprimées définitivement", [row[1] for row in targets])
     reference = ctx.now
     if ctx.closing_date is not None:
-        closing = dt.datetime.combine(ctx.closing_date, dt.time(23, 59), tzinfo=dt.timezone.utc)
+        closing = dt.datetime.combine(ctx.closing_date, dt.time(23, 59), tzinfo=dt.UTC)
         reference = max(reference, closing)
     for rubric_id, name, trashed_at, reason in targets:
         if trashed_at.tzinfo is None:
-            trashed_at = trashed_at.replace(tzinfo=dt.timezone.utc)
+            trashed_at = trashed_at.replace(tzinfo=dt.UTC)
         if reason == TrashReason.USER and reference - trashed_at <= dt.timedelta(
                 days=RECENT_TRASH_DAYS):
             ctx.warn(f"« {name} » mise à la corbeille le {trashed_at:%d/%m/%Y} : elle sera "
@@ -584,8 +584,8 @@ def _delete_where(ctx: UnitContext, model: Any, where: Any, label: str) -> None:
 
 def _delete_school_life(ctx: UnitContext) -> None:
     """Dates, alternations, services, courses, grades, absences, sanctions… of year N."""
-    d = lambda model, label: _delete_where(ctx, model, _scope(model, ctx), label)  # noqa: E731
-    child = lambda model, column, parent, label: _delete_where(  # noqa: E731
+    d = lambda model, label: _delete_where(ctx, model, _scope(model, ctx), label)
+    child = lambda model, column, parent, label: _delete_where(
         ctx, model, column.in_(select(parent.id).where(_scope(parent, ctx))), label)
     d(CourseReplacement, "remplacements supprimés")
     d(AttendanceEvent, "absences, retards et départs supprimés")

@@ -23,7 +23,7 @@ class NoCurrentYearError(Exception):
 
 def utcnow() -> dt.datetime:
     """Current UTC time."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def current_school_year(session: Session) -> SchoolYear:

@@ -55,4 +55,4 @@ def utc_datetime() -> DateTime:
 
 def utcnow() -> dt.datetime:
     """Current UTC time (aware)."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)

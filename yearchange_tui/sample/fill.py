@@ -52,7 +52,7 @@ from yearchange_tui.sample.roster import (
     SampleEstablishment,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 BATCH_ROWS = 20_000
 
 _FUNCTION_PROFILES = {

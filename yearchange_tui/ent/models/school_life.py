@@ -35,7 +35,7 @@ class EstablishmentYearMixin:
     school_year_id: Mapped[int] = fk("school_years.id")
 
     @declared_attr.directive
-    def __table_args__(cls) -> tuple:  # noqa: N805
+    def __table_args__(cls) -> tuple:
         return (Index(f"ix_{cls.__tablename__}_establishment_year",  # type: ignore[attr-defined]
                       "establishment_id", "school_year_id"),)
 
