@@ -70,13 +70,19 @@ _RAW_STEP3 = (
     "establishment_id=:e AND school_year_id<=:y)",
     "DELETE FROM classes WHERE establishment_id=:e AND school_year_id<=:y",
     "DELETE FROM import_reports WHERE establishment_id=:e AND school_year_id<=:y",
+    "DELETE FROM doomed_files",
+    "INSERT INTO doomed_files SELECT stored_file_id FROM credentials_files WHERE "
+    "establishment_id=:e AND school_year_id<=:y",
     "DELETE FROM credentials_files WHERE establishment_id=:e AND school_year_id<=:y",
     "DELETE FROM message_copies WHERE folder_id IN (SELECT f.id FROM message_folders f JOIN "
     "people p ON p.id=f.owner_id WHERE f.kind='archived' AND p.establishment_id=:e "
     "AND p.message_archive_policy='school_year')",
     "DELETE FROM address_book_entries WHERE establishment_id=:e",
+    "INSERT INTO doomed_files SELECT stored_file_id FROM photos WHERE establishment_id=:e AND "
+    "person_id IN (SELECT id FROM people WHERE kind='student')",
     "DELETE FROM photos WHERE establishment_id=:e AND person_id IN (SELECT id FROM people WHERE "
     "kind='student')",
+    "DELETE FROM stored_files WHERE id IN (SELECT id FROM doomed_files)",
 )
 
 
@@ -98,8 +104,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _rows_deleted(counts: dict[str, int]) -> int:
+    """Rows step 3 deleted (files on disk are not rows)."""
     return sum(value for key, value in counts.items()
-               if STEP3_COUNT_SUFFIX in key and "fichiers" not in key)
+               if STEP3_COUNT_SUFFIX in key and "(disque)" not in key)
 
 
 def _raw_step3(db_path: Path, establishment_ids: list[int], year_start: int) -> tuple[int, float]:
@@ -109,13 +116,16 @@ def _raw_step3(db_path: Path, establishment_ids: list[int], year_start: int) -> 
     connection.execute("PRAGMA synchronous=NORMAL")
     year = connection.execute("SELECT id FROM school_years WHERE start_year=?",
                               (year_start,)).fetchone()[0]
+    connection.execute("CREATE TEMP TABLE doomed_files (id INTEGER)")
     deleted = 0
     started = time.perf_counter()
     for establishment_id in establishment_ids:
         with connection:
             for statement in _RAW_STEP3:
                 cursor = connection.execute(statement, {"e": establishment_id, "y": year})
-                deleted += cursor.rowcount
+                if statement.startswith("DELETE") and "doomed_files\"" not in statement \
+                        and not statement.endswith("doomed_files"):
+                    deleted += cursor.rowcount
     elapsed = time.perf_counter() - started
     connection.close()
     return deleted, elapsed

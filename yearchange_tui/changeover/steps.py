@@ -545,7 +545,7 @@ def _delete_groups(ctx: UnitContext, group_ids: list[int], label: str) -> None:
     if not group_ids:
         ctx.effects.tally.add("droits de groupes supprimés", 0)
     _delete_ids(ctx, GroupManager.__table__, GroupManager.__table__.c.group_id, group_ids,
-                "gestionnaires de groupes retirés")
+                "gestionnaires de groupes supprimés")
     _delete_ids(ctx, GroupMembership.__table__, GroupMembership.__table__.c.group_id,
                 group_ids, "appartenances aux groupes supprimées")
     _delete_ids(ctx, Group.__table__, Group.__table__.c.id, group_ids, label)
