@@ -10,6 +10,7 @@ import importlib
 MODEL_MODULES = (
     "yearchange_tui.ent.models",
     "yearchange_tui.changeover.models",
+    "yearchange_tui.aaf.models",
 )
 
 

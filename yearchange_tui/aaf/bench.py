@@ -1,0 +1,197 @@
+"""Benchmark of the AAF import against the machine's floor (``yearchange bench``).
+
+- Throughput: records per second (wall clock, and CPU time for a ratio insensitive to
+  other load on the machine) of the whole import (parse, validate, write into
+  a fresh SQLite database, commit) against lxml ``iterparse`` of the same files in
+  the same run, the parse floor. Target: a ratio of at least 0.5. The import is
+  timed in a child process after a warm-up import of the same delivery into a
+  scratch database (steady state, as in a long delivery); the first, cold import
+  of a fresh process is reported too.
+- Memory: peak resident memory of an import of the sample's delivery and of a
+  delivery ten times larger, each in its own process. Target: the larger within
+  1.5 times the smaller (streaming keeps memory flat).
+
+Runs on the caller's thread; imports run in child processes.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+REQUESTS = ("addRequest", "modifyRequest", "deleteRequest")
+TARGET_RATIO = 0.5
+TARGET_MEMORY_RATIO = 1.5
+
+
+def parse_floor(delivery: Path) -> tuple[int, float]:
+    """Raw lxml ``iterparse`` of every XML file of a delivery: (requests, seconds).
+
+    Measured under the same conditions as the import (cyclic garbage collector paused).
+    """
+    from yearchange_tui.aaf.importer import cyclic_gc_paused
+
+    files = sorted(delivery.glob("*.xml"))
+    with cyclic_gc_paused():
+        started = time.perf_counter()
+        count = 0
+        for path in files:
+            for _event, element in etree.iterparse(str(path), events=("end",),
+                                                   resolve_entities=False, no_network=True,
+                                                   load_dtd=False, huge_tree=False):
+                if element.tag in REQUESTS:
+                    count += 1
+                    element.clear()
+        seconds = time.perf_counter() - started
+    return count, seconds
+
+
+def parse_floor_cpu(delivery: Path) -> tuple[int, float]:
+    """:func:`parse_floor` timed in CPU seconds of this process (insensitive to other load)."""
+    started = time.process_time()
+    count, _ = parse_floor(delivery)
+    return count, time.process_time() - started
+
+
+def child_import(delivery: str, database_url: str,
+                 warmup_url: str | None = None) -> dict[str, Any]:
+    """Import a delivery into a fresh database; runs in a child process.
+
+    Args:
+        delivery: the delivery folder.
+        database_url: the database timed.
+        warmup_url: when given, a first import into this database warms the process.
+
+    Returns:
+        records, seconds (import only) and peak resident memory in MiB.
+    """
+    from yearchange_tui.aaf.importer import import_delivery
+    from yearchange_tui.ent.database import open_database
+
+    if warmup_url is not None:
+        scratch = open_database(warmup_url)
+        import_delivery(scratch, [delivery])
+        scratch.dispose()
+    database = open_database(database_url)
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    result = import_delivery(database, [delivery])
+    seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
+    database.dispose()
+    return {"records": result.records["total"], "seconds": seconds, "cpu_seconds": cpu_seconds,
+            "peak_mib": peak_memory_kib() / 1024, "rejects": sum(result.rejects_by_code.values())}
+
+
+def peak_memory_kib() -> int:
+    """Peak resident memory of this process in KiB.
+
+    ``VmHWM`` from ``/proc/self/status`` where available: unlike ``ru_maxrss`` it
+    is not inherited from the parent across ``exec``.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _run_child(delivery: Path, work: Path, label: str, warm: bool) -> dict[str, Any]:
+    databases = [work / f"{label}.db", work / f"{label}-warmup.db"]
+    for database in databases:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{database}{suffix}").unlink(missing_ok=True)
+    code = ("import json, sys; from yearchange_tui.aaf.bench import child_import; "
+            "print(json.dumps(child_import(sys.argv[1], sys.argv[2], "
+            "sys.argv[3] if len(sys.argv) > 3 else None)))")
+    arguments = [str(delivery), f"sqlite:///{databases[0]}"]
+    if warm:
+        arguments.append(f"sqlite:///{databases[1]}")
+    completed = subprocess.run([sys.executable, "-c", code, *arguments], capture_output=True,
+                               text=True, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"import AAF du banc d'essai en échec : {completed.stderr[-2000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def _larger_delivery(sample_dir: Path, factor: int, target: Path) -> Path:
+    from yearchange_tui.sample.aaf_writer import write_aaf_delivery
+    from yearchange_tui.sample.roster import build_academy
+
+    summary = json.loads((sample_dir / "sample.json").read_text(encoding="utf-8"))
+    count = len(summary["establishments"])
+    year = int(summary["school_year"].split("-")[0])
+    write_aaf_delivery(build_academy(count * factor, int(summary["seed"]), year), target)
+    return target
+
+
+def bench_aaf(out_dir_of_a_sample: Path, quick: bool) -> dict[str, Any]:
+    """Measure the AAF import of a sample académie's delivery and of one 10 times larger.
+
+    Args:
+        out_dir_of_a_sample: a ``yearchange sample`` output folder (its ``aaf/`` and
+            ``sample.json`` are read; its database is not touched).
+        quick: fewer repetitions.
+
+    Returns:
+        Records per second (import and parse floor) and their ratio for both sizes,
+        peak memory of each import and the memory ratio, with the targets.
+    """
+    sample_dir = Path(out_dir_of_a_sample)
+    delivery = sample_dir / "aaf"
+    repeats = 1 if quick else 3
+    with tempfile.TemporaryDirectory(prefix="yearchange-bench-aaf-") as folder:
+        work = Path(folder)
+        larger = _larger_delivery(sample_dir, 10, work / "aaf-x10")
+        floor_small = min((parse_floor(delivery) for _ in range(repeats + 1)),
+                          key=lambda r: r[1])
+        floor_small_cpu = min((parse_floor_cpu(delivery) for _ in range(repeats + 1)),
+                              key=lambda r: r[1])
+        runs_small = [_run_child(delivery, work, f"small-{i}", warm=True)
+                      for i in range(repeats)]
+        cold_small = _run_child(delivery, work, "small-cold", warm=False)
+        floor_large = min((parse_floor(larger) for _ in range(repeats)), key=lambda r: r[1])
+        # Fixed costs are small against ten times the records: one cold run gives both
+        # the throughput and the peak memory.
+        cold_large = _run_child(larger, work, "large-cold", warm=False)
+        runs_large = [cold_large]
+    best_small = min(runs_small, key=lambda r: r["seconds"])
+    best_small_cpu = min(r["cpu_seconds"] for r in runs_small)
+    best_large = min(runs_large, key=lambda r: r["seconds"])
+    small_rate = best_small["records"] / best_small["seconds"]
+    large_rate = best_large["records"] / best_large["seconds"]
+    floor_small_rate = floor_small[0] / floor_small[1]
+    floor_large_rate = floor_large[0] / floor_large[1]
+    # Peak memory of one import in a fresh process (no warm-up).
+    peak_small = cold_small["peak_mib"]
+    peak_large = cold_large["peak_mib"]
+    return {
+        "records": best_small["records"],
+        "import_records_per_s": round(small_rate),
+        "floor_records_per_s": round(floor_small_rate),
+        "ratio": round(small_rate / floor_small_rate, 3),
+        "ratio_cpu": round(floor_small_cpu[1] / best_small_cpu, 3),
+        "import_records_per_s_first_run": round(cold_small["records"] / cold_small["seconds"]),
+        "records_x10": best_large["records"],
+        "import_records_per_s_x10": round(large_rate),
+        "floor_records_per_s_x10": round(floor_large_rate),
+        "ratio_x10": round(large_rate / floor_large_rate, 3),
+        "target_ratio": TARGET_RATIO,
+        "peak_memory_mib": round(peak_small, 1),
+        "peak_memory_mib_x10": round(peak_large, 1),
+        "memory_ratio": round(peak_large / peak_small, 3),
+        "target_memory_ratio": TARGET_MEMORY_RATIO,
+        "rejects": best_small["rejects"],
+        "repeats": repeats,
+    }

@@ -1,0 +1,321 @@
+"""CLI commands of the AAF importer: ``import-aaf``, ``rejects`` and ``access-block``.
+
+``cli.py`` calls :func:`register`. Operator text is French; exit status 0 on
+success, 1 when a guard refused the import, 2 for bad usage or a delivery refused
+whole (nothing changed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Any
+
+from yearchange_tui.cliutil import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    err,
+    open_database_from_args,
+    print_json,
+    settings_from_args,
+)
+
+CSV_COLUMNS = ("import", "uai", "code", "severite", "fichier", "ligne", "identifiant", "type",
+               "requete", "attribut", "valeur", "explication", "action")
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add the AAF commands to the ``yearchange`` parser."""
+    importer = commands.add_parser(
+        "import-aaf", parents=[common],
+        help="importer une livraison AAF (dossier, .tgz, .zip, fichiers)",
+        description="Valide et applique une livraison AAF (ficAlimMENESR) en une transaction. "
+                    "Pour un établissement dont l'étape 3 est terminée, l'import est l'étape 4 "
+                    "(initialisation de l'annuaire N+1). Un fichier refusé (XML mal formé ou "
+                    "dangereux, type incohérent…) ne change rien (code de sortie 2).")
+    importer.add_argument("paths", nargs="+", metavar="CHEMIN", type=Path,
+                          help="dossier, archive .tgz/.zip ou fichiers XML de la livraison")
+    importer.add_argument("--dry-run", action="store_true",
+                          help="à blanc : tout valider et compter, ne rien enregistrer")
+    importer.add_argument("--json", action="store_true", help="résumé en JSON")
+    importer.set_defaults(handler=cmd_import_aaf)
+
+    rejects = commands.add_parser(
+        "rejects", parents=[common], help="rejets de l'import AAF, expliqués",
+        description="Rejets et avertissements du dernier import AAF (ou de l'import choisi), "
+                    "avec fichier, ligne, explication et action à mener.")
+    rejects.add_argument("--uai", action="append", metavar="UAI", help="établissement (répétable)")
+    rejects.add_argument("--code", action="append", metavar="CODE",
+                         help="code de rejet (répétable), par exemple AAF-NAISSANCE-MANQUANTE")
+    rejects.add_argument("--severity", choices=["erreur", "avertissement", "information"],
+                         help="ne garder qu'une sévérité")
+    which = rejects.add_mutually_exclusive_group()
+    which.add_argument("--import", dest="import_id", type=int, metavar="N",
+                       help="numéro d'import (défaut : le dernier)")
+    which.add_argument("--all", action="store_true", help="tous les imports")
+    output = rejects.add_mutually_exclusive_group()
+    output.add_argument("--csv", action="store_true", help="CSV (séparateur « ; », UTF-8)")
+    output.add_argument("--json", action="store_true", help="JSON (avec le XML de chaque rejet)")
+    rejects.add_argument("--codes", action="store_true",
+                         help="afficher la liste documentée des codes de rejet")
+    rejects.set_defaults(handler=cmd_rejects)
+
+    block = commands.add_parser(
+        "access-block", parents=[common], help="un utilisateur est-il bloqué (étape 4) ?",
+        description="Dit si un élève ou un parent est redirigé vers la page d'explication "
+                    "pendant l'initialisation de l'annuaire, et avec quel message.")
+    who = block.add_mutually_exclusive_group(required=True)
+    who.add_argument("--login", metavar="IDENTIFIANT")
+    who.add_argument("--jointure", metavar="ID", help="identifiant AAF (ENTPersonJointure)")
+    block.add_argument("--at", metavar="AAAA-MM-JJ", help="date (défaut : aujourd'hui)")
+    block.add_argument("--json", action="store_true")
+    block.set_defaults(handler=cmd_access_block)
+
+
+# --- import-aaf ----------------------------------------------------------------------------
+
+
+def _audit_outside(database: Any, action: str, outcome: str, details: dict[str, Any]) -> None:
+    from yearchange_tui.changeover.audit import audit
+
+    with database.session() as session:
+        audit(session, action, outcome, details=details)
+
+
+def cmd_import_aaf(args: argparse.Namespace) -> int:
+    """``yearchange import-aaf PATH…``."""
+    from yearchange_tui.aaf.importer import import_delivery
+    from yearchange_tui.aaf.parser import AafFileError
+    from yearchange_tui.changeover.guards import GuardRefused
+    from yearchange_tui.changeover.units import NoCurrentYearError
+
+    settings = settings_from_args(args)
+    if settings.read_only and not args.dry_run:
+        raise UsageError("Mode consultation (--read-only) : l'import AAF est interdit "
+                         "(--dry-run reste possible).")
+    _settings, database = open_database_from_args(args)
+    progress = None if args.json else (lambda line: err(f"… {line}"))
+    source = [str(path) for path in args.paths]
+    try:
+        result = import_delivery(database, args.paths, dry_run=args.dry_run, progress=progress)
+    except AafFileError as error:
+        if not args.dry_run:
+            _audit_outside(database, "import-aaf", "refused",
+                           {"source": source, "code": error.code, "file": error.file,
+                            "line": error.line, "message": error.message})
+        if args.json:
+            print_json({"refused": True, "code": error.code, "file": error.file,
+                        "line": error.line, "message": error.message, "action": error.action})
+        err(f"yearchange : livraison refusée, rien n'a été importé.\n  {error}\n"
+            f"  Action : {error.action}")
+        return EXIT_USAGE
+    except GuardRefused as refusal:
+        if not args.dry_run:
+            _audit_outside(database, "import-aaf", "refused",
+                           {"source": source, "guard": refusal.code, "message": refusal.message})
+        if args.json:
+            print_json({"refused": True, "code": refusal.code, "message": refusal.message})
+        err(f"yearchange : import refusé [{refusal.code}] : {refusal.message}\n"
+            "  Rien n'a été importé. Une dérogation MOE (yearchange override) peut lever ce "
+            "gel ; elle est tracée.")
+        return EXIT_FAILED
+    except NoCurrentYearError as error:
+        raise UsageError(str(error)) from error
+    if not args.dry_run:
+        _audit_outside(database, "import-aaf", "done",
+                       {"source": source, "import_id": result.import_id,
+                        "records": result.records, "rejects": result.rejects_by_code,
+                        "step4": result.step4_uais})
+    if args.json:
+        print_json(result.to_dict())
+        return EXIT_OK
+    _print_import(result)
+    return EXIT_OK
+
+
+def _print_import(result: Any) -> None:
+    from yearchange_tui.aaf.step4 import summary_line
+
+    records = result.records
+    head = "Import AAF à blanc (rien n'a été enregistré)" if result.dry_run else \
+        f"Import AAF n° {result.import_id}"
+    kind = result.delivery_type or "livraison"
+    print(f"{head} — {kind}, {len(result.files)} fichier(s), {records['total']} "
+          f"enregistrement(s) : {records['imported']} importé(s), {records['refused']} "
+          f"refusé(s), {records['skipped']} hors périmètre.")
+    common = result.header.get("common") or {}
+    if common:
+        print("  en-tête : " + ", ".join(f'{key}="{value}"' for key, value in common.items()))
+    for summary in result.establishments:
+        if summary["uai"]:
+            if summary["mode"] == "step-4":
+                mode = f"étape 4, initialisation {summary['school_year']}"
+            elif summary.get("establishment_created"):
+                mode = f"établissement créé, année {summary['school_year']}"
+            else:
+                mode = f"mise à jour {summary['school_year']}"
+            print(f"  {summary['uai']}  {summary['name']} — {mode}")
+        else:
+            print("  sans établissement (structure inconnue ou responsable sans élève)")
+        print(f"      {summary_line(summary)}")
+    if result.unknown_attributes:
+        print("  attributs inconnus (ignorés) : " + ", ".join(
+            f"{name} ×{count}" for name, count in result.unknown_attributes.items()))
+    if result.step4_uais:
+        print(f"  étape 4 terminée pour : {', '.join(result.step4_uais)}")
+    if result.rejects_by_code and not result.dry_run:
+        print("  détail : yearchange rejects [--uai UAI] [--code CODE] [--csv]")
+
+
+# --- rejects -------------------------------------------------------------------------------
+
+
+def _print_codes(as_json: bool) -> int:
+    from yearchange_tui.aaf.rules import rules_table
+
+    table = rules_table()
+    if as_json:
+        print_json(table)
+        return EXIT_OK
+    for rule in table:
+        print(f"{rule['code']:<34} {rule['severity']:<14} {rule['title']}")
+    return EXIT_OK
+
+
+def cmd_rejects(args: argparse.Namespace) -> int:
+    """``yearchange rejects``."""
+    from sqlalchemy import select
+
+    from yearchange_tui.aaf.models import AafImport, AafReject
+    from yearchange_tui.aaf.rules import RULES
+    from yearchange_tui.ent.uai import InvalidUAIError, validate_uai
+
+    if args.codes:
+        return _print_codes(args.json)
+    codes = [code.strip().upper() for code in args.code or []]
+    unknown = [code for code in codes if code not in RULES]
+    if unknown:
+        raise UsageError(f"Code de rejet inconnu : {', '.join(unknown)} "
+                         "(liste : yearchange rejects --codes).")
+    uais: list[str] = []
+    for uai in args.uai or []:
+        try:
+            uais.append(validate_uai(uai))
+        except InvalidUAIError as error:
+            raise UsageError(str(error)) from error
+    _settings, database = open_database_from_args(args)
+    with database.session() as session:
+        if args.all:
+            import_ids = None
+        elif args.import_id is not None:
+            if session.get(AafImport, args.import_id) is None:
+                raise UsageError(f"Import AAF n° {args.import_id} inconnu.")
+            import_ids = [args.import_id]
+        else:
+            latest = session.scalar(select(AafImport.id).order_by(AafImport.id.desc()).limit(1))
+            if latest is None:
+                print("Aucun import AAF dans la base.")
+                return EXIT_OK
+            import_ids = [latest]
+        query = select(AafReject).order_by(AafReject.import_id, AafReject.uai,
+                                           AafReject.file_name, AafReject.line, AafReject.id)
+        if import_ids is not None:
+            query = query.where(AafReject.import_id.in_(import_ids))
+        if uais:
+            query = query.where(AafReject.uai.in_(uais))
+        if codes:
+            query = query.where(AafReject.code.in_(codes))
+        if args.severity:
+            query = query.where(AafReject.severity == args.severity)
+        rows = list(session.scalars(query))
+        if args.csv:
+            _write_csv(rows)
+        elif args.json:
+            print_json([_as_dict(row) for row in rows])
+        else:
+            _print_rejects(rows, import_ids)
+    return EXIT_OK
+
+
+def _as_dict(row: Any) -> dict[str, Any]:
+    return {"import": row.import_id, "uai": row.uai, "code": row.code,
+            "severity": row.severity, "file": row.file_name, "line": row.line,
+            "record_id": row.record_id, "kind": row.kind, "request": row.request,
+            "attribute": row.attribute, "raw_value": row.raw_value, "message": row.message,
+            "action": row.action, "raw_xml": row.raw_xml}
+
+
+def _write_csv(rows: list[Any]) -> None:
+    writer = csv.writer(sys.stdout, delimiter=";", lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow((row.import_id, row.uai, row.code, row.severity, row.file_name,
+                         row.line or "", row.record_id, row.kind, row.request, row.attribute,
+                         row.raw_value, row.message, row.action))
+
+
+_GLYPHS = {"erreur": "✗ erreur", "avertissement": "! avertissement", "information": "i information"}
+
+
+def _print_rejects(rows: list[Any], import_ids: list[int] | None) -> None:
+    scope = "tous les imports" if import_ids is None else \
+        ", ".join(f"import n° {i}" for i in import_ids)
+    if not rows:
+        print(f"Aucun rejet ({scope}).")
+        return
+    print(f"{len(rows)} rejet(s) — {scope}")
+    current = None
+    for row in rows:
+        if row.uai != current:
+            current = row.uai
+            print(f"\n{row.uai or 'sans établissement'}")
+        where = f"{row.file_name}:{row.line}" if row.line else (row.file_name or "")
+        print(f"  {_GLYPHS.get(row.severity, row.severity):<16} {row.code:<32} "
+              f"{row.record_id:<10} {where}")
+        print(f"      {row.message}")
+        print(f"      → {row.action}")
+
+
+# --- access-block --------------------------------------------------------------------------
+
+
+def cmd_access_block(args: argparse.Namespace) -> int:
+    """``yearchange access-block --login L [--at DATE]``."""
+    from sqlalchemy import select
+
+    from yearchange_tui.aaf.access_block import access_decision
+    from yearchange_tui.ent.models import Person
+
+    if args.at:
+        try:
+            moment: dt.date = dt.date.fromisoformat(args.at)
+        except ValueError as error:
+            raise UsageError(f"Date invalide « {args.at} » : AAAA-MM-JJ attendu.") from error
+    else:
+        moment = dt.date.today()
+    _settings, database = open_database_from_args(args)
+    with database.session() as session:
+        column = Person.login if args.login else Person.aaf_jointure
+        person_id = session.scalar(select(Person.id).where(column == (args.login or args.jointure)))
+        if person_id is None:
+            raise UsageError(f"Utilisateur inconnu : « {args.login or args.jointure} ».")
+        decision = access_decision(session, person_id, moment)
+    if args.json:
+        print_json({"blocked": decision.blocked, "message": decision.message,
+                    "reason": decision.reason,
+                    "window": None if decision.window is None else {
+                        "starts_on": decision.window.starts_on.isoformat(),
+                        "ends_on": decision.window.ends_on.isoformat(),
+                        "source": decision.window.source}})
+        return EXIT_OK
+    if decision.blocked:
+        print(f"⊘ bloqué le {moment:%d/%m/%Y} ({decision.reason}). Message affiché :")
+        print(decision.message)
+    else:
+        print(f"✓ accès ouvert le {moment:%d/%m/%Y} ({decision.reason}).")
+    return EXIT_OK

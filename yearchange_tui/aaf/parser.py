@@ -1,0 +1,587 @@
+"""Streaming reader of AAF ``ficAlimMENESR`` files, with the safety and encoding rules.
+
+- lxml ``iterparse`` with ``resolve_entities=False``, ``no_network=True``,
+  ``load_dtd=False``, ``huge_tree=False``; each request element is cleared and
+  removed from the tree once read, so memory stays flat whatever the file size.
+- The prologue is checked before parsing: only the standard
+  ``<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">`` is accepted (no internal
+  subset, no entity declaration, no other system or public identifier: nothing is
+  ever fetched or expanded); the root must be ``ficAlimMENESR``; binary content is
+  refused.
+- Encodings as real deliveries have them: the XML declaration is honoured (raw
+  Latin-1 bytes under an ISO-8859-1 declaration), no declaration means UTF-8,
+  numeric character references are decoded by the parser, and HTML named entities
+  (``&eacute;``…), which real deliveries have carried, are turned into numeric
+  references on the fly. Any other named entity refuses the file.
+
+A problem with a whole file raises :class:`AafFileError` (stable code, French
+message, file and line). Runs on the caller's thread.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import html.entities
+import re
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from lxml import etree
+
+from yearchange_tui.aaf.rules import explain
+
+ROOT_TAG = "ficAlimMENESR"
+REQUEST_TAGS: dict[str, str] = {"addRequest": "add", "modifyRequest": "modify",
+                                "deleteRequest": "delete"}
+STANDARD_DOCTYPE = re.compile(
+    rb"""<!DOCTYPE\s+ficAlimMENESR\s+SYSTEM\s+(["'])ficAlimMENESR\.dtd\1\s*>""")
+_XML_DECLARATION = re.compile(rb"""^<\?xml\s[^>]*?encoding\s*=\s*(["'])([A-Za-z0-9._:-]+)\1""")
+_HEADER_FIELD = re.compile(r"""([A-Za-z][A-Za-z0-9_]*)\s*=\s*"([^"]*)\"""")
+_ENTITY = re.compile(rb"&(?!(?:amp|lt|gt|quot|apos);)([A-Za-z][A-Za-z0-9]{0,31});")
+_XML_ENTITIES = frozenset((b"amp", b"lt", b"gt", b"quot", b"apos"))
+_HTML_ENTITIES: dict[bytes, bytes] = {
+    name.encode("ascii"): f"&#{codepoint};".encode("ascii")
+    for name, codepoint in html.entities.name2codepoint.items()
+    if name.encode("ascii") not in _XML_ENTITIES
+}
+_PROLOGUE_BYTES = 64 * 1024
+_PRESCAN_LIMIT = 4 * 1024 * 1024
+_PRESCAN_STEP = 4096
+_READ_BYTES = 256 * 1024
+_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+         (codecs.BOM_UTF8, "UTF-8"), (codecs.BOM_UTF16_LE, "UTF-16"),
+         (codecs.BOM_UTF16_BE, "UTF-16"))
+_PARSER_OPTIONS = {"resolve_entities": False, "no_network": True, "load_dtd": False,
+                   "huge_tree": False, "remove_pis": True}
+_ENCODING_HINTS = ("encoding", "utf-8", "utf8", "not proper", "bytes", "char 0x",
+                   "invalid character", "codec")
+
+
+class AafFileError(Exception):
+    """A file (or the delivery) refused whole: stable ``code``, French message, place.
+
+    Attributes:
+        code: a file-level code of :data:`yearchange_tui.aaf.rules.RULES`.
+        file: the file name as shown to operators.
+        line: the offending line, when known.
+        message: the French explanation.
+        action: what to do.
+    """
+
+    def __init__(self, code: str, file: str = "", line: int | None = None,
+                 **params: object) -> None:
+        self.code = code
+        self.file = file
+        self.line = line
+        self.params = params
+        self.message, self.action = explain(code, **params)
+        where = file + (f", ligne {line}" if line else "")
+        super().__init__(f"[{code}] {where + ' : ' if where else ''}{self.message}")
+
+
+class RawRecord:
+    """One request of a file, as read (values are strings, ``""`` for empty values).
+
+    ``attributes`` maps each attribute name to its values (read on first access,
+    see :class:`LazyAttributes`); ``names`` is every attribute name the record
+    carries. The element stays available (for :meth:`raw_xml` and values not read
+    yet) only until the reader moves on.
+    """
+
+    __slots__ = (
+        "_raw",
+        "attributes",
+        "category",
+        "element",
+        "file",
+        "identifier",
+        "line",
+        "names",
+        "operations",
+        "request",
+        "unexpected",
+    )
+
+    def __init__(self, file: str, line: int, request: str, category: tuple[str, str],
+                 identifier: str, attributes: dict[str, list[str]],
+                 names: Collection[str] | None = None, operations: dict[str, str] | None = None,
+                 unexpected: list[str] | None = None,
+                 element: etree._Element | None = None) -> None:
+        self.file = file
+        self.line = line
+        self.request = request  # add, modify, delete; "unknown" for an unexpected element
+        self.category = category
+        self.identifier = identifier
+        self.attributes = attributes
+        self.names = attributes.keys() if names is None else names
+        self.operations = operations or {}
+        self.unexpected = unexpected or []
+        self.element = element
+        self._raw: str | None = None
+
+    def raw_xml(self) -> str:
+        """The record's XML text (captured on first call, while the element is alive)."""
+        if self._raw is None:
+            if self.element is None:
+                return ""
+            self._raw = etree.tostring(self.element, encoding="unicode", with_tail=False)
+        return self._raw
+
+
+def _values(attr: etree._Element) -> list[str]:
+    # Comments are removed by the parser; <attr> holds only <value> children.
+    return [value.text or "" for value in attr]
+
+
+class LazyAttributes(dict):  # type: ignore[type-arg]
+    """A record's attributes (name → values), each read from the XML on first access.
+
+    Indexing a name the record does not carry raises ``KeyError``; ``keys()`` and
+    ``in`` cover every name the record carries, read or not. Values must be read
+    before the reader moves to the next record (the element is then cleared).
+    """
+
+    __slots__ = ("_elements",)
+
+    def __init__(self, elements: dict[str, etree._Element]) -> None:
+        super().__init__()
+        self._elements = elements
+
+    def __missing__(self, name: str) -> list[str]:
+        values = _values(self._elements[name])
+        self[name] = values
+        return values
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._elements
+
+    def keys(self):  # type: ignore[no-untyped-def, override]
+        """Every attribute name the record carries."""
+        return self._elements.keys()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._elements)
+
+    def __len__(self) -> int:
+        return len(self._elements)
+
+    def get(self, name: str, default: object = None) -> object:  # type: ignore[override]
+        """The values of ``name``, or ``default`` when the record does not carry it."""
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+
+@dataclass
+class Prologue:
+    """What the start of a file says: encoding, doctype, root and first record category."""
+
+    declared_encoding: str | None
+    bom_encoding: str | None
+    doctype: str
+    root_tag: str
+    category: tuple[str, str] | None
+    comments: list[str] = field(default_factory=list)
+
+    @property
+    def ascii_compatible(self) -> bool:
+        """True when named entities can be rewritten in the raw bytes."""
+        name = (self.bom_encoding or self.declared_encoding or "utf-8").lower()
+        return not (name.startswith(("utf-16", "utf-32", "ucs")))
+
+
+def parse_header_comment(text: str) -> dict[str, str]:
+    """Return the ``key="value"`` pairs of a header comment (``versionAF``…)."""
+    return {key: value for key, value in _HEADER_FIELD.findall(text)}
+
+
+class HtmlEntityFilter:
+    """A binary stream that rewrites HTML named entities as numeric character references.
+
+    ``&eacute;`` becomes ``&#233;`` (same meaning, valid XML); the five XML entities
+    are left alone; any other named entity raises :class:`AafFileError`. Line ends
+    are untouched, so parser line numbers stay right.
+    """
+
+    def __init__(self, raw: BinaryIO, file: str, digest: Any = None) -> None:
+        self._raw = raw
+        self._file = file
+        self._digest = digest
+        self._pending = b""
+        self._lines_before = 1
+        self._eof = False
+
+    def _replace(self, block: bytes) -> bytes:
+        if b"&" not in block:
+            return block
+
+        def substitute(match: re.Match[bytes]) -> bytes:
+            name = match.group(1)
+            replacement = _HTML_ENTITIES.get(name)
+            if replacement is None:
+                line = self._lines_before + block.count(b"\n", 0, match.start())
+                raise AafFileError("AAF-ENTITE-INCONNUE", self._file, line,
+                                   value=match.group(0).decode("ascii"))
+            return replacement
+
+        return _ENTITY.sub(substitute, block)
+
+    def read(self, size: int = -1) -> bytes:
+        """Read up to about ``size`` bytes of rewritten content (``b""`` at the end)."""
+        while True:
+            if self._eof:
+                block, self._pending = self._pending, b""
+            else:
+                chunk = self._raw.read(_READ_BYTES if size is None or size < 0 else
+                                       max(size, 4096))
+                if chunk and self._digest is not None:
+                    self._digest.update(chunk)
+                if not chunk:
+                    self._eof = True
+                    block, self._pending = self._pending, b""
+                else:
+                    data = self._pending + chunk
+                    # Keep back a possibly cut entity reference for the next read.
+                    cut = data.rfind(b"&", max(0, len(data) - 40))
+                    if cut != -1 and b";" not in data[cut:]:
+                        block, self._pending = data[:cut], data[cut:]
+                    else:
+                        block, self._pending = data, b""
+                    if not block:
+                        continue
+            out = self._replace(block)
+            self._lines_before += block.count(b"\n")
+            return out
+
+
+def _syntax_error(error: etree.XMLSyntaxError, file: str,
+                  declared: str | None) -> AafFileError:
+    message = str(error.msg if getattr(error, "msg", None) else error)
+    line = getattr(error, "lineno", None) or getattr(error, "position", (None,))[0]
+    lowered = message.lower()
+    if any(hint in lowered for hint in _ENCODING_HINTS):
+        return AafFileError("AAF-ENCODAGE-INVALIDE", file, line,
+                            value=declared or "UTF-8 (aucune déclaration)", detail=message)
+    return AafFileError("AAF-XML-MALFORME", file, line, detail=message)
+
+
+def _line_of(data: bytes, position: int) -> int:
+    return data.count(b"\n", 0, position) + 1
+
+
+def inspect_prologue(path: Path, file: str) -> Prologue:
+    """Check the start of a file and read its root and first record category.
+
+    Args:
+        path: the file.
+        file: its name as shown to operators.
+
+    Raises:
+        AafFileError: binary content, unknown encoding, forbidden DOCTYPE or DTD,
+            malformed start, wrong root element.
+    """
+    try:
+        handle = path.open("rb")
+    except OSError as error:
+        raise AafFileError("AAF-LIVRAISON-INTROUVABLE", file, value=file,
+                           detail=f" ({error.strerror})") from error
+    with handle:
+        head = handle.read(_PROLOGUE_BYTES)
+        if not head.strip():
+            raise AafFileError("AAF-XML-MALFORME", file, 1, detail="fichier vide")
+        bom_encoding = next((name for bom, name in _BOMS if head.startswith(bom)), None)
+        if bom_encoding is None or bom_encoding == "UTF-8":
+            body = head[len(codecs.BOM_UTF8):] if bom_encoding else head
+            if b"\x00" in head:
+                raise AafFileError("AAF-FICHIER-BINAIRE", file,
+                                   _line_of(head, head.index(b"\x00")),
+                                   detail="octets nuls (contenu binaire)")
+            if not body.lstrip().startswith(b"<"):
+                raise AafFileError("AAF-FICHIER-BINAIRE", file, 1,
+                                   detail="le contenu ne commence pas par « < »")
+            declaration = _XML_DECLARATION.match(body)
+            declared = declaration.group(2).decode("ascii") if declaration else None
+            if declared is not None:
+                try:
+                    codecs.lookup(declared)
+                except LookupError as error:
+                    raise AafFileError("AAF-ENCODAGE-INVALIDE", file, 1, value=declared,
+                                       detail="encodage inconnu") from error
+            doctype = _check_doctype(body, file)
+        else:
+            declared = None
+            doctype = ""
+        prologue = Prologue(declared, bom_encoding, doctype, "", None)
+        handle.seek(0)
+        _prescan_tree(handle, file, prologue)
+    return prologue
+
+
+def _check_doctype(body: bytes, file: str) -> str:
+    entity = body.find(b"<!ENTITY")
+    start = body.find(b"<!DOCTYPE")
+    if start == -1:
+        if entity != -1:
+            raise AafFileError("AAF-DTD-INTERNE", file, _line_of(body, entity),
+                               detail="déclaration <!ENTITY")
+        return ""
+    end = body.find(b">", start)
+    declaration = body[start:end + 1] if end != -1 else body[start:start + 200]
+    shown = declaration.decode("latin-1")[:200]
+    if b"[" in declaration or entity != -1:
+        raise AafFileError("AAF-DTD-INTERNE", file, _line_of(body, start),
+                           detail="sous-ensemble interne [ … ] ou <!ENTITY")
+    if STANDARD_DOCTYPE.fullmatch(declaration) is None:
+        raise AafFileError("AAF-DOCTYPE-INTERDIT", file, _line_of(body, start), value=shown)
+    return shown
+
+
+def _check_docinfo(root: etree._Element, file: str) -> None:
+    """What the parser itself saw of the DOCTYPE (whatever its place in the file)."""
+    docinfo = root.getroottree().docinfo
+    internal = docinfo.internalDTD
+    if internal is not None and (list(internal.entities()) or list(internal.elements())):
+        raise AafFileError("AAF-DTD-INTERNE", file, root.sourceline,
+                           detail="déclarations dans le DOCTYPE")
+    if docinfo.doctype and (docinfo.public_id or docinfo.system_url != "ficAlimMENESR.dtd"):
+        raise AafFileError("AAF-DOCTYPE-INTERDIT", file, root.sourceline,
+                           value=docinfo.doctype[:200])
+
+
+def _prescan_tree(handle: BinaryIO, file: str, prologue: Prologue) -> None:
+    """Read the root tag and the first record's category with a pull parser."""
+    parser = etree.XMLPullParser(events=("start", "end", "comment"), **_PARSER_OPTIONS)
+    stream: BinaryIO | HtmlEntityFilter = (HtmlEntityFilter(handle, file)
+                                           if prologue.ascii_compatible else handle)
+    read = 0
+    in_operational = False
+    in_request = False
+    category_name = ""
+    try:
+        while read < _PRESCAN_LIMIT:
+            chunk = stream.read(_PRESCAN_STEP)
+            if not chunk:
+                break
+            read += len(chunk)
+            parser.feed(chunk)
+            for event, element in parser.read_events():
+                if event == "comment":
+                    if prologue.root_tag and not in_request:
+                        prologue.comments.append((element.text or "").strip())
+                    continue
+                tag = element.tag if isinstance(element.tag, str) else ""
+                if event == "start" and tag in REQUEST_TAGS:
+                    in_request = True
+                if event == "start" and not prologue.root_tag:
+                    prologue.root_tag = tag
+                    _check_docinfo(element, file)
+                    if tag != ROOT_TAG:
+                        raise AafFileError("AAF-RACINE-INATTENDUE", file, element.sourceline,
+                                           value=tag or "?")
+                elif event == "start" and tag == "operationalAttributes":
+                    in_operational = True
+                elif event == "end" and in_operational and tag == "attr":
+                    category_name = element.get("name") or ""
+                    value = element.findtext("value") or ""
+                    prologue.category = (category_name, value.strip())
+                    return
+                elif event == "end" and tag in REQUEST_TAGS:
+                    prologue.category = ("", "")
+                    return
+        else:
+            return
+        parser.close()
+    except etree.XMLSyntaxError as error:
+        raise _syntax_error(error, file, prologue.declared_encoding) from error
+
+
+@dataclass
+class FileHeader:
+    """The header comments of a file (``versionAF="…"`` and others)."""
+
+    comments: list[str] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+class _Hashing:
+    """A binary stream that feeds what it reads to a digest."""
+
+    def __init__(self, raw: BinaryIO, digest: Any) -> None:
+        self._raw = raw
+        self._digest = digest
+
+    def read(self, size: int = -1) -> bytes:
+        """Read and hash."""
+        chunk = self._raw.read(size)
+        self._digest.update(chunk)
+        return chunk
+
+
+class AafFileReader:
+    """Streams the records of one AAF file.
+
+    Iterate :meth:`records`; the header comments are in :attr:`header` once the
+    first record (or the end of the file) has been reached.
+    """
+
+    def __init__(self, path: Path, file: str, prologue: Prologue,
+                 eager: Collection[str] = ()) -> None:
+        self.path = path
+        self.file = file
+        self.prologue = prologue
+        # Attributes read from every record: extracted at once, cheaper than one by one.
+        self.eager = tuple(eager)
+        self.header = FileHeader(list(prologue.comments))
+        for comment in prologue.comments:
+            self.header.fields.update(parse_header_comment(comment))
+        self.record_count = 0
+        self.sha256 = ""
+
+    def _take_preceding(self, root: etree._Element,
+                        stop: etree._Element | None) -> Iterator[RawRecord]:
+        """Remove the nodes before ``stop`` from the tree; yield unexpected elements."""
+        while len(root) and root[0] is not stop:
+            node = root[0]
+            tag = node.tag
+            if isinstance(tag, str) and tag not in REQUEST_TAGS:
+                self.record_count += 1
+                yield RawRecord(self.file, node.sourceline or 0, "unknown", ("", ""), "", {},
+                                unexpected=[tag], element=node)
+            del root[0]
+
+    def records(self) -> Iterator[RawRecord]:
+        """Yield every request (and unexpected element) of the file, in order.
+
+        Raises:
+            AafFileError: malformed or truncated XML, bad bytes for the encoding,
+                unknown named entity.
+        """
+        digest = hashlib.sha256()
+        with self.path.open("rb") as handle:
+            stream: BinaryIO | HtmlEntityFilter | _Hashing = (
+                HtmlEntityFilter(handle, self.file, digest) if self.prologue.ascii_compatible
+                else _Hashing(handle, digest))
+            context = etree.iterparse(stream, events=("start", "end"),
+                                      tag=(ROOT_TAG, *REQUEST_TAGS), remove_comments=True,
+                                      **_PARSER_OPTIONS)
+            root: etree._Element | None = None
+            try:
+                for event, element in context:
+                    if event == "start":
+                        if root is None:
+                            root = element
+                        continue
+                    if element is root or root is None:
+                        continue
+                    if element.getparent() is not root:
+                        continue  # a request nested in another one: reported with it
+                    yield from self._take_preceding(root, element)
+                    record = self._build(element)
+                    self.record_count += 1
+                    yield record
+                    element.clear()
+                if root is not None:
+                    yield from self._take_preceding(root, None)
+                for block in iter(lambda: handle.read(_READ_BYTES), b""):
+                    digest.update(block)
+                self.sha256 = digest.hexdigest()
+            except etree.XMLSyntaxError as error:
+                raise _syntax_error(error, self.file,
+                                    self.prologue.declared_encoding) from error
+
+    def _build(self, element: etree._Element) -> RawRecord:
+        request = REQUEST_TAGS[element.tag]
+        category = ("", "")
+        identifier = ""
+        elements: dict[str, etree._Element] = {}
+        multiple: dict[str, list[etree._Element]] = {}
+        operations: dict[str, str] = {}
+        unexpected: list[str] = []
+        for child in element:
+            tag = child.tag
+            if tag == "attributes":
+                # Fast path: one <attr> per name and nothing else (every real file).
+                elements = {attr.get("name"): attr for attr in child}
+                if len(elements) == len(child) and None not in elements:
+                    continue
+            if tag == "attributes" or tag == "modifications":
+                elements = {}
+                for attr in child:
+                    attr_tag = attr.tag
+                    if attr_tag != "attr" and attr_tag != "modification":
+                        if isinstance(attr_tag, str):
+                            unexpected.append(attr_tag)
+                        continue
+                    name = attr.get("name") or ""
+                    if name in elements:
+                        multiple.setdefault(name, [elements[name]]).append(attr)
+                    else:
+                        elements[name] = attr
+                    if tag == "modifications":
+                        operations[name] = attr.get("operation") or ""
+            elif tag == "identifier":
+                identifier = (child.findtext("id") or "").strip()
+            elif tag == "operationalAttributes":
+                attr = child.find("attr")
+                if attr is not None:
+                    category = (attr.get("name") or "", (attr.findtext("value") or "").strip())
+            elif isinstance(tag, str):
+                unexpected.append(tag)
+        attributes = LazyAttributes(elements)
+        store = dict.__setitem__
+        for name in self.eager:
+            attr = elements.get(name)
+            if attr is not None:
+                store(attributes, name, [value.text or "" for value in attr])
+        for name, attrs in multiple.items():
+            store(attributes, name, [value for attr in attrs for value in _values(attr)])
+        return RawRecord(self.file, element.sourceline or 0, request, category, identifier,
+                         attributes, elements.keys(), operations, unexpected, element)
+
+
+_REQUEST_START = re.compile(rb"<(addRequest|modifyRequest|deleteRequest)[\s>]")
+
+
+def record_excerpts(path: Path, prologue: Prologue, lines: Collection[int]) -> dict[int, str]:
+    """The raw XML of the records starting on these lines, cut from the file's bytes.
+
+    Used for rejects decided after their record was read (no second parse: a byte
+    scan from the record's start tag to its end tag, decoded with the file's encoding).
+    Files in UTF-16 or UTF-32 are read again with the parser instead.
+    """
+    wanted = set(lines)
+    if not wanted:
+        return {}
+    if not prologue.ascii_compatible:
+        reader = AafFileReader(path, path.name, prologue)
+        found: dict[int, str] = {}
+        for raw in reader.records():
+            if raw.line in wanted:
+                found[raw.line] = raw.raw_xml()
+            if len(found) == len(wanted):
+                break
+        return found
+    codec = prologue.declared_encoding or "utf-8"
+    data = path.read_bytes()
+    starts = [0]
+    position = data.find(b"\n")
+    last = max(wanted)
+    while position != -1 and len(starts) < last:
+        starts.append(position + 1)
+        position = data.find(b"\n", position + 1)
+    found = {}
+    for line in sorted(wanted):
+        if line - 1 >= len(starts):
+            continue
+        match = _REQUEST_START.search(data, starts[line - 1])
+        if match is None:
+            continue
+        end_tag = b"</" + match.group(1) + b">"
+        end = data.find(end_tag, match.start())
+        stop = end + len(end_tag) if end != -1 else min(len(data), match.start() + 20_000)
+        found[line] = data[match.start():stop].decode(codec, "replace")
+    return found
