@@ -613,7 +613,15 @@ def _delete_school_life(ctx: UnitContext) -> None:
 
 
 def _delete_classes_and_option_groups(ctx: UnitContext) -> None:
-    """Every class of the establishment up to year N, and the option groups."""
+    """Every class of the establishment up to year N, and the option groups.
+
+    Which class each student was in is kept first (the AAF class history), so that the
+    next step 4 can recognise a year N-1 class coming back.
+    """
+    if not ctx.effects.dry_run:
+        from yearchange_tui.aaf.directory import snapshot_class_history
+
+        snapshot_class_history(ctx.connection, ctx.establishment_id, ctx.year_id)
     classes = ctx.connection.execute(select(SchoolClass.id, SchoolClass.code).where(
         _scope(SchoolClass, ctx)).order_by(SchoolClass.code)).all()
     class_ids = [row[0] for row in classes]
