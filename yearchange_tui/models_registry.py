@@ -11,6 +11,7 @@ MODEL_MODULES = (
     "yearchange_tui.ent.models",
     "yearchange_tui.changeover.models",
     "yearchange_tui.aaf.models",
+    "yearchange_tui.scheduling.models",
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,12 +99,16 @@ class ChangeoverRunner:
 
     def __init__(self, database: Database, storage_root: Path,
                  observer: Observer | None = None, now: dt.datetime | None = None,
-                 read_only: bool = False) -> None:
+                 read_only: bool = False,
+                 should_stop: Callable[[], bool] | None = None) -> None:
         self.database = database
         self.storage_root = storage_root
         self.observer = observer or NullObserver()
         self.fixed_now = now
         self.read_only = read_only
+        # Checked before each phase of a real run: True makes the unit stop at its last
+        # checkpoint (pending again, resumable) instead of starting the next phase.
+        self.should_stop = should_stop
 
     def _refuse_read_only(self, what: str) -> None:
         if self.read_only:
@@ -284,6 +289,8 @@ class ChangeoverRunner:
         for index, (name, run) in enumerate(phases, start=1):
             if name in done_phases:
                 continue
+            if self.should_stop is not None and self.should_stop():
+                return self._stop(unit_id, establishment, step, index - 1, len(phases))
             tally = Tally()
             try:
                 with self.database.engine.begin() as connection:
@@ -370,6 +377,19 @@ class ChangeoverRunner:
               details={"code": code, "reason": message})
         self.observer.notify(UnitFailed(establishment.uai, step.value, message, refused=True))
         return UnitOutcome(establishment.uai, step, "refused", error=message, code=code)
+
+    def _stop(self, unit_id: int, establishment: EstablishmentRef, step: Step, done: int,
+              total: int) -> UnitOutcome:
+        message = (f"Interrompue à la demande après {done} phase(s) sur {total} ; "
+                   "elle reprendra à ce point au prochain lancement.")
+        with self.database.session() as session:
+            unit = session.get(StepUnit, unit_id)
+            assert unit is not None
+            unit.status = UnitStatus.PENDING
+            unit.error = message
+            audit(session, "run", "cancelled", establishment_id=establishment.id,
+                  step=step.value, details={"phases_done": done, "phases": total})
+        return UnitOutcome(establishment.uai, step, "cancelled", error=message)
 
     def _fail(self, unit_id: int, establishment: EstablishmentRef, step: Step,
               error: str) -> UnitOutcome:

@@ -14,6 +14,11 @@ config = context.config
 target_metadata = Base.metadata
 
 
+def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+    """Leave out APScheduler's own job table (created by APScheduler, not by us)."""
+    return not (type_ == "table" and name == "apscheduler_jobs")
+
+
 def run_migrations() -> None:
     """Run migrations online, on the given engine or on ``sqlalchemy.url``."""
     engine = config.attributes.get("engine")
@@ -25,6 +30,7 @@ def run_migrations() -> None:
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            include_object=include_object,
         )
         context.run_migrations()
 

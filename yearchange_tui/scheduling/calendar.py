@@ -1,0 +1,674 @@
+"""The change-over calendar: the seed's general calendar (§3.5) as a template, edits per
+project, per kind of establishment and per establishment, maintenance windows, and the
+AAF rhythm (§3.3).
+
+:func:`template_dates` and :func:`template_windows` are pure; :func:`build_plan` reads the
+database and gives every establishment's date and time for each milestone, with the
+window it must run in. Runs on the caller's thread; never imports Textual.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from yearchange_tui.changeover.models import Step
+from yearchange_tui.changeover.units import current_school_year, utcnow
+from yearchange_tui.ent.models import Establishment, Project, SchoolYear
+from yearchange_tui.scheduling.models import CalendarDate, MaintenanceWindowRow
+
+DEFAULT_TIMEZONE = "Europe/Paris"
+ALL_KINDS = "*"
+KINDS = ("college", "lycee", "other")
+KIND_LABELS = {"college": "collèges", "lycee": "lycées", "other": "autres"}
+
+
+class CalendarError(ValueError):
+    """A bad calendar edit (unknown milestone, bad date, window upside down…); French."""
+
+
+class Milestone(enum.StrEnum):
+    """A dated event of the change-over; the step ones use the step's CLI name."""
+
+    DRY_RUN = "dry-run"
+    WARNING = "warning"
+    SECOND_WARNING = "second-warning"
+    CLOSURE = "closure"
+    PURGE_TRASH = Step.PURGE_TRASH.value
+    ARCHIVE = Step.ARCHIVE.value
+    DELETE_OBSOLETE = Step.DELETE_OBSOLETE.value
+    ACCESS_BLOCK_START = "access-block-start"
+    INIT_DIRECTORY = Step.INIT_DIRECTORY.value
+    INIT_SCHOOL_LIFE = Step.INIT_SCHOOL_LIFE.value
+    ACCESS_BLOCK_END = "access-block-end"
+    TEACHERS_START = "teachers-start"
+    START_OF_TERM = "start-of-term"
+
+    @property
+    def label(self) -> str:
+        """French name shown to operators."""
+        return MILESTONE_LABELS[self]
+
+    @property
+    def step(self) -> Step | None:
+        """The change-over step this milestone runs, if it is one."""
+        try:
+            return Step(self.value)
+        except ValueError:
+            return None
+
+    @property
+    def runs_units(self) -> bool:
+        """True when the engine runs something for each establishment on this date."""
+        return self in RUNNABLE_MILESTONES
+
+
+MILESTONE_LABELS = {
+    Milestone.DRY_RUN: "Passage à blanc (étapes 1 à 3)",
+    Milestone.WARNING: "Avertissement groupes libres",
+    Milestone.SECOND_WARNING: "Second avertissement groupes libres",
+    Milestone.CLOSURE: "Fin d'année scolaire (fermeture)",
+    Milestone.PURGE_TRASH: "Étape 1 — Purge de la corbeille",
+    Milestone.ARCHIVE: "Étape 2 — Archivage de fin d'année N",
+    Milestone.DELETE_OBSOLETE: "Étape 3 — Suppression des données obsolètes N",
+    Milestone.ACCESS_BLOCK_START: "Blocage des accès élèves et parents",
+    Milestone.INIT_DIRECTORY: "Étape 4 — Initialisation de l'annuaire N+1",
+    Milestone.INIT_SCHOOL_LIFE: "Étape 5 — Initialisation de la vie scolaire N+1",
+    Milestone.ACCESS_BLOCK_END: "Fin du blocage des accès",
+    Milestone.TEACHERS_START: "Rentrée des enseignants",
+    Milestone.START_OF_TERM: "Rentrée des élèves",
+}
+
+RUNNABLE_MILESTONES = (Milestone.DRY_RUN, Milestone.WARNING, Milestone.SECOND_WARNING,
+                       Milestone.PURGE_TRASH, Milestone.ARCHIVE, Milestone.DELETE_OBSOLETE,
+                       Milestone.INIT_DIRECTORY, Milestone.INIT_SCHOOL_LIFE)
+
+# Order in which milestones of the same date and time are run.
+MILESTONE_ORDER = {milestone: index for index, milestone in enumerate(Milestone)}
+
+WINDOW_SCOPES = {"1-3": "étapes 1 à 3", "4": "étape 4"}
+_SCOPE_OF = {Milestone.PURGE_TRASH: "1-3", Milestone.ARCHIVE: "1-3",
+             Milestone.DELETE_OBSOLETE: "1-3", Milestone.INIT_DIRECTORY: "4"}
+
+# Local time a milestone starts at when no time is set.
+DEFAULT_TIMES = {Milestone.WARNING: dt.time(8, 0), Milestone.SECOND_WARNING: dt.time(8, 0)}
+DEFAULT_TIME = dt.time(6, 0)
+# A milestone outside any window may still start this long after its time.
+WINDOWLESS_GRACE = dt.timedelta(hours=24)
+
+STEP_ONE_TO_THREE = (Milestone.PURGE_TRASH, Milestone.ARCHIVE, Milestone.DELETE_OBSOLETE)
+
+# Aliases accepted on the command line.
+MILESTONE_ALIASES = {"0": Milestone.DRY_RUN, "1": Milestone.PURGE_TRASH,
+                     "2": Milestone.ARCHIVE, "3": Milestone.DELETE_OBSOLETE,
+                     "4": Milestone.INIT_DIRECTORY, "5": Milestone.INIT_SCHOOL_LIFE}
+
+
+def parse_milestone(value: str) -> Milestone:
+    """A milestone from its name or its step number.
+
+    Raises:
+        CalendarError: for an unknown name.
+    """
+    value = value.strip().lower()
+    if value in MILESTONE_ALIASES:
+        return MILESTONE_ALIASES[value]
+    try:
+        return Milestone(value)
+    except ValueError as error:
+        names = ", ".join(m.value for m in Milestone)
+        raise CalendarError(f"jalon inconnu « {value} » (connus : {names}, ou 0 à 5)") from error
+
+
+def scope_of(milestone: Milestone) -> str | None:
+    """The maintenance-window scope a milestone runs in ("1-3", "4"), or None."""
+    return _SCOPE_OF.get(milestone)
+
+
+def timezone(name: str = DEFAULT_TIMEZONE) -> ZoneInfo:
+    """The calendar's time zone.
+
+    Raises:
+        CalendarError: for an unknown zone name.
+    """
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise CalendarError(f"fuseau horaire inconnu « {name} »") from error
+
+
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """An aware UTC datetime; naive values (SQLite) are taken as UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+# -- the template -------------------------------------------------------------------------
+
+def template_dates(school_year_start: int) -> dict[Milestone, dict[str, dt.date | None]]:
+    """The seed's general calendar (§3.5) for the change-over of year N = ``school_year_start``.
+
+    Returns, per milestone, the date per establishment kind (``"*"`` for every kind).
+    Collèges close early July and lycées mid-July, so steps 1 to 3 fall on different days.
+    The second warning has no date unless a project sets one.
+    """
+    summer = school_year_start + 1
+
+    def day(month: int, number: int) -> dt.date:
+        return dt.date(summer, month, number)
+
+    steps_1_to_3 = {"college": day(7, 7), "lycee": day(7, 16), "other": day(7, 16)}
+    return {
+        Milestone.DRY_RUN: {ALL_KINDS: day(6, 29)},
+        Milestone.WARNING: {ALL_KINDS: day(6, 30)},
+        Milestone.SECOND_WARNING: {ALL_KINDS: None},
+        Milestone.CLOSURE: {"college": day(7, 6), "lycee": day(7, 15), "other": day(7, 15)},
+        Milestone.PURGE_TRASH: dict(steps_1_to_3),
+        Milestone.ARCHIVE: dict(steps_1_to_3),
+        Milestone.DELETE_OBSOLETE: dict(steps_1_to_3),
+        Milestone.ACCESS_BLOCK_START: {ALL_KINDS: day(8, 18)},
+        Milestone.INIT_DIRECTORY: {ALL_KINDS: day(8, 18)},
+        Milestone.INIT_SCHOOL_LIFE: {ALL_KINDS: day(8, 28)},
+        Milestone.ACCESS_BLOCK_END: {ALL_KINDS: day(9, 1)},
+        Milestone.TEACHERS_START: {ALL_KINDS: day(9, 1)},
+        Milestone.START_OF_TERM: {ALL_KINDS: day(9, 2)},
+    }
+
+
+@dataclass(frozen=True)
+class Window:
+    """A maintenance window of one scope."""
+
+    scope: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    label: str
+    source: str  # modèle, projet P, tous les projets
+    id: int | None = None
+    project_code: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"id": self.id, "scope": self.scope, "label": self.label,
+                "starts_at": self.starts_at.isoformat(), "ends_at": self.ends_at.isoformat(),
+                "source": self.source, "project": self.project_code}
+
+
+def template_windows(school_year_start: int, zone: ZoneInfo) -> list[Window]:
+    """The template's maintenance windows: steps 1 to 3 from the collèges' date to the
+    lycées' date, step 4 over four days from its date."""
+    dates = template_dates(school_year_start)
+    first = dates[Milestone.PURGE_TRASH]["college"]
+    last = dates[Milestone.PURGE_TRASH]["lycee"]
+    step4 = dates[Milestone.INIT_DIRECTORY][ALL_KINDS]
+    assert first and last and step4
+
+    def at(day: dt.date, hour: int) -> dt.datetime:
+        return dt.datetime.combine(day, dt.time(hour), tzinfo=zone).astimezone(dt.UTC)
+
+    return [Window("1-3", at(first, 6), at(last, 22), WINDOW_SCOPES["1-3"], "modèle"),
+            Window("4", at(step4, 6), at(step4 + dt.timedelta(days=3), 22),
+                   WINDOW_SCOPES["4"], "modèle")]
+
+
+# -- the AAF rhythm (seed §3.3) -----------------------------------------------------------
+
+AAF_RHYTHM = (
+    ("lundi", "delta du lundi", "mardi matin"),
+    ("mardi", "delta du mardi", "mercredi matin"),
+    ("mercredi", "delta du mercredi", "jeudi matin"),
+    ("jeudi", "delta du jeudi", "vendredi matin"),
+    ("samedi", "complet du samedi", "lundi matin"),
+)
+"""(update in SIECLE/STS, file in the AAF, integrated in the ENT directory)."""
+
+
+def aaf_integration(updated_on: dt.date) -> tuple[str, dt.date] | None:
+    """The AAF file carrying an update made in SIECLE/STS on ``updated_on``, and the day it
+    reaches the ENT directory (morning); None for Friday and Sunday (no file)."""
+    weekday = updated_on.weekday()
+    if weekday <= 3:
+        return "delta", updated_on + dt.timedelta(days=1)
+    if weekday == 5:
+        return "complet", updated_on + dt.timedelta(days=2)
+    return None
+
+
+# -- the plan -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PlannedMilestone:
+    """One establishment's milestone: its date, start time and window."""
+
+    establishment_id: int
+    uai: str
+    name: str
+    kind: str
+    project_id: int
+    project_code: str
+    milestone: Milestone
+    on_date: dt.date | None
+    due_at: dt.datetime | None  # UTC; None when not runnable or without date
+    not_after: dt.datetime | None  # UTC end of its window (or of the grace period)
+    window_label: str = ""
+    source: str = "modèle"
+    note: str = ""
+
+    @property
+    def schedulable(self) -> bool:
+        """True when the engine can run it (a runnable milestone with a date and a window)."""
+        return self.milestone.runs_units and self.due_at is not None and not self.note_blocks
+
+    @property
+    def note_blocks(self) -> bool:
+        """True when the note says the milestone cannot be scheduled."""
+        return self.note.startswith(NO_WINDOW)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"uai": self.uai, "milestone": self.milestone.value,
+                "label": self.milestone.label,
+                "date": self.on_date.isoformat() if self.on_date else None,
+                "due_at": self.due_at.isoformat() if self.due_at else None,
+                "not_after": self.not_after.isoformat() if self.not_after else None,
+                "window": self.window_label, "source": self.source, "note": self.note}
+
+
+NO_WINDOW = "aucune fenêtre de maintenance"
+
+
+@dataclass
+class Plan:
+    """The whole calendar of one change-over, per establishment."""
+
+    school_year_start: int
+    school_year_label: str
+    timezone_name: str
+    milestones: list[PlannedMilestone] = field(default_factory=list)
+    windows: dict[str, list[Window]] = field(default_factory=dict)  # project code → windows
+    _index: dict[tuple[int, Milestone], PlannedMilestone] = field(
+        default_factory=dict, repr=False, compare=False)
+
+    def for_establishment(self, uai: str) -> dict[Milestone, PlannedMilestone]:
+        """The milestones of one establishment."""
+        return {m.milestone: m for m in self.milestones if m.uai == uai}
+
+    def get(self, establishment_id: int, milestone: Milestone) -> PlannedMilestone | None:
+        """One establishment's milestone."""
+        if len(self._index) != len(self.milestones):
+            self._index = {(m.establishment_id, m.milestone): m for m in self.milestones}
+        return self._index.get((establishment_id, milestone))
+
+    def batches(self) -> dict[tuple[Milestone, dt.datetime, dt.datetime | None],
+                              list[PlannedMilestone]]:
+        """Schedulable milestones grouped by (milestone, start, end): one scheduler job each."""
+        grouped: dict[tuple[Milestone, dt.datetime, dt.datetime | None],
+                      list[PlannedMilestone]] = defaultdict(list)
+        for planned in self.milestones:
+            if planned.schedulable:
+                assert planned.due_at is not None
+                grouped[(planned.milestone, planned.due_at, planned.not_after)].append(planned)
+        return dict(grouped)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        by_uai: dict[str, dict[str, Any]] = {}
+        for planned in self.milestones:
+            entry = by_uai.setdefault(planned.uai, {
+                "uai": planned.uai, "name": planned.name, "kind": planned.kind,
+                "project": planned.project_code, "milestones": []})
+            entry["milestones"].append(planned.as_dict())
+        return {"school_year": self.school_year_label, "timezone": self.timezone_name,
+                "windows": {code: [w.as_dict() for w in windows]
+                            for code, windows in self.windows.items()},
+                "establishments": list(by_uai.values()),
+                "aaf_rhythm": [{"update": update, "aaf": aaf, "integrated": integrated}
+                               for update, aaf, integrated in AAF_RHYTHM]}
+
+
+def _school_year(session: Session, school_year_start: int | None) -> SchoolYear:
+    if school_year_start is None:
+        return current_school_year(session)
+    year = session.scalar(select(SchoolYear).where(SchoolYear.start_year == school_year_start))
+    if year is None:
+        return SchoolYear(start_year=school_year_start,
+                          label=f"{school_year_start}-{school_year_start + 1}",
+                          starts_on=dt.date(school_year_start, 9, 1),
+                          ends_on=dt.date(school_year_start + 1, 8, 31), is_current=False)
+    return year
+
+
+def _specificity(row: CalendarDate) -> int:
+    if row.establishment_id is not None:
+        return 5
+    if row.project_id is not None and row.establishment_kind is not None:
+        return 4
+    if row.establishment_kind is not None:
+        return 3
+    if row.project_id is not None:
+        return 2
+    return 1
+
+
+_SOURCES = {5: "établissement", 4: "projet et type", 3: "type", 2: "projet",
+            1: "tous les projets"}
+
+
+def project_windows(session: Session, school_year_start: int, zone: ZoneInfo
+                    ) -> dict[int | None, dict[str, list[Window]]]:
+    """Windows per project id (None: every project) and scope, as stored."""
+    codes = dict(session.execute(select(Project.id, Project.code)).all())
+    stored: dict[int | None, dict[str, list[Window]]] = defaultdict(lambda: defaultdict(list))
+    rows = session.scalars(select(MaintenanceWindowRow).where(
+        MaintenanceWindowRow.school_year_start == school_year_start)
+        .order_by(MaintenanceWindowRow.starts_at, MaintenanceWindowRow.id))
+    for row in rows:
+        source = f"projet {codes.get(row.project_id, '?')}" if row.project_id else "tous les projets"
+        starts_at, ends_at = as_utc(row.starts_at), as_utc(row.ends_at)
+        assert starts_at is not None and ends_at is not None
+        stored[row.project_id][row.scope].append(Window(
+            row.scope, starts_at, ends_at, row.label or WINDOW_SCOPES.get(row.scope, row.scope),
+            source, row.id, codes.get(row.project_id, "") if row.project_id else ""))
+    return stored
+
+
+def windows_for(stored: dict[int | None, dict[str, list[Window]]], project_id: int,
+                scope: str, template: list[Window]) -> list[Window]:
+    """The windows a project's units of ``scope`` run in: its own, else every project's,
+    else the template's."""
+    for key in (project_id, None):
+        found = stored.get(key, {}).get(scope)
+        if found:
+            return sorted(found, key=lambda w: w.starts_at)
+    return [w for w in template if w.scope == scope]
+
+
+def build_plan(session: Session, school_year_start: int | None = None,
+               timezone_name: str = DEFAULT_TIMEZONE, uais: list[str] | None = None, *,
+               with_establishments: bool = True) -> Plan:
+    """Every establishment's milestones for the change-over of year N.
+
+    Args:
+        session: an open session.
+        school_year_start: year N (default: the current school year).
+        timezone_name: the zone local dates and times are in.
+        uais: only these establishments (all when None).
+        with_establishments: False for the windows alone.
+
+    Raises:
+        CalendarError: for an unknown time zone.
+        NoCurrentYearError: when no year is given and none is current.
+    """
+    zone = timezone(timezone_name)
+    year = _school_year(session, school_year_start)
+    start = year.start_year
+    template = template_dates(start)
+    template_window_list = template_windows(start, zone)
+    stored_windows = project_windows(session, start, zone)
+
+    overrides: dict[str, list[CalendarDate]] = defaultdict(list)
+    for row in session.scalars(select(CalendarDate).where(
+            CalendarDate.school_year_start == start)):
+        overrides[row.milestone].append(row)
+
+    projects = {row.id: row for row in session.scalars(select(Project))}
+    query = select(Establishment).order_by(Establishment.uai)
+    if uais:
+        query = query.where(Establishment.uai.in_([u.strip().upper() for u in uais]))
+    establishments = list(session.scalars(query)) if with_establishments else []
+
+    plan = Plan(start, f"{start}-{start + 1}", timezone_name)
+    for project in projects.values():
+        plan.windows[project.code] = [w for scope in WINDOW_SCOPES
+                                      for w in windows_for(stored_windows, project.id, scope,
+                                                           template_window_list)]
+    for establishment in establishments:
+        kind = str(getattr(establishment.kind, "value", establishment.kind))
+        project = projects.get(establishment.project_id)
+        project_code = project.code if project else ""
+        for milestone in Milestone:
+            plan.milestones.append(_plan_one(
+                establishment, kind, project, project_code, milestone, template[milestone],
+                overrides.get(milestone.value, []), stored_windows, template_window_list, zone))
+    return plan
+
+
+def _plan_one(establishment: Establishment, kind: str, project: Project | None,
+              project_code: str, milestone: Milestone,
+              template: dict[str, dt.date | None], rows: list[CalendarDate],
+              stored_windows: dict[int | None, dict[str, list[Window]]],
+              template_window_list: list[Window], zone: ZoneInfo) -> PlannedMilestone:
+    matching = [row for row in rows
+                if (row.establishment_id in (None, establishment.id))
+                and (row.project_id in (None, establishment.project_id))
+                and (row.establishment_kind in (None, kind))]
+    note = ""
+    at_time: dt.time | None = None
+    if matching:
+        best = max(matching, key=lambda row: (_specificity(row), row.id))
+        on_date, at_time, source = best.on_date, best.at_time, _SOURCES[_specificity(best)]
+    else:
+        on_date = template.get(kind, template.get(ALL_KINDS))
+        source = "modèle"
+        if milestone is Milestone.CLOSURE and establishment.closing_date:
+            on_date, source = establishment.closing_date, "établissement"
+        if (milestone in STEP_ONE_TO_THREE and establishment.closing_date and on_date
+                and on_date <= establishment.closing_date):
+            on_date = establishment.closing_date + dt.timedelta(days=1)
+            source = "modèle (lendemain de la fermeture)"
+        blocked = _access_block_date(milestone, establishment, project)
+        if blocked is not None:
+            on_date, source = blocked
+    if (milestone in STEP_ONE_TO_THREE and on_date and establishment.closing_date
+            and on_date <= establishment.closing_date):
+        note = f"avant la fermeture de l'établissement ({establishment.closing_date:%d/%m/%Y})"
+    due_at: dt.datetime | None = None
+    not_after: dt.datetime | None = None
+    window_label = ""
+    if on_date is not None and milestone.runs_units:
+        local_time = at_time or DEFAULT_TIMES.get(milestone, DEFAULT_TIME)
+        due_at = dt.datetime.combine(on_date, local_time, tzinfo=zone).astimezone(dt.UTC)
+        scope = scope_of(milestone)
+        if scope is None:
+            not_after = due_at + WINDOWLESS_GRACE
+        else:
+            windows = windows_for(stored_windows, establishment.project_id, scope,
+                                  template_window_list)
+            window = next((w for w in windows if w.ends_at > due_at), None)
+            if window is None:
+                note = (f"{NO_WINDOW} « {WINDOW_SCOPES[scope]} » après le "
+                        f"{on_date:%d/%m/%Y} : ajoutez-en une (yearchange plan window add)")
+            else:
+                due_at = max(due_at, window.starts_at)
+                not_after = window.ends_at
+                window_label = window.label
+    return PlannedMilestone(establishment.id, establishment.uai, establishment.name, kind,
+                            establishment.project_id, project_code, milestone, on_date, due_at,
+                            not_after, window_label, source, note)
+
+
+def _access_block_date(milestone: Milestone, establishment: Establishment,
+                       project: Project | None) -> tuple[dt.date, str] | None:
+    """The access-block dates stored on the establishment or the project, when set."""
+    if milestone is Milestone.ACCESS_BLOCK_START:
+        if establishment.access_block_starts_on:
+            return establishment.access_block_starts_on, "établissement (blocage)"
+        if project is not None and project.access_block_starts_on:
+            return project.access_block_starts_on, "projet (blocage)"
+    if milestone is Milestone.ACCESS_BLOCK_END:
+        if establishment.access_block_ends_on:
+            return establishment.access_block_ends_on, "établissement (blocage)"
+        if project is not None and project.access_block_ends_on:
+            return project.access_block_ends_on, "projet (blocage)"
+    return None
+
+
+# -- edits --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Target:
+    """Which establishments a calendar edit applies to."""
+
+    project_id: int | None = None
+    establishment_kind: str | None = None
+    establishment_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.establishment_id is not None and self.establishment_kind is not None:
+            raise CalendarError("précisez un établissement ou un type d'établissement, pas les deux")
+        if self.establishment_kind is not None and self.establishment_kind not in KINDS:
+            raise CalendarError(f"type d'établissement inconnu « {self.establishment_kind} » "
+                                f"(connus : {', '.join(KINDS)})")
+
+
+def resolve_target(session: Session, *, uai: str | None = None, kind: str | None = None,
+                   project: str | None = None) -> Target:
+    """A :class:`Target` from operator input (UAI, kind, project code).
+
+    Raises:
+        CalendarError: for an unknown establishment or project.
+    """
+    project_id = None
+    if project:
+        project_id = session.scalar(select(Project.id).where(Project.code == project.strip()))
+        if project_id is None:
+            raise CalendarError(f"projet inconnu « {project} »")
+    establishment_id = None
+    if uai:
+        row = session.execute(select(Establishment.id, Establishment.project_id).where(
+            Establishment.uai == uai.strip().upper())).first()
+        if row is None:
+            raise CalendarError(f"établissement inconnu « {uai} »")
+        establishment_id = row[0]
+        project_id = None
+    return Target(project_id, kind.strip().lower() if kind else None, establishment_id)
+
+
+def set_date(session: Session, school_year_start: int, milestone: Milestone,
+             on_date: dt.date | None, at_time: dt.time | None = None, *,
+             target: Target = Target(), actor: str = "") -> None:
+    """Set (or, with ``on_date`` None, remove) a milestone's date for ``target``."""
+    row = session.scalar(select(CalendarDate).where(
+        CalendarDate.school_year_start == school_year_start,
+        CalendarDate.milestone == milestone.value,
+        _is(CalendarDate.project_id, target.project_id),
+        _is(CalendarDate.establishment_kind, target.establishment_kind),
+        _is(CalendarDate.establishment_id, target.establishment_id)))
+    if row is None:
+        row = CalendarDate(school_year_start=school_year_start, milestone=milestone.value,
+                           project_id=target.project_id,
+                           establishment_kind=target.establishment_kind,
+                           establishment_id=target.establishment_id)
+        session.add(row)
+    row.on_date = on_date
+    row.at_time = at_time
+    row.updated_at = utcnow()
+    row.updated_by = actor
+    session.flush()
+
+
+def unset_date(session: Session, school_year_start: int, milestone: Milestone, *,
+               target: Target = Target()) -> int:
+    """Remove an edit so the less specific one (or the template) applies again.
+
+    Returns:
+        The number of edits removed (0 or 1).
+    """
+    result = session.execute(delete(CalendarDate).where(
+        CalendarDate.school_year_start == school_year_start,
+        CalendarDate.milestone == milestone.value,
+        _is(CalendarDate.project_id, target.project_id),
+        _is(CalendarDate.establishment_kind, target.establishment_kind),
+        _is(CalendarDate.establishment_id, target.establishment_id)))
+    return int(result.rowcount or 0)
+
+
+def _is(column: Any, value: Any) -> Any:
+    return column.is_(None) if value is None else column == value
+
+
+def add_window(session: Session, school_year_start: int, scope: str,
+               starts_at: dt.datetime, ends_at: dt.datetime, *, project_id: int | None = None,
+               label: str = "", actor: str = "") -> int:
+    """Add a maintenance window (aware datetimes). A project's own windows replace the
+    template's for their scope.
+
+    Raises:
+        CalendarError: for an unknown scope or an end not after the start.
+    """
+    if scope not in WINDOW_SCOPES:
+        raise CalendarError(f"portée de fenêtre inconnue « {scope} » "
+                            f"(connues : {', '.join(WINDOW_SCOPES)})")
+    if starts_at.tzinfo is None or ends_at.tzinfo is None:
+        raise CalendarError("les heures d'une fenêtre doivent avoir un fuseau")
+    if ends_at <= starts_at:
+        raise CalendarError("la fin de la fenêtre doit suivre son début")
+    row = MaintenanceWindowRow(school_year_start=school_year_start, project_id=project_id,
+                               scope=scope, starts_at=starts_at.astimezone(dt.UTC),
+                               ends_at=ends_at.astimezone(dt.UTC),
+                               label=label or WINDOW_SCOPES[scope], created_at=utcnow(),
+                               created_by=actor)
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def remove_window(session: Session, window_id: int) -> bool:
+    """Remove one window by id; False when there was none."""
+    result = session.execute(delete(MaintenanceWindowRow).where(
+        MaintenanceWindowRow.id == window_id))
+    return bool(result.rowcount)
+
+
+def parse_date(value: str) -> dt.date | None:
+    """``AAAA-MM-JJ``, or ``none``/``aucune`` for no date.
+
+    Raises:
+        CalendarError: for a bad date.
+    """
+    if value.strip().lower() in ("none", "aucune", "-"):
+        return None
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError as error:
+        raise CalendarError(f"date invalide « {value} » (attendu AAAA-MM-JJ)") from error
+
+
+def parse_time(value: str | None) -> dt.time | None:
+    """``HH:MM`` (or ``HH:MM:SS``), local time.
+
+    Raises:
+        CalendarError: for a bad time.
+    """
+    if value is None:
+        return None
+    try:
+        return dt.time.fromisoformat(value.strip())
+    except ValueError as error:
+        raise CalendarError(f"heure invalide « {value} » (attendu HH:MM)") from error
+
+
+def parse_local_datetime(value: str, zone: ZoneInfo) -> dt.datetime:
+    """``AAAA-MM-JJTHH:MM`` (or with a space) in the calendar's zone, unless it has one.
+
+    Raises:
+        CalendarError: for a bad value.
+    """
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip())
+    except ValueError as error:
+        raise CalendarError(f"date et heure invalides « {value} » "
+                            "(attendu AAAA-MM-JJTHH:MM)") from error
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed

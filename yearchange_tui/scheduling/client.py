@@ -1,0 +1,328 @@
+"""The real :class:`~yearchange_tui.scheduling.api.EngineClient`: reads the shared database,
+writes requests the engine picks up within a second or two.
+
+A console builds one with :func:`connect`, which starts a detached engine when none holds
+the lease (the console is then "attaché"); otherwise it is an observer. Every method is a
+short blocking read or write: call it from a worker thread, never from the UI loop.
+Never imports Textual.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from yearchange_tui.changeover.models import DryRunReport, Step, StepUnit, UnitStatus
+from yearchange_tui.changeover.units import NoCurrentYearError, current_school_year, utcnow
+from yearchange_tui.ent.database import Database
+from yearchange_tui.ent.models import Establishment, Project
+from yearchange_tui.scheduling.api import (
+    CHANGING_ACTIONS,
+    EngineEventView,
+    EngineMode,
+    EngineStatus,
+    EstablishmentView,
+    MaintenanceWindow,
+    RequestAction,
+    UnitView,
+)
+from yearchange_tui.scheduling.calendar import (
+    DEFAULT_TIMEZONE,
+    Milestone,
+    Plan,
+    as_utc,
+    build_plan,
+)
+from yearchange_tui.scheduling.lease import DEFAULT_TTL, LeaseInfo, read_lease
+from yearchange_tui.scheduling.models import (
+    REQUEST_STATUS_LABELS,
+    EngineEventRow,
+    EngineRequest,
+    EngineTask,
+    RequestStatus,
+    TaskStatus,
+)
+
+
+class DatabaseEngineClient:
+    """An :class:`EngineClient` over the project database."""
+
+    def __init__(self, database: Database, *, read_only: bool = False,
+                 timezone_name: str = DEFAULT_TIMEZONE, lease_ttl: dt.timedelta = DEFAULT_TTL,
+                 spawned_pid: int | None = None,
+                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+        self.database = database
+        self.read_only = read_only
+        self.timezone_name = timezone_name
+        self.lease_ttl = lease_ttl
+        self.spawned_pid = spawned_pid
+        """Pid of the engine this console started (it is then "attaché")."""
+        self.clock = clock
+
+    # -- EngineClient ----------------------------------------------------------------------
+
+    def lease(self) -> LeaseInfo | None:
+        """The engine lease as stored."""
+        return read_lease(self.database)
+
+    def engine_live(self) -> bool:
+        """True while an engine holds the lease."""
+        info = self.lease()
+        return info is not None and info.is_live(self.clock(), self.lease_ttl)
+
+    def status(self) -> EngineStatus:
+        """Engine mode, lease holder, pause state, next window."""
+        info = self.lease()
+        now = self.clock()
+        live = info is not None and info.is_live(now, self.lease_ttl)
+        if not live:
+            mode = EngineMode.NONE
+        elif self.spawned_pid is not None and info is not None and info.pid == self.spawned_pid:
+            mode = EngineMode.ATTACHED
+        else:
+            mode = EngineMode.OBSERVER
+        return EngineStatus(
+            mode=mode, holder=info.holder if info is not None and live else "",
+            paused=bool(info and info.paused),
+            read_only=self.read_only or bool(info and live and info.read_only),
+            next_window=self._next_window(now),
+            heartbeat_at=info.heartbeat_at if info is not None else None)
+
+    def _next_window(self, now: dt.datetime) -> MaintenanceWindow | None:
+        try:
+            with self.database.session() as session:
+                plan = build_plan(session, None, self.timezone_name, with_establishments=False)
+        except NoCurrentYearError:
+            return None
+        upcoming = sorted((w for windows in plan.windows.values() for w in windows
+                           if w.ends_at > now), key=lambda w: w.starts_at)
+        if not upcoming:
+            return None
+        first = upcoming[0]
+        return MaintenanceWindow(first.starts_at, first.ends_at, first.label)
+
+    def plan(self, uais: list[str] | None = None) -> Plan:
+        """The calendar of the current change-over."""
+        with self.database.session() as session:
+            return build_plan(session, None, self.timezone_name, uais)
+
+    def establishments(self) -> list[EstablishmentView]:
+        """Every establishment with the state of each step."""
+        now = self.clock()
+        with self.database.session() as session:
+            try:
+                year = current_school_year(session)
+            except NoCurrentYearError:
+                return []
+            plan = build_plan(session, year.start_year, self.timezone_name)
+            rows = session.execute(select(
+                Establishment.id, Establishment.uai, Establishment.name, Establishment.kind,
+                Project.code, Establishment.access_block_starts_on,
+                Establishment.access_block_ends_on, Project.access_block_starts_on,
+                Project.access_block_ends_on).join(
+                Project, Project.id == Establishment.project_id)
+                .order_by(Establishment.uai)).all()
+            units = {(unit.establishment_id, Step(unit.step)): unit for unit in session.scalars(
+                select(StepUnit).where(StepUnit.school_year_id == year.id))}
+            dry_runs = {(row[0], Step(row[1])) for row in session.execute(select(
+                DryRunReport.establishment_id, DryRunReport.step).where(
+                DryRunReport.school_year_id == year.id).distinct())}
+            tasks: dict[tuple[int, str], EngineTask] = {}
+            for task in session.scalars(select(EngineTask).where(
+                    EngineTask.school_year_id == year.id,
+                    EngineTask.status.in_([TaskStatus.QUEUED, TaskStatus.WAITING]))
+                    .order_by(EngineTask.id)):
+                tasks[(task.establishment_id, task.milestone)] = task
+            rejects = _reject_counts(session)
+            views = []
+            for (establishment_id, uai, name, kind, project_code, own_start, own_end,
+                 project_start, project_end) in rows:
+                step_views = {}
+                for step in Step:
+                    unit = units.get((establishment_id, step))
+                    planned = plan.get(establishment_id, Milestone(step.value))
+                    task = tasks.get((establishment_id, step.value))
+                    step_views[step] = _unit_view(uai, step, unit, planned, task,
+                                                  (establishment_id, step) in dry_runs, now)
+                today = now.date()
+                starts, ends = own_start or project_start, own_end or project_end
+                views.append(EstablishmentView(
+                    uai=uai, name=name, kind=str(getattr(kind, "value", kind)),
+                    project_code=project_code, units=step_views,
+                    reject_count=rejects.get(establishment_id, 0),
+                    access_blocked=bool(starts and ends and starts <= today <= ends)))
+        return views
+
+    def events_after(self, last_id: int, limit: int = 500) -> list[EngineEventView]:
+        """Events newer than ``last_id``, oldest first."""
+        with self.database.session() as session:
+            rows = session.scalars(select(EngineEventRow).where(EngineEventRow.id > last_id)
+                                   .order_by(EngineEventRow.id).limit(limit)).all()
+            return [EngineEventView(id=row.id, at=as_utc(row.at) or row.at, kind=row.kind,
+                                    uai=row.uai, step=row.step, level=row.level,
+                                    message=row.message, data=_json(row.data))
+                    for row in rows]
+
+    def last_event_id(self) -> int:
+        """Id of the newest event (0 when none): a console starts from here to show only
+        what happens next."""
+        with self.database.session() as session:
+            return int(session.scalar(select(func.max(EngineEventRow.id))) or 0)
+
+    def request(self, action: RequestAction, **params: Any) -> int:
+        """Queue a request for the engine; returns its id.
+
+        Raises:
+            PermissionError: when read-only and the action changes data.
+        """
+        from yearchange_tui.scheduling.engine import engine_identity
+
+        action = RequestAction(action)
+        if self.read_only and action in CHANGING_ACTIONS:
+            raise PermissionError("Mode consultation : cette action modifierait les données, "
+                                  "elle est refusée.")
+        with self.database.session() as session:
+            row = EngineRequest(created_at=self.clock(), action=action.value,
+                                params=json.dumps(params, ensure_ascii=False, default=str),
+                                requested_by=engine_identity(),
+                                requester_read_only=self.read_only,
+                                status=RequestStatus.QUEUED, message="")
+            session.add(row)
+            session.flush()
+            return row.id
+
+    # -- extras for the CLI and scripts ----------------------------------------------------
+
+    def request_state(self, request_id: int) -> dict[str, Any] | None:
+        """A request's status and message (None when unknown)."""
+        with self.database.session() as session:
+            row = session.get(EngineRequest, request_id)
+            if row is None:
+                return None
+            status = RequestStatus(row.status)
+            return {"id": row.id, "action": row.action, "params": _json(row.params),
+                    "status": status.value, "label": REQUEST_STATUS_LABELS[status],
+                    "message": row.message, "requested_by": row.requested_by,
+                    "created_at": as_utc(row.created_at), "picked_at": as_utc(row.picked_at),
+                    "finished_at": as_utc(row.finished_at)}
+
+    def tasks_of(self, request_id: int) -> list[dict[str, Any]]:
+        """The units a request queued, with their state."""
+        with self.database.session() as session:
+            rows = session.execute(select(EngineTask, Establishment.uai).join(
+                Establishment, Establishment.id == EngineTask.establishment_id).where(
+                EngineTask.request_id == request_id).order_by(EngineTask.id)).all()
+            return [{"id": task.id, "uai": uai, "milestone": task.milestone,
+                     "status": TaskStatus(task.status).value, "reason": task.reason}
+                    for task, uai in rows]
+
+    def wait_for_request(self, request_id: int, timeout: float = 30.0,
+                         until_units_finish: bool = False,
+                         poll: float = 0.2) -> dict[str, Any] | None:
+        """Wait until the engine handled a request (and, optionally, until its units end).
+
+        Returns:
+            The request's state, or None when ``timeout`` passed first.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.request_state(request_id)
+            if state is not None and state["status"] not in (RequestStatus.QUEUED.value,
+                                                              RequestStatus.RUNNING.value):
+                if not until_units_finish:
+                    return state
+                active = {TaskStatus.QUEUED.value, TaskStatus.WAITING.value,
+                          TaskStatus.RUNNING.value}
+                tasks = self.tasks_of(request_id)
+                if not any(task["status"] in active for task in tasks):
+                    state["tasks"] = tasks
+                    return state
+            time.sleep(poll)
+        return None
+
+
+def _unit_view(uai: str, step: Step, unit: StepUnit | None, planned: Any,
+               task: EngineTask | None, dry_run_done: bool, now: dt.datetime) -> UnitView:
+    status = UnitStatus(unit.status) if unit is not None else UnitStatus.PENDING
+    error = unit.error if unit is not None else ""
+    done = unit.progress_done if unit is not None else 0
+    total = unit.progress_total if unit is not None else 0
+    rate = eta = None
+    if status is UnitStatus.RUNNING and unit is not None and unit.started_at and done:
+        elapsed = (now - (as_utc(unit.started_at) or now)).total_seconds()
+        if elapsed > 0:
+            rate = done / elapsed
+            eta = max(0.0, (total - done) / rate) if total else None
+    if status not in (UnitStatus.RUNNING, UnitStatus.DONE) and task is not None:
+        if TaskStatus(task.status) is TaskStatus.WAITING:
+            status, error = UnitStatus.PENDING, task.reason
+        else:
+            status, error = UnitStatus.PENDING, task.reason or "en file d'attente du moteur"
+    elif status is UnitStatus.PENDING and not error and planned is not None and planned.note:
+        error = planned.note
+    return UnitView(uai=uai, step=step, status=status,
+                    planned_on=planned.on_date if planned is not None else None,
+                    progress_done=done, progress_total=total, rate_per_s=rate, eta_s=eta,
+                    error=error, dry_run_done=dry_run_done)
+
+
+def _json(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def _reject_counts(session: Any) -> dict[int, int]:
+    """Rejects of the newest AAF import per establishment (empty without the AAF package)."""
+    try:
+        from yearchange_tui.aaf.models import AafReject
+    except ImportError:
+        return {}
+    newest = session.scalar(select(func.max(AafReject.import_id)))
+    if newest is None:
+        return {}
+    return {establishment_id: count for establishment_id, count in session.execute(
+        select(AafReject.establishment_id, func.count()).where(
+            AafReject.import_id == newest, AafReject.establishment_id.is_not(None))
+        .group_by(AafReject.establishment_id)).all()}
+
+
+def connect(db_url: str, storage: Path | str, *, read_only: bool = False,
+            start_engine: bool = True, log_file: Path | None = None,
+            config_file: Path | None = None, timezone_name: str = DEFAULT_TIMEZONE,
+            wait: float = 20.0) -> DatabaseEngineClient:
+    """Open the database and a client; start a detached engine when none is live.
+
+    Args:
+        db_url: the database URL.
+        storage: the storage root.
+        read_only: a support-staff console (changing requests refused).
+        start_engine: start a detached engine when none holds the lease (ignored when
+            read-only: support staff never start the engine).
+        log_file: the detached engine's log (default: the data folder's ``logs/engine.log``).
+        config_file: passed to the engine process.
+        timezone_name: the calendar's zone.
+        wait: seconds to wait for a started engine to take the lease.
+
+    Raises:
+        EngineStartError: the engine process exited before taking the lease.
+    """
+    from yearchange_tui.ent.database import open_database
+    from yearchange_tui.scheduling.spawn import default_log_file, spawn_engine, wait_for_engine
+
+    database = open_database(db_url)
+    client = DatabaseEngineClient(database, read_only=read_only, timezone_name=timezone_name)
+    if start_engine and not read_only and not client.engine_live():
+        process = spawn_engine(db_url, storage, log_file=log_file or default_log_file(),
+                               config_file=config_file)
+        client.spawned_pid = process.pid
+        wait_for_engine(database, process, timeout=wait)
+    return client

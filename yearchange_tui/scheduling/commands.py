@@ -1,0 +1,633 @@
+"""CLI commands of the scheduler: ``engine``, ``engine-status``, ``engine-request`` and
+``plan`` (show and edit the calendar and the maintenance windows)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import logging.handlers
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from yearchange_tui.cliutil import (
+    EXIT_FAILED,
+    EXIT_OK,
+    UsageError,
+    err,
+    open_database_from_args,
+    print_json,
+    refuse_in_read_only,
+    settings_from_args,
+)
+
+ACTIONS = ("run", "dry-run", "pause", "resume", "cancel", "retry", "import-aaf",
+           "import-timetable", "set-date")
+WEEKDAYS = ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim.")
+KIND_WORDS = {"college": "collège", "lycee": "lycée", "other": "autre"}
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add the scheduler commands to the ``yearchange`` parser."""
+    engine = commands.add_parser(
+        "engine", parents=[common], help="moteur sans interface : calendrier et demandes",
+        description="Moteur du changement d'année, sans interface : exécute le calendrier et "
+                    "les demandes des consoles. Un seul moteur par base. Journal dans un "
+                    "fichier et sur la sortie standard ; SIGTERM l'arrête proprement (les "
+                    "unités en cours s'arrêtent à leur point de reprise), SIGHUP est ignoré.")
+    engine.add_argument("--concurrency", type=int, metavar="N",
+                        help="unités exécutées en parallèle (défaut 2)")
+    engine.add_argument("--log-file", type=Path, metavar="FICHIER",
+                        help="journal (défaut : <données>/logs/engine.log)")
+    engine.add_argument("--no-stdout", action="store_true",
+                        help="ne pas écrire le journal sur la sortie standard")
+    engine.add_argument("--timezone", metavar="FUSEAU", help="fuseau du calendrier "
+                        "(défaut Europe/Paris)")
+    engine.add_argument("--poll", type=float, metavar="S", help="secondes entre deux lectures "
+                        "des demandes (défaut 1)")
+    engine.add_argument("--detach", action="store_true",
+                        help="démarrer en arrière-plan (nouvelle session) et rendre la main")
+    engine.set_defaults(handler=cmd_engine)
+
+    status = commands.add_parser("engine-status", parents=[common],
+                                 help="état du moteur : bail, pause, files, dernières demandes")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=cmd_engine_status)
+
+    request = commands.add_parser(
+        "engine-request", parents=[common], help="envoyer une demande au moteur (scripts)",
+        description="Dépose une demande que le moteur prend en compte en une ou deux secondes. "
+                    "Exemples : engine-request run --step 1 --uai 0750654D ; engine-request "
+                    "dry-run ; engine-request pause ; engine-request cancel --uai 0750654D ; "
+                    "engine-request retry --step 2 ; engine-request set-date --step 3 "
+                    "--date 2026-07-09 --kind lycee.")
+    request.add_argument("action", metavar="ACTION", choices=ACTIONS, help=", ".join(ACTIONS))
+    request.add_argument("--step", metavar="ÉTAPE",
+                         help="étape ou jalon : 1 à 5, purge-trash…, dry-run, warning")
+    request.add_argument("--uai", action="append", metavar="UAI", help="établissement (répétable)")
+    request.add_argument("--kind", choices=["college", "lycee", "other"])
+    request.add_argument("--project", metavar="CODE")
+    request.add_argument("--date", metavar="AAAA-MM-JJ")
+    request.add_argument("--time", metavar="HH:MM")
+    request.add_argument("--path", metavar="CHEMIN")
+    request.add_argument("--wait", action="store_true",
+                         help="attendre la prise en compte et la fin des unités")
+    request.add_argument("--timeout", type=float, default=3600.0, metavar="S",
+                         help="attente maximale avec --wait (défaut 3600 s)")
+    request.add_argument("--json", action="store_true")
+    request.set_defaults(handler=cmd_engine_request)
+
+    plan = commands.add_parser(
+        "plan", parents=[common], help="calendrier du changement d'année (afficher, modifier)",
+        description="Affiche le calendrier (modèle du §3.5, modifié par projet, par type "
+                    "d'établissement ou par établissement), les fenêtres de maintenance et le "
+                    "rythme AAF. Sous-commandes : set, unset, window.")
+    _plan_view_options(plan)
+    plan.set_defaults(handler=cmd_plan)
+    plan_commands = plan.add_subparsers(dest="plan_command", metavar="ACTION")
+
+    plan_set = plan_commands.add_parser(
+        "set", parents=[common], help="fixer la date d'un jalon",
+        description="Fixe la date (et l'heure locale) d'un jalon pour tous les établissements, "
+                    "un projet, un type d'établissement ou des établissements. DATE « aucune » "
+                    "retire le jalon.")
+    plan_set.add_argument("milestone", metavar="JALON",
+                          help="0 à 5, dry-run, warning, second-warning, purge-trash…")
+    plan_set.add_argument("date", metavar="DATE", help="AAAA-MM-JJ ou « aucune »")
+    plan_set.add_argument("--time", metavar="HH:MM", help="heure locale (défaut : celle du jalon)")
+    _target_options(plan_set)
+    plan_set.set_defaults(handler=cmd_plan_set)
+
+    plan_unset = plan_commands.add_parser(
+        "unset", parents=[common], help="revenir à la date du niveau supérieur (ou du modèle)")
+    plan_unset.add_argument("milestone", metavar="JALON")
+    _target_options(plan_unset)
+    plan_unset.set_defaults(handler=cmd_plan_unset)
+
+    window = plan_commands.add_parser(
+        "window", parents=[common], help="fenêtres de maintenance (liste, ajout, retrait)",
+        description="Sans action : liste les fenêtres. Les fenêtres d'un projet remplacent "
+                    "celles du modèle pour leur portée (1-3 : étapes 1 à 3, 4 : étape 4).")
+    window.add_argument("--year", type=int, metavar="AAAA")
+    window.add_argument("--json", action="store_true")
+    window.set_defaults(handler=cmd_window_list)
+    window_commands = window.add_subparsers(dest="window_command", metavar="ACTION")
+    add = window_commands.add_parser("add", parents=[common], help="ajouter une fenêtre")
+    add.add_argument("scope", choices=["1-3", "4"], metavar="PORTÉE", help="1-3 ou 4")
+    add.add_argument("start", metavar="DÉBUT", help="AAAA-MM-JJTHH:MM (heure locale)")
+    add.add_argument("end", metavar="FIN", help="AAAA-MM-JJTHH:MM (heure locale)")
+    add.add_argument("--project", metavar="CODE", help="projet (défaut : tous)")
+    add.add_argument("--label", metavar="TEXTE")
+    add.add_argument("--year", type=int, metavar="AAAA")
+    add.add_argument("--timezone", metavar="FUSEAU")
+    add.set_defaults(handler=cmd_window_add)
+    remove = window_commands.add_parser("remove", parents=[common], help="retirer une fenêtre")
+    remove.add_argument("window_id", type=int, metavar="ID")
+    remove.set_defaults(handler=cmd_window_remove)
+
+
+def _plan_view_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--uai", action="append", metavar="UAI", help="établissement (répétable)")
+    parser.add_argument("--year", type=int, metavar="AAAA",
+                        help="année N (2025 pour 2025-2026 ; défaut : l'année courante)")
+    parser.add_argument("--timezone", metavar="FUSEAU", help="défaut Europe/Paris")
+    parser.add_argument("--json", action="store_true")
+
+
+def _target_options(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--uai", action="append", metavar="UAI", help="établissement (répétable)")
+    target.add_argument("--kind", choices=["college", "lycee", "other"],
+                        help="type d'établissement")
+    parser.add_argument("--project", metavar="CODE", help="projet (défaut : tous)")
+    parser.add_argument("--year", type=int, metavar="AAAA", help="année N (défaut : courante)")
+
+
+def _engine_settings(args: argparse.Namespace) -> dict[str, Any]:
+    settings = settings_from_args(args)
+    value = settings.values.get("engine")
+    table = value.value if value is not None else {}
+    if not isinstance(table, dict):
+        raise UsageError("La section [engine] du fichier de configuration doit être une table.")
+    return table
+
+
+def _timezone_name(args: argparse.Namespace) -> str:
+    from yearchange_tui.scheduling.calendar import DEFAULT_TIMEZONE
+
+    return (getattr(args, "timezone", None) or _engine_settings(args).get("timezone")
+            or DEFAULT_TIMEZONE)
+
+
+# -- engine ------------------------------------------------------------------------------
+
+def _setup_logging(log_file: Path, to_stdout: bool) -> list[logging.Handler]:
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s : %(message)s")
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    handlers: list[logging.Handler] = [logging.handlers.WatchedFileHandler(log_file,
+                                                                           encoding="utf-8")]
+    if to_stdout:
+        handlers.append(logging.StreamHandler(sys.stdout))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    for name, level in (("yearchange_tui", logging.INFO), ("apscheduler", logging.WARNING)):
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        for handler in handlers:
+            logger.addHandler(handler)
+    return handlers
+
+
+def cmd_engine(args: argparse.Namespace) -> int:
+    """``yearchange engine``: the headless engine (blocks until SIGTERM)."""
+    from yearchange_tui.scheduling.engine import Engine, EngineConfig
+    from yearchange_tui.scheduling.lease import LeaseHeldError
+    from yearchange_tui.scheduling.spawn import (
+        EngineStartError,
+        default_log_file,
+        spawn_engine,
+        wait_for_engine,
+    )
+
+    settings, database = open_database_from_args(args)
+    log_file = (args.log_file or Path(_engine_settings(args).get("log_file")
+                                      or default_log_file())).expanduser().resolve()
+    try:
+        config = EngineConfig.from_mapping(
+            {k: v for k, v in _engine_settings(args).items() if k != "log_file"},
+            concurrency=args.concurrency, timezone=args.timezone, poll_interval=args.poll,
+            read_only=settings.read_only or None, log_path=str(log_file))
+    except (ValueError, TypeError) as error:
+        raise UsageError(str(error)) from error
+    if args.detach:
+        from yearchange_tui.scheduling.client import DatabaseEngineClient
+
+        if DatabaseEngineClient(database).engine_live():
+            info = DatabaseEngineClient(database).lease()
+            err(f"yearchange : un moteur tourne déjà ({info.holder if info else '?'}).")
+            return EXIT_FAILED
+        extra: list[str] = []
+        if args.concurrency:
+            extra += ["--concurrency", str(args.concurrency)]
+        if args.timezone:
+            extra += ["--timezone", args.timezone]
+        config_file = getattr(args, "config", None)
+        process = spawn_engine(settings.db_url, settings.storage_dir, log_file=log_file,
+                               config_file=Path(config_file) if config_file else None,
+                               read_only=settings.read_only, extra_args=tuple(extra))
+        try:
+            started = wait_for_engine(database, process, timeout=30)
+        except EngineStartError as error:
+            err(f"yearchange : {error}")
+            return EXIT_FAILED
+        print(f"Moteur démarré en arrière-plan (pid {process.pid}) ; journal : {log_file}"
+              + ("" if started else " (bail pas encore pris)"))
+        return EXIT_OK
+    try:
+        engine = Engine(database, settings.storage_dir, config)
+    except _calendar_errors() as error:
+        raise UsageError(str(error)) from error
+    handlers = _setup_logging(log_file, not args.no_stdout)
+    log = logging.getLogger("yearchange_tui.scheduling.engine")
+
+    def on_stop(signum: int, _frame: Any) -> None:
+        engine.request_stop(signal.Signals(signum).name)
+
+    def on_hangup(_signum: int, _frame: Any) -> None:
+        for handler in list(handlers):
+            if isinstance(handler, logging.StreamHandler) and not isinstance(
+                    handler, logging.FileHandler):
+                for name in ("yearchange_tui", "apscheduler"):
+                    logging.getLogger(name).removeHandler(handler)
+                handlers.remove(handler)
+        log.info("SIGHUP reçu (terminal fermé ?) : le moteur continue ; arrêt par SIGTERM.")
+
+    previous = {sig: signal.signal(sig, on_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
+    try:
+        return engine.run()
+    except LeaseHeldError as error:
+        err(f"yearchange : {error}")
+        return EXIT_FAILED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for handler in handlers:
+            for name in ("yearchange_tui", "apscheduler"):
+                logging.getLogger(name).removeHandler(handler)
+            handler.close()
+        database.dispose()
+
+
+# -- engine-status and engine-request ----------------------------------------------------
+
+def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from yearchange_tui.scheduling.client import DatabaseEngineClient
+
+    settings, database = open_database_from_args(args)
+    return settings, DatabaseEngineClient(database, read_only=settings.read_only,
+                                          timezone_name=_timezone_name(args))
+
+
+def _scheduled_jobs(client: Any) -> list[dict[str, Any]]:
+    from sqlalchemy import inspect, text
+
+    from yearchange_tui.scheduling.engine import JOB_TABLE
+
+    engine = client.database.engine
+    if not inspect(engine).has_table(JOB_TABLE):
+        return []
+    with engine.connect() as connection:
+        rows = connection.execute(text(
+            f"SELECT id, next_run_time FROM {JOB_TABLE} ORDER BY next_run_time LIMIT 10")).all()
+    return [{"id": row[0], "next_run_time": dt.datetime.fromtimestamp(row[1], dt.UTC)
+             if row[1] is not None else None} for row in rows]
+
+
+def cmd_engine_status(args: argparse.Namespace) -> int:
+    """``yearchange engine-status``."""
+    from sqlalchemy import func, select
+
+    from yearchange_tui.scheduling.models import (
+        TASK_STATUS_LABELS,
+        EngineRequest,
+        EngineTask,
+        TaskStatus,
+    )
+
+    _settings, client = _client(args)
+    status = client.status()
+    info = client.lease()
+    with client.database.session() as session:
+        counts = {TaskStatus(s).value: n for s, n in session.execute(
+            select(EngineTask.status, func.count()).group_by(EngineTask.status)).all()}
+        recent = [row.id for row in session.scalars(
+            select(EngineRequest).order_by(EngineRequest.id.desc()).limit(5))]
+    requests = [client.request_state(request_id) for request_id in recent]
+    jobs = _scheduled_jobs(client)
+    if args.json:
+        print_json({"mode": status.mode.value, "holder": status.holder, "paused": status.paused,
+                    "read_only": status.read_only,
+                    "heartbeat_at": status.heartbeat_at, "log_path": info.log_path if info else "",
+                    "next_window": status.next_window.__dict__ if status.next_window else None,
+                    "tasks": counts, "requests": requests, "scheduled_jobs": jobs})
+        return EXIT_OK
+    if status.holder:
+        age = ""
+        if status.heartbeat_at is not None:
+            seconds = int((dt.datetime.now(dt.UTC) - status.heartbeat_at).total_seconds())
+            age = f", signe de vie il y a {seconds} s"
+        print(f"● Moteur actif : {status.holder}{age}"
+              + (" — EN PAUSE" if status.paused else "")
+              + (" — mode consultation" if info and info.read_only else ""))
+        if info and info.log_path:
+            print(f"  journal : {info.log_path}")
+    else:
+        print("○ Aucun moteur actif (démarrer : yearchange engine --detach)"
+              + (" — pause demandée" if status.paused else ""))
+    if status.next_window is not None:
+        window = status.next_window
+        print(f"  prochaine fenêtre : {window.label} du {_local(window.starts_at, client)} "
+              f"au {_local(window.ends_at, client)}")
+    if counts:
+        print("  unités : " + ", ".join(f"{TASK_STATUS_LABELS[TaskStatus(k)]} {v}"
+                                         for k, v in sorted(counts.items())))
+    if jobs:
+        print("  tâches planifiées :")
+        for job in jobs[:5]:
+            when = _local(job["next_run_time"], client) if job["next_run_time"] else "—"
+            print(f"    {when}  {job['id']}")
+    if requests:
+        print("  dernières demandes :")
+        for state in requests:
+            if state:
+                print(f"    n°{state['id']:<5} {state['action']:<16} {state['label']:<9} "
+                      f"{state['message']}")
+    return EXIT_OK
+
+
+def _local(moment: dt.datetime, client: Any) -> str:
+    from yearchange_tui.scheduling.calendar import timezone
+
+    local = moment.astimezone(timezone(client.timezone_name))
+    return f"{WEEKDAYS[local.weekday()]} {local:%d/%m/%Y %H:%M}"
+
+
+def cmd_engine_request(args: argparse.Namespace) -> int:
+    """``yearchange engine-request ACTION``."""
+    from yearchange_tui.scheduling.api import RequestAction
+
+    settings, client = _client(args)
+    action = RequestAction(args.action)
+    params: dict[str, Any] = {}
+    if args.step:
+        params["step"] = args.step
+    if args.uai:
+        params["uais"] = [uai.strip().upper() for uai in args.uai]
+    for name in ("kind", "project", "date", "time", "path"):
+        if getattr(args, name):
+            params[name] = getattr(args, name)
+    if action is RequestAction.IMPORT_TIMETABLE and args.uai:
+        params["uai"] = params["uais"][0]
+    if action in (RequestAction.RUN, RequestAction.SET_DATE) and not args.step:
+        raise UsageError(f"{action.value} : précisez --step.")
+    try:
+        request_id = client.request(action, **params)
+    except PermissionError as error:
+        raise UsageError(str(error)) from error
+    if not client.engine_live():
+        err("yearchange : aucun moteur actif ; la demande attendra son démarrage "
+            "(yearchange engine --detach).")
+    if not args.wait:
+        if args.json:
+            print_json({"id": request_id})
+        else:
+            print(f"Demande n°{request_id} déposée ({action.value}).")
+        return EXIT_OK
+    state = client.wait_for_request(request_id, timeout=args.timeout,
+                                    until_units_finish=action in (
+                                        RequestAction.RUN, RequestAction.DRY_RUN,
+                                        RequestAction.RETRY))
+    if state is None:
+        err(f"yearchange : demande n°{request_id} non terminée après {args.timeout:.0f} s.")
+        return EXIT_FAILED
+    tasks = state.get("tasks") or []
+    if args.json:
+        print_json(state)
+    else:
+        print(f"Demande n°{request_id} ({action.value}) : {state['label']} — {state['message']}")
+        for task in tasks:
+            print(f"  {task['uai']}  {task['milestone']:<16} {task['status']:<10} {task['reason']}")
+    del settings
+    bad = state["status"] in ("refused", "failed") or any(
+        task["status"] in ("failed", "blocked", "missed", "cancelled") for task in tasks)
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+# -- plan --------------------------------------------------------------------------------
+
+def _calendar_errors() -> tuple[type[Exception], ...]:
+    from yearchange_tui.scheduling.calendar import CalendarError
+
+    return (CalendarError,)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """``yearchange plan``: print the calendar."""
+    from yearchange_tui.scheduling.calendar import build_plan
+
+    _settings, database = open_database_from_args(args)
+    try:
+        with database.session() as session:
+            plan = build_plan(session, args.year, _timezone_name(args), args.uai)
+    except _calendar_errors() as error:
+        raise UsageError(str(error)) from error
+    if args.uai and not plan.milestones:
+        raise UsageError(f"Établissement inconnu : {', '.join(args.uai)}.")
+    if args.json:
+        print_json(plan.as_dict())
+        return EXIT_OK
+    _print_plan(plan)
+    return EXIT_OK
+
+
+def _fmt_date(day: dt.date | None) -> str:
+    if day is None:
+        return "—"
+    return f"{WEEKDAYS[day.weekday()]} {day:%d/%m/%Y}"
+
+
+def _print_plan(plan: Any) -> None:
+    from yearchange_tui.scheduling.calendar import AAF_RHYTHM, timezone
+
+    zone = timezone(plan.timezone_name)
+    start = plan.school_year_start
+    print(f"Calendrier du changement d'année {start}-{start + 1} → {start + 1}-{start + 2} "
+          f"(heures de {plan.timezone_name})")
+    print("\nFenêtres de maintenance")
+    for project, windows in sorted(plan.windows.items()):
+        for window in windows:
+            begin = window.starts_at.astimezone(zone)
+            end = window.ends_at.astimezone(zone)
+            ident = f"n°{window.id}, {window.source}" if window.id else window.source
+            print(f"  projet {project:<8} {window.label:<14} {_fmt_date(begin.date())} "
+                  f"{begin:%H:%M} → {_fmt_date(end.date())} {end:%H:%M}  [{ident}]")
+    current = None
+    for planned in plan.milestones:
+        if planned.uai != current:
+            current = planned.uai
+            print(f"\n{planned.uai}  {planned.name} ({KIND_WORDS.get(planned.kind, planned.kind)}"
+                  f", projet {planned.project_code})")
+        when = _fmt_date(planned.on_date)
+        if planned.due_at is not None:
+            local = planned.due_at.astimezone(zone)
+            when = f"{_fmt_date(local.date())} {local:%H:%M}"
+            if planned.not_after is not None and planned.window_label:
+                end = planned.not_after.astimezone(zone)
+                when += f" → {end:%d/%m %H:%M}"
+        print(f"  {planned.milestone.label:<47} {when:<36} {planned.source}")
+        if planned.note:
+            print(f"      ⚠ {planned.note}")
+    print("\nRythme AAF (§3.3) : mise à jour SIECLE/STS → fichier AAF → intégré dans l'ENT")
+    for update, aaf, integrated in AAF_RHYTHM:
+        print(f"  {update:<10} {aaf:<20} {integrated}")
+
+
+def _edit_context(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    settings, database = open_database_from_args(args)
+    refuse_in_read_only(settings, "la modification du calendrier")
+    return settings, database
+
+
+def _year_start(session: Any, year: int | None) -> int:
+    from yearchange_tui.changeover.units import current_school_year
+
+    return year if year is not None else current_school_year(session).start_year
+
+
+def _targets(session: Any, args: argparse.Namespace) -> list[Any]:
+    from yearchange_tui.scheduling.calendar import resolve_target
+
+    if args.uai:
+        return [resolve_target(session, uai=uai) for uai in args.uai]
+    return [resolve_target(session, kind=args.kind, project=args.project)]
+
+
+def _target_words(args: argparse.Namespace) -> str:
+    if args.uai:
+        return "pour " + ", ".join(uai.upper() for uai in args.uai)
+    who = {"college": "les collèges", "lycee": "les lycées", "other": "les autres "
+           "établissements"}.get(args.kind or "", "tous les établissements")
+    return f"pour {who}" + (f" du projet {args.project}" if args.project else "")
+
+
+def cmd_plan_set(args: argparse.Namespace) -> int:
+    """``yearchange plan set MILESTONE DATE``."""
+    from yearchange_tui.changeover.audit import audit, operator_identity
+    from yearchange_tui.scheduling.calendar import (
+        parse_date,
+        parse_milestone,
+        parse_time,
+        set_date,
+    )
+
+    _settings, database = _edit_context(args)
+    try:
+        milestone = parse_milestone(args.milestone)
+        on_date = parse_date(args.date)
+        at_time = parse_time(args.time)
+        with database.session() as session:
+            start = _year_start(session, args.year)
+            targets = _targets(session, args)
+            for target in targets:
+                set_date(session, start, milestone, on_date, at_time, target=target,
+                         actor=operator_identity()["os_user"])
+            audit(session, "plan", "set", details={
+                "milestone": milestone.value, "date": str(on_date), "time": str(at_time),
+                "uais": args.uai or [], "kind": args.kind, "project": args.project,
+                "year": start})
+    except _calendar_errors() as error:
+        raise UsageError(str(error)) from error
+    when = f"{on_date:%d/%m/%Y}" if on_date else "aucune date"
+    if at_time:
+        when += f" {at_time:%H:%M}"
+    print(f"✓ {milestone.label} : {when} {_target_words(args)} (année {start}-{start + 1}). "
+          "Le moteur en tient compte dans les 15 secondes.")
+    return EXIT_OK
+
+
+def cmd_plan_unset(args: argparse.Namespace) -> int:
+    """``yearchange plan unset MILESTONE``."""
+    from yearchange_tui.changeover.audit import audit
+    from yearchange_tui.scheduling.calendar import parse_milestone, unset_date
+
+    _settings, database = _edit_context(args)
+    try:
+        milestone = parse_milestone(args.milestone)
+        with database.session() as session:
+            start = _year_start(session, args.year)
+            removed = sum(unset_date(session, start, milestone, target=target)
+                          for target in _targets(session, args))
+            audit(session, "plan", "unset", details={
+                "milestone": milestone.value, "uais": args.uai or [], "kind": args.kind,
+                "project": args.project, "year": start, "removed": removed})
+    except _calendar_errors() as error:
+        raise UsageError(str(error)) from error
+    if not removed:
+        print(f"Aucune date propre à retirer pour {milestone.label} {_target_words(args)}.")
+    else:
+        print(f"✓ {milestone.label} {_target_words(args)} : date du niveau supérieur (ou du "
+              "modèle) rétablie.")
+    return EXIT_OK
+
+
+def cmd_window_list(args: argparse.Namespace) -> int:
+    """``yearchange plan window``: list the windows per project."""
+    from yearchange_tui.scheduling.calendar import build_plan
+
+    _settings, database = open_database_from_args(args)
+    with database.session() as session:
+        plan = build_plan(session, args.year, _timezone_name(args), with_establishments=False)
+    if args.json:
+        print_json({code: [w.as_dict() for w in windows] for code, windows in plan.windows.items()})
+        return EXIT_OK
+    from yearchange_tui.scheduling.calendar import timezone
+
+    zone = timezone(plan.timezone_name)
+    for code, windows in sorted(plan.windows.items()):
+        for window in windows:
+            begin, end = window.starts_at.astimezone(zone), window.ends_at.astimezone(zone)
+            ident = f"n°{window.id:<4}" if window.id else "modèle"
+            print(f"{ident:<7} projet {code:<8} {window.label:<14} {begin:%d/%m/%Y %H:%M} → "
+                  f"{end:%d/%m/%Y %H:%M}  ({window.source})")
+    return EXIT_OK
+
+
+def cmd_window_add(args: argparse.Namespace) -> int:
+    """``yearchange plan window add SCOPE START END``."""
+    from yearchange_tui.changeover.audit import audit, operator_identity
+    from yearchange_tui.scheduling.calendar import (
+        add_window,
+        parse_local_datetime,
+        resolve_target,
+        timezone,
+    )
+
+    _settings, database = _edit_context(args)
+    try:
+        zone = timezone(_timezone_name(args))
+        starts_at = parse_local_datetime(args.start, zone)
+        ends_at = parse_local_datetime(args.end, zone)
+        with database.session() as session:
+            start = _year_start(session, args.year)
+            project_id = resolve_target(session, project=args.project).project_id
+            window_id = add_window(session, start, args.scope, starts_at, ends_at,
+                                   project_id=project_id, label=args.label or "",
+                                   actor=operator_identity()["os_user"])
+            audit(session, "plan", "window-add", details={
+                "id": window_id, "scope": args.scope, "starts_at": starts_at.isoformat(),
+                "ends_at": ends_at.isoformat(), "project": args.project, "year": start})
+    except _calendar_errors() as error:
+        raise UsageError(str(error)) from error
+    print(f"✓ Fenêtre n°{window_id} ajoutée ({args.scope}) du {starts_at:%d/%m/%Y %H:%M} au "
+          f"{ends_at:%d/%m/%Y %H:%M}" + (f" pour le projet {args.project}" if args.project
+                                           else " pour tous les projets") + ".")
+    return EXIT_OK
+
+
+def cmd_window_remove(args: argparse.Namespace) -> int:
+    """``yearchange plan window remove ID``."""
+    from yearchange_tui.changeover.audit import audit
+    from yearchange_tui.scheduling.calendar import remove_window
+
+    _settings, database = _edit_context(args)
+    with database.session() as session:
+        removed = remove_window(session, args.window_id)
+        if removed:
+            audit(session, "plan", "window-remove", details={"id": args.window_id})
+    if not removed:
+        raise UsageError(f"Fenêtre n°{args.window_id} inconnue.")
+    print(f"✓ Fenêtre n°{args.window_id} retirée.")
+    return EXIT_OK

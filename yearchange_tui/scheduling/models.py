@@ -1,0 +1,194 @@
+"""Scheduling tables: calendar overrides, maintenance windows, the engine lease, requests,
+unit tasks and persisted events.
+
+They live on the project's metadata (one database, one migration chain). APScheduler's own
+job table (``apscheduler_jobs``) is created by APScheduler's SQLAlchemy job store, not here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from sqlalchemy import Boolean, Date, DateTime, Index, Integer, String, Text, Time
+from sqlalchemy.orm import Mapped, mapped_column
+
+from yearchange_tui.ent.base import Base, enum_column, fk
+
+
+class RequestStatus(enum.StrEnum):
+    """Where a console's request to the engine stands."""
+
+    QUEUED = "queued"  # en file
+    RUNNING = "running"  # en cours (imports)
+    DONE = "done"  # traitée
+    REFUSED = "refused"  # refusée (mode consultation, paramètre invalide…)
+    FAILED = "failed"  # échec
+
+
+REQUEST_STATUS_LABELS = {
+    RequestStatus.QUEUED: "en file",
+    RequestStatus.RUNNING: "en cours",
+    RequestStatus.DONE: "traitée",
+    RequestStatus.REFUSED: "refusée",
+    RequestStatus.FAILED: "échec",
+}
+
+
+class TaskStatus(enum.StrEnum):
+    """State of one piece of work the engine was given (an establishment and a milestone)."""
+
+    QUEUED = "queued"  # en file
+    WAITING = "waiting"  # en attente d'une étape préalable
+    RUNNING = "running"  # en cours
+    DONE = "done"  # terminée
+    FAILED = "failed"  # échec
+    BLOCKED = "blocked"  # refusée par une garde
+    MISSED = "missed"  # fenêtre passée sans exécution
+    CANCELLED = "cancelled"  # annulée
+
+
+ACTIVE_TASK_STATUSES = (TaskStatus.QUEUED, TaskStatus.WAITING, TaskStatus.RUNNING)
+
+TASK_STATUS_LABELS = {
+    TaskStatus.QUEUED: "en file",
+    TaskStatus.WAITING: "en attente",
+    TaskStatus.RUNNING: "en cours",
+    TaskStatus.DONE: "terminée",
+    TaskStatus.FAILED: "échec",
+    TaskStatus.BLOCKED: "bloquée",
+    TaskStatus.MISSED: "manquée",
+    TaskStatus.CANCELLED: "annulée",
+}
+
+
+class CalendarDate(Base):
+    """An edited date of the change-over calendar (the template fills in the rest).
+
+    The most specific row wins: establishment, then project and kind, then kind, then
+    project, then every project. ``on_date`` None removes the milestone (no date).
+    """
+
+    __tablename__ = "calendar_dates"
+    __table_args__ = (Index("ix_calendar_dates_year_milestone", "school_year_start",
+                            "milestone"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Year N of the change-over (2025 for 2025-2026 → 2026-2027).
+    school_year_start: Mapped[int] = mapped_column(Integer)
+    milestone: Mapped[str] = mapped_column(String(32))
+    project_id: Mapped[int | None] = fk("projects.id", nullable=True, index=True)
+    # college, lycee or other; None for every kind.
+    establishment_kind: Mapped[str | None] = mapped_column(String(16))
+    establishment_id: Mapped[int | None] = fk("establishments.id", nullable=True, index=True)
+    on_date: Mapped[dt.date | None] = mapped_column(Date)
+    # Local time of day (the calendar's time zone); None for the milestone's default time.
+    at_time: Mapped[dt.time | None] = mapped_column(Time)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str] = mapped_column(String(200), default="")
+
+
+class MaintenanceWindowRow(Base):
+    """A planned service interruption: units of its scope run only inside it."""
+
+    __tablename__ = "maintenance_windows"
+    __table_args__ = (Index("ix_maintenance_windows_year_scope", "school_year_start", "scope"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    school_year_start: Mapped[int] = mapped_column(Integer)
+    project_id: Mapped[int | None] = fk("projects.id", nullable=True, index=True)
+    # "1-3" (steps 1 to 3) or "4" (step 4).
+    scope: Mapped[str] = mapped_column(String(8))
+    starts_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    label: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+
+
+class EngineLease(Base):
+    """The one engine allowed on this database: who holds it and when it last said so."""
+
+    __tablename__ = "engine_lease"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # Random per engine run; None when nobody holds the lease.
+    token: Mapped[str | None] = mapped_column(String(64))
+    holder: Mapped[str] = mapped_column(String(300), default="")
+    host: Mapped[str] = mapped_column(String(200), default="")
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    acquired_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Survives engine restarts: no new unit starts while paused.
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    log_path: Mapped[str] = mapped_column(String(1000), default="")
+
+
+class EngineRequest(Base):
+    """Something a console or a script asked the engine to do."""
+
+    __tablename__ = "engine_requests"
+    __table_args__ = (Index("ix_engine_requests_status", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # A RequestAction value (scheduling/api.py).
+    action: Mapped[str] = mapped_column(String(32))
+    params: Mapped[str] = mapped_column(Text, default="{}")
+    requested_by: Mapped[str] = mapped_column(String(300), default="")
+    # Sent by a read-only console (support staff): the engine refuses changing actions.
+    requester_read_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[RequestStatus] = mapped_column(enum_column(RequestStatus),
+                                                  default=RequestStatus.QUEUED)
+    picked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    message: Mapped[str] = mapped_column(Text, default="")
+
+
+class EngineTask(Base):
+    """One establishment's milestone handed to the engine (by the calendar or a request)."""
+
+    __tablename__ = "engine_tasks"
+    __table_args__ = (Index("ix_engine_tasks_status", "status"),
+                      Index("ix_engine_tasks_unit", "establishment_id", "school_year_id",
+                            "milestone"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int | None] = fk("engine_requests.id", nullable=True, index=True,
+                                        ondelete="SET NULL")
+    # calendar, request or retry.
+    origin: Mapped[str] = mapped_column(String(16))
+    # A calendar Milestone value: dry-run, warning, second-warning or a Step value.
+    milestone: Mapped[str] = mapped_column(String(32))
+    establishment_id: Mapped[int] = fk("establishments.id")
+    school_year_id: Mapped[int] = fk("school_years.id", index=True)
+    status: Mapped[TaskStatus] = mapped_column(enum_column(TaskStatus),
+                                               default=TaskStatus.QUEUED)
+    # Not started before ``due_at``, nor after ``not_after`` (end of its window).
+    due_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    not_after: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class EngineEventRow(Base):
+    """A persisted engine event (unit state, coalesced progress, rejects, log lines).
+
+    Bounded: the engine prunes by age and by count.
+    """
+
+    __tablename__ = "engine_events"
+    __table_args__ = (Index("ix_engine_events_at", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # unit, progress, reject, log, engine, request
+    kind: Mapped[str] = mapped_column(String(16))
+    uai: Mapped[str] = mapped_column(String(8), default="")
+    step: Mapped[str] = mapped_column(String(32), default="")
+    level: Mapped[str] = mapped_column(String(10), default="info")
+    message: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[str] = mapped_column(Text, default="{}")
