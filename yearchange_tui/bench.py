@@ -261,6 +261,13 @@ def run_bench(establishments: int, work: Path, progress: Any = None, repeats: in
     else:
         say("import AAF…")
         result["aaf"] = bench_aaf(work / "academie", quick=establishments <= 3)
+    try:
+        from yearchange_tui.tui.bench import bench_console
+    except ImportError:
+        result["console"] = None
+    else:
+        say("console : 1 000 établissements, 8 unités en cours…")
+        result["console"] = bench_console(establishments=1000, running=8, presses=60)
     return result
 
 
@@ -307,4 +314,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if aaf:
         for key, value in aaf.items():
             print(f"  AAF {key} : {value}")
+    console = result.get("console")
+    if console:
+        for key, value in console.items():
+            print(f"  console {key} : {value}")
     return EXIT_OK

@@ -1,0 +1,139 @@
+"""SVG snapshots of every screen at 80×24 and 120×36, and of the grid in every shipped theme.
+
+The clock, the theme, the engine (scripted) and the cursor are pinned. A missing or
+different snapshot fails; to accept the new pictures after reviewing them, run
+``YEARCHANGE_SNAPSHOT_UPDATE=1 python -m pytest tests/test_tui_snapshots.py``.
+Snapshots are tied to the exact Textual version (8.2.8): expect churn on upgrades.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_tui_support import make_app, run, settle
+from textual.widgets import Input
+
+from yearchange_tui.changeover.models import UnitStatus
+from yearchange_tui.tui.fake_engine import FakeEngine
+
+SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
+UPDATE = os.environ.get("YEARCHANGE_SNAPSHOT_UPDATE") == "1"
+SIZES = {"80x24": (80, 24), "120x36": (120, 36)}
+
+
+def showcase() -> FakeEngine:
+    """An engine caught mid-summer: every state on screen at least once."""
+    fake = FakeEngine(30)
+    first, second, third, fourth, fifth, sixth = fake.uais[:6]
+    for key in ("purge-trash", "archive", "delete-obsolete"):
+        fake.set_unit(first, key, status=UnitStatus.DONE, dry_run_done=True)
+    fake.set_unit(first, "dry-run", status=UnitStatus.DONE)
+    fake.progress(first, "init-directory", 21, 50, rate=3.5, eta=8)
+    fake.set_view(first, access_blocked=True)
+    fake.set_unit(first, "access-block", status=UnitStatus.RUNNING)
+    fake.set_unit(second, "dry-run", status=UnitStatus.DONE)
+    fake.set_unit(second, "purge-trash", status=UnitStatus.DONE)
+    fake.set_unit(second, "archive", status=UnitStatus.FAILED, error="disque plein")
+    fake.set_unit(third, "purge-trash", status=UnitStatus.BLOCKED,
+                  error="import AAF en cours")
+    fake.progress(fourth, "dry-run", 2, 4, rate=0.5, eta=4)
+    fake.set_unit(fifth, "purge-trash", status=UnitStatus.MISSED)
+    fake.set_unit(sixth, "init-school-life", status=UnitStatus.SKIPPED)
+    fake.set_unit(sixth, "warnings", status=UnitStatus.DONE)
+    fake.log("Moteur démarré sur moteur-test:4242.")
+    fake.log("Fenêtre « étapes 1 à 3 » du 07/07 : 20 établissements.")
+    fake.log("Étape 2 en échec : disque plein.", "error", uai=second, kind="unit")
+    fake.log("Import AAF refusé pour un établissement fermé.", "warning", uai=third)
+    return fake
+
+
+def check_snapshot(name: str, svg: str, tmp_path: Path) -> None:
+    """Compare with ``tests/snapshots/<name>.svg`` (or write it when updating)."""
+    expected = SNAPSHOTS / f"{name}.svg"
+    if UPDATE:
+        SNAPSHOTS.mkdir(exist_ok=True)
+        expected.write_text(svg, encoding="utf-8")
+        return
+    actual = tmp_path / f"{name}.svg"
+    actual.write_text(svg, encoding="utf-8")
+    if not expected.exists():
+        pytest.fail(f"pas de capture {expected.name} : relisez {actual} puis acceptez-la avec "
+                    "YEARCHANGE_SNAPSHOT_UPDATE=1")
+    if expected.read_text(encoding="utf-8") != svg:
+        pytest.fail(f"la console a changé : comparez {expected} et {actual}")
+
+
+Steps = Callable[[Any, Any, FakeEngine], Awaitable[None]]
+
+
+async def _grid(app: Any, pilot: Any, fake: FakeEngine) -> None:
+    await pilot.press("down", "space", "up", "right")
+
+
+async def _timeline(app: Any, pilot: Any, fake: FakeEngine) -> None:
+    await pilot.press("f3")
+
+
+async def _rejects(app: Any, pilot: Any, fake: FakeEngine) -> None:
+    await pilot.press("f4")
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def _log(app: Any, pilot: Any, fake: FakeEngine) -> None:
+    await pilot.press("f6")
+
+
+async def _detail(app: Any, pilot: Any, fake: FakeEngine) -> None:
+    await pilot.press("enter")
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def _help(app: Any, pilot: Any, fake: FakeEngine) -> None:
+    await pilot.press("f1")
+
+
+async def _confirm(app: Any, pilot: Any, fake: FakeEngine) -> None:
+    await pilot.press("plus", "right", "r")
+
+
+SCREENS: dict[str, Steps] = {"grid": _grid, "timeline": _timeline, "rejects": _rejects,
+                             "log": _log, "detail": _detail, "help": _help,
+                             "confirm": _confirm}
+
+
+def _capture(steps: Steps, size: tuple[int, int], theme: str) -> str:
+    captured: list[str] = []
+
+    async def scenario() -> None:
+        fake = showcase()
+        app = make_app(fake, theme=theme)
+        async with app.run_test(size=size) as pilot:
+            await settle(app, pilot)
+            await steps(app, pilot, fake)
+            for box in app.screen.query(Input):
+                box.cursor_blink = False
+            await pilot.pause()
+            captured.append(app.export_screenshot())
+
+    run(scenario)
+    return captured[0]
+
+
+@pytest.mark.parametrize("size_name", list(SIZES))
+@pytest.mark.parametrize("screen", list(SCREENS))
+def test_screen_snapshot(screen: str, size_name: str, tmp_path: Path) -> None:
+    svg = _capture(SCREENS[screen], SIZES[size_name], "yearchange-dark")
+    check_snapshot(f"{screen}-{size_name}", svg, tmp_path)
+
+
+@pytest.mark.parametrize("size_name", list(SIZES))
+@pytest.mark.parametrize("theme", ["yearchange-light", "yearchange-high-contrast"])
+def test_theme_snapshot(theme: str, size_name: str, tmp_path: Path) -> None:
+    svg = _capture(_grid, SIZES[size_name], theme)
+    check_snapshot(f"grid-{theme}-{size_name}", svg, tmp_path)

@@ -1,0 +1,739 @@
+"""The operator console: the Textual app and ``run_console(args)``.
+
+The app owns the shared state (grid model, marks, events, engine status), drains the
+bridge's board at 10 Hz on the UI thread and hands each screen only what changed.
+Requests to the engine go out on worker threads; answers come back as messages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import on
+from textual.app import App, SystemCommand
+from textual.command import CommandPalette
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+
+from yearchange_tui.changeover.models import Step, UnitStatus
+from yearchange_tui.scheduling.api import (
+    CHANGING_ACTIONS,
+    EngineClient,
+    EngineEventView,
+    EngineStatus,
+    EstablishmentView,
+    RequestAction,
+    UnitView,
+)
+from yearchange_tui.tui.bindings import (
+    CHANGING_ACTION_NAMES,
+    SPECS,
+    bindings_for,
+    display_keys,
+    effective_keys,
+    keymap_from_settings,
+)
+from yearchange_tui.tui.bridge import (
+    EngineBridge,
+    EngineEventsReceived,
+    EngineReachability,
+    ProgressBoard,
+)
+from yearchange_tui.tui.detail_source import DetailSource
+from yearchange_tui.tui.grid_model import GridModel, SortKey
+from yearchange_tui.tui.help import help_for
+from yearchange_tui.tui.palette import ActionPalette
+from yearchange_tui.tui.rejects_source import EmptyRejectsSource, RejectsSource
+from yearchange_tui.tui.screens.detail import DetailScreen
+from yearchange_tui.tui.screens.grid import DESTRUCTIVE_STEPS, GridScreen
+from yearchange_tui.tui.screens.log import LogScreen
+from yearchange_tui.tui.screens.modals import (
+    ConfirmModal,
+    HelpModal,
+    QuitModal,
+    TextPromptModal,
+    challenge_for,
+    list_uais,
+)
+from yearchange_tui.tui.screens.rejects import RejectsScreen
+from yearchange_tui.tui.screens.timeline import TimelineScreen
+from yearchange_tui.tui.theming import (
+    DEFAULT_THEME,
+    FALLBACK_THEME,
+    derived_variables,
+    load_theme_dirs,
+)
+
+DRY_RUN_STEPS = (Step.PURGE_TRASH, Step.ARCHIVE, Step.DELETE_OBSOLETE)
+DRAIN_INTERVAL = 0.1
+"""Seconds between two drains of the board: the console redraws at most 10 times a second."""
+
+EVENT_MEMORY = 5000
+SCREEN_SCOPES = {"grid": "grid", "timeline": "timeline", "rejects": "rejects", "log": "log",
+                 "detail": "detail"}
+
+
+@dataclass
+class ModelChanges:
+    """One drained batch, as screens see it."""
+
+    cells: dict[str, set[str]] = field(default_factory=dict)
+    rows_rebuilt: bool = False
+    status_changed: bool = False
+
+
+class RequestAnswered(Message):
+    """The engine took (or refused) a request; posted from a worker thread."""
+
+    def __init__(self, text: str, severity: str) -> None:
+        super().__init__()
+        self.text = text
+        self.severity = severity
+
+
+class YearChangeApp(App[int]):
+    """The console for the year change-over.
+
+    Args:
+        client: the engine client.
+        read_only: support-staff mode (nothing that changes data is offered).
+        rejects: where the rejects browser reads.
+        details: where the establishment detail reads (the client when None and it can).
+        keys: the config file's ``[keys]`` table (binding id → keys).
+        theme: the theme to use (config or command line); None for the default.
+        theme_dirs: folders of theme files, later ones overriding earlier ones.
+        now: the clock (pinned in tests and snapshots).
+        poll_interval: seconds between two reads of the engine.
+        start_poller: poll on a thread (tests may poll by hand with :meth:`sync`).
+        data_dir: where exports (CSV) are written.
+        aaf_hint: the path proposed for an AAF import.
+        problems: French problems found while starting (shown once).
+    """
+
+    TITLE = "Changement d'année — console opérateur"
+    CSS_PATH = "styles/console.tcss"
+    ENABLE_COMMAND_PALETTE = True
+    COMMAND_PALETTE_BINDING = "f9"
+    BINDINGS = bindings_for("app")
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {"grid": GridScreen, "timeline": TimelineScreen, "rejects": RejectsScreen,
+             "log": LogScreen}
+    DEFAULT_MODE = "grid"
+
+    def __init__(self, client: EngineClient, *, read_only: bool = False,
+                 rejects: RejectsSource | None = None, details: DetailSource | None = None,
+                 keys: object = None, theme: str | None = None,
+                 theme_dirs: Sequence[Path] = (), now: Callable[[], dt.datetime] | None = None,
+                 poll_interval: float = 0.5, start_poller: bool = True,
+                 data_dir: Path | None = None, aaf_hint: str = "",
+                 problems: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.client = client
+        self.read_only = read_only or bool(getattr(client, "read_only", False))
+        self.rejects = rejects or getattr(client, "rejects", None) or EmptyRejectsSource()
+        self.details: DetailSource | None = details or (
+            client if callable(getattr(client, "detail", None)) else None)  # type: ignore[assignment]
+        self.requested_theme = theme
+        self.theme_dirs = list(theme_dirs)
+        self._now = now or dt.datetime.now
+        self.data_dir = data_dir or Path.cwd()
+        self.aaf_hint = aaf_hint
+        self.start_poller = start_poller
+        self.board = ProgressBoard()
+        self.bridge = EngineBridge(client, self.board, self.post_message, poll_interval)
+        self.model = GridModel()
+        self.raw_views: dict[str, EstablishmentView] = {}
+        self.dry_run_live: dict[str, list[int]] = {}
+        self.marked: set[str] = set()
+        self.cursor_uai = ""
+        self.grid_screen: GridScreen | None = None
+        self.events: deque[EngineEventView] = deque(maxlen=EVENT_MEMORY)
+        self.engine_status: EngineStatus | None = None
+        self.engine_problem = ""
+        self.redraws = 0
+        self.theme_names: list[str] = []
+        self.theme_errors: list[str] = []
+        keymap, key_problems = keymap_from_settings(keys)
+        self.keymap = keymap
+        self.startup_problems = [*problems, *key_problems]
+        self._last_minute = -1
+
+    # -- start and stop --------------------------------------------------------------------------
+
+    def now(self) -> dt.datetime:
+        """The console's clock."""
+        return self._now()
+
+    def on_mount(self) -> None:
+        self._load_themes()
+        if self.keymap:
+            self.set_keymap(self.keymap)
+        problems = self.theme_errors + self.startup_problems
+        if problems:
+            self.notify("\n".join(problems), title="Configuration", severity="error",
+                        timeout=12)
+        self.set_interval(DRAIN_INTERVAL, self.drain_board, name="board-drain")
+        if self.start_poller:
+            self.bridge.start()
+
+    def _load_themes(self) -> None:
+        self.register_theme(FALLBACK_THEME)
+        loaded = load_theme_dirs(self.theme_dirs)
+        for theme in loaded.themes.values():
+            self.register_theme(theme)
+        self.theme_names = sorted(loaded.themes) or [FALLBACK_THEME.name]
+        self.theme_errors = [f"Thème ignoré — {error}" for error in loaded.errors]
+        wanted = self.requested_theme
+        if wanted and wanted not in self.available_themes:
+            self.theme_errors.append(f"Thème « {wanted} » introuvable : thème par défaut.")
+            wanted = None
+        if wanted is None:
+            wanted = DEFAULT_THEME if DEFAULT_THEME in self.available_themes else (
+                FALLBACK_THEME.name)
+            if self.console.color_system == "standard" and self.requested_theme is None:
+                wanted = "ansi-dark"  # 16 colours: the terminal's own red, yellow, green
+        self.theme = wanted
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        """Our variables for any theme (Textual's too), from its semantic colours."""
+        try:
+            generated = self.current_theme.to_color_system().generate()
+        except Exception:  # noqa: BLE001 - a theme Textual cannot build: fallback colours
+            generated = FALLBACK_THEME.to_color_system().generate()
+        return derived_variables(generated)
+
+    # -- live data -------------------------------------------------------------------------------
+
+    async def sync(self) -> None:
+        """Poll the engine now (off the UI thread) and apply what changed (tests, F5)."""
+        import asyncio
+
+        await asyncio.to_thread(self.bridge.poll_once)
+        self.drain_board()
+
+    def drain_board(self) -> None:
+        """Apply what the board collected since the last drain (UI thread, 10 Hz)."""
+        changes = self.board.drain()
+        minute = self.now().minute
+        if not changes and minute == self._last_minute:
+            return
+        self._last_minute = minute
+        batch = ModelChanges()
+        if changes.status is not None:
+            self.engine_status = changes.status
+            batch.status_changed = True
+        structure = bool(changes.removed) or not self.model.views
+        for uai in changes.removed:
+            self.raw_views.pop(uai, None)
+            self.model.remove(uai)
+            self.marked.discard(uai)
+        for uai, view in changes.views.items():
+            self.raw_views[uai] = view
+            keys = self.model.update(self._with_dry_run(view))
+            if "*" in keys:
+                structure = True
+            elif keys:
+                batch.cells[uai] = keys
+        moving = self.model.filter.status is not None or self.model.sort_key in (
+            SortKey.STATE, SortKey.DATE)
+        if structure or (batch.cells and moving):
+            self.model.rebuild_rows()
+            batch.rows_rebuilt = True
+        self._publish(batch)
+
+    def _publish(self, batch: ModelChanges) -> None:
+        """Hand a batch to every screen of the current stack that shows live data."""
+        self.redraws += 1
+        for screen in self.screen_stack:
+            handler = getattr(screen, "on_model_changes", None)
+            if handler is not None and screen.is_mounted:
+                handler(batch)
+
+    def _with_dry_run(self, view: EstablishmentView) -> EstablishmentView:
+        """The view with a dry run in progress on column 0, when the client does not say."""
+        live = self.dry_run_live.get(view.uai)
+        if live is None or "dry-run" in view.units:
+            return view
+        units: dict[Any, UnitView] = dict(view.units)
+        units["dry-run"] = UnitView(view.uai, Step.PURGE_TRASH, UnitStatus.RUNNING,
+                                    progress_done=live[0], progress_total=live[1])
+        return replace(view, units=units)
+
+    def _track_dry_runs(self, events: Sequence[EngineEventView]) -> set[str]:
+        """Follow dry runs from unit events (started, then steps 1 to 3 finished)."""
+        changed = set()
+        for event in events:
+            data = event.data or {}
+            if event.kind != "unit" or not data.get("dry_run") or not event.uai:
+                continue
+            what = data.get("event")
+            if what == "started":
+                if event.step == Step.PURGE_TRASH.value or event.uai not in self.dry_run_live:
+                    self.dry_run_live[event.uai] = [0, len(DRY_RUN_STEPS)]
+            elif what == "finished":
+                live = self.dry_run_live.setdefault(event.uai, [0, len(DRY_RUN_STEPS)])
+                live[0] = min(live[1], live[0] + 1)
+                if event.step == Step.DELETE_OBSOLETE.value:
+                    self.dry_run_live.pop(event.uai, None)
+            else:
+                self.dry_run_live.pop(event.uai, None)
+            changed.add(event.uai)
+        return changed
+
+    @on(EngineEventsReceived)
+    def _events_received(self, message: EngineEventsReceived) -> None:
+        self.events.extend(event for event in message.events if event.kind != "progress")
+        if not message.initial:
+            batch = ModelChanges()
+            for uai in self._track_dry_runs(message.events):
+                view = self.raw_views.get(uai)
+                if view is not None:
+                    keys = self.model.update(self._with_dry_run(view))
+                    if keys:
+                        batch.cells[uai] = keys
+            if batch.cells:
+                self._publish(batch)
+        alerts = [] if message.initial else [
+            event for event in message.events
+            if event.level == "error" and event.kind in ("unit", "request")]
+        for event in alerts[:5]:
+            text = event.message if event.message.startswith(event.uai) else (
+                f"{event.uai} {event.message}".strip())
+            self.notify(text, severity="error", timeout=8)
+        for screen in self.screen_stack:
+            handler = getattr(screen, "on_engine_events", None)
+            if handler is not None and screen.is_mounted:
+                handler(message.events)
+
+    @on(EngineReachability)
+    def _reachability(self, message: EngineReachability) -> None:
+        self.engine_problem = message.problem
+        if message.problem:
+            self.notify(message.problem, severity="error", timeout=8)
+        self.drain_board()
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def send_request(self, action: RequestAction, params: dict[str, Any], success: str) -> None:
+        """Ask the engine on a worker thread; the answer comes back as a message."""
+        if self.read_only and action in CHANGING_ACTIONS:
+            self.notify("Mode consultation : cette action est interdite.", severity="error")
+            return
+        self.run_worker(partial(self._request_worker, action, params, success), thread=True,
+                        group="engine-request", exit_on_error=False,
+                        description=f"demande {action.value}")
+
+    def _request_worker(self, action: RequestAction, params: dict[str, Any],
+                        success: str) -> None:
+        try:
+            request_id = self.bridge.request(action, **params)
+        except PermissionError as error:
+            self.post_message(RequestAnswered(f"Refusé par le moteur : {error}", "error"))
+        except Exception as error:  # noqa: BLE001 - shown to the operator, never a crash
+            self.post_message(RequestAnswered(f"Demande refusée : {error}", "error"))
+        else:
+            self.post_message(RequestAnswered(f"{success} (demande n° {request_id})",
+                                              "information"))
+
+    @on(RequestAnswered)
+    def _request_answered(self, message: RequestAnswered) -> None:
+        self.notify(message.text, severity=message.severity,  # type: ignore[arg-type]
+                    timeout=4 if message.severity == "information" else 8)
+
+    def confirm_and_send(self, title: str, lines: Sequence[str], challenge: str | None,
+                         action: RequestAction, params: dict[str, Any], success: str) -> None:
+        """Show a confirmation; on yes, send the request."""
+        def answered(confirmed: bool | None) -> None:
+            if confirmed:
+                self.send_request(action, params, success)
+            else:
+                self.notify("Action annulée : rien n'a été demandé.", timeout=2)
+
+        self.push_screen(ConfirmModal(title, lines, challenge), answered)
+
+    def confirm_dry_run(self, uais: list[str]) -> None:
+        """Confirm a dry run of steps 1 to 3."""
+        lines = [f"{len(uais)} établissement(s) : {list_uais(uais)}.",
+                 ("Simule les étapes 1 à 3 et enregistre ce que l'exécution réelle fera. "
+                  "Aucune donnée de l'ENT n'est modifiée.")]
+        self.confirm_and_send("Passage à blanc (étape 0)", lines, None, RequestAction.DRY_RUN,
+                              {"uais": uais}, "Passage à blanc demandé.")
+
+    def confirm_run(self, step_key: str, uais: list[str], retry: bool = False) -> None:
+        """Confirm a step; steps 1 to 3 need the count (or the UAI) typed."""
+        step = Step(step_key)
+        verb = "Relancer les échecs de" if retry else "Lancer"
+        lines = [f"{len(uais)} établissement(s) : {list_uais(uais)}."]
+        challenge = None
+        if step_key in DESTRUCTIVE_STEPS:
+            lines.append("Étape destructive : les données supprimées ne sont pas récupérables.")
+            challenge = challenge_for(uais)
+        action = RequestAction.RETRY if retry else RequestAction.RUN
+        self.confirm_and_send(f"{verb} l'étape {step.number} — {step.label}", lines, challenge,
+                              action, {"step": step_key, "uais": uais},
+                              f"Étape {step.number} demandée.")
+
+    def confirm_pause_resume(self) -> None:
+        """Pause the engine, or resume it."""
+        paused = bool(self.engine_status and self.engine_status.paused)
+        if paused:
+            self.confirm_and_send("Reprendre le moteur", ["Les unités en attente repartent."],
+                                  None, RequestAction.RESUME, {}, "Reprise demandée.")
+        else:
+            self.confirm_and_send(
+                "Mettre le moteur en pause",
+                [("Aucune nouvelle unité ne démarre ; les unités en cours vont jusqu'à leur "
+                  "prochain point de reprise.")], None, RequestAction.PAUSE, {},
+                "Pause demandée.")
+
+    def prompt_import_aaf(self) -> None:
+        """Ask for an AAF delivery path, confirm, import."""
+        def validate(text: str) -> str:
+            return "" if Path(text.strip()).expanduser().exists() else (
+                f"Chemin introuvable : {text.strip()}")
+
+        def entered(path: str | None) -> None:
+            if not path:
+                return
+            if self.grid_screen is not None and self.grid_screen.is_mounted:
+                self.grid_screen.show_pane("pane-rejects")
+            self.confirm_and_send(
+                "Importer une livraison AAF", [f"Livraison : {path}",
+                                               "Les rejets s'afficheront en direct."],
+                None, RequestAction.IMPORT_AAF, {"path": path}, "Import AAF demandé.")
+
+        self.push_screen(TextPromptModal(
+            "Import AAF", ["Dossier, archive (.tgz, .zip) ou fichier de la livraison :"],
+            value=self.aaf_hint, placeholder="/chemin/vers/la/livraison", validate=validate),
+            entered)
+
+    def prompt_import_timetable(self, uai: str) -> None:
+        """Ask for a timetable export path, confirm, import for ``uai``."""
+        def validate(text: str) -> str:
+            return "" if Path(text.strip()).expanduser().exists() else (
+                f"Chemin introuvable : {text.strip()}")
+
+        def entered(path: str | None) -> None:
+            if path:
+                self.confirm_and_send(
+                    "Importer un emploi du temps", [f"Établissement : {uai}", f"Fichier : {path}"],
+                    None, RequestAction.IMPORT_TIMETABLE, {"path": path, "uai": uai},
+                    "Import d'emploi du temps demandé.")
+
+        self.push_screen(TextPromptModal(
+            f"Import d'emploi du temps — {uai}", ["Export EDT, UDT ou STS-web :"],
+            placeholder="/chemin/vers/export.xml", validate=validate), entered)
+
+    def open_detail(self, uai: str) -> None:
+        """Show one establishment's detail."""
+        self.push_screen(DetailScreen(uai))
+
+    # -- app actions -----------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Nothing that changes data in read-only mode."""
+        return not (action in CHANGING_ACTION_NAMES and self.read_only)
+
+    async def action_show_mode(self, mode: str) -> None:
+        """F2, F3, F4, F6: switch screens (closing a detail screen on the way)."""
+        if self.current_mode == mode:
+            while len(self.screen_stack) > 1 and not isinstance(self.screen, CommandPalette):
+                self.pop_screen()
+            return
+        await self.switch_mode(mode)
+
+    def action_help(self) -> None:
+        """F1: help for the current screen."""
+        if isinstance(self.screen, HelpModal):
+            self.screen.dismiss(None)
+            return
+        name = getattr(self.screen, "HELP_NAME", None)
+        if name is None:
+            return
+        title, text = help_for(name)
+        self.push_screen(HelpModal(title, text, self.keys_for(name)))
+
+    def keys_for(self, screen_name: str) -> list[tuple[str, str]]:
+        """(keys, label) of a screen's bindings then the global ones, remaps applied."""
+        scope = SCREEN_SCOPES.get(screen_name, "grid")
+        rows = []
+        for spec_scope in (scope, "app"):
+            for spec in SPECS:
+                if spec.scope != spec_scope:
+                    continue
+                if spec.changes_data and self.read_only:
+                    continue
+                rows.append((display_keys(effective_keys(spec.id, self.keymap)),
+                             f"{spec.label}  [{spec.id}]"))
+        if scope == "grid":
+            rows.insert(0, ("↑ ↓ ← →, PgPréc, PgSuiv", "Déplacer le curseur"))
+        return rows
+
+    def get_key_display(self, binding: Any) -> str:
+        """Keys as operators read them: ``F1``, ``Espace``, ``Entrée``, ``Maj+R``."""
+        return display_keys(binding.key)
+
+    def action_refresh_data(self) -> None:
+        """F5: read the engine now."""
+        self.bridge.wake()
+        self.notify("Actualisation demandée.", timeout=1)
+
+    def action_next_theme(self) -> None:
+        """F8: the next console theme."""
+        names = self.theme_names
+        index = names.index(self.theme) if self.theme in names else -1
+        self.set_theme(names[(index + 1) % len(names)])
+
+    def set_theme(self, name: str) -> None:
+        """Switch theme and say so."""
+        self.theme = name
+        self.notify(f"Thème : {name}", timeout=2)
+
+    def action_request_quit(self) -> None:
+        """F10, q, Ctrl+Q: quit; when units run, say that they continue in the engine.
+
+        In a dialog, the same keys close the dialog (as Échap does), like mc's F10.
+        """
+        if isinstance(self.screen, ModalScreen) and not isinstance(self.screen, QuitModal):
+            self.screen.dismiss(None)
+            return
+        running = len(self.model.running())
+        if not running:
+            self.exit(0)
+            return
+
+        def answered(confirmed: bool | None) -> None:
+            if confirmed:
+                self.exit(0)
+
+        if isinstance(self.screen, QuitModal):
+            return
+        self.push_screen(QuitModal(running, bool(getattr(self.client, "runs_survive_console",
+                                                         True))), answered)
+
+    async def action_quit(self) -> None:
+        """Textual's own Ctrl+Q goes through the same question."""
+        self.action_request_quit()
+
+    def action_help_quit(self) -> None:
+        """Ctrl+C: say how to quit."""
+        self.notify("Pour quitter : F10, q ou Ctrl+Q.", timeout=3)
+
+    def action_command_palette(self) -> None:
+        """F9 or Ctrl+P: every action, searchable, in French."""
+        if not CommandPalette.is_open(self):
+            self.push_screen(ActionPalette())
+
+    # -- command palette -------------------------------------------------------------------------
+
+    def _screen_action(self, mode: str, action: str) -> Callable[[], Any]:
+        async def run() -> None:
+            await self.action_show_mode(mode)
+            screen = self.screen
+            method = getattr(screen, f"action_{action}", None)
+            if method is not None:
+                result = method()
+                if hasattr(result, "__await__"):
+                    await result
+
+        return run
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Every console action, in French (changing ones hidden in read-only mode)."""
+        def keys(binding_id: str) -> str:
+            return f" ({display_keys(effective_keys(binding_id, self.keymap))})"
+
+        commands: list[tuple[str, str, str, Callable[[], Any], bool]] = [
+            ("Aide de l'écran", "Touches et explications", "help",
+             self.action_help, False),
+            ("Aller à la grille", "Établissements × étapes", "show-grid",
+             partial(self.action_show_mode, "grid"), False),
+            ("Aller au calendrier", "De juin à septembre", "show-timeline",
+             partial(self.action_show_mode, "timeline"), False),
+            ("Aller aux rejets AAF", "Navigateur des rejets", "show-rejects",
+             partial(self.action_show_mode, "rejects"), False),
+            ("Aller au journal", "Évènements du moteur", "show-log",
+             partial(self.action_show_mode, "log"), False),
+            ("Actualiser", "Relire le moteur maintenant", "refresh", self.action_refresh_data,
+             False),
+            ("Quitter", "Fermer la console", "quit", self.action_request_quit, False),
+        ]
+        grid_actions = [
+            ("Passage à blanc de la sélection", "Simuler les étapes 1 à 3", "dry-run",
+             "dry_run"),
+            ("Lancer une étape sur la sélection", "L'étape de la colonne du curseur",
+             "run-step", "run_step"),
+            ("Suspendre ou reprendre le moteur", "Pause / reprise", "pause-resume",
+             "pause_resume"),
+            ("Annuler les unités en cours", "De la sélection, ou toutes", "cancel", "cancel"),
+            ("Relancer les échecs", "Unités en échec de la sélection", "retry-failed",
+             "retry_failed"),
+            ("Modifier une date planifiée", "Colonne du curseur, sélection", "edit-dates",
+             "edit_dates"),
+            ("Importer une livraison AAF", "Dossier, archive ou fichiers", "import-aaf",
+             "import_aaf"),
+            ("Importer un emploi du temps", "EDT, UDT ou STS-web", "import-timetable",
+             "import_timetable"),
+            ("Filtrer la grille par texte", "UAI, nom, projet", "filter-text", "filter_text"),
+            ("Filtrer la grille par état", "Cycle des états", "filter-state", "filter_state"),
+            ("Filtrer la grille par type", "Collèges, lycées", "filter-kind", "filter_kind"),
+            ("Changer l'ordre de la grille", "UAI, nom, type, état, date", "sort", "sort"),
+            ("Regrouper par projet", "Oui / non", "group-by-project", "group"),
+            ("Tout marquer", "Les établissements visibles", "mark-all", "mark_all"),
+            ("Tout démarquer", "Vider la sélection", "unmark-all", "unmark_all"),
+            ("Ouvrir le détail de l'établissement", "Historique, archives, rejets",
+             "open-detail", "open_detail"),
+            ("Volet du bas suivant", "Progression, rejets, journal", "bottom-pane",
+             "cycle_pane"),
+        ]
+        for title, help_text, binding_id, action in grid_actions:
+            commands.append((title, help_text, binding_id, self._screen_action("grid", action),
+                             binding_id in _CHANGING_IDS))
+        for title, help_text, binding_id, action in (
+                ("Exporter les rejets en CSV", "La liste filtrée", "rejects-export",
+                 "export_csv"),
+                ("Marquer le rejet traité", "Annotation du support", "rejects-handled",
+                 "mark_handled"),
+                ("Masquer les rejets traités", "Oui / non", "rejects-hide-handled",
+                 "hide_handled"),
+                ("Changer le niveau du journal", "Erreurs, avertissements, tout", "log-level",
+                 "cycle_level")):
+            mode = "log" if binding_id.startswith("log") else "rejects"
+            commands.append((title, help_text, binding_id, self._screen_action(mode, action),
+                             False))
+        for title, help_text, binding_id, callback, changes in commands:
+            if changes and self.read_only:
+                continue
+            yield SystemCommand(title + keys(binding_id), help_text, callback)
+        for name in [*self.theme_names, "ansi-dark"]:
+            yield SystemCommand(f"Thème : {name}", "Changer les couleurs de la console",
+                                partial(self.set_theme, name))
+
+
+_CHANGING_IDS = frozenset(spec.id for spec in SPECS if spec.changes_data)
+
+
+# -- building the console from the command line ----------------------------------------------
+
+
+def _scheduling_client(settings: Any, config_file: str | None) -> EngineClient | None:
+    """The scheduling package's database client (it starts the engine when none runs)."""
+    try:
+        module = importlib.import_module("yearchange_tui.scheduling.client")
+    except ImportError:
+        return None
+    connect = getattr(module, "connect", None)
+    if not callable(connect):
+        return None
+    return connect(settings.db_url, settings.storage_dir,  # type: ignore[no-any-return]
+                   read_only=settings.read_only,
+                   config_file=Path(config_file) if config_file else None)
+
+
+def choose_client(settings: Any, database: Any, config_file: str | None = None
+                  ) -> tuple[EngineClient, list[str]]:
+    """The scheduling package's client when installed, else the interim direct client.
+
+    Returns:
+        The client and French problems to show once (the engine could not start…).
+    """
+    problems: list[str] = []
+    try:
+        client = _scheduling_client(settings, config_file)
+    except Exception as error:  # noqa: BLE001 - fall back, and tell the operator why
+        client = None
+        problems.append(f"Moteur planifié indisponible ({error}) : moteur intégré provisoire.")
+    if client is not None:
+        return client, problems
+    from yearchange_tui.tui.direct_client import DirectEngineClient
+
+    return DirectEngineClient(database, settings.storage_dir,
+                              read_only=settings.read_only), problems
+
+
+def _theme_setting(raw: object) -> tuple[str | None, list[Path]]:
+    """``theme = "nom"`` or ``[theme] name = "…", dir = "…"`` from the config file."""
+    if isinstance(raw, str):
+        return raw, []
+    if isinstance(raw, dict):
+        folder = raw.get("dir")
+        return raw.get("name"), [Path(str(folder)).expanduser()] if folder else []
+    return None, []
+
+
+def theme_dirs_for(extra: Sequence[Path] = ()) -> list[Path]:
+    """Shipped themes, then the user theme folder, then the configured folder."""
+    from platformdirs import user_config_dir
+
+    from yearchange_tui.config import APP_NAME
+    from yearchange_tui.resources import themes_dir
+
+    folders: list[Path] = []
+    try:
+        folders.append(themes_dir())
+    except FileNotFoundError:
+        pass
+    folders.append(Path(user_config_dir(APP_NAME)) / "themes")
+    env = os.environ.get("YEARCHANGE_THEMES_DIR")
+    if env:
+        folders.append(Path(env).expanduser())
+    folders.extend(extra)
+    return folders
+
+
+def _aaf_hint(database: Any) -> str:
+    """The sample académie's AAF folder next to an SQLite database, if there is one."""
+    url = getattr(database, "url", "")
+    if url.startswith("sqlite:///"):
+        candidate = Path(url[len("sqlite:///"):]).parent / "aaf"
+        if candidate.is_dir():
+            return str(candidate)
+    return ""
+
+
+def run_console(args: argparse.Namespace) -> int:
+    """Open the console on the database named by ``args`` (``yearchange``, ``demo``).
+
+    The app runs on the main thread; the engine client is closed only after
+    ``App.run()`` returns, never from a Textual handler.
+    """
+    from yearchange_tui.cliutil import err, open_database_from_args
+    from yearchange_tui.tui.detail_source import DatabaseDetailSource
+    from yearchange_tui.tui.rejects_source import open_rejects_source
+
+    settings, database = open_database_from_args(args)
+    client, problems = choose_client(settings, database, getattr(args, "config", None))
+    rejects = open_rejects_source(database, settings.data_dir)
+    details = DatabaseDetailSource(database, rejects)
+    values = settings.values
+    theme, extra_dirs = _theme_setting(values["theme"].value if "theme" in values else None)
+    theme = getattr(args, "theme", None) or theme
+    app = YearChangeApp(client, read_only=settings.read_only, rejects=rejects, details=details,
+                        keys=values["keys"].value if "keys" in values else None, theme=theme,
+                        theme_dirs=theme_dirs_for(extra_dirs), data_dir=settings.data_dir,
+                        aaf_hint=_aaf_hint(database), problems=problems)
+    try:
+        status = app.run()
+    finally:
+        app.bridge.stop()
+        close = getattr(client, "close", None)
+        if callable(close):
+            running = getattr(client, "running_units", lambda: 0)()
+            if running:
+                err(f"yearchange : {running} unité(s) en cours dans le moteur intégré : elles "
+                    "se terminent avant la sortie (Ctrl+C les interrompt ; elles reprendront "
+                    "au prochain lancement).")
+            try:
+                close(wait=True)
+            except KeyboardInterrupt:
+                err("yearchange : interrompu ; les unités reprendront au prochain lancement.")
+        database.dispose()
+    return int(status or 0)

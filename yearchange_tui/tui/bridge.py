@@ -1,0 +1,207 @@
+"""The console's side of the engine: a poller thread, a latest-value board, messages.
+
+The poller runs on its own thread (``engine-poll``): it asks the
+:class:`~yearchange_tui.scheduling.api.EngineClient` for the engine status, the
+establishments and the new events, and never touches a widget. Establishment views go
+to the :class:`ProgressBoard` (latest value per UAI, under a lock); the UI drains it on
+a 10 Hz timer and redraws only the cells that changed. Discrete events (a batch of engine
+events, the engine becoming unreachable or reachable again) are posted as Textual
+messages, which is thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual.message import Message
+
+from yearchange_tui.scheduling.api import (
+    EngineClient,
+    EngineEventView,
+    EngineStatus,
+    EstablishmentView,
+    RequestAction,
+)
+
+HISTORY = 300
+"""Engine events read back at start-up, to fill the journal."""
+
+
+class EngineEventsReceived(Message):
+    """New engine events, oldest first (posted from the poller thread)."""
+
+    def __init__(self, events: list[EngineEventView], initial: bool = False) -> None:
+        super().__init__()
+        self.events = events
+        self.initial = initial
+        """True for the history read at start-up (no alert for it)."""
+
+
+class EngineReachability(Message):
+    """The engine could not be read, or can be read again (French ``problem``)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__()
+        self.problem = problem
+
+
+@dataclass
+class BoardChanges:
+    """What changed since the last drain."""
+
+    views: dict[str, EstablishmentView] = field(default_factory=dict)
+    removed: set[str] = field(default_factory=set)
+    status: EngineStatus | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.views or self.removed or self.status is not None)
+
+
+class ProgressBoard:
+    """Thread-safe latest-value store: any thread writes, the UI thread drains.
+
+    Many reports for one establishment between two drains become one update.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: dict[str, EstablishmentView] = {}
+        self._dirty: set[str] = set()
+        self._removed: set[str] = set()
+        self._status: EngineStatus | None = None
+        self._status_dirty = False
+        self.reports = 0
+        self.drains = 0
+
+    def put_views(self, views: list[EstablishmentView], complete: bool = True) -> None:
+        """Report views; with ``complete``, UAIs not in ``views`` are removed."""
+        with self._lock:
+            self.reports += len(views)
+            seen = set()
+            for view in views:
+                seen.add(view.uai)
+                previous = self._latest.get(view.uai)
+                if previous is not view and previous != view:
+                    self._latest[view.uai] = view
+                    self._dirty.add(view.uai)
+                    self._removed.discard(view.uai)
+            if complete:
+                for uai in set(self._latest) - seen:
+                    del self._latest[uai]
+                    self._dirty.discard(uai)
+                    self._removed.add(uai)
+
+    def put_status(self, status: EngineStatus) -> None:
+        """Report the engine status (kept only when it changed)."""
+        with self._lock:
+            if status != self._status:
+                self._status = status
+                self._status_dirty = True
+
+    def drain(self) -> BoardChanges:
+        """Take everything reported since the last drain (UI thread)."""
+        with self._lock:
+            if not (self._dirty or self._removed or self._status_dirty):
+                return BoardChanges()
+            self.drains += 1
+            changes = BoardChanges({uai: self._latest[uai] for uai in self._dirty},
+                                   set(self._removed),
+                                   self._status if self._status_dirty else None)
+            self._dirty.clear()
+            self._removed.clear()
+            self._status_dirty = False
+            return changes
+
+    def snapshot(self) -> list[EstablishmentView]:
+        """Every known view (any thread)."""
+        with self._lock:
+            return list(self._latest.values())
+
+
+class EngineBridge:
+    """Polls an engine client on a thread and feeds the board and the app's messages.
+
+    Args:
+        client: the engine client.
+        board: where establishment views and the status go.
+        post: posts a Textual message to the app (``App.post_message``; thread-safe).
+        poll_interval: seconds between two polls.
+    """
+
+    def __init__(self, client: EngineClient, board: ProgressBoard,
+                 post: Callable[[Message], Any], poll_interval: float = 0.5) -> None:
+        self.client = client
+        self.board = board
+        self.post = post
+        self.poll_interval = poll_interval
+        self.last_event_id = 0
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._poll_lock = threading.Lock()
+        self._problem = ""
+        self._first = True
+
+    def poll_once(self) -> None:
+        """Read the engine once (any thread but the UI's: it may block on the database)."""
+        with self._poll_lock:
+            try:
+                if self._first:
+                    newest = getattr(self.client, "last_event_id", None)
+                    if callable(newest):
+                        self.last_event_id = max(self.last_event_id, int(newest()) - HISTORY)
+                status = self.client.status()
+                views = self.client.establishments()
+                events = self.client.events_after(self.last_event_id)
+            except Exception as error:  # noqa: BLE001 - any client failure is shown, not raised
+                problem = f"Moteur illisible : {error}"
+                if problem != self._problem:
+                    self._problem = problem
+                    self.post(EngineReachability(problem))
+                return
+            if self._problem:
+                self._problem = ""
+                self.post(EngineReachability(""))
+            self.board.put_status(status)
+            self.board.put_views(views)
+            if events:
+                self.last_event_id = max(event.id for event in events)
+                self.post(EngineEventsReceived(events, initial=self._first))
+            self._first = False
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            self.poll_once()
+            elapsed = time.monotonic() - started
+            # A slow engine slows the polling down instead of piling reads up.
+            self._wake.wait(max(self.poll_interval, 2 * elapsed))
+            self._wake.clear()
+
+    def start(self) -> None:
+        """Start the poller thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="engine-poll", daemon=True)
+            self._thread.start()
+
+    def wake(self) -> None:
+        """Poll now rather than at the next tick (after a request, on F5)."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the poller thread (called after the app has exited)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def request(self, action: RequestAction, **params: Any) -> int:
+        """Forward a request to the engine and poll soon after (worker thread)."""
+        request_id = self.client.request(action, **params)
+        self.wake()
+        return request_id

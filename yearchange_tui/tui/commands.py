@@ -1,0 +1,131 @@
+"""Console commands of the CLI: ``console`` (optionally on the scripted engine), ``themes``
+(list and check theme files) and ``console-bench``. Imports Textual only when run."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from yearchange_tui.cliutil import EXIT_OK, EXIT_USAGE, err, print_json
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add the console's commands to the ``yearchange`` parser."""
+    console = commands.add_parser(
+        "console", parents=[common], help="ouvrir la console opérateur",
+        description="Ouvre la console ; --scripted N l'ouvre sur un moteur simulé de N "
+                    "établissements (formation, démonstration, sans base).")
+    console.add_argument("--scripted", type=int, metavar="N", default=None,
+                         help="moteur simulé de N établissements")
+    console.add_argument("--theme", metavar="NOM", default=None, help="thème à utiliser")
+    console.set_defaults(handler=cmd_console)
+
+    themes = commands.add_parser("themes", parents=[common],
+                                 help="lister et vérifier les thèmes de la console")
+    themes.add_argument("--check", action="store_true",
+                        help="sortie 2 si un fichier de thème est invalide")
+    themes.add_argument("--json", action="store_true")
+    themes.set_defaults(handler=cmd_themes)
+
+    keys = commands.add_parser("keys", parents=[common],
+                               help="lister les touches de la console et leurs identifiants")
+    keys.add_argument("--json", action="store_true")
+    keys.set_defaults(handler=cmd_keys)
+
+    bench = commands.add_parser(
+        "console-bench", parents=[common],
+        help="mesurer la console sans terminal (latence touche → affichage, mémoire)")
+    bench.add_argument("--establishments", type=int, default=1000, metavar="N")
+    bench.add_argument("--running", type=int, default=8, metavar="U")
+    bench.add_argument("--presses", type=int, default=100, metavar="K")
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(handler=cmd_console_bench)
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    """``yearchange console [--scripted N]``."""
+    if args.scripted is None:
+        from yearchange_tui.tui.app import run_console
+
+        return run_console(args)
+    from yearchange_tui.tui.app import YearChangeApp, theme_dirs_for
+    from yearchange_tui.tui.fake_engine import FakeEngine
+
+    engine = FakeEngine(max(1, args.scripted), auto=True, step_total=20,
+                        read_only=bool(getattr(args, "read_only", False)))
+    engine.start_script(0.25)
+    app = YearChangeApp(engine, read_only=engine.read_only, theme=args.theme,
+                        theme_dirs=theme_dirs_for())
+    try:
+        return int(app.run() or 0)
+    finally:
+        app.bridge.stop()
+        engine.close()
+
+
+def cmd_themes(args: argparse.Namespace) -> int:
+    """``yearchange themes [--check]``."""
+    from yearchange_tui.tui.app import theme_dirs_for
+    from yearchange_tui.tui.theming import load_theme_dirs
+
+    folders = theme_dirs_for()
+    loaded = load_theme_dirs(folders)
+    if args.json:
+        print_json({"themes": {name: str(path) for name, path in loaded.sources.items()},
+                    "errors": loaded.errors, "folders": [str(f) for f in folders]})
+    else:
+        for name, path in sorted(loaded.sources.items()):
+            print(f"✓ {name:<28} {path}")
+        for error in loaded.errors:
+            print(f"✗ {error}")
+    if loaded.errors and args.check:
+        err(f"yearchange : {len(loaded.errors)} fichier(s) de thème invalide(s).")
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """``yearchange keys``: every binding id, its keys (config remaps applied), its label."""
+    from yearchange_tui.cliutil import settings_from_args
+    from yearchange_tui.tui.bindings import (
+        SPECS,
+        display_keys,
+        effective_keys,
+        keymap_from_settings,
+    )
+
+    settings = settings_from_args(args)
+    raw = settings.values["keys"].value if "keys" in settings.values else None
+    keymap, problems = keymap_from_settings(raw)
+    rows = [{"id": spec.id, "keys": effective_keys(spec.id, keymap), "label": spec.label,
+             "scope": spec.scope, "changes_data": spec.changes_data} for spec in SPECS]
+    if args.json:
+        print_json({"bindings": rows, "problems": problems})
+        return EXIT_OK
+    scopes = {"app": "partout", "grid": "grille", "rejects": "rejets", "log": "journal",
+              "detail": "détail", "timeline": "calendrier"}
+    for row in rows:
+        print(f"{row['id']:<22} {display_keys(row['keys']):<16} {scopes[row['scope']]:<11} "
+              f"{row['label']}")
+    for problem in problems:
+        err(f"yearchange : {problem}")
+    return EXIT_OK
+
+
+def cmd_console_bench(args: argparse.Namespace) -> int:
+    """``yearchange console-bench``."""
+    from yearchange_tui.tui.bench import bench_console
+
+    result = bench_console(args.establishments, args.running, args.presses)
+    if args.json:
+        print_json(result)
+        return EXIT_OK
+    latency = result["key_to_redraw_ms"]
+    print(f"Console — {result['establishments']} établissements, {result['running_units']} "
+          f"unités en cours, terminal {result['terminal'][0]}×{result['terminal'][1]}")
+    print(f"  touche → affichage : p50 {latency['p50']} ms, p95 {latency['p95']} ms, "
+          f"max {latency['max']} ms ({result['measured']} touches)")
+    print(f"  tableau de progression : {result['board']['reports']} rapports, "
+          f"{result['board']['drains']} vidages")
+    print(f"  mémoire : pic {result['peak_rss_mb']} Mo (hausse {result['rss_growth_mb']} Mo)")
+    return EXIT_OK

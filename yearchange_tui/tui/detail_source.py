@@ -1,0 +1,181 @@
+"""What the establishment detail screen shows, read from the database.
+
+Per-step history (dry-run counts beside real counts), archives with their checksums,
+rejects, likely year N-1 classes after step 4, and the access block. Every optional
+package (AAF) is imported lazily: what is missing is simply left out, with a note.
+
+Runs on a worker thread of the console; nothing here touches a widget.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from yearchange_tui.tui.rejects_source import RejectQuery, RejectRow, RejectsSource
+
+
+@dataclass(frozen=True)
+class StepHistory:
+    """One step of one establishment: state, times, counts of the dry run and the real run."""
+
+    key: str
+    label: str
+    status: str
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    attempts: int = 0
+    error: str = ""
+    real_counts: dict[str, int] = field(default_factory=dict)
+    dry_run_counts: dict[str, int] = field(default_factory=dict)
+    dry_run_at: dt.datetime | None = None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ArchiveInfo:
+    """One archive written by step 2."""
+
+    key: str
+    kind: str
+    path: str
+    size: int
+    sha256: str
+    entries: int
+
+
+@dataclass(frozen=True)
+class EstablishmentDetail:
+    """Everything the detail screen shows about one establishment."""
+
+    uai: str
+    name: str
+    kind: str
+    project: str
+    closing_date: dt.date | None = None
+    steps: tuple[StepHistory, ...] = ()
+    archives: tuple[ArchiveInfo, ...] = ()
+    reject_counts: dict[str, int] = field(default_factory=dict)
+    rejects: tuple[RejectRow, ...] = ()
+    previous_year_classes: tuple[str, ...] = ()
+    access_block: str = ""
+    notes: tuple[str, ...] = ()
+
+
+class DetailSource(Protocol):
+    """Reads the detail of one establishment."""
+
+    def detail(self, uai: str) -> EstablishmentDetail | None:
+        """The detail, or None for an unknown UAI."""
+
+
+def _json(text: str | None, default: Any) -> Any:
+    try:
+        return json.loads(text) if text else default
+    except ValueError:
+        return default
+
+
+class DatabaseDetailSource:
+    """Detail read from the engine's tables.
+
+    Args:
+        database: the open database.
+        rejects: the rejects source (for the establishment's rejects).
+    """
+
+    def __init__(self, database: Any, rejects: RejectsSource) -> None:
+        self.database = database
+        self.rejects = rejects
+
+    def detail(self, uai: str) -> EstablishmentDetail | None:
+        """Read one establishment's detail (a few small queries)."""
+        from sqlalchemy import select
+
+        from yearchange_tui.changeover.models import (
+            ArchiveManifest,
+            DryRunReport,
+            Step,
+            StepUnit,
+        )
+        from yearchange_tui.changeover.units import current_school_year
+        from yearchange_tui.ent.models import Establishment, Project, SchoolYear
+
+        notes: list[str] = []
+        with self.database.session() as session:
+            establishment = session.scalar(select(Establishment).where(Establishment.uai == uai))
+            if establishment is None:
+                return None
+            project = session.get(Project, establishment.project_id)
+            year = current_school_year(session)
+            units = {unit.step: unit for unit in session.scalars(select(StepUnit).where(
+                StepUnit.establishment_id == establishment.id,
+                StepUnit.school_year_id == year.id))}
+            reports: dict[Step, DryRunReport] = {}
+            for report in session.scalars(select(DryRunReport).where(
+                    DryRunReport.establishment_id == establishment.id,
+                    DryRunReport.school_year_id == year.id).order_by(DryRunReport.created_at)):
+                reports[report.step] = report
+            steps = []
+            for step in Step:
+                unit = units.get(step)
+                report = reports.get(step)
+                steps.append(StepHistory(
+                    key=step.value, label=f"{step.number} {step.label}",
+                    status=str(unit.status.value) if unit else "pending",
+                    started_at=unit.started_at if unit else None,
+                    finished_at=unit.finished_at if unit else None,
+                    attempts=unit.attempts if unit else 0,
+                    error=unit.error if unit else "",
+                    real_counts=_json(unit.counts if unit else "", {}),
+                    dry_run_counts=_json(report.counts if report else "", {}),
+                    dry_run_at=report.created_at if report else None,
+                    warnings=tuple(_json(report.warnings if report else "", []))))
+            archives = tuple(ArchiveInfo(m.archive_key, m.kind, m.relative_path, m.size,
+                                         m.sha256, m.entry_count)
+                             for m in session.scalars(select(ArchiveManifest).where(
+                                 ArchiveManifest.establishment_id == establishment.id,
+                                 ArchiveManifest.school_year_id == year.id)
+                                 .order_by(ArchiveManifest.archive_key)))
+            access = "Aucun blocage prévu par le projet."
+            previous: tuple[str, ...] = ()
+            try:
+                from yearchange_tui.aaf.access_block import effective_window
+            except ImportError:
+                notes.append("Blocage des accès : module AAF absent.")
+            else:
+                window = effective_window(project, establishment) if project else None
+                if window is not None:
+                    access = (f"Du {window.starts_on:%d/%m/%Y} au {window.ends_on:%d/%m/%Y} "
+                              f"(dates du {window.source}).")
+            try:
+                from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
+            except ImportError:
+                notes.append("Classes N-1 : module AAF absent.")
+            else:
+                following = session.scalar(select(SchoolYear).where(
+                    SchoolYear.start_year == year.start_year + 1))
+                if following is not None:
+                    findings = likely_previous_year_classes(
+                        session.connection(), establishment.id, following.id, year.id)
+                    previous = tuple(f"{item.code} ({item.students} élèves) : {item.reason}"
+                                     for item in findings)
+            detail_kind = getattr(establishment.kind, "value", str(establishment.kind))
+            name, closing = establishment.name, establishment.closing_date
+            project_code = project.code if project else ""
+        page = self.rejects.query(RejectQuery(uai=uai, limit=20))
+        counts: dict[str, int] = {}
+        if self.rejects.available:
+            for severity in ("erreur", "avertissement", "information"):
+                found = self.rejects.query(RejectQuery(uai=uai, severity=severity, limit=0))
+                if found.total:
+                    counts[severity] = found.total
+        else:
+            notes.append(self.rejects.note)
+        return EstablishmentDetail(uai=uai, name=name, kind=detail_kind, project=project_code,
+                                   closing_date=closing, steps=tuple(steps), archives=archives,
+                                   reject_counts=counts, rejects=tuple(page.rows),
+                                   previous_year_classes=previous, access_block=access,
+                                   notes=tuple(notes))

@@ -1,0 +1,413 @@
+"""The calendar grid as data: columns, cell states, French cell text, filter, sort, groups.
+
+Pure Python (no Textual import), so it is unit-tested alone and shared by the grid
+widget, the timeline, the header counts and the bench. Runs on the UI thread.
+
+A client may report the pseudo-steps of the grid (``dry-run``, ``warnings``,
+``access-block``) as extra entries of :attr:`EstablishmentView.units` under those
+string keys; when it does not, they are derived from what the view holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from yearchange_tui.changeover.models import UNIT_STATUS_GLYPHS, UNIT_STATUS_LABELS, UnitStatus
+from yearchange_tui.scheduling.api import EstablishmentView
+
+
+class Density(enum.Enum):
+    """How much a cell says, chosen from the width of the terminal."""
+
+    NARROW = "narrow"  # 80 columns: glyph + short word, date or percent
+    MEDIUM = "medium"  # ~120 columns: glyph + word, date or percent, names shown
+    WIDE = "wide"  # 175+ columns: glyph + word + date or percent
+
+
+@dataclass(frozen=True)
+class ColumnDef:
+    """One step column of the grid."""
+
+    key: str
+    number: str  # "0".."5", or "" for the unnumbered pseudo-steps
+    title: str  # wide header
+    medium_title: str  # ≤ 10 characters
+    narrow_title: str  # ≤ 7 characters
+    real_step: bool  # a unit of the engine (steps 1 to 5)
+
+
+COLUMNS: tuple[ColumnDef, ...] = (
+    ColumnDef("dry-run", "0", "0 Passage à blanc", "0 À blanc", "0 blanc", False),
+    ColumnDef("warnings", "", "Avertissements", "Avertiss.", "Avert.", False),
+    ColumnDef("purge-trash", "1", "1 Corbeille", "1 Corbeil.", "1 corb.", True),
+    ColumnDef("archive", "2", "2 Archivage", "2 Archiv.", "2 arch.", True),
+    ColumnDef("delete-obsolete", "3", "3 Suppression", "3 Suppr.", "3 supp.", True),
+    ColumnDef("init-directory", "4", "4 Annuaire", "4 Annuaire", "4 ann.", True),
+    ColumnDef("access-block", "", "Blocage des accès", "Blocage", "Blocage", False),
+    ColumnDef("init-school-life", "5", "5 Vie scolaire", "5 Vie sco.", "5 v.sc.", True),
+)
+COLUMN_BY_KEY = {column.key: column for column in COLUMNS}
+STEP_COLUMN_KEYS = tuple(column.key for column in COLUMNS if column.real_step)
+
+KIND_LABELS = {"college": "collège", "lycee": "lycée", "other": "autre"}
+KIND_SHORT = {"college": "col.", "lycee": "lyc.", "other": "aut."}
+
+# Words of a pending cell: "planifié" when it has a date, "en attente" otherwise.
+WORD_PLANNED = "planifié"
+WORD_WAITING = "en attente"
+WORD_NOT_PLANNED = "non prévu"
+GLYPH_NOT_PLANNED = "·"
+
+NARROW_WORDS = {
+    UnitStatus.PENDING: "att.",
+    UnitStatus.RUNNING: "cours",
+    UnitStatus.DONE: "fini",
+    UnitStatus.FAILED: "échec",
+    UnitStatus.BLOCKED: "bloq.",
+    UnitStatus.MISSED: "manq.",
+    UnitStatus.SKIPPED: "ign.",
+}
+MEDIUM_WORDS = {**UNIT_STATUS_LABELS, UnitStatus.PENDING: "attente"}
+
+# Most urgent first: the order of the state sort and of the header counts.
+STATUS_URGENCY = (UnitStatus.FAILED, UnitStatus.BLOCKED, UnitStatus.MISSED,
+                  UnitStatus.RUNNING, UnitStatus.PENDING, UnitStatus.DONE, UnitStatus.SKIPPED)
+STATE_FILTERS: tuple[UnitStatus | None, ...] = (None, UnitStatus.RUNNING, UnitStatus.FAILED,
+                                                UnitStatus.BLOCKED, UnitStatus.MISSED,
+                                                UnitStatus.PENDING, UnitStatus.DONE,
+                                                UnitStatus.SKIPPED)
+KIND_FILTERS: tuple[str | None, ...] = (None, "college", "lycee", "other")
+
+
+class SortKey(enum.Enum):
+    """Orders of the grid (cycled with one key)."""
+
+    UAI = "UAI"
+    NAME = "nom"
+    KIND = "type"
+    STATE = "état de la colonne"
+    DATE = "date de la colonne"
+
+
+@dataclass(frozen=True)
+class CellState:
+    """What one cell shows: a status (None: not planned), a date or a progress."""
+
+    status: UnitStatus | None
+    planned_on: dt.date | None = None
+    percent: int | None = None
+    word: str | None = None  # replaces the status word (e.g. "actif" for the access block)
+    detail: str = ""  # longer French text for the info line (error, rate, ETA)
+
+    @property
+    def glyph(self) -> str:
+        """The non-colour signal of the status."""
+        return GLYPH_NOT_PLANNED if self.status is None else UNIT_STATUS_GLYPHS[self.status]
+
+    @property
+    def status_word(self) -> str:
+        """The full French word of the state."""
+        if self.word:
+            return self.word
+        if self.status is None:
+            return WORD_NOT_PLANNED
+        if self.status is UnitStatus.PENDING:
+            return WORD_PLANNED if self.planned_on else WORD_WAITING
+        return UNIT_STATUS_LABELS[self.status]
+
+    @property
+    def style_name(self) -> str:
+        """Component class suffix for the colour (``status--done``…)."""
+        return "none" if self.status is None else self.status.value
+
+    def text(self, density: Density) -> str:
+        """The cell text for ``density`` (fits the column width of that density)."""
+        status = self.status
+        if status is None:
+            return f"{GLYPH_NOT_PLANNED} —"
+        glyph = UNIT_STATUS_GLYPHS[status]
+        date = self.planned_on.strftime("%d/%m") if self.planned_on else ""
+        percent = f"{self.percent} %" if self.percent is not None else ""
+        if density is Density.WIDE:
+            words = self.status_word
+            if status is UnitStatus.RUNNING and percent:
+                return f"{glyph} {words} {percent}"
+            if status is UnitStatus.PENDING and date:
+                return f"{glyph} {words} {date}"
+            return f"{glyph} {words}"
+        if status is UnitStatus.RUNNING and percent:
+            return f"{glyph} {percent}"
+        if status is UnitStatus.PENDING and date:
+            return f"{glyph} {date}"
+        if self.word:
+            return f"{glyph} {self.word[:5 if density is Density.NARROW else 8]}"
+        words_table = NARROW_WORDS if density is Density.NARROW else MEDIUM_WORDS
+        return f"{glyph} {words_table[status]}"
+
+    def describe(self) -> str:
+        """A full French sentence fragment: glyph, word, date or progress, detail."""
+        parts = [f"{self.glyph} {self.status_word}"]
+        if self.status is UnitStatus.RUNNING and self.percent is not None:
+            parts.append(f"{self.percent} %")
+        if self.planned_on and self.status in (UnitStatus.PENDING, UnitStatus.MISSED, None):
+            parts.append(f"le {self.planned_on.strftime('%d/%m/%Y')}")
+        if self.detail:
+            parts.append(f"— {self.detail}")
+        return " ".join(parts)
+
+
+def format_duration(seconds: float | None) -> str:
+    """``1:05:09`` or ``4:02`` for a duration; ``?`` when unknown."""
+    if seconds is None or seconds < 0:
+        return "?"
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02}:{secs:02}" if hours else f"{minutes}:{secs:02}"
+
+
+def format_rate(rate: float | None) -> str:
+    """A rate in French notation (``3,5/s``)."""
+    if rate is None:
+        return "?/s"
+    return f"{rate:.1f}/s".replace(".", ",")
+
+
+def _unit_cell(unit: Any) -> CellState:
+    status = UnitStatus(unit.status)
+    percent = None
+    detail = ""
+    if status is UnitStatus.RUNNING:
+        done, total = unit.progress_done, unit.progress_total
+        percent = unit.percent if total else None
+        bits = [f"{done}/{total}"] if total else []
+        if unit.rate_per_s is not None:
+            bits.append(format_rate(unit.rate_per_s))
+        if unit.eta_s is not None:
+            bits.append(f"reste {format_duration(unit.eta_s)}")
+        detail = ", ".join(bits)
+    elif unit.error:
+        detail = unit.error
+    word = getattr(unit, "word", None)
+    return CellState(status, unit.planned_on, percent, word, detail)
+
+
+def cells_for(view: EstablishmentView) -> dict[str, CellState]:
+    """The state of every column of one establishment's row."""
+    units: Mapping[Any, Any] = view.units
+    cells: dict[str, CellState] = {}
+    for column in COLUMNS:
+        unit = units.get(column.key)
+        if unit is not None:
+            cell = _unit_cell(unit)
+            if column.key == "access-block" and cell.status is UnitStatus.RUNNING:
+                cell = replace(cell, word="actif", percent=None)
+            cells[column.key] = cell
+        elif column.real_step:
+            cells[column.key] = CellState(UnitStatus.PENDING)
+        else:
+            cells[column.key] = _derived_cell(column.key, view)
+    return cells
+
+
+def _derived_cell(key: str, view: EstablishmentView) -> CellState:
+    """Pseudo-step cells when the client does not report them."""
+    steps = [view.units.get(step_key) for step_key in STEP_COLUMN_KEYS[:3]]
+    if key == "dry-run":
+        if steps and all(unit is not None and unit.dry_run_done for unit in steps):
+            return CellState(UnitStatus.DONE)
+        started = (UnitStatus.RUNNING, UnitStatus.DONE, UnitStatus.FAILED, UnitStatus.BLOCKED)
+        if any(unit is not None and unit.status in started for unit in steps):
+            return CellState(UnitStatus.SKIPPED, detail="étapes 1 à 3 déjà lancées")
+        return CellState(UnitStatus.PENDING)
+    if key == "access-block":
+        if view.access_blocked:
+            return CellState(UnitStatus.RUNNING, word="actif", detail="accès élèves et parents bloqués")
+        directory = view.units.get("init-directory")
+        if directory is not None and directory.status is UnitStatus.DONE:
+            return CellState(UnitStatus.DONE, word="levé")
+        return CellState(UnitStatus.PENDING)
+    return CellState(None)
+
+
+@dataclass(frozen=True)
+class GridRow:
+    """One line of the grid body: a project heading or an establishment."""
+
+    uai: str  # "" for a heading
+    heading: str = ""
+
+    @property
+    def is_heading(self) -> bool:
+        """True for a project heading line."""
+        return not self.uai
+
+
+@dataclass
+class GridFilter:
+    """What the operator narrowed the grid to."""
+
+    text: str = ""
+    status: UnitStatus | None = None
+    kind: str | None = None
+
+    def describe(self) -> str:
+        """French summary, empty when nothing is filtered."""
+        parts = []
+        if self.text:
+            parts.append(f"« {self.text} »")
+        if self.status is not None:
+            parts.append(f"état {UNIT_STATUS_GLYPHS[self.status]} {UNIT_STATUS_LABELS[self.status]}")
+        if self.kind is not None:
+            parts.append(KIND_LABELS.get(self.kind, self.kind))
+        return ", ".join(parts)
+
+
+@dataclass
+class GridModel:
+    """Every establishment, its cells, and the visible ordered rows."""
+
+    views: dict[str, EstablishmentView] = field(default_factory=dict)
+    cells: dict[str, dict[str, CellState]] = field(default_factory=dict)
+    filter: GridFilter = field(default_factory=GridFilter)
+    sort_key: SortKey = SortKey.UAI
+    sort_column: str = "purge-trash"
+    grouped: bool = False
+    rows: list[GridRow] = field(default_factory=list)
+    row_index: dict[str, int] = field(default_factory=dict)
+    visible_counts: Counter[UnitStatus] = field(default_factory=Counter)
+    """Cells per state over the visible rows, kept up to date by :meth:`update`."""
+    running_keys: set[tuple[str, str]] = field(default_factory=set)
+    """(uai, column key) of the units running now."""
+
+    # -- data --------------------------------------------------------------------------------
+
+    def replace_all(self, views: Iterable[EstablishmentView]) -> None:
+        """Load a full set of establishments (first load, or establishments added/removed)."""
+        self.views = {view.uai: view for view in views}
+        self.cells = {uai: cells_for(view) for uai, view in self.views.items()}
+        self.running_keys = {(uai, key) for uai, view in self.views.items()
+                             for key in _running_keys(view)}
+        self.rebuild_rows()
+
+    def update(self, view: EstablishmentView) -> set[str]:
+        """Take a newer view of one establishment; return the column keys whose cell changed.
+
+        A new UAI is added (the caller rebuilds the rows when it gets ``{"*"}``).
+        """
+        uai = view.uai
+        old_cells = self.cells.get(uai)
+        old_view = self.views.get(uai)
+        self.views[uai] = view
+        new_cells = cells_for(view)
+        self.cells[uai] = new_cells
+        if old_view is not None:
+            self.running_keys.difference_update((uai, key) for key in _running_keys(old_view))
+        self.running_keys.update((uai, key) for key in _running_keys(view))
+        if old_cells is None:
+            return {"*"}
+        changed = {key for key, cell in new_cells.items() if old_cells.get(key) != cell}
+        if changed and uai in self.row_index:
+            for key in changed:
+                before, after = old_cells[key].status, new_cells[key].status
+                if before is not None:
+                    self.visible_counts[before] -= 1
+                if after is not None:
+                    self.visible_counts[after] += 1
+        return changed
+
+    def remove(self, uai: str) -> None:
+        """Forget an establishment (the caller rebuilds the rows)."""
+        view = self.views.pop(uai, None)
+        self.cells.pop(uai, None)
+        if view is not None:
+            self.running_keys.difference_update((uai, key) for key in _running_keys(view))
+
+    # -- visible rows ------------------------------------------------------------------------
+
+    def matches(self, view: EstablishmentView) -> bool:
+        """True when ``view`` passes the filter."""
+        wanted = self.filter
+        if wanted.kind is not None and view.kind != wanted.kind:
+            return False
+        if wanted.status is not None and all(
+                cell.status is not wanted.status for cell in self.cells[view.uai].values()):
+            return False
+        if wanted.text:
+            needle = wanted.text.casefold()
+            haystack = " ".join((view.uai, view.name, view.project_code,
+                                 KIND_LABELS.get(view.kind, view.kind))).casefold()
+            if needle not in haystack:
+                return False
+        return True
+
+    def _sort_value(self, view: EstablishmentView) -> tuple[Any, ...]:
+        if self.sort_key is SortKey.NAME:
+            return (view.name.casefold(), view.uai)
+        if self.sort_key is SortKey.KIND:
+            return (view.kind, view.uai)
+        cell = self.cells[view.uai].get(self.sort_column, CellState(None))
+        if self.sort_key is SortKey.STATE:
+            rank = (STATUS_URGENCY.index(cell.status) if cell.status is not None
+                    else len(STATUS_URGENCY))
+            return (rank, -(cell.percent or 0), view.uai)
+        if self.sort_key is SortKey.DATE:
+            return (cell.planned_on or dt.date.max, view.uai)
+        return (view.uai,)
+
+    def rebuild_rows(self) -> None:
+        """Recompute the visible rows after a filter, sort, grouping or membership change."""
+        visible = [view for view in self.views.values() if self.matches(view)]
+        visible.sort(key=self._sort_value)
+        rows: list[GridRow] = []
+        if self.grouped:
+            by_project: dict[str, list[EstablishmentView]] = {}
+            for view in visible:
+                by_project.setdefault(view.project_code or "—", []).append(view)
+            for project in sorted(by_project):
+                members = by_project[project]
+                rows.append(GridRow("", f"Projet {project} — {len(members)} établissement(s)"))
+                rows.extend(GridRow(view.uai) for view in members)
+        else:
+            rows = [GridRow(view.uai) for view in visible]
+        self.rows = rows
+        self.row_index = {row.uai: index for index, row in enumerate(rows) if row.uai}
+        self.visible_counts = self.counts(self.row_index)
+
+    @property
+    def visible_uais(self) -> list[str]:
+        """UAIs of the visible establishments, in grid order."""
+        return [row.uai for row in self.rows if row.uai]
+
+    def counts(self, uais: Iterable[str] | None = None) -> Counter[UnitStatus]:
+        """Cells per state over the step columns of ``uais`` (all when None)."""
+        counter: Counter[UnitStatus] = Counter()
+        for uai in (self.views if uais is None else uais):
+            for cell in self.cells[uai].values():
+                if cell.status is not None:
+                    counter[cell.status] += 1
+        return counter
+
+    def running(self) -> list[tuple[str, str, Any]]:
+        """(uai, column key, unit) of every running unit that reports progress."""
+        found = [(uai, key, self.views[uai].units[key]) for uai, key in self.running_keys]
+        found.sort(key=lambda item: (item[1], item[0]))
+        return found
+
+
+def _running_keys(view: EstablishmentView) -> list[str]:
+    """Column keys of the running units of one view (a block in force is not work)."""
+    return [str(key) for key, unit in view.units.items()
+            if unit is not None and str(key) != "access-block"
+            and UnitStatus(unit.status) is UnitStatus.RUNNING]
+
+
+def counts_line(counts: Counter[UnitStatus]) -> list[tuple[UnitStatus, str]]:
+    """Header fragments ``"✗ 3 échec"`` for each state present, most urgent first."""
+    return [(status, f"{UNIT_STATUS_GLYPHS[status]} {counts[status]} {UNIT_STATUS_LABELS[status]}")
+            for status in STATUS_URGENCY if counts.get(status)]

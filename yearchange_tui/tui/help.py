@@ -1,0 +1,50 @@
+"""French help texts, one per screen, shown with F1 above the screen's keys."""
+
+from __future__ import annotations
+
+HELP_TEXTS: dict[str, tuple[str, str]] = {
+    "grid": (
+        "Grille du changement d'année",
+        ("Une ligne par établissement (UAI, nom, type), une colonne par étape : 0 passage à "
+         "blanc, avertissements, 1 corbeille, 2 archivage, 3 suppression, 4 annuaire, blocage "
+         "des accès, 5 vie scolaire.\n"
+         "Chaque case montre un symbole et un mot : ○ planifié (avec sa date) ou en attente, "
+         "◐ en cours (avec le pourcentage), ✓ terminé, ✗ échec, ⊘ bloqué, ! manqué, – ignoré, "
+         "· non prévu. À 80 colonnes les mots sont abrégés ; la ligne sous la grille décrit la "
+         "case sous le curseur en entier.\n"
+         "Les actions portent sur les établissements marqués (Espace, + pour tout marquer, - "
+         "pour tout démarquer), sinon sur la ligne du curseur. L'étape lancée est celle de la "
+         "colonne du curseur. Toute action demande confirmation ; les étapes 1 à 3 demandent "
+         "de taper le nombre d'établissements (ou l'UAI s'il n'y en a qu'un).\n"
+         "/ filtre par texte (UAI, nom, projet), f par état, k par type, o change l'ordre, "
+         "g regroupe par projet, b change le volet du bas (progression, rejets, journal).")),
+    "timeline": (
+        "Calendrier de juin à septembre",
+        ("Un jour par colonne quand la largeur le permet, sinon plusieurs jours par colonne. "
+         "Une ligne par étape : █ des établissements y sont planifiés, ▒ fenêtre de "
+         "maintenance ; la colonne ┃ marque aujourd'hui. Les filtres de la grille s'appliquent. "
+         "z passe à un jour par colonne ; ← et → décalent alors d'une semaine, Début revient à "
+         "aujourd'hui.")),
+    "rejects": (
+        "Rejets des imports AAF",
+        ("Les rejets des livraisons AAF, par établissement. Filtrez par UAI, code, gravité et "
+         "type ; / cherche dans les messages. Entrée affiche le détail : l'explication, "
+         "l'action suggérée et l'enregistrement XML brut. t marque le rejet comme traité "
+         "(annotation du support, possible en mode consultation), h masque les rejets "
+         "traités, x exporte la liste filtrée en CSV dans le dossier de données.")),
+    "log": (
+        "Journal du moteur",
+        ("Les évènements du moteur, du plus ancien au plus récent : ✗ erreur, ! avertissement, "
+         "i information. n change le niveau minimal affiché, / filtre par texte.")),
+    "detail": (
+        "Détail d'un établissement",
+        ("L'historique de chaque étape avec les comptes du passage à blanc à côté de ceux de "
+         "l'exécution réelle, les archives de l'étape 2 avec leur empreinte SHA-256, les rejets "
+         "AAF, les classes probablement héritées de l'année N-1 et l'état du blocage des "
+         "accès. Échap revient à la grille.")),
+}
+
+
+def help_for(screen_name: str) -> tuple[str, str]:
+    """Title and text of a screen's help (the grid's for an unknown screen)."""
+    return HELP_TEXTS.get(screen_name, HELP_TEXTS["grid"])

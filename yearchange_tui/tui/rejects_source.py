@@ -1,0 +1,336 @@
+"""Where the rejects browser reads AAF import rejects: a thin adapter over the AAF package.
+
+When ``yearchange_tui.aaf`` (its reject table) is importable, rejects are read from the
+database; otherwise the browser is empty and says why, in French. "Handled" marks are a
+support-staff annotation kept beside the ENT data (the AAF package's own store when it
+offers ``mark_handled``, else a small JSON file in the user data folder), so marking a
+reject handled is allowed in read-only mode.
+
+Queries run on a worker thread of the console; nothing here touches a widget.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import importlib
+import json
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+SEVERITY_LABELS = {"erreur": "✗ erreur", "avertissement": "! avertissement",
+                   "information": "i information"}
+SEVERITY_ORDER = ("erreur", "avertissement", "information")
+CSV_HEADER = ("import", "uai", "code", "gravité", "type", "fichier", "ligne", "enregistrement",
+              "attribut", "valeur", "explication", "action suggérée", "traité")
+NOTE_NO_AAF = ("Le module des rejets AAF n'est pas disponible dans cette installation : "
+               "aucun rejet à afficher.")
+
+
+@dataclass(frozen=True)
+class RejectRow:
+    """One reject as the browser shows it."""
+
+    id: int
+    import_id: int
+    uai: str
+    code: str
+    severity: str  # erreur, avertissement, information
+    kind: str  # Eleve, PersEducNat, …
+    file_name: str
+    line: int | None
+    record_id: str
+    attribute: str
+    raw_value: str
+    message: str
+    action: str
+    raw_xml: str
+    handled: bool = False
+
+    @property
+    def where(self) -> str:
+        """``fichier.xml:123``."""
+        return f"{self.file_name}:{self.line}" if self.line else self.file_name
+
+
+@dataclass(frozen=True)
+class RejectQuery:
+    """Filters of the browser; empty strings mean "any"."""
+
+    uai: str = ""
+    code: str = ""
+    severity: str = ""
+    kind: str = ""
+    text: str = ""
+    hide_handled: bool = False
+    limit: int = 2000
+
+
+@dataclass(frozen=True)
+class RejectPage:
+    """A query's answer: the rows shown and how many matched in all."""
+
+    rows: list[RejectRow]
+    total: int
+
+
+class RejectsSource(Protocol):
+    """What the rejects browser reads and writes."""
+
+    available: bool
+    note: str
+
+    def query(self, query: RejectQuery) -> RejectPage:
+        """Rejects matching ``query`` (newest import first, then UAI, file, line)."""
+
+    def facets(self) -> dict[str, list[str]]:
+        """Values offered in the filters: ``uai``, ``code``, ``severity``, ``kind``."""
+
+    def set_handled(self, reject_ids: Iterable[int], handled: bool) -> None:
+        """Mark rejects handled (or not)."""
+
+
+def matches(row: RejectRow, query: RejectQuery) -> bool:
+    """True when ``row`` passes ``query`` (used by in-memory sources)."""
+    if query.uai and row.uai != query.uai.strip().upper():
+        return False
+    if query.code and row.code != query.code.strip().upper():
+        return False
+    if query.severity and row.severity != query.severity:
+        return False
+    if query.kind and row.kind != query.kind:
+        return False
+    if query.hide_handled and row.handled:
+        return False
+    if query.text:
+        needle = query.text.casefold()
+        haystack = (f"{row.code} {row.record_id} {row.raw_value} {row.message} "
+                    f"{row.attribute} {row.uai}")
+        if needle not in haystack.casefold():
+            return False
+    return True
+
+
+def export_csv(rows: Iterable[RejectRow], folder: Path, now: dt.datetime | None = None) -> Path:
+    """Write ``rows`` as a CSV (``;``, UTF-8 with BOM for spreadsheets); return its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    path = folder / f"rejets-{stamp}.csv"
+    temporary = path.with_suffix(".csv.tmp")
+    with temporary.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle, delimiter=";", lineterminator="\n")
+        writer.writerow(CSV_HEADER)
+        for row in rows:
+            writer.writerow((row.import_id, row.uai, row.code, row.severity, row.kind,
+                             row.file_name, row.line or "", row.record_id, row.attribute,
+                             row.raw_value, row.message, row.action,
+                             "oui" if row.handled else "non"))
+    temporary.replace(path)
+    return path
+
+
+class HandledStore:
+    """Reject ids marked handled, in a JSON file (one per database)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._ids: set[int] | None = None
+
+    def _load(self) -> set[int]:
+        if self._ids is None:
+            try:
+                self._ids = set(json.loads(self.path.read_text(encoding="utf-8")))
+            except (OSError, ValueError, TypeError):
+                self._ids = set()
+        return self._ids
+
+    def ids(self) -> set[int]:
+        """The handled ids."""
+        with self._lock:
+            return set(self._load())
+
+    def set(self, reject_ids: Iterable[int], handled: bool) -> None:
+        """Add or remove ids, and save atomically."""
+        with self._lock:
+            ids = self._load()
+            if handled:
+                ids.update(reject_ids)
+            else:
+                ids.difference_update(reject_ids)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(sorted(ids)), encoding="utf-8")
+            temporary.replace(self.path)
+
+
+class EmptyRejectsSource:
+    """No AAF package: an empty browser with a French note."""
+
+    available = False
+
+    def __init__(self, note: str = NOTE_NO_AAF) -> None:
+        self.note = note
+
+    def query(self, query: RejectQuery) -> RejectPage:
+        """Nothing."""
+        return RejectPage([], 0)
+
+    def facets(self) -> dict[str, list[str]]:
+        """Nothing to offer."""
+        return {"uai": [], "code": [], "severity": list(SEVERITY_ORDER), "kind": []}
+
+    def set_handled(self, reject_ids: Iterable[int], handled: bool) -> None:
+        """Nothing to mark."""
+
+
+class DatabaseRejectsSource:
+    """Rejects of the AAF package's table, read with SQLAlchemy.
+
+    Args:
+        database: the open database.
+        handled_store: where handled marks go when the AAF package keeps none.
+        queries: the AAF package's query module, when it offers ``mark_handled``.
+    """
+
+    available = True
+    note = ""
+
+    def __init__(self, database: Any, handled_store: HandledStore,
+                 queries: Any | None = None) -> None:
+        from yearchange_tui.aaf.models import AafReject
+
+        self.database = database
+        self.model = AafReject
+        self.handled_store = handled_store
+        self.queries = queries
+
+    def _handled_ids(self) -> set[int]:
+        return self.handled_store.ids()
+
+    def query(self, query: RejectQuery) -> RejectPage:
+        """Rejects matching ``query``, at most ``query.limit`` of them."""
+        from sqlalchemy import func, or_, select
+
+        model = self.model
+        statement = select(model)
+        if query.uai:
+            statement = statement.where(model.uai == query.uai.strip().upper())
+        if query.code:
+            statement = statement.where(model.code == query.code.strip().upper())
+        if query.severity:
+            statement = statement.where(model.severity == query.severity)
+        if query.kind:
+            statement = statement.where(model.kind == query.kind)
+        if query.text:
+            pattern = f"%{query.text}%"
+            statement = statement.where(or_(model.message.ilike(pattern),
+                                            model.record_id.ilike(pattern),
+                                            model.raw_value.ilike(pattern),
+                                            model.code.ilike(pattern)))
+        handled = self._handled_ids()
+        if query.hide_handled and handled:
+            statement = statement.where(model.id.not_in(handled))
+        with self.database.session() as session:
+            total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+            records = session.scalars(statement.order_by(
+                model.import_id.desc(), model.uai, model.file_name, model.line, model.id)
+                .limit(query.limit)).all()
+            rows = [_row_from_record(record, record.id in handled) for record in records]
+        return RejectPage(rows, int(total))
+
+    def facets(self) -> dict[str, list[str]]:
+        """Distinct UAIs, codes and kinds present, plus the severities."""
+        from sqlalchemy import select
+
+        model = self.model
+        with self.database.session() as session:
+            def distinct(column: Any) -> list[str]:
+                return [value for value in session.scalars(
+                    select(column).distinct().order_by(column)) if value]
+            return {"uai": distinct(model.uai), "code": distinct(model.code),
+                    "severity": list(SEVERITY_ORDER), "kind": distinct(model.kind)}
+
+    def set_handled(self, reject_ids: Iterable[int], handled: bool) -> None:
+        """Mark rejects handled through the AAF package when it can, else in the store."""
+        reject_ids = list(reject_ids)
+        mark = getattr(self.queries, "mark_handled", None)
+        if callable(mark):
+            mark(self.database, reject_ids, handled)
+        self.handled_store.set(reject_ids, handled)
+
+
+def _row_from_record(record: Any, handled: bool) -> RejectRow:
+    return RejectRow(id=record.id, import_id=record.import_id, uai=record.uai or "",
+                     code=record.code, severity=record.severity, kind=record.kind or "",
+                     file_name=record.file_name or "", line=record.line,
+                     record_id=record.record_id or "", attribute=record.attribute or "",
+                     raw_value=record.raw_value or "", message=record.message,
+                     action=record.action or "", raw_xml=record.raw_xml or "",
+                     handled=handled or bool(getattr(record, "handled", False)))
+
+
+def handled_store_for(database_url: str, data_dir: Path) -> HandledStore:
+    """The handled-marks file of one database, in the user data folder."""
+    digest = hashlib.sha1(database_url.encode("utf-8")).hexdigest()[:10]
+    return HandledStore(data_dir / "console" / f"rejets-traites-{digest}.json")
+
+
+def open_rejects_source(database: Any | None, data_dir: Path) -> RejectsSource:
+    """The rejects source for the console: the AAF package's table, or an empty one."""
+    if database is None:
+        return EmptyRejectsSource("Aucune base ouverte : aucun rejet à afficher.")
+    try:
+        importlib.import_module("yearchange_tui.aaf.models")
+    except ImportError:
+        return EmptyRejectsSource()
+    try:
+        queries = importlib.import_module("yearchange_tui.aaf.queries")
+    except ImportError:
+        queries = None
+    return DatabaseRejectsSource(database, handled_store_for(database.url, data_dir), queries)
+
+
+class MemoryRejectsSource:
+    """Rejects held in memory (scripted engine, tests)."""
+
+    available = True
+    note = ""
+
+    def __init__(self, rows: Iterable[RejectRow] = ()) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[int, RejectRow] = {row.id: row for row in rows}
+
+    def add(self, rows: Iterable[RejectRow]) -> None:
+        """Append rejects (an import streaming them)."""
+        with self._lock:
+            for row in rows:
+                self._rows[row.id] = row
+
+    def query(self, query: RejectQuery) -> RejectPage:
+        """Rejects matching ``query``."""
+        with self._lock:
+            found = [row for row in self._rows.values() if matches(row, query)]
+        found.sort(key=lambda row: (-row.import_id, row.uai, row.file_name, row.line or 0,
+                                    row.id))
+        return RejectPage(found[:query.limit], len(found))
+
+    def facets(self) -> dict[str, list[str]]:
+        """Values present."""
+        with self._lock:
+            rows = list(self._rows.values())
+        return {"uai": sorted({row.uai for row in rows if row.uai}),
+                "code": sorted({row.code for row in rows}),
+                "severity": list(SEVERITY_ORDER),
+                "kind": sorted({row.kind for row in rows if row.kind})}
+
+    def set_handled(self, reject_ids: Iterable[int], handled: bool) -> None:
+        """Mark in memory."""
+        with self._lock:
+            for reject_id in reject_ids:
+                if reject_id in self._rows:
+                    self._rows[reject_id] = replace(self._rows[reject_id], handled=handled)

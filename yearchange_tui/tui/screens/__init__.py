@@ -1,0 +1,1 @@
+"""Screens of the console: grid, timeline, rejects, journal, detail, and the dialogs."""

@@ -1,0 +1,215 @@
+"""One establishment: step history (dry run beside real), archives, rejects, N-1, access."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState
+
+from yearchange_tui.changeover.models import UNIT_STATUS_GLYPHS, UNIT_STATUS_LABELS, UnitStatus
+from yearchange_tui.tui.bindings import CHANGING_ACTION_NAMES, bindings_for
+from yearchange_tui.tui.detail_source import EstablishmentDetail
+from yearchange_tui.tui.grid_model import COLUMNS, KIND_LABELS
+from yearchange_tui.tui.rejects_source import SEVERITY_LABELS
+from yearchange_tui.tui.screens.grid import step_choices
+from yearchange_tui.tui.screens.modals import StepChoiceModal
+from yearchange_tui.tui.widgets.engine_header import EngineHeader
+from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
+
+if TYPE_CHECKING:
+    from yearchange_tui.tui.app import ModelChanges, YearChangeApp
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%d/%m %H:%M") if value else "—"
+
+
+def _counts_table(detail: EstablishmentDetail) -> Table:
+    table = Table(box=None, padding=(0, 1), expand=True, show_edge=False)
+    table.add_column("Étape", max_width=22, overflow="ellipsis", no_wrap=True)
+    table.add_column("État", no_wrap=True)
+    table.add_column("Compte", min_width=20, ratio=1, overflow="fold")
+    table.add_column("À blanc", justify="right", no_wrap=True)
+    table.add_column("Réel", justify="right", no_wrap=True)
+    for step in detail.steps:
+        status = UnitStatus(step.status)
+        state = f"{UNIT_STATUS_GLYPHS[status]} {UNIT_STATUS_LABELS[status]}"
+        keys = sorted(set(step.dry_run_counts) | set(step.real_counts))
+        if not keys:
+            table.add_row(step.label, state, "—", "", "")
+        for index, key in enumerate(keys):
+            planned = step.dry_run_counts.get(key)
+            real = step.real_counts.get(key)
+            differs = planned is not None and real is not None and planned != real
+            real_text = Text(str(real) if real is not None else "—",
+                             style="bold reverse" if differs else "")
+            if differs:
+                real_text.append(" ≠")
+            table.add_row(step.label if index == 0 else "", state if index == 0 else "", key,
+                          str(planned) if planned is not None else "—", real_text)
+        extra = []
+        if step.started_at or step.finished_at:
+            extra.append(f"début {_when(step.started_at)}, fin {_when(step.finished_at)}, "
+                         f"{step.attempts} tentative(s)")
+        if step.dry_run_at:
+            extra.append(f"passage à blanc du {_when(step.dry_run_at)}")
+        if step.error:
+            extra.append(f"✗ {step.error}")
+        extra.extend(f"! {warning}" for warning in step.warnings[:5])
+        for line in extra:
+            table.add_row("", "", Text(line, style="italic"), "", "")
+    return table
+
+
+def render_detail(detail: EstablishmentDetail) -> Group:
+    """The whole detail as Rich renderables."""
+    parts: list[Any] = []
+    kind = KIND_LABELS.get(detail.kind, detail.kind)
+    closing = f", fermeture le {detail.closing_date:%d/%m/%Y}" if detail.closing_date else ""
+    parts.append(Text(f"{detail.uai} — {detail.name} ({kind}), projet {detail.project}{closing}",
+                      style="bold"))
+    parts.append(Text("\nÉtapes : passage à blanc et exécution réelle", style="bold underline"))
+    parts.append(_counts_table(detail))
+    parts.append(Text(f"\nArchives de l'étape 2 ({len(detail.archives)})",
+                      style="bold underline"))
+    if detail.archives:
+        archives = Table(box=None, padding=(0, 1), show_edge=False, expand=True)
+        archives.add_column("Archive", overflow="fold")
+        archives.add_column("Type", no_wrap=True)
+        archives.add_column("Taille", justify="right", no_wrap=True)
+        archives.add_column("SHA-256", no_wrap=True)
+        for archive in detail.archives[:200]:
+            archives.add_row(archive.key, archive.kind, f"{archive.size:,}".replace(",", " "),
+                             archive.sha256[:16] + "…")
+        parts.append(archives)
+        if len(detail.archives) > 200:
+            parts.append(Text(f"… et {len(detail.archives) - 200} autres archives."))
+    else:
+        parts.append(Text("Aucune archive (l'étape 2 n'a pas encore écrit d'archive)."))
+    total = sum(detail.reject_counts.values())
+    parts.append(Text(f"\nRejets AAF ({total})", style="bold underline"))
+    if detail.reject_counts:
+        parts.append(Text(" · ".join(f"{SEVERITY_LABELS.get(severity, severity)} : {count}"
+                                     for severity, count in detail.reject_counts.items())))
+    for row in detail.rejects[:10]:
+        parts.append(Text(f"{SEVERITY_LABELS.get(row.severity, row.severity)} {row.code} "
+                          f"({row.where}) : {row.message}", overflow="fold"))
+    if not detail.rejects:
+        parts.append(Text("Aucun rejet pour cet établissement."))
+    parts.append(Text("\nClasses probablement héritées de l'année N-1", style="bold underline"))
+    if detail.previous_year_classes:
+        parts.extend(Text(f"! {line}") for line in detail.previous_year_classes)
+    else:
+        parts.append(Text("Aucune (ou l'annuaire N+1 n'est pas encore initialisé)."))
+    parts.append(Text("\nBlocage des accès (élèves, parents)", style="bold underline"))
+    parts.append(Text(detail.access_block or "Inconnu."))
+    if detail.notes:
+        parts.append(Text(""))
+        parts.extend(Text(f"i {note}", style="italic") for note in detail.notes)
+    return Group(*parts)
+
+
+class DetailScreen(Screen[None]):
+    """The detail of one establishment, read on a worker thread."""
+
+    HELP_NAME = "detail"
+    BINDINGS = bindings_for("detail")
+
+    def __init__(self, uai: str) -> None:
+        super().__init__()
+        self.uai = uai
+
+    @property
+    def console(self) -> YearChangeApp:
+        """The app, typed."""
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield EngineHeader(id="header")
+        with VerticalScroll(id="detail-scroll"):
+            yield Static(Text(f"{self.uai} : chargement…"), id="detail-live")
+            yield Static("", id="detail-body")
+        yield Footer(compact=True)
+        yield FKeyBar()
+
+    def on_mount(self) -> None:
+        self._update_live()
+        self.load()
+        self.query_one("#detail-scroll").focus()
+
+    def _update_live(self) -> None:
+        app = self.console
+        view = app.model.views.get(self.uai)
+        header = self.query_one(EngineHeader)
+        header.update_state(status=app.engine_status, read_only=app.read_only, now=app.now(),
+                            counts=app.model.counts([self.uai]) if view else app.model.counts([]),
+                            shown=1, total=1, filter_text=self.uai, problem=app.engine_problem)
+        if view is None:
+            return
+        cells = app.model.cells[self.uai]
+        line = Text()
+        for column in COLUMNS:
+            line.append(f"{column.title} : {cells[column.key].describe()}\n")
+        self.query_one("#detail-live", Static).update(line)
+
+    def on_model_changes(self, changes: ModelChanges) -> None:
+        """Live states of this establishment; the history is re-read when a unit ends."""
+        if self.uai in changes.cells or changes.status_changed or changes.rows_rebuilt:
+            self._update_live()
+        keys = changes.cells.get(self.uai, set())
+        cells = self.console.model.cells.get(self.uai, {})
+        if any(cells.get(key) and cells[key].status is not UnitStatus.RUNNING for key in keys):
+            self.load()
+
+    @work(thread=True, exclusive=True, group="detail-read", exit_on_error=False,
+          description="lecture du détail")
+    def load(self) -> EstablishmentDetail | None:
+        """Read the detail (worker thread)."""
+        source = self.console.details
+        if source is None:
+            return None
+        return source.detail(self.uai)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Show the detail, or why it could not be read."""
+        if event.worker.group != "detail-read":
+            return
+        body = self.query_one("#detail-body", Static)
+        if event.state is WorkerState.SUCCESS:
+            detail = event.worker.result
+            if detail is None:
+                body.update(Text("Détail indisponible pour cet établissement (aucune source "
+                                 "de détail, ou UAI inconnue)."))
+            else:
+                body.update(render_detail(detail))
+        elif event.state is WorkerState.ERROR:
+            body.update(Text(f"✗ Lecture du détail impossible : {event.worker.error}"))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Nothing that changes data in read-only mode."""
+        return not (action in CHANGING_ACTION_NAMES and self.console.read_only)
+
+    def action_close(self) -> None:
+        """Back to the grid."""
+        self.dismiss(None)
+
+    def action_dry_run(self) -> None:
+        """Dry run of this establishment."""
+        self.console.confirm_dry_run([self.uai])
+
+    def action_run_step(self) -> None:
+        """Run one step for this establishment (its UAI is typed for steps 1 to 3)."""
+        def chosen(step_key: str | None) -> None:
+            if step_key:
+                self.console.confirm_run(step_key, [self.uai])
+
+        self.app.push_screen(StepChoiceModal(f"Quelle étape lancer pour {self.uai} ?",
+                                             step_choices()), chosen)

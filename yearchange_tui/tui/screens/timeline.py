@@ -1,0 +1,115 @@
+"""The summer at a glance: windows and planned steps from June to September, today marked."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from yearchange_tui.tui.bindings import bindings_for
+from yearchange_tui.tui.grid_model import COLUMNS
+from yearchange_tui.tui.widgets.engine_header import EngineHeader
+from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
+from yearchange_tui.tui.widgets.timeline_chart import TimelineChart, TimelineData, season
+
+if TYPE_CHECKING:
+    from yearchange_tui.tui.app import ModelChanges, YearChangeApp
+
+
+class TimelineScreen(Screen[None]):
+    """June to September, days across."""
+
+    HELP_NAME = "timeline"
+    BINDINGS = bindings_for("timeline")
+
+    @property
+    def console(self) -> YearChangeApp:
+        """The app, typed."""
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield EngineHeader(id="header")
+        yield TimelineChart(id="timeline")
+        yield Footer(compact=True)
+        yield FKeyBar()
+
+    def on_mount(self) -> None:
+        self.refresh_all()
+        self.query_one(TimelineChart).focus()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_all()
+
+    def on_model_changes(self, changes: ModelChanges) -> None:
+        """Planned dates or states moved: redraw (the chart is small)."""
+        self.refresh_all()
+
+    def build_data(self) -> TimelineData:
+        """Counts of planned units per day and column, for the visible establishments."""
+        app = self.console
+        model = app.model
+        today = app.now().date()
+        planned: dict[str, Counter[dt.date]] = {column.key: Counter() for column in COLUMNS}
+        years = []
+        for uai in model.visible_uais:
+            for key, cell in model.cells[uai].items():
+                if cell.planned_on is not None:
+                    planned[key][cell.planned_on] += 1
+                    years.append(cell.planned_on.year)
+        first, last = season(today, (min(years) - 1) if years else None)
+        windows: list[tuple[dt.date, dt.date, str]] = []
+        status = app.engine_status
+        if status is not None and status.next_window is not None:
+            window = status.next_window
+            windows.append((window.starts_at.date(), window.ends_at.date(), window.label))
+        for day in sorted(planned["purge-trash"]):
+            windows.append((day, day, f"étapes 1 à 3 ({planned['purge-trash'][day]} étab.)"))
+        for day in sorted(planned["init-directory"]):
+            windows.append((day, day, f"étape 4 ({planned['init-directory'][day]} étab.)"))
+        seen = set()
+        unique = []
+        for window in windows:
+            if window[:2] not in seen:
+                seen.add(window[:2])
+                unique.append(window)
+        selected = app.cursor_uai if app.cursor_uai in model.cells else ""
+        selected_dates = {key: cell.planned_on for key, cell in model.cells[selected].items()
+                          if cell.planned_on} if selected else {}
+        return TimelineData(today=today, first_day=first, last_day=last, windows=unique,
+                            planned=planned, selected_uai=selected,
+                            selected_dates=selected_dates)
+
+    def refresh_all(self) -> None:
+        """Redraw the header and the chart."""
+        app = self.console
+        model = app.model
+        self.query_one(EngineHeader).update_state(
+            status=app.engine_status, read_only=app.read_only, now=app.now(),
+            counts=model.visible_counts, shown=len(model.row_index),
+            total=len(model.views), filter_text=model.filter.describe(),
+            problem=app.engine_problem)
+        self.query_one(TimelineChart).set_data(self.build_data())
+
+    def action_shift(self, days: int) -> None:
+        """Move a week earlier or later (zoomed), or back to today."""
+        chart = self.query_one(TimelineChart)
+        if chart.data is None:
+            return
+        if not chart.zoomed:
+            chart.zoomed = True
+        if days == 0:
+            chart.start_offset = max(0, (chart.data.today - chart.data.first_day).days - 7)
+        else:
+            span = (chart.data.last_day - chart.data.first_day).days
+            chart.start_offset = min(max(0, chart.start_offset + days), span)
+        chart.refresh()
+
+    def action_zoom(self) -> None:
+        """One day per column, or the whole summer in the width."""
+        chart = self.query_one(TimelineChart)
+        chart.zoomed = not chart.zoomed
+        chart.refresh()

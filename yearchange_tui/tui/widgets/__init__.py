@@ -1,0 +1,1 @@
+"""Widgets of the console: the calendar grid, the header, the progress pane, the timeline."""
