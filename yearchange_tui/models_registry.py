@@ -12,6 +12,7 @@ MODEL_MODULES = (
     "yearchange_tui.changeover.models",
     "yearchange_tui.aaf.models",
     "yearchange_tui.scheduling.models",
+    "yearchange_tui.timetable.models",
 )
 
 

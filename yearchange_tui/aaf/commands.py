@@ -198,7 +198,14 @@ def cmd_rejects(args: argparse.Namespace) -> int:
     if args.codes:
         return _print_codes(args.json)
     codes = [code.strip().upper() for code in args.code or []]
-    unknown = [code for code in codes if code not in RULES]
+    known = set(RULES)
+    try:
+        from yearchange_tui.timetable.rules import RULES as TIMETABLE_RULES
+    except ImportError:
+        pass
+    else:
+        known |= set(TIMETABLE_RULES)
+    unknown = [code for code in codes if code not in known]
     if unknown:
         raise UsageError(f"Code de rejet inconnu : {', '.join(unknown)} "
                          "(liste : yearchange rejects --codes).")
@@ -217,11 +224,20 @@ def cmd_rejects(args: argparse.Namespace) -> int:
                 raise UsageError(f"Import AAF n° {args.import_id} inconnu.")
             import_ids = [args.import_id]
         else:
-            latest = session.scalar(select(AafImport.id).order_by(AafImport.id.desc()).limit(1))
-            if latest is None:
+            # The latest AAF delivery, and each establishment's latest timetable import
+            # (timetable rejects share this store).
+            from sqlalchemy import func
+
+            latest = session.scalar(select(AafImport.id).where(AafImport.mode != "timetable")
+                                    .order_by(AafImport.id.desc()).limit(1))
+            timetable_ids = list(session.scalars(
+                select(func.max(AafReject.import_id))
+                .join(AafImport, AafImport.id == AafReject.import_id)
+                .where(AafImport.mode == "timetable").group_by(AafReject.uai)))
+            if latest is None and not timetable_ids:
                 print("Aucun import AAF dans la base.")
                 return EXIT_OK
-            import_ids = [latest]
+            import_ids = ([latest] if latest is not None else []) + timetable_ids
         query = select(AafReject).order_by(AafReject.import_id, AafReject.uai,
                                            AafReject.file_name, AafReject.line, AafReject.id)
         if import_ids is not None:

@@ -83,7 +83,8 @@ def latest_delivery(database: Database) -> tuple[list[str], dict[str, str]]:
         DeliveryUnavailableError: no AAF delivery was ever imported.
     """
     with database.session() as session:
-        latest = session.scalar(select(AafImport).order_by(AafImport.id.desc()).limit(1))
+        latest = session.scalar(select(AafImport).where(AafImport.mode != "timetable")
+                                .order_by(AafImport.id.desc()).limit(1))
         if latest is None:
             raise DeliveryUnavailableError(
                 "Aucune livraison AAF n'a encore été importée : indiquez le chemin de la "

@@ -204,8 +204,12 @@ def _run_later_step(step: Step, runner: Any, establishments: list[Any],
             raise UsageError("L'étape 4 (initialisation de l'annuaire) n'est pas encore "
                              "disponible dans cette version.") from error
         return int(run_init_directory_command(runner, establishments, args))
-    raise UsageError("L'étape 5 (initialisation de la vie scolaire) n'est pas encore "
-                     "disponible dans cette version.")
+    try:
+        from yearchange_tui.timetable.step5 import run_init_school_life_command
+    except ImportError as error:
+        raise UsageError("L'étape 5 (initialisation de la vie scolaire) n'est pas encore "
+                         "disponible dans cette version.") from error
+    return int(run_init_school_life_command(runner, establishments, args))
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -283,10 +283,11 @@ def _json(text: str | None) -> dict[str, Any]:
 def _reject_counts(session: Any) -> dict[int, int]:
     """Rejects of the newest AAF import per establishment (empty without the AAF package)."""
     try:
-        from yearchange_tui.aaf.models import AafReject
+        from yearchange_tui.aaf.models import AafImport, AafReject
     except ImportError:
         return {}
-    newest = session.scalar(select(func.max(AafReject.import_id)))
+    # Timetable imports share the reject store; the grid counts the AAF delivery's rejects.
+    newest = session.scalar(select(func.max(AafImport.id)).where(AafImport.mode != "timetable"))
     if newest is None:
         return {}
     return {establishment_id: count for establishment_id, count in session.execute(

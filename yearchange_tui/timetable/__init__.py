@@ -1,1 +1,13 @@
-"""Timetable readers (EDT, UDT, STS-web) and the version support policy."""
+"""Timetable import (EDT, UDT, STS-web), the seed's version policy, and step 5.
+
+- :mod:`~yearchange_tui.timetable.reader` — recognise and judge an export before writing;
+- :mod:`~yearchange_tui.timetable.edt`, :mod:`~yearchange_tui.timetable.udt`,
+  :mod:`~yearchange_tui.timetable.sts` — the streaming readers;
+- :mod:`~yearchange_tui.timetable.policy` — supported, activated, unsupported, refused versions;
+- :mod:`~yearchange_tui.timetable.importer` — match against the directory, rejects, write;
+- :mod:`~yearchange_tui.timetable.drop` — automatic mode (watched drop folder);
+- :mod:`~yearchange_tui.timetable.step5` — school-life initialisation and its check;
+- :mod:`~yearchange_tui.timetable.rules` — stable reject codes.
+
+Nothing here imports Textual.
+"""

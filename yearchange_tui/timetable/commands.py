@@ -1,0 +1,468 @@
+"""CLI commands of the timetable import and of step 5.
+
+``cli.py`` calls :func:`register`. Commands:
+
+- ``import-timetable PATH --uai U [--version V] [--json]`` — import an EDT, UDT or
+  STS-web export (the version verdict is printed before anything is written);
+- ``watch-timetables DOSSIER [--once]`` — automatic mode: the drop folder, in name order;
+- ``edt-key`` — the project's Index Education partner key (path to the PEM);
+- ``school-life-check [--uai U] [--json]`` — what each establishment still misses
+  before its cahier de textes can open;
+- ``school-life-init --uai U`` — the wizard's defaults (periods, dates) shown and applied;
+- ``timetable-rules`` — reject codes and the version policy.
+
+``yearchange run init-school-life`` is run by
+:func:`yearchange_tui.timetable.step5.run_init_school_life_command`.
+Exit status: 0 success, 1 a guard refused or step 5 is incomplete, 2 bad usage or a
+file refused whole (nothing changed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from yearchange_tui.cliutil import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    err,
+    open_database_from_args,
+    print_json,
+    refuse_in_read_only,
+    settings_from_args,
+)
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add the timetable and step-5 commands to the ``yearchange`` parser."""
+    importer = commands.add_parser(
+        "import-timetable", parents=[common],
+        help="importer l'emploi du temps d'un établissement (EDT, UDT, STS-web)",
+        description="Importe un export d'emploi du temps pour l'année N+1 d'un établissement : "
+                    "export ENT d'EDT (chiffré ou en clair), ZIP UnDeuxTemps, fichier STS-web "
+                    "sts_emp ou emp_sts (ou un dossier contenant la paire). La version et son "
+                    "verdict sont affichés avant toute écriture. Aucune classe n'est jamais "
+                    "créée : les classes, enseignants et matières inconnus sont des rejets "
+                    "(yearchange rejects). Un fichier refusé ne change rien (code 2).")
+    importer.add_argument("path", metavar="CHEMIN", type=Path,
+                          help="fichier ou dossier de l'export")
+    importer.add_argument("--uai", required=True, metavar="UAI", help="établissement")
+    importer.add_argument("--version", dest="declared_version", metavar="VERSION",
+                          help="version du logiciel quand le fichier ne la porte pas "
+                               "(« EDT 2020 », « 2020 », « UDT 26 », « 26 »)")
+    importer.add_argument("--key", type=Path, metavar="FICHIER.pem",
+                          help="clé privée du partenaire pour un export EDT chiffré "
+                               "(défaut : celle du projet, yearchange edt-key)")
+    importer.add_argument("--partner", metavar="NOM",
+                          help="nom du partenaire déclaré à Index Education (avec --key)")
+    importer.add_argument("--dry-run", action="store_true",
+                          help="à blanc : tout lire, vérifier et compter, ne rien enregistrer")
+    importer.add_argument("--json", action="store_true", help="résumé en JSON")
+    importer.set_defaults(handler=cmd_import_timetable)
+
+    watch = commands.add_parser(
+        "watch-timetables", parents=[common],
+        help="import automatique : traiter le dossier de dépôt des emplois du temps",
+        description="Importe en mode automatique les fichiers déposés, par ordre de nom, puis "
+                    "les range dans importes/ ou refuses/. Réservé aux projets ayant l'option "
+                    "d'import automatique, et seulement après le premier import manuel de "
+                    "l'année de chaque établissement.")
+    watch.add_argument("folder", metavar="DOSSIER", type=Path)
+    watch.add_argument("--once", action="store_true", help="un seul passage puis s'arrêter")
+    watch.add_argument("--interval", type=float, default=60.0, metavar="SECONDES",
+                       help="délai entre deux passages (défaut 60)")
+    watch.add_argument("--json", action="store_true")
+    watch.set_defaults(handler=cmd_watch_timetables)
+
+    key = commands.add_parser(
+        "edt-key", parents=[common], help="clé partenaire Index Education d'un projet",
+        description="Enregistre où se trouve la clé privée RSA (PEM ou DER, sans mot de passe) "
+                    "du partenaire ENT déclaré à Index Education, pour déchiffrer les exports "
+                    "EDT chiffrés. Seul le chemin est enregistré, jamais la clé.")
+    key.add_argument("--project", metavar="CODE", help="projet (défaut : le seul projet)")
+    key.add_argument("--partner", metavar="NOM", help="nom du partenaire (PARTENAIRE@NOM)")
+    key.add_argument("--key", type=Path, metavar="FICHIER", help="chemin de la clé privée")
+    key.add_argument("--remove", action="store_true", help="oublier la clé du projet")
+    key.set_defaults(handler=cmd_edt_key)
+
+    check = commands.add_parser(
+        "school-life-check", parents=[common],
+        help="étape 5 : ce qui manque avant l'ouverture du cahier de textes",
+        description="Pour chaque établissement : périodes, dates d'ouverture, emploi du temps, "
+                    "services, cours, professeurs principaux… ✗ bloque l'étape 5, ! est à "
+                    "compléter.")
+    check.add_argument("--uai", action="append", metavar="UAI", help="établissement (répétable)")
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(handler=cmd_school_life_check)
+
+    init = commands.add_parser(
+        "school-life-init", parents=[common],
+        help="étape 5 : proposer et enregistrer périodes et dates d'un établissement",
+        description="Propose les périodes (trimestres ou semestres) et les dates d'ouverture "
+                    "et de fermeture d'après le calendrier du projet, puis les enregistre "
+                    "(sans écraser ce qui est déjà saisi, sauf avec --replace).")
+    init.add_argument("--uai", required=True, metavar="UAI")
+    init.add_argument("--periods", choices=["trimestres", "semestres"],
+                      help="découpage (défaut : trimestres en collège, semestres sinon)")
+    init.add_argument("--opens", metavar="AAAA-MM-JJ", help="date d'ouverture")
+    init.add_argument("--closes", metavar="AAAA-MM-JJ", help="date de fermeture")
+    init.add_argument("--replace", action="store_true",
+                      help="remplacer les périodes et dates déjà saisies")
+    init.add_argument("--dry-run", action="store_true", help="afficher la proposition seulement")
+    init.add_argument("--json", action="store_true")
+    init.set_defaults(handler=cmd_school_life_init)
+
+    rules = commands.add_parser(
+        "timetable-rules", parents=[common],
+        help="codes de rejet de l'import d'emploi du temps et politique de versions")
+    rules.add_argument("--json", action="store_true")
+    rules.set_defaults(handler=cmd_timetable_rules)
+
+
+# --- import-timetable ----------------------------------------------------------------------
+
+
+def _partner_key(args: argparse.Namespace) -> Any:
+    from yearchange_tui.timetable.reader import PartnerKey
+
+    if args.key is None and args.partner is None:
+        return None
+    if args.key is None or not args.partner:
+        raise UsageError("--key et --partner vont ensemble (clé privée et nom du partenaire).")
+    try:
+        data = args.key.read_bytes()
+    except OSError as error:
+        raise UsageError(f"Clé illisible : {args.key} ({error.strerror}).") from error
+    return PartnerKey(args.partner, data, f"--key {args.key}")
+
+
+def print_inspection(inspection: Any, stream: Any = None) -> None:
+    """Print what an export is and the version verdict, in French."""
+    out = stream or sys.stdout
+    print(f"Export : {inspection.format_label}", file=out)
+    for info in inspection.files:
+        print(f"  fichier   : {info.name} ({info.size} octets, SHA-256 {info.sha256[:16]}…)",
+              file=out)
+    header = inspection.header
+    if inspection.format == "edt-chiffre":
+        for name in ("VERSION", "LOGICIEL", "UAI", "DATEHEURE", "NOMETABLISSEMENT"):
+            print(f"  {name:<10}: {header.get(name, '')}", file=out)
+        partners = ", ".join(header.get("PARTENAIRES") or []) or "aucun"
+        print(f"  partenaires : {partners}", file=out)
+        print(f"  clé       : {inspection.key_status}", file=out)
+    if header.get("Version"):
+        print(f"  format    : ExportEmploiDuTemps Version {header['Version']}", file=out)
+    if inspection.uai:
+        print(f"  UAI       : {inspection.uai} ({inspection.uai_source})", file=out)
+    if inspection.school_year_start:
+        start = inspection.school_year_start
+        print(f"  année     : {start}-{start + 1}", file=out)
+    if inspection.verdict is not None:
+        print(f"  version   : {inspection.verdict.label}", file=out)
+    if inspection.data is not None:
+        counts = inspection.data.counts()
+        print("  contenu   : " + ", ".join(f"{value} {name}" for name, value in counts.items()),
+              file=out)
+
+
+def cmd_import_timetable(args: argparse.Namespace) -> int:
+    """``yearchange import-timetable PATH --uai U``."""
+    from yearchange_tui.changeover.guards import GuardRefused
+    from yearchange_tui.timetable.importer import (
+        MODE_MANUAL,
+        TimetableUsageError,
+        import_timetable,
+    )
+    from yearchange_tui.timetable.xmlsafe import TimetableFileError
+
+    settings = settings_from_args(args)
+    if settings.read_only and not args.dry_run:
+        raise UsageError("Mode consultation (--read-only) : l'import d'emploi du temps est "
+                         "interdit (--dry-run reste possible).")
+    key = _partner_key(args)
+    _settings, database = open_database_from_args(args)
+    shown = {"done": False}
+
+    def show(inspection: Any) -> None:
+        shown["done"] = True
+        if not args.json:
+            print_inspection(inspection)
+
+    try:
+        result = import_timetable(database, args.path, args.uai,
+                                  declared_version=args.declared_version, mode=MODE_MANUAL,
+                                  dry_run=args.dry_run, partner_key=key, on_inspected=show)
+    except TimetableFileError as error:
+        if args.json:
+            print_json({"refused": True, **error.to_dict()})
+        where = f"{error.file}, ligne {error.line}" if error.line else error.file
+        err(f"yearchange : emploi du temps refusé, rien n'a été importé.\n"
+            f"  [{error.code}] {where + ' : ' if where else ''}{error.message}\n"
+            f"  Action : {error.action}")
+        return EXIT_USAGE
+    except GuardRefused as refusal:
+        if args.json:
+            print_json({"refused": True, "code": refusal.code, "message": refusal.message})
+        err(f"yearchange : import refusé [{refusal.code}] : {refusal.message}\n"
+            "  Rien n'a été importé. Une dérogation MOE (yearchange override) peut lever cette "
+            "garde ; elle est tracée.")
+        return EXIT_FAILED
+    except TimetableUsageError as error:
+        raise UsageError(str(error)) from error
+    if args.json:
+        print_json(result.to_dict())
+        return EXIT_OK
+    _print_result(result)
+    return EXIT_OK
+
+
+def _print_result(result: Any) -> None:
+    head = ("Import à blanc (rien n'a été enregistré)" if result.dry_run
+            else f"Import d'emploi du temps n° {result.import_id}")
+    override = " — dérogation MOE tracée" if result.overridden else ""
+    print(f"\n{head} — {result.uai} {result.establishment_name}, année {result.school_year}, "
+          f"mode {result.mode}{override}")
+    created = result.created
+    print(f"  créé      : {created.get('services', 0)} service(s), {created.get('cours', 0)} "
+          f"cours, {created.get('groupes', 0)} groupe(s) d'options ({created.get('membres', 0)} "
+          f"élève(s)), {created.get('alternances', 0)} alternance(s)")
+    replaced = {name: value for name, value in result.replaced.items() if value}
+    if replaced:
+        print("  remplacé  : " + ", ".join(f"{value} {name}" for name, value in replaced.items())
+              + " (créés par l'import précédent)")
+    if result.rejects_by_code:
+        print(f"  rejets    : {result.records_rejected} élément(s) non importé(s) — " + ", ".join(
+            f"{code} ×{count}" for code, count in result.rejects_by_code.items()))
+        if not result.dry_run:
+            print(f"  détail    : yearchange rejects --import {result.reject_import_id} "
+                  f"(ou --uai {result.uai})")
+    else:
+        print("  rejets    : aucun")
+    print("  aucune classe n'a été créée (les classes viennent de l'import AAF).")
+
+
+# --- watch-timetables ---------------------------------------------------------------------
+
+
+def cmd_watch_timetables(args: argparse.Namespace) -> int:
+    """``yearchange watch-timetables DOSSIER``."""
+    from yearchange_tui.timetable.drop import process_drop_folder
+    from yearchange_tui.timetable.importer import TimetableUsageError
+
+    settings, database = open_database_from_args(args)
+    refuse_in_read_only(settings, "l'import automatique des emplois du temps")
+    if args.interval <= 0:
+        raise UsageError("--interval doit être positif.")
+    refused = 0
+    try:
+        while True:
+            try:
+                outcomes = process_drop_folder(database, args.folder)
+            except TimetableUsageError as error:
+                raise UsageError(str(error)) from error
+            refused += sum(1 for o in outcomes if o.status != "importé")
+            if args.json:
+                print_json([outcome.to_dict() for outcome in outcomes])
+            else:
+                for outcome in outcomes:
+                    mark = "✓ importé" if outcome.status == "importé" else "⊘ refusé"
+                    print(f"{mark:<12} {outcome.uai or '?':<9} {outcome.name}")
+                    if outcome.message:
+                        print(f"    [{outcome.code}] {outcome.message}")
+            if args.once:
+                break
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        err("yearchange : surveillance du dossier arrêtée.")
+    return EXIT_FAILED if refused else EXIT_OK
+
+
+# --- edt-key --------------------------------------------------------------------------------
+
+
+def cmd_edt_key(args: argparse.Namespace) -> int:
+    """``yearchange edt-key``: show, set or remove a project's partner key."""
+    from sqlalchemy import delete, select
+
+    from yearchange_tui.changeover.audit import audit, operator_identity
+    from yearchange_tui.ent.models import Project
+    from yearchange_tui.timetable.edt import load_private_key
+    from yearchange_tui.timetable.models import TimetablePartnerKey
+
+    settings, database = open_database_from_args(args)
+    changing = args.remove or args.key is not None or args.partner is not None
+    with database.session() as session:
+        projects = list(session.scalars(select(Project).order_by(Project.code)))
+        if not changing and args.project is None:
+            rows = {row.project_id: row for row in session.scalars(select(TimetablePartnerKey))}
+            for project in projects:
+                row = rows.get(project.id)
+                state = (f"partenaire « {row.partner_name} », clé {row.key_path}" if row
+                         else "aucune clé (les exports EDT chiffrés seront refusés)")
+                print(f"{project.code:<16} {state}")
+            return EXIT_OK
+        if args.project:
+            project = next((p for p in projects if p.code == args.project), None)
+            if project is None:
+                raise UsageError(f"Projet inconnu : {args.project}.")
+        elif len(projects) == 1:
+            project = projects[0]
+        else:
+            raise UsageError("Précisez le projet (--project CODE).")
+        if not changing:
+            row = session.scalar(select(TimetablePartnerKey).where(
+                TimetablePartnerKey.project_id == project.id))
+            print(f"{project.code:<16} " + (f"partenaire « {row.partner_name} », clé "
+                                            f"{row.key_path}" if row else "aucune clé"))
+            return EXIT_OK
+        refuse_in_read_only(settings, "la configuration d'une clé")
+        if args.remove:
+            session.execute(delete(TimetablePartnerKey).where(
+                TimetablePartnerKey.project_id == project.id))
+            audit(session, "edt-key", "removed", details={"project": project.code})
+            err(f"Clé partenaire du projet {project.code} oubliée.")
+            return EXIT_OK
+        if args.key is None or not args.partner:
+            raise UsageError("--key et --partner sont nécessaires pour configurer la clé.")
+        path = args.key.expanduser().resolve()
+        try:
+            load_private_key(path.read_bytes())
+        except OSError as error:
+            raise UsageError(f"Clé illisible : {path} ({error.strerror}).") from error
+        except ValueError as error:
+            raise UsageError(f"Clé refusée : {error}.") from error
+        if path.stat().st_mode & 0o077:
+            err(f"Attention : {path} est lisible par d'autres comptes (chmod 600 conseillé).")
+        session.execute(delete(TimetablePartnerKey).where(
+            TimetablePartnerKey.project_id == project.id))
+        session.add(TimetablePartnerKey(project_id=project.id, partner_name=args.partner,
+                                        key_path=str(path),
+                                        configured_at=dt.datetime.now(dt.UTC),
+                                        configured_by=operator_identity()["os_user"]))
+        audit(session, "edt-key", "configured",
+              details={"project": project.code, "partner": args.partner, "path": str(path)})
+    err(f"Clé du partenaire « {args.partner} » enregistrée pour le projet {project.code}.")
+    return EXIT_OK
+
+
+# --- step 5 ----------------------------------------------------------------------------------
+
+
+def _establishment_ids(database: Any, uais: list[str] | None) -> list[int] | None:
+    from sqlalchemy import select
+
+    from yearchange_tui.ent.models import Establishment
+
+    if not uais:
+        return None
+    wanted = {uai.strip().upper() for uai in uais}
+    with database.session() as session:
+        rows = dict(session.execute(select(Establishment.uai, Establishment.id).where(
+            Establishment.uai.in_(wanted))).all())
+    missing = sorted(wanted - set(rows))
+    if missing:
+        raise UsageError(f"Établissement inconnu : {', '.join(missing)}.")
+    return list(rows.values())
+
+
+def cmd_school_life_check(args: argparse.Namespace) -> int:
+    """``yearchange school-life-check``."""
+    from yearchange_tui.changeover.units import NoCurrentYearError
+    from yearchange_tui.timetable.step5 import school_life_check
+
+    _settings, database = open_database_from_args(args)
+    try:
+        statuses = school_life_check(database, _establishment_ids(database, args.uai))
+    except NoCurrentYearError as error:
+        raise UsageError(str(error)) from error
+    if args.json:
+        print_json([status.to_dict() for status in statuses])
+        return EXIT_OK if all(s.ready for s in statuses) else EXIT_FAILED
+    for status in statuses:
+        mark = "✓ prêt" if status.ready else "✗ incomplet"
+        print(f"{mark:<13} {status.uai}  {status.name} — vie scolaire {status.school_year} "
+              f"(étape 5 : {status.step_status})")
+        for item in status.items:
+            glyph = "✗" if item.blocking else "!"
+            print(f"    {glyph} {item.label} — {item.detail}\n      → {item.action}")
+    return EXIT_OK if all(s.ready for s in statuses) else EXIT_FAILED
+
+
+def _iso(value: str | None, option: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as error:
+        raise UsageError(f"{option} : date invalide « {value} » (AAAA-MM-JJ).") from error
+
+
+def cmd_school_life_init(args: argparse.Namespace) -> int:
+    """``yearchange school-life-init --uai U``: the wizard's defaults, shown and applied."""
+    from yearchange_tui.changeover.units import NoCurrentYearError
+    from yearchange_tui.ent.models import PeriodKind
+    from yearchange_tui.timetable.step5 import (
+        SchoolLifeError,
+        apply_school_life,
+        propose_school_life,
+    )
+
+    settings, database = open_database_from_args(args)
+    if not args.dry_run:
+        refuse_in_read_only(settings, "l'initialisation de la vie scolaire")
+    kind = {"trimestres": PeriodKind.TRIMESTER, "semestres": PeriodKind.SEMESTER,
+            None: None}[args.periods]
+    (establishment_id,) = _establishment_ids(database, [args.uai]) or []
+    try:
+        with database.session() as session:
+            proposal = propose_school_life(session, establishment_id, period_kind=kind,
+                                           opens_on=_iso(args.opens, "--opens"),
+                                           closes_on=_iso(args.closes, "--closes"))
+            written = {} if args.dry_run else apply_school_life(
+                session, establishment_id, proposal, replace=args.replace)
+    except (SchoolLifeError, NoCurrentYearError) as error:
+        raise UsageError(str(error)) from error
+    if args.json:
+        print_json({"proposal": proposal.to_dict(), "written": written})
+        return EXIT_OK
+    print(f"{proposal.uai} {proposal.name} — vie scolaire {proposal.school_year} "
+          f"({proposal.source})")
+    print(f"  ouverture {proposal.opens_on:%d/%m/%Y}, fermeture {proposal.closes_on:%d/%m/%Y}")
+    for period in proposal.periods:
+        print(f"  {period.name:<14} {period.starts_on:%d/%m/%Y} → {period.ends_on:%d/%m/%Y}")
+    if args.dry_run:
+        print("  (proposition seulement : rien n'a été enregistré)")
+    elif not any(written.values()):
+        print("  déjà saisi : rien de changé (--replace pour remplacer)")
+    else:
+        print(f"  enregistré : {written.get('periodes', 0)} période(s), "
+              f"{written.get('dates_ouverture', 0)} date(s) d'ouverture")
+    return EXIT_OK
+
+
+# --- timetable-rules ------------------------------------------------------------------------
+
+
+def cmd_timetable_rules(args: argparse.Namespace) -> int:
+    """``yearchange timetable-rules``: reject codes and version policy."""
+    from yearchange_tui.timetable.policy import policy_table
+    from yearchange_tui.timetable.rules import rules_table
+
+    rules, policy = rules_table(), policy_table()
+    if args.json:
+        print_json({"codes": rules, "policy": policy})
+        return EXIT_OK
+    print("Codes de rejet de l'import d'emploi du temps :")
+    for rule in rules:
+        print(f"  {rule['code']:<34} {rule['severity']:<14} {rule['title']}")
+    print("\nPolitique de versions (sans / avec activation des nouvelles versions pour le "
+          "projet) :")
+    for row in policy:
+        print(f"  {row['version']:<16} {row['sans_activation']:<18} {row['avec_activation']}")
+    return EXIT_OK

@@ -1,0 +1,714 @@
+"""Step 5, « Initialisation de la vie scolaire N+1 » (seed §6.5), per establishment.
+
+What the cahier de textes of year N+1 needs before it can open (seed §6.3 lists what
+step 3 deleted; §6.5 says step 5 rebuilds it): periods (trimesters or semesters),
+opening and closing dates, alternations (weeks A/B), teaching services and weekly
+courses from the timetable import, head teachers from the AAF.
+
+Plain functions for the console's wizard (no Textual here):
+
+- :func:`propose_school_life` — the defaults proposed for one establishment: periods
+  cut from the project calendar (rentrée élèves → fermeture of N+1), opening and
+  closing dates, and what is already there;
+- :func:`apply_school_life` — write a (possibly edited) proposal;
+- :func:`missing_items` — what is still missing, each item with a stable code, a
+  French label, a detail, an action and whether it blocks the cahier de textes.
+
+:func:`run_init_school_life` is the resumable unit behind ``yearchange run
+init-school-life`` and the engine: guard (step 4 done), defaults filled where
+nothing is set, then the check; the unit is **done when nothing blocking is
+missing**, else left « bloqué » with the list (running it again later re-checks).
+Runs on the caller's thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from yearchange_tui.changeover.audit import audit
+from yearchange_tui.changeover.events import (
+    NullObserver,
+    Observer,
+    UnitFailed,
+    UnitFinished,
+    UnitStarted,
+)
+from yearchange_tui.changeover.guards import GuardRefused, check_step_order, unit_statuses
+from yearchange_tui.changeover.models import Step, UnitStatus
+from yearchange_tui.changeover.units import begin_unit, current_school_year, finish_unit, get_unit
+from yearchange_tui.ent.database import Database
+from yearchange_tui.ent.models import (
+    Alternation,
+    Course,
+    Establishment,
+    EstablishmentKind,
+    HeadTeacher,
+    OpeningDates,
+    Period,
+    PeriodKind,
+    SchoolClass,
+    SchoolYear,
+    TeachingService,
+)
+from yearchange_tui.timetable.models import TimetableImport
+
+STEP = Step.INIT_SCHOOL_LIFE
+
+PERIOD_NAMES = {PeriodKind.TRIMESTER: ("1er trimestre", "2e trimestre", "3e trimestre"),
+                PeriodKind.SEMESTER: ("1er semestre", "2nd semestre")}
+PERIOD_KIND_LABELS = {PeriodKind.TRIMESTER: "trimestres", PeriodKind.SEMESTER: "semestres"}
+# Last day of each period but the last (month, day), counted in year N+1's calendar.
+PERIOD_ENDS = {PeriodKind.TRIMESTER: ((11, 30), (3, 15)), PeriodKind.SEMESTER: ((1, 31),)}
+
+
+class SchoolLifeError(Exception):
+    """A bad step-5 request (unknown establishment, dates upside down…); French message."""
+
+
+@dataclass(frozen=True)
+class PeriodProposal:
+    """One period proposed (or found)."""
+
+    position: int
+    name: str
+    starts_on: dt.date
+    ends_on: dt.date
+
+
+@dataclass
+class SchoolLifeProposal:
+    """The defaults proposed to an establishment, and what it already has.
+
+    Attributes:
+        period_kind: trimesters (default for collèges) or semesters (lycées).
+        periods: the periods proposed, in order.
+        opens_on: opening date (rentrée des élèves of N+1).
+        closes_on: closing date (fermeture of N+1).
+        source: where the dates come from (« calendrier du projet », « modèle »…).
+        existing: counts already set (periods, dates, alternations, services, courses,
+            classes, head teachers).
+    """
+
+    uai: str
+    name: str
+    school_year: str
+    period_kind: PeriodKind
+    periods: list[PeriodProposal]
+    opens_on: dt.date
+    closes_on: dt.date
+    source: str
+    existing: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"uai": self.uai, "name": self.name, "school_year": self.school_year,
+                "period_kind": self.period_kind.value, "source": self.source,
+                "opens_on": self.opens_on.isoformat(), "closes_on": self.closes_on.isoformat(),
+                "periods": [{**asdict(p), "starts_on": p.starts_on.isoformat(),
+                             "ends_on": p.ends_on.isoformat()} for p in self.periods],
+                "existing": self.existing}
+
+
+@dataclass(frozen=True)
+class MissingItem:
+    """One thing still missing before the cahier de textes can open.
+
+    Attributes:
+        code: stable code (``periodes``, ``services``…).
+        label: French title.
+        detail: French detail (counts, class codes).
+        action: what to do, in French.
+        blocking: True when the cahier de textes cannot open without it.
+    """
+
+    code: str
+    label: str
+    detail: str
+    action: str
+    blocking: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+MISSING_CODES = ("annuaire", "classes", "emploi-du-temps", "services", "classes-sans-service",
+                 "cours", "dates-ouverture", "periodes", "professeurs-principaux",
+                 "rejets-emploi-du-temps")
+"""Every code :func:`missing_items` may return, in the order it checks them."""
+
+
+@dataclass
+class SchoolLifeStatus:
+    """The check of one establishment."""
+
+    uai: str
+    name: str
+    school_year: str
+    items: list[MissingItem]
+    step_status: str
+
+    @property
+    def ready(self) -> bool:
+        """True when nothing blocking is missing."""
+        return not any(item.blocking for item in self.items)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"uai": self.uai, "name": self.name, "school_year": self.school_year,
+                "ready": self.ready, "step_status": self.step_status,
+                "missing": [item.to_dict() for item in self.items]}
+
+
+# --------------------------------------------------------------------------------------
+# Years and dates
+# --------------------------------------------------------------------------------------
+
+
+def _years(session: Session) -> tuple[SchoolYear, SchoolYear | None]:
+    year_n = current_school_year(session)
+    return year_n, session.scalar(select(SchoolYear).where(
+        SchoolYear.start_year == year_n.start_year + 1))
+
+
+def _establishment(session: Session, establishment_id: int) -> Establishment:
+    establishment = session.get(Establishment, establishment_id)
+    if establishment is None:
+        raise SchoolLifeError(f"Établissement inconnu (n° {establishment_id}).")
+    return establishment
+
+
+def _first_saturday_of_july(year: int) -> dt.date:
+    july = dt.date(year, 7, 1)
+    return july + dt.timedelta(days=(5 - july.weekday()) % 7)
+
+
+def calendar_dates(session: Session, establishment: Establishment, start_year: int
+                   ) -> tuple[dt.date, dt.date, str]:
+    """Opening and closing dates of school year ``start_year`` from the project calendar.
+
+    Opening is the « rentrée des élèves » milestone of the change-over into that year,
+    closing the « fin d'année scolaire » milestone of the next change-over, with the
+    project's and establishment's edits when they fall in that school year (an
+    establishment's closing date of the year before is not carried over); otherwise the
+    calendar template (6 July for collèges, 15 July for lycées); without the scheduling
+    package, 2 September and early or mid-July.
+
+    Returns:
+        ``(opens_on, closes_on, source)``.
+    """
+    opens_on: dt.date | None = None
+    closes_on: dt.date | None = None
+    sources: set[str] = set()
+    kind = establishment.kind.value
+    try:
+        from yearchange_tui.scheduling.calendar import Milestone, build_plan, template_dates
+    except ImportError:
+        build_plan = template_dates = None  # type: ignore[assignment]
+    if build_plan is not None:
+        try:
+            before = build_plan(session, start_year - 1, uais=[establishment.uai])
+            after = build_plan(session, start_year, uais=[establishment.uai])
+            start = before.get(establishment.id, Milestone.START_OF_TERM)
+            end = after.get(establishment.id, Milestone.CLOSURE)
+        except Exception:  # noqa: BLE001 - the calendar is only a proposal: use the template
+            start = end = None
+        if start is not None and start.on_date is not None and (
+                dt.date(start_year, 8, 15) <= start.on_date <= dt.date(start_year, 9, 30)):
+            opens_on = start.on_date
+            sources.add(start.source)
+        if end is not None and end.on_date is not None and (
+                dt.date(start_year + 1, 6, 1) <= end.on_date <= dt.date(start_year + 1, 8, 31)):
+            closes_on = end.on_date
+            sources.add(end.source)
+        template = template_dates(start_year)
+        if opens_on is None:
+            opens_on = template[Milestone.START_OF_TERM].get("*")
+            sources.add("modèle")
+        if closes_on is None:
+            dates = template[Milestone.CLOSURE]
+            closes_on = dates.get(kind) or dates.get("*")
+            sources.add("modèle")
+    if opens_on is None:
+        opens_on = dt.date(start_year, 9, 2)
+    if closes_on is None:
+        if establishment.kind is EstablishmentKind.COLLEGE:
+            closes_on = _first_saturday_of_july(start_year + 1)
+        else:
+            closes_on = dt.date(start_year + 1, 7, 15)
+    source = "calendrier du projet" + (f" ({', '.join(sorted(sources))})" if sources else "")
+    return opens_on, closes_on, source
+
+
+def propose_periods(kind: PeriodKind, opens_on: dt.date, closes_on: dt.date
+                    ) -> list[PeriodProposal]:
+    """Cut the year into trimesters (ends 30 November, 15 March) or semesters (31 January).
+
+    Raises:
+        SchoolLifeError: when the dates are upside down or too close for the cut.
+    """
+    if closes_on <= opens_on:
+        raise SchoolLifeError(f"La date de fermeture ({closes_on:%d/%m/%Y}) doit suivre la "
+                              f"date d'ouverture ({opens_on:%d/%m/%Y}).")
+    ends = []
+    for month, day in PERIOD_ENDS[kind]:
+        year = opens_on.year if month >= 8 else opens_on.year + 1
+        ends.append(dt.date(year, month, day))
+    ends.append(closes_on)
+    periods = []
+    start = opens_on
+    for position, (name, end) in enumerate(zip(PERIOD_NAMES[kind], ends, strict=True), start=1):
+        if end < start:
+            raise SchoolLifeError(f"Les dates ne permettent pas de découper l'année en "
+                                  f"{PERIOD_KIND_LABELS[kind]} ({name} finirait le "
+                                  f"{end:%d/%m/%Y}, avant son début le {start:%d/%m/%Y}).")
+        periods.append(PeriodProposal(position, name, start, end))
+        start = end + dt.timedelta(days=1)
+    return periods
+
+
+def _existing(session: Session, establishment_id: int, year_id: int) -> dict[str, int]:
+    def count(model: Any) -> int:
+        return session.scalar(select(func.count()).select_from(model).where(
+            model.establishment_id == establishment_id,
+            model.school_year_id == year_id)) or 0
+
+    return {"periodes": count(Period), "dates_ouverture": count(OpeningDates),
+            "alternances": count(Alternation), "services": count(TeachingService),
+            "cours": count(Course), "classes": count(SchoolClass),
+            "professeurs_principaux": count(HeadTeacher),
+            "imports_emploi_du_temps": count(TimetableImport)}
+
+
+def propose_school_life(session: Session, establishment_id: int, *,
+                        period_kind: PeriodKind | None = None, opens_on: dt.date | None = None,
+                        closes_on: dt.date | None = None) -> SchoolLifeProposal:
+    """The defaults the wizard proposes to one establishment for year N+1.
+
+    Args:
+        session: an open session.
+        establishment_id: the establishment.
+        period_kind: trimesters or semesters (default: trimesters for collèges,
+            semesters otherwise); the periods already set win when no kind is asked.
+        opens_on: opening date (default: the project calendar's rentrée des élèves).
+        closes_on: closing date (default: the project calendar's fermeture of N+1).
+
+    Raises:
+        SchoolLifeError: unknown establishment, no year N+1 yet, bad dates.
+    """
+    establishment = _establishment(session, establishment_id)
+    year_n, year_next = _years(session)
+    start_year = year_n.start_year + 1
+    label = year_next.label if year_next else f"{start_year}-{start_year + 1}"
+    calendar_open, calendar_close, source = calendar_dates(session, establishment, start_year)
+    existing = _existing(session, establishment.id, year_next.id) if year_next else {}
+    periods: list[PeriodProposal] = []
+    dates = None
+    if year_next is not None:
+        dates = session.scalar(select(OpeningDates).where(
+            OpeningDates.establishment_id == establishment.id,
+            OpeningDates.school_year_id == year_next.id))
+        current = list(session.scalars(select(Period).where(
+            Period.establishment_id == establishment.id, Period.school_year_id == year_next.id)
+            .order_by(Period.position)))
+        if current and period_kind is None and opens_on is None and closes_on is None:
+            periods = [PeriodProposal(p.position, p.name, p.starts_on, p.ends_on)
+                       for p in current]
+            period_kind = current[0].kind
+            source = "déjà saisi"
+    if opens_on is None:
+        opens_on = dates.opens_on if dates is not None else calendar_open
+    if closes_on is None:
+        closes_on = dates.closes_on if dates is not None else calendar_close
+    if period_kind is None:
+        period_kind = (PeriodKind.TRIMESTER if establishment.kind is EstablishmentKind.COLLEGE
+                       else PeriodKind.SEMESTER)
+    if not periods:
+        periods = propose_periods(period_kind, opens_on, closes_on)
+    return SchoolLifeProposal(establishment.uai, establishment.name, label, period_kind,
+                              periods, opens_on, closes_on, source, existing)
+
+
+def apply_school_life(session: Session, establishment_id: int, proposal: SchoolLifeProposal,
+                      *, replace: bool = False) -> dict[str, int]:
+    """Write a proposal's periods and opening dates for year N+1.
+
+    Args:
+        session: an open session (the caller commits).
+        establishment_id: the establishment.
+        proposal: from :func:`propose_school_life`, possibly edited.
+        replace: replace periods and dates already set (default: only fill what is
+            missing, so an establishment's own choices are never overwritten).
+
+    Returns:
+        Counts written (``periodes``, ``dates_ouverture``).
+
+    Raises:
+        SchoolLifeError: no year N+1 yet, or periods outside the opening dates or overlapping.
+    """
+    _year_n, year_next = _years(session)
+    if year_next is None:
+        raise SchoolLifeError("L'année N+1 n'existe pas encore : l'étape 4 (initialisation de "
+                              "l'annuaire) la crée.")
+    _check_periods(proposal.periods, proposal.opens_on, proposal.closes_on)
+    scope = {"establishment_id": establishment_id, "school_year_id": year_next.id}
+    written = {"periodes": 0, "dates_ouverture": 0}
+    has_periods = session.scalar(select(func.count()).select_from(Period).where(
+        Period.establishment_id == establishment_id, Period.school_year_id == year_next.id))
+    if replace or not has_periods:
+        session.execute(delete(Period).where(Period.establishment_id == establishment_id,
+                                             Period.school_year_id == year_next.id))
+        session.execute(insert(Period), [{
+            **scope, "kind": proposal.period_kind, "position": p.position, "name": p.name,
+            "starts_on": p.starts_on, "ends_on": p.ends_on} for p in proposal.periods])
+        written["periodes"] = len(proposal.periods)
+    has_dates = session.scalar(select(func.count()).select_from(OpeningDates).where(
+        OpeningDates.establishment_id == establishment_id,
+        OpeningDates.school_year_id == year_next.id))
+    if replace or not has_dates:
+        session.execute(delete(OpeningDates).where(
+            OpeningDates.establishment_id == establishment_id,
+            OpeningDates.school_year_id == year_next.id))
+        session.execute(insert(OpeningDates), [{**scope, "opens_on": proposal.opens_on,
+                                                "closes_on": proposal.closes_on}])
+        written["dates_ouverture"] = 1
+    session.flush()
+    return written
+
+
+def _check_periods(periods: Sequence[PeriodProposal], opens_on: dt.date,
+                   closes_on: dt.date) -> None:
+    problem = period_problem(periods, opens_on, closes_on)
+    if problem:
+        raise SchoolLifeError(problem)
+
+
+def period_problem(periods: Sequence[Any], opens_on: dt.date | None,
+                   closes_on: dt.date | None) -> str:
+    """A French description of what is wrong with periods, or ``""``."""
+    ordered = sorted(periods, key=lambda p: p.starts_on)
+    for period in ordered:
+        if period.ends_on < period.starts_on:
+            return f"la période « {period.name} » finit avant de commencer"
+    for first, second in itertools.pairwise(ordered):
+        if second.starts_on <= first.ends_on:
+            return f"les périodes « {first.name} » et « {second.name} » se chevauchent"
+    if ordered and opens_on is not None and closes_on is not None and (
+            ordered[0].starts_on > opens_on or ordered[-1].ends_on < closes_on):
+        return (f"les périodes ({ordered[0].starts_on:%d/%m/%Y} → {ordered[-1].ends_on:%d/%m/%Y}) "
+                f"ne couvrent pas l'année ({opens_on:%d/%m/%Y} → {closes_on:%d/%m/%Y})")
+    return ""
+
+
+# --------------------------------------------------------------------------------------
+# The check
+# --------------------------------------------------------------------------------------
+
+
+def _codes(values: Sequence[str], limit: int = 12) -> str:
+    shown = ", ".join(values[:limit])
+    return shown + (f", … (+{len(values) - limit})" if len(values) > limit else "")
+
+
+def missing_items(session: Session, establishment_id: int) -> list[MissingItem]:
+    """What is still missing before the establishment's cahier de textes can open (N+1).
+
+    Items come in the order of :data:`MISSING_CODES`; ``blocking`` ones keep step 5 from
+    being done, the others are to complete (head teachers, timetable rejects).
+
+    Raises:
+        SchoolLifeError: unknown establishment.
+    """
+    establishment = _establishment(session, establishment_id)
+    year_n, year_next = _years(session)
+    items: list[MissingItem] = []
+    statuses = unit_statuses(session, establishment.id, year_n.id)
+    if statuses[Step.INIT_DIRECTORY] is not UnitStatus.DONE:
+        items.append(MissingItem(
+            "annuaire", "Annuaire N+1 non initialisé",
+            "l'étape 4 (initialisation de l'annuaire) n'est pas terminée",
+            "Attendre l'import AAF d'initialisation (étape 4, MOE)."))
+    if year_next is None:
+        return items
+    year_id = year_next.id
+    scope = (establishment.id, year_id)
+    classes = dict(session.execute(select(SchoolClass.id, SchoolClass.code).where(
+        SchoolClass.establishment_id == scope[0], SchoolClass.school_year_id == year_id)).all())
+    if not classes:
+        items.append(MissingItem(
+            "classes", "Aucune classe", f"aucune classe pour {year_next.label}",
+            "Les classes viennent de l'import AAF (élèves affectés dans SIECLE)."))
+    imports = session.scalar(select(func.count()).select_from(TimetableImport).where(
+        TimetableImport.establishment_id == scope[0], TimetableImport.school_year_id == year_id))
+    services = session.scalar(select(func.count()).select_from(TeachingService).where(
+        TeachingService.establishment_id == scope[0],
+        TeachingService.school_year_id == year_id)) or 0
+    if not imports:
+        items.append(MissingItem(
+            "emploi-du-temps", "Emploi du temps non importé",
+            "aucun import d'emploi du temps pour l'année" + (
+                " (services saisis à la main)" if services else ""),
+            "Faire le premier import de l'emploi du temps, en mode manuel (yearchange "
+            "import-timetable CHEMIN --uai UAI).", blocking=not services))
+    if not services:
+        items.append(MissingItem(
+            "services", "Aucun service d'enseignement", "aucun service pour l'année",
+            "Importer l'emploi du temps (il crée les services) ou les saisir dans l'ENT."))
+    elif classes:
+        served = set(session.scalars(select(TeachingService.class_id).where(
+            TeachingService.establishment_id == scope[0],
+            TeachingService.school_year_id == year_id, TeachingService.class_id.is_not(None))))
+        lonely = sorted(code for class_id, code in classes.items() if class_id not in served)
+        if lonely:
+            items.append(MissingItem(
+                "classes-sans-service", "Classes sans service d'enseignement",
+                f"{len(lonely)} classe(s) : {_codes(lonely)}",
+                "S'il s'agit d'une classe de l'an dernier (rejet AAF-CLASSE-N-1-PROBABLE), faire "
+                "sortir ses élèves dans SIECLE ; sinon vérifier son nom dans le logiciel "
+                "d'emploi du temps (rejets EDT-CLASSE-INCONNUE) et réimporter.", blocking=False))
+    courses = session.scalar(select(func.count()).select_from(Course).where(
+        Course.establishment_id == scope[0], Course.school_year_id == year_id)) or 0
+    if services and not courses:
+        items.append(MissingItem(
+            "cours", "Aucun cours hebdomadaire", "des services mais aucun cours (import STS-web "
+            "sts_emp seul ?)",
+            "Importer l'export ENT du logiciel d'emploi du temps (EDT, UDT) ou le fichier "
+            "emp_sts, qui portent les cours."))
+    dates = session.scalar(select(OpeningDates).where(
+        OpeningDates.establishment_id == scope[0], OpeningDates.school_year_id == year_id))
+    if dates is None:
+        items.append(MissingItem(
+            "dates-ouverture", "Dates d'ouverture et de fermeture absentes",
+            "aucune date d'ouverture ni de fermeture pour l'année",
+            "Les saisir (assistant de la vie scolaire) ou lancer yearchange run "
+            "init-school-life, qui propose celles du calendrier du projet."))
+    periods = list(session.scalars(select(Period).where(
+        Period.establishment_id == scope[0], Period.school_year_id == year_id)))
+    if not periods:
+        items.append(MissingItem(
+            "periodes", "Périodes absentes", "aucun trimestre ni semestre pour l'année",
+            "Les saisir (assistant de la vie scolaire) ou lancer yearchange run "
+            "init-school-life, qui les découpe d'après le calendrier du projet."))
+    else:
+        problem = period_problem(periods, dates.opens_on if dates else None,
+                                 dates.closes_on if dates else None)
+        if problem:
+            items.append(MissingItem("periodes", "Périodes incohérentes", problem,
+                                     "Corriger les périodes dans l'assistant de la vie "
+                                     "scolaire (yearchange school-life-init --replace)."))
+    if classes:
+        headed = set(session.scalars(select(HeadTeacher.class_id).where(
+            HeadTeacher.establishment_id == scope[0], HeadTeacher.school_year_id == year_id)))
+        without = sorted(code for class_id, code in classes.items() if class_id not in headed)
+        if without:
+            items.append(MissingItem(
+                "professeurs-principaux", "Classes sans professeur principal",
+                f"{len(without)} classe(s) : {_codes(without)}",
+                "Les professeurs principaux viennent de l'AAF (STS-web) : les désigner dans "
+                "STS-web, ils arriveront au prochain import AAF.", blocking=False))
+    latest = session.scalar(select(TimetableImport).where(
+        TimetableImport.establishment_id == scope[0], TimetableImport.school_year_id == year_id)
+        .order_by(TimetableImport.id.desc()).limit(1))
+    if latest is not None:
+        rejects = json.loads(latest.counts or "{}").get("rejects", {})
+        errors = {code: n for code, n in rejects.items()
+                  if code in ("EDT-CLASSE-INCONNUE", "EDT-ENSEIGNANT-INCONNU",
+                              "EDT-MATIERE-INCONNUE", "EDT-REFERENCE-INCONNUE",
+                              "EDT-COURS-HORS-GRILLE", "EDT-COURS-INCOMPLET")}
+        if errors:
+            items.append(MissingItem(
+                "rejets-emploi-du-temps", "Rejets du dernier import d'emploi du temps",
+                ", ".join(f"{code} ×{n}" for code, n in sorted(errors.items())),
+                f"Consulter les rejets (yearchange rejects --uai {establishment.uai}) et "
+                "corriger dans le logiciel d'emploi du temps.", blocking=False))
+    return items
+
+
+def school_life_check(database: Database, establishment_ids: Sequence[int] | None = None
+                      ) -> list[SchoolLifeStatus]:
+    """The missing-items check of several establishments (all when None), by UAI."""
+    with database.session() as session:
+        query = select(Establishment.id).order_by(Establishment.uai)
+        if establishment_ids is not None:
+            query = query.where(Establishment.id.in_(list(establishment_ids)))
+        year_n, year_next = _years(session)
+        label = year_next.label if year_next else f"{year_n.start_year + 1}-{year_n.start_year + 2}"
+        statuses = []
+        for establishment_id in session.scalars(query):
+            establishment = _establishment(session, establishment_id)
+            unit = get_unit(session, establishment_id, year_n.id, STEP, create=False)
+            statuses.append(SchoolLifeStatus(
+                establishment.uai, establishment.name, label,
+                missing_items(session, establishment_id),
+                unit.status.value if unit is not None else UnitStatus.PENDING.value))
+        return statuses
+
+
+# --------------------------------------------------------------------------------------
+# The unit of work
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class InitSchoolLifeReport:
+    """What a step-5 run did, per establishment (UAI)."""
+
+    done: list[str] = field(default_factory=list)
+    already_done: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)  # guard refusals and missing items
+    failed: dict[str, str] = field(default_factory=dict)
+    overridden: list[str] = field(default_factory=list)
+    written: dict[str, dict[str, int]] = field(default_factory=dict)
+    missing: dict[str, list[MissingItem]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when every establishment is done."""
+        return not self.refused and not self.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"step": STEP.value, "done": self.done, "already_done": self.already_done,
+                "refused": self.refused, "failed": self.failed, "overridden": self.overridden,
+                "written": self.written,
+                "missing": {uai: [item.to_dict() for item in items]
+                            for uai, items in self.missing.items()}}
+
+
+def _missing_text(items: Sequence[MissingItem]) -> str:
+    return "vie scolaire incomplète : " + " ; ".join(
+        f"{item.label} ({item.detail})" for item in items if item.blocking)
+
+
+def run_init_school_life(database: Database, establishment_ids: Sequence[int],
+                         observer: Observer | None = None, *, apply_defaults: bool = True
+                         ) -> InitSchoolLifeReport:
+    """Run step 5 for these establishments.
+
+    Args:
+        database: the open database.
+        establishment_ids: the establishments.
+        observer: receives ``UnitStarted``/``UnitFinished``/``UnitFailed``.
+        apply_defaults: fill periods and opening dates from the project calendar where
+            the establishment has set none (never overwrites).
+
+    Returns:
+        The report; an establishment with blocking items missing is in ``refused``
+        (its unit stays « bloqué » with the list) and ``ok`` is False.
+    """
+    observer = observer or NullObserver()
+    report = InitSchoolLifeReport()
+    for establishment_id in establishment_ids:
+        with database.session() as session:
+            establishment = session.get(Establishment, establishment_id)
+            if establishment is None:
+                report.failed[str(establishment_id)] = "établissement inconnu"
+                continue
+            uai = establishment.uai
+            year_n = current_school_year(session)
+            unit = get_unit(session, establishment_id, year_n.id, STEP)
+            assert unit is not None
+            if unit.status is UnitStatus.DONE:
+                report.already_done.append(uai)
+                continue
+            try:
+                if check_step_order(session, establishment_id, year_n.id, STEP):
+                    report.overridden.append(uai)
+            except GuardRefused as refusal:
+                report.refused[uai] = refusal.message
+                unit.status = UnitStatus.BLOCKED
+                unit.error = refusal.message
+                audit(session, "run", "refused", establishment_id=establishment_id,
+                      step=STEP.value, details={"guard": refusal.code,
+                                                "message": refusal.message})
+                observer.notify(UnitFailed(uai, STEP.value, refusal.message, refused=True))
+                continue
+            begin_unit(unit)
+            observer.notify(UnitStarted(uai, STEP.value, 0))
+        try:
+            with database.session() as session:
+                written: dict[str, int] = {}
+                if apply_defaults:
+                    proposal = propose_school_life(session, establishment_id)
+                    written = apply_school_life(session, establishment_id, proposal)
+                report.written[uai] = written
+                items = missing_items(session, establishment_id)
+                report.missing[uai] = items
+                unit = get_unit(session, establishment_id, current_school_year(session).id, STEP)
+                assert unit is not None
+                existing = _existing(session, establishment_id,
+                                     _years(session)[1].id) if _years(session)[1] else {}
+                counts = {"uai": uai, "written": written, "existing": existing,
+                          "missing": [item.code for item in items]}
+                if any(item.blocking for item in items):
+                    message = _missing_text(items)
+                    unit.status = UnitStatus.BLOCKED
+                    unit.error = message
+                    unit.counts = json.dumps(counts, ensure_ascii=False, sort_keys=True)
+                    report.refused[uai] = message
+                    audit(session, "run", "blocked", establishment_id=establishment_id,
+                          step=STEP.value, details=counts)
+                    observer.notify(UnitFailed(uai, STEP.value, message, refused=True))
+                    continue
+                finish_unit(unit, counts)
+                audit(session, "run", "done", establishment_id=establishment_id,
+                      step=STEP.value, override=uai in report.overridden, details=counts)
+                report.done.append(uai)
+                observer.notify(UnitFinished(uai, STEP.value, counts))
+        except SchoolLifeError as error:
+            with database.session() as session:
+                unit = get_unit(session, establishment_id, current_school_year(session).id, STEP)
+                assert unit is not None
+                unit.status = UnitStatus.FAILED
+                unit.error = str(error)
+            report.failed[uai] = str(error)
+            observer.notify(UnitFailed(uai, STEP.value, str(error)))
+    return report
+
+
+def run_init_school_life_command(runner: Any, establishments: Sequence[Any],
+                                 args: argparse.Namespace) -> int:
+    """``yearchange run init-school-life``: run step 5 and print the outcome in French.
+
+    Args:
+        runner: the change-over runner (its database and observer are used).
+        establishments: the establishments chosen (objects with ``id`` and ``uai``).
+        args: the parsed command line (``--json``).
+
+    Returns:
+        0 when every establishment is done, 1 otherwise.
+    """
+    from yearchange_tui.cliutil import EXIT_FAILED, EXIT_OK, print_json
+
+    report = run_init_school_life(runner.database, [e.id for e in establishments],
+                                  runner.observer)
+    if getattr(args, "json", False):
+        print_json(report.to_dict())
+        return EXIT_OK if report.ok else EXIT_FAILED
+    for uai in report.done:
+        print(f"{'✓ terminé':<30} {uai}  étape {STEP.number} {STEP.label}")
+        written = report.written.get(uai) or {}
+        if any(written.values()):
+            print(f"    proposé par défaut : {written.get('periodes', 0)} période(s), "
+                  f"{written.get('dates_ouverture', 0)} date(s) d'ouverture")
+        for item in report.missing.get(uai, []):
+            print(f"    ! à compléter : {item.label} — {item.detail}")
+    for uai in report.already_done:
+        print(f"{'✓ déjà terminé (rien à faire)':<30} {uai}  étape {STEP.number} {STEP.label}")
+    for uai, message in report.refused.items():
+        print(f"{'⊘ bloqué':<30} {uai}  {message if uai not in report.missing else ''}")
+        for item in report.missing.get(uai, []):
+            mark = "✗" if item.blocking else "!"
+            print(f"    {mark} {item.label} — {item.detail}\n      → {item.action}")
+    for uai, message in report.failed.items():
+        print(f"{'✗ échec':<30} {uai}  {message}")
+    return EXIT_OK if report.ok else EXIT_FAILED
