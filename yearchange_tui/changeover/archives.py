@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Select, and_, case, func, select
 from sqlalchemy.orm import aliased
 
 from yearchange_tui.changeover.effects import ZipBuilder
+from yearchange_tui.changeover.zipwriter import Member, deflate
 from yearchange_tui.ent.models import (
     ActivityAttachment,
     ActivityDistribution,
@@ -84,8 +85,11 @@ def _page(title: str, body: str, stylesheet: str | None = None) -> str:
             f"<title>{html.escape(title)}</title>{style}</head><body>\n{body}\n</body></html>\n")
 
 
+_STYLE_MEMBER = deflate(_STYLE.encode("utf-8"))
+
+
 def _add_stylesheet(builder: ZipBuilder) -> None:
-    builder.add_text("style.css", _STYLE)
+    builder.add_member("style.css", _STYLE_MEMBER)
 
 
 def _date(value: dt.date | dt.datetime | None) -> str:
@@ -210,20 +214,20 @@ class FileCache:
         self.storage_root = storage_root
         self.limit_bytes = limit_bytes
         self.used = 0
-        self.contents: dict[str, bytes] = {}
+        self.members: dict[str, Member] = {}
 
     def add_to(self, builder: ZipBuilder, name: str, relative_path: str) -> None:
-        """Add the stored file to the archive under ``name``."""
-        data = self.contents.get(relative_path)
-        if data is None:
+        """Add the stored file to the archive under ``name`` (deflated once per phase)."""
+        member = self.members.get(relative_path)
+        if member is None:
             path = self.storage_root / relative_path
             if path.stat().st_size > 1 << 20 or self.used > self.limit_bytes:
                 builder.add_file(name, path)
                 return
-            data = path.read_bytes()
-            self.contents[relative_path] = data
-            self.used += len(data)
-        builder.add_bytes(name, data)
+            member = deflate(path.read_bytes())
+            self.members[relative_path] = member
+            self.used += len(member.compressed)
+        builder.add_member(name, member)
 
 
 class ActivityCatalog:
@@ -232,7 +236,7 @@ class ActivityCatalog:
     def __init__(self, connection: Connection, files: FileCache) -> None:
         self.connection = connection
         self.files = files
-        self.pages: dict[int, tuple[dt.datetime, str, str, list[tuple[str, str]]]] = {}
+        self.pages: dict[int, tuple[dt.datetime, str, Member, list[tuple[str, str]]]] = {}
 
     def load(self, activity_ids: Iterable[int]) -> None:
         """Fetch the activities (and their attachments) not loaded yet."""
@@ -256,7 +260,8 @@ class ActivityCatalog:
                         f"<div>{html.escape(instructions or '')}</div>"
                         + (f"<h2>Pièces jointes</h2><ul>{links}</ul>" if links else "")
                         + '<p><a href="../index.html">Retour au sommaire</a></p>')
-                self.pages[activity_id] = (created_at, title, _page(title, body, "../style.css"),
+                self.pages[activity_id] = (created_at, title,
+                                           deflate(_page(title, body, "../style.css").encode()),
                                            [(target, path) for target, _, path in attached])
 
     def write(self, builder: ZipBuilder, activity_ids: Iterable[int], copied: set[str],
@@ -265,13 +270,13 @@ class ActivityCatalog:
         ordered = sorted(set(activity_ids), key=lambda a: (self.pages[a][0], a))
         rows = []
         for activity_id in ordered:
-            created_at, title, page_html, attachments = self.pages[activity_id]
+            created_at, title, page_member, attachments = self.pages[activity_id]
             for target, path in attachments:
                 if target not in copied:
                     self.files.add_to(builder, target, path)
                     copied.add(target)
             page = f"{prefix}/{activity_id}.html"
-            builder.add_text(page, page_html)
+            builder.add_member(page, page_member)
             rows.append(f'<tr><td>{_date(created_at)}</td><td><a href="{page}">'
                         f"{html.escape(title)}</a></td></tr>")
         return rows

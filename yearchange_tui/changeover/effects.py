@@ -14,7 +14,6 @@ import ctypes
 import datetime as dt
 import hashlib
 import os
-import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import ColumnElement, Connection, Table, delete, func, insert, select, update
 
+from yearchange_tui.changeover.zipwriter import Member, ZipWriter
 from yearchange_tui.ent.models import (
     Document,
     FolderKind,
@@ -67,7 +67,7 @@ class Tally:
 class _SinkWriter:
     """A write-only, non-seekable stream that hashes what passes and forwards it (or not).
 
-    Small writes (zipfile writes headers and descriptors piecewise) are gathered into
+    Small writes (member headers, descriptors) are gathered into
     64 KiB blocks before hashing and writing.
     """
 
@@ -112,26 +112,25 @@ class _SinkWriter:
 class ZipBuilder:
     """Adds entries to an archive being written; entries get a fixed date (reproducible)."""
 
-    def __init__(self, archive: zipfile.ZipFile) -> None:
+    def __init__(self, archive: ZipWriter) -> None:
         self.archive = archive
         self.entries = 0
 
     def add_bytes(self, name: str, data: bytes) -> None:
-        info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
-        info.compress_type = zipfile.ZIP_DEFLATED
-        self.archive.writestr(info, data)
+        self.archive.add_bytes(name, data)
+        self.entries += 1
+
+    def add_member(self, name: str, member: Member) -> None:
+        """Add a member deflated once for several archives (shared pages, attachments)."""
+        self.archive.add_member(name, member)
         self.entries += 1
 
     def add_text(self, name: str, text: str) -> None:
         self.add_bytes(name, text.encode("utf-8"))
 
     def add_file(self, name: str, path: Path) -> None:
-        """Copy a stored file into the archive, streaming it."""
-        info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
-        info.compress_type = zipfile.ZIP_DEFLATED
-        with path.open("rb") as source, self.archive.open(info, "w") as target:
-            while chunk := source.read(1 << 16):
-                target.write(chunk)
+        """Copy a stored file into the archive (streamed when large)."""
+        self.archive.add_file(name, path)
         self.entries += 1
 
 
@@ -265,9 +264,10 @@ class RealEffects(Effects):
         temporary = path.with_name(f".{path.name}.part")
         with temporary.open("wb") as raw:
             sink = _SinkWriter(raw)
-            with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
-                builder = ZipBuilder(archive)
-                build(builder)
+            archive = ZipWriter(sink)
+            builder = ZipBuilder(archive)
+            build(builder)
+            archive.close()
             sink.flush()
         os.replace(temporary, path)
         self.unsynced = True
@@ -379,9 +379,10 @@ class RecordingEffects(Effects):
     def write_archive(self, connection, *, key, kind, relative_path, establishment_id, build,
                       rubric_id, title, created_at, school_year_id=None):  # type: ignore[no-untyped-def]
         sink = _SinkWriter(None)
-        with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
-            builder = ZipBuilder(archive)
-            build(builder)
+        archive = ZipWriter(sink)
+        builder = ZipBuilder(archive)
+        build(builder)
+        archive.close()
         sink.flush()
         self.tally.add(f"archives {kind}", 1)
         self.tally.add(f"entrées {kind}", builder.entries)
