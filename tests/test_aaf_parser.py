@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import tarfile
 import zipfile
@@ -259,3 +260,52 @@ def test_every_rule_has_a_french_explanation_and_action() -> None:
         assert rule["code"].startswith("AAF-") and rule["code"] == rule["code"].upper()
         message, action = explain(rule["code"], record="l'élève 1", Record="L'élève 1")
         assert message and action and "{" not in message and "{" not in action
+
+
+def test_records_leave_the_tree_once_read() -> None:
+    """Streaming: no record read stays in the tree (memory flat whatever the size)."""
+    with open_delivery([DELIVERY]) as delivery:
+        for delivery_file in delivery.files:
+            reader = AafFileReader(delivery_file.path, delivery_file.name, delivery_file.prologue)
+            seen = 0
+            for raw in reader.records():
+                if raw.request == "unknown":
+                    continue
+                # Only what the parser has read ahead follows it; nothing precedes it.
+                assert raw.element.getparent() is not None
+                assert raw.element.getprevious() is None, (delivery_file.name, raw.line)
+                seen += 1
+            assert seen
+
+
+def test_values_not_read_are_gone_once_the_reader_moves_on() -> None:
+    with open_delivery([DELIVERY / "ENT_99_Complet_20260818_Eleve_0000.xml"]) as delivery:
+        delivery_file = delivery.files[0]
+        reader = AafFileReader(delivery_file.path, delivery_file.name, delivery_file.prologue,
+                               eager=("sn",))
+        records = list(reader.records())
+    first = records[0]
+    assert first.attributes["sn"]  # read while the record was current
+    assert "givenName" in first.names and "givenName" in first.attributes
+    with pytest.raises(LookupError):
+        first.attributes["givenName"]
+
+
+def test_record_excerpts_find_every_record_by_its_line() -> None:
+    """The excerpts of deferred rejects: the bytes from a line's request to its end tag."""
+    from yearchange_tui.aaf.parser import record_excerpts
+
+    with open_delivery([DELIVERY]) as delivery:
+        for delivery_file in delivery.files:
+            data = delivery_file.path.read_bytes()
+            lines = data.split(b"\n")
+            starts = [i + 1 for i, text in enumerate(lines)
+                      if re.search(rb"<(add|modify|delete)Request[\s>]", text)]
+            wanted = [*starts, len(lines) + 5]  # and a line past the end
+            found = record_excerpts(delivery_file.path, delivery_file.prologue, wanted)
+            assert sorted(found) == starts, delivery_file.name
+            codec = delivery_file.prologue.declared_encoding or "utf-8"
+            for line in starts:
+                text = found[line]
+                assert text.startswith("<") and text.endswith("Request>")
+                assert text.encode(codec, "replace").split(b"\n")[0] in lines[line - 1]

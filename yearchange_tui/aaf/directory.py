@@ -15,7 +15,7 @@ import datetime as dt
 import functools
 import operator
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Boolean, Connection, Date, DateTime, Table, and_, delete, select
@@ -61,6 +61,10 @@ Converter = Callable[[Any], Any]
 
 def chunks(values: Sequence[Any] | Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
     """Split ``values`` into lists of at most ``size`` items."""
+    if isinstance(values, list | tuple):
+        for start in range(0, len(values), size):
+            yield list(values[start:start + size])
+        return
     batch: list[Any] = []
     for value in values:
         batch.append(value)
@@ -240,6 +244,53 @@ def insert_people(connection: Connection, rows: list[dict[str, Any]]) -> dict[st
     return {row[0]: row[1] for row in found}
 
 
+_NEW_PERSON_COLUMNS = ("aaf_jointure", "login", "kind", "establishment_id", "ine", "title",
+                       "last_name", "first_name", "birth_date", "email", "disappeared_at",
+                       "message_archive_policy")
+
+
+def insert_new_people(connection: Connection,
+                      new: list[tuple[str, dict[str, Any]]]) -> dict[str, int]:
+    """Insert new people from ``(jointure, columns)``; return their ids by jointure.
+
+    The same rows as :func:`new_person_row` and :func:`insert_people`, built straight
+    as driver parameters (one tuple per person, no intermediate dictionary).
+    """
+    if not new:
+        return {}
+    mark = _mark(connection)
+    to_date = _converter(connection, people, "birth_date")
+    policy = MessageArchivePolicy.SCHOOL_YEAR
+    values = []
+    for jointure, columns in new:
+        get = columns.get
+        first_name = get("first_name")
+        last_name = get("last_name")
+        birth = get("birth_date")
+        if birth is not None and to_date is not None:
+            birth = to_date(birth)
+        values.append((jointure, make_login(str(first_name or ""), str(last_name or ""), jointure),
+                       get("kind"), get("establishment_id"), get("ine"), get("title") or "",
+                       last_name, first_name, birth, get("email") or "", None, policy))
+    connection.exec_driver_sql(
+        f"INSERT INTO people ({', '.join(_NEW_PERSON_COLUMNS)}) "
+        f"VALUES ({', '.join([mark] * len(_NEW_PERSON_COLUMNS))})", values)  # type: ignore[arg-type]
+    found = select_in(connection,
+                      "SELECT aaf_jointure, id FROM people WHERE aaf_jointure IN ({in})",
+                      [jointure for jointure, _ in new])
+    return {row[0]: row[1] for row in found}
+
+
+def insert_tuples(connection: Connection, table: Table, columns: Sequence[str],
+                  rows: list[tuple[Any, ...]]) -> None:
+    """Insert rows given as driver-ready tuples (no value needs converting) in one executemany."""
+    if rows:
+        mark = _mark(connection)
+        connection.exec_driver_sql(
+            f"INSERT INTO {table.name} ({', '.join(columns)}) "
+            f"VALUES ({', '.join([mark] * len(columns))})", rows)  # type: ignore[arg-type]
+
+
 def update_people(connection: Connection, rows: list[dict[str, Any]]) -> None:
     """Update changed people (``id`` plus every managed column)."""
     bulk_update(connection, people, PERSON_COLUMNS, rows)
@@ -256,27 +307,35 @@ def flag_disappeared(connection: Connection, person_ids: Sequence[int], now: dt.
 
 
 def sync_profiles(connection: Connection,
-                  desired: dict[int, set[tuple[int, str, str]]]) -> None:
-    """Make each person's profiles exactly ``(establishment, profile, function code)`` sets."""
+                  desired: dict[int, set[tuple[int, str, str]]],
+                  new: Collection[int] = ()) -> None:
+    """Make each person's profiles exactly ``(establishment, profile, function code)`` sets.
+
+    ``new`` are people created in this batch (they have no profile yet: not looked up).
+    """
     if not desired:
         return
     existing: dict[int, dict[tuple[int, str], tuple[int, str]]] = {}
+    known = [person_id for person_id in desired if person_id not in new] if new else list(desired)
     for row_id, person_id, establishment_id, profile, function_code in select_in(
             connection, "SELECT id, person_id, establishment_id, profile, function_code "
-                        "FROM person_profiles WHERE person_id IN ({in})", list(desired)):
+                        "FROM person_profiles WHERE person_id IN ({in})", known):
         existing.setdefault(person_id, {})[(establishment_id, profile)] = (row_id, function_code)
     to_delete: list[int] = []
-    to_insert: list[dict[str, Any]] = []
+    to_insert: list[tuple[Any, ...]] = []
     to_update: list[dict[str, Any]] = []
     for person_id, wanted in desired.items():
         current = existing.get(person_id)
         if current is None:
+            if len(wanted) == 1:
+                for establishment_id, profile, function_code in wanted:
+                    to_insert.append((person_id, establishment_id, profile, function_code))
+                continue
             seen: set[tuple[int, str]] = set()
             for establishment_id, profile, function_code in wanted:
                 if (establishment_id, profile) not in seen:
                     seen.add((establishment_id, profile))
-                    to_insert.append({"person_id": person_id, "establishment_id": establishment_id,
-                                      "profile": profile, "function_code": function_code})
+                    to_insert.append((person_id, establishment_id, profile, function_code))
             continue
         wanted_keys: dict[tuple[int, str], str] = {}
         for establishment_id, profile, function_code in wanted:
@@ -288,11 +347,11 @@ def sync_profiles(connection: Connection,
                 to_update.append({"id": row_id, "function_code": wanted_keys[key]})
         for key, function_code in wanted_keys.items():
             if key not in current:
-                to_insert.append({"person_id": person_id, "establishment_id": key[0],
-                                  "profile": key[1], "function_code": function_code})
+                to_insert.append((person_id, key[0], key[1], function_code))
     delete_ids(connection, profiles, to_delete)
     bulk_update(connection, profiles, ("function_code",), to_update)
-    bulk_insert(connection, profiles, to_insert)
+    insert_tuples(connection, profiles, ("person_id", "establishment_id", "profile",
+                                         "function_code"), to_insert)
 
 
 # --- classes and groups --------------------------------------------------------------------
@@ -354,28 +413,35 @@ YearSets = dict[int, dict[int, set[int]]]
 
 def _sync_memberships(connection: Connection, table: Table, sql: str, key: str,
                       desired: YearSets, extra: dict[str, Any],
-                      extra_params: Sequence[Any]) -> tuple[int, int]:
+                      extra_params: Sequence[Any], new: Collection[int] = ()) -> tuple[int, int]:
     current: dict[tuple[int, int], dict[int, int]] = {}
-    for row_id, person_id, target_id, year_id in select_in(connection, sql, list(desired),
+    known = [person_id for person_id in desired if person_id not in new] if new else list(desired)
+    for row_id, person_id, target_id, year_id in select_in(connection, sql, known,
                                                            extra_params):
         if year_id in desired[person_id]:
             current.setdefault((person_id, year_id), {})[target_id] = row_id
+    # Driver-ready values of the constant columns (converted once, not per row).
+    constants = tuple(value if (convert := _converter(connection, table, name)) is None
+                      or value is None else convert(value) for name, value in extra.items())
     to_delete: list[int] = []
-    to_insert: list[dict[str, Any]] = []
+    to_insert: list[tuple[Any, ...]] = []
+    empty: dict[int, int] = {}
     for person_id, years in desired.items():
         for year_id, wanted in years.items():
-            have = current.get((person_id, year_id), {})
-            to_delete.extend(row_id for target_id, row_id in have.items()
-                             if target_id not in wanted)
-            to_insert.extend({key: target_id, "person_id": person_id, **extra}
+            have = current.get((person_id, year_id), empty)
+            if have:
+                to_delete.extend(row_id for target_id, row_id in have.items()
+                                 if target_id not in wanted)
+            to_insert.extend((target_id, person_id, *constants)
                              for target_id in wanted if target_id not in have)
     delete_ids(connection, table, to_delete)
-    bulk_insert(connection, table, to_insert)
+    insert_tuples(connection, table, (key, "person_id", *extra), to_insert)
     return len(to_insert), len(to_delete)
 
 
 def sync_class_memberships(connection: Connection, role: ClassRole, desired: YearSets,
-                           entered_on: dt.date | None) -> tuple[int, int]:
+                           entered_on: dt.date | None,
+                           new: Collection[int] = ()) -> tuple[int, int]:
     """Make each person's classes of the given school years exactly the desired sets.
 
     Args:
@@ -384,6 +450,7 @@ def sync_class_memberships(connection: Connection, role: ClassRole, desired: Yea
         desired: ``person_id -> {school_year_id: {class_id…}}``; memberships in classes
             of other years are left alone.
         entered_on: date recorded on new memberships.
+        new: people created in this batch (no membership yet: not looked up).
 
     Returns:
         ``(added, removed)``.
@@ -393,17 +460,18 @@ def sync_class_memberships(connection: Connection, role: ClassRole, desired: Yea
     sql = ("SELECT m.id, m.person_id, m.class_id, c.school_year_id FROM class_memberships m "
            "JOIN classes c ON c.id = m.class_id WHERE m.role = ? AND m.person_id IN ({in})")
     return _sync_memberships(connection, class_memberships, sql, "class_id", desired,
-                             {"role": role, "entered_on": entered_on}, (role.value,))
+                             {"role": role, "entered_on": entered_on}, (role.value,), new)
 
 
-def sync_group_memberships(connection: Connection, desired: YearSets) -> tuple[int, int]:
+def sync_group_memberships(connection: Connection, desired: YearSets,
+                           new: Collection[int] = ()) -> tuple[int, int]:
     """Make each person's AAF groups of the given school years exactly the desired sets."""
     if not desired:
         return 0, 0
     sql = ("SELECT m.id, m.person_id, m.group_id, g.school_year_id FROM group_memberships m "
            "JOIN groups g ON g.id = m.group_id WHERE g.kind = ? AND m.person_id IN ({in})")
     return _sync_memberships(connection, group_memberships, sql, "group_id", desired, {},
-                             (GroupKind.AAF.value,))
+                             (GroupKind.AAF.value,), new)
 
 
 def sync_relative_links(connection: Connection,

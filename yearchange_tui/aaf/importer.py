@@ -6,6 +6,13 @@ everything back, so the database is unchanged. Records are streamed file by file
 in dependency order and written in batches; refused records are stored as rejects
 with their file, line, raw XML, establishment and a French explanation.
 
+Reading and what a record decides alone (its own checks and normalisation,
+:mod:`yearchange_tui.aaf.prepare`) come from a source of
+:mod:`yearchange_tui.aaf.pipeline`: inline for a small delivery, else reader
+processes that parse the next records while this module checks cross-references
+and writes. Both give the same result; this module applies prepared records in
+file order either way.
+
 Per establishment the import either updates the directory of the current school
 year, or — once the establishment's step 3 is done — initialises year N+1: that is
 step 4, recorded on the establishment's ``init-directory`` unit. Classes and groups
@@ -40,7 +47,6 @@ from sqlalchemy.orm import Session
 from yearchange_tui.aaf import directory as db
 from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
 from yearchange_tui.aaf.delivery import (
-    CATEGORY_KINDS,
     COMPLET,
     KIND_ELEVE,
     KIND_ETAB,
@@ -58,24 +64,14 @@ from yearchange_tui.aaf.models import (
     AafReject,
     AafStructure,
 )
-from yearchange_tui.aaf.parser import AafFileReader, RawRecord, record_excerpts
+from yearchange_tui.aaf.parser import AafFileReader, record_excerpts
+from yearchange_tui.aaf.pipeline import FileOutcome, open_source
+from yearchange_tui.aaf.prepare import Prepared
 from yearchange_tui.aaf.records import (
-    EAGER_ATTRIBUTES,
     FUNCTION_PROFILES,
-    JOINTURE_ATTRIBUTE,
-    KNOWN_ATTRIBUTES,
-    MAX_ID_LENGTH,
     Issue,
     PersonRow,
     StructureRow,
-    normalise_mef,
-    normalise_relative,
-    normalise_staff,
-    normalise_structure,
-    normalise_student,
-    normalise_subject,
-    relative_links,
-    values_of,
 )
 from yearchange_tui.aaf.rules import RULES, Severity, explain
 from yearchange_tui.changeover.audit import operator_identity
@@ -325,6 +321,15 @@ class _Importer:
 
     def run(self) -> ImportResult:
         """Apply the whole delivery and return what was done."""
+        groups = self.delivery.groups()
+        # Started first: a reader process parses while the database is prepared.
+        self.source = open_source(groups)
+        try:
+            return self._run(groups)
+        finally:
+            self.source.close()
+
+    def _run(self, groups: list[list[DeliveryFile]]) -> ImportResult:
         self.year_n = self._current_year()
         self.import_row = AafImport(
             started_at=self.now, source="\n".join(self.delivery.source),
@@ -337,7 +342,7 @@ class _Importer:
         self.import_id = self.import_row.id
         db.create_staging(self.connection)
         self._load_known()
-        for position, group in enumerate(self.delivery.groups()):
+        for position, group in enumerate(groups):
             self._run_group(group, position)
         self._finish()
         return self._result()
@@ -403,7 +408,7 @@ class _Importer:
 
     # --- rejects -----------------------------------------------------------------------
 
-    def _reject(self, code: str, ref: RecordRef, *, raw: RawRecord | None = None,
+    def _reject(self, code: str, ref: RecordRef, *, raw: Prepared | None = None,
                 establishment_id: int | None = None, attribute: str = "", value: str = "",
                 name: str = "", deferred: bool = False, raw_xml: str | None = None,
                 **params: object) -> None:
@@ -434,10 +439,9 @@ class _Importer:
         if len(self.rejects) >= BATCH_SIZE:
             self._write_rejects()
 
-    def _establishment_hint(self, raw: RawRecord, ref: RecordRef) -> int | None:
+    def _establishment_hint(self, raw: Prepared, ref: RecordRef) -> int | None:
         """The establishment a refused person record most likely belongs to, if any."""
-        structure = next((v.strip() for v in values_of(raw.attributes, "ENTPersonStructRattach")
-                          if v.strip()), "")
+        structure = raw.hint
         establishment_id = self._establishment_of(structure) if structure else None
         if establishment_id is None and ref.identifier and ref.request != "add":
             establishment_id = self.connection.execute(
@@ -452,7 +456,7 @@ class _Importer:
             db.bulk_insert(self.connection, rejects_table, self.rejects)
             self.rejects = []
 
-    def _issues(self, issues: list[Issue], ref: RecordRef, raw: RawRecord,
+    def _issues(self, issues: list[Issue], ref: RecordRef, raw: Prepared,
                 establishment_id: int | None, name: str) -> bool:
         """Store the issues of a record; return True when one refuses it."""
         refused = False
@@ -476,7 +480,6 @@ class _Importer:
     def _run_group(self, files: list[DeliveryFile], position: int) -> None:
         self.is_complet = any(f.delivery_type == COMPLET for f in files)
         self.group_has_structures = any(f.kind == KIND_ETAB for f in files)
-        self.seen: dict[str, dict[str, tuple[str, int]]] = defaultdict(dict)
         # Person identifiers and links of this dated delivery go to the staging tables
         # by batch (see directory.create_staging): nothing per record stays in memory.
         db.clear_staging(self.connection)
@@ -485,33 +488,33 @@ class _Importer:
         self.covered: set[int] = set()
         self.batches: dict[str, list[Any]] = defaultdict(list)
         self.batch_ids: dict[str, set[str]] = defaultdict(set)
-        self.deletes: dict[str, list[tuple[RecordRef, RawRecord | None]]] = defaultdict(list)
+        self.deletes: dict[str, list[tuple[RecordRef, Prepared | None]]] = defaultdict(list)
         handlers = {KIND_ETAB: self._structure, KIND_MATIERE: self._subject, KIND_MEF: self._mef,
                     KIND_ELEVE: self._person, KIND_PERS_REL_ELEVE: self._person,
                     KIND_PERS_EDUC_NAT: self._person}
         precheck = self._precheck
+        self.source.new_group()
         for delivery_file in files:
-            reader = AafFileReader(delivery_file.path, delivery_file.name,
-                                   delivery_file.prologue,
-                                   EAGER_ATTRIBUTES.get(delivery_file.kind, ()))
+            records, outcome = self.source.open_file(delivery_file)
             handler = handlers[delivery_file.kind]
             kind = delivery_file.kind
             batch = self.batches[kind]
-            for raw in reader.records():
-                ref = precheck(raw, kind)
+            for prepared in records:
+                ref = precheck(prepared)
                 if ref is not None:
-                    handler(raw, ref)
+                    handler(prepared, ref)
                     if len(batch) >= BATCH_SIZE:
                         self._flush(kind)
-            self.records["total"] += reader.record_count
-            self.records_by_kind[kind]["total"] += reader.record_count
+            self.records["total"] += outcome.record_count
+            self.records_by_kind[kind]["total"] += outcome.record_count
             self._flush(kind)
-            self._file_done(delivery_file, reader)
+            self._file_done(delivery_file, outcome)
         self._apply_links()
         if self.is_complet:
             self._flag_absent()
 
-    def _file_done(self, delivery_file: DeliveryFile, reader: AafFileReader) -> None:
+    def _file_done(self, delivery_file: DeliveryFile,
+                   reader: AafFileReader | FileOutcome) -> None:
         if reader.sha256:
             delivery_file._sha256 = reader.sha256
         fields = reader.header.fields
@@ -541,91 +544,42 @@ class _Importer:
 
     # --- per record --------------------------------------------------------------------
 
-    def _precheck(self, raw: RawRecord, kind: str) -> RecordRef | None:
-        """Checks common to every record; return where it is, or None when refused."""
-        identifier = raw.identifier
-        ref = RecordRef(raw.file, raw.line, identifier, kind, raw.request)
-        if raw.request == "unknown" or raw.unexpected:
-            self._reject("AAF-REQUETE-INCONNUE", ref, raw=raw, value=raw.unexpected[0],
-                         detail="hors d'une requête addRequest, modifyRequest ou deleteRequest"
-                         if raw.request == "unknown" else f"dans la requête {identifier}")
-            self._count(kind, "refused")
-            return None
-        category_kind = CATEGORY_KINDS.get(raw.category)
-        if category_kind != kind:
-            self._reject("AAF-CATEGORIE-INCOHERENTE", ref, raw=raw,
-                         value="/".join(raw.category) if any(raw.category) else "(aucune)")
-            self._count(kind, "refused")
-            return None
-        attributes = raw.attributes
-        jointure_values = attributes.get(JOINTURE_ATTRIBUTE[kind])
-        jointure = next((v.strip() for v in jointure_values or () if v.strip()), "")
-        if not identifier:
-            if not jointure:
-                self._reject("AAF-IDENTIFIANT-MANQUANT", ref, raw=raw)
-                self._count(kind, "refused")
-                return None
-            identifier = jointure
-            ref = RecordRef(raw.file, raw.line, identifier, kind, raw.request)
-            raw.identifier = identifier
-        elif jointure and jointure != identifier:
-            self._reject("AAF-IDENTIFIANT-INCOHERENT", ref, raw=raw,
-                         attribute=JOINTURE_ATTRIBUTE[kind], value=jointure)
-            self._count(kind, "refused")
-            return None
-        if len(identifier) > MAX_ID_LENGTH:
-            self._reject("AAF-IDENTIFIANT-INVALIDE", ref, raw=raw, value=identifier,
-                         detail=f"plus de {MAX_ID_LENGTH} caractères")
-            self._count(kind, "refused")
-            return None
-        known = KNOWN_ATTRIBUTES[kind]
-        if not known.issuperset(raw.names):
-            for name in raw.names:
-                if name not in known:
-                    entry = self.unknown.get((kind, name))
-                    if entry is None:
-                        self.unknown[(kind, name)] = [1, ref, raw.raw_xml()]
-                    else:
-                        entry[0] += 1
-        if raw.request == "modify":
-            for name, operation in raw.operations.items():
-                if operation != "replace":
-                    self._reject("AAF-OPERATION-INVALIDE", ref, raw=raw, attribute=name,
-                                 value=operation)
-                    self._count(kind, "refused")
-                    return None
-        return ref
+    def _precheck(self, prepared: Prepared) -> RecordRef | None:
+        """Account for what the record alone decided; return where it is, or None when refused.
 
-    def _first_seen(self, namespace: str, ref: RecordRef, raw: RawRecord,
-                    establishment_id: int | None = None) -> bool:
-        """Record an addRequest identifier; False (and a reject) when seen before."""
-        if ref.request != "add":
-            return True
-        seen = self.seen[namespace]
-        first = seen.get(ref.identifier)
-        if first is not None:
-            self._reject("AAF-IDENTIFIANT-EN-DOUBLE", ref, raw=raw,
-                         establishment_id=establishment_id, detail=f"{first[0]}, ligne {first[1]}")
-            return False
-        seen[ref.identifier] = (ref.file, ref.line)
-        return True
+        The checks themselves (request, category, identifier, operations, unknown
+        attributes, duplicate structures, subjects and MEF) are made by
+        :class:`~yearchange_tui.aaf.prepare.Preparer`.
+        """
+        kind = prepared.kind
+        ref = RecordRef(prepared.file, prepared.line, prepared.identifier, kind, prepared.request)
+        if prepared.unknown:
+            for name in prepared.unknown:
+                entry = self.unknown.get((kind, name))
+                if entry is None:
+                    self.unknown[(kind, name)] = [1, ref, prepared.raw_xml()]
+                else:
+                    entry[0] += 1
+        if prepared.reject is not None:
+            code, attribute, value, params = prepared.reject
+            self._reject(code, ref, raw=prepared, attribute=attribute, value=value, **params)
+            self._count(kind, "refused")
+            return None
+        return ref
 
     # structures, subjects, MEF ---------------------------------------------------------
 
-    def _structure(self, raw: RawRecord, ref: RecordRef) -> None:
+    def _structure(self, raw: Prepared, ref: RecordRef) -> None:
         kind, jointure = ref.kind, ref.identifier
         if raw.request == "delete":
             self._count(kind, "imported")
             return
-        issues: list[Issue] = []
-        row = normalise_structure(raw.attributes, jointure, raw.request == "modify", issues)
-        if not self._first_seen("structure", ref, raw):
-            self._count(kind, "refused")
-            return
+        issues: list[Issue] = raw.issues
+        row: StructureRow = raw.row
         existing = self.structures.get(jointure)
         if raw.request == "modify" and existing is not None:
             # A modifyRequest carries only what changes: keep the rest.
-            present = raw.attributes.keys()
+            present = row.present
             if not row.uai:
                 row.uai = existing.uai
             if "ENTStructureNomCourant" not in present:
@@ -654,25 +608,13 @@ class _Importer:
         self.structures[jointure] = info
         self.batches[kind].append((row, ref))
 
-    def _subject(self, raw: RawRecord, ref: RecordRef) -> None:
-        kind, code = ref.kind, ref.identifier
+    def _subject(self, raw: Prepared, ref: RecordRef) -> None:
         if raw.request == "delete":
-            self._count(kind, "imported")
+            self._count(ref.kind, "imported")
             return
-        if not self._first_seen("subject", ref, raw):
-            self._count(kind, "refused")
-            return
-        self.batches[kind].append(normalise_subject(raw.attributes, code[:16]))
+        self.batches[ref.kind].append(raw.row)
 
-    def _mef(self, raw: RawRecord, ref: RecordRef) -> None:
-        kind, code = ref.kind, ref.identifier
-        if raw.request == "delete":
-            self._count(kind, "imported")
-            return
-        if not self._first_seen("mef", ref, raw):
-            self._count(kind, "refused")
-            return
-        self.batches[kind].append(normalise_mef(raw.attributes, code[:16]))
+    _mef = _subject
 
     # people ------------------------------------------------------------------------------
 
@@ -691,31 +633,23 @@ class _Importer:
             return None
         return info.establishment_id
 
-    def _person(self, raw: RawRecord, ref: RecordRef) -> None:
+    def _person(self, raw: Prepared, ref: RecordRef) -> None:
         kind, jointure = ref.kind, ref.identifier
         # Requests on one person apply in file order (a Delta may add, modify, delete).
         if jointure in self.batch_ids[kind] or (self.deletes[kind] and raw.request != "delete"):
             self._flush(kind)
         if raw.request == "delete":
-            self.deletes[kind].append((ref, raw))
+            self.deletes[kind].append((ref, None))
             self.batch_ids[kind].add(jointure)
             return
-        modify = raw.request == "modify"
-        issues: list[Issue] = []
-        if kind == KIND_ELEVE:
-            row = normalise_student(raw.attributes, jointure, modify, issues)
-        elif kind == KIND_PERS_REL_ELEVE:
-            row = normalise_relative(raw.attributes, jointure, modify, issues)
-        else:
-            row = normalise_staff(raw.attributes, jointure, modify, issues)
-        name = row.name if row is not None else self._raw_name(raw)
+        issues = raw.issues
+        row: PersonRow | None = raw.row
+        name = raw.name
         attachment = None
         if row is not None and row.structure is not None:
             attachment = row.structure
         elif row is None:
-            attachment = next((v.strip() for v in values_of(raw.attributes,
-                                                            "ENTPersonStructRattach")
-                               if v.strip()), None)
+            attachment = raw.hint or None
         establishment_id = self._establishment_of(attachment) if attachment else None
         if establishment_id is not None:
             context = self._context(establishment_id)
@@ -729,7 +663,7 @@ class _Importer:
             self._issues(issues, ref, raw, establishment_id, name)
             if kind == KIND_ELEVE:
                 # Relatives cited by a refused student are not orphans: its reject says why.
-                self._stage_refused_links(ref, _links_of(raw), establishment_id)
+                self._stage_refused_links(ref, raw.links or [], establishment_id)
             self._present(ref)
             self._count(kind, "refused", establishment_id)
             return
@@ -764,13 +698,7 @@ class _Importer:
         found = db.referencing_establishments(self.connection, [jointure]).get(jointure) or []
         return next((e for e in found if e is not None), None)
 
-    @staticmethod
-    def _raw_name(raw: RawRecord) -> str:
-        last = next((v.strip() for v in raw.attributes.get("sn", ()) if v.strip()), "")
-        first = next((v.strip() for v in raw.attributes.get("givenName", ()) if v.strip()), "")
-        return f"{last} {first}".strip()
-
-    def _student(self, raw: RawRecord, ref: RecordRef, row: PersonRow, issues: list[Issue],
+    def _student(self, raw: Prepared, ref: RecordRef, row: PersonRow, issues: list[Issue],
                  name: str) -> _Pending | None:
         structure = row.structure
         if structure == "" and row.classes:
@@ -834,7 +762,7 @@ class _Importer:
         self._issues(issues, ref, raw, establishment_id, name)
         return pending
 
-    def _relative(self, raw: RawRecord, ref: RecordRef, row: PersonRow, issues: list[Issue],
+    def _relative(self, raw: Prepared, ref: RecordRef, row: PersonRow, issues: list[Issue],
                   name: str) -> _Pending | None:
         """A relative waits for its batch: who cites it is known from the staging table."""
         pending = _Pending(row, ref, None)
@@ -842,7 +770,7 @@ class _Importer:
         pending.raw_xml = raw.raw_xml() if issues else None
         return pending
 
-    def _staff(self, raw: RawRecord, ref: RecordRef, row: PersonRow, issues: list[Issue],
+    def _staff(self, raw: Prepared, ref: RecordRef, row: PersonRow, issues: list[Issue],
                name: str) -> _Pending | None:
         establishment_id: int | None = None
         if row.structure:
@@ -980,7 +908,7 @@ class _Importer:
         return pending
 
     def _teacher_only(self, context: EstablishmentContext, code: str, ref: RecordRef,
-                      raw: RawRecord, name: str) -> None:
+                      raw: Prepared, name: str) -> None:
         key = (context.id, code)
         entry = self.teacher_only.get(key)
         if entry is None:
@@ -1229,7 +1157,7 @@ class _Importer:
             accepted = self._check_ines(accepted, existing)
         if kind == KIND_PERS_REL_ELEVE:
             accepted = self._place_relatives(accepted, existing)
-        inserts: list[dict[str, Any]] = []
+        new: list[tuple[str, dict[str, Any]]] = []
         updates: list[dict[str, Any]] = []
         for pending in accepted:
             row = pending.row
@@ -1241,7 +1169,7 @@ class _Importer:
             counts = self.contexts[pending.establishment_id].counts \
                 if pending.establishment_id in self.contexts else Counter()
             if current is None:
-                inserts.append(db.new_person_row(row.jointure, columns))
+                new.append((row.jointure, columns))
                 counts["created"] += 1
                 continue
             merged = dict(zip(db.PERSON_COLUMNS, current[2:], strict=True))
@@ -1264,24 +1192,27 @@ class _Importer:
         if updates:
             db.update_people(connection, updates)
         ids = {jointure: row.id for jointure, row in existing.items()}
-        ids.update(db.insert_people(connection, inserts))
+        created = db.insert_new_people(connection, new)
+        ids.update(created)
+        new_ids = set(created.values())  # nothing to look up for them below
+        self.records["imported"] += len(accepted)
+        self.records_by_kind[kind]["imported"] += len(accepted)
+        present = self.present_rows
         for pending in accepted:
-            self._count(kind, "imported")
             ref = pending.ref
-            self.present_rows.append((ref.identifier, 1 if ref.request == "add" else 0,
-                                      ref.file, ref.line))
+            present.append((ref.identifier, 1 if ref.request == "add" else 0, ref.file, ref.line))
         if kind == KIND_ELEVE:
             self._ensure_classes_and_groups(accepted)
         profile_sets = {ids[p.row.jointure]: p.profiles for p in accepted
                         if p.profiles or p.ref.request == "add"}
-        db.sync_profiles(connection, profile_sets)
+        db.sync_profiles(connection, profile_sets, new_ids)
         role = ClassRole.STUDENT if kind == KIND_ELEVE else ClassRole.TEACHER
         class_sets = {ids[p.row.jointure]: p.classes for p in accepted if p.classes is not None}
         if class_sets:
-            db.sync_class_memberships(connection, role, class_sets, self._entered_on())
+            db.sync_class_memberships(connection, role, class_sets, self._entered_on(), new_ids)
         group_sets = {ids[p.row.jointure]: p.groups for p in accepted if p.groups is not None}
         if group_sets:
-            db.sync_group_memberships(connection, group_sets)
+            db.sync_group_memberships(connection, group_sets, new_ids)
         if kind == KIND_PERS_EDUC_NAT:
             heads = {ids[p.row.jointure]: {year: [{**r, "teacher_id": ids[p.row.jointure]}
                                                   for r in rows]
@@ -1434,7 +1365,7 @@ class _Importer:
                          raw_xml=pending.raw_xml, deferred=pending.raw_xml is None,
                          **issue.params)
 
-    def _apply_deletes(self, kind: str, deletes: list[tuple[RecordRef, RawRecord | None]]) -> None:
+    def _apply_deletes(self, kind: str, deletes: list[tuple[RecordRef, Prepared | None]]) -> None:
         existing = db.fetch_people(self.connection, [ref.identifier for ref, _ in deletes])
         flag: list[int] = []
         for ref, _raw in deletes:
@@ -1490,10 +1421,11 @@ class _Importer:
             self._reject("AAF-ATTRIBUT-INCONNU", ref, deferred=True, attribute=name,
                          count=count)
             self.deferred[-1][1]["raw_xml"] = raw_xml
+        self._class_rubrics([context for context in self.contexts.values()
+                             if context.in_scope and context.year_id])
         for context in self.contexts.values():
             if not context.in_scope or not context.year_id:
                 continue
-            self._class_rubrics(context)
             db.snapshot_class_history(self.connection, context.id, context.year_id)
             for finding in likely_previous_year_classes(self.connection, context.id,
                                                         context.year_id,
@@ -1554,27 +1486,43 @@ class _Importer:
             db.bulk_insert(self.connection, rejects_table, part)
         self.deferred = []
 
-    def _class_rubrics(self, context: EstablishmentContext) -> None:
-        """Class rubrics for classes without one, and the rights the portal gives them."""
+    def _class_rubrics(self, contexts: list[EstablishmentContext]) -> None:
+        """Class rubrics for classes without one, and the rights the portal gives them.
+
+        A few statements for all the establishments of a school year at once.
+        """
         classes = db.classes
         connection = self.connection
-        with_rubric = set(connection.execute(select(rubrics_table.c.class_id).where(
-            rubrics_table.c.establishment_id == context.id,
-            rubrics_table.c.school_year_id == context.year_id,
-            rubrics_table.c.kind == RubricKind.CLASS,
-            rubrics_table.c.class_id.is_not(None))).scalars())
-        missing = [row for row in connection.execute(
-            select(classes.c.id, classes.c.code).where(
-                classes.c.establishment_id == context.id,
-                classes.c.school_year_id == context.year_id)) if row.id not in with_rubric]
-        if missing:
-            connection.execute(insert(rubrics_table), [
-                {"establishment_id": context.id, "school_year_id": context.year_id,
-                 "kind": RubricKind.CLASS, "name": f"Classe {row.code} {context.year_label}",
-                 "class_id": row.id, "archive_kind": None, "owner_id": None,
-                 "created_at": self.now} for row in missing])
-            context.counts["rubrics_created"] += len(missing)
-        grant_class_rubric_rights(connection, context.id, context.year_id)
+        by_year: dict[int, list[int]] = defaultdict(list)
+        for context in contexts:
+            by_year[context.year_id].append(context.id)
+        parts = [(year_id, part) for year_id, ids in by_year.items() for part in db.chunks(ids)]
+        missing: dict[int, list[Any]] = defaultdict(list)
+        for year_id, ids in parts:
+            with_rubric = set(connection.execute(select(rubrics_table.c.class_id).where(
+                rubrics_table.c.establishment_id.in_(ids),
+                rubrics_table.c.school_year_id == year_id,
+                rubrics_table.c.kind == RubricKind.CLASS,
+                rubrics_table.c.class_id.is_not(None))).scalars())
+            for row in connection.execute(
+                    select(classes.c.id, classes.c.code, classes.c.establishment_id).where(
+                        classes.c.establishment_id.in_(ids),
+                        classes.c.school_year_id == year_id).order_by(classes.c.id)):
+                if row.id not in with_rubric:
+                    missing[row.establishment_id].append(row)
+        rows = []
+        for context in contexts:
+            for row in missing.get(context.id, ()):
+                rows.append({"establishment_id": context.id, "school_year_id": context.year_id,
+                             "kind": RubricKind.CLASS,
+                             "name": f"Classe {row.code} {context.year_label}",
+                             "class_id": row.id, "archive_kind": None, "owner_id": None,
+                             "created_at": self.now})
+            context.counts["rubrics_created"] += len(missing.get(context.id, ()))
+        if rows:
+            connection.execute(insert(rubrics_table), rows)
+        for year_id, ids in parts:
+            grant_class_rubric_rights(connection, ids, year_id)
 
     def _import_report(self, context: EstablishmentContext) -> None:
         counts = context.counts
@@ -1666,17 +1614,15 @@ def _fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold().strip()
 
 
-def _links_of(raw: RawRecord) -> list[Any]:
-    return relative_links(raw.attributes, [])
-
-
-def grant_class_rubric_rights(connection: Any, establishment_id: int, school_year_id: int) -> None:
+def grant_class_rubric_rights(connection: Any, establishment_id: int | Sequence[int],
+                              school_year_id: int) -> None:
     """Give class rubrics of a year the rights the portal gives them, set-based.
 
     The establishment's "administrateurs" group and the class's head teachers are
     gestionnaire, the class's teachers rédacteur, its students visiteur. Student
     and teacher rights of people no longer in the class are removed; other rights
-    (given by hand in the portal) are left alone.
+    (given by hand in the portal) are left alone. ``establishment_id`` may be a list
+    (the same statements for all of them).
     """
     from sqlalchemy import and_, delete, exists, literal, not_
 
@@ -1687,7 +1633,9 @@ def grant_class_rubric_rights(connection: Any, establishment_id: int, school_yea
     groups = GroupModel.__table__
     people = Person.__table__
     role_type = rights_table.c.role.type
-    rubric_filter = and_(rubrics_table.c.establishment_id == establishment_id,
+    establishment_ids = ([establishment_id] if isinstance(establishment_id, int)
+                         else list(establishment_id))
+    rubric_filter = and_(rubrics_table.c.establishment_id.in_(establishment_ids),
                          rubrics_table.c.school_year_id == school_year_id,
                          rubrics_table.c.kind == RubricKind.CLASS,
                          rubrics_table.c.class_id.is_not(None))
@@ -1728,7 +1676,7 @@ def grant_class_rubric_rights(connection: Any, establishment_id: int, school_yea
         ["rubric_id", "person_id", "role"], source))
     admins = (select(rubrics_table.c.id, groups.c.id,
                      literal(RubricRole.MANAGER, type_=role_type))
-              .join(groups, and_(groups.c.establishment_id == establishment_id,
+              .join(groups, and_(groups.c.establishment_id == rubrics_table.c.establishment_id,
                                  groups.c.kind == GroupKind.ADMINS))
               .where(rubric_filter, not_(exists().where(
                   rights_table.c.rubric_id == rubrics_table.c.id,

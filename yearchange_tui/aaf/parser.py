@@ -36,6 +36,7 @@ from yearchange_tui.aaf.rules import explain
 ROOT_TAG = "ficAlimMENESR"
 REQUEST_TAGS: dict[str, str] = {"addRequest": "add", "modifyRequest": "modify",
                                 "deleteRequest": "delete"}
+_REQUEST_TAG_TUPLE = tuple(REQUEST_TAGS)
 STANDARD_DOCTYPE = re.compile(
     rb"""<!DOCTYPE\s+ficAlimMENESR\s+SYSTEM\s+(["'])ficAlimMENESR\.dtd\1\s*>""")
 _XML_DECLARATION = re.compile(rb"""^<\?xml\s[^>]*?encoding\s*=\s*(["'])([A-Za-z0-9._:-]+)\1""")
@@ -122,6 +123,14 @@ class RawRecord:
         self.element = element
         self._raw: str | None = None
 
+    def release(self) -> None:
+        """Forget the elements of values not read (the reader has moved on)."""
+        attributes = self.attributes
+        if isinstance(attributes, LazyAttributes):
+            self.names = tuple(self.names)
+            attributes.release()
+        self.element = None
+
     def raw_xml(self) -> str:
         """The record's XML text (captured on first call, while the element is alive)."""
         if self._raw is None:
@@ -129,6 +138,14 @@ class RawRecord:
                 return ""
             self._raw = etree.tostring(self.element, encoding="unicode", with_tail=False)
         return self._raw
+
+    def raw_xml_utf8(self) -> bytes:
+        """:meth:`raw_xml` encoded in UTF-8 (serialised about twice as fast)."""
+        if self._raw is not None:
+            return self._raw.encode("utf-8")
+        if self.element is None:
+            return b""
+        return etree.tostring(self.element, encoding="utf-8", with_tail=False)
 
 
 def _values(attr: etree._Element) -> list[str]:
@@ -151,9 +168,16 @@ class LazyAttributes(dict):  # type: ignore[type-arg]
         self._elements = elements
 
     def __missing__(self, name: str) -> list[str]:
-        values = _values(self._elements[name])
+        element = self._elements[name]
+        if element is None:
+            raise LookupError(f"{name} : valeur lue après le passage du lecteur")
+        values = _values(element)
         self[name] = values
         return values
+
+    def release(self) -> None:
+        """Drop the elements (names stay known; values not read yet are no longer readable)."""
+        self._elements = dict.fromkeys(self._elements)
 
     def __contains__(self, name: object) -> bool:
         return name in self._elements
@@ -465,25 +489,34 @@ class AafFileReader:
             stream: BinaryIO | HtmlEntityFilter | _Hashing = (
                 HtmlEntityFilter(handle, self.file, digest) if self.prologue.ascii_compatible
                 else _Hashing(handle, digest))
-            context = etree.iterparse(stream, events=("start", "end"),
-                                      tag=(ROOT_TAG, *REQUEST_TAGS), remove_comments=True,
-                                      **_PARSER_OPTIONS)
+            # End events of requests only: one Python step per record.
+            context = etree.iterparse(stream, events=("end",), tag=_REQUEST_TAG_TUPLE,
+                                      remove_comments=True, **_PARSER_OPTIONS)
             root: etree._Element | None = None
             try:
-                for event, element in context:
-                    if event == "start":
+                build = self._build
+                for _event, element in context:
+                    parent = element.getparent()
+                    if parent is not root:
                         if root is None:
-                            root = element
-                        continue
-                    if element is root or root is None:
-                        continue
-                    if element.getparent() is not root:
-                        continue  # a request nested in another one: reported with it
-                    yield from self._take_preceding(root, element)
-                    record = self._build(element)
+                            root = element.getroottree().getroot()
+                        if parent is not root:
+                            continue  # a request nested in another element: reported with it
+                    if element.getprevious() is not None:
+                        # Something else before it (an unexpected element): report it first.
+                        yield from self._take_preceding(root, element)
+                    record = build(element)
                     self.record_count += 1
                     yield record
+                    # Release the record's element proxies while their nodes are still in
+                    # the tree (cheap), then free the nodes in one go.
+                    record.release()
                     element.clear()
+                    # Drop the record at once: the tree never holds more than one (memory
+                    # stays flat whatever the file size).
+                    root.remove(element)
+                if root is None:
+                    root = context.root
                 if root is not None:
                     yield from self._take_preceding(root, None)
                 for block in iter(lambda: handle.read(_READ_BYTES), b""):
@@ -524,11 +557,21 @@ class AafFileReader:
                     if tag == "modifications":
                         operations[name] = attr.get("operation") or ""
             elif tag == "identifier":
-                identifier = (child.findtext("id") or "").strip()
+                # Direct iteration: cheaper than ElementPath's find()/findtext().
+                for sub in child:
+                    if sub.tag == "id":
+                        identifier = (sub.text or "").strip()
+                        break
             elif tag == "operationalAttributes":
-                attr = child.find("attr")
-                if attr is not None:
-                    category = (attr.get("name") or "", (attr.findtext("value") or "").strip())
+                for attr in child:
+                    if attr.tag == "attr":
+                        value = ""
+                        for sub in attr:
+                            if sub.tag == "value":
+                                value = (sub.text or "").strip()
+                                break
+                        category = (attr.get("name") or "", value)
+                        break
             elif isinstance(tag, str):
                 unexpected.append(tag)
         attributes = LazyAttributes(elements)
@@ -544,6 +587,27 @@ class AafFileReader:
 
 
 _REQUEST_START = re.compile(rb"<(addRequest|modifyRequest|deleteRequest)[\s>]")
+_LINE_BLOCK = 8192
+
+
+def _skip_lines(data: bytes, position: int, count: int) -> int | None:
+    """The offset just after ``count`` more line ends from ``position`` (None: past the end).
+
+    Line ends are counted by blocks in C; only the last block is walked line by line.
+    """
+    size = len(data)
+    while count > 0:
+        end = min(position + _LINE_BLOCK, size)
+        in_block = data.count(b"\n", position, end)
+        if in_block >= count:
+            for _ in range(count):
+                position = data.index(b"\n", position) + 1
+            return position
+        if end >= size:
+            return None
+        count -= in_block
+        position = end
+    return position
 
 
 def record_excerpts(path: Path, prologue: Prologue, lines: Collection[int]) -> dict[int, str]:
@@ -567,17 +631,14 @@ def record_excerpts(path: Path, prologue: Prologue, lines: Collection[int]) -> d
         return found
     codec = prologue.declared_encoding or "utf-8"
     data = path.read_bytes()
-    starts = [0]
-    position = data.find(b"\n")
-    last = max(wanted)
-    while position != -1 and len(starts) < last:
-        starts.append(position + 1)
-        position = data.find(b"\n", position + 1)
     found = {}
+    position, current = 0, 1  # the start of line ``current``
     for line in sorted(wanted):
-        if line - 1 >= len(starts):
-            continue
-        match = _REQUEST_START.search(data, starts[line - 1])
+        start = _skip_lines(data, position, line - current)
+        if start is None:
+            break
+        position, current = start, line
+        match = _REQUEST_START.search(data, start)
         if match is None:
             continue
         end_tag = b"</" + match.group(1) + b">"

@@ -11,9 +11,11 @@ For an ``addRequest`` a missing attribute is an empty value; for a
 
 from __future__ import annotations
 
+import copyreg
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from yearchange_tui.ent.models.enums import PersonKind, Profile
 
@@ -174,15 +176,26 @@ class NomenclatureRow:
     level_label: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class RelativeLink:
-    """One relative of a student: ``id$lien$financier$légal$contact$paiement``."""
+class RelativeLink(NamedTuple):
+    """One relative of a student: ``id$lien$financier$légal$contact$paiement``.
+
+    A named tuple: cheap to build and to send to the importing process.
+    """
 
     relative: str
     link_code: str
     legal: int
     financial: bool
     contact: bool
+
+
+def _reduce_relative_link(link: RelativeLink) -> tuple[Any, ...]:
+    # Unpickled by tuple.__new__ (C) rather than the named tuple's Python __new__: links
+    # cross from the reader processes to the importer by the thousand.
+    return tuple.__new__, (RelativeLink, tuple(link))
+
+
+copyreg.pickle(RelativeLink, _reduce_relative_link)
 
 
 @dataclass
