@@ -224,7 +224,8 @@ class _Missing(dict):  # type: ignore[type-arg]
         return "?"
 
 
-def _format(template: str, params: Mapping[str, object]) -> str:
+def format_template(template: str, params: Mapping[str, object]) -> str:
+    """Fill a French explanation or action template; a missing value shows as ``?``."""
     values = _Missing({key: "" if value is None else value for key, value in params.items()})
     return string.Formatter().vformat(template, (), values)
 
@@ -241,7 +242,7 @@ def explain(code: str, **params: object) -> tuple[str, str]:
         ``(explanation, action)``.
     """
     rule = RULES[code]
-    return _format(rule.explanation, params), _format(rule.action, params)
+    return format_template(rule.explanation, params), format_template(rule.action, params)
 
 
 def severity_of(code: str) -> Severity:

@@ -17,11 +17,10 @@ CSV, EDT) ») whatever the format (EDT, UDT or STS-web).
 
 from __future__ import annotations
 
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from yearchange_tui.aaf.rules import Severity
+from yearchange_tui.aaf.rules import Severity, format_template
 
 __all__ = ["RULES", "Rule", "Severity", "explain", "rules_table", "severity_of"]
 
@@ -175,16 +174,6 @@ RULES: Mapping[str, Rule] = {rule.code: rule for rule in _RULE_LIST}
 """Every timetable rule by code, in documentation order."""
 
 
-class _Missing(dict):  # type: ignore[type-arg]
-    def __missing__(self, key: str) -> str:
-        return "?"
-
-
-def _format(template: str, params: Mapping[str, object]) -> str:
-    values = _Missing({key: "" if value is None else value for key, value in params.items()})
-    return string.Formatter().vformat(template, (), values)
-
-
 def explain(code: str, **params: object) -> tuple[str, str]:
     """Return the French explanation and suggested action of a code.
 
@@ -194,7 +183,7 @@ def explain(code: str, **params: object) -> tuple[str, str]:
             is shown as ``?``.
     """
     rule = RULES[code]
-    return _format(rule.explanation, params), _format(rule.action, params)
+    return format_template(rule.explanation, params), format_template(rule.action, params)
 
 
 def severity_of(code: str) -> Severity:
