@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from changeover_support import WINDOW, Academy, count, make_academy, storage_files, table_rows
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from yearchange_tui.changeover.guards import (
     GUARD_AAF_FREEZE,
@@ -249,6 +249,80 @@ def test_school_life_csv_follows_french_spreadsheet_conventions(academy: Academy
     header, first = data.decode("utf-8-sig").split("\r\n")[:2]
     assert header.startswith("Élève;Période;Matière")
     assert first.count(";") == header.count(";")
+
+
+def _archive_member(academy: Academy, key: str, establishment_id: int,
+                    member: str | None = None) -> str:
+    with academy.database.engine.connect() as connection:
+        relative = connection.execute(text(
+            "SELECT relative_path FROM archive_manifests WHERE archive_key = :key "
+            "AND establishment_id = :establishment"),
+            {"key": key, "establishment": establishment_id}).scalar_one()
+    with zipfile.ZipFile(academy.storage / relative) as archive:
+        return archive.read(member or archive.namelist()[0]).decode("utf-8-sig")
+
+
+def test_archives_show_dates_times_and_numbers_as_a_french_school_office_reads_them(
+        academy: Academy) -> None:
+    from yearchange_tui.ent.models import (
+        AttendanceEvent,
+        Grade,
+        Homework,
+        Person,
+        RollCall,
+        SchoolClass,
+        TextbookSession,
+    )
+
+    runner = academy.runner()
+    runner.run(Step.ARCHIVE, runner.establishments())
+    with academy.database.session() as session:
+        call = session.scalars(select(RollCall).order_by(RollCall.taken_at, RollCall.id)).first()
+        assert call is not None
+        establishment_id = call.establishment_id
+        event = session.scalars(select(AttendanceEvent).where(
+            AttendanceEvent.establishment_id == establishment_id)
+            .order_by(AttendanceEvent.starts_at, AttendanceEvent.id)).first()
+        assert event is not None
+        school_class = session.scalars(select(SchoolClass).where(
+            SchoolClass.establishment_id == establishment_id).order_by(SchoolClass.code)).first()
+        assert school_class is not None
+        first_session = session.scalars(select(TextbookSession).where(
+            TextbookSession.class_id == school_class.id)
+            .order_by(TextbookSession.held_on, TextbookSession.id)).first()
+        first_homework = session.scalars(select(Homework).where(
+            Homework.class_id == school_class.id)
+            .order_by(Homework.due_on, Homework.id)).first()
+        assert first_session is not None and first_homework is not None
+        fractional = session.scalar(select(func.count()).select_from(Grade).where(
+            Grade.score.is_not(None), Grade.score != func.round(Grade.score)))
+        calls = _archive_member(academy, "vie-scolaire:registres-d-appel", establishment_id)
+        events = _archive_member(academy, "vie-scolaire:registres-d-appel", establishment_id,
+                                 "absences-retards-departs.csv")
+        label = {"absence": "Absence", "late": "Retard", "departure": "Départ"}[event.kind.value]
+        expected_call = (f"{call.id};{call.taken_at:%d/%m/%Y};{call.taken_at:%H:%M};")
+        student = session.get(Person, event.student_id)
+        assert student is not None
+        expected_event = (f"{event.roll_call_id};{student.last_name} {student.first_name};{label};"
+                          f"{event.starts_at:%d/%m/%Y %H:%M};{event.ends_at:%d/%m/%Y %H:%M};"
+                          f"{'oui' if event.justified else 'non'};")
+        session_date = f"{first_session.held_on:%d/%m/%Y}"
+        homework_due = f"{first_homework.due_on:%d/%m/%Y}"
+        homework_given = f"{first_homework.given_on:%d/%m/%Y}"
+        class_key = f"cahier-de-textes:{school_class.code}"
+    assert calls.split("\r\n")[1].startswith(expected_call)
+    assert events.split("\r\n")[1].startswith(expected_event)
+    page = _archive_member(academy, class_key, establishment_id, "seances/00001.html")
+    assert f"<p>{session_date} — " in page
+    homework = _archive_member(academy, class_key, establishment_id,
+                               "travail-a-faire/00001.html")
+    assert f"Travail à faire pour le {homework_due}" in homework
+    assert f"Donné le {homework_given}" in homework
+    grades = _archive_member(academy, "vie-scolaire:releves-d-evaluations", establishment_id)
+    scores = [line.split(";")[6] for line in grades.split("\r\n")[1:] if line]
+    assert scores and all(score == "" or score.replace(",", "").isdigit() for score in scores)
+    if fractional:
+        assert any("," in score for score in scores)
 
 
 # -- step 3 ---------------------------------------------------------------------------------

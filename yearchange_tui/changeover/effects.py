@@ -145,6 +145,7 @@ class Effects:
     def __init__(self, storage_root: Path, tally: Tally) -> None:
         self.storage_root = storage_root
         self.tally = tally
+        self._resolved_folders: dict[str, Path] = {}
 
     # -- rows ----------------------------------------------------------------------------
     def delete(self, connection: Connection, table: Table, where: ColumnElement[bool],
@@ -190,11 +191,28 @@ class Effects:
         self.tally.lists[label].extend(items)
 
     def _safe_path(self, relative_path: str) -> Path:
-        """Resolve a relative storage path, refusing anything that leaves the storage root."""
-        root = self.storage_root.resolve()
-        path = (root / relative_path).resolve()
-        if not path.is_relative_to(root):
+        """Resolve a relative storage path, refusing anything that leaves the storage root.
+
+        Folders are resolved (symbolic links followed) once per phase: a step writes
+        hundreds of archives into the same few folders.
+        """
+        folder, _, name = relative_path.rpartition("/")
+        resolved = self._resolved_folders.get(folder)
+        if resolved is None:
+            root = self._resolved_folders.get("")
+            if root is None:
+                root = self._resolved_folders[""] = self.storage_root.resolve()
+            resolved = (root / folder).resolve()
+            if not resolved.is_relative_to(root):
+                raise ValueError(f"chemin hors du stockage refusé : {relative_path}")
+            self._resolved_folders[folder] = resolved
+        if name in ("", ".", ".."):
             raise ValueError(f"chemin hors du stockage refusé : {relative_path}")
+        path = resolved / name
+        if path.is_symlink():
+            target = path.resolve()
+            if not target.is_relative_to(self._resolved_folders[""]):
+                raise ValueError(f"chemin hors du stockage refusé : {relative_path}")
         return path
 
 
@@ -286,22 +304,34 @@ class RealEffects(Effects):
         from yearchange_tui.changeover.models import ArchiveManifest
 
         self.make_durable()
-        for result, name, establishment_id, school_year_id, rubric_id, title, created_at in (
-                self.pending_archives):
-            result.stored_file_id = connection.execute(insert(StoredFile.__table__).values(
-                establishment_id=establishment_id, relative_path=result.relative_path,
-                original_name=name, media_type="application/zip", size=result.size,
-                sha256=result.sha256, created_at=created_at).returning(StoredFile.id)).scalar_one()
+        pending = self.pending_archives
+        if not pending:
+            return
+        # One executemany per table; RETURNING in parameter order gives each archive its id.
+        file_ids = connection.execute(
+            insert(StoredFile.__table__).returning(StoredFile.id, sort_by_parameter_order=True),
+            [{"establishment_id": establishment_id, "relative_path": result.relative_path,
+              "original_name": name, "media_type": "application/zip", "size": result.size,
+              "sha256": result.sha256, "created_at": created_at}
+             for result, name, establishment_id, _, _, _, created_at in pending]).scalars().all()
+        documents = []
+        manifests = []
+        for file_id, (result, _, establishment_id, school_year_id, rubric_id, title,
+                      created_at) in zip(file_ids, pending, strict=True):
+            result.stored_file_id = file_id
             if rubric_id is not None:
-                connection.execute(insert(Document.__table__).values(
-                    rubric_id=rubric_id, stored_file_id=result.stored_file_id, title=title,
-                    description="Archive du changement d'année", author_id=None,
-                    created_at=created_at))
-            connection.execute(insert(ArchiveManifest.__table__).values(
-                establishment_id=establishment_id, school_year_id=school_year_id,
-                archive_key=result.key, kind=result.kind, relative_path=result.relative_path,
-                size=result.size, sha256=result.sha256, entry_count=result.entries,
-                stored_file_id=result.stored_file_id, created_at=created_at))
+                documents.append({"rubric_id": rubric_id, "stored_file_id": file_id,
+                                  "title": title, "description": "Archive du changement d'année",
+                                  "author_id": None, "created_at": created_at})
+            manifests.append({"establishment_id": establishment_id,
+                              "school_year_id": school_year_id, "archive_key": result.key,
+                              "kind": result.kind, "relative_path": result.relative_path,
+                              "size": result.size, "sha256": result.sha256,
+                              "entry_count": result.entries, "stored_file_id": file_id,
+                              "created_at": created_at})
+        if documents:
+            connection.execute(insert(Document.__table__), documents)
+        connection.execute(insert(ArchiveManifest.__table__), manifests)
         self.pending_archives = []
 
     def remove_files(self, relative_paths, label):  # type: ignore[no-untyped-def]
