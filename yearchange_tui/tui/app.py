@@ -53,6 +53,7 @@ from yearchange_tui.tui.grid_model import GridModel, SortKey
 from yearchange_tui.tui.help import help_for
 from yearchange_tui.tui.palette import ActionPalette
 from yearchange_tui.tui.rejects_source import EmptyRejectsSource, RejectsSource
+from yearchange_tui.tui.school_life_source import SchoolLifeSource
 from yearchange_tui.tui.screens.detail import DetailScreen
 from yearchange_tui.tui.screens.grid import DESTRUCTIVE_STEPS, GridScreen
 from yearchange_tui.tui.screens.log import LogScreen
@@ -65,6 +66,7 @@ from yearchange_tui.tui.screens.modals import (
     list_uais,
 )
 from yearchange_tui.tui.screens.rejects import RejectsScreen
+from yearchange_tui.tui.screens.school_life import SchoolLifeScreen
 from yearchange_tui.tui.screens.timeline import TimelineScreen
 from yearchange_tui.tui.theming import (
     DEFAULT_THEME,
@@ -79,7 +81,7 @@ DRAIN_INTERVAL = 0.1
 
 EVENT_MEMORY = 5000
 SCREEN_SCOPES = {"grid": "grid", "timeline": "timeline", "rejects": "rejects", "log": "log",
-                 "detail": "detail"}
+                 "detail": "detail", "school-life": "school-life"}
 
 
 @dataclass
@@ -108,6 +110,7 @@ class YearChangeApp(App[int]):
         read_only: support-staff mode (nothing that changes data is offered).
         rejects: where the rejects browser reads.
         details: where the establishment detail reads (the client when None and it can).
+        school_life: where the step-5 wizard reads and writes (the client's when None).
         keys: the config file's ``[keys]`` table (binding id → keys).
         theme: the theme to use (config or command line); None for the default.
         theme_dirs: folders of theme files, later ones overriding earlier ones.
@@ -130,7 +133,7 @@ class YearChangeApp(App[int]):
 
     def __init__(self, client: EngineClient, *, read_only: bool = False,
                  rejects: RejectsSource | None = None, details: DetailSource | None = None,
-                 keys: object = None, theme: str | None = None,
+                 school_life: SchoolLifeSource | None = None, keys: object = None, theme: str | None = None,
                  theme_dirs: Sequence[Path] = (), now: Callable[[], dt.datetime] | None = None,
                  poll_interval: float = 0.5, start_poller: bool = True,
                  data_dir: Path | None = None, aaf_hint: str = "",
@@ -141,6 +144,8 @@ class YearChangeApp(App[int]):
         self.rejects = rejects or getattr(client, "rejects", None) or EmptyRejectsSource()
         self.details: DetailSource | None = details or (
             client if callable(getattr(client, "detail", None)) else None)  # type: ignore[assignment]
+        self.school_life: SchoolLifeSource | None = school_life or getattr(
+            client, "school_life", None)
         self.requested_theme = theme
         self.theme_dirs = list(theme_dirs)
         self._now = now or dt.datetime.now
@@ -436,6 +441,14 @@ class YearChangeApp(App[int]):
         """Show one establishment's detail."""
         self.push_screen(DetailScreen(uai))
 
+    def open_school_life(self, uai: str) -> None:
+        """Open the step-5 wizard of one establishment."""
+        if self.school_life is None:
+            self.notify("Assistant de la vie scolaire indisponible : la console n'a pas de "
+                        "base de données (moteur simulé).", severity="warning")
+            return
+        self.push_screen(SchoolLifeScreen(uai))
+
     # -- app actions -----------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -591,6 +604,8 @@ class YearChangeApp(App[int]):
             ("Tout démarquer", "Vider la sélection", "unmark-all", "unmark_all"),
             ("Ouvrir le détail de l'établissement", "Historique, archives, rejets",
              "open-detail", "open_detail"),
+            ("Assistant de la vie scolaire (étape 5)", "Périodes, dates, ce qui manque",
+             "school-life", "school_life"),
             ("Volet du bas suivant", "Progression, rejets, journal", "bottom-pane",
              "cycle_pane"),
         ]
@@ -708,6 +723,7 @@ def run_console(args: argparse.Namespace) -> int:
     from yearchange_tui.cliutil import err, open_database_from_args
     from yearchange_tui.tui.detail_source import DatabaseDetailSource
     from yearchange_tui.tui.rejects_source import open_rejects_source
+    from yearchange_tui.tui.school_life_source import DatabaseSchoolLifeSource
 
     settings, database = open_database_from_args(args)
     client, problems = choose_client(settings, database, getattr(args, "config", None))
@@ -716,7 +732,9 @@ def run_console(args: argparse.Namespace) -> int:
     values = settings.values
     theme, extra_dirs = _theme_setting(values["theme"].value if "theme" in values else None)
     theme = getattr(args, "theme", None) or theme
+    school_life = DatabaseSchoolLifeSource(database, read_only=settings.read_only)
     app = YearChangeApp(client, read_only=settings.read_only, rejects=rejects, details=details,
+                        school_life=school_life,
                         keys=values["keys"].value if "keys" in values else None, theme=theme,
                         theme_dirs=theme_dirs_for(extra_dirs), data_dir=settings.data_dir,
                         aaf_hint=_aaf_hint(database), problems=problems)

@@ -26,7 +26,7 @@ class KeySpec:
     keys: str
     action: str
     label: str
-    scope: str  # app, grid, rejects, log, detail, timeline
+    scope: str  # app, grid, rejects, log, detail, timeline, school-life
     changes_data: bool = False
     show: bool = True
     key_display: str | None = None
@@ -72,6 +72,7 @@ SPECS: tuple[KeySpec, ...] = (
             show=False),
     KeySpec("import-timetable", "I", "import_timetable", "Import EDT", "grid",
             changes_data=True, show=False, key_display="Maj+I"),
+    KeySpec("school-life", "v", "school_life", "Vie scolaire", "grid", show=False),
     # Rejects browser.
     KeySpec("rejects-search", "slash", "search", "Rechercher", "rejects", key_display="/"),
     KeySpec("rejects-detail", "enter", "toggle_detail", "Détail", "rejects", show=False,
@@ -92,6 +93,11 @@ SPECS: tuple[KeySpec, ...] = (
     KeySpec("detail-dry-run", "d", "dry_run", "Passage à blanc", "detail"),
     KeySpec("detail-run-step", "r", "run_step", "Lancer une étape", "detail",
             changes_data=True),
+    KeySpec("detail-school-life", "v", "school_life", "Vie scolaire", "detail"),
+    # Step-5 wizard (vie scolaire).
+    KeySpec("school-life-close", "escape", "close", "Fermer", "school-life",
+            key_display="Échap"),
+    KeySpec("school-life-apply", "f7", "apply", "Valider", "school-life", changes_data=True),
     # Timeline.
     KeySpec("timeline-earlier", "left", "shift(-7)", "Semaine -1", "timeline", show=False,
             key_display="←"),

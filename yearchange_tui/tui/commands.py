@@ -103,9 +103,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
         print_json({"bindings": rows, "problems": problems})
         return EXIT_OK
     scopes = {"app": "partout", "grid": "grille", "rejects": "rejets", "log": "journal",
-              "detail": "détail", "timeline": "calendrier"}
+              "detail": "détail", "timeline": "calendrier", "school-life": "vie scolaire"}
     for row in rows:
-        print(f"{row['id']:<22} {display_keys(row['keys']):<16} {scopes[row['scope']]:<11} "
+        print(f"{row['id']:<22} {display_keys(row['keys']):<16} {scopes[row['scope']]:<13} "
               f"{row['label']}")
     for problem in problems:
         err(f"yearchange : {problem}")

@@ -17,7 +17,8 @@ HELP_TEXTS: dict[str, tuple[str, str]] = {
          "colonne du curseur. Toute action demande confirmation ; les étapes 1 à 3 demandent "
          "de taper le nombre d'établissements (ou l'UAI s'il n'y en a qu'un).\n"
          "/ filtre par texte (UAI, nom, projet), f par état, k par type, o change l'ordre, "
-         "g regroupe par projet, b change le volet du bas (progression, rejets, journal).")),
+         "g regroupe par projet, b change le volet du bas (progression, rejets, journal).\n"
+         "v ouvre l'assistant de la vie scolaire (étape 5) de l'établissement du curseur.")),
     "timeline": (
         "Calendrier de juin à septembre",
         ("Un jour par colonne quand la largeur le permet, sinon plusieurs jours par colonne. "
@@ -41,7 +42,23 @@ HELP_TEXTS: dict[str, tuple[str, str]] = {
         ("L'historique de chaque étape avec les comptes du passage à blanc à côté de ceux de "
          "l'exécution réelle, les archives de l'étape 2 avec leur empreinte SHA-256, les rejets "
          "AAF, les classes probablement héritées de l'année N-1 et l'état du blocage des "
-         "accès. Échap revient à la grille.")),
+         "accès. v ouvre l'assistant de la vie scolaire (étape 5). Échap revient à la "
+         "grille.")),
+    "school-life": (
+        "Assistant de la vie scolaire (étape 5)",
+        ("Pour un établissement, l'année N+1 : le découpage (◉ trimestres ou semestres : "
+         "Espace ou ← → pour changer, les périodes sont alors redécoupées), les dates "
+         "d'ouverture et de fermeture et les dates de chaque période, au format JJ/MM/AAAA. "
+         "Tout est proposé d'après le calendrier du projet (rentrée des élèves, fin d'année), "
+         "ou repris de ce qui est déjà saisi. Une erreur s'affiche sous le champ concerné "
+         "(✗) ; « Recalculer les périodes » les redécoupe d'après les dates saisies.\n"
+         "Dessous : les alternances (semaines A/B) et ce que l'emploi du temps et l'AAF ont "
+         "mis en place (services, cours, professeurs principaux), puis ce qui manque encore "
+         "avant l'ouverture du cahier de textes : ✗ bloque l'étape 5, ! est à compléter.\n"
+         "Tab passe au champ suivant (Entrée aussi). F7 ou le bouton Valider enregistre "
+         "(en demandant avant de remplacer ce qui est déjà saisi), puis refait la "
+         "vérification : l'étape 5 est terminée quand rien de bloquant ne manque. Échap "
+         "ferme sans rien écrire. En mode consultation, rien n'est enregistré.")),
 }
 
 

@@ -201,6 +201,10 @@ class DetailScreen(Screen[None]):
         """Back to the grid."""
         self.dismiss(None)
 
+    def action_school_life(self) -> None:
+        """Open the step-5 wizard of this establishment."""
+        self.console.open_school_life(self.uai)
+
     def action_dry_run(self) -> None:
         """Dry run of this establishment."""
         self.console.confirm_dry_run([self.uai])

@@ -303,6 +303,14 @@ class GridScreen(Screen[None]):
         if self.grid.cursor_uai:
             self.console.open_detail(self.grid.cursor_uai)
 
+    def action_school_life(self) -> None:
+        """Open the step-5 wizard of the establishment under the cursor."""
+        uai = self.grid.cursor_uai
+        if not uai:
+            self.notify("Placez le curseur sur un établissement.", severity="warning")
+            return
+        self.console.open_school_life(uai)
+
     # -- actions on the selection ----------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
