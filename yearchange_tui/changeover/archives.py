@@ -20,11 +20,11 @@ import io
 import itertools
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, case, func, select
+from sqlalchemy import Connection, Select, and_, bindparam, case, func, select
 from sqlalchemy.orm import aliased
 
 from yearchange_tui.changeover.effects import ZipBuilder
@@ -75,9 +75,11 @@ def safe_name(value: str) -> str:
 
 
 _cursor_names = itertools.count(1)
+_compiled_statements: dict[tuple[Any, str], Any] = {}
 
 
-def _stream(connection: Connection, statement: Select[Any]) -> Iterator[tuple[Any, ...]]:
+def _stream(connection: Connection, statement: Select[Any] | Callable[[], Select[Any]],
+            *, cache: str | None = None, **values: Any) -> Iterator[tuple[Any, ...]]:
     """Rows of ``statement`` as the driver returns them, fetched in batches.
 
     The archives read millions of rows and only format them as text: going through the
@@ -85,10 +87,18 @@ def _stream(connection: Connection, statement: Select[Any]) -> Iterator[tuple[An
     rows halves the cost per row. Values are what the driver gives — callers select
     dates already formatted (:func:`_sql_date`) so both databases give the same text.
     On PostgreSQL the cursor is a server-side one, so memory does not grow with the rows.
+
+    Queries run once per class pass a ``cache`` name, build the statement in a callable
+    with ``bindparam`` placeholders and give their ``values``: compiled once per process.
     """
     dialect = connection.dialect
-    compiled = statement.compile(dialect=dialect)
-    params = compiled.construct_params()
+    compiled = _compiled_statements.get((dialect, cache)) if cache else None
+    if compiled is None:
+        built = statement() if callable(statement) else statement
+        compiled = built.compile(dialect=dialect)
+        if cache:
+            _compiled_statements[(dialect, cache)] = compiled
+    params = compiled.construct_params(values or None)
     for name, bind in compiled.binds.items():
         processor = bind.type.bind_processor(dialect)
         if processor is not None and name in params:
@@ -102,7 +112,7 @@ def _stream(connection: Connection, statement: Select[Any]) -> Iterator[tuple[An
     else:
         cursor = driver_connection.cursor()
     try:
-        cursor.execute(str(compiled), arguments)
+        cursor.execute(compiled.string, arguments)
         while rows := cursor.fetchmany(STREAM_ROWS):
             yield from rows
     finally:
@@ -177,36 +187,83 @@ def _attachment_name(file_id: int, original_name: str) -> str:
 
 # -- cahier de textes of one class -------------------------------------------------------
 
+class TextbookBatch:
+    """What the cahiers de textes of a batch of classes share, loaded set-wise once.
+
+    Attachments of their sessions and homework, the classeur activities distributed to
+    them (pages and attachments deflated once for the batch) and how many sessions and
+    homework each class has.
+    """
+
+    def __init__(self, connection: Connection, storage_root: Path,
+                 class_ids: Sequence[int]) -> None:
+        self.attachments: dict[int, dict[tuple[str, int], list[tuple[int, str, str]]]] = {
+            class_id: defaultdict(list) for class_id in class_ids}
+        self.activities: dict[int, list[int]] = {class_id: [] for class_id in class_ids}
+        self.sessions: dict[int, int] = dict.fromkeys(class_ids, 0)
+        self.homework: dict[int, int] = dict.fromkeys(class_ids, 0)
+        if not class_ids:
+            self.catalog = ActivityCatalog(connection, FileCache(storage_root))
+            return
+        wanted = list(class_ids)
+        # Two indexed queries (by session, by homework) rather than one OR over outer
+        # joins, which SQLite answers with a scan of every attachment of the académie.
+        columns = (StoredFile.id, StoredFile.original_name, StoredFile.relative_path)
+        by_session = connection.execute(
+            select(TextbookSession.class_id, TextbookAttachment.session_id, *columns)
+            .join(StoredFile, StoredFile.id == TextbookAttachment.stored_file_id)
+            .join(TextbookSession, TextbookSession.id == TextbookAttachment.session_id)
+            .where(TextbookSession.class_id.in_(wanted))
+            .order_by(StoredFile.id)).all()
+        by_homework = connection.execute(
+            select(Homework.class_id, TextbookAttachment.homework_id, *columns)
+            .join(StoredFile, StoredFile.id == TextbookAttachment.stored_file_id)
+            .join(Homework, Homework.id == TextbookAttachment.homework_id)
+            .where(Homework.class_id.in_(wanted))
+            .order_by(StoredFile.id)).all()
+        for kind, rows in (("session", by_session), ("homework", by_homework)):
+            for class_id, owner_id, file_id, name, path in rows:
+                self.attachments[class_id][(kind, owner_id)].append((file_id, name, path))
+        for class_id, activity_id in connection.execute(
+                select(ActivityDistribution.class_id, ActivityDistribution.activity_id)
+                .where(ActivityDistribution.class_id.in_(wanted)).distinct()):
+            self.activities[class_id].append(activity_id)
+        for model, counts in ((TextbookSession, self.sessions), (Homework, self.homework)):
+            counts.update(connection.execute(
+                select(model.class_id, func.count()).where(model.class_id.in_(wanted))
+                .group_by(model.class_id)).all())
+        self.catalog = ActivityCatalog(connection, FileCache(storage_root))
+        self.catalog.load(activity_id for ids in self.activities.values() for activity_id in ids)
+
+    def is_empty(self, class_id: int) -> bool:
+        """Whether the class has neither session nor homework."""
+        return not self.sessions.get(class_id) and not self.homework.get(class_id)
+
+
 def build_textbook_archive(connection: Connection, storage_root: Path, *, establishment: str,
                            year_label: str, class_id: int, class_code: str,
-                           builder: ZipBuilder) -> None:
-    """The static cahier de textes of a class: sessions, homework, activities, attachments."""
-    teacher = aliased(Person)
-    sessions = _stream(connection, select(
-        TextbookSession.id, _sql_date(connection, TextbookSession.held_on), TextbookSession.title,
-        TextbookSession.content, Subject.label, teacher.last_name, teacher.first_name)
-        .outerjoin(Subject, Subject.id == TextbookSession.subject_id)
-        .outerjoin(teacher, teacher.id == TextbookSession.teacher_id)
-        .where(TextbookSession.class_id == class_id)
-        .order_by(TextbookSession.held_on, TextbookSession.id))
-    attachments: dict[tuple[str, int], list[tuple[int, str, str]]] = defaultdict(list)
-    # Two indexed queries (by session, by homework) rather than one OR over outer joins,
-    # which SQLite answers with a scan of every attachment of the académie.
-    columns = (TextbookAttachment.session_id, TextbookAttachment.homework_id, StoredFile.id,
-               StoredFile.original_name, StoredFile.relative_path)
-    by_session = (select(*columns)
-                  .join(StoredFile, StoredFile.id == TextbookAttachment.stored_file_id)
-                  .join(TextbookSession, TextbookSession.id == TextbookAttachment.session_id)
-                  .where(TextbookSession.class_id == class_id))
-    by_homework = (select(*columns)
-                   .join(StoredFile, StoredFile.id == TextbookAttachment.stored_file_id)
-                   .join(Homework, Homework.id == TextbookAttachment.homework_id)
-                   .where(Homework.class_id == class_id))
-    owned = sorted(connection.execute(by_session).all() + connection.execute(by_homework).all(),
-                   key=lambda row: (row[2], row[0] or 0, row[1] or 0))
-    for owner_session, owner_homework, file_id, name, path in owned:
-        key = ("session", owner_session) if owner_session else ("homework", owner_homework)
-        attachments[key].append((file_id, name, path))
+                           builder: ZipBuilder, batch: TextbookBatch | None = None) -> None:
+    """The static cahier de textes of a class: sessions, homework, activities, attachments.
+
+    ``batch`` holds what the classes archived together share; without one, the class is
+    loaded on its own.
+    """
+    if batch is None:
+        batch = TextbookBatch(connection, storage_root, [class_id])
+
+    def sessions_query() -> Select[Any]:
+        teacher = aliased(Person)
+        return (select(TextbookSession.id, _sql_date(connection, TextbookSession.held_on),
+                       TextbookSession.title, TextbookSession.content, Subject.label,
+                       teacher.last_name, teacher.first_name)
+                .outerjoin(Subject, Subject.id == TextbookSession.subject_id)
+                .outerjoin(teacher, teacher.id == TextbookSession.teacher_id)
+                .where(TextbookSession.class_id == bindparam("class_id"))
+                .order_by(TextbookSession.held_on, TextbookSession.id))
+
+    sessions = _stream(connection, sessions_query, cache="textbook-sessions",
+                       class_id=class_id)
+    attachments = batch.attachments.get(class_id, {})
     copied: set[int] = set()
 
     def attach(key: tuple[str, int]) -> str:
@@ -231,11 +288,12 @@ def build_textbook_archive(connection: Connection, storage_root: Path, *, establ
         index_sessions.append(f'<tr><td>{held_on}</td><td>{html.escape(subject or "")}'
                               f'</td><td><a href="{page}">{html.escape(title)}</a></td></tr>')
 
-    homeworks = _stream(connection, select(
+    homeworks = _stream(connection, lambda: select(
         Homework.id, _sql_date(connection, Homework.given_on),
         _sql_date(connection, Homework.due_on), Homework.description, Subject.label)
         .outerjoin(Subject, Subject.id == Homework.subject_id)
-        .where(Homework.class_id == class_id).order_by(Homework.due_on, Homework.id))
+        .where(Homework.class_id == bindparam("class_id"))
+        .order_by(Homework.due_on, Homework.id), cache="textbook-homework", class_id=class_id)
     index_homework: list[str] = []
     for number, (homework_id, given_on, due_on, description, subject) in enumerate(
             homeworks, start=1):
@@ -248,8 +306,8 @@ def build_textbook_archive(connection: Connection, storage_root: Path, *, establ
         index_homework.append(f'<tr><td>{due_on}</td><td>{html.escape(subject or "")}'
                               f'</td><td><a href="{page}">{html.escape(description)}</a></td></tr>')
 
-    index_activities = _activities(connection, storage_root, builder, copied,
-                                   ActivityDistribution.class_id == class_id, prefix="activites")
+    index_activities = batch.catalog.write(builder, batch.activities.get(class_id, []), set(),
+                                           prefix="activites")
     body = (f"<h1>Cahier de textes — classe {html.escape(class_code)}</h1>"
             f"<p>{html.escape(establishment)} — année scolaire {year_label}</p>"
             f"<h2>Séances ({len(index_sessions)})</h2><table><tr><th>Date</th><th>Matière</th>"
@@ -423,19 +481,21 @@ def build_roll_calls(connection: Connection, establishment_id: int, school_year_
 def build_grade_reports(connection: Connection, establishment_id: int, school_year_id: int,
                         builder: ZipBuilder) -> None:
     """Relevés d'évaluations: one CSV per class, one line per grade."""
-    student = aliased(Person)
+    def grades_query() -> Select[Any]:
+        student = aliased(Person)
+        return (select(student.last_name, student.first_name, Period.name, Subject.label,
+                       Assessment.title, _sql_date(connection, Assessment.given_on),
+                       Assessment.coefficient, Grade.score, Assessment.max_score, Grade.status)
+                .select_from(Grade).join(Assessment, Assessment.id == Grade.assessment_id)
+                .join(student, student.id == Grade.student_id)
+                .outerjoin(Period, Period.id == Assessment.period_id)
+                .outerjoin(Subject, Subject.id == Assessment.subject_id)
+                .where(Assessment.class_id == bindparam("class_id"))
+                .order_by(student.last_name, student.first_name, student.id,
+                          Assessment.given_on, Assessment.id))
+
     for class_id, code in _classes(connection, establishment_id, school_year_id):
-        rows = _stream(connection, select(
-            student.last_name, student.first_name, Period.name, Subject.label, Assessment.title,
-            _sql_date(connection, Assessment.given_on), Assessment.coefficient, Grade.score,
-            Assessment.max_score, Grade.status)
-            .select_from(Grade).join(Assessment, Assessment.id == Grade.assessment_id)
-            .join(student, student.id == Grade.student_id)
-            .outerjoin(Period, Period.id == Assessment.period_id)
-            .outerjoin(Subject, Subject.id == Assessment.subject_id)
-            .where(Assessment.class_id == class_id)
-            .order_by(student.last_name, student.first_name, student.id, Assessment.given_on,
-                      Assessment.id))
+        rows = _stream(connection, grades_query, cache="grades", class_id=class_id)
         builder.add_bytes(f"releve-evaluations-{safe_name(code)}.csv", csv_bytes(
             ["Élève", "Période", "Matière", "Évaluation", "Date", "Coefficient", "Note", "Sur",
              "Mention"],

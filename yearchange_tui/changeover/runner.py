@@ -432,15 +432,21 @@ class _QueueObserver:
 
 def _run_unit_in_worker(url: str, storage_root: str, now: dt.datetime | None, step: Step,
                         establishment: EstablishmentRef, events: Any) -> UnitOutcome:
-    """Run one unit in a worker process, with its own database connection."""
+    """Run one unit in a worker process, with its own database connection.
+
+    A worker keeps its database (engine, pooled connection, compiled statements) for the
+    units that follow; it is closed when the pool ends the process.
+    """
     from yearchange_tui.ent.database import open_database
 
-    database = open_database(url, migrate=False)
-    try:
-        runner = ChangeoverRunner(database, Path(storage_root), _QueueObserver(events), now)
-        return runner.run_unit(step, establishment)
-    finally:
-        database.dispose()
+    database = _worker_databases.get(url)
+    if database is None:
+        database = _worker_databases[url] = open_database(url, migrate=False)
+    runner = ChangeoverRunner(database, Path(storage_root), _QueueObserver(events), now)
+    return runner.run_unit(step, establishment)
+
+
+_worker_databases: dict[str, Database] = {}
 
 
 def unit_table(database: Database) -> list[dict[str, Any]]:

@@ -274,7 +274,7 @@ def archive_phases(ctx: UnitContext) -> list[Phase]:
     for start in range(0, len(classes), TEXTBOOK_BATCH):
         batch = classes[start:start + TEXTBOOK_BATCH]
         phases.append((f"cahiers-de-textes:{batch[0][1]}..{batch[-1][1]}",
-                       _all_of([_textbook_phase(class_id, code) for class_id, code in batch])))
+                       _textbook_phase(batch)))
     students = _students(ctx)
     for start in range(0, len(students), BINDER_BATCH):
         batch = students[start:start + BINDER_BATCH]
@@ -294,26 +294,26 @@ def _all_of(parts: list[Callable[[UnitContext], None]]) -> Callable[[UnitContext
     return run
 
 
-def _textbook_phase(class_id: int, code: str) -> Callable[[UnitContext], None]:
+def _textbook_phase(batch: Sequence[tuple[int, str]]) -> Callable[[UnitContext], None]:
+    """The cahiers de textes of a batch of classes, one archive per class."""
     def run(ctx: UnitContext) -> None:
         rubric_id = _archive_rubric_ids(ctx).get(ArchiveRubric.TEXTBOOKS)
         storage = ctx.effects.storage_root
-        counts = ctx.connection.execute(select(
-            select(func.count()).select_from(TextbookSession)
-            .where(TextbookSession.class_id == class_id).scalar_subquery(),
-            select(func.count()).select_from(Homework)
-            .where(Homework.class_id == class_id).scalar_subquery())).one()
-        if counts[0] == 0 and counts[1] == 0:
-            ctx.warn(f"Cahier de textes de la classe {code} vide : l'archive ne contiendra "
-                     "que son sommaire.")
-        _write(ctx, key=f"cahier-de-textes:{code}", kind="cahier de textes",
-               path=_archive_path(ctx, "cahiers-de-textes",
-                                  f"cahier-de-textes-{build.safe_name(code)}-{ctx.year_label}.zip"),
-               rubric_id=rubric_id, title=f"Cahier de textes {code} {ctx.year_label}",
-               builder=lambda zip_builder: build.build_textbook_archive(
-                   ctx.connection, storage, establishment=ctx.establishment_name,
-                   year_label=ctx.year_label, class_id=class_id, class_code=code,
-                   builder=zip_builder))
+        shared = build.TextbookBatch(ctx.connection, storage, [class_id for class_id, _ in batch])
+        for class_id, code in batch:
+            if shared.is_empty(class_id):
+                ctx.warn(f"Cahier de textes de la classe {code} vide : l'archive ne contiendra "
+                         "que son sommaire.")
+            _write(ctx, key=f"cahier-de-textes:{code}", kind="cahier de textes",
+                   path=_archive_path(ctx, "cahiers-de-textes",
+                                      f"cahier-de-textes-{build.safe_name(code)}-"
+                                      f"{ctx.year_label}.zip"),
+                   rubric_id=rubric_id, title=f"Cahier de textes {code} {ctx.year_label}",
+                   builder=lambda zip_builder, class_id=class_id, code=code:
+                   build.build_textbook_archive(
+                       ctx.connection, storage, establishment=ctx.establishment_name,
+                       year_label=ctx.year_label, class_id=class_id, class_code=code,
+                       builder=zip_builder, batch=shared))
     return run
 
 
