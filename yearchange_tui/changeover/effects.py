@@ -252,6 +252,7 @@ class RealEffects(Effects):
     def __init__(self, storage_root: Path, tally: Tally) -> None:
         super().__init__(storage_root, tally)
         self.pending_archives: list[tuple[Any, ...]] = []
+        self._made_folders: set[Path] = set()
 
     def make_durable(self) -> None:
         """Flush the files this phase wrote (and their renames) to stable storage."""
@@ -278,7 +279,9 @@ class RealEffects(Effects):
     def write_archive(self, connection, *, key, kind, relative_path, establishment_id, build,
                       rubric_id, title, created_at, school_year_id=None):  # type: ignore[no-untyped-def]
         path = self._safe_path(relative_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent not in self._made_folders:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._made_folders.add(path.parent)
         temporary = path.with_name(f".{path.name}.part")
         with temporary.open("wb") as raw:
             sink = _SinkWriter(raw)

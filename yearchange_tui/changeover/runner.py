@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from yearchange_tui.changeover.audit import audit
@@ -41,7 +41,7 @@ from yearchange_tui.changeover.units import (
 )
 from yearchange_tui.changeover.verify import archive_problems
 from yearchange_tui.ent.database import Database
-from yearchange_tui.ent.models import Establishment, SchoolYear
+from yearchange_tui.ent.models import Establishment, Person, SchoolYear
 
 DRY_RUN_STEPS = (Step.PURGE_TRASH, Step.ARCHIVE, Step.DELETE_OBSOLETE)
 GUARD_ARCHIVES = "archives-invalides"
@@ -241,15 +241,27 @@ class ChangeoverRunner:
         forwarder.start()
         try:
             with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                futures = [pool.submit(_run_unit_in_worker, self.database.url,
-                                       str(self.storage_root), self.fixed_now, step, ref, events)
-                           for ref in establishments]
-                outcomes = [future.result() for future in futures]
+                # Largest establishments first, so no worker is left alone with a big one
+                # at the end; outcomes are still returned in the given order.
+                sizes = self._establishment_sizes()
+                futures = {ref.id: pool.submit(_run_unit_in_worker, self.database.url,
+                                               str(self.storage_root), self.fixed_now, step,
+                                               ref, events)
+                           for ref in sorted(establishments,
+                                             key=lambda ref: -sizes.get(ref.id, 0))}
+                outcomes = [futures[ref.id].result() for ref in establishments]
         finally:
             events.put(None)
             forwarder.join(timeout=10)
             manager.shutdown()
         return outcomes
+
+    def _establishment_sizes(self) -> dict[int, int]:
+        """People per establishment: how the work of a unit grows."""
+        with self.database.session() as session:
+            return {row[0]: int(row[1]) for row in session.execute(
+                select(Person.establishment_id, func.count())
+                .group_by(Person.establishment_id)).all() if row[0] is not None}
 
     def run_unit(self, step: Step, establishment: EstablishmentRef) -> UnitOutcome:
         """Run (or resume) one unit. A unit that is done is left as it is."""
