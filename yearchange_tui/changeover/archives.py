@@ -208,21 +208,16 @@ class TextbookBatch:
         wanted = list(class_ids)
         # Two indexed queries (by session, by homework) rather than one OR over outer
         # joins, which SQLite answers with a scan of every attachment of the académie.
-        columns = (StoredFile.id, StoredFile.original_name, StoredFile.relative_path)
-        by_session = connection.execute(
-            select(TextbookSession.class_id, TextbookAttachment.session_id, *columns)
-            .join(StoredFile, StoredFile.id == TextbookAttachment.stored_file_id)
-            .join(TextbookSession, TextbookSession.id == TextbookAttachment.session_id)
-            .where(TextbookSession.class_id.in_(wanted))
-            .order_by(StoredFile.id)).all()
-        by_homework = connection.execute(
-            select(Homework.class_id, TextbookAttachment.homework_id, *columns)
-            .join(StoredFile, StoredFile.id == TextbookAttachment.stored_file_id)
-            .join(Homework, Homework.id == TextbookAttachment.homework_id)
-            .where(Homework.class_id.in_(wanted))
-            .order_by(StoredFile.id)).all()
-        for kind, rows in (("session", by_session), ("homework", by_homework)):
-            for class_id, owner_id, file_id, name, path in rows:
+        owners: tuple[tuple[str, Any, Any], ...] = (
+            ("session", TextbookSession, TextbookAttachment.session_id),
+            ("homework", Homework, TextbookAttachment.homework_id))
+        for kind, owner, owner_id_column in owners:
+            for class_id, owner_id, file_id, name, path in connection.execute(
+                    select(owner.class_id, owner_id_column, StoredFile.id,
+                           StoredFile.original_name, StoredFile.relative_path)
+                    .join(StoredFile, StoredFile.id == TextbookAttachment.stored_file_id)
+                    .join(owner, owner.id == owner_id_column)
+                    .where(owner.class_id.in_(wanted)).order_by(StoredFile.id)):
                 self.attachments[class_id][(kind, owner_id)].append((file_id, name, path))
         for class_id, activity_id in connection.execute(
                 select(ActivityDistribution.class_id, ActivityDistribution.activity_id)
