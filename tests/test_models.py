@@ -118,9 +118,8 @@ def test_rights_are_held_by_exactly_one_of_user_or_group(database_url: str) -> N
                 RubricRight(rubric_id=rubric.id, person_id=teacher.id, role=RubricRole.WRITER),
                 RubricRight(rubric_id=rubric.id, group_id=group.id, role=RubricRole.MANAGER),
             ])
-        with pytest.raises(IntegrityError):
-            with database.session() as session:
-                session.add(RubricRight(rubric_id=rubric.id, role=RubricRole.VISITOR))
+        with pytest.raises(IntegrityError), database.session() as session:
+            session.add(RubricRight(rubric_id=rubric.id, role=RubricRole.VISITOR))
         with database.session() as session:
             roles = session.scalars(select(RubricRight.role).order_by(RubricRight.role)).all()
             assert roles == [RubricRole.MANAGER, RubricRole.WRITER]
@@ -134,10 +133,9 @@ def test_an_ine_belongs_to_one_person(database_url: str) -> None:
         with database.session() as session:
             establishment, _ = _frame(session)
             session.add(_person(establishment, "s1", PersonKind.STUDENT, "123456789AB"))
-        with pytest.raises(IntegrityError):
-            with database.session() as session:
-                establishment = session.scalars(select(Establishment)).one()
-                session.add(_person(establishment, "s2", PersonKind.STUDENT, "123456789AB"))
+        with pytest.raises(IntegrityError), database.session() as session:
+            establishment = session.scalars(select(Establishment)).one()
+            session.add(_person(establishment, "s2", PersonKind.STUDENT, "123456789AB"))
     finally:
         database.dispose()
 

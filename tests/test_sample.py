@@ -171,8 +171,7 @@ def test_the_filler_works_on_every_backend(database_url: str, tmp_path: Path) ->
         with database.engine.begin() as connection:
             connection.execute(text(
                 "INSERT INTO subjects (code, label, short_label) VALUES ('777777', 'X', 'X')"))
-        with pytest.raises(SampleDatabaseNotEmptyError):
-            with database.engine.begin() as connection:
-                fill_database(connection, tmp_path / "storage2", academy)
+        with pytest.raises(SampleDatabaseNotEmptyError), database.engine.begin() as connection:
+            fill_database(connection, tmp_path / "storage2", academy)
     finally:
         database.dispose()

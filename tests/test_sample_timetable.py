@@ -77,7 +77,7 @@ def teacher_ids(establishment: SampleEstablishment) -> set[str]:
 
 
 def popcount(value: int) -> int:
-    return bin(value).count("1")
+    return value.bit_count()
 
 
 # --------------------------------------------------------------------------------------

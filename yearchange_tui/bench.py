@@ -30,29 +30,29 @@ STEP3_COUNT_SUFFIX = "supprimé"
 
 # The same rows step 3 deletes, as plain SQL (the floor). :e establishment, :y year N.
 _RAW_STEP3 = (
-    "DELETE FROM rubric_rights WHERE group_id IN (SELECT id FROM groups WHERE establishment_id=:e "
-    "AND ((kind='free' AND lifetime='school_year' AND id NOT IN (SELECT group_id FROM "
-    "teaching_services WHERE group_id IS NOT NULL)) OR kind='option'))",
-    "DELETE FROM group_managers WHERE group_id IN (SELECT id FROM groups WHERE establishment_id=:e "
-    "AND ((kind='free' AND lifetime='school_year' AND id NOT IN (SELECT group_id FROM "
-    "teaching_services WHERE group_id IS NOT NULL)) OR kind='option'))",
-    "DELETE FROM group_memberships WHERE group_id IN (SELECT id FROM groups WHERE "
-    "establishment_id=:e AND ((kind='free' AND lifetime='school_year' AND id NOT IN (SELECT "
-    "group_id FROM teaching_services WHERE group_id IS NOT NULL)) OR kind='option'))",
-    "DELETE FROM groups WHERE establishment_id=:e AND ((kind='free' AND lifetime='school_year' "
-    "AND id NOT IN (SELECT group_id FROM teaching_services WHERE group_id IS NOT NULL)) "
-    "OR kind='option')",
+    ("DELETE FROM rubric_rights WHERE group_id IN (SELECT id FROM groups WHERE establishment_id=:e "
+     "AND ((kind='free' AND lifetime='school_year' AND id NOT IN (SELECT group_id FROM "
+     "teaching_services WHERE group_id IS NOT NULL)) OR kind='option'))"),
+    ("DELETE FROM group_managers WHERE group_id IN (SELECT id FROM groups WHERE establishment_id=:e "
+     "AND ((kind='free' AND lifetime='school_year' AND id NOT IN (SELECT group_id FROM "
+     "teaching_services WHERE group_id IS NOT NULL)) OR kind='option'))"),
+    ("DELETE FROM group_memberships WHERE group_id IN (SELECT id FROM groups WHERE "
+     "establishment_id=:e AND ((kind='free' AND lifetime='school_year' AND id NOT IN (SELECT "
+     "group_id FROM teaching_services WHERE group_id IS NOT NULL)) OR kind='option'))"),
+    ("DELETE FROM groups WHERE establishment_id=:e AND ((kind='free' AND lifetime='school_year' "
+     "AND id NOT IN (SELECT group_id FROM teaching_services WHERE group_id IS NOT NULL)) "
+     "OR kind='option')"),
     "DELETE FROM course_replacements WHERE establishment_id=:e AND school_year_id<=:y",
     "DELETE FROM attendance_events WHERE establishment_id=:e AND school_year_id<=:y",
     "DELETE FROM roll_calls WHERE establishment_id=:e AND school_year_id<=:y",
     "DELETE FROM courses WHERE establishment_id=:e AND school_year_id<=:y",
     "DELETE FROM teaching_services WHERE establishment_id=:e AND school_year_id<=:y",
     "DELETE FROM alternations WHERE establishment_id=:e AND school_year_id<=:y",
-    "DELETE FROM grades WHERE assessment_id IN (SELECT id FROM assessments WHERE "
-    "establishment_id=:e AND school_year_id<=:y)",
+    ("DELETE FROM grades WHERE assessment_id IN (SELECT id FROM assessments WHERE "
+     "establishment_id=:e AND school_year_id<=:y)"),
     "DELETE FROM assessments WHERE establishment_id=:e AND school_year_id<=:y",
-    "DELETE FROM report_card_lines WHERE report_card_id IN (SELECT id FROM report_cards WHERE "
-    "establishment_id=:e AND school_year_id<=:y)",
+    ("DELETE FROM report_card_lines WHERE report_card_id IN (SELECT id FROM report_cards WHERE "
+     "establishment_id=:e AND school_year_id<=:y)"),
     "DELETE FROM report_cards WHERE establishment_id=:e AND school_year_id<=:y",
     "DELETE FROM report_card_templates WHERE establishment_id=:e AND school_year_id<=:y",
     "DELETE FROM skill_assessments WHERE establishment_id=:e AND school_year_id<=:y",
@@ -60,29 +60,29 @@ _RAW_STEP3 = (
     "DELETE FROM sanctions WHERE establishment_id=:e AND school_year_id<=:y",
     "DELETE FROM punishments WHERE establishment_id=:e AND school_year_id<=:y",
     "DELETE FROM mail_merges WHERE establishment_id=:e AND school_year_id<=:y",
-    "DELETE FROM epi_members WHERE epi_id IN (SELECT id FROM epis WHERE establishment_id=:e "
-    "AND school_year_id<=:y)",
+    ("DELETE FROM epi_members WHERE epi_id IN (SELECT id FROM epis WHERE establishment_id=:e "
+     "AND school_year_id<=:y)"),
     "DELETE FROM epis WHERE establishment_id=:e AND school_year_id<=:y",
     "DELETE FROM class_councils WHERE establishment_id=:e AND school_year_id<=:y",
     "DELETE FROM head_teachers WHERE establishment_id=:e AND school_year_id<=:y",
     "DELETE FROM periods WHERE establishment_id=:e AND school_year_id<=:y",
     "DELETE FROM opening_dates WHERE establishment_id=:e AND school_year_id<=:y",
-    "DELETE FROM class_memberships WHERE class_id IN (SELECT id FROM classes WHERE "
-    "establishment_id=:e AND school_year_id<=:y)",
+    ("DELETE FROM class_memberships WHERE class_id IN (SELECT id FROM classes WHERE "
+     "establishment_id=:e AND school_year_id<=:y)"),
     "DELETE FROM classes WHERE establishment_id=:e AND school_year_id<=:y",
     "DELETE FROM import_reports WHERE establishment_id=:e AND school_year_id<=:y",
     "DELETE FROM doomed_files",
-    "INSERT INTO doomed_files SELECT stored_file_id FROM credentials_files WHERE "
-    "establishment_id=:e AND school_year_id<=:y",
+    ("INSERT INTO doomed_files SELECT stored_file_id FROM credentials_files WHERE "
+     "establishment_id=:e AND school_year_id<=:y"),
     "DELETE FROM credentials_files WHERE establishment_id=:e AND school_year_id<=:y",
-    "DELETE FROM message_copies WHERE folder_id IN (SELECT f.id FROM message_folders f JOIN "
-    "people p ON p.id=f.owner_id WHERE f.kind='archived' AND p.establishment_id=:e "
-    "AND p.message_archive_policy='school_year')",
+    ("DELETE FROM message_copies WHERE folder_id IN (SELECT f.id FROM message_folders f JOIN "
+     "people p ON p.id=f.owner_id WHERE f.kind='archived' AND p.establishment_id=:e "
+     "AND p.message_archive_policy='school_year')"),
     "DELETE FROM address_book_entries WHERE establishment_id=:e",
-    "INSERT INTO doomed_files SELECT stored_file_id FROM photos WHERE establishment_id=:e AND "
-    "person_id IN (SELECT id FROM people WHERE kind='student')",
-    "DELETE FROM photos WHERE establishment_id=:e AND person_id IN (SELECT id FROM people WHERE "
-    "kind='student')",
+    ("INSERT INTO doomed_files SELECT stored_file_id FROM photos WHERE establishment_id=:e AND "
+     "person_id IN (SELECT id FROM people WHERE kind='student')"),
+    ("DELETE FROM photos WHERE establishment_id=:e AND person_id IN (SELECT id FROM people WHERE "
+     "kind='student')"),
     "DELETE FROM stored_files WHERE id IN (SELECT id FROM doomed_files)",
 )
 

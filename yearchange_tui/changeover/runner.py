@@ -319,7 +319,7 @@ class ChangeoverRunner:
                     connection.execute(update(StepUnit).where(StepUnit.id == unit_id).values(
                         checkpoint=json.dumps(state, ensure_ascii=False, sort_keys=True),
                         progress_done=index))
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - any failure is recorded on the unit
                 return self._fail(unit_id, establishment, step, f"phase « {name} » : {error}")
             self._remove_pending_files(unit_id, state)
             self.observer.notify(UnitProgressed(uai, step.value, index, len(phases)))

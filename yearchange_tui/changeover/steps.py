@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Column, Connection, Table, and_, func, not_, or_, select
+from sqlalchemy import Column, Connection, Table, and_, not_, or_, select
 from sqlalchemy.orm import aliased
 
 from yearchange_tui.changeover import archives as build
@@ -51,7 +51,6 @@ from yearchange_tui.ent.models import (
     GroupManager,
     GroupMembership,
     HeadTeacher,
-    Homework,
     ImportReport,
     MailMerge,
     MessageArchivePolicy,
@@ -78,7 +77,6 @@ from yearchange_tui.ent.models import (
     SkillAssessment,
     StoredFile,
     TeachingService,
-    TextbookSession,
     TrashEntry,
     TrashReason,
 )

@@ -38,7 +38,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 from yearchange_tui.ent.uai import make_uai
 from yearchange_tui.sample.roster import (
@@ -233,7 +233,7 @@ class _ChunkedKindWriter:
         self._chunk = -1
         self.paths: list[Path] = []
 
-    def __enter__(self) -> _ChunkedKindWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -298,8 +298,8 @@ class _ChunkedKindWriter:
             self._open_chunk()
         lines = [
             "<addRequest>",
-            f'<operationalAttributes><attr name="{self._format.category_attribute}">'
-            f"<value>{self._format.category_value}</value></attr></operationalAttributes>",
+            (f'<operationalAttributes><attr name="{self._format.category_attribute}">'
+             f"<value>{self._format.category_value}</value></attr></operationalAttributes>"),
             f"<identifier><id>{_escape(record.identifier)}</id></identifier>",
             "<attributes>",
             *(_render_attribute(name, values) for name, values in record.attributes),

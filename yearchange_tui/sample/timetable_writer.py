@@ -726,8 +726,7 @@ def _fr_date(day: dt.date | None) -> str:
 def _denomination(establishment: SampleEstablishment) -> str:
     name = establishment.name
     for prefix in ("Collège ", "Lycée "):
-        if name.startswith(prefix):
-            name = name[len(prefix):]
+        name = name.removeprefix(prefix)
     return _upper_ascii(name)
 
 
@@ -780,11 +779,10 @@ def _write_sts_nomenclatures(xml: _XmlWriter, plan: _Plan) -> None:
                 with xml.element("CIVILITE", {"CODE": code}):
                     xml.leaf("LIBELLE_COURT", short)
                     xml.leaf("LIBELLE_LONG", long)
-        with xml.element("MODS_COURS"):
-            with xml.element("MOD_COURS", {"CODE": "CG"}):
-                xml.leaf("LIBELLE_COURT", "COURS GEN")
-                xml.leaf("LIBELLE_LONG", "COURS GENERAL")
-                xml.leaf("CO_ENS", "false")
+        with xml.element("MODS_COURS"), xml.element("MOD_COURS", {"CODE": "CG"}):
+            xml.leaf("LIBELLE_COURT", "COURS GEN")
+            xml.leaf("LIBELLE_LONG", "COURS GENERAL")
+            xml.leaf("CO_ENS", "false")
         with xml.element("MATIERES"):
             for subject in plan.subjects:
                 with xml.element("MATIERE", {"CODE": subject.code}):
