@@ -14,39 +14,12 @@ Severities:
 
 from __future__ import annotations
 
-import enum
-import string
 from collections.abc import Mapping
-from dataclasses import dataclass
 
+from yearchange_tui.importing.rules import Rule, RuleBook, Severity, format_template
 
-class Severity(enum.StrEnum):
-    """How serious a reject is (stored as its French word)."""
-
-    FILE = "fichier"
-    ERROR = "erreur"
-    WARNING = "avertissement"
-    INFO = "information"
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One validation rule.
-
-    Attributes:
-        code: the stable code (``AAF-NAISSANCE-MANQUANTE``).
-        severity: what happens to the record or the delivery.
-        title: a short French label.
-        explanation: French template of the explanation (``{record}``, ``{value}``…).
-        action: French template of what support staff should do.
-    """
-
-    code: str
-    severity: Severity
-    title: str
-    explanation: str
-    action: str
-
+__all__ = ["RECORD_SEVERITIES", "RULES", "RULE_BOOK", "Rule", "Severity", "explain",
+           "format_template", "rules_table", "severity_of"]
 
 _RENEW = "Demander au rectorat une nouvelle livraison ; rien n'a été importé."
 _SIECLE_NAMES = ("Renseigner le champ dans SIECLE (élèves, responsables) ou STS-web (personnels) ; "
@@ -213,44 +186,14 @@ _RULE_LIST: tuple[Rule, ...] = (
          "dans STS-web ; sinon affecter les élèves dans SIECLE."),
 )
 
-RULES: Mapping[str, Rule] = {rule.code: rule for rule in _RULE_LIST}
+RULE_BOOK = RuleBook(_RULE_LIST)
+"""The rule book: lookup, explanations, documented table."""
+
+RULES: Mapping[str, Rule] = RULE_BOOK.rules
 """Every rule by code, in documentation order."""
 
 RECORD_SEVERITIES = (Severity.ERROR, Severity.WARNING, Severity.INFO)
 
-
-class _Missing(dict):  # type: ignore[type-arg]
-    def __missing__(self, key: str) -> str:
-        return "?"
-
-
-def format_template(template: str, params: Mapping[str, object]) -> str:
-    """Fill a French explanation or action template; a missing value shows as ``?``."""
-    values = _Missing({key: "" if value is None else value for key, value in params.items()})
-    return string.Formatter().vformat(template, (), values)
-
-
-def explain(code: str, **params: object) -> tuple[str, str]:
-    """Return the French explanation and suggested action of a reject.
-
-    Args:
-        code: a code of :data:`RULES`.
-        **params: values for the templates (``record``, ``value``, ``attribute``…);
-            a missing one is shown as ``?``.
-
-    Returns:
-        ``(explanation, action)``.
-    """
-    rule = RULES[code]
-    return format_template(rule.explanation, params), format_template(rule.action, params)
-
-
-def severity_of(code: str) -> Severity:
-    """The severity of a code."""
-    return RULES[code].severity
-
-
-def rules_table() -> list[dict[str, str]]:
-    """The documented table (code, severity, title, explanation template, action)."""
-    return [{"code": rule.code, "severity": rule.severity.value, "title": rule.title,
-             "explanation": rule.explanation, "action": rule.action} for rule in _RULE_LIST]
+explain = RULE_BOOK.explain
+severity_of = RULE_BOOK.severity_of
+rules_table = RULE_BOOK.table

@@ -18,23 +18,11 @@ CSV, EDT) ») whatever the format (EDT, UDT or STS-web).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
-from yearchange_tui.aaf.rules import Severity, format_template
+from yearchange_tui.importing.rules import Rule, RuleBook, Severity
 
-__all__ = ["RULES", "Rule", "Severity", "explain", "rules_table", "severity_of"]
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One rule: stable code, severity, short title, French templates."""
-
-    code: str
-    severity: Severity
-    title: str
-    explanation: str
-    action: str
-
+__all__ = ["RULES", "RULE_BOOK", "Rule", "Severity", "explain", "rules_table",
+           "severity_of"]
 
 _NEW_EXPORT = ("Refaire l'export depuis le logiciel d'emploi du temps (EDT, UnDeuxTemps ou "
                "STS-web) ; rien n'a été importé.")
@@ -170,28 +158,12 @@ _RULE_LIST: tuple[Rule, ...] = (
          "Vérifier le fichier déposé ; aucune action si c'est le bon."),
 )
 
-RULES: Mapping[str, Rule] = {rule.code: rule for rule in _RULE_LIST}
+RULE_BOOK = RuleBook(_RULE_LIST)
+"""The rule book: lookup, explanations, documented table."""
+
+RULES: Mapping[str, Rule] = RULE_BOOK.rules
 """Every timetable rule by code, in documentation order."""
 
-
-def explain(code: str, **params: object) -> tuple[str, str]:
-    """Return the French explanation and suggested action of a code.
-
-    Args:
-        code: a code of :data:`RULES`.
-        **params: template values (``record``, ``value``, ``detail``…); a missing one
-            is shown as ``?``.
-    """
-    rule = RULES[code]
-    return format_template(rule.explanation, params), format_template(rule.action, params)
-
-
-def severity_of(code: str) -> Severity:
-    """The severity of a code."""
-    return RULES[code].severity
-
-
-def rules_table() -> list[dict[str, str]]:
-    """The documented table (code, severity, title, explanation template, action)."""
-    return [{"code": rule.code, "severity": rule.severity.value, "title": rule.title,
-             "explanation": rule.explanation, "action": rule.action} for rule in _RULE_LIST]
+explain = RULE_BOOK.explain
+severity_of = RULE_BOOK.severity_of
+rules_table = RULE_BOOK.table
