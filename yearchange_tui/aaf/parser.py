@@ -31,7 +31,13 @@ from typing import Any, BinaryIO
 
 from lxml import etree
 
-from yearchange_tui.aaf.rules import explain
+from yearchange_tui.aaf.rules import RULE_BOOK
+from yearchange_tui.importing.xmlsafe import (
+    SAFE_PARSER_OPTIONS,
+    FileRefusals,
+    RefusedFileError,
+    line_of,
+)
 
 ROOT_TAG = "ficAlimMENESR"
 REQUEST_TAGS: dict[str, str] = {"addRequest": "add", "modifyRequest": "modify",
@@ -39,7 +45,6 @@ REQUEST_TAGS: dict[str, str] = {"addRequest": "add", "modifyRequest": "modify",
 _REQUEST_TAG_TUPLE = tuple(REQUEST_TAGS)
 STANDARD_DOCTYPE = re.compile(
     rb"""<!DOCTYPE\s+ficAlimMENESR\s+SYSTEM\s+(["'])ficAlimMENESR\.dtd\1\s*>""")
-_XML_DECLARATION = re.compile(rb"""^<\?xml\s[^>]*?encoding\s*=\s*(["'])([A-Za-z0-9._:-]+)\1""")
 _HEADER_FIELD = re.compile(r"""([A-Za-z][A-Za-z0-9_]*)\s*=\s*"([^"]*)\"""")
 _ENTITY = re.compile(rb"&(?!(?:amp|lt|gt|quot|apos);)([A-Za-z][A-Za-z0-9]{0,31});")
 _XML_ENTITIES = frozenset((b"amp", b"lt", b"gt", b"quot", b"apos"))
@@ -52,35 +57,17 @@ _PROLOGUE_BYTES = 64 * 1024
 _PRESCAN_LIMIT = 4 * 1024 * 1024
 _PRESCAN_STEP = 4096
 _READ_BYTES = 256 * 1024
-_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
-         (codecs.BOM_UTF8, "UTF-8"), (codecs.BOM_UTF16_LE, "UTF-16"),
-         (codecs.BOM_UTF16_BE, "UTF-16"))
-_PARSER_OPTIONS = {"resolve_entities": False, "no_network": True, "load_dtd": False,
-                   "huge_tree": False, "remove_pis": True}
-_ENCODING_HINTS = ("encoding", "utf-8", "utf8", "not proper", "bytes", "char 0x",
-                   "invalid character", "codec")
 
 
-class AafFileError(Exception):
-    """A file (or the delivery) refused whole: stable ``code``, French message, place.
+class AafFileError(RefusedFileError):
+    """A file (or the delivery) refused whole, with a code of :mod:`~yearchange_tui.aaf.rules`."""
 
-    Attributes:
-        code: a file-level code of :data:`yearchange_tui.aaf.rules.RULES`.
-        file: the file name as shown to operators.
-        line: the offending line, when known.
-        message: the French explanation.
-        action: what to do.
-    """
+    rule_book = RULE_BOOK
 
-    def __init__(self, code: str, file: str = "", line: int | None = None,
-                 **params: object) -> None:
-        self.code = code
-        self.file = file
-        self.line = line
-        self.params = params
-        self.message, self.action = explain(code, **params)
-        where = file + (f", ligne {line}" if line else "")
-        super().__init__(f"[{code}] {where + ' : ' if where else ''}{self.message}")
+
+_REFUSE = FileRefusals(AafFileError, not_found="AAF-LIVRAISON-INTROUVABLE",
+                       malformed="AAF-XML-MALFORME", binary="AAF-FICHIER-BINAIRE",
+                       encoding="AAF-ENCODAGE-INVALIDE")
 
 
 class RawRecord:
@@ -282,21 +269,6 @@ class HtmlEntityFilter:
             return out
 
 
-def _syntax_error(error: etree.XMLSyntaxError, file: str,
-                  declared: str | None) -> AafFileError:
-    message = str(error.msg if getattr(error, "msg", None) else error)
-    line = getattr(error, "lineno", None) or getattr(error, "position", (None,))[0]
-    lowered = message.lower()
-    if any(hint in lowered for hint in _ENCODING_HINTS):
-        return AafFileError("AAF-ENCODAGE-INVALIDE", file, line,
-                            value=declared or "UTF-8 (aucune déclaration)", detail=message)
-    return AafFileError("AAF-XML-MALFORME", file, line, detail=message)
-
-
-def _line_of(data: bytes, position: int) -> int:
-    return data.count(b"\n", 0, position) + 1
-
-
 def inspect_prologue(path: Path, file: str) -> Prologue:
     """Check the start of a file and read its root and first record category.
 
@@ -308,33 +280,12 @@ def inspect_prologue(path: Path, file: str) -> Prologue:
         AafFileError: binary content, unknown encoding, forbidden DOCTYPE or DTD,
             malformed start, wrong root element.
     """
-    try:
-        handle = path.open("rb")
-    except OSError as error:
-        raise AafFileError("AAF-LIVRAISON-INTROUVABLE", file, value=file,
-                           detail=f" ({error.strerror})") from error
-    with handle:
+    with _REFUSE.open(path, file) as handle:
         head = handle.read(_PROLOGUE_BYTES)
-        if not head.strip():
-            raise AafFileError("AAF-XML-MALFORME", file, 1, detail="fichier vide")
-        bom_encoding = next((name for bom, name in _BOMS if head.startswith(bom)), None)
+        bom_encoding = _REFUSE.byte_order_mark(head, file)
         if bom_encoding is None or bom_encoding == "UTF-8":
             body = head[len(codecs.BOM_UTF8):] if bom_encoding else head
-            if b"\x00" in head:
-                raise AafFileError("AAF-FICHIER-BINAIRE", file,
-                                   _line_of(head, head.index(b"\x00")),
-                                   detail="octets nuls (contenu binaire)")
-            if not body.lstrip().startswith(b"<"):
-                raise AafFileError("AAF-FICHIER-BINAIRE", file, 1,
-                                   detail="le contenu ne commence pas par « < »")
-            declaration = _XML_DECLARATION.match(body)
-            declared = declaration.group(2).decode("ascii") if declaration else None
-            if declared is not None:
-                try:
-                    codecs.lookup(declared)
-                except LookupError as error:
-                    raise AafFileError("AAF-ENCODAGE-INVALIDE", file, 1, value=declared,
-                                       detail="encodage inconnu") from error
+            declared = _REFUSE.check_text_head(body, file)
             doctype = _check_doctype(body, file)
         else:
             declared = None
@@ -350,17 +301,17 @@ def _check_doctype(body: bytes, file: str) -> str:
     start = body.find(b"<!DOCTYPE")
     if start == -1:
         if entity != -1:
-            raise AafFileError("AAF-DTD-INTERNE", file, _line_of(body, entity),
+            raise AafFileError("AAF-DTD-INTERNE", file, line_of(body, entity),
                                detail="déclaration <!ENTITY")
         return ""
     end = body.find(b">", start)
     declaration = body[start:end + 1] if end != -1 else body[start:start + 200]
     shown = declaration.decode("latin-1")[:200]
     if b"[" in declaration or entity != -1:
-        raise AafFileError("AAF-DTD-INTERNE", file, _line_of(body, start),
+        raise AafFileError("AAF-DTD-INTERNE", file, line_of(body, start),
                            detail="sous-ensemble interne [ … ] ou <!ENTITY")
     if STANDARD_DOCTYPE.fullmatch(declaration) is None:
-        raise AafFileError("AAF-DOCTYPE-INTERDIT", file, _line_of(body, start), value=shown)
+        raise AafFileError("AAF-DOCTYPE-INTERDIT", file, line_of(body, start), value=shown)
     return shown
 
 
@@ -378,7 +329,7 @@ def _check_docinfo(root: etree._Element, file: str) -> None:
 
 def _prescan_tree(handle: BinaryIO, file: str, prologue: Prologue) -> None:
     """Read the root tag and the first record's category with a pull parser."""
-    parser = etree.XMLPullParser(events=("start", "end", "comment"), **_PARSER_OPTIONS)
+    parser = etree.XMLPullParser(events=("start", "end", "comment"), **SAFE_PARSER_OPTIONS)
     stream: BinaryIO | HtmlEntityFilter = (HtmlEntityFilter(handle, file)
                                            if prologue.ascii_compatible else handle)
     read = 0
@@ -420,7 +371,7 @@ def _prescan_tree(handle: BinaryIO, file: str, prologue: Prologue) -> None:
             return
         parser.close()
     except etree.XMLSyntaxError as error:
-        raise _syntax_error(error, file, prologue.declared_encoding) from error
+        raise _REFUSE.refuse_syntax_error(error, file, prologue.declared_encoding) from error
 
 
 @dataclass
@@ -491,7 +442,7 @@ class AafFileReader:
                 else _Hashing(handle, digest))
             # End events of requests only: one Python step per record.
             context = etree.iterparse(stream, events=("end",), tag=_REQUEST_TAG_TUPLE,
-                                      remove_comments=True, **_PARSER_OPTIONS)
+                                      remove_comments=True, **SAFE_PARSER_OPTIONS)
             root: etree._Element | None = None
             try:
                 build = self._build
@@ -523,8 +474,8 @@ class AafFileReader:
                     digest.update(block)
                 self.sha256 = digest.hexdigest()
             except etree.XMLSyntaxError as error:
-                raise _syntax_error(error, self.file,
-                                    self.prologue.declared_encoding) from error
+                raise _REFUSE.refuse_syntax_error(error, self.file,
+                                                  self.prologue.declared_encoding) from error
 
     def _build(self, element: etree._Element) -> RawRecord:
         request = REQUEST_TAGS[element.tag]

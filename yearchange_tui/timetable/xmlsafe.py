@@ -21,47 +21,32 @@ from typing import BinaryIO
 
 from lxml import etree
 
-from yearchange_tui.timetable.rules import explain
+from yearchange_tui.importing.xmlsafe import (
+    ENCODING_HINTS,
+    SAFE_PARSER_OPTIONS,
+    FileRefusals,
+    RefusedFileError,
+    line_of,
+    parser_message,
+)
+from yearchange_tui.timetable.rules import RULE_BOOK
 
-PARSER_OPTIONS = {"resolve_entities": False, "no_network": True, "load_dtd": False,
-                  "huge_tree": False, "remove_pis": True, "remove_comments": True}
+PARSER_OPTIONS = {**SAFE_PARSER_OPTIONS, "remove_comments": True}
 _HEAD_BYTES = 64 * 1024
-_XML_DECLARATION = re.compile(rb"""^<\?xml\s[^>]*?encoding\s*=\s*(["'])([A-Za-z0-9._:-]+)\1""")
-_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
-         (codecs.BOM_UTF8, "UTF-8"), (codecs.BOM_UTF16_LE, "UTF-16"),
-         (codecs.BOM_UTF16_BE, "UTF-16"))
-_ENCODING_HINTS = ("encoding", "utf-8", "utf8", "not proper", "bytes", "char 0x",
-                   "invalid character", "codec", "input conversion")
 _ENTITY_HINT = re.compile(r"[Ee]ntity '([^']*)'")
 RAW_XML_LIMIT = 4000
 
 
-class TimetableFileError(Exception):
-    """A file refused whole: stable ``code``, French message, file and line.
+class TimetableFileError(RefusedFileError):
+    """A timetable file refused whole, with a code of :mod:`~yearchange_tui.timetable.rules`."""
 
-    Attributes:
-        code: a file-level code of :data:`yearchange_tui.timetable.rules.RULES`.
-        file: the file name as shown to operators.
-        line: the offending line, when known.
-        message: the French explanation.
-        action: what to do.
-        params: the template values (tests and JSON output).
-    """
+    rule_book = RULE_BOOK
 
-    def __init__(self, code: str, file: str = "", line: int | None = None,
-                 **params: object) -> None:
-        self.code = code
-        self.file = file
-        self.line = line
-        self.params = params
-        self.message, self.action = explain(code, **params)
-        where = file + (f", ligne {line}" if line else "")
-        super().__init__(f"[{code}] {where + ' : ' if where else ''}{self.message}")
 
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready form."""
-        return {"code": self.code, "file": self.file, "line": self.line,
-                "message": self.message, "action": self.action}
+_REFUSE = FileRefusals(TimetableFileError, not_found="EDT-FICHIER-INTROUVABLE",
+                       malformed="EDT-XML-MALFORME", binary="EDT-FICHIER-BINAIRE",
+                       encoding="EDT-ENCODAGE-INVALIDE",
+                       encoding_hints=(*ENCODING_HINTS, "input conversion"))
 
 
 def local_name(tag: object) -> str:
@@ -71,56 +56,35 @@ def local_name(tag: object) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _line_of(data: bytes, position: int) -> int:
-    return data.count(b"\n", 0, position) + 1
-
-
 def check_head(head: bytes, file: str) -> str | None:
     """Check the first bytes of an XML document; return its declared encoding.
 
     Raises:
         TimetableFileError: empty or binary content, unknown encoding, DOCTYPE or ENTITY.
     """
-    if not head.strip():
-        raise TimetableFileError("EDT-XML-MALFORME", file, 1, detail="fichier vide")
-    bom = next((name for mark, name in _BOMS if head.startswith(mark)), None)
+    bom = _REFUSE.byte_order_mark(head, file)
     if bom in ("UTF-16", "UTF-32"):
         text = head.decode(bom.lower(), "replace").encode("utf-8", "replace")
         declared = bom
     else:
         text = head[len(codecs.BOM_UTF8):] if bom else head
-        if b"\x00" in text:
-            raise TimetableFileError("EDT-FICHIER-BINAIRE", file,
-                                     _line_of(text, text.index(b"\x00")),
-                                     detail="octets nuls (contenu binaire)")
-        if not text.lstrip().startswith(b"<"):
-            raise TimetableFileError("EDT-FICHIER-BINAIRE", file, 1,
-                                     detail="le contenu ne commence pas par « < »")
-        match = _XML_DECLARATION.match(text.lstrip())
-        declared = match.group(2).decode("ascii") if match else None
-        if declared is not None:
-            try:
-                codecs.lookup(declared)
-            except LookupError as error:
-                raise TimetableFileError("EDT-ENCODAGE-INVALIDE", file, 1, value=declared,
-                                         detail="encodage inconnu") from error
+        declared = _REFUSE.check_text_head(text, file, declaration_after_space=True)
     for marker, what in ((b"<!DOCTYPE", "<!DOCTYPE"), (b"<!ENTITY", "<!ENTITY")):
         position = text.find(marker)
         if position != -1:
-            raise TimetableFileError("EDT-DTD-INTERDITE", file, _line_of(text, position),
+            raise TimetableFileError("EDT-DTD-INTERDITE", file, line_of(text, position),
                                      detail=f"déclaration {what}")
     return declared
 
 
 def syntax_error(error: etree.XMLSyntaxError, file: str, declared: str | None,
-                 log: object = None) -> TimetableFileError:
+                 log: object = None) -> RefusedFileError:
     """Turn a parser error into the right refusal (entity, encoding or malformed).
 
     ``log`` is the parser's own error log: iterparse may raise "no element found" and
     log the real cause there.
     """
-    message = str(error.msg if getattr(error, "msg", None) else error)
-    line = getattr(error, "lineno", None) or getattr(error, "position", (None,))[0]
+    message, line = parser_message(error)
     entries = list(log or [])  # type: ignore[call-overload]
     if entries and (not line or message.startswith("no element found")):
         message, line = entries[0].message, entries[0].line or line
@@ -128,21 +92,13 @@ def syntax_error(error: etree.XMLSyntaxError, file: str, declared: str | None,
     if entity is not None and "not defined" in message:
         return TimetableFileError("EDT-ENTITE-INTERDITE", file, line,
                                   value=f"&{entity.group(1)};")
-    lowered = message.lower()
-    if any(hint in lowered for hint in _ENCODING_HINTS):
-        return TimetableFileError("EDT-ENCODAGE-INVALIDE", file, line,
-                                  value=declared or "UTF-8 (aucune déclaration)", detail=message)
-    return TimetableFileError("EDT-XML-MALFORME", file, line, detail=message)
+    return _REFUSE.refuse_message(message, line, file, declared)
 
 
 def _open(source: Path | bytes, file: str) -> BinaryIO:
     if isinstance(source, bytes):
         return io.BytesIO(source)
-    try:
-        return source.open("rb")
-    except OSError as error:
-        raise TimetableFileError("EDT-FICHIER-INTROUVABLE", file, value=file,
-                                 detail=f" ({error.strerror})") from error
+    return _REFUSE.open(source, file)
 
 
 def iter_xml(source: Path | bytes, file: str, *, events: Iterable[str] = ("start", "end"),
