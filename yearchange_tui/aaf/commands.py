@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from yearchange_tui.cliutil import (
-    EXIT_FAILED,
     EXIT_OK,
-    EXIT_USAGE,
     UsageError,
     err,
     open_database_from_args,
     print_json,
-    settings_from_args,
+)
+from yearchange_tui.importing.commands import (
+    refuse_import_in_read_only,
+    report_file_refused,
+    report_guard_refused,
 )
 
 CSV_COLUMNS = ("import", "uai", "code", "severite", "fichier", "ligne", "identifiant", "type",
@@ -94,10 +96,7 @@ def cmd_import_aaf(args: argparse.Namespace) -> int:
     from yearchange_tui.changeover.guards import GuardRefused
     from yearchange_tui.changeover.units import NoCurrentYearError
 
-    settings = settings_from_args(args)
-    if settings.read_only and not args.dry_run:
-        raise UsageError("Mode consultation (--read-only) : l'import AAF est interdit "
-                         "(--dry-run reste possible).")
+    refuse_import_in_read_only(args, "l'import AAF")
     _settings, database = open_database_from_args(args)
     progress = None if args.json else (lambda line: err(f"… {line}"))
     source = [str(path) for path in args.paths]
@@ -108,22 +107,12 @@ def cmd_import_aaf(args: argparse.Namespace) -> int:
             _audit_outside(database, "import-aaf", "refused",
                            {"source": source, "code": error.code, "file": error.file,
                             "line": error.line, "message": error.message})
-        if args.json:
-            print_json({"refused": True, "code": error.code, "file": error.file,
-                        "line": error.line, "message": error.message, "action": error.action})
-        err(f"yearchange : livraison refusée, rien n'a été importé.\n  {error}\n"
-            f"  Action : {error.action}")
-        return EXIT_USAGE
+        return report_file_refused(error, args.json, "livraison refusée")
     except GuardRefused as refusal:
         if not args.dry_run:
             _audit_outside(database, "import-aaf", "refused",
                            {"source": source, "guard": refusal.code, "message": refusal.message})
-        if args.json:
-            print_json({"refused": True, "code": refusal.code, "message": refusal.message})
-        err(f"yearchange : import refusé [{refusal.code}] : {refusal.message}\n"
-            "  Rien n'a été importé. Une dérogation MOE (yearchange override) peut lever ce "
-            "gel ; elle est tracée.")
-        return EXIT_FAILED
+        return report_guard_refused(refusal, args.json, "ce gel")
     except NoCurrentYearError as error:
         raise UsageError(str(error)) from error
     if not args.dry_run:
@@ -177,13 +166,14 @@ def _print_import(result: Any) -> None:
 
 def _print_codes(as_json: bool) -> int:
     from yearchange_tui.aaf.rules import rules_table
+    from yearchange_tui.importing.rules import table_line
 
     table = rules_table()
     if as_json:
         print_json(table)
         return EXIT_OK
     for rule in table:
-        print(f"{rule['code']:<34} {rule['severity']:<14} {rule['title']}")
+        print(table_line(rule))
     return EXIT_OK
 
 

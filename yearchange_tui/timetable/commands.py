@@ -29,13 +29,16 @@ from typing import Any
 from yearchange_tui.cliutil import (
     EXIT_FAILED,
     EXIT_OK,
-    EXIT_USAGE,
     UsageError,
     err,
     open_database_from_args,
     print_json,
     refuse_in_read_only,
-    settings_from_args,
+)
+from yearchange_tui.importing.commands import (
+    refuse_import_in_read_only,
+    report_file_refused,
+    report_guard_refused,
 )
 
 
@@ -181,10 +184,7 @@ def cmd_import_timetable(args: argparse.Namespace) -> int:
     )
     from yearchange_tui.timetable.xmlsafe import TimetableFileError
 
-    settings = settings_from_args(args)
-    if settings.read_only and not args.dry_run:
-        raise UsageError("Mode consultation (--read-only) : l'import d'emploi du temps est "
-                         "interdit (--dry-run reste possible).")
+    refuse_import_in_read_only(args, "l'import d'emploi du temps")
     key = _partner_key(args)
     _settings, database = open_database_from_args(args)
     shown = {"done": False}
@@ -199,20 +199,9 @@ def cmd_import_timetable(args: argparse.Namespace) -> int:
                                   declared_version=args.declared_version, mode=MODE_MANUAL,
                                   dry_run=args.dry_run, partner_key=key, on_inspected=show)
     except TimetableFileError as error:
-        if args.json:
-            print_json({"refused": True, **error.to_dict()})
-        where = f"{error.file}, ligne {error.line}" if error.line else error.file
-        err(f"yearchange : emploi du temps refusé, rien n'a été importé.\n"
-            f"  [{error.code}] {where + ' : ' if where else ''}{error.message}\n"
-            f"  Action : {error.action}")
-        return EXIT_USAGE
+        return report_file_refused(error, args.json, "emploi du temps refusé")
     except GuardRefused as refusal:
-        if args.json:
-            print_json({"refused": True, "code": refusal.code, "message": refusal.message})
-        err(f"yearchange : import refusé [{refusal.code}] : {refusal.message}\n"
-            "  Rien n'a été importé. Une dérogation MOE (yearchange override) peut lever cette "
-            "garde ; elle est tracée.")
-        return EXIT_FAILED
+        return report_guard_refused(refusal, args.json, "cette garde")
     except TimetableUsageError as error:
         raise UsageError(str(error)) from error
     if args.json:
@@ -451,6 +440,7 @@ def cmd_school_life_init(args: argparse.Namespace) -> int:
 
 def cmd_timetable_rules(args: argparse.Namespace) -> int:
     """``yearchange timetable-rules``: reject codes and version policy."""
+    from yearchange_tui.importing.rules import table_line
     from yearchange_tui.timetable.policy import policy_table
     from yearchange_tui.timetable.rules import rules_table
 
@@ -460,7 +450,7 @@ def cmd_timetable_rules(args: argparse.Namespace) -> int:
         return EXIT_OK
     print("Codes de rejet de l'import d'emploi du temps :")
     for rule in rules:
-        print(f"  {rule['code']:<34} {rule['severity']:<14} {rule['title']}")
+        print(f"  {table_line(rule)}")
     print("\nPolitique de versions (sans / avec activation des nouvelles versions pour le "
           "projet) :")
     for row in policy:
