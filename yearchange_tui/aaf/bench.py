@@ -32,6 +32,8 @@ from typing import Any
 
 from lxml import etree
 
+from yearchange_tui.measure import peak_memory_kib
+
 REQUESTS = ("addRequest", "modifyRequest", "deleteRequest")
 TARGET_RATIO = 0.5
 TARGET_MEMORY_RATIO = 1.5
@@ -112,22 +114,6 @@ def child_import(delivery: str, database_url: str,
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def peak_memory_kib() -> int:
-    """Peak resident memory of this process in KiB.
-
-    ``VmHWM`` from ``/proc/self/status`` where available: unlike ``ru_maxrss`` it
-    is not inherited from the parent across ``exec``.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _run_child(delivery: Path, work: Path, label: str, warm: bool) -> dict[str, Any]:

@@ -8,7 +8,6 @@ screen update that carries it, rendered to terminal bytes as a real terminal wou
 from __future__ import annotations
 
 import asyncio
-import resource
 import statistics
 import time
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from textual import events
 
 from yearchange_tui.changeover.models import UnitStatus
+from yearchange_tui.measure import peak_memory_kib
 
 KEYS = ("down", "down", "right", "pagedown", "down", "left", "up", "pageup", "end", "home")
 
@@ -33,7 +33,7 @@ async def _measure(establishments: int, running: int, presses: int,
     from yearchange_tui.tui.fake_engine import FIXED_NOW, FakeEngine
     from yearchange_tui.tui.widgets.calendar_grid import CalendarGrid
 
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = peak_memory_kib()
     fake = FakeEngine(establishments)
     for uai in fake.uais[:running]:
         fake.set_unit(uai, "archive", status=UnitStatus.RUNNING, progress_done=0,
@@ -88,7 +88,7 @@ async def _measure(establishments: int, running: int, presses: int,
         fake.close()
         drains, reports = app.board.drains, app.board.reports
         cell_refreshes = grid.cell_refreshes
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_after = peak_memory_kib()
     return {
         "establishments": establishments, "running_units": running, "terminal": list(size),
         "presses": presses, "measured": len(latencies),
