@@ -461,6 +461,18 @@ def _run_unit_in_worker(url: str, storage_root: str, now: dt.datetime | None, st
 _worker_databases: dict[str, Database] = {}
 
 
+def year_units(session: Session, school_year_id: int
+               ) -> tuple[dict[tuple[int, Step], StepUnit], set[tuple[int, Step]]]:
+    """The units of a change-over by (establishment id, step), and the (establishment id,
+    step) pairs that have a dry-run report."""
+    units = session.scalars(select(StepUnit).where(StepUnit.school_year_id == school_year_id))
+    by_key = {(unit.establishment_id, Step(unit.step)): unit for unit in units}
+    dry_runs = {(row[0], Step(row[1])) for row in session.execute(select(
+        DryRunReport.establishment_id, DryRunReport.step).where(
+        DryRunReport.school_year_id == school_year_id).distinct())}
+    return by_key, dry_runs
+
+
 def unit_table(database: Database) -> list[dict[str, Any]]:
     """Every establishment with the state of each step of the current change-over."""
     with database.session() as session:
@@ -468,11 +480,7 @@ def unit_table(database: Database) -> list[dict[str, Any]]:
         establishments = session.execute(select(
             Establishment.id, Establishment.uai, Establishment.name, Establishment.kind)
             .order_by(Establishment.uai)).all()
-        units = session.execute(select(StepUnit).where(StepUnit.school_year_id == year.id)).scalars()
-        by_key = {(unit.establishment_id, unit.step): unit for unit in units}
-        dry_runs = {(row[0], row[1]) for row in session.execute(select(
-            DryRunReport.establishment_id, DryRunReport.step).where(
-            DryRunReport.school_year_id == year.id))}
+        by_key, dry_runs = year_units(session, year.id)
         table = []
         for establishment_id, uai, name, kind in establishments:
             steps = {}

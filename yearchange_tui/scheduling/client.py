@@ -18,7 +18,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from yearchange_tui.changeover.models import DryRunReport, Step, StepUnit, UnitStatus
+from yearchange_tui.changeover.models import Step, StepUnit, UnitStatus
+from yearchange_tui.changeover.runner import year_units
 from yearchange_tui.changeover.units import NoCurrentYearError, current_school_year, utcnow
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import Establishment, Project
@@ -128,11 +129,7 @@ class DatabaseEngineClient:
                 Project.access_block_ends_on).join(
                 Project, Project.id == Establishment.project_id)
                 .order_by(Establishment.uai)).all()
-            units = {(unit.establishment_id, Step(unit.step)): unit for unit in session.scalars(
-                select(StepUnit).where(StepUnit.school_year_id == year.id))}
-            dry_runs = {(row[0], Step(row[1])) for row in session.execute(select(
-                DryRunReport.establishment_id, DryRunReport.step).where(
-                DryRunReport.school_year_id == year.id).distinct())}
+            units, dry_runs = year_units(session, year.id)
             tasks: dict[tuple[int, str], EngineTask] = {}
             for task in session.scalars(select(EngineTask).where(
                     EngineTask.school_year_id == year.id,
