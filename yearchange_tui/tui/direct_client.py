@@ -30,7 +30,7 @@ from yearchange_tui.changeover.events import (
     UnitStarted,
 )
 from yearchange_tui.changeover.models import Step, UnitStatus
-from yearchange_tui.changeover.runner import ChangeoverRunner, EstablishmentRef, unit_table
+from yearchange_tui.changeover.runner import ChangeoverRunner, unit_table
 from yearchange_tui.scheduling.api import (
     CHANGING_ACTIONS,
     EngineEventView,
@@ -409,13 +409,10 @@ class DirectEngineClient:
         return ChangeoverRunner(self.database, self.storage_root, observer=self,
                                 read_only=self.read_only)
 
-    def _refs(self, runner: ChangeoverRunner, uais: list[str]) -> list[EstablishmentRef]:
-        return runner.establishments(uais or None)
-
     def _run_job(self, job: _Job) -> None:
         runner = self._runner()
         if job.action is RequestAction.DRY_RUN:
-            refs = self._refs(runner, list(job.params.get("uais") or []))
+            refs = runner.establishments(list(job.params.get("uais") or []) or None)
             self._log(f"Passage à blanc : {len(refs)} établissement(s).")
             for ref in refs:
                 if not self._wait_if_paused(job) or ref.uai in job.cancelled_uais:
@@ -424,7 +421,7 @@ class DirectEngineClient:
                 runner.dry_run([ref])
         elif job.action in (RequestAction.RUN, RequestAction.RETRY):
             step = Step(job.params["step"])
-            refs = self._refs(runner, list(job.params.get("uais") or []))
+            refs = runner.establishments(list(job.params.get("uais") or []) or None)
             self._log(f"Étape {step.number} ({step.label}) : {len(refs)} établissement(s).")
             for ref in refs:
                 if not self._wait_if_paused(job) or ref.uai in job.cancelled_uais:

@@ -178,8 +178,3 @@ def load_theme_dirs(folders: Iterable[Path]) -> ThemeLoad:
             result.themes[theme.name] = theme
             result.sources[theme.name] = path
     return result
-
-
-def check_theme_dirs(folders: Iterable[Path]) -> list[str]:
-    """French problems found in the theme folders (empty when all files are valid)."""
-    return load_theme_dirs(folders).errors

@@ -159,7 +159,7 @@ class CalendarGrid(ScrollView, can_focus=True):
         if row_index is None:
             return
         self._strips.pop(row_index, None)
-        y = row_index - int(self.scroll_offset.y) + 1
+        y = self._line_of(row_index)
         if not 1 <= y < self.size.height:
             return
         layout = self.layout_spec
@@ -181,7 +181,7 @@ class CalendarGrid(ScrollView, can_focus=True):
             if row_index is None:
                 continue
             self._strips.pop(row_index, None)
-            y = row_index - int(self.scroll_offset.y) + 1
+            y = self._line_of(row_index)
             if 1 <= y < self.size.height:
                 self.refresh(Region(0, y, MARK_WIDTH, 1))
 
@@ -234,11 +234,6 @@ class CalendarGrid(ScrollView, can_focus=True):
 
     def _announce(self) -> None:
         self.post_message(self.CursorMoved(self.cursor_uai, self.cursor_column_key))
-
-    def move_to(self, uai: str) -> None:
-        """Put the cursor on ``uai`` when it is visible."""
-        if uai in self.model.row_index:
-            self.cursor_row = self.model.row_index[uai]
 
     def action_cursor(self, rows: int, columns: int) -> None:
         """Move the cursor."""

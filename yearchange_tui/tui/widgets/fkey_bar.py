@@ -13,7 +13,7 @@ from yearchange_tui.tui.bindings import SPECS, effective_keys
 SHORT_LABELS = {"show-timeline": "Calend.", "refresh": "Actual.", "command-palette": "Actions"}
 
 
-def fkey_items(keymap: Mapping[str, str], read_only: bool = False) -> list[tuple[str, str]]:
+def fkey_items(keymap: Mapping[str, str]) -> list[tuple[str, str]]:
     """(F-key number or key, label) of the global bindings, in key order."""
     items = []
     for spec in SPECS:
