@@ -25,6 +25,7 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 
 from yearchange_tui.changeover.models import Step, UnitStatus
+from yearchange_tui.changeover.runner import DRY_RUN_STEPS
 from yearchange_tui.scheduling.api import (
     CHANGING_ACTIONS,
     EngineClient,
@@ -55,7 +56,7 @@ from yearchange_tui.tui.palette import ActionPalette
 from yearchange_tui.tui.rejects_source import EmptyRejectsSource, RejectsSource
 from yearchange_tui.tui.school_life_source import SchoolLifeSource
 from yearchange_tui.tui.screens.detail import DetailScreen
-from yearchange_tui.tui.screens.grid import DESTRUCTIVE_STEPS, GridScreen
+from yearchange_tui.tui.screens.grid import GridScreen
 from yearchange_tui.tui.screens.log import LogScreen
 from yearchange_tui.tui.screens.modals import (
     ConfirmModal,
@@ -75,7 +76,6 @@ from yearchange_tui.tui.theming import (
     load_theme_dirs,
 )
 
-DRY_RUN_STEPS = (Step.PURGE_TRASH, Step.ARCHIVE, Step.DELETE_OBSOLETE)
 DRAIN_INTERVAL = 0.1
 """Seconds between two drains of the board: the console redraws at most 10 times a second."""
 
@@ -378,7 +378,7 @@ class YearChangeApp(App[int]):
         verb = "Relancer les échecs de" if retry else "Lancer"
         lines = [f"{len(uais)} établissement(s) : {list_uais(uais)}."]
         challenge = None
-        if step_key in DESTRUCTIVE_STEPS:
+        if step in DRY_RUN_STEPS:  # steps 1 to 3 delete data
             lines.append("Étape destructive : les données supprimées ne sont pas récupérables.")
             challenge = challenge_for(uais)
         action = RequestAction.RETRY if retry else RequestAction.RUN

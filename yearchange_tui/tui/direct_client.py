@@ -30,7 +30,7 @@ from yearchange_tui.changeover.events import (
     UnitStarted,
 )
 from yearchange_tui.changeover.models import Step, UnitStatus
-from yearchange_tui.changeover.runner import ChangeoverRunner, unit_table
+from yearchange_tui.changeover.runner import DRY_RUN_STEPS, ChangeoverRunner, unit_table
 from yearchange_tui.scheduling.api import (
     CHANGING_ACTIONS,
     EngineEventView,
@@ -42,7 +42,8 @@ from yearchange_tui.scheduling.api import (
     UnitView,
 )
 
-RUNNABLE_STEPS = (Step.PURGE_TRASH, Step.ARCHIVE, Step.DELETE_OBSOLETE)
+RUNNABLE_STEPS = DRY_RUN_STEPS
+"""Steps this in-process engine runs (the runner's steps 1 to 3, those of the dry run)."""
 TABLE_MAX_AGE = 2.0
 """Seconds a read of the unit table is reused while nothing finished."""
 EVENT_MEMORY = 10000

@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 PANES = ("pane-progress", "pane-rejects", "pane-log")
 PANE_NAMES = {"pane-progress": "progression", "pane-rejects": "rejets en direct",
               "pane-log": "journal"}
-DESTRUCTIVE_STEPS = {Step.PURGE_TRASH.value, Step.ARCHIVE.value, Step.DELETE_OBSOLETE.value}
 LEVEL_GLYPHS = {"error": "✗", "warning": "!", "info": "i"}
 # The engine's calendar milestone behind each column (dates are set per milestone).
 MILESTONES = {"warnings": "warning", "access-block": "access-block-start"}
@@ -436,4 +435,4 @@ class GridScreen(Screen[None]):
         self.console.prompt_import_timetable(uai)
 
 
-__all__ = ["DESTRUCTIVE_STEPS", "GridScreen", "challenge_for", "event_line"]
+__all__ = ["GridScreen", "challenge_for", "event_line"]
