@@ -49,7 +49,7 @@ from yearchange_tui.changeover.guards import (
     check_step_order,
     check_timetable_or_csv_import_allowed,
 )
-from yearchange_tui.changeover.models import Step, UnitStatus
+from yearchange_tui.changeover.models import Step
 from yearchange_tui.changeover.units import current_school_year
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import (
@@ -765,11 +765,6 @@ def _check_guards(session: Session, establishment: Establishment, year_n_id: int
     what = "import d'emploi du temps"
     if check_timetable_or_csv_import_allowed(session, establishment.id, year_n_id, what):
         return True
-    from yearchange_tui.changeover.guards import unit_statuses
-
-    statuses = unit_statuses(session, establishment.id, year_n_id)
-    if statuses[Step.INIT_DIRECTORY] is UnitStatus.DONE:
-        return False
     return check_step_order(session, establishment.id, year_n_id, Step.INIT_SCHOOL_LIFE)
 
 
