@@ -10,22 +10,22 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
 from yearchange_tui.changeover.models import UNIT_STATUS_GLYPHS, UNIT_STATUS_LABELS, UnitStatus
-from yearchange_tui.tui.bindings import CHANGING_ACTION_NAMES, bindings_for
+from yearchange_tui.tui.bindings import bindings_for
 from yearchange_tui.tui.detail_source import EstablishmentDetail
 from yearchange_tui.tui.grid_model import COLUMNS, KIND_LABELS
 from yearchange_tui.tui.rejects_source import SEVERITY_LABELS
+from yearchange_tui.tui.screens.base import ConsoleScreen
 from yearchange_tui.tui.screens.grid import step_choices
 from yearchange_tui.tui.screens.modals import StepChoiceModal
 from yearchange_tui.tui.widgets.engine_header import EngineHeader
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
 
 if TYPE_CHECKING:
-    from yearchange_tui.tui.app import ModelChanges, YearChangeApp
+    from yearchange_tui.tui.app import ModelChanges
 
 
 def _when(value: Any) -> str:
@@ -117,7 +117,7 @@ def render_detail(detail: EstablishmentDetail) -> Group:
     return Group(*parts)
 
 
-class DetailScreen(Screen[None]):
+class DetailScreen(ConsoleScreen):
     """The detail of one establishment, read on a worker thread."""
 
     HELP_NAME = "detail"
@@ -126,11 +126,6 @@ class DetailScreen(Screen[None]):
     def __init__(self, uai: str) -> None:
         super().__init__()
         self.uai = uai
-
-    @property
-    def console(self) -> YearChangeApp:
-        """The app, typed."""
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield EngineHeader(id="header")
@@ -192,10 +187,6 @@ class DetailScreen(Screen[None]):
                 body.update(render_detail(detail))
         elif event.state is WorkerState.ERROR:
             body.update(Text(f"✗ Lecture du détail impossible : {event.worker.error}"))
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Nothing that changes data in read-only mode."""
-        return not (action in CHANGING_ACTION_NAMES and self.console.read_only)
 
     def action_close(self) -> None:
         """Back to the grid."""

@@ -8,7 +8,6 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Input, RichLog, Static
 
 from yearchange_tui.changeover.models import (
@@ -18,7 +17,7 @@ from yearchange_tui.changeover.models import (
     UnitStatus,
 )
 from yearchange_tui.scheduling.api import EngineEventView, RequestAction
-from yearchange_tui.tui.bindings import CHANGING_ACTION_NAMES, bindings_for
+from yearchange_tui.tui.bindings import bindings_for
 from yearchange_tui.tui.grid_model import (
     COLUMN_BY_KEY,
     KIND_FILTERS,
@@ -27,6 +26,7 @@ from yearchange_tui.tui.grid_model import (
     STEP_COLUMN_KEYS,
     SortKey,
 )
+from yearchange_tui.tui.screens.base import ConsoleScreen
 from yearchange_tui.tui.screens.modals import (
     StepChoiceModal,
     TextPromptModal,
@@ -40,7 +40,7 @@ from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
 from yearchange_tui.tui.widgets.progress_pane import ProgressPane
 
 if TYPE_CHECKING:
-    from yearchange_tui.tui.app import ModelChanges, YearChangeApp
+    from yearchange_tui.tui.app import ModelChanges
 
 PANES = ("pane-progress", "pane-rejects", "pane-log")
 PANE_NAMES = {"pane-progress": "progression", "pane-rejects": "rejets en direct",
@@ -65,7 +65,7 @@ def event_line(event: EngineEventView) -> Text:
                 no_wrap=True, overflow="ellipsis")
 
 
-class GridScreen(Screen[None]):
+class GridScreen(ConsoleScreen):
     """Establishments × steps, live, with every action on the selection."""
 
     HELP_NAME = "grid"
@@ -88,11 +88,6 @@ class GridScreen(Screen[None]):
         yield FKeyBar()
 
     @property
-    def console(self) -> YearChangeApp:
-        """The app, typed."""
-        return self.app  # type: ignore[return-value]
-
-    @property
     def grid(self) -> CalendarGrid:
         """The calendar grid."""
         return self.query_one(CalendarGrid)
@@ -113,7 +108,7 @@ class GridScreen(Screen[None]):
     def refresh_all(self) -> None:
         """Redraw everything from the app's model (first show, return to this screen)."""
         self.grid.rows_changed(keep_uai=self.grid.cursor_uai or None)
-        self._update_header()
+        self.update_grid_header()
         self._update_progress()
         self._update_cell_info()
 
@@ -124,7 +119,7 @@ class GridScreen(Screen[None]):
         else:
             for uai, keys in changes.cells.items():
                 self.grid.cells_changed(uai, keys)
-        self._update_header()
+        self.update_grid_header()
         if changes.cells or changes.status_changed or changes.rows_rebuilt:
             self._update_progress()
         if self.grid.cursor_uai in changes.cells:
@@ -139,15 +134,6 @@ class GridScreen(Screen[None]):
                 rejects.write(event_line(event))
             elif event.kind != "progress":
                 log.write(event_line(event))
-
-    def _update_header(self) -> None:
-        app = self.console
-        model = app.model
-        self.query_one(EngineHeader).update_state(
-            status=app.engine_status, read_only=app.read_only, now=app.now(),
-            counts=model.visible_counts, shown=len(model.row_index),
-            total=len(model.views), filter_text=model.filter.describe(),
-            problem=app.engine_problem)
 
     def _update_progress(self) -> None:
         app = self.console
@@ -217,7 +203,7 @@ class GridScreen(Screen[None]):
     def _rows_changed(self) -> None:
         self.console.model.rebuild_rows()
         self.grid.rows_changed(keep_uai=self.grid.cursor_uai or None)
-        self._update_header()
+        self.update_grid_header()
         self._update_cell_info()
 
     def action_filter_text(self) -> None:
@@ -311,10 +297,6 @@ class GridScreen(Screen[None]):
         self.console.open_school_life(uai)
 
     # -- actions on the selection ----------------------------------------------------------------
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Hide every changing action in read-only mode."""
-        return not (action in CHANGING_ACTION_NAMES and self.console.read_only)
 
     def _need_targets(self) -> list[str] | None:
         targets = self.targets()

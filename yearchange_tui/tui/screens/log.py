@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from textual import on
 from textual.app import ComposeResult
-from textual.screen import Screen
 from textual.widgets import Footer, Input, RichLog, Static
 
 from yearchange_tui.scheduling.api import EngineEventView
 from yearchange_tui.tui.bindings import bindings_for
+from yearchange_tui.tui.screens.base import ConsoleScreen
 from yearchange_tui.tui.screens.grid import event_line
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
-
-if TYPE_CHECKING:
-    from yearchange_tui.tui.app import YearChangeApp
 
 LEVELS = (("info", "tout"), ("warning", "avertissements et erreurs"), ("error", "erreurs"))
 LEVEL_RANK = {"info": 0, "warning": 1, "error": 2}
 
 
-class LogScreen(Screen[None]):
+class LogScreen(ConsoleScreen):
     """All engine events, newest at the bottom."""
 
     HELP_NAME = "log"
@@ -31,11 +26,6 @@ class LogScreen(Screen[None]):
         super().__init__()
         self.level_index = 0
         self.text = ""
-
-    @property
-    def console(self) -> YearChangeApp:
-        """The app, typed."""
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Static("", id="log-title")

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Group
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Select, Static
 from textual.worker import Worker, WorkerState
 
@@ -23,10 +22,8 @@ from yearchange_tui.tui.rejects_source import (
     RejectRow,
     export_csv,
 )
+from yearchange_tui.tui.screens.base import ConsoleScreen
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
-
-if TYPE_CHECKING:
-    from yearchange_tui.tui.app import YearChangeApp
 
 SHORT_SEVERITY = {"erreur": "✗ erreur", "avertissement": "! avert.", "information": "i info"}
 
@@ -53,7 +50,7 @@ def reject_detail(row: RejectRow) -> Group:
     return Group(*lines)
 
 
-class RejectsScreen(Screen[None]):
+class RejectsScreen(ConsoleScreen):
     """Every AAF reject, filtered by establishment, code, severity, kind and text."""
 
     HELP_NAME = "rejects"
@@ -66,11 +63,6 @@ class RejectsScreen(Screen[None]):
         self.hide_handled = False
         self._last_stream_reload = 0.0
         self._facets_loaded = False
-
-    @property
-    def console(self) -> YearChangeApp:
-        """The app, typed."""
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Static("Rejets AAF : chargement…", id="rejects-title")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.console import Group
 from rich.table import Table
@@ -20,7 +20,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
@@ -36,18 +35,16 @@ from yearchange_tui.timetable.step5 import (
     period_problem,
     propose_periods,
 )
-from yearchange_tui.tui.bindings import CHANGING_ACTION_NAMES, bindings_for
+from yearchange_tui.tui.bindings import bindings_for
 from yearchange_tui.tui.school_life_source import (
     READ_ONLY_REFUSAL,
     SchoolLifeOutcome,
     SchoolLifeRefused,
     SchoolLifeState,
 )
+from yearchange_tui.tui.screens.base import ConsoleScreen
 from yearchange_tui.tui.screens.modals import ConfirmModal
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
-
-if TYPE_CHECKING:
-    from yearchange_tui.tui.app import YearChangeApp
 
 DATE_PATTERN = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
 WEEKS_SHOWN = 8
@@ -238,7 +235,7 @@ class FormReading:
     first_invalid: Input | None = None
 
 
-class SchoolLifeScreen(Screen[None]):
+class SchoolLifeScreen(ConsoleScreen):
     """The step-5 wizard of one establishment, read and written on worker threads."""
 
     HELP_NAME = "school-life"
@@ -249,11 +246,6 @@ class SchoolLifeScreen(Screen[None]):
         self.uai = uai
         self.state: SchoolLifeState | None = None
         self.result_text: Text | None = None
-
-    @property
-    def console(self) -> YearChangeApp:
-        """The app, typed."""
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Static(f"Vie scolaire N+1 — {self.uai} : chargement…", id="school-life-title")
@@ -455,10 +447,6 @@ class SchoolLifeScreen(Screen[None]):
         return True
 
     # -- actions -------------------------------------------------------------------------------
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Nothing that changes data in read-only mode."""
-        return not (action in CHANGING_ACTION_NAMES and self.console.read_only)
 
     @on(Button.Pressed, "#school-life-apply")
     def _apply_pressed(self) -> None:

@@ -7,29 +7,24 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
-from textual.screen import Screen
 from textual.widgets import Footer
 
 from yearchange_tui.tui.bindings import bindings_for
 from yearchange_tui.tui.grid_model import COLUMNS
+from yearchange_tui.tui.screens.base import ConsoleScreen
 from yearchange_tui.tui.widgets.engine_header import EngineHeader
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
 from yearchange_tui.tui.widgets.timeline_chart import TimelineChart, TimelineData, season
 
 if TYPE_CHECKING:
-    from yearchange_tui.tui.app import ModelChanges, YearChangeApp
+    from yearchange_tui.tui.app import ModelChanges
 
 
-class TimelineScreen(Screen[None]):
+class TimelineScreen(ConsoleScreen):
     """June to September, days across."""
 
     HELP_NAME = "timeline"
     BINDINGS = bindings_for("timeline")
-
-    @property
-    def console(self) -> YearChangeApp:
-        """The app, typed."""
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield EngineHeader(id="header")
@@ -85,13 +80,7 @@ class TimelineScreen(Screen[None]):
 
     def refresh_all(self) -> None:
         """Redraw the header and the chart."""
-        app = self.console
-        model = app.model
-        self.query_one(EngineHeader).update_state(
-            status=app.engine_status, read_only=app.read_only, now=app.now(),
-            counts=model.visible_counts, shown=len(model.row_index),
-            total=len(model.views), filter_text=model.filter.describe(),
-            problem=app.engine_problem)
+        self.update_grid_header()
         self.query_one(TimelineChart).set_data(self.build_data())
 
     def action_shift(self, days: int) -> None:

@@ -1,0 +1,36 @@
+"""What the console's screens share: the app typed, the read-only guard, the grid header."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.screen import Screen
+
+from yearchange_tui.tui.bindings import CHANGING_ACTION_NAMES
+from yearchange_tui.tui.widgets.engine_header import EngineHeader
+
+if TYPE_CHECKING:
+    from yearchange_tui.tui.app import YearChangeApp
+
+
+class ConsoleScreen(Screen[None]):
+    """A screen of the console app."""
+
+    @property
+    def console(self) -> YearChangeApp:
+        """The app, typed."""
+        return self.app  # type: ignore[return-value]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Nothing that changes data in read-only mode."""
+        return not (action in CHANGING_ACTION_NAMES and self.console.read_only)
+
+    def update_grid_header(self) -> None:
+        """The engine header over the grid's visible establishments and filter."""
+        app = self.console
+        model = app.model
+        self.query_one(EngineHeader).update_state(
+            status=app.engine_status, read_only=app.read_only, now=app.now(),
+            counts=model.visible_counts, shown=len(model.row_index),
+            total=len(model.views), filter_text=model.filter.describe(),
+            problem=app.engine_problem)
