@@ -8,8 +8,8 @@ Requests to the engine go out on worker threads; answers come back as messages.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
-import importlib
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -80,8 +80,8 @@ DRAIN_INTERVAL = 0.1
 """Seconds between two drains of the board: the console redraws at most 10 times a second."""
 
 EVENT_MEMORY = 5000
-SCREEN_SCOPES = {"grid": "grid", "timeline": "timeline", "rejects": "rejects", "log": "log",
-                 "detail": "detail", "school-life": "school-life"}
+SCREEN_SCOPES = frozenset({"grid", "timeline", "rejects", "log", "detail", "school-life"})
+"""Screens with bindings of their own (a binding's scope is its screen's HELP_NAME)."""
 
 
 @dataclass
@@ -91,6 +91,12 @@ class ModelChanges:
     cells: dict[str, set[str]] = field(default_factory=dict)
     rows_rebuilt: bool = False
     status_changed: bool = False
+
+
+def _path_problem(text: str) -> str:
+    """A path prompt's check: ``""`` when the path exists, else a French problem."""
+    return "" if Path(text.strip()).expanduser().exists() else (
+        f"Chemin introuvable : {text.strip()}")
 
 
 class RequestAnswered(Message):
@@ -219,8 +225,6 @@ class YearChangeApp(App[int]):
 
     async def sync(self) -> None:
         """Poll the engine now (off the UI thread) and apply what changed (tests, F5)."""
-        import asyncio
-
         await asyncio.to_thread(self.bridge.poll_once)
         self.drain_board()
 
@@ -401,10 +405,6 @@ class YearChangeApp(App[int]):
 
     def prompt_import_aaf(self) -> None:
         """Ask for an AAF delivery path, confirm, import."""
-        def validate(text: str) -> str:
-            return "" if Path(text.strip()).expanduser().exists() else (
-                f"Chemin introuvable : {text.strip()}")
-
         def entered(path: str | None) -> None:
             if not path:
                 return
@@ -417,15 +417,11 @@ class YearChangeApp(App[int]):
 
         self.push_screen(TextPromptModal(
             "Import AAF", ["Dossier, archive (.tgz, .zip) ou fichier de la livraison :"],
-            value=self.aaf_hint, placeholder="/chemin/vers/la/livraison", validate=validate),
+            value=self.aaf_hint, placeholder="/chemin/vers/la/livraison", validate=_path_problem),
             entered)
 
     def prompt_import_timetable(self, uai: str) -> None:
         """Ask for a timetable export path, confirm, import for ``uai``."""
-        def validate(text: str) -> str:
-            return "" if Path(text.strip()).expanduser().exists() else (
-                f"Chemin introuvable : {text.strip()}")
-
         def entered(path: str | None) -> None:
             if path:
                 self.confirm_and_send(
@@ -435,7 +431,7 @@ class YearChangeApp(App[int]):
 
         self.push_screen(TextPromptModal(
             f"Import d'emploi du temps — {uai}", ["Export EDT, UDT ou STS-web :"],
-            placeholder="/chemin/vers/export.xml", validate=validate), entered)
+            placeholder="/chemin/vers/export.xml", validate=_path_problem), entered)
 
     def open_detail(self, uai: str) -> None:
         """Show one establishment's detail."""
@@ -476,7 +472,7 @@ class YearChangeApp(App[int]):
 
     def keys_for(self, screen_name: str) -> list[tuple[str, str]]:
         """(keys, label) of a screen's bindings then the global ones, remaps applied."""
-        scope = SCREEN_SCOPES.get(screen_name, "grid")
+        scope = screen_name if screen_name in SCREEN_SCOPES else "grid"
         rows = []
         for spec_scope in (scope, "app"):
             for spec in SPECS:
@@ -639,35 +635,26 @@ _CHANGING_IDS = frozenset(spec.id for spec in SPECS if spec.changes_data)
 # -- building the console from the command line ----------------------------------------------
 
 
-def _scheduling_client(settings: Any, config_file: str | None) -> EngineClient | None:
+def _scheduling_client(settings: Any, config_file: str | None) -> EngineClient:
     """The scheduling package's database client (it starts the engine when none runs)."""
-    try:
-        module = importlib.import_module("yearchange_tui.scheduling.client")
-    except ImportError:
-        return None
-    connect = getattr(module, "connect", None)
-    if not callable(connect):
-        return None
-    return connect(settings.db_url, settings.storage_dir,  # type: ignore[no-any-return]
-                   read_only=settings.read_only,
-                   config_file=Path(config_file) if config_file else None)
+    from yearchange_tui.scheduling import client as scheduling_client
+
+    return scheduling_client.connect(settings.db_url, settings.storage_dir,
+                                     read_only=settings.read_only,
+                                     config_file=Path(config_file) if config_file else None)
 
 
 def choose_client(settings: Any, database: Any, config_file: str | None = None
                   ) -> tuple[EngineClient, list[str]]:
-    """The scheduling package's client when installed, else the interim direct client.
+    """The scheduling package's client, else (it could not start) the interim direct client.
 
     Returns:
         The client and French problems to show once (the engine could not start…).
     """
-    problems: list[str] = []
     try:
-        client = _scheduling_client(settings, config_file)
+        return _scheduling_client(settings, config_file), []
     except Exception as error:  # noqa: BLE001 - fall back, and tell the operator why
-        client = None
-        problems.append(f"Moteur planifié indisponible ({error}) : moteur intégré provisoire.")
-    if client is not None:
-        return client, problems
+        problems = [f"Moteur planifié indisponible ({error}) : moteur intégré provisoire."]
     from yearchange_tui.tui.direct_client import DirectEngineClient
 
     return DirectEngineClient(database, settings.storage_dir,
