@@ -220,30 +220,6 @@ def fetch_ine_owners(connection: Connection, ines: Iterable[str]) -> dict[str, A
     return {row[2]: row for row in rows}
 
 
-def new_person_row(jointure: str, columns: dict[str, Any]) -> dict[str, Any]:
-    """A complete ``people`` row for an insert."""
-    row = {name: columns.get(name) for name in PERSON_COLUMNS}
-    row["aaf_jointure"] = jointure
-    row["login"] = make_login(str(columns.get("first_name") or ""),
-                              str(columns.get("last_name") or ""), jointure)
-    row["title"] = row["title"] or ""
-    row["email"] = row["email"] or ""
-    row["message_archive_policy"] = MessageArchivePolicy.SCHOOL_YEAR
-    row["disappeared_at"] = None
-    return row
-
-
-def insert_people(connection: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Insert new people; return their ids by jointure."""
-    if not rows:
-        return {}
-    bulk_insert(connection, people, rows)
-    found = select_in(connection,
-                      "SELECT aaf_jointure, id FROM people WHERE aaf_jointure IN ({in})",
-                      [row["aaf_jointure"] for row in rows])
-    return {row[0]: row[1] for row in found}
-
-
 _NEW_PERSON_COLUMNS = ("aaf_jointure", "login", "kind", "establishment_id", "ine", "title",
                        "last_name", "first_name", "birth_date", "email", "disappeared_at",
                        "message_archive_policy")
@@ -253,12 +229,11 @@ def insert_new_people(connection: Connection,
                       new: list[tuple[str, dict[str, Any]]]) -> dict[str, int]:
     """Insert new people from ``(jointure, columns)``; return their ids by jointure.
 
-    The same rows as :func:`new_person_row` and :func:`insert_people`, built straight
-    as driver parameters (one tuple per person, no intermediate dictionary).
+    Rows are built straight as driver parameters (one tuple per person, no
+    intermediate dictionary); the login is set here, once.
     """
     if not new:
         return {}
-    mark = _mark(connection)
     to_date = _converter(connection, people, "birth_date")
     policy = MessageArchivePolicy.SCHOOL_YEAR
     values = []
@@ -272,9 +247,7 @@ def insert_new_people(connection: Connection,
         values.append((jointure, make_login(str(first_name or ""), str(last_name or ""), jointure),
                        get("kind"), get("establishment_id"), get("ine"), get("title") or "",
                        last_name, first_name, birth, get("email") or "", None, policy))
-    connection.exec_driver_sql(
-        f"INSERT INTO people ({', '.join(_NEW_PERSON_COLUMNS)}) "
-        f"VALUES ({', '.join([mark] * len(_NEW_PERSON_COLUMNS))})", values)  # type: ignore[arg-type]
+    insert_tuples(connection, people, _NEW_PERSON_COLUMNS, values)
     found = select_in(connection,
                       "SELECT aaf_jointure, id FROM people WHERE aaf_jointure IN ({in})",
                       [jointure for jointure, _ in new])
@@ -472,48 +445,6 @@ def sync_group_memberships(connection: Connection, desired: YearSets,
            "JOIN groups g ON g.id = m.group_id WHERE g.kind = ? AND m.person_id IN ({in})")
     return _sync_memberships(connection, group_memberships, sql, "group_id", desired, {},
                              (GroupKind.AAF.value,), new)
-
-
-def sync_relative_links(connection: Connection,
-                        desired: dict[int, dict[int, tuple[str, int, bool, bool]]]) -> int:
-    """Make each student's relatives exactly the desired links; return links written.
-
-    Args:
-        connection: the import's connection.
-        desired: ``student_id -> {relative_id: (link_code, legal, financial, contact)}``.
-    """
-    if not desired:
-        return 0
-    current: dict[int, dict[int, tuple[int, tuple[str, int, bool, bool]]]] = {}
-    for row in select_in(connection, "SELECT id, student_id, relative_id, link_code, "
-                                     "legal_responsibility, financial, contact "
-                                     "FROM student_relatives WHERE student_id IN ({in})",
-                         list(desired)):
-        current.setdefault(row[1], {})[row[2]] = (row[0], (row[3], row[4], bool(row[5]),
-                                                           bool(row[6])))
-    to_delete: list[int] = []
-    to_insert: list[dict[str, Any]] = []
-    to_update: list[dict[str, Any]] = []
-    for student_id, wanted in desired.items():
-        have = current.get(student_id, {})
-        for relative_id, (row_id, values) in have.items():
-            if relative_id not in wanted:
-                to_delete.append(row_id)
-            elif wanted[relative_id] != values:
-                link_code, legal, financial, contact = wanted[relative_id]
-                to_update.append({"id": row_id, "link_code": link_code,
-                                  "legal_responsibility": legal, "financial": financial,
-                                  "contact": contact})
-        for relative_id, (link_code, legal, financial, contact) in wanted.items():
-            if relative_id not in have:
-                to_insert.append({"student_id": student_id, "relative_id": relative_id,
-                                  "link_code": link_code, "legal_responsibility": legal,
-                                  "financial": financial, "contact": contact})
-    delete_ids(connection, relatives, to_delete)
-    bulk_update(connection, relatives, ("link_code", "legal_responsibility", "financial",
-                                        "contact"), to_update)
-    bulk_insert(connection, relatives, to_insert)
-    return len(to_insert) + len(to_update)
 
 
 def _replace_per_year(connection: Connection, table: Table, person_column: str,

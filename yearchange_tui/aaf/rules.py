@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from yearchange_tui.importing.rules import Rule, RuleBook, Severity, format_template
+from yearchange_tui.importing.rules import Rule, RuleBook, Severity
 
-__all__ = ["RECORD_SEVERITIES", "RULES", "RULE_BOOK", "Rule", "Severity", "explain",
-           "format_template", "rules_table", "severity_of"]
+__all__ = ["RULES", "RULE_BOOK", "Rule", "Severity", "explain", "rules_table", "severity_of"]
 
 _RENEW = "Demander au rectorat une nouvelle livraison ; rien n'a été importé."
 _SIECLE_NAMES = ("Renseigner le champ dans SIECLE (élèves, responsables) ou STS-web (personnels) ; "
@@ -191,8 +190,6 @@ RULE_BOOK = RuleBook(_RULE_LIST)
 
 RULES: Mapping[str, Rule] = RULE_BOOK.rules
 """Every rule by code, in documentation order."""
-
-RECORD_SEVERITIES = (Severity.ERROR, Severity.WARNING, Severity.INFO)
 
 explain = RULE_BOOK.explain
 severity_of = RULE_BOOK.severity_of
