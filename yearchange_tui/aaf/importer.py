@@ -90,6 +90,7 @@ from yearchange_tui.changeover.units import (
     finish_unit,
     get_unit,
     next_school_year,
+    utcnow,
 )
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import (
@@ -135,10 +136,6 @@ rubrics_table = Rubric.__table__
 rights_table = RubricRight.__table__
 
 ProgressCallback = Callable[[str], None]
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass
@@ -1444,7 +1441,7 @@ class _Importer:
             if context.in_scope and context.year_id:
                 self._import_report(context)
         self._finish_units()
-        self.import_row.finished_at = _utcnow()
+        self.import_row.finished_at = utcnow()
         self.import_row.mode = MODE_INIT if any(c.mode == MODE_INIT for c in self.contexts.values()
                                                 if c.in_scope) else MODE_IMPORT
         counts = Counter()
@@ -1537,7 +1534,7 @@ class _Importer:
             establishment_id=context.id, school_year_id=context.year_id,
             source=ImportSource.AAF, source_name=(self.delivery.source[0] if self.delivery.source
                                                   else "")[:500],
-            started_at=self.now, finished_at=_utcnow(), created_count=counts["created"],
+            started_at=self.now, finished_at=utcnow(), created_count=counts["created"],
             updated_count=counts["updated"], rejected_count=rejected, summary=summary))
 
     def _finish_units(self) -> None:
@@ -1729,7 +1726,7 @@ def import_delivery(database: Database, paths: Sequence[Path | str], *,
         GuardRefused: an establishment is between its steps 1 and 3 (nothing changed).
     """
     observer = observer or NullObserver()
-    moment = now or _utcnow()
+    moment = now or utcnow()
     with open_delivery(paths) as delivery, cyclic_gc_paused():
         session = database.sessions()
         importer: _Importer | None = None

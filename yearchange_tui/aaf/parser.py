@@ -381,6 +381,14 @@ class FileHeader:
     comments: list[str] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def from_prologue(cls, prologue: Prologue) -> FileHeader:
+        """The header of a file from the comments its prologue read."""
+        header = cls(list(prologue.comments))
+        for comment in prologue.comments:
+            header.fields.update(parse_header_comment(comment))
+        return header
+
 
 class _Hashing:
     """A binary stream that feeds what it reads to a digest."""
@@ -410,9 +418,7 @@ class AafFileReader:
         self.prologue = prologue
         # Attributes read from every record: extracted at once, cheaper than one by one.
         self.eager = tuple(eager)
-        self.header = FileHeader(list(prologue.comments))
-        for comment in prologue.comments:
-            self.header.fields.update(parse_header_comment(comment))
+        self.header = FileHeader.from_prologue(prologue)
         self.record_count = 0
         self.sha256 = ""
 

@@ -50,7 +50,6 @@ from yearchange_tui.aaf.parser import (
     AafFileReader,
     FileHeader,
     Prologue,
-    parse_header_comment,
 )
 from yearchange_tui.aaf.prepare import Prepared, Preparer, unwire_batch, wire_batch
 from yearchange_tui.aaf.records import EAGER_ATTRIBUTES
@@ -90,9 +89,7 @@ class FileOutcome:
     def __init__(self, prologue: Prologue) -> None:
         self.record_count = 0
         self.sha256 = ""
-        self.header = FileHeader(list(prologue.comments))
-        for comment in prologue.comments:
-            self.header.fields.update(parse_header_comment(comment))
+        self.header = FileHeader.from_prologue(prologue)
 
 
 class InlineSource:

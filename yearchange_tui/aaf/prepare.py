@@ -42,6 +42,7 @@ from yearchange_tui.aaf.records import (
     KNOWN_ATTRIBUTES,
     MAX_ID_LENGTH,
     Issue,
+    first_value,
     normalise_mef,
     normalise_relative,
     normalise_staff,
@@ -157,14 +158,6 @@ def unwire_batch(file: str, kind: str, records: list[tuple[Any, ...]],
             offset += size
 
 
-def _first(values: list[str] | None) -> str:
-    for value in values or ():
-        stripped = value.strip()
-        if stripped:
-            return stripped
-    return ""
-
-
 class Preparer:
     """The record-local stage for one import (state: what earlier records said).
 
@@ -199,7 +192,7 @@ class Preparer:
         normalise = _NORMALISE_PERSON.get(kind)
         if normalise is not None:
             # Where a refused person most likely belongs (its reject's establishment).
-            prepared.hint = _first(raw.attributes.get("ENTPersonStructRattach"))  # type: ignore[arg-type]
+            prepared.hint = first_value(raw.attributes, "ENTPersonStructRattach")
         if request == "unknown" or raw.unexpected:
             prepared.reject = (
                 "AAF-REQUETE-INCONNUE", "", raw.unexpected[0],
@@ -213,7 +206,7 @@ class Preparer:
             return prepared
         attributes = raw.attributes
         jointure_attribute = JOINTURE_ATTRIBUTE[kind]
-        jointure = _first(attributes.get(jointure_attribute))  # type: ignore[arg-type]
+        jointure = first_value(attributes, jointure_attribute)
         if not identifier:
             if not jointure:
                 prepared.reject = ("AAF-IDENTIFIANT-MANQUANT", "", "", {})
@@ -246,8 +239,8 @@ class Preparer:
             if row is not None:
                 prepared.name = row.name
             else:
-                last = _first(attributes.get("sn"))  # type: ignore[arg-type]
-                first = _first(attributes.get("givenName"))  # type: ignore[arg-type]
+                last = first_value(attributes, "sn")
+                first = first_value(attributes, "givenName")
                 prepared.name = f"{last} {first}".strip()
                 if kind == KIND_ELEVE:
                     # Relatives cited by a refused student are not orphans: its reject says why.
