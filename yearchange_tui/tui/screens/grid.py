@@ -288,13 +288,17 @@ class GridScreen(ConsoleScreen):
         if self.grid.cursor_uai:
             self.console.open_detail(self.grid.cursor_uai)
 
-    def action_school_life(self) -> None:
-        """Open the step-5 wizard of the establishment under the cursor."""
+    def _cursor_target(self) -> str:
+        """The UAI under the cursor, or ``""`` after asking the operator to place it."""
         uai = self.grid.cursor_uai
         if not uai:
             self.notify("Placez le curseur sur un établissement.", severity="warning")
-            return
-        self.console.open_school_life(uai)
+        return uai
+
+    def action_school_life(self) -> None:
+        """Open the step-5 wizard of the establishment under the cursor."""
+        if uai := self._cursor_target():
+            self.console.open_school_life(uai)
 
     # -- actions on the selection ----------------------------------------------------------------
 
@@ -356,7 +360,7 @@ class GridScreen(ConsoleScreen):
     def action_cancel(self) -> None:
         """Cancel the running units of the selection (all when nothing is marked)."""
         model = self.console.model
-        scope = [uai for uai in self.console.marked] or []
+        scope = self.console.marked
         running = [(uai, key) for uai, key, _unit in model.running()
                    if not scope or uai in scope]
         if not running:
@@ -410,11 +414,8 @@ class GridScreen(ConsoleScreen):
 
     def action_import_timetable(self) -> None:
         """Import a timetable for the establishment under the cursor."""
-        uai = self.grid.cursor_uai
-        if not uai:
-            self.notify("Placez le curseur sur un établissement.", severity="warning")
-            return
-        self.console.prompt_import_timetable(uai)
+        if uai := self._cursor_target():
+            self.console.prompt_import_timetable(uai)
 
 
 __all__ = ["GridScreen", "challenge_for", "event_line"]
