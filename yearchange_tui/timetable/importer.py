@@ -36,6 +36,7 @@ import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -400,17 +401,26 @@ class _Planner:
                              services=0 if course else 1)
         return found
 
+    @cached_property
+    def course_mentions(self) -> Counter[str]:
+        """Courses of the file that cite each class code."""
+        return Counter(code for course in self.data.courses
+                       for code in {self.class_code(key) for key in course.class_keys})
+
+    @cached_property
+    def service_mentions(self) -> Counter[str]:
+        """Services of the file that cite each class code."""
+        return Counter(self.class_code(service.class_key) for service in self.data.services
+                       if service.class_key)
+
     def unknown_class(self, code: str, place: Place, record: str | None = None, *,
                       courses: int = 0, services: int = 0, groups: int = 0,
                       scope: str = "") -> None:
         if record is None:
             if courses:
-                mentions = sum(1 for c in self.data.courses
-                               if any(self.class_code(k) == code for k in c.class_keys))
-                record = f"{mentions} cours du fichier"
+                record = f"{self.course_mentions[code]} cours du fichier"
             else:
-                mentions = sum(1 for s in self.data.services
-                               if s.class_key and self.class_code(s.class_key) == code)
+                mentions = self.service_mentions[code]
                 record = "1 service du fichier" if mentions == 1 else \
                     f"{mentions} services du fichier"
         self.rejects.add("EDT-CLASSE-INCONNUE", place, code, "Classe", scope=scope,
