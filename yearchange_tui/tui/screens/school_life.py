@@ -142,6 +142,10 @@ def summary_text(state: SchoolLifeState) -> Text:
     return text
 
 
+def _other_kind(kind: PeriodKind) -> PeriodKind:
+    return PeriodKind.SEMESTER if kind is PeriodKind.TRIMESTER else PeriodKind.TRIMESTER
+
+
 class PeriodKindToggle(Widget, can_focus=True):
     """Trimesters or semesters, each shown with a glyph and a word (Espace, ← →)."""
 
@@ -191,17 +195,16 @@ class PeriodKindToggle(Widget, can_focus=True):
 
     def action_toggle(self) -> None:
         """The other kind."""
-        other = (PeriodKind.SEMESTER if self.kind is PeriodKind.TRIMESTER
-                 else PeriodKind.TRIMESTER)
-        self.action_choose(other.value)
+        self.action_choose(_other_kind(self.kind).value)
 
     def on_click(self) -> None:
         self.action_toggle()
 
 
-def _date_input(value: dt.date, input_id: str) -> Input:
-    return Input(f"{value:%d/%m/%Y}", id=input_id, compact=True, max_length=10,
-                 restrict=r"[0-9/]*", placeholder="JJ/MM/AAAA", classes="date-input")
+def _date_input(input_id: str, value: dt.date | None = None) -> Input:
+    return Input(f"{value:%d/%m/%Y}" if value else None, id=input_id, compact=True,
+                 max_length=10, restrict=r"[0-9/]*", placeholder="JJ/MM/AAAA",
+                 classes="date-input")
 
 
 class PeriodsEditor(Vertical):
@@ -216,9 +219,9 @@ class PeriodsEditor(Vertical):
             with Horizontal(classes="form-row"):
                 yield Label(period.name, classes="form-label")
                 yield Label("du ", classes="form-word")
-                yield _date_input(period.starts_on, f"period-{period.position}-starts")
+                yield _date_input(f"period-{period.position}-starts", period.starts_on)
                 yield Label(" au ", classes="form-word")
-                yield _date_input(period.ends_on, f"period-{period.position}-ends")
+                yield _date_input(f"period-{period.position}-ends", period.ends_on)
             yield Static("", id=f"period-{period.position}-error", classes="form-error")
 
     async def show(self, periods: list[PeriodProposal]) -> None:
@@ -256,11 +259,9 @@ class SchoolLifeScreen(ConsoleScreen):
                 yield PeriodKindToggle(id="period-kind")
             with Horizontal(classes="form-row"):
                 yield Label("Ouverture", classes="form-label")
-                yield Input(id="opens-on", compact=True, max_length=10, restrict=r"[0-9/]*",
-                            placeholder="JJ/MM/AAAA", classes="date-input")
+                yield _date_input("opens-on")
                 yield Label("  Fermeture ", classes="form-word")
-                yield Input(id="closes-on", compact=True, max_length=10, restrict=r"[0-9/]*",
-                            placeholder="JJ/MM/AAAA", classes="date-input")
+                yield _date_input("closes-on")
             yield Static("", id="dates-error", classes="form-error")
             yield Static(Text("Périodes", style="bold"), id="periods-heading")
             yield PeriodsEditor(id="periods")
@@ -357,13 +358,17 @@ class SchoolLifeScreen(ConsoleScreen):
         error.update(Text("✗ " + " ; ".join(problems)) if problems else "")
         error.display = bool(problems)
 
+    def _year_bounds(self) -> tuple[dt.date, dt.date] | tuple[None, None]:
+        """The dates a field accepts: the N+1 school year being set (none before reading)."""
+        bounds = school_year_bounds(self.state.proposal.school_year) if self.state else None
+        return bounds or (None, None)
+
     def read_form(self) -> FormReading:
         """Check every field, show each problem beside its field, build the proposal."""
         if self.state is None:
             return FormReading(None)
         proposal = self.state.proposal
-        bounds = school_year_bounds(proposal.school_year)
-        first_day, last_day = bounds if bounds else (None, None)
+        first_day, last_day = self._year_bounds()
         invalid: list[Input] = []
 
         def field(input_id: str, what: str, problems: list[str]) -> dt.date | None:
@@ -419,16 +424,13 @@ class SchoolLifeScreen(ConsoleScreen):
     @on(PeriodKindToggle.Changed)
     async def _kind_changed(self, event: PeriodKindToggle.Changed) -> None:
         if not await self.recut(event.kind):
-            previous = (PeriodKind.SEMESTER if event.kind is PeriodKind.TRIMESTER
-                        else PeriodKind.TRIMESTER)
-            event.toggle.show_kind(previous)
+            event.toggle.show_kind(_other_kind(event.kind))
 
     async def recut(self, kind: PeriodKind) -> bool:
         """Cut the year again into ``kind`` from the opening and closing dates typed."""
         if self.state is None:
             return False
-        bounds = school_year_bounds(self.state.proposal.school_year)
-        first_day, last_day = bounds if bounds else (None, None)
+        first_day, last_day = self._year_bounds()
         opens_on, _ = parse_form_date(self.query_one("#opens-on", Input).value,
                                       first_day, last_day)
         closes_on, _ = parse_form_date(self.query_one("#closes-on", Input).value,
