@@ -8,7 +8,7 @@ the proposal visibly comes from it; and the generated sample académie, still in
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,13 @@ class Console:
     def close(self) -> None:
         self.client.close(wait=True)
 
+    def run(self, scenario: Callable[[], Awaitable[None]]) -> None:
+        """Run ``scenario``, then stop the client's engine (even when the scenario fails)."""
+        try:
+            run(scenario)
+        finally:
+            self.close()
+
 
 async def open_wizard(app: Any, pilot: Any, key: str = "v") -> SchoolLifeScreen:
     """Wait for the grid, press ``key`` on the first establishment, wait for the wizard."""
@@ -199,10 +206,7 @@ def test_the_wizard_proposes_the_calendar_switches_to_semesters_and_applies(
             assert "étape 5 : ✓ terminé" in text
             assert "Proposé d'après : déjà saisi" in text
 
-    try:
-        run(scenario)
-    finally:
-        console.close()
+    console.run(scenario)
     assert periods(college) == [
         (PeriodKind.SEMESTER, "1er semestre", OPENS, dt.date(2027, 1, 31)),
         (PeriodKind.SEMESTER, "2nd semestre", dt.date(2027, 2, 1), CLOSES)]
@@ -241,10 +245,7 @@ def test_an_invalid_date_is_shown_beside_its_field_and_nothing_is_written(
             await wait_for_text(app, pilot, "Corrigez les champs signalés ✗")
             await app.workers.wait_for_complete()
 
-    try:
-        run(scenario)
-    finally:
-        console.close()
+    console.run(scenario)
     assert snapshot(college) == before
 
 
@@ -265,10 +266,7 @@ def test_escape_closes_without_writing_anything(college: Database, tmp_path: Pat
             assert "0999001W" in screen_text(app)  # back on the grid
             await app.workers.wait_for_complete()
 
-    try:
-        run(scenario)
-    finally:
-        console.close()
+    console.run(scenario)
     assert snapshot(college) == before
     assert periods(college) == [] and step_5(college) is None
 
@@ -301,10 +299,7 @@ def test_replacing_what_is_already_set_is_asked_first(college: Database, tmp_pat
             await pilot.press("o")
             await wait_for_text(app, pilot, "Enregistré : 3 période(s), 1 jeu de dates.")
 
-    try:
-        run(scenario)
-    finally:
-        console.close()
+    console.run(scenario)
     assert opening_dates(college) == [(OPENS, dt.date(2027, 6, 30))]
     assert periods(college)[-1] == (PeriodKind.TRIMESTER, "3e trimestre",
                                     dt.date(2027, 3, 16), dt.date(2027, 6, 30))
@@ -326,10 +321,7 @@ def test_read_only_refuses_to_apply_and_writes_nothing(college: Database, tmp_pa
                                                    "peut pas être enregistrée")
             await app.workers.wait_for_complete()
 
-    try:
-        run(scenario)
-    finally:
-        console.close()
+    console.run(scenario)
     assert snapshot(college) == before
     # The source refuses too, whatever a screen would offer.
     source = DatabaseSchoolLifeSource(college, read_only=True)
@@ -367,10 +359,7 @@ def test_the_wizard_fits_80x24_and_opens_from_the_detail(college: Database,
             await pilot.press("escape")
             assert isinstance(app.screen, DetailScreen)
 
-    try:
-        run(scenario)
-    finally:
-        console.close()
+    console.run(scenario)
 
 
 def test_on_the_sample_academie_in_year_n_valider_is_refused(database_url: str,
@@ -396,10 +385,7 @@ def test_on_the_sample_academie_in_year_n_valider_is_refused(database_url: str,
             assert "ne peut pas commencer avant la fin de" in text
             await app.workers.wait_for_complete()
 
-    try:
-        run(scenario)
-    finally:
-        console.close()
+    console.run(scenario)
     after = snapshot(academy.database)
     assert after == before
     with academy.database.session() as session:
@@ -441,8 +427,5 @@ def test_wizard_snapshot(size: tuple[int, int], college: Database, tmp_path: Pat
             await pilot.pause()
             captured.append(app.export_screenshot())
 
-    try:
-        run(scenario)
-    finally:
-        console.close()
+    console.run(scenario)
     check_snapshot(f"school-life-{size[0]}x{size[1]}", captured[0], tmp_path)
