@@ -14,7 +14,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from yearchange_tui.tui.rejects_source import RejectQuery, RejectRow, RejectsSource
+from yearchange_tui.tui.rejects_source import (
+    SEVERITY_ORDER,
+    RejectQuery,
+    RejectRow,
+    RejectsSource,
+)
 
 
 @dataclass(frozen=True)
@@ -166,13 +171,9 @@ class DatabaseDetailSource:
             name, closing = establishment.name, establishment.closing_date
             project_code = project.code if project else ""
         page = self.rejects.query(RejectQuery(uai=uai, limit=20))
-        counts: dict[str, int] = {}
-        if self.rejects.available:
-            for severity in ("erreur", "avertissement", "information"):
-                found = self.rejects.query(RejectQuery(uai=uai, severity=severity, limit=0))
-                if found.total:
-                    counts[severity] = found.total
-        else:
+        counts = {severity: page.by_severity[severity] for severity in SEVERITY_ORDER
+                  if page.by_severity.get(severity)}
+        if not self.rejects.available:
             notes.append(self.rejects.note)
         return EstablishmentDetail(uai=uai, name=name, kind=detail_kind, project=project_code,
                                    closing_date=closing, steps=tuple(steps), archives=archives,

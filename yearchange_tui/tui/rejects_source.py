@@ -1,10 +1,9 @@
 """Where the rejects browser reads AAF import rejects: a thin adapter over the AAF package.
 
-When ``yearchange_tui.aaf`` (its reject table) is importable, rejects are read from the
-database; otherwise the browser is empty and says why, in French. "Handled" marks are a
-support-staff annotation kept beside the ENT data (the AAF package's own store when it
-offers ``mark_handled``, else a small JSON file in the user data folder), so marking a
-reject handled is allowed in read-only mode.
+With a database, rejects are read from the AAF reject store (``aaf_rejects``); without
+one, the browser is empty and says why, in French. "Handled" marks are a support-staff
+annotation kept beside the ENT data (a small JSON file in the user data folder), so
+marking a reject handled is allowed in read-only mode.
 
 Queries run on a worker thread of the console; nothing here touches a widget.
 """
@@ -14,11 +13,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
-import importlib
 import json
 import threading
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -72,10 +71,11 @@ class RejectQuery:
 
 @dataclass(frozen=True)
 class RejectPage:
-    """A query's answer: the rows shown and how many matched in all."""
+    """A query's answer: the rows shown, how many matched in all, and how many per severity."""
 
     rows: list[RejectRow]
     total: int
+    by_severity: dict[str, int] = field(default_factory=dict)
 
 
 class RejectsSource(Protocol):
@@ -193,24 +193,18 @@ class DatabaseRejectsSource:
 
     Args:
         database: the open database.
-        handled_store: where handled marks go when the AAF package keeps none.
-        queries: the AAF package's query module, when it offers ``mark_handled``.
+        handled_store: where handled marks go (the AAF package keeps none).
     """
 
     available = True
     note = ""
 
-    def __init__(self, database: Any, handled_store: HandledStore,
-                 queries: Any | None = None) -> None:
+    def __init__(self, database: Any, handled_store: HandledStore) -> None:
         from yearchange_tui.aaf.models import AafReject
 
         self.database = database
         self.model = AafReject
         self.handled_store = handled_store
-        self.queries = queries
-
-    def _handled_ids(self) -> set[int]:
-        return self.handled_store.ids()
 
     def query(self, query: RejectQuery) -> RejectPage:
         """Rejects matching ``query``, at most ``query.limit`` of them."""
@@ -232,16 +226,18 @@ class DatabaseRejectsSource:
                                             model.record_id.ilike(pattern),
                                             model.raw_value.ilike(pattern),
                                             model.code.ilike(pattern)))
-        handled = self._handled_ids()
+        handled = self.handled_store.ids()
         if query.hide_handled and handled:
             statement = statement.where(model.id.not_in(handled))
+        matched = statement.subquery()
         with self.database.session() as session:
-            total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+            by_severity = {severity: int(count) for severity, count in session.execute(
+                select(matched.c.severity, func.count()).group_by(matched.c.severity))}
             records = session.scalars(statement.order_by(
                 model.import_id.desc(), model.uai, model.file_name, model.line, model.id)
                 .limit(query.limit)).all()
             rows = [_row_from_record(record, record.id in handled) for record in records]
-        return RejectPage(rows, int(total))
+        return RejectPage(rows, sum(by_severity.values()), by_severity)
 
     def facets(self) -> dict[str, list[str]]:
         """Distinct UAIs, codes and kinds present, plus the severities."""
@@ -256,11 +252,7 @@ class DatabaseRejectsSource:
                     "severity": list(SEVERITY_ORDER), "kind": distinct(model.kind)}
 
     def set_handled(self, reject_ids: Iterable[int], handled: bool) -> None:
-        """Mark rejects handled through the AAF package when it can, else in the store."""
-        reject_ids = list(reject_ids)
-        mark = getattr(self.queries, "mark_handled", None)
-        if callable(mark):
-            mark(self.database, reject_ids, handled)
+        """Mark rejects handled in the store beside the database."""
         self.handled_store.set(reject_ids, handled)
 
 
@@ -271,7 +263,7 @@ def _row_from_record(record: Any, handled: bool) -> RejectRow:
                      record_id=record.record_id or "", attribute=record.attribute or "",
                      raw_value=record.raw_value or "", message=record.message,
                      action=record.action or "", raw_xml=record.raw_xml or "",
-                     handled=handled or bool(getattr(record, "handled", False)))
+                     handled=handled)
 
 
 def handled_store_for(database_url: str, data_dir: Path) -> HandledStore:
@@ -281,18 +273,10 @@ def handled_store_for(database_url: str, data_dir: Path) -> HandledStore:
 
 
 def open_rejects_source(database: Any | None, data_dir: Path) -> RejectsSource:
-    """The rejects source for the console: the AAF package's table, or an empty one."""
+    """The rejects source for the console: the AAF reject store, or an empty one."""
     if database is None:
         return EmptyRejectsSource("Aucune base ouverte : aucun rejet à afficher.")
-    try:
-        importlib.import_module("yearchange_tui.aaf.models")
-    except ImportError:
-        return EmptyRejectsSource()
-    try:
-        queries = importlib.import_module("yearchange_tui.aaf.queries")
-    except ImportError:
-        queries = None
-    return DatabaseRejectsSource(database, handled_store_for(database.url, data_dir), queries)
+    return DatabaseRejectsSource(database, handled_store_for(database.url, data_dir))
 
 
 class MemoryRejectsSource:
@@ -317,7 +301,8 @@ class MemoryRejectsSource:
             found = [row for row in self._rows.values() if matches(row, query)]
         found.sort(key=lambda row: (-row.import_id, row.uai, row.file_name, row.line or 0,
                                     row.id))
-        return RejectPage(found[:query.limit], len(found))
+        return RejectPage(found[:query.limit], len(found),
+                          dict(Counter(row.severity for row in found)))
 
     def facets(self) -> dict[str, list[str]]:
         """Values present."""
