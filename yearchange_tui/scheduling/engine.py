@@ -665,31 +665,29 @@ class Engine:
     def _queue_tasks(self, request_id: int, origin: str, milestone: Milestone,
                      refs: list[EstablishmentRef]) -> tuple[int, int, int]:
         """Queue one task per establishment; returns (queued, already done, already queued)."""
-        queued = done = busy = 0
         now = self.clock()
         step = milestone.step
+        ids = [ref.id for ref in refs]
         with self.database.session() as session:
             year = current_school_year(session)
-            for ref in refs:
-                if step is not None:
-                    unit = get_unit(session, ref.id, year.id, step, create=False)
-                    if unit is not None and unit.status is UnitStatus.DONE:
-                        done += 1
-                        continue
-                active = session.scalar(select(EngineTask.id).where(
-                    EngineTask.establishment_id == ref.id, EngineTask.school_year_id == year.id,
-                    EngineTask.milestone == milestone.value,
-                    EngineTask.status.in_(ACTIVE_TASK_STATUSES)).limit(1))
-                if active is not None:
-                    busy += 1
-                    continue
-                session.add(EngineTask(request_id=request_id, origin=origin,
-                                       milestone=milestone.value, establishment_id=ref.id,
+            done_ids: set[int] = set()
+            if step is not None:
+                done_ids = set(session.scalars(select(StepUnit.establishment_id).where(
+                    StepUnit.establishment_id.in_(ids), StepUnit.school_year_id == year.id,
+                    StepUnit.step == step, StepUnit.status == UnitStatus.DONE)))
+            busy_ids = set(session.scalars(select(EngineTask.establishment_id).where(
+                EngineTask.establishment_id.in_(ids), EngineTask.school_year_id == year.id,
+                EngineTask.milestone == milestone.value,
+                EngineTask.status.in_(ACTIVE_TASK_STATUSES)))) - done_ids
+            skipped = done_ids | busy_ids
+            to_queue = [ref.id for ref in refs if ref.id not in skipped]
+            session.add_all(EngineTask(request_id=request_id, origin=origin,
+                                       milestone=milestone.value, establishment_id=ref_id,
                                        school_year_id=year.id, status=TaskStatus.QUEUED,
-                                       due_at=now, not_after=None, reason="", created_at=now))
-                queued += 1
+                                       due_at=now, not_after=None, reason="", created_at=now)
+                            for ref_id in to_queue)
         self._wake.set()
-        return queued, done, busy
+        return len(to_queue), len(done_ids), len(busy_ids)
 
     @staticmethod
     def _queued_message(label: str, queued: int, done: int, busy: int) -> str:
@@ -776,10 +774,12 @@ class Engine:
                     [ref.id for ref in self._refs({"uais": uais})]))
             failed = session.execute(query).all()
             refs = {ref.id: ref for ref in self._refs({})}
-        queued = busy = 0
+        by_step: dict[Step, list[EstablishmentRef]] = {}
         for establishment_id, step in failed:
-            q, _done, b = self._queue_tasks(request_id, "retry", Milestone(Step(step).value),
-                                            [refs[establishment_id]])
+            by_step.setdefault(Step(step), []).append(refs[establishment_id])
+        queued = busy = 0
+        for step, step_refs in by_step.items():
+            q, _done, b = self._queue_tasks(request_id, "retry", Milestone(step.value), step_refs)
             queued += q
             busy += b
         if not failed:
