@@ -574,13 +574,8 @@ class Engine:
                     status=TaskStatus.MISSED, due_at=planned.due_at,
                     not_after=planned.not_after, reason=reason, created_at=self.clock(),
                     finished_at=self.clock()))
-                step = planned.milestone.step
-                if step is not None:
-                    unit = get_unit(session, planned.establishment_id, year_id, step)
-                    assert unit is not None
-                    if unit.status is UnitStatus.PENDING:
-                        unit.status = UnitStatus.MISSED
-                        unit.error = reason
+                _miss_unit(session, planned.establishment_id, year_id, planned.milestone,
+                           reason)
                 notes.append((planned, reason))
         for planned, reason in notes:
             self.events.record("unit", f"{planned.uai} : {planned.milestone.label} manquée — "
@@ -653,11 +648,8 @@ class Engine:
         return handler(request_id, action, params)
 
     def _refs(self, params: dict[str, Any]) -> list[EstablishmentRef]:
-        uais = params.get("uais") or params.get("uai") or []
-        if isinstance(uais, str):
-            uais = [uais]
         runner = ChangeoverRunner(self.database, self.storage_root, read_only=True)
-        refs = runner.establishments(list(uais) or None)
+        refs = runner.establishments(_uais(params) or None)
         if not refs:
             raise ValueError("aucun établissement dans la base")
         return refs
@@ -733,9 +725,8 @@ class Engine:
     def _matching_tasks(self, session: Session, params: dict[str, Any],
                         statuses: tuple[TaskStatus, ...]) -> list[EngineTask]:
         query = select(EngineTask).where(EngineTask.status.in_(statuses))
-        uais = params.get("uais") or params.get("uai") or []
-        if uais:
-            ids = [ref.id for ref in self._refs({"uais": uais})]
+        if _uais(params):
+            ids = [ref.id for ref in self._refs(params)]
             query = query.where(EngineTask.establishment_id.in_(ids))
         if params.get("step"):
             query = query.where(EngineTask.milestone == parse_milestone(str(params["step"])).value)
@@ -768,10 +759,9 @@ class Engine:
                 if step is None:
                     raise ValueError("seules les étapes 1 à 5 se relancent")
                 query = query.where(StepUnit.step == step)
-            uais = params.get("uais") or params.get("uai") or []
-            if uais:
+            if _uais(params):
                 query = query.where(StepUnit.establishment_id.in_(
-                    [ref.id for ref in self._refs({"uais": uais})]))
+                    [ref.id for ref in self._refs(params)]))
             failed = session.execute(query).all()
             refs = {ref.id: ref for ref in self._refs({})}
         by_step: dict[Step, list[EstablishmentRef]] = {}
@@ -794,9 +784,7 @@ class Engine:
         milestone = parse_milestone(str(params["step"]))
         on_date = parse_date(str(params["date"])) if params["date"] is not None else None
         at_time = parse_time(params.get("time"))
-        uais = params.get("uais") or params.get("uai") or []
-        if isinstance(uais, str):
-            uais = [uais]
+        uais = _uais(params)
         with self.database.session() as session:
             year = current_school_year(session)
             targets = ([resolve_target(session, uai=uai) for uai in uais] if uais else
@@ -892,13 +880,9 @@ class Engine:
                     task.status = TaskStatus.MISSED
                     task.reason = reason
                     task.finished_at = now
-                    if milestone is not None and milestone.step is not None:
-                        unit = get_unit(session, task.establishment_id, task.school_year_id,
-                                        milestone.step)
-                        assert unit is not None
-                        if unit.status is UnitStatus.PENDING:
-                            unit.status = UnitStatus.MISSED
-                            unit.error = reason
+                    if milestone is not None:
+                        _miss_unit(session, task.establishment_id, task.school_year_id,
+                                   milestone, reason)
                     notes.append(("unit", f"{uai} : {_label(task.milestone)} manquée — {reason}",
                                   uai, "warning", {"event": "missed"}))
                     continue
@@ -1075,6 +1059,24 @@ class Engine:
                 self._running.pop(spec.task_id, None)
             self._cancel_ids.discard(spec.task_id)
             self._wake.set()
+
+
+def _miss_unit(session: Session, establishment_id: int, year_id: int, milestone: Milestone,
+               reason: str) -> None:
+    """Mark a step's unit missed when it has not started (nothing for other milestones)."""
+    if milestone.step is None:
+        return
+    unit = get_unit(session, establishment_id, year_id, milestone.step)
+    assert unit is not None
+    if unit.status is UnitStatus.PENDING:
+        unit.status = UnitStatus.MISSED
+        unit.error = reason
+
+
+def _uais(params: dict[str, Any]) -> list[str]:
+    """The establishments a request names (``uais``, or one ``uai``)."""
+    uais = params.get("uais") or params.get("uai") or []
+    return [uais] if isinstance(uais, str) else list(uais)
 
 
 def _stamp(value: dt.datetime | None) -> str:
