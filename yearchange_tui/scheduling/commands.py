@@ -27,6 +27,7 @@ ACTIONS = ("run", "dry-run", "pause", "resume", "cancel", "retry", "import-aaf",
            "import-timetable", "set-date")
 WEEKDAYS = ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim.")
 KIND_WORDS = {"college": "collège", "lycee": "lycée", "other": "autre"}
+_LOGGER_LEVELS = {"yearchange_tui": logging.INFO, "apscheduler": logging.WARNING}
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -172,12 +173,17 @@ def _setup_logging(log_file: Path, to_stdout: bool) -> list[logging.Handler]:
         handlers.append(logging.StreamHandler(sys.stdout))
     for handler in handlers:
         handler.setFormatter(formatter)
-    for name, level in (("yearchange_tui", logging.INFO), ("apscheduler", logging.WARNING)):
+    for name, level in _LOGGER_LEVELS.items():
         logger = logging.getLogger(name)
         logger.setLevel(level)
         for handler in handlers:
             logger.addHandler(handler)
     return handlers
+
+
+def _remove_handler(handler: logging.Handler) -> None:
+    for name in _LOGGER_LEVELS:
+        logging.getLogger(name).removeHandler(handler)
 
 
 def cmd_engine(args: argparse.Namespace) -> int:
@@ -192,11 +198,12 @@ def cmd_engine(args: argparse.Namespace) -> int:
     )
 
     settings, database = open_database_from_args(args)
-    log_file = (args.log_file or Path(_engine_settings(args).get("log_file")
+    engine_settings = _engine_settings(args)
+    log_file = (args.log_file or Path(engine_settings.get("log_file")
                                       or default_log_file())).expanduser().resolve()
     try:
         config = EngineConfig.from_mapping(
-            {k: v for k, v in _engine_settings(args).items() if k != "log_file"},
+            {k: v for k, v in engine_settings.items() if k != "log_file"},
             concurrency=args.concurrency, timezone=args.timezone, poll_interval=args.poll,
             read_only=settings.read_only or None, log_path=str(log_file))
     except (ValueError, TypeError) as error:
@@ -204,8 +211,9 @@ def cmd_engine(args: argparse.Namespace) -> int:
     if args.detach:
         from yearchange_tui.scheduling.client import DatabaseEngineClient
 
-        if DatabaseEngineClient(database).engine_live():
-            info = DatabaseEngineClient(database).lease()
+        client = DatabaseEngineClient(database)
+        if client.engine_live():
+            info = client.lease()
             err(f"yearchange : un moteur tourne déjà ({info.holder if info else '?'}).")
             return EXIT_FAILED
         extra: list[str] = []
@@ -239,8 +247,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
         for handler in list(handlers):
             if isinstance(handler, logging.StreamHandler) and not isinstance(
                     handler, logging.FileHandler):
-                for name in ("yearchange_tui", "apscheduler"):
-                    logging.getLogger(name).removeHandler(handler)
+                _remove_handler(handler)
                 handlers.remove(handler)
         log.info("SIGHUP reçu (terminal fermé ?) : le moteur continue ; arrêt par SIGTERM.")
 
@@ -255,8 +262,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         for handler in handlers:
-            for name in ("yearchange_tui", "apscheduler"):
-                logging.getLogger(name).removeHandler(handler)
+            _remove_handler(handler)
             handler.close()
         database.dispose()
 
@@ -359,7 +365,7 @@ def cmd_engine_request(args: argparse.Namespace) -> int:
     """``yearchange engine-request ACTION``."""
     from yearchange_tui.scheduling.api import RequestAction
 
-    settings, client = _client(args)
+    _settings, client = _client(args)
     action = RequestAction(args.action)
     params: dict[str, Any] = {}
     if args.step:
@@ -400,7 +406,6 @@ def cmd_engine_request(args: argparse.Namespace) -> int:
         print(f"Demande n°{request_id} ({action.value}) : {state['label']} — {state['message']}")
         for task in tasks:
             print(f"  {task['uai']}  {task['milestone']:<16} {task['status']:<10} {task['reason']}")
-    del settings
     bad = state["status"] in ("refused", "failed") or any(
         task["status"] in ("failed", "blocked", "missed", "cancelled") for task in tasks)
     return EXIT_FAILED if bad else EXIT_OK
