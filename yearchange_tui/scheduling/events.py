@@ -21,7 +21,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
@@ -54,12 +53,6 @@ def step_label(step: str, dry_run: bool = False) -> str:
         return step
     prefix = "Passage à blanc — " if dry_run else ""
     return f"{prefix}étape {known.number} ({known.label})"
-
-
-@dataclass
-class _PendingProgress:
-    event: UnitProgressed
-    last_write: float
 
 
 class EventWriter:
