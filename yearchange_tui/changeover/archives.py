@@ -21,6 +21,7 @@ import itertools
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -202,9 +203,6 @@ class TextbookBatch:
         self.activities: dict[int, list[int]] = {class_id: [] for class_id in class_ids}
         self.sessions: dict[int, int] = dict.fromkeys(class_ids, 0)
         self.homework: dict[int, int] = dict.fromkeys(class_ids, 0)
-        if not class_ids:
-            self.catalog = ActivityCatalog(connection, FileCache(storage_root))
-            return
         wanted = list(class_ids)
         # Two indexed queries (by session, by homework) rather than one OR over outer
         # joins, which SQLite answers with a scan of every attachment of the académie.
@@ -237,15 +235,11 @@ class TextbookBatch:
 
 def build_textbook_archive(connection: Connection, storage_root: Path, *, establishment: str,
                            year_label: str, class_id: int, class_code: str,
-                           builder: ZipBuilder, batch: TextbookBatch | None = None) -> None:
+                           builder: ZipBuilder, batch: TextbookBatch) -> None:
     """The static cahier de textes of a class: sessions, homework, activities, attachments.
 
-    ``batch`` holds what the classes archived together share; without one, the class is
-    loaded on its own.
+    ``batch`` holds what the classes archived together share (loaded once for them).
     """
-    if batch is None:
-        batch = TextbookBatch(connection, storage_root, [class_id])
-
     def sessions_query() -> Select[Any]:
         teacher = aliased(Person)
         return (select(TextbookSession.id, _sql_date(connection, TextbookSession.held_on),
@@ -259,15 +253,15 @@ def build_textbook_archive(connection: Connection, storage_root: Path, *, establ
     sessions = _stream(connection, sessions_query, cache="textbook-sessions",
                        class_id=class_id)
     attachments = batch.attachments.get(class_id, {})
-    copied: set[int] = set()
+    copied: set[str] = set()  # attachment entries already in this archive (one per file)
 
     def attach(key: tuple[str, int]) -> str:
         links = []
         for file_id, name, path in attachments.get(key, []):
             target = _attachment_name(file_id, name)
-            if file_id not in copied:
+            if target not in copied:
                 builder.add_file(target, storage_root / path)
-                copied.add(file_id)
+                copied.add(target)
             links.append(f'<li><a href="../{html.escape(target)}">{html.escape(name)}</a></li>')
         return f"<h2>Pièces jointes</h2><ul>{''.join(links)}</ul>" if links else ""
 
@@ -301,7 +295,7 @@ def build_textbook_archive(connection: Connection, storage_root: Path, *, establ
         index_homework.append(f'<tr><td>{due_on}</td><td>{html.escape(subject or "")}'
                               f'</td><td><a href="{page}">{html.escape(description)}</a></td></tr>')
 
-    index_activities = batch.catalog.write(builder, batch.activities.get(class_id, []), set(),
+    index_activities = batch.catalog.write(builder, batch.activities.get(class_id, []), copied,
                                            prefix="activites")
     body = (f"<h1>Cahier de textes — classe {html.escape(class_code)}</h1>"
             f"<p>{html.escape(establishment)} — année scolaire {year_label}</p>"
@@ -391,30 +385,13 @@ class ActivityCatalog:
         return rows
 
 
-def _activities(connection: Connection, storage_root: Path, builder: ZipBuilder,
-                copied: set[int], condition: Any, prefix: str) -> list[str]:
-    """Write one page per distributed activity matching ``condition``; return index rows."""
-    activity_ids = [row[0] for row in connection.execute(
-        select(ActivityDistribution.activity_id).where(condition).distinct())]
-    catalog = ActivityCatalog(connection, FileCache(storage_root))
-    catalog.load(activity_ids)
-    return catalog.write(builder, activity_ids, set(), prefix)
-
-
-def build_binder_archive(connection: Connection, storage_root: Path, *, student_name: str,
-                         year_label: str, student_id: int, builder: ZipBuilder,
-                         catalog: ActivityCatalog | None = None,
-                         activity_ids: Sequence[int] | None = None) -> None:
+def build_binder_archive(*, student_name: str, year_label: str, builder: ZipBuilder,
+                         catalog: ActivityCatalog, activity_ids: Sequence[int]) -> None:
     """Every activity distributed to one student this year, with its attachments.
 
-    With a ``catalog`` and the student's ``activity_ids`` (loaded for a whole batch of
-    students), no query is made per student.
+    The ``catalog`` is loaded for a whole batch of students: no query per student.
     """
-    if catalog is None or activity_ids is None:
-        rows = _activities(connection, storage_root, builder, set(),
-                           ActivityDistribution.student_id == student_id, prefix="activites")
-    else:
-        rows = catalog.write(builder, activity_ids, set())
+    rows = catalog.write(builder, activity_ids, set())
     body = (f"<h1>Classeur pédagogique — {html.escape(student_name)}</h1>"
             f"<p>Année scolaire {year_label} — {len(rows)} activités diffusées</p>"
             f"<table><tr><th>Date</th><th>Activité</th></tr>{''.join(rows)}</table>")
@@ -430,16 +407,44 @@ def _scope(model: Any, establishment_id: int, school_year_id: int) -> Any:
                 model.school_year_id == school_year_id)
 
 
-def _classes(connection: Connection, establishment_id: int,
-             school_year_id: int) -> list[tuple[int, str]]:
-    return [tuple(row) for row in connection.execute(  # type: ignore[misc]
-        select(SchoolClass.id, SchoolClass.code).where(
-            _scope(SchoolClass, establishment_id, school_year_id)).order_by(SchoolClass.code))]
+@dataclass
+class SchoolLife:
+    """The establishment and year whose school life is archived, with what several
+    archives need (its classes, each student's class) read once."""
+
+    connection: Connection
+    establishment_id: int
+    school_year_id: int
+    establishment: str = ""
+    year_label: str = ""
+
+    @property
+    def where(self) -> tuple[Connection, int, int]:
+        return self.connection, self.establishment_id, self.school_year_id
+
+    @functools.cached_property
+    def classes(self) -> list[tuple[int, str]]:
+        """The classes of the year, by code."""
+        return [(row[0], row[1]) for row in self.connection.execute(
+            select(SchoolClass.id, SchoolClass.code).where(
+                _scope(SchoolClass, self.establishment_id, self.school_year_id))
+            .order_by(SchoolClass.code))]
+
+    @functools.cached_property
+    def student_classes(self) -> dict[int, str]:
+        """Each student's class code."""
+        from yearchange_tui.ent.models import ClassMembership, ClassRole
+
+        return {row[0]: row[1] for row in self.connection.execute(
+            select(ClassMembership.person_id, SchoolClass.code)
+            .join(SchoolClass, SchoolClass.id == ClassMembership.class_id)
+            .where(_scope(SchoolClass, self.establishment_id, self.school_year_id),
+                   ClassMembership.role == ClassRole.STUDENT))}
 
 
-def build_roll_calls(connection: Connection, establishment_id: int, school_year_id: int,
-                     builder: ZipBuilder) -> None:
+def build_roll_calls(life: SchoolLife, builder: ZipBuilder) -> None:
     """Registres d'appel: each roll call, then each absence, late and departure recorded."""
+    connection, establishment_id, school_year_id = life.where
     teacher = aliased(Person)
     calls = _stream(connection, select(
         RollCall.id, _sql_date(connection, RollCall.taken_at),
@@ -473,9 +478,10 @@ def build_roll_calls(connection: Connection, establishment_id: int, school_year_
          for call_id, last, first, kind, starts_at, ends_at, justified, reason in events)))
 
 
-def build_grade_reports(connection: Connection, establishment_id: int, school_year_id: int,
-                        builder: ZipBuilder) -> None:
+def build_grade_reports(life: SchoolLife, builder: ZipBuilder) -> None:
     """Relevés d'évaluations: one CSV per class, one line per grade."""
+    connection = life.connection
+
     def grades_query() -> Select[Any]:
         student = aliased(Person)
         return (select(student.last_name, student.first_name, Period.name, Subject.label,
@@ -489,7 +495,7 @@ def build_grade_reports(connection: Connection, establishment_id: int, school_ye
                 .order_by(student.last_name, student.first_name, student.id,
                           Assessment.given_on, Assessment.id))
 
-    for class_id, code in _classes(connection, establishment_id, school_year_id):
+    for class_id, code in life.classes:
         rows = _stream(connection, grades_query, cache="grades", class_id=class_id)
         builder.add_bytes(f"releve-evaluations-{safe_name(code)}.csv", csv_bytes(
             ["Élève", "Période", "Matière", "Évaluation", "Date", "Coefficient", "Note", "Sur",
@@ -500,11 +506,11 @@ def build_grade_reports(connection: Connection, establishment_id: int, school_ye
              status in rows)))
 
 
-def build_skills(connection: Connection, establishment_id: int, school_year_id: int,
-                 builder: ZipBuilder) -> None:
+def build_skills(life: SchoolLife, builder: ZipBuilder) -> None:
     """Relevés de compétences: one CSV per class."""
+    connection, establishment_id, school_year_id = life.where
     student = aliased(Person)
-    membership_class = _student_class_map(connection, establishment_id, school_year_id)
+    membership_class = life.student_classes
     rows = _stream(connection, select(
         SkillAssessment.student_id, student.last_name, student.first_name, Period.name,
         SkillAssessment.domain, SkillAssessment.skill, SkillAssessment.level)
@@ -521,21 +527,12 @@ def build_skills(connection: Connection, establishment_id: int, school_year_id: 
          for student_id, last, first, period, domain, skill, level in rows)))
 
 
-def _student_class_map(connection: Connection, establishment_id: int,
-                       school_year_id: int) -> dict[int, str]:
-    from yearchange_tui.ent.models import ClassMembership, ClassRole
-
-    return dict(connection.execute(select(ClassMembership.person_id, SchoolClass.code)
-                                   .join(SchoolClass, SchoolClass.id == ClassMembership.class_id)
-                                   .where(_scope(SchoolClass, establishment_id, school_year_id),
-                                          ClassMembership.role == ClassRole.STUDENT)).all())
-
-
-def build_report_cards(connection: Connection, establishment_id: int, school_year_id: int,
-                       establishment: str, year_label: str, builder: ZipBuilder) -> None:
+def build_report_cards(life: SchoolLife, builder: ZipBuilder) -> None:
     """Bulletins périodiques: one printable HTML document per class, a page per card."""
+    connection = life.connection
+    establishment, year_label = life.establishment, life.year_label
     student = aliased(Person)
-    for class_id, code in _classes(connection, establishment_id, school_year_id):
+    for class_id, code in life.classes:
         lines: dict[int, list[tuple[str, float | None, str]]] = defaultdict(list)
         for card_id, subject, average, appraisal in connection.execute(select(
                 ReportCardLine.report_card_id, Subject.label, ReportCardLine.average,
@@ -567,11 +564,12 @@ def build_report_cards(connection: Connection, establishment_id: int, school_yea
                          _page(f"Bulletins {code} {year_label}", "\n".join(pages)))
 
 
-def build_end_of_cycle(connection: Connection, establishment_id: int, school_year_id: int,
-                       establishment: str, year_label: str, builder: ZipBuilder) -> None:
+def build_end_of_cycle(life: SchoolLife, builder: ZipBuilder) -> None:
     """Bilans de fin de cycle: one printable HTML document, a page per student."""
+    connection, establishment_id, school_year_id = life.where
+    establishment, year_label = life.establishment, life.year_label
     student = aliased(Person)
-    membership_class = _student_class_map(connection, establishment_id, school_year_id)
+    membership_class = life.student_classes
     reports = _stream(connection, select(
         EndOfCycleReport.student_id, student.last_name, student.first_name,
         EndOfCycleReport.cycle, EndOfCycleReport.domain_levels, EndOfCycleReport.appraisal)
@@ -594,11 +592,11 @@ def build_end_of_cycle(connection: Connection, establishment_id: int, school_yea
                      _page(f"Bilans de fin de cycle {year_label}", "\n".join(pages)))
 
 
-def build_punishments(connection: Connection, establishment_id: int, school_year_id: int,
-                      builder: ZipBuilder) -> None:
+def build_punishments(life: SchoolLife, builder: ZipBuilder) -> None:
     """Punitions: one CSV."""
+    connection, establishment_id, school_year_id = life.where
     student, giver = aliased(Person), aliased(Person)
-    membership_class = _student_class_map(connection, establishment_id, school_year_id)
+    membership_class = life.student_classes
     rows = _stream(connection, select(
         Punishment.student_id, student.last_name, student.first_name,
         _sql_date(connection, Punishment.given_on),
@@ -614,9 +612,9 @@ def build_punishments(connection: Connection, establishment_id: int, school_year
          for student_id, last, first, given_on, kind, reason, giver_last, giver_first in rows)))
 
 
-def build_epis(connection: Connection, establishment_id: int, school_year_id: int,
-               builder: ZipBuilder) -> None:
+def build_epis(life: SchoolLife, builder: ZipBuilder) -> None:
     """EPI: one CSV of the EPI and one of their members."""
+    connection, establishment_id, school_year_id = life.where
     epis = connection.execute(select(Epi.id, Epi.title, Epi.theme, Epi.subjects, SchoolClass.code)
                               .outerjoin(SchoolClass, SchoolClass.id == Epi.class_id)
                               .where(_scope(Epi, establishment_id, school_year_id))
@@ -637,11 +635,11 @@ def build_epis(connection: Connection, establishment_id: int, school_year_id: in
          for epi_id, last, first, kind in members)))
 
 
-def build_absence_statistics(connection: Connection, establishment_id: int,
-                             school_year_id: int, builder: ZipBuilder) -> None:
+def build_absence_statistics(life: SchoolLife, builder: ZipBuilder) -> None:
     """Statistiques d'absences: per student, absences, lates and departures over the year."""
+    connection, establishment_id, school_year_id = life.where
     student = aliased(Person)
-    membership_class = _student_class_map(connection, establishment_id, school_year_id)
+    membership_class = life.student_classes
 
     def count_of(kind: AttendanceKind) -> Any:
         return func.sum(case((AttendanceEvent.kind == kind, 1), else_=0))
@@ -662,10 +660,11 @@ def build_absence_statistics(connection: Connection, establishment_id: int,
          for student_id, last, first, absences, lates, departures, unjustified in rows)))
 
 
-def sanctions_csv(connection: Connection, establishment_id: int, school_year_id: int) -> bytes:
+def sanctions_csv(life: SchoolLife) -> bytes:
     """Sanctions of the year as one CSV (sent to the heads of establishment)."""
+    connection, establishment_id, school_year_id = life.where
     student, decider = aliased(Person), aliased(Person)
-    membership_class = _student_class_map(connection, establishment_id, school_year_id)
+    membership_class = life.student_classes
     rows = connection.execute(select(
         Sanction.student_id, student.last_name, student.first_name, Sanction.decided_on,
         Sanction.kind, Sanction.reason, decider.last_name, decider.first_name)

@@ -15,7 +15,8 @@ import datetime as dt
 import hashlib
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -34,7 +35,6 @@ from yearchange_tui.ent.models import (
 )
 
 UTC = dt.UTC
-ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 @dataclass
@@ -104,10 +104,6 @@ class _SinkWriter:
         if self.target is not None:
             self.target.flush()
 
-    def close(self) -> None:
-        """Write what is left (the ZIP's central directory)."""
-        self.flush()
-
 
 class ZipBuilder:
     """Adds entries to an archive being written; entries get a fixed date (reproducible)."""
@@ -135,6 +131,17 @@ class ZipBuilder:
 
 
 ArchiveBuild = Callable[[ZipBuilder], None]
+
+
+def _build_zip(target: BinaryIO | None, build: ArchiveBuild) -> tuple[int, _SinkWriter]:
+    """Build an archive into ``target`` (None: nowhere); its entry count and hashing sink."""
+    sink = _SinkWriter(target)
+    archive = ZipWriter(sink)
+    builder = ZipBuilder(archive)
+    build(builder)
+    archive.close()
+    sink.flush()
+    return builder.entries, sink
 
 
 class Effects:
@@ -185,6 +192,11 @@ class Effects:
 
     def finish_phase(self, connection: Connection) -> None:
         """Called by the runner before it commits a phase."""
+
+    def _count_archive(self, kind: str, entries: int) -> None:
+        self.tally.add(f"archives {kind}", 1)
+        self.tally.add(f"entrées {kind}", entries)
+        self.tally.add("manifestes enregistrés", 1)
 
     def record(self, label: str, items: Iterable[str]) -> None:
         """Add items to a named list of the report (both modes)."""
@@ -254,6 +266,19 @@ class RealEffects(Effects):
         self.pending_archives: list[tuple[Any, ...]] = []
         self._made_folders: set[Path] = set()
 
+    @contextmanager
+    def _atomic(self, path: Path) -> Iterator[BinaryIO]:
+        """Write ``path`` under a temporary name, renamed into place once complete;
+        :meth:`make_durable` syncs it before the phase's rows commit."""
+        if path.parent not in self._made_folders:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._made_folders.add(path.parent)
+        temporary = path.with_name(f".{path.name}.part")
+        with temporary.open("wb") as handle:
+            yield handle
+        os.replace(temporary, path)
+        self.unsynced = True
+
     def make_durable(self) -> None:
         """Flush the files this phase wrote (and their renames) to stable storage."""
         if self.unsynced:
@@ -279,27 +304,14 @@ class RealEffects(Effects):
     def write_archive(self, connection, *, key, kind, relative_path, establishment_id, build,
                       rubric_id, title, created_at, school_year_id=None):  # type: ignore[no-untyped-def]
         path = self._safe_path(relative_path)
-        if path.parent not in self._made_folders:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._made_folders.add(path.parent)
-        temporary = path.with_name(f".{path.name}.part")
-        with temporary.open("wb") as raw:
-            sink = _SinkWriter(raw)
-            archive = ZipWriter(sink)
-            builder = ZipBuilder(archive)
-            build(builder)
-            archive.close()
-            sink.flush()
-        os.replace(temporary, path)
-        self.unsynced = True
-        result = ArchiveResult(key, kind, relative_path, builder.entries, sink.position,
+        with self._atomic(path) as raw:
+            entries, sink = _build_zip(raw, build)
+        result = ArchiveResult(key, kind, relative_path, entries, sink.position,
                                sink.digest.hexdigest())
         # Rows are written when the phase ends, so the write lock is held for milliseconds.
         self.pending_archives.append((result, path.name, establishment_id, school_year_id,
                                       rubric_id, title, created_at))
-        self.tally.add(f"archives {kind}", 1)
-        self.tally.add(f"entrées {kind}", builder.entries)
-        self.tally.add("manifestes enregistrés", 1)
+        self._count_archive(kind, entries)
         return result
 
     def finish_phase(self, connection: Connection) -> None:
@@ -372,12 +384,8 @@ class RealEffects(Effects):
         for relative_path, data, media_type in attachments or []:
             path = self._safe_path(relative_path)
             name = path.name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_name(f".{path.name}.part")
-            with temporary.open("wb") as handle:
+            with self._atomic(path) as handle:
                 handle.write(data)
-            os.replace(temporary, path)
-            self.unsynced = True
             file_id = connection.execute(insert(StoredFile.__table__).values(
                 establishment_id=establishment_id, relative_path=relative_path,
                 original_name=name, media_type=media_type, size=len(data),
@@ -411,16 +419,9 @@ class RecordingEffects(Effects):
 
     def write_archive(self, connection, *, key, kind, relative_path, establishment_id, build,
                       rubric_id, title, created_at, school_year_id=None):  # type: ignore[no-untyped-def]
-        sink = _SinkWriter(None)
-        archive = ZipWriter(sink)
-        builder = ZipBuilder(archive)
-        build(builder)
-        archive.close()
-        sink.flush()
-        self.tally.add(f"archives {kind}", 1)
-        self.tally.add(f"entrées {kind}", builder.entries)
-        self.tally.add("manifestes enregistrés", 1)
-        return ArchiveResult(key, kind, relative_path, builder.entries, sink.position,
+        entries, sink = _build_zip(None, build)
+        self._count_archive(kind, entries)
+        return ArchiveResult(key, kind, relative_path, entries, sink.position,
                              sink.digest.hexdigest())
 
     def remove_files(self, relative_paths, label):  # type: ignore[no-untyped-def]

@@ -251,13 +251,6 @@ def _ensure_archive_rubrics(ctx: UnitContext) -> None:
         ctx.effects.tally.add("rubriques d'archives créées", 1)
 
 
-def _year_classes(ctx: UnitContext) -> list[tuple[int, str]]:
-    return [(row[0], row[1]) for row in ctx.connection.execute(
-        select(SchoolClass.id, SchoolClass.code).where(
-            SchoolClass.establishment_id == ctx.establishment_id,
-            SchoolClass.school_year_id == ctx.year_id).order_by(SchoolClass.code))]
-
-
 def _students(ctx: UnitContext) -> list[int]:
     return _ids(ctx, select(Person.id).where(Person.establishment_id == ctx.establishment_id,
                                              Person.kind == PersonKind.STUDENT)
@@ -268,7 +261,7 @@ def archive_phases(ctx: UnitContext) -> list[Phase]:
     """Step 2: archive rubrics, one phase per class textbook, per batch of student binders,
     per school-life archive, the sanctions message, then the trash move with rights rewrite."""
     phases: list[Phase] = [("rubriques-archives", _ensure_archive_rubrics)]
-    classes = _year_classes(ctx)
+    classes = _school_life(ctx).classes
     for start in range(0, len(classes), TEXTBOOK_BATCH):
         batch = classes[start:start + TEXTBOOK_BATCH]
         phases.append((f"cahiers-de-textes:{batch[0][1]}..{batch[-1][1]}",
@@ -277,19 +270,10 @@ def archive_phases(ctx: UnitContext) -> list[Phase]:
     for start in range(0, len(students), BINDER_BATCH):
         batch = students[start:start + BINDER_BATCH]
         phases.append((f"classeurs:{start // BINDER_BATCH + 1:04d}", _binder_phase(batch)))
-    phases.append(("vie-scolaire", _all_of([_school_life_phase(kind)
-                                            for kind in _SCHOOL_LIFE_ARCHIVES])))
+    phases.append(("vie-scolaire", _school_life_phase))
     phases.append(("sanctions", _sanctions_phase))
     phases.append(("corbeille", _move_to_trash))
     return phases
-
-
-def _all_of(parts: list[Callable[[UnitContext], None]]) -> Callable[[UnitContext], None]:
-    """One phase (one transaction) doing several parts in order."""
-    def run(ctx: UnitContext) -> None:
-        for part in parts:
-            part(ctx)
-    return run
 
 
 def _textbook_phase(batch: Sequence[tuple[int, str]]) -> Callable[[UnitContext], None]:
@@ -341,9 +325,8 @@ def _binder_phase(student_ids: list[int]) -> Callable[[UnitContext], None]:
                    rubric_id=folders[student_id],
                    title=f"Classeur pédagogique {ctx.year_label}",
                    builder=lambda zip_builder, sid=student_id: build.build_binder_archive(
-                       c, ctx.effects.storage_root, student_name=names.get(sid, str(sid)),
-                       year_label=ctx.year_label, student_id=sid, builder=zip_builder,
-                       catalog=catalog, activity_ids=distributed[sid]))
+                       student_name=names.get(sid, str(sid)), year_label=ctx.year_label,
+                       builder=zip_builder, catalog=catalog, activity_ids=distributed[sid]))
     return run
 
 
@@ -362,40 +345,38 @@ def _create_document_folder(ctx: UnitContext, student_id: int) -> int | None:
     return int(rubric_id)
 
 
-_SCHOOL_LIFE_ARCHIVES: dict[ArchiveRubric, tuple[str, str]] = {
-    ArchiveRubric.ROLL_CALLS: ("registres-d-appel", "Registres d'appel"),
-    ArchiveRubric.GRADE_REPORTS: ("releves-d-evaluations", "Relevés d'évaluations"),
-    ArchiveRubric.SKILLS: ("releves-de-competences", "Relevés de compétences"),
-    ArchiveRubric.REPORT_CARDS: ("bulletins-periodiques", "Bulletins périodiques"),
-    ArchiveRubric.END_OF_CYCLE: ("bilans-de-fin-de-cycle", "Bilans de fin de cycle"),
-    ArchiveRubric.PUNISHMENTS: ("punitions", "Punitions"),
-    ArchiveRubric.EPI: ("epi", "EPI"),
-    ArchiveRubric.ABSENCE_STATISTICS: ("statistiques-absences", "Statistiques d'absences"),
+_SCHOOL_LIFE_ARCHIVES: dict[
+        ArchiveRubric, tuple[str, str, Callable[[build.SchoolLife, ZipBuilder], None]]] = {
+    ArchiveRubric.ROLL_CALLS: ("registres-d-appel", "Registres d'appel", build.build_roll_calls),
+    ArchiveRubric.GRADE_REPORTS: ("releves-d-evaluations", "Relevés d'évaluations",
+                                  build.build_grade_reports),
+    ArchiveRubric.SKILLS: ("releves-de-competences", "Relevés de compétences",
+                           build.build_skills),
+    ArchiveRubric.REPORT_CARDS: ("bulletins-periodiques", "Bulletins périodiques",
+                                 build.build_report_cards),
+    ArchiveRubric.END_OF_CYCLE: ("bilans-de-fin-de-cycle", "Bilans de fin de cycle",
+                                 build.build_end_of_cycle),
+    ArchiveRubric.PUNISHMENTS: ("punitions", "Punitions", build.build_punishments),
+    ArchiveRubric.EPI: ("epi", "EPI", build.build_epis),
+    ArchiveRubric.ABSENCE_STATISTICS: ("statistiques-absences", "Statistiques d'absences",
+                                       build.build_absence_statistics),
 }
 
 
-def _school_life_phase(kind: ArchiveRubric) -> Callable[[UnitContext], None]:
-    def run(ctx: UnitContext) -> None:
-        c, est, year = ctx.connection, ctx.establishment_id, ctx.year_id
-        slug, title = _SCHOOL_LIFE_ARCHIVES[kind]
-        builders: dict[ArchiveRubric, Callable[[ZipBuilder], None]] = {
-            ArchiveRubric.ROLL_CALLS: lambda z: build.build_roll_calls(c, est, year, z),
-            ArchiveRubric.GRADE_REPORTS: lambda z: build.build_grade_reports(c, est, year, z),
-            ArchiveRubric.SKILLS: lambda z: build.build_skills(c, est, year, z),
-            ArchiveRubric.REPORT_CARDS: lambda z: build.build_report_cards(
-                c, est, year, ctx.establishment_name, ctx.year_label, z),
-            ArchiveRubric.END_OF_CYCLE: lambda z: build.build_end_of_cycle(
-                c, est, year, ctx.establishment_name, ctx.year_label, z),
-            ArchiveRubric.PUNISHMENTS: lambda z: build.build_punishments(c, est, year, z),
-            ArchiveRubric.EPI: lambda z: build.build_epis(c, est, year, z),
-            ArchiveRubric.ABSENCE_STATISTICS: lambda z: build.build_absence_statistics(
-                c, est, year, z),
-        }
+def _school_life(ctx: UnitContext) -> build.SchoolLife:
+    return build.SchoolLife(ctx.connection, ctx.establishment_id, ctx.year_id,
+                            ctx.establishment_name, ctx.year_label)
+
+
+def _school_life_phase(ctx: UnitContext) -> None:
+    """One archive per school-life rubric, in one transaction."""
+    life = _school_life(ctx)
+    rubric_ids = _archive_rubric_ids(ctx)
+    for kind, (slug, title, builder) in _SCHOOL_LIFE_ARCHIVES.items():
         _write(ctx, key=f"vie-scolaire:{slug}", kind="vie scolaire",
                path=_archive_path(ctx, "vie-scolaire", f"{slug}-{ctx.year_label}.zip"),
-               rubric_id=_archive_rubric_ids(ctx).get(kind),
-               title=f"{title} {ctx.year_label}", builder=builders[kind])
-    return run
+               rubric_id=rubric_ids.get(kind), title=f"{title} {ctx.year_label}",
+               builder=lambda zip_builder, builder=builder: builder(life, zip_builder))
 
 
 def _heads_of_establishment(ctx: UnitContext) -> list[int]:
@@ -407,7 +388,7 @@ def _heads_of_establishment(ctx: UnitContext) -> list[int]:
 def _sanctions_phase(ctx: UnitContext) -> None:
     """The sanctions of the year, as a CSV attached to a message to the heads."""
     heads = _heads_of_establishment(ctx)
-    data = build.sanctions_csv(ctx.connection, ctx.establishment_id, ctx.year_id)
+    data = build.sanctions_csv(_school_life(ctx))
     if not heads:
         ctx.warn("Aucun chef d'établissement (profil direction) : l'archive des sanctions ne "
                  "peut pas être envoyée.")
