@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, delete, exists, insert, literal, not_, select, update
 from sqlalchemy.orm import Session
 
 from yearchange_tui.aaf import directory as db
@@ -94,13 +94,16 @@ from yearchange_tui.changeover.units import (
 )
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import (
+    ClassMembership,
     ClassRole,
     Establishment,
     EstablishmentKind,
     GroupKind,
+    HeadTeacher,
     ImportReport,
     ImportSource,
     Mef,
+    Person,
     PersonKind,
     Profile,
     Project,
@@ -978,11 +981,13 @@ class _Importer:
             for row in self.connection.execute(select(*columns).where(
                     establishments_table.c.uai.in_(part))):
                 by_uai[row.uai] = row
-        known_structures = {row.jointure: row.id for part in db.chunks(jointures)
-                            for row in self.connection.execute(
-                                select(structures_table.c.jointure, structures_table.c.id).where(
-                                    structures_table.c.jointure.in_(part)))}
+        known_structures = {jointure for part in db.chunks(jointures)
+                            for jointure in self.connection.execute(
+                                select(structures_table.c.jointure).where(
+                                    structures_table.c.jointure.in_(part))).scalars()}
         updates: list[dict[str, Any]] = []
+        structure_inserts: list[dict[str, Any]] = []
+        structure_updates: list[dict[str, Any]] = []
         for row, _ref in batch:
             info = self.structures[row.jointure]
             establishment_id: int | None = None
@@ -1013,14 +1018,15 @@ class _Importer:
                                         "b_name": name, "b_town": row.town or existing.town,
                                         "b_postal": row.postal_code or existing.postal_code})
             info.establishment_id = establishment_id
-            self.connection.execute(
-                update(structures_table).where(structures_table.c.jointure == row.jointure)
-                .values(uai=row.uai, name=row.name, type_label=row.type_label,
-                        establishment_id=establishment_id, last_import_id=self.import_id)
-                if row.jointure in known_structures else
-                insert(structures_table).values(
-                    jointure=row.jointure, uai=row.uai, name=row.name, type_label=row.type_label,
-                    establishment_id=establishment_id, last_import_id=self.import_id))
+            if row.jointure in known_structures:
+                structure_updates.append({"b_jointure": row.jointure, "b_uai": row.uai,
+                                          "b_name": row.name, "b_type": row.type_label,
+                                          "b_establishment": establishment_id})
+            else:
+                structure_inserts.append({"jointure": row.jointure, "uai": row.uai,
+                                          "name": row.name, "type_label": row.type_label,
+                                          "establishment_id": establishment_id,
+                                          "last_import_id": self.import_id})
             if establishment_id is not None:
                 context = self._context(establishment_id)
                 if self.is_complet and context.in_scope:
@@ -1028,6 +1034,16 @@ class _Importer:
                 self._count(KIND_ETAB, "skipped" if not context.in_scope else "imported")
             else:
                 self._count(KIND_ETAB, "imported")
+        if structure_updates:
+            self.connection.execute(
+                update(structures_table)
+                .where(structures_table.c.jointure == bindparam("b_jointure"))
+                .values(uai=bindparam("b_uai"), name=bindparam("b_name"),
+                        type_label=bindparam("b_type"),
+                        establishment_id=bindparam("b_establishment"),
+                        last_import_id=self.import_id), structure_updates)
+        if structure_inserts:
+            self.connection.execute(insert(structures_table), structure_inserts)
         if updates:
             self.connection.execute(
                 update(establishments_table).where(establishments_table.c.id == bindparam("b_id"))
@@ -1621,10 +1637,6 @@ def grant_class_rubric_rights(connection: Any, establishment_id: int | Sequence[
     (given by hand in the portal) are left alone. ``establishment_id`` may be a list
     (the same statements for all of them).
     """
-    from sqlalchemy import and_, delete, exists, literal, not_
-
-    from yearchange_tui.ent.models import ClassMembership, HeadTeacher, Person
-
     memberships = ClassMembership.__table__
     heads = HeadTeacher.__table__
     groups = GroupModel.__table__
@@ -1660,9 +1672,8 @@ def grant_class_rubric_rights(connection: Any, establishment_id: int | Sequence[
                         not_(exists().where(memberships.c.class_id == rubrics_table.c.class_id,
                                             memberships.c.person_id == rights_table.c.person_id,
                                             memberships.c.role == class_role))))
-        stale_ids = list(connection.execute(stale).scalars())
-        for part in db.chunks(stale_ids):
-            connection.execute(delete(rights_table).where(rights_table.c.id.in_(part)))
+        connection.execute(delete(rights_table).where(
+            rights_table.c.id.in_(stale.correlate(None))))
     source = (select(rubrics_table.c.id, heads.c.teacher_id,
                      literal(RubricRole.MANAGER, type_=role_type))
               .join(heads, and_(heads.c.class_id == rubrics_table.c.class_id,
