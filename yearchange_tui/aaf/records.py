@@ -453,30 +453,32 @@ def normalise_staff(attributes: Attributes, jointure: str, modify: bool,
                     is_teacher=is_teacher)
     if not modify or "ENTPersonFonctions" in present:
         row.function_structures = functions
-    class_attributes = ("ENTAuxEnsClassesMatieres", "ENTAuxEnsClasses")
-    if not modify or any(name in present for name in class_attributes):
-        teacher_classes = [tuple(p) for p in _pairs(attributes, "ENTAuxEnsClassesMatieres",
-                                                    issues, 3)]
-        known = {(s, c) for s, c, _ in teacher_classes}
-        for s, c in _pairs(attributes, "ENTAuxEnsClasses", issues, 2):
-            if (s, c) not in known:
-                known.add((s, c))
-                teacher_classes.append((s, c, ""))
-        row.teacher_classes = teacher_classes  # type: ignore[assignment]
-    group_attributes = ("ENTAuxEnsGroupesMatieres", "ENTAuxEnsGroupes")
-    if not modify or any(name in present for name in group_attributes):
-        teacher_groups = [tuple(p) for p in _pairs(attributes, "ENTAuxEnsGroupesMatieres",
-                                                   issues, 3)]
-        known = {(s, g) for s, g, _ in teacher_groups}
-        for s, g in _pairs(attributes, "ENTAuxEnsGroupes", issues, 2):
-            if (s, g) not in known:
-                known.add((s, g))
-                teacher_groups.append((s, g, ""))
-        row.teacher_groups = teacher_groups  # type: ignore[assignment]
+    if not modify or "ENTAuxEnsClassesMatieres" in present or "ENTAuxEnsClasses" in present:
+        row.teacher_classes = _teacher_links(attributes, issues, "ENTAuxEnsClassesMatieres",
+                                             "ENTAuxEnsClasses")
+    if not modify or "ENTAuxEnsGroupesMatieres" in present or "ENTAuxEnsGroupes" in present:
+        row.teacher_groups = _teacher_links(attributes, issues, "ENTAuxEnsGroupesMatieres",
+                                            "ENTAuxEnsGroupes")
     if not modify or "ENTAuxEnsClassesPrincipal" in present:
         row.head_classes = [(s, c) for s, c in _pairs(attributes, "ENTAuxEnsClassesPrincipal",
                                                       issues, 2)]
     return row
+
+
+def _teacher_links(attributes: Attributes, issues: list[Issue], with_subject: str,
+                   plain: str) -> list[tuple[str, str, str]]:
+    """A teacher's ``(structure, class or group, subject)`` links.
+
+    The ``…Matieres`` values first, then the pairs only the plain attribute carries
+    (no subject).
+    """
+    links: list[tuple[str, str, str]] = _pairs(attributes, with_subject, issues, 3)  # type: ignore[assignment]
+    known = {(structure, code) for structure, code, _ in links}
+    for structure, code in _pairs(attributes, plain, issues, 2):
+        if (structure, code) not in known:
+            known.add((structure, code))
+            links.append((structure, code, ""))
+    return links
 
 
 def is_administrative(type_label: str) -> bool:
