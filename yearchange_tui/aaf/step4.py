@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from yearchange_tui.aaf.delivery import open_delivery
 from yearchange_tui.aaf.importer import ImportResult, import_delivery
@@ -151,8 +151,8 @@ def run_init_directory(database: Database, establishment_ids: Sequence[int],
             if unit is not None and unit.status is UnitStatus.DONE:
                 report.already_done.append(uai)
                 continue
-            has_people = session.scalar(select(func.count()).select_from(Person).where(
-                Person.establishment_id == establishment_id).limit(1)) or 0
+            has_people = session.scalar(select(Person.id).where(
+                Person.establishment_id == establishment_id).limit(1)) is not None
             try:
                 if has_people:
                     if check_step_order(session, establishment_id, year.id, STEP):
