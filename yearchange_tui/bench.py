@@ -29,6 +29,8 @@ from yearchange_tui.cliutil import EXIT_OK, err, print_json
 STEP3_COUNT_SUFFIX = "supprimé"
 
 # The same rows step 3 deletes, as plain SQL (the floor). :e establishment, :y year N.
+# ``doomed_files`` (a temporary table) collects the stored files whose owners go.
+_CLEAR_DOOMED = "DELETE FROM doomed_files"
 _RAW_STEP3 = (
     ("DELETE FROM rubric_rights WHERE group_id IN (SELECT id FROM groups WHERE establishment_id=:e "
      "AND ((kind='free' AND lifetime='school_year' AND id NOT IN (SELECT group_id FROM "
@@ -71,7 +73,7 @@ _RAW_STEP3 = (
      "establishment_id=:e AND school_year_id<=:y)"),
     "DELETE FROM classes WHERE establishment_id=:e AND school_year_id<=:y",
     "DELETE FROM import_reports WHERE establishment_id=:e AND school_year_id<=:y",
-    "DELETE FROM doomed_files",
+    _CLEAR_DOOMED,
     ("INSERT INTO doomed_files SELECT stored_file_id FROM credentials_files WHERE "
      "establishment_id=:e AND school_year_id<=:y"),
     "DELETE FROM credentials_files WHERE establishment_id=:e AND school_year_id<=:y",
@@ -124,8 +126,7 @@ def _raw_step3(db_path: Path, establishment_ids: list[int], year_start: int) -> 
         with connection:
             for statement in _RAW_STEP3:
                 cursor = connection.execute(statement, {"e": establishment_id, "y": year})
-                if statement.startswith("DELETE") and "doomed_files\"" not in statement \
-                        and not statement.endswith("doomed_files"):
+                if statement.startswith("DELETE") and statement != _CLEAR_DOOMED:
                     deleted += cursor.rowcount
     elapsed = time.perf_counter() - started
     connection.close()
