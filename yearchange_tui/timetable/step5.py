@@ -537,18 +537,17 @@ def school_life_check(database: Database, establishment_ids: Sequence[int] | Non
                       ) -> list[SchoolLifeStatus]:
     """The missing-items check of several establishments (all when None), by UAI."""
     with database.session() as session:
-        query = select(Establishment.id).order_by(Establishment.uai)
+        query = select(Establishment).order_by(Establishment.uai)
         if establishment_ids is not None:
             query = query.where(Establishment.id.in_(list(establishment_ids)))
         year_n, year_next = _years(session)
         label = year_next.label if year_next else f"{year_n.start_year + 1}-{year_n.start_year + 2}"
         statuses = []
-        for establishment_id in session.scalars(query):
-            establishment = _establishment(session, establishment_id)
-            unit = get_unit(session, establishment_id, year_n.id, STEP, create=False)
+        for establishment in session.scalars(query):
+            unit = get_unit(session, establishment.id, year_n.id, STEP, create=False)
             statuses.append(SchoolLifeStatus(
                 establishment.uai, establishment.name, label,
-                missing_items(session, establishment_id),
+                missing_items(session, establishment.id),
                 unit.status.value if unit is not None else UnitStatus.PENDING.value))
         return statuses
 
@@ -643,10 +642,10 @@ def run_init_school_life(database: Database, establishment_ids: Sequence[int],
                 report.written[uai] = written
                 items = missing_items(session, establishment_id)
                 report.missing[uai] = items
-                unit = get_unit(session, establishment_id, current_school_year(session).id, STEP)
+                year_n, year_next = _years(session)
+                unit = get_unit(session, establishment_id, year_n.id, STEP)
                 assert unit is not None
-                existing = _existing(session, establishment_id,
-                                     _years(session)[1].id) if _years(session)[1] else {}
+                existing = _existing(session, establishment_id, year_next.id) if year_next else {}
                 counts = {"uai": uai, "written": written, "existing": existing,
                           "missing": [item.code for item in items]}
                 if any(item.blocking for item in items):
