@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Select, and_, bindparam, case, func, select
 from sqlalchemy.orm import aliased
 
 from yearchange_tui.changeover.effects import ZipBuilder
-from yearchange_tui.changeover.zipwriter import Member, deflate
+from yearchange_tui.changeover.zipwriter import STREAM_THRESHOLD, Member, deflate
 from yearchange_tui.ent.models import (
     ActivityAttachment,
     ActivityDistribution,
@@ -324,7 +324,7 @@ class FileCache:
         member = self.members.get(relative_path)
         if member is None:
             path = self.storage_root / relative_path
-            if path.stat().st_size > 1 << 20 or self.used > self.limit_bytes:
+            if path.stat().st_size > STREAM_THRESHOLD or self.used > self.limit_bytes:
                 builder.add_file(name, path)
                 return
             member = deflate(path.read_bytes())
