@@ -343,21 +343,16 @@ def cmd_edt_key(args: argparse.Namespace) -> int:
 # --- step 5 ----------------------------------------------------------------------------------
 
 
-def _establishment_ids(database: Any, uais: list[str] | None) -> list[int] | None:
-    from sqlalchemy import select
-
-    from yearchange_tui.ent.models import Establishment
+def _establishment_ids(settings: Any, database: Any, uais: list[str] | None) -> list[int] | None:
+    from yearchange_tui.changeover.runner import ChangeoverRunner, UnknownEstablishmentError
 
     if not uais:
         return None
-    wanted = {uai.strip().upper() for uai in uais}
-    with database.session() as session:
-        rows = dict(session.execute(select(Establishment.uai, Establishment.id).where(
-            Establishment.uai.in_(wanted))).all())
-    missing = sorted(wanted - set(rows))
-    if missing:
-        raise UsageError(f"Établissement inconnu : {', '.join(missing)}.")
-    return list(rows.values())
+    runner = ChangeoverRunner(database, settings.storage_dir, read_only=True)
+    try:
+        return [ref.id for ref in runner.establishments(uais)]
+    except UnknownEstablishmentError as error:
+        raise UsageError(str(error)) from error
 
 
 def cmd_school_life_check(args: argparse.Namespace) -> int:
@@ -365,9 +360,9 @@ def cmd_school_life_check(args: argparse.Namespace) -> int:
     from yearchange_tui.changeover.units import NoCurrentYearError
     from yearchange_tui.timetable.step5 import school_life_check
 
-    _settings, database = open_database_from_args(args)
+    settings, database = open_database_from_args(args)
     try:
-        statuses = school_life_check(database, _establishment_ids(database, args.uai))
+        statuses = school_life_check(database, _establishment_ids(settings, database, args.uai))
     except NoCurrentYearError as error:
         raise UsageError(str(error)) from error
     if args.json:
@@ -407,7 +402,7 @@ def cmd_school_life_init(args: argparse.Namespace) -> int:
         refuse_in_read_only(settings, "l'initialisation de la vie scolaire")
     kind = {"trimestres": PeriodKind.TRIMESTER, "semestres": PeriodKind.SEMESTER,
             None: None}[args.periods]
-    (establishment_id,) = _establishment_ids(database, [args.uai]) or []
+    (establishment_id,) = _establishment_ids(settings, database, [args.uai]) or []
     try:
         with database.session() as session:
             proposal = propose_school_life(session, establishment_id, period_kind=kind,
