@@ -1,5 +1,6 @@
 """The engine side never imports Textual (house rule: the domain stays UI-free)."""
 
+import os
 import subprocess
 import sys
 
@@ -40,3 +41,17 @@ def test_engine_side_module_does_not_import_textual(module: str) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=False)
     assert result.returncode == 0, f"{module} imports Textual: {result.stdout} {result.stderr}"
+
+
+def test_output_into_a_closed_pipe_stops_quietly() -> None:
+    """``yearchange timetable-rules | head -1``: no traceback when the reader goes away."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        result = subprocess.run([sys.executable, "-m", "yearchange_tui.cli", "timetable-rules"],
+                                stdout=writer, stderr=subprocess.PIPE, text=True, check=False)
+    finally:
+        os.close(writer)
+    assert "Traceback" not in result.stderr
+    assert "Exception ignored" not in result.stderr
+    assert result.returncode == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -229,23 +230,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     from yearchange_tui.ent.database import DatabaseError
 
     try:
-        return handler(args)
-    except (UsageError, ConfigError) as error:
+        status = handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
+    except (UsageError, ConfigError, DatabaseError, ReadOnlyError, NoCurrentYearError) as error:
         _err(f"yearchange : {error}")
         return EXIT_USAGE
-    except DatabaseError as error:
-        _err(f"yearchange : {error}")
-        return EXIT_USAGE
-    except ReadOnlyError as error:
-        _err(f"yearchange : {error}")
-        return EXIT_USAGE
-    except NoCurrentYearError as error:
-        _err(f"yearchange : {error}")
-        return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader went away (``yearchange rejects | head``): stop quietly, and keep
+        # Python from failing again when it flushes stdout on exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
     except KeyboardInterrupt:
         _err("yearchange : interrompu.")
         return EXIT_FAILED
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
