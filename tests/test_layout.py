@@ -55,3 +55,19 @@ def test_output_into_a_closed_pipe_stops_quietly() -> None:
     assert "Traceback" not in result.stderr
     assert "Exception ignored" not in result.stderr
     assert result.returncode == 1
+
+
+def test_usage_errors_and_help_are_in_french(capsys: pytest.CaptureFixture[str]) -> None:
+    from yearchange_tui.cli import main
+
+    with pytest.raises(SystemExit) as refused:
+        main(["import-timetable", "emploi.xml"])
+    assert refused.value.code == 2
+    error = capsys.readouterr().err
+    assert "arguments obligatoires manquants : --uai" in error
+    assert "required" not in error
+    with pytest.raises(SystemExit):
+        main(["rejects", "--help"])
+    help_text = capsys.readouterr().out
+    assert help_text.startswith("usage : yearchange rejects")
+    assert "afficher cette aide et quitter" in help_text
