@@ -544,27 +544,109 @@ class AafFileReader:
 
 
 _REQUEST_START = re.compile(rb"<(addRequest|modifyRequest|deleteRequest)[\s>]")
-_LINE_BLOCK = 8192
+_START_OVERLAP = len(b"<deleteRequest>")  # a start tag cut between two reads: kept back
+_EXCERPT_FALLBACK = 20_000  # bytes kept after a start tag whose end tag never comes
 
 
-def _skip_lines(data: bytes, position: int, count: int) -> int | None:
-    """The offset just after ``count`` more line ends from ``position`` (None: past the end).
+class _Window:
+    """Bytes of a file read forward by absolute offset, holding only what is not dropped.
 
-    Line ends are counted by blocks in C; only the last block is walked line by line.
+    Reads blocks in order; :meth:`drop` forgets what comes before an offset; an offset
+    already dropped is read again by seeking back (rare: nested or unfinished records).
     """
-    size = len(data)
-    while count > 0:
-        end = min(position + _LINE_BLOCK, size)
-        in_block = data.count(b"\n", position, end)
-        if in_block >= count:
-            for _ in range(count):
-                position = data.index(b"\n", position) + 1
-            return position
-        if end >= size:
-            return None
-        count -= in_block
-        position = end
-    return position
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self.data = bytearray()
+        self.base = 0  # the file offset of data[0]
+
+    @property
+    def end(self) -> int:
+        """The file offset just after the bytes held."""
+        return self.base + len(self.data)
+
+    def more(self) -> bool:
+        """Read one more block (False at the end of the file)."""
+        chunk = self._handle.read(_READ_BYTES)
+        self.data += chunk
+        return bool(chunk)
+
+    def drop(self, offset: int) -> None:
+        """Forget the bytes before ``offset`` (seek back to it if already forgotten)."""
+        if offset < self.base:
+            self._handle.seek(offset)
+            self.data.clear()
+            self.base = offset
+        elif offset > self.base:
+            del self.data[:offset - self.base]
+            self.base = offset
+            if not self.data:
+                self._handle.seek(offset)
+
+    def skip_lines(self, position: int, count: int) -> int | None:
+        """The offset just after ``count`` more line ends from ``position`` (None: past the end)."""
+        self.drop(position)
+        while count > 0:
+            in_window = self.data.count(b"\n")
+            if in_window >= count:
+                found = 0
+                for _ in range(count):
+                    found = self.data.index(b"\n", found) + 1
+                return self.base + found
+            count -= in_window
+            self.drop(self.end)
+            if not self.more():
+                return None
+        return position
+
+    def search_start(self, position: int) -> re.Match[bytes] | None:
+        """The first request start tag at or after ``position`` (offsets in :attr:`data`)."""
+        self.drop(position)
+        searched = 0
+        while True:
+            match = _REQUEST_START.search(self.data, searched)
+            if match is not None:
+                return match
+            keep = max(self.base, self.end - _START_OVERLAP)
+            searched = keep - self.base
+            if not self.more():
+                return _REQUEST_START.search(self.data, searched)
+            if keep > self.base:
+                self.drop(keep)
+                searched = 0
+
+    def cut_record(self, start: int, end_tag: bytes) -> bytes:
+        """The bytes from ``start`` to ``end_tag`` (or a bounded excerpt when it never comes).
+
+        Held while looked for up to the fallback size; past it the scan goes on without
+        keeping the bytes, and the record is read again from ``start`` if its end comes.
+        """
+        self.drop(start)
+        searched = 0
+        kept = True
+        while True:
+            found = self.data.find(end_tag, searched)
+            if found != -1:
+                stop = self.base + found + len(end_tag)
+                if kept:
+                    return bytes(self.data[:stop - self.base])
+                self.drop(start)
+                while self.end < stop and self.more():
+                    pass
+                return bytes(self.data[:stop - start])
+            searched = max(0, len(self.data) - len(end_tag) + 1)
+            if kept and len(self.data) > _EXCERPT_FALLBACK + _READ_BYTES:
+                kept = False  # an unfinished record: do not hold the rest of the file
+            if not kept:
+                keep = max(self.base, self.end - len(end_tag) + 1)
+                self.drop(keep)
+                searched = 0
+            if not self.more():
+                break
+        self.drop(start)
+        while self.end < start + _EXCERPT_FALLBACK and self.more():
+            pass
+        return bytes(self.data[:_EXCERPT_FALLBACK])
 
 
 def record_excerpts(path: Path, prologue: Prologue, lines: Collection[int]) -> dict[int, str]:
@@ -572,6 +654,8 @@ def record_excerpts(path: Path, prologue: Prologue, lines: Collection[int]) -> d
 
     Used for rejects decided after their record was read (no second parse: a byte
     scan from the record's start tag to its end tag, decoded with the file's encoding).
+    The file is streamed: one pass in order (a line scan and a record scan, each reading
+    forward), holding a block and the excerpts asked for, never the whole file.
     Files in UTF-16 or UTF-32 are read again with the parser instead.
     """
     wanted = set(lines)
@@ -587,19 +671,25 @@ def record_excerpts(path: Path, prologue: Prologue, lines: Collection[int]) -> d
                 break
         return found
     codec = prologue.declared_encoding or "utf-8"
-    data = path.read_bytes()
     found = {}
-    position, current = 0, 1  # the start of line ``current``
-    for line in sorted(wanted):
-        start = _skip_lines(data, position, line - current)
-        if start is None:
-            break
-        position, current = start, line
-        match = _REQUEST_START.search(data, start)
-        if match is None:
-            continue
-        end_tag = b"</" + match.group(1) + b">"
-        end = data.find(end_tag, match.start())
-        stop = end + len(end_tag) if end != -1 else min(len(data), match.start() + 20_000)
-        found[line] = data[match.start():stop].decode(codec, "replace")
+    with path.open("rb") as line_handle, path.open("rb") as record_handle:
+        line_scan, record_scan = _Window(line_handle), _Window(record_handle)
+        position, current = 0, 1  # the start of line ``current``
+        last: tuple[int, str] | None = None  # the last record cut: (its offset, its text)
+        for line in sorted(wanted):
+            start = line_scan.skip_lines(position, line - current)
+            if start is None:
+                break
+            position, current = start, line
+            if last is not None and start <= last[0]:
+                found[line] = last[1]  # the same next request as the line before
+                continue
+            match = record_scan.search_start(start)
+            if match is None:
+                break  # no request after this line: none after the next ones either
+            offset = record_scan.base + match.start()
+            end_tag = b"</" + match.group(1) + b">"
+            text = record_scan.cut_record(offset, end_tag).decode(codec, "replace")
+            found[line] = text
+            last = (offset, text)
     return found
