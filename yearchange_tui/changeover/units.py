@@ -38,9 +38,14 @@ def current_school_year(session: Session) -> SchoolYear:
     return year
 
 
+def following_school_year(session: Session, year: SchoolYear) -> SchoolYear | None:
+    """The school year after ``year``, when it exists (step 4 creates N+1)."""
+    return session.scalar(select(SchoolYear).where(SchoolYear.start_year == year.start_year + 1))
+
+
 def next_school_year(session: Session, year: SchoolYear) -> SchoolYear:
     """School year N+1, created when missing."""
-    following = session.scalar(select(SchoolYear).where(SchoolYear.start_year == year.start_year + 1))
+    following = following_school_year(session, year)
     if following is None:
         start = year.start_year + 1
         following = SchoolYear(start_year=start, label=f"{start}-{start + 1}",

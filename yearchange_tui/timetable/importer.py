@@ -51,7 +51,7 @@ from yearchange_tui.changeover.guards import (
     check_timetable_or_csv_import_allowed,
 )
 from yearchange_tui.changeover.models import Step
-from yearchange_tui.changeover.units import current_school_year
+from yearchange_tui.changeover.units import current_school_year, following_school_year
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import (
     Alternation,
@@ -765,9 +765,7 @@ def project_partner_key(session: Session, project_id: int) -> PartnerKey | None:
 
 def _target_year(session: Session) -> tuple[SchoolYear, SchoolYear | None, int]:
     year_n = current_school_year(session)
-    year_next = session.scalar(select(SchoolYear).where(
-        SchoolYear.start_year == year_n.start_year + 1))
-    return year_n, year_next, year_n.start_year + 1
+    return year_n, following_school_year(session, year_n), year_n.start_year + 1
 
 
 def _check_guards(session: Session, establishment: Establishment, year_n_id: int) -> bool:

@@ -44,7 +44,13 @@ from yearchange_tui.changeover.events import (
 )
 from yearchange_tui.changeover.guards import GuardRefused, check_step_order, unit_statuses
 from yearchange_tui.changeover.models import Step, UnitStatus
-from yearchange_tui.changeover.units import begin_unit, current_school_year, finish_unit, get_unit
+from yearchange_tui.changeover.units import (
+    begin_unit,
+    current_school_year,
+    finish_unit,
+    following_school_year,
+    get_unit,
+)
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import (
     Alternation,
@@ -174,10 +180,10 @@ class SchoolLifeStatus:
 # --------------------------------------------------------------------------------------
 
 
-def _years(session: Session) -> tuple[SchoolYear, SchoolYear | None]:
+def current_and_next_years(session: Session) -> tuple[SchoolYear, SchoolYear | None]:
+    """School year N and, once step 4 created it, N+1."""
     year_n = current_school_year(session)
-    return year_n, session.scalar(select(SchoolYear).where(
-        SchoolYear.start_year == year_n.start_year + 1))
+    return year_n, following_school_year(session, year_n)
 
 
 def _establishment(session: Session, establishment_id: int) -> Establishment:
@@ -306,7 +312,7 @@ def propose_school_life(session: Session, establishment_id: int, *,
         SchoolLifeError: unknown establishment, no year N+1 yet, bad dates.
     """
     establishment = _establishment(session, establishment_id)
-    year_n, year_next = _years(session)
+    year_n, year_next = current_and_next_years(session)
     start_year = year_n.start_year + 1
     label = year_next.label if year_next else f"{start_year}-{start_year + 1}"
     calendar_open, calendar_close, source = calendar_dates(session, establishment, start_year)
@@ -355,7 +361,7 @@ def apply_school_life(session: Session, establishment_id: int, proposal: SchoolL
     Raises:
         SchoolLifeError: no year N+1 yet, or periods outside the opening dates or overlapping.
     """
-    _year_n, year_next = _years(session)
+    _year_n, year_next = current_and_next_years(session)
     if year_next is None:
         raise SchoolLifeError("L'année N+1 n'existe pas encore : l'étape 4 (initialisation de "
                               "l'annuaire) la crée.")
@@ -429,7 +435,7 @@ def missing_items(session: Session, establishment_id: int) -> list[MissingItem]:
         SchoolLifeError: unknown establishment.
     """
     establishment = _establishment(session, establishment_id)
-    year_n, year_next = _years(session)
+    year_n, year_next = current_and_next_years(session)
     items: list[MissingItem] = []
     statuses = unit_statuses(session, establishment.id, year_n.id)
     if statuses[Step.INIT_DIRECTORY] is not UnitStatus.DONE:
@@ -540,7 +546,7 @@ def school_life_check(database: Database, establishment_ids: Sequence[int] | Non
         query = select(Establishment).order_by(Establishment.uai)
         if establishment_ids is not None:
             query = query.where(Establishment.id.in_(list(establishment_ids)))
-        year_n, year_next = _years(session)
+        year_n, year_next = current_and_next_years(session)
         label = year_next.label if year_next else f"{year_n.start_year + 1}-{year_n.start_year + 2}"
         statuses = []
         for establishment in session.scalars(query):
@@ -642,7 +648,7 @@ def run_init_school_life(database: Database, establishment_ids: Sequence[int],
                 report.written[uai] = written
                 items = missing_items(session, establishment_id)
                 report.missing[uai] = items
-                year_n, year_next = _years(session)
+                year_n, year_next = current_and_next_years(session)
                 unit = get_unit(session, establishment_id, year_n.id, STEP)
                 assert unit is not None
                 existing = _existing(session, establishment_id, year_next.id) if year_next else {}

@@ -99,14 +99,16 @@ class DatabaseDetailSource:
         """Read one establishment's detail (a few small queries)."""
         from sqlalchemy import select
 
+        from yearchange_tui.aaf.access_block import effective_window
+        from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
         from yearchange_tui.changeover.models import (
             ArchiveManifest,
             DryRunReport,
             Step,
             StepUnit,
         )
-        from yearchange_tui.changeover.units import current_school_year
-        from yearchange_tui.ent.models import Establishment, Project, SchoolYear
+        from yearchange_tui.changeover.units import current_school_year, following_school_year
+        from yearchange_tui.ent.models import Establishment, Project
 
         notes: list[str] = []
         with self.database.session() as session:
@@ -146,27 +148,16 @@ class DatabaseDetailSource:
                                  .order_by(ArchiveManifest.archive_key)))
             access = "Aucun blocage prévu par le projet."
             previous: tuple[str, ...] = ()
-            try:
-                from yearchange_tui.aaf.access_block import effective_window
-            except ImportError:
-                notes.append("Blocage des accès : module AAF absent.")
-            else:
-                window = effective_window(project, establishment) if project else None
-                if window is not None:
-                    access = (f"Du {window.starts_on:%d/%m/%Y} au {window.ends_on:%d/%m/%Y} "
-                              f"(dates du {window.source}).")
-            try:
-                from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
-            except ImportError:
-                notes.append("Classes N-1 : module AAF absent.")
-            else:
-                following = session.scalar(select(SchoolYear).where(
-                    SchoolYear.start_year == year.start_year + 1))
-                if following is not None:
-                    findings = likely_previous_year_classes(
-                        session.connection(), establishment.id, following.id, year.id)
-                    previous = tuple(f"{item.code} ({item.students} élèves) : {item.reason}"
-                                     for item in findings)
+            window = effective_window(project, establishment) if project else None
+            if window is not None:
+                access = (f"Du {window.starts_on:%d/%m/%Y} au {window.ends_on:%d/%m/%Y} "
+                          f"(dates du {window.source}).")
+            following = following_school_year(session, year)
+            if following is not None:
+                findings = likely_previous_year_classes(
+                    session.connection(), establishment.id, following.id, year.id)
+                previous = tuple(f"{item.code} ({item.students} élèves) : {item.reason}"
+                                 for item in findings)
             detail_kind = getattr(establishment.kind, "value", str(establishment.kind))
             name, closing = establishment.name, establishment.closing_date
             project_code = project.code if project else ""

@@ -19,12 +19,13 @@ from sqlalchemy import select
 from yearchange_tui.changeover.audit import audit
 from yearchange_tui.changeover.guards import GuardRefused, check_step_order
 from yearchange_tui.changeover.units import current_school_year
-from yearchange_tui.ent.models import Alternation, Establishment, SchoolYear
+from yearchange_tui.ent.models import Alternation, Establishment
 from yearchange_tui.timetable.step5 import (
     STEP,
     SchoolLifeProposal,
     SchoolLifeStatus,
     apply_school_life,
+    current_and_next_years,
     propose_school_life,
     run_init_school_life,
     school_life_check,
@@ -99,12 +100,6 @@ class SchoolLifeSource(Protocol):
         """Write ``proposal`` then run the check (see :class:`DatabaseSchoolLifeSource`)."""
 
 
-def _next_year(session: Any) -> tuple[SchoolYear, SchoolYear | None]:
-    year_n = current_school_year(session)
-    return year_n, session.scalar(select(SchoolYear).where(
-        SchoolYear.start_year == year_n.start_year + 1))
-
-
 class DatabaseSchoolLifeSource:
     """The wizard's source over the database.
 
@@ -128,7 +123,7 @@ class DatabaseSchoolLifeSource:
             if establishment_id is None:
                 return None
             proposal = propose_school_life(session, establishment_id)
-            year_n, year_next = _next_year(session)
+            year_n, year_next = current_and_next_years(session)
             guard_problem = ""
             try:
                 check_step_order(session, establishment_id, year_n.id, STEP)
