@@ -26,6 +26,7 @@ from yearchange_tui.importing.commands import (
     report_file_refused,
     report_guard_refused,
 )
+from yearchange_tui.importing.rules import SEVERITY_LABELS
 
 CSV_COLUMNS = ("import", "uai", "code", "severite", "fichier", "ligne", "identifiant", "type",
                "requete", "attribut", "valeur", "explication", "action")
@@ -265,9 +266,6 @@ def _write_csv(rows: list[Any]) -> None:
                          row.raw_value, row.message, row.action))
 
 
-_GLYPHS = {"erreur": "✗ erreur", "avertissement": "! avertissement", "information": "i information"}
-
-
 def _print_rejects(rows: list[Any], import_ids: list[int] | None) -> None:
     scope = "tous les imports" if import_ids is None else \
         ", ".join(f"import n° {i}" for i in import_ids)
@@ -281,7 +279,7 @@ def _print_rejects(rows: list[Any], import_ids: list[int] | None) -> None:
             current = row.uai
             print(f"\n{row.uai or 'sans établissement'}")
         where = f"{row.file_name}:{row.line}" if row.line else (row.file_name or "")
-        print(f"  {_GLYPHS.get(row.severity, row.severity):<16} {row.code:<32} "
+        print(f"  {SEVERITY_LABELS.get(row.severity, row.severity):<16} {row.code:<32} "
               f"{row.record_id:<10} {where}")
         print(f"      {row.message}")
         print(f"      → {row.action}")

@@ -22,6 +22,11 @@ class Severity(enum.StrEnum):
     INFO = "information"
 
 
+# How a reject's severity reads in lists (CLI and console): glyph and word.
+SEVERITY_LABELS = {Severity.ERROR.value: "✗ erreur", Severity.WARNING.value: "! avertissement",
+                   Severity.INFO.value: "i information"}
+
+
 @dataclass(frozen=True)
 class Rule:
     """One validation rule.

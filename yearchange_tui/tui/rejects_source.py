@@ -21,8 +21,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-SEVERITY_LABELS = {"erreur": "✗ erreur", "avertissement": "! avertissement",
-                   "information": "i information"}
 SEVERITY_ORDER = ("erreur", "avertissement", "information")
 CSV_HEADER = ("import", "uai", "code", "gravité", "type", "fichier", "ligne", "enregistrement",
               "attribut", "valeur", "explication", "action suggérée", "traité")

@@ -14,10 +14,10 @@ from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
 from yearchange_tui.changeover.models import UNIT_STATUS_GLYPHS, UNIT_STATUS_LABELS, UnitStatus
+from yearchange_tui.importing.rules import SEVERITY_LABELS
 from yearchange_tui.tui.bindings import bindings_for
 from yearchange_tui.tui.detail_source import EstablishmentDetail
 from yearchange_tui.tui.grid_model import COLUMNS, KIND_LABELS
-from yearchange_tui.tui.rejects_source import SEVERITY_LABELS
 from yearchange_tui.tui.screens.base import ConsoleScreen
 from yearchange_tui.tui.screens.grid import step_choices
 from yearchange_tui.tui.screens.modals import StepChoiceModal

@@ -13,10 +13,10 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Footer, Input, Select, Static
 from textual.worker import Worker, WorkerState
 
+from yearchange_tui.importing.rules import SEVERITY_LABELS
 from yearchange_tui.scheduling.api import EngineEventView
 from yearchange_tui.tui.bindings import bindings_for
 from yearchange_tui.tui.rejects_source import (
-    SEVERITY_LABELS,
     RejectPage,
     RejectQuery,
     RejectRow,
