@@ -574,6 +574,7 @@ class _Importer:
         if raw.request == "delete":
             self._count(kind, "imported")
             return
+        self._in_file_order(kind, jointure)
         issues: list[Issue] = raw.issues
         row: StructureRow = raw.row
         existing = self.structures.get(jointure)
@@ -613,6 +614,17 @@ class _Importer:
             self._count(ref.kind, "imported")
             return
         self.batches[ref.kind].append(raw.row)
+
+    def _in_file_order(self, kind: str, identifier: str) -> None:
+        """Requests on one identifier apply in file order (a Delta may add then modify).
+
+        A batch is written with what the database held before it: an identifier already
+        waiting in the batch sends the batch to the database first, so the second request
+        finds the first one written (an update, never a second insert).
+        """
+        if identifier in self.batch_ids[kind]:
+            self._flush(kind)
+        self.batch_ids[kind].add(identifier)
 
     _mef = _subject
 
