@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from yearchange_tui.aaf.bench import bench_aaf, parse_floor
-from yearchange_tui.cli import main
+from yearchange_tui.bench.aaf import bench_aaf, parse_floor
+from yearchange_tui.cli.main import main
 
 DELIVERY = Path(__file__).resolve().parents[1] / "sample_data" / "aaf" / "livraison"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from yearchange_tui.cli import main
+from yearchange_tui.cli.main import main
 from yearchange_tui.ent.database import open_database
 from yearchange_tui.ent.models import Person
 
@@ -36,9 +36,9 @@ def work(sample_dir: Path, tmp_path: Path) -> tuple[list[str], Path]:
 
 
 def steps_1_to_3_done(options: list[str]) -> None:
-    from yearchange_tui.changeover.models import Step
-    from yearchange_tui.changeover.units import current_school_year, finish_unit, get_unit
     from yearchange_tui.ent.models import Establishment
+    from yearchange_tui.workflow.models import Step
+    from yearchange_tui.workflow.units import current_school_year, finish_unit, get_unit
 
     database = open_database(options[1])
     with database.session() as session:
@@ -115,9 +115,9 @@ def test_refused_file_exit_2_and_nothing_changes(work, capsys, name: str) -> Non
 
 def test_guard_refusal_exit_1(work, sample_dir: Path, capsys) -> None:
     options, _ = work
-    from yearchange_tui.changeover.models import Step
-    from yearchange_tui.changeover.units import current_school_year, finish_unit, get_unit
     from yearchange_tui.ent.models import Establishment
+    from yearchange_tui.workflow.models import Step
+    from yearchange_tui.workflow.units import current_school_year, finish_unit, get_unit
 
     database = open_database(options[1])
     with database.session() as session:

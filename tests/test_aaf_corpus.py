@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import func, select
 
 from yearchange_tui.aaf.importer import import_delivery
-from yearchange_tui.aaf.models import AafImportFile, AafReject
 from yearchange_tui.ent.database import open_database
 from yearchange_tui.ent.models import Person, SchoolClass
+from yearchange_tui.importing.models import AafImportFile, AafReject
 
 CORPUS = (Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "aaf_samples"
           / "edificeio_entcore" / "feeder_aaf-test")

@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import func, inspect, select
 
 from yearchange_tui.aaf.importer import import_delivery
-from yearchange_tui.aaf.models import AafImport, AafImportFile, AafReject
 from yearchange_tui.aaf.parser import AafFileError
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.models import (
@@ -32,6 +31,7 @@ from yearchange_tui.ent.models import (
     StudentRelative,
     Subject,
 )
+from yearchange_tui.importing.models import AafImport, AafImportFile, AafReject
 
 ROOT = Path(__file__).resolve().parents[1]
 DELIVERY = ROOT / "sample_data" / "aaf" / "livraison"

@@ -82,7 +82,7 @@ def test_every_reject_keeps_its_raw_xml_through_the_reader_process(
         database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy import select
 
-    from yearchange_tui.aaf.models import AafReject
+    from yearchange_tui.importing.models import AafReject
 
     monkeypatch.setenv(pipeline.READER_ENV, "process")
     database = open_database(database_url)

@@ -74,10 +74,11 @@ def delta(path: Path, body: str) -> Path:
 def test_add_then_modify_one_structure_in_one_delta(database_url: str, tmp_path: Path) -> None:
     from sqlalchemy import select
 
-    from yearchange_tui.aaf.models import AafReject, AafStructure
-    from yearchange_tui.cli import main
+    from yearchange_tui.aaf.models import AafStructure
+    from yearchange_tui.cli.main import main
     from yearchange_tui.ent.database import open_database
     from yearchange_tui.ent.models import Establishment
+    from yearchange_tui.importing.models import AafReject
 
     folder = tmp_path / "livraison"
     folder.mkdir()

@@ -11,12 +11,7 @@ from sqlalchemy import func, select
 from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
 from yearchange_tui.aaf.directory import snapshot_class_history
 from yearchange_tui.aaf.importer import import_delivery
-from yearchange_tui.aaf.models import AafReject
 from yearchange_tui.aaf.step4 import DeliveryUnavailableError, run_init_directory
-from yearchange_tui.changeover.events import RecordingObserver, UnitFinished, UnitStarted
-from yearchange_tui.changeover.guards import GUARD_AAF_FREEZE, GuardRefused, grant_override
-from yearchange_tui.changeover.models import Step, StepUnit, UnitStatus
-from yearchange_tui.changeover.units import current_school_year, finish_unit, get_unit
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.models import (
     ClassMembership,
@@ -31,9 +26,14 @@ from yearchange_tui.ent.models import (
     SchoolClass,
     SchoolYear,
 )
+from yearchange_tui.importing.models import AafReject
 from yearchange_tui.sample.aaf_writer import write_aaf_delivery
 from yearchange_tui.sample.fill import fill_database
 from yearchange_tui.sample.roster import SampleAcademy, build_academy
+from yearchange_tui.workflow.events import RecordingObserver, UnitFinished, UnitStarted
+from yearchange_tui.workflow.guards import GUARD_AAF_FREEZE, GuardRefused, grant_override
+from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
+from yearchange_tui.workflow.units import current_school_year, finish_unit, get_unit
 
 SAMPLE_DELIVERY = Path(__file__).resolve().parents[1] / "sample_data" / "aaf" / "livraison"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from yearchange_tui.bench import run_bench
+from yearchange_tui.bench.changeover import run_bench
 
 
 def test_bench_measures_steps_2_and_3_against_their_floors(tmp_path: Path) -> None:

@@ -12,7 +12,9 @@ import pytest
 from changeover_support import WINDOW, Academy, count, make_academy, storage_files, table_rows
 from sqlalchemy import func, select, text
 
-from yearchange_tui.changeover.guards import (
+from yearchange_tui.changeover.notices import SUMMARY_SUBJECT, WARNING_SUBJECT
+from yearchange_tui.changeover.runner import ReadOnlyError
+from yearchange_tui.workflow.guards import (
     GUARD_AAF_FREEZE,
     GUARD_IMPORT_FREEZE,
     GUARD_STEP_ORDER,
@@ -21,10 +23,8 @@ from yearchange_tui.changeover.guards import (
     check_timetable_or_csv_import_allowed,
     grant_override,
 )
-from yearchange_tui.changeover.models import ArchiveManifest, AuditEntry, Step, StepUnit, UnitStatus
-from yearchange_tui.changeover.notices import SUMMARY_SUBJECT, WARNING_SUBJECT
-from yearchange_tui.changeover.runner import ReadOnlyError
-from yearchange_tui.changeover.units import current_school_year
+from yearchange_tui.workflow.models import ArchiveManifest, AuditEntry, Step, StepUnit, UnitStatus
+from yearchange_tui.workflow.units import current_school_year
 
 STEPS_1_TO_3 = (Step.PURGE_TRASH, Step.ARCHIVE, Step.DELETE_OBSOLETE)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from changeover_support import make_academy
 
-from yearchange_tui.cli import main
+from yearchange_tui.cli.main import main
 
 
 @pytest.fixture

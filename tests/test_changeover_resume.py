@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from changeover_support import make_academy, storage_files, table_rows
 
-from yearchange_tui.changeover.models import Step
+from yearchange_tui.workflow.models import Step
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,7 +19,7 @@ CHILD = """
 import sys
 from pathlib import Path
 from changeover_support import WINDOW
-from yearchange_tui.changeover.models import Step
+from yearchange_tui.workflow.models import Step
 from yearchange_tui.changeover.runner import ChangeoverRunner
 from yearchange_tui.ent.database import open_database
 

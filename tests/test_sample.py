@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from yearchange_tui.cli import main
+from yearchange_tui.cli.main import main
 from yearchange_tui.ent.database import open_database
 from yearchange_tui.ent.models import (
     ENT_MODELS,

@@ -10,9 +10,9 @@ import pytest
 from changeover_support import make_academy
 from sqlalchemy import select, update
 
-from yearchange_tui.cli import main
+from yearchange_tui.cli.main import main
 from yearchange_tui.ent.models import Establishment
-from yearchange_tui.scheduling.calendar import (
+from yearchange_tui.workflow.calendar import (
     AAF_RHYTHM,
     CalendarError,
     Milestone,

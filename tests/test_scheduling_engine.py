@@ -22,14 +22,10 @@ import pytest
 from changeover_support import Academy, make_academy
 from sqlalchemy import select, update
 
-from yearchange_tui.changeover.events import UnitProgressed
-from yearchange_tui.changeover.models import Step, StepUnit, UnitStatus
-from yearchange_tui.changeover.units import current_school_year, get_unit
 from yearchange_tui.changeover.verify import verify
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.models import Establishment
 from yearchange_tui.scheduling.api import RequestAction
-from yearchange_tui.scheduling.calendar import Milestone, add_window, set_date, timezone
 from yearchange_tui.scheduling.client import DatabaseEngineClient
 from yearchange_tui.scheduling.engine import Engine, EngineConfig, job_id
 from yearchange_tui.scheduling.lease import (
@@ -46,6 +42,10 @@ from yearchange_tui.scheduling.models import (
     RequestStatus,
     TaskStatus,
 )
+from yearchange_tui.workflow.calendar import Milestone, add_window, set_date, timezone
+from yearchange_tui.workflow.events import UnitProgressed
+from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
+from yearchange_tui.workflow.units import current_school_year, get_unit
 
 PARIS = timezone("Europe/Paris")
 STEPS_1_TO_3 = (Step.PURGE_TRASH, Step.ARCHIVE, Step.DELETE_OBSOLETE)

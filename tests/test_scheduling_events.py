@@ -7,11 +7,11 @@ import logging
 
 from sqlalchemy import func, select
 
-from yearchange_tui.changeover.events import UnitFailed, UnitFinished, UnitProgressed, UnitStarted
 from yearchange_tui.ent.database import open_database
 from yearchange_tui.scheduling.client import DatabaseEngineClient
 from yearchange_tui.scheduling.events import EventLogHandler, EventWriter
 from yearchange_tui.scheduling.models import EngineEventRow
+from yearchange_tui.workflow.events import UnitFailed, UnitFinished, UnitProgressed, UnitStarted
 
 
 class FakeClock:

@@ -16,10 +16,8 @@ import pytest
 from changeover_support import make_academy
 from sqlalchemy import select
 
-from yearchange_tui.changeover.models import Step, StepUnit, UnitStatus
-from yearchange_tui.changeover.units import current_school_year
 from yearchange_tui.changeover.verify import verify
-from yearchange_tui.cli import main
+from yearchange_tui.cli.main import main
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.models import Establishment
 from yearchange_tui.scheduling.api import EngineMode, RequestAction
@@ -27,6 +25,8 @@ from yearchange_tui.scheduling.client import DatabaseEngineClient
 from yearchange_tui.scheduling.lease import read_lease
 from yearchange_tui.scheduling.models import EngineTask, TaskStatus
 from yearchange_tui.scheduling.spawn import spawn_engine, wait_for_engine
+from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
+from yearchange_tui.workflow.units import current_school_year
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and sessions")
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from test_timetable_support import KEY, PARTNER, REFERENCE, SAMPLES, UAI, build_directory
 
-from yearchange_tui.cli import main
+from yearchange_tui.cli.main import main
 from yearchange_tui.ent.database import open_database
 from yearchange_tui.timetable.rules import RULES
 
@@ -117,7 +117,7 @@ def test_reference_encrypted_export_shows_its_header_and_asks_for_the_key(
 
 
 def test_the_timetable_package_never_imports_textual() -> None:
-    code = ("import sys, yearchange_tui.timetable.commands, yearchange_tui.timetable.step5, "
+    code = ("import sys, yearchange_tui.cli.timetable, yearchange_tui.timetable.step5, "
             "yearchange_tui.timetable.drop, yearchange_tui.timetable.importer; "
             "assert 'textual' not in sys.modules, 'textual importé'")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -126,16 +126,16 @@ def test_the_timetable_package_never_imports_textual() -> None:
 def test_sample_academie_steps_1_to_5(tmp_path: Path) -> None:
     """The sample académie as a user runs it (SQLite): AAF step 4, each timetable, step 5."""
     from yearchange_tui.aaf.importer import import_delivery
-    from yearchange_tui.aaf.models import AafReject
-    from yearchange_tui.changeover.models import Step
-    from yearchange_tui.changeover.units import current_school_year, finish_unit, get_unit
     from yearchange_tui.ent.models import Establishment
+    from yearchange_tui.importing.models import AafReject
     from yearchange_tui.sample.aaf_writer import write_aaf_delivery
     from yearchange_tui.sample.fill import fill_database
     from yearchange_tui.sample.roster import build_academy
     from yearchange_tui.sample.timetable_writer import write_timetables
     from yearchange_tui.timetable.importer import import_timetable
     from yearchange_tui.timetable.step5 import run_init_school_life
+    from yearchange_tui.workflow.models import Step
+    from yearchange_tui.workflow.units import current_school_year, finish_unit, get_unit
 
     academy = build_academy(2, seed=7, year=2025)
     database = open_database(f"sqlite:///{tmp_path / 'y.db'}")

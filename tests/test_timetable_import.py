@@ -20,14 +20,6 @@ from test_timetable_support import (
     snapshot,
 )
 
-from yearchange_tui.aaf.models import AafImport, AafReject
-from yearchange_tui.changeover.guards import (
-    GUARD_IMPORT_FREEZE,
-    GUARD_STEP_ORDER,
-    GuardRefused,
-    grant_override,
-)
-from yearchange_tui.changeover.models import AuditEntry, Step
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.models import (
     Alternation,
@@ -41,6 +33,7 @@ from yearchange_tui.ent.models import (
     SchoolClass,
     TeachingService,
 )
+from yearchange_tui.importing.models import AafImport, AafReject
 from yearchange_tui.timetable.drop import process_drop_folder
 from yearchange_tui.timetable.importer import (
     MODE_AUTOMATIC,
@@ -52,6 +45,13 @@ from yearchange_tui.timetable.models import TimetableImport
 from yearchange_tui.timetable.reader import PartnerKey
 from yearchange_tui.timetable.rules import RULES
 from yearchange_tui.timetable.xmlsafe import TimetableFileError
+from yearchange_tui.workflow.guards import (
+    GUARD_IMPORT_FREEZE,
+    GUARD_STEP_ORDER,
+    GuardRefused,
+    grant_override,
+)
+from yearchange_tui.workflow.models import AuditEntry, Step
 
 CLEAR = SAMPLES / "edt" / f"Edt_To_{PARTNER}_{UAI}_Enclair.xml"
 UDT_ZIP = SAMPLES / "udt" / f"{UAI}_20260825100000_UDT.zip"
@@ -275,7 +275,7 @@ def test_guards(database: Database) -> None:
         import_timetable(database, CLEAR, UAI)
     assert caught.value.code == GUARD_STEP_ORDER
     with database.session() as session:
-        from yearchange_tui.changeover.units import current_school_year, finish_unit, get_unit
+        from yearchange_tui.workflow.units import current_school_year, finish_unit, get_unit
 
         year = current_school_year(session)
         for step in (Step.PURGE_TRASH, Step.ARCHIVE):

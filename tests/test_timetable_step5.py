@@ -8,8 +8,6 @@ import pytest
 from sqlalchemy import select
 from test_timetable_support import PARTNER, SAMPLES, UAI, build_directory
 
-from yearchange_tui.changeover.events import RecordingObserver, UnitFailed, UnitFinished
-from yearchange_tui.changeover.models import Step, StepUnit, UnitStatus
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.models import OpeningDates, Period, PeriodKind
 from yearchange_tui.timetable.importer import import_timetable
@@ -25,6 +23,8 @@ from yearchange_tui.timetable.step5 import (
     run_init_school_life,
     school_life_check,
 )
+from yearchange_tui.workflow.events import RecordingObserver, UnitFailed, UnitFinished
+from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
 
 CLEAR = SAMPLES / "edt" / f"Edt_To_{PARTNER}_{UAI}_Enclair.xml"
 

@@ -12,9 +12,6 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
-from yearchange_tui.aaf.models import AafImport, AafReject
-from yearchange_tui.changeover.models import Step
-from yearchange_tui.changeover.units import finish_unit, get_unit
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import (
     ENT_MODELS,
@@ -34,7 +31,10 @@ from yearchange_tui.ent.models import (
     SchoolYear,
     Subject,
 )
+from yearchange_tui.importing.models import AafImport, AafReject
 from yearchange_tui.timetable.models import TIMETABLE_MODELS
+from yearchange_tui.workflow.models import Step
+from yearchange_tui.workflow.units import finish_unit, get_unit
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_data" / "timetable"

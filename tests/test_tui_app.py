@@ -7,7 +7,6 @@ from pathlib import Path
 
 from test_tui_support import make_app, run, screen_text, settle, wait_until
 
-from yearchange_tui.changeover.models import Step, UnitStatus
 from yearchange_tui.scheduling.api import RequestAction
 from yearchange_tui.tui.fake_engine import FakeEngine
 from yearchange_tui.tui.rejects_source import RejectQuery
@@ -15,6 +14,7 @@ from yearchange_tui.tui.screens.detail import DetailScreen
 from yearchange_tui.tui.screens.modals import ConfirmModal, HelpModal, QuitModal
 from yearchange_tui.tui.screens.rejects import RejectsScreen
 from yearchange_tui.tui.widgets.calendar_grid import CalendarGrid
+from yearchange_tui.workflow.models import Step, UnitStatus
 
 
 def test_the_grid_shows_every_establishment_with_glyphs_and_words_at_80x24() -> None:
@@ -494,7 +494,7 @@ def test_a_thousand_establishments_stay_fluid() -> None:
 
 
 def test_the_console_bench_measures_every_key_press() -> None:
-    from yearchange_tui.tui.bench import bench_console
+    from yearchange_tui.bench.console import bench_console
 
     result = bench_console(establishments=60, running=2, presses=8, size=(80, 24))
     assert result["measured"] == 8

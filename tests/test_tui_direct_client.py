@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from test_tui_support import run, screen_text, wait_until
 
-from yearchange_tui.changeover.models import Step, UnitStatus
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.resources import themes_dir
 from yearchange_tui.sample.build import build_sample
@@ -25,6 +24,7 @@ from yearchange_tui.tui.rejects_source import (
     RejectQuery,
     open_rejects_source,
 )
+from yearchange_tui.workflow.models import Step, UnitStatus
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,7 @@ def test_an_aaf_import_streams_its_rejects_and_the_browser_reads_them(
 def test_the_console_falls_back_to_the_direct_client_when_the_engine_cannot_start(
         sample: tuple[Database, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     import yearchange_tui.scheduling.client as scheduling_client
-    from yearchange_tui.cliutil import settings_from_args
+    from yearchange_tui.cli.util import settings_from_args
 
     database, storage = sample
 

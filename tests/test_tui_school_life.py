@@ -28,7 +28,6 @@ from test_timetable_support import (
 from test_tui_support import make_app, run, screen_text, wait_until
 from textual.widgets import Input
 
-from yearchange_tui.changeover.models import AuditEntry, Step, StepUnit, UnitStatus
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.models import (
     Establishment,
@@ -40,7 +39,6 @@ from yearchange_tui.ent.models import (
     SchoolClass,
     SchoolYear,
 )
-from yearchange_tui.scheduling.calendar import Milestone, Target, set_date
 from yearchange_tui.timetable.importer import import_timetable
 from yearchange_tui.timetable.step5 import propose_school_life
 from yearchange_tui.tui.direct_client import DirectEngineClient
@@ -53,6 +51,8 @@ from yearchange_tui.tui.screens.school_life import (
     SchoolLifeScreen,
     parse_form_date,
 )
+from yearchange_tui.workflow.calendar import Milestone, Target, set_date
+from yearchange_tui.workflow.models import AuditEntry, Step, StepUnit, UnitStatus
 
 # The project's calendar: rentrée des élèves and fin d'année of 2026-2027.
 OPENS = dt.date(2026, 9, 3)

@@ -17,8 +17,8 @@ import pytest
 from test_tui_support import make_app, run, settle
 from textual.widgets import Input
 
-from yearchange_tui.changeover.models import UnitStatus
 from yearchange_tui.tui.fake_engine import FakeEngine
+from yearchange_tui.workflow.models import UnitStatus
 
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
 UPDATE = os.environ.get("YEARCHANGE_SNAPSHOT_UPDATE") == "1"

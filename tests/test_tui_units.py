@@ -12,7 +12,6 @@ from rich.color import Color as RichColor
 from rich.color import ColorSystem
 from textual.color import Color
 
-from yearchange_tui.changeover.models import UNIT_STATUS_GLYPHS, Step, UnitStatus
 from yearchange_tui.resources import themes_dir
 from yearchange_tui.scheduling.api import EngineMode, EngineStatus
 from yearchange_tui.tui.bindings import (
@@ -47,6 +46,7 @@ from yearchange_tui.tui.theming import (
 )
 from yearchange_tui.tui.widgets.calendar_grid import STEP_WIDTH, compute_layout
 from yearchange_tui.tui.widgets.fkey_bar import fkey_items
+from yearchange_tui.workflow.models import UNIT_STATUS_GLYPHS, Step, UnitStatus
 
 STATUS_VARIABLES = [name for name in OWN_VARIABLES if name.startswith("status-")
                     and name != "status-none"]
@@ -351,7 +351,7 @@ def test_theme_settings_and_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def test_the_themes_command_checks_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str]) -> None:
-    from yearchange_tui.cli import main
+    from yearchange_tui.cli.main import main
 
     assert main(["themes", "--check"]) == 0
     assert "yearchange-high-contrast" in capsys.readouterr().out
@@ -366,7 +366,7 @@ def test_keys_from_the_config_file_are_listed_with_their_ids(
     import json
     import os
 
-    from yearchange_tui.cli import main
+    from yearchange_tui.cli.main import main
 
     Path(os.environ["YEARCHANGE_CONFIG"]).write_text('[keys]\ndry-run = "w"\nnope = "z"\n',
                                                      encoding="utf-8")

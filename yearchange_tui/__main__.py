@@ -1,5 +1,5 @@
 """Allow ``python -m yearchange_tui``."""
 
-from yearchange_tui.cli import main
+from yearchange_tui.cli.main import main
 
 raise SystemExit(main())

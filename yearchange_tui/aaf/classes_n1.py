@@ -29,8 +29,8 @@ from yearchange_tui.aaf.directory import (
     classes,
     student_class_counts,
 )
-from yearchange_tui.changeover.models import ArchiveManifest
 from yearchange_tui.ent.models import ClassRole, Rubric, RubricKind, TrashEntry, TrashReason
+from yearchange_tui.workflow.models import ArchiveManifest
 
 SAME_STUDENTS_RATIO = 0.5
 """Share of a class's students who were in the same class last year that flags it."""

@@ -1,7 +1,7 @@
 """Apply an AAF delivery to the directory: validate, reject with reasons, update set-based.
 
 One delivery is one transaction: a file refused whole (:class:`AafFileError`) or a
-guard refusal (:class:`~yearchange_tui.changeover.guards.GuardRefused`) rolls
+guard refusal (:class:`~yearchange_tui.workflow.guards.GuardRefused`) rolls
 everything back, so the database is unchanged. Records are streamed file by file
 in dependency order and written in batches; refused records are stored as rejects
 with their file, line, raw XML, establishment and a French explanation.
@@ -58,12 +58,7 @@ from yearchange_tui.aaf.delivery import (
     DeliveryFile,
     open_delivery,
 )
-from yearchange_tui.aaf.models import (
-    AafImport,
-    AafImportFile,
-    AafReject,
-    AafStructure,
-)
+from yearchange_tui.aaf.models import AafStructure
 from yearchange_tui.aaf.parser import AafFileReader, record_excerpts
 from yearchange_tui.aaf.pipeline import FileOutcome, open_source
 from yearchange_tui.aaf.prepare import Prepared
@@ -74,24 +69,6 @@ from yearchange_tui.aaf.records import (
     StructureRow,
 )
 from yearchange_tui.aaf.rules import RULES, Severity, explain
-from yearchange_tui.changeover.audit import operator_identity
-from yearchange_tui.changeover.events import (
-    NullObserver,
-    Observer,
-    UnitFailed,
-    UnitFinished,
-    UnitProgressed,
-    UnitStarted,
-)
-from yearchange_tui.changeover.guards import check_aaf_import_allowed, unit_statuses
-from yearchange_tui.changeover.models import Step, StepUnit, UnitStatus
-from yearchange_tui.changeover.units import (
-    begin_unit,
-    finish_unit,
-    get_unit,
-    next_school_year,
-    utcnow,
-)
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import (
     ClassMembership,
@@ -116,6 +93,25 @@ from yearchange_tui.ent.models import (
 )
 from yearchange_tui.ent.models import Group as GroupModel
 from yearchange_tui.ent.uai import InvalidUAIError, validate_uai
+from yearchange_tui.importing.models import AafImport, AafImportFile, AafReject
+from yearchange_tui.workflow.audit import operator_identity
+from yearchange_tui.workflow.events import (
+    NullObserver,
+    Observer,
+    UnitFailed,
+    UnitFinished,
+    UnitProgressed,
+    UnitStarted,
+)
+from yearchange_tui.workflow.guards import check_aaf_import_allowed, unit_statuses
+from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
+from yearchange_tui.workflow.units import (
+    begin_unit,
+    finish_unit,
+    get_unit,
+    next_school_year,
+    utcnow,
+)
 
 BATCH_SIZE = 1000
 """Records written per batch."""

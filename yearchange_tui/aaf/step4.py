@@ -15,7 +15,6 @@ to the observer.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -27,21 +26,21 @@ from sqlalchemy import select
 
 from yearchange_tui.aaf.delivery import open_delivery
 from yearchange_tui.aaf.importer import ImportResult, import_delivery
-from yearchange_tui.aaf.models import AafImport, AafImportFile
 from yearchange_tui.aaf.parser import AafFileError
-from yearchange_tui.changeover.audit import audit
-from yearchange_tui.changeover.events import NullObserver, Observer, UnitFailed, UnitFinished
-from yearchange_tui.changeover.guards import GuardRefused, check_step_order
-from yearchange_tui.changeover.models import Step, UnitStatus
-from yearchange_tui.changeover.units import (
+from yearchange_tui.ent.database import Database
+from yearchange_tui.ent.models import Establishment, Person
+from yearchange_tui.importing.models import AafImport, AafImportFile
+from yearchange_tui.workflow.audit import audit
+from yearchange_tui.workflow.events import NullObserver, Observer, UnitFailed, UnitFinished
+from yearchange_tui.workflow.guards import GuardRefused, check_step_order
+from yearchange_tui.workflow.models import Step, UnitStatus
+from yearchange_tui.workflow.units import (
     begin_unit,
     current_school_year,
     fail_unit,
     finish_unit,
     get_unit,
 )
-from yearchange_tui.ent.database import Database
-from yearchange_tui.ent.models import Establishment, Person
 
 STEP = Step.INIT_DIRECTORY
 
@@ -209,64 +208,3 @@ def run_init_directory(database: Database, establishment_ids: Sequence[int],
                       step=STEP.value, override=establishment.uai in report.overridden,
                       details=json.loads(json.dumps(summary or {}, default=str)))
     return report
-
-
-def run_init_directory_command(runner: Any, establishments: Sequence[Any],
-                               args: argparse.Namespace) -> int:
-    """``yearchange run init-directory``: run step 4 and print the outcome in French.
-
-    Args:
-        runner: the change-over runner (its database, observer and fixed time are used).
-        establishments: the establishments chosen (objects with ``id`` and ``uai``).
-        args: the parsed command line (``--json``; ``--source`` when given).
-
-    Returns:
-        The exit status: 0 when every establishment is done, 1 otherwise.
-    """
-    from yearchange_tui.cliutil import EXIT_FAILED, EXIT_OK, UsageError, print_json
-
-    source = getattr(args, "source", None)
-    try:
-        report = run_init_directory(runner.database, [e.id for e in establishments],
-                                    runner.observer, source=source,
-                                    now=getattr(runner, "fixed_now", None))
-    except DeliveryUnavailableError as error:
-        raise UsageError(str(error)) from error
-    except AafFileError as error:
-        raise UsageError(f"{error}\n  Action : {error.action}") from error
-    if getattr(args, "json", False):
-        print_json(report.to_dict())
-    else:
-        print_init_directory_report(report)
-    return EXIT_OK if report.ok else EXIT_FAILED
-
-
-def print_init_directory_report(report: InitDirectoryReport) -> None:
-    """Print a step-4 report in French, one line per establishment."""
-    summaries = {s["uai"]: s for s in (report.result.establishments if report.result else [])}
-    for uai in report.done:
-        summary = summaries.get(uai, {})
-        print(f"{'✓ terminé':<30} {uai}  étape {STEP.number} {STEP.label}")
-        if summary:
-            print(f"    {summary_line(summary)}")
-    for uai in report.already_done:
-        print(f"{'✓ déjà terminé (rien à faire)':<30} {uai}  étape {STEP.number} {STEP.label}")
-    for uai, message in report.refused.items():
-        print(f"{'⊘ refusé':<30} {uai}  {message}")
-    for uai, message in report.failed.items():
-        print(f"{'✗ échec':<30} {uai}  {message}")
-
-
-def summary_line(summary: dict[str, Any]) -> str:
-    """One French line of counts for an establishment's import summary."""
-    rejects = summary.get("rejects") or {}
-    parts = [f"{summary.get('created', 0)} créé(s)", f"{summary.get('updated', 0)} mis à jour",
-             f"{summary.get('unchanged', 0)} inchangé(s)",
-             f"{summary.get('flagged_absent', 0)} absent(s) signalé(s)",
-             f"{summary.get('restored', 0)} rétabli(s)",
-             f"{summary.get('classes_created', 0)} classe(s) créée(s)"]
-    if rejects:
-        parts.append("rejets : " + ", ".join(f"{code} {count}" for code, count in rejects.items()))
-    else:
-        parts.append("aucun rejet")
-    return ", ".join(parts)

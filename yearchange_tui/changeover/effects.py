@@ -316,7 +316,7 @@ class RealEffects(Effects):
 
     def finish_phase(self, connection: Connection) -> None:
         """Make the phase's files durable, then record them (file, document, manifest rows)."""
-        from yearchange_tui.changeover.models import ArchiveManifest
+        from yearchange_tui.workflow.models import ArchiveManifest
 
         self.make_durable()
         pending = self.pending_archives

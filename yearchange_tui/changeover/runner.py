@@ -1,7 +1,7 @@
 """Run steps 1–3 (and their dry run) per establishment as resumable, audited units.
 
 Runs on the caller's thread (the CLI's, or a scheduler worker's); reports through an
-:class:`~yearchange_tui.changeover.events.Observer`.
+:class:`~yearchange_tui.workflow.events.Observer`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,13 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from yearchange_tui.changeover.audit import audit
 from yearchange_tui.changeover.effects import RealEffects, RecordingEffects, Tally
-from yearchange_tui.changeover.events import (
+from yearchange_tui.changeover.steps import STEP_PHASES, UnitContext
+from yearchange_tui.changeover.verify import archive_problems
+from yearchange_tui.ent.database import Database
+from yearchange_tui.ent.models import Establishment, Person, SchoolYear
+from yearchange_tui.workflow.audit import audit
+from yearchange_tui.workflow.events import (
     NullObserver,
     Observer,
     UnitFailed,
@@ -27,10 +31,9 @@ from yearchange_tui.changeover.events import (
     UnitProgressed,
     UnitStarted,
 )
-from yearchange_tui.changeover.guards import GuardRefused, check_step_order
-from yearchange_tui.changeover.models import DryRunReport, Step, StepUnit, UnitStatus
-from yearchange_tui.changeover.steps import STEP_PHASES, UnitContext
-from yearchange_tui.changeover.units import (
+from yearchange_tui.workflow.guards import GuardRefused, check_step_order
+from yearchange_tui.workflow.models import DryRunReport, Step, StepUnit, UnitStatus
+from yearchange_tui.workflow.units import (
     begin_unit,
     checkpoint,
     current_school_year,
@@ -39,9 +42,6 @@ from yearchange_tui.changeover.units import (
     get_unit,
     utcnow,
 )
-from yearchange_tui.changeover.verify import archive_problems
-from yearchange_tui.ent.database import Database
-from yearchange_tui.ent.models import Establishment, Person, SchoolYear
 
 DRY_RUN_STEPS = (Step.PURGE_TRASH, Step.ARCHIVE, Step.DELETE_OBSOLETE)
 GUARD_ARCHIVES = "archives-invalides"

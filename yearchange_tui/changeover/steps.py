@@ -20,7 +20,6 @@ from sqlalchemy.orm import aliased
 
 from yearchange_tui.changeover import archives as build
 from yearchange_tui.changeover.effects import Effects, ZipBuilder
-from yearchange_tui.changeover.models import ArchiveManifest, Step
 from yearchange_tui.changeover.notices import (
     SUMMARY_SUBJECT,
     deletable_free_groups_condition,
@@ -80,6 +79,7 @@ from yearchange_tui.ent.models import (
     TrashEntry,
     TrashReason,
 )
+from yearchange_tui.workflow.models import ArchiveManifest, Step
 
 CHUNK = 500
 BINDER_BATCH = 200

@@ -10,7 +10,6 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from yearchange_tui.changeover.models import ArchiveManifest, Step, StepUnit, UnitStatus
 from yearchange_tui.ent.models import (
     Establishment,
     Group,
@@ -21,6 +20,7 @@ from yearchange_tui.ent.models import (
     SchoolYear,
     TrashEntry,
 )
+from yearchange_tui.workflow.models import ArchiveManifest, Step, StepUnit, UnitStatus
 
 
 def _sha256(path: Path) -> str:

@@ -4,7 +4,7 @@
   behind each importer's table of stable reject codes;
 - :mod:`~yearchange_tui.importing.xmlsafe` — the file refusal error and the byte and
   parser checks of hostile or broken XML;
-- :mod:`~yearchange_tui.importing.commands` — how an import command reports a refusal.
+- :mod:`~yearchange_tui.cli.importing` — how an import command reports a refusal.
 
 Each importer keeps its own codes and French texts. Nothing here imports Textual.
 """

@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from yearchange_tui.changeover.models import Step, UnitStatus
+from yearchange_tui.workflow.models import Step, UnitStatus
 
 
 class EngineMode(enum.StrEnum):

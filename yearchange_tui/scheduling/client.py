@@ -18,9 +18,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from yearchange_tui.changeover.models import Step, StepUnit, UnitStatus
 from yearchange_tui.changeover.runner import year_units
-from yearchange_tui.changeover.units import NoCurrentYearError, current_school_year, utcnow
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import Establishment, Project
 from yearchange_tui.scheduling.api import (
@@ -33,13 +31,6 @@ from yearchange_tui.scheduling.api import (
     RequestAction,
     UnitView,
 )
-from yearchange_tui.scheduling.calendar import (
-    DEFAULT_TIMEZONE,
-    Milestone,
-    Plan,
-    as_utc,
-    build_plan,
-)
 from yearchange_tui.scheduling.lease import DEFAULT_TTL, LeaseInfo, read_lease
 from yearchange_tui.scheduling.models import (
     REQUEST_STATUS_LABELS,
@@ -49,6 +40,15 @@ from yearchange_tui.scheduling.models import (
     RequestStatus,
     TaskStatus,
 )
+from yearchange_tui.workflow.calendar import (
+    DEFAULT_TIMEZONE,
+    Milestone,
+    Plan,
+    as_utc,
+    build_plan,
+)
+from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
+from yearchange_tui.workflow.units import NoCurrentYearError, current_school_year, utcnow
 
 
 class DatabaseEngineClient:
@@ -280,7 +280,7 @@ def _json(text: str | None) -> dict[str, Any]:
 def _reject_counts(session: Any) -> dict[int, int]:
     """Rejects of the newest AAF import per establishment (empty without the AAF package)."""
     try:
-        from yearchange_tui.aaf.models import AafImport, AafReject
+        from yearchange_tui.importing.models import AafImport, AafReject
     except ImportError:
         return {}
     # Timetable imports share the reject store; the grid counts the AAF delivery's rejects.

@@ -33,30 +33,25 @@ from apscheduler.jobstores.base import JobLookupError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from yearchange_tui.changeover.audit import audit, operator_identity
-from yearchange_tui.changeover.guards import GUARD_STEP_ORDER, has_override
-from yearchange_tui.changeover.models import (
-    STEP_PREREQUISITES,
-    AuditEntry,
-    Step,
-    StepUnit,
-    UnitStatus,
-)
 from yearchange_tui.changeover.runner import (
     ChangeoverRunner,
     EstablishmentRef,
     UnknownEstablishmentError,
 )
-from yearchange_tui.changeover.units import (
-    NoCurrentYearError,
-    current_school_year,
-    get_unit,
-    utcnow,
-)
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import Establishment
 from yearchange_tui.scheduling.api import CHANGING_ACTIONS, RequestAction
-from yearchange_tui.scheduling.calendar import (
+from yearchange_tui.scheduling.events import EventLogHandler, EventWriter, step_label
+from yearchange_tui.scheduling.lease import Lease, LeaseLostError, acquire, is_paused, set_paused
+from yearchange_tui.scheduling.models import (
+    ACTIVE_TASK_STATUSES,
+    EngineRequest,
+    EngineTask,
+    RequestStatus,
+    TaskStatus,
+)
+from yearchange_tui.workflow.audit import audit, operator_identity
+from yearchange_tui.workflow.calendar import (
     DEFAULT_TIMEZONE,
     MILESTONE_ORDER,
     CalendarError,
@@ -72,14 +67,19 @@ from yearchange_tui.scheduling.calendar import (
     set_date,
     timezone,
 )
-from yearchange_tui.scheduling.events import EventLogHandler, EventWriter, step_label
-from yearchange_tui.scheduling.lease import Lease, LeaseLostError, acquire, is_paused, set_paused
-from yearchange_tui.scheduling.models import (
-    ACTIVE_TASK_STATUSES,
-    EngineRequest,
-    EngineTask,
-    RequestStatus,
-    TaskStatus,
+from yearchange_tui.workflow.guards import GUARD_STEP_ORDER, has_override
+from yearchange_tui.workflow.models import (
+    STEP_PREREQUISITES,
+    AuditEntry,
+    Step,
+    StepUnit,
+    UnitStatus,
+)
+from yearchange_tui.workflow.units import (
+    NoCurrentYearError,
+    current_school_year,
+    get_unit,
+    utcnow,
 )
 
 log = logging.getLogger(__name__)

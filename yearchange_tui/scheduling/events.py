@@ -1,4 +1,4 @@
-"""Persisted engine events: an :class:`~yearchange_tui.changeover.events.Observer` that
+"""Persisted engine events: an :class:`~yearchange_tui.workflow.events.Observer` that
 writes unit state changes, coalesced progress, rejects and log lines to ``engine_events``,
 so any console sees them live and after the fact.
 
@@ -26,17 +26,17 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import OperationalError
 
-from yearchange_tui.changeover.events import (
+from yearchange_tui.ent.database import Database
+from yearchange_tui.scheduling.models import EngineEventRow
+from yearchange_tui.workflow.events import (
     EngineEvent,
     UnitFailed,
     UnitFinished,
     UnitProgressed,
     UnitStarted,
 )
-from yearchange_tui.changeover.models import Step
-from yearchange_tui.changeover.units import utcnow
-from yearchange_tui.ent.database import Database
-from yearchange_tui.scheduling.models import EngineEventRow
+from yearchange_tui.workflow.models import Step
+from yearchange_tui.workflow.units import utcnow
 
 log = logging.getLogger(__name__)
 

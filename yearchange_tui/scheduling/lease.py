@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from yearchange_tui.changeover.units import utcnow
 from yearchange_tui.ent.database import Database
-from yearchange_tui.scheduling.calendar import as_utc
 from yearchange_tui.scheduling.models import EngineLease
+from yearchange_tui.workflow.calendar import as_utc
+from yearchange_tui.workflow.units import utcnow
 
 LEASE_NAME = "engine"
 DEFAULT_TTL = dt.timedelta(seconds=60)

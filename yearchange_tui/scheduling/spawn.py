@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from yearchange_tui.changeover.units import utcnow
 from yearchange_tui.config import default_data_dir
 from yearchange_tui.ent.database import Database
 from yearchange_tui.scheduling.lease import DEFAULT_TTL, read_lease
+from yearchange_tui.workflow.units import utcnow
 
 
 class EngineStartError(Exception):

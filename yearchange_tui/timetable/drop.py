@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from yearchange_tui.changeover.guards import GuardRefused
 from yearchange_tui.ent.database import Database
 from yearchange_tui.timetable.importer import (
     MODE_AUTOMATIC,
@@ -31,6 +30,7 @@ from yearchange_tui.timetable.importer import (
 from yearchange_tui.timetable.reader import inspect_timetable
 from yearchange_tui.timetable.udt import uai_from_name
 from yearchange_tui.timetable.xmlsafe import TimetableFileError
+from yearchange_tui.workflow.guards import GuardRefused
 
 DONE_FOLDER = "importes"
 REFUSED_FOLDER = "refuses"

@@ -43,15 +43,6 @@ from typing import Any
 from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from yearchange_tui.aaf.models import AafImport, AafImportFile, AafReject
-from yearchange_tui.changeover.audit import audit, operator_identity
-from yearchange_tui.changeover.guards import (
-    GuardRefused,
-    check_step_order,
-    check_timetable_or_csv_import_allowed,
-)
-from yearchange_tui.changeover.models import Step
-from yearchange_tui.changeover.units import current_school_year, following_school_year
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import (
     Alternation,
@@ -73,12 +64,21 @@ from yearchange_tui.ent.models import (
     TeachingService,
 )
 from yearchange_tui.ent.uai import InvalidUAIError, validate_uai
+from yearchange_tui.importing.models import AafImport, AafImportFile, AafReject
 from yearchange_tui.timetable.data import Place, Problem, TimetableData, TtCourse
 from yearchange_tui.timetable.models import TimetableImport, TimetablePartnerKey
 from yearchange_tui.timetable.policy import OUTCOME_CODES, Outcome, supported_summary
 from yearchange_tui.timetable.reader import PartnerKey, TimetableInspection, inspect_timetable
 from yearchange_tui.timetable.rules import explain, severity_of
 from yearchange_tui.timetable.xmlsafe import TimetableFileError
+from yearchange_tui.workflow.audit import audit, operator_identity
+from yearchange_tui.workflow.guards import (
+    GuardRefused,
+    check_step_order,
+    check_timetable_or_csv_import_allowed,
+)
+from yearchange_tui.workflow.models import Step
+from yearchange_tui.workflow.units import current_school_year, following_school_year
 
 MODE_MANUAL = "manuel"
 MODE_AUTOMATIC = "automatique"
@@ -819,7 +819,7 @@ def import_timetable(database: Database, path: Path | str, uai: str, *,
         TimetableFileError: the export is refused whole (nothing changed).
         GuardRefused: a change-over guard refused the import (nothing changed).
     """
-    from yearchange_tui.changeover.units import NoCurrentYearError
+    from yearchange_tui.workflow.units import NoCurrentYearError
 
     moment = now or dt.datetime.now(dt.UTC)
     session = database.sessions()

@@ -23,7 +23,6 @@ Runs on the caller's thread.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import itertools
 import json
@@ -34,23 +33,6 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from yearchange_tui.changeover.audit import audit
-from yearchange_tui.changeover.events import (
-    NullObserver,
-    Observer,
-    UnitFailed,
-    UnitFinished,
-    UnitStarted,
-)
-from yearchange_tui.changeover.guards import GuardRefused, check_step_order, unit_statuses
-from yearchange_tui.changeover.models import Step, UnitStatus
-from yearchange_tui.changeover.units import (
-    begin_unit,
-    current_school_year,
-    finish_unit,
-    following_school_year,
-    get_unit,
-)
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import (
     Alternation,
@@ -66,6 +48,23 @@ from yearchange_tui.ent.models import (
     TeachingService,
 )
 from yearchange_tui.timetable.models import TimetableImport
+from yearchange_tui.workflow.audit import audit
+from yearchange_tui.workflow.events import (
+    NullObserver,
+    Observer,
+    UnitFailed,
+    UnitFinished,
+    UnitStarted,
+)
+from yearchange_tui.workflow.guards import GuardRefused, check_step_order, unit_statuses
+from yearchange_tui.workflow.models import Step, UnitStatus
+from yearchange_tui.workflow.units import (
+    begin_unit,
+    current_school_year,
+    finish_unit,
+    following_school_year,
+    get_unit,
+)
 
 STEP = Step.INIT_SCHOOL_LIFE
 
@@ -217,7 +216,7 @@ def calendar_dates(session: Session, establishment: Establishment, start_year: i
     sources: set[str] = set()
     kind = establishment.kind.value
     try:
-        from yearchange_tui.scheduling.calendar import Milestone, build_plan, template_dates
+        from yearchange_tui.workflow.calendar import Milestone, build_plan, template_dates
     except ImportError:
         build_plan = template_dates = None  # type: ignore[assignment]
     if build_plan is not None:
@@ -678,42 +677,3 @@ def run_init_school_life(database: Database, establishment_ids: Sequence[int],
             report.failed[uai] = str(error)
             observer.notify(UnitFailed(uai, STEP.value, str(error)))
     return report
-
-
-def run_init_school_life_command(runner: Any, establishments: Sequence[Any],
-                                 args: argparse.Namespace) -> int:
-    """``yearchange run init-school-life``: run step 5 and print the outcome in French.
-
-    Args:
-        runner: the change-over runner (its database and observer are used).
-        establishments: the establishments chosen (objects with ``id`` and ``uai``).
-        args: the parsed command line (``--json``).
-
-    Returns:
-        0 when every establishment is done, 1 otherwise.
-    """
-    from yearchange_tui.cliutil import EXIT_FAILED, EXIT_OK, print_json
-
-    report = run_init_school_life(runner.database, [e.id for e in establishments],
-                                  runner.observer)
-    if getattr(args, "json", False):
-        print_json(report.to_dict())
-        return EXIT_OK if report.ok else EXIT_FAILED
-    for uai in report.done:
-        print(f"{'✓ terminé':<30} {uai}  étape {STEP.number} {STEP.label}")
-        written = report.written.get(uai) or {}
-        if any(written.values()):
-            print(f"    proposé par défaut : {written.get('periodes', 0)} période(s), "
-                  f"{written.get('dates_ouverture', 0)} date(s) d'ouverture")
-        for item in report.missing.get(uai, []):
-            print(f"    ! à compléter : {item.label} — {item.detail}")
-    for uai in report.already_done:
-        print(f"{'✓ déjà terminé (rien à faire)':<30} {uai}  étape {STEP.number} {STEP.label}")
-    for uai, message in report.refused.items():
-        print(f"{'⊘ bloqué':<30} {uai}  {message if uai not in report.missing else ''}")
-        for item in report.missing.get(uai, []):
-            mark = "✗" if item.blocking else "!"
-            print(f"    {mark} {item.label} — {item.detail}\n      → {item.action}")
-    for uai, message in report.failed.items():
-        print(f"{'✗ échec':<30} {uai}  {message}")
-    return EXIT_OK if report.ok else EXIT_FAILED

@@ -1,4 +1,4 @@
-"""The operator console: the Textual app and ``run_console(args)``.
+"""The operator console: the Textual app and ``run_console(settings, database)``.
 
 The app owns the shared state (grid model, marks, events, engine status), drains the
 bridge's board at 10 Hz on the UI thread and hands each screen only what changed.
@@ -7,10 +7,10 @@ Requests to the engine go out on worker threads; answers come back as messages.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -24,7 +24,6 @@ from textual.command import CommandPalette
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 
-from yearchange_tui.changeover.models import Step, UnitStatus
 from yearchange_tui.changeover.runner import DRY_RUN_STEPS
 from yearchange_tui.scheduling.api import (
     CHANGING_ACTIONS,
@@ -75,6 +74,7 @@ from yearchange_tui.tui.theming import (
     derived_variables,
     load_theme_dirs,
 )
+from yearchange_tui.workflow.models import Step, UnitStatus
 
 DRAIN_INTERVAL = 0.1
 """Seconds between two drains of the board: the console redraws at most 10 times a second."""
@@ -701,24 +701,27 @@ def _aaf_hint(database: Any) -> str:
     return ""
 
 
-def run_console(args: argparse.Namespace) -> int:
-    """Open the console on the database named by ``args`` (``yearchange``, ``demo``).
+def run_console(settings: Any, database: Any, *, config_file: str | None = None,
+                theme: str | None = None) -> int:
+    """Open the console on ``database`` (``yearchange``, ``demo``).
 
     The app runs on the main thread; the engine client is closed only after
     ``App.run()`` returns, never from a Textual handler.
     """
-    from yearchange_tui.cliutil import err, open_database_from_args
     from yearchange_tui.tui.detail_source import DatabaseDetailSource
     from yearchange_tui.tui.rejects_source import open_rejects_source
     from yearchange_tui.tui.school_life_source import DatabaseSchoolLifeSource
 
-    settings, database = open_database_from_args(args)
-    client, problems = choose_client(settings, database, getattr(args, "config", None))
+    def err(message: str) -> None:
+        print(message, file=sys.stderr)
+
+    client, problems = choose_client(settings, database, config_file)
     rejects = open_rejects_source(database, settings.data_dir)
     details = DatabaseDetailSource(database, rejects)
     values = settings.values
-    theme, extra_dirs = _theme_setting(values["theme"].value if "theme" in values else None)
-    theme = getattr(args, "theme", None) or theme
+    configured_theme, extra_dirs = _theme_setting(
+        values["theme"].value if "theme" in values else None)
+    theme = theme or configured_theme
     school_life = DatabaseSchoolLifeSource(database, read_only=settings.read_only)
     app = YearChangeApp(client, read_only=settings.read_only, rejects=rejects, details=details,
                         school_life=school_life,

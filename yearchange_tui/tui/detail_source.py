@@ -101,14 +101,14 @@ class DatabaseDetailSource:
 
         from yearchange_tui.aaf.access_block import effective_window
         from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
-        from yearchange_tui.changeover.models import (
+        from yearchange_tui.ent.models import Establishment, Project
+        from yearchange_tui.workflow.models import (
             ArchiveManifest,
             DryRunReport,
             Step,
             StepUnit,
         )
-        from yearchange_tui.changeover.units import current_school_year, following_school_year
-        from yearchange_tui.ent.models import Establishment, Project
+        from yearchange_tui.workflow.units import current_school_year, following_school_year
 
         notes: list[str] = []
         with self.database.session() as session:

@@ -22,14 +22,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from yearchange_tui.changeover.events import (
-    EngineEvent,
-    UnitFailed,
-    UnitFinished,
-    UnitProgressed,
-    UnitStarted,
-)
-from yearchange_tui.changeover.models import Step, UnitStatus
 from yearchange_tui.changeover.runner import DRY_RUN_STEPS, ChangeoverRunner, unit_table
 from yearchange_tui.scheduling.api import (
     CHANGING_ACTIONS,
@@ -41,6 +33,14 @@ from yearchange_tui.scheduling.api import (
     RequestAction,
     UnitView,
 )
+from yearchange_tui.workflow.events import (
+    EngineEvent,
+    UnitFailed,
+    UnitFinished,
+    UnitProgressed,
+    UnitStarted,
+)
+from yearchange_tui.workflow.models import Step, UnitStatus
 
 RUNNABLE_STEPS = DRY_RUN_STEPS
 """Steps this in-process engine runs (the runner's steps 1 to 3, those of the dry run)."""
@@ -214,8 +214,8 @@ class DirectEngineClient:
     def _read_extras(self) -> dict[str, dict[str, Any]]:
         from sqlalchemy import select
 
-        from yearchange_tui.changeover.models import AuditEntry
         from yearchange_tui.ent.models import Establishment, Project
+        from yearchange_tui.workflow.models import AuditEntry
 
         with self.database.session() as session:
             rows = session.execute(
@@ -459,7 +459,7 @@ class DirectEngineClient:
             return
         from sqlalchemy import select
 
-        from yearchange_tui.aaf.models import AafReject
+        from yearchange_tui.importing.models import AafReject
 
         with self.database.session() as session:
             rows = session.execute(select(AafReject.uai, AafReject.code, AafReject.severity,

@@ -13,7 +13,6 @@ import threading
 from dataclasses import replace
 from typing import Any
 
-from yearchange_tui.changeover.models import Step, UnitStatus
 from yearchange_tui.ent.uai import make_uai
 from yearchange_tui.scheduling.api import (
     CHANGING_ACTIONS,
@@ -27,6 +26,7 @@ from yearchange_tui.scheduling.api import (
 )
 from yearchange_tui.tui.detail_source import ArchiveInfo, EstablishmentDetail, StepHistory
 from yearchange_tui.tui.rejects_source import MemoryRejectsSource, RejectQuery, RejectRow
+from yearchange_tui.workflow.models import Step, UnitStatus
 
 FIXED_NOW = dt.datetime(2026, 7, 3, 9, 30)
 """The scripted engine's clock (tests pin the console to it)."""

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from yearchange_tui.changeover.models import UNIT_STATUS_GLYPHS, UNIT_STATUS_LABELS, UnitStatus
 from yearchange_tui.scheduling.api import EstablishmentView
+from yearchange_tui.workflow.models import UNIT_STATUS_GLYPHS, UNIT_STATUS_LABELS, UnitStatus
 
 
 class Density(enum.Enum):

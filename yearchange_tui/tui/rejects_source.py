@@ -198,7 +198,7 @@ class DatabaseRejectsSource:
     note = ""
 
     def __init__(self, database: Any, handled_store: HandledStore) -> None:
-        from yearchange_tui.aaf.models import AafReject
+        from yearchange_tui.importing.models import AafReject
 
         self.database = database
         self.model = AafReject

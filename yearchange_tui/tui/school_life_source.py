@@ -16,9 +16,6 @@ from typing import Any, Protocol
 
 from sqlalchemy import select
 
-from yearchange_tui.changeover.audit import audit
-from yearchange_tui.changeover.guards import GuardRefused, check_step_order
-from yearchange_tui.changeover.units import current_school_year
 from yearchange_tui.ent.models import Alternation, Establishment
 from yearchange_tui.timetable.step5 import (
     STEP,
@@ -30,6 +27,9 @@ from yearchange_tui.timetable.step5 import (
     run_init_school_life,
     school_life_check,
 )
+from yearchange_tui.workflow.audit import audit
+from yearchange_tui.workflow.guards import GuardRefused, check_step_order
+from yearchange_tui.workflow.units import current_school_year
 
 READ_ONLY_REFUSAL = ("Mode consultation : la vie scolaire ne peut pas être enregistrée "
                      "(rien n'a été écrit).")

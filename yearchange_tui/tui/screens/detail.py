@@ -13,7 +13,6 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
-from yearchange_tui.changeover.models import UNIT_STATUS_GLYPHS, UNIT_STATUS_LABELS, UnitStatus
 from yearchange_tui.importing.rules import SEVERITY_LABELS
 from yearchange_tui.tui.bindings import bindings_for
 from yearchange_tui.tui.detail_source import EstablishmentDetail
@@ -23,6 +22,7 @@ from yearchange_tui.tui.screens.grid import step_choices
 from yearchange_tui.tui.screens.modals import StepChoiceModal
 from yearchange_tui.tui.widgets.engine_header import EngineHeader
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
+from yearchange_tui.workflow.models import UNIT_STATUS_GLYPHS, UNIT_STATUS_LABELS, UnitStatus
 
 if TYPE_CHECKING:
     from yearchange_tui.tui.app import ModelChanges

@@ -10,12 +10,6 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import ContentSwitcher, Footer, Input, RichLog, Static
 
-from yearchange_tui.changeover.models import (
-    UNIT_STATUS_GLYPHS,
-    UNIT_STATUS_LABELS,
-    Step,
-    UnitStatus,
-)
 from yearchange_tui.scheduling.api import EngineEventView, RequestAction
 from yearchange_tui.tui.bindings import bindings_for
 from yearchange_tui.tui.grid_model import (
@@ -38,6 +32,12 @@ from yearchange_tui.tui.widgets.calendar_grid import CalendarGrid
 from yearchange_tui.tui.widgets.engine_header import EngineHeader
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
 from yearchange_tui.tui.widgets.progress_pane import ProgressPane
+from yearchange_tui.workflow.models import (
+    UNIT_STATUS_GLYPHS,
+    UNIT_STATUS_LABELS,
+    Step,
+    UnitStatus,
+)
 
 if TYPE_CHECKING:
     from yearchange_tui.tui.app import ModelChanges

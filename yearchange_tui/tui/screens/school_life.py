@@ -24,7 +24,6 @@ from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
-from yearchange_tui.changeover.models import UNIT_STATUS_GLYPHS, UNIT_STATUS_LABELS, UnitStatus
 from yearchange_tui.ent.models import PeriodKind
 from yearchange_tui.timetable.step5 import (
     PERIOD_KIND_LABELS,
@@ -45,6 +44,7 @@ from yearchange_tui.tui.school_life_source import (
 from yearchange_tui.tui.screens.base import ConsoleScreen
 from yearchange_tui.tui.screens.modals import ConfirmModal
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
+from yearchange_tui.workflow.models import UNIT_STATUS_GLYPHS, UNIT_STATUS_LABELS, UnitStatus
 
 DATE_PATTERN = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
 WEEKS_SHOWN = 8

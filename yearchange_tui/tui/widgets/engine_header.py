@@ -9,9 +9,9 @@ from typing import ClassVar
 from rich.text import Text
 from textual.widget import Widget
 
-from yearchange_tui.changeover.models import UnitStatus
 from yearchange_tui.scheduling.api import EngineMode, EngineStatus
 from yearchange_tui.tui.grid_model import counts_line
+from yearchange_tui.workflow.models import UnitStatus
 
 MODE_GLYPHS = {EngineMode.ATTACHED: "●", EngineMode.OBSERVER: "◎", EngineMode.NONE: "✗"}
 WEEKDAYS = ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim.")

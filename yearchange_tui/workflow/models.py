@@ -9,7 +9,18 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yearchange_tui.ent.base import Base, enum_column, fk
@@ -185,3 +196,47 @@ class AuditEntry(Base):
     outcome: Mapped[str] = mapped_column(String(30))
     override: Mapped[bool] = mapped_column(Boolean, default=False)
     details: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class CalendarDate(Base):
+    """An edited date of the change-over calendar (the template fills in the rest).
+
+    The most specific row wins: establishment, then project and kind, then kind, then
+    project, then every project. ``on_date`` None removes the milestone (no date).
+    """
+
+    __tablename__ = "calendar_dates"
+    __table_args__ = (Index("ix_calendar_dates_year_milestone", "school_year_start",
+                            "milestone"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Year N of the change-over (2025 for 2025-2026 → 2026-2027).
+    school_year_start: Mapped[int] = mapped_column(Integer)
+    milestone: Mapped[str] = mapped_column(String(32))
+    project_id: Mapped[int | None] = fk("projects.id", nullable=True, index=True)
+    # college, lycee or other; None for every kind.
+    establishment_kind: Mapped[str | None] = mapped_column(String(16))
+    establishment_id: Mapped[int | None] = fk("establishments.id", nullable=True, index=True)
+    on_date: Mapped[dt.date | None] = mapped_column(Date)
+    # Local time of day (the calendar's time zone); None for the milestone's default time.
+    at_time: Mapped[dt.time | None] = mapped_column(Time)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str] = mapped_column(String(200), default="")
+
+
+class MaintenanceWindowRow(Base):
+    """A planned service interruption: units of its scope run only inside it."""
+
+    __tablename__ = "maintenance_windows"
+    __table_args__ = (Index("ix_maintenance_windows_year_scope", "school_year_start", "scope"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    school_year_start: Mapped[int] = mapped_column(Integer)
+    project_id: Mapped[int | None] = fk("projects.id", nullable=True, index=True)
+    # "1-3" (steps 1 to 3) or "4" (step 4).
+    scope: Mapped[str] = mapped_column(String(8))
+    starts_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    label: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(200), default="")

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from yearchange_tui.cliutil import (
+from yearchange_tui.cli.util import (
     EXIT_FAILED,
     EXIT_OK,
     UsageError,
@@ -156,7 +156,7 @@ def _engine_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _timezone_name(args: argparse.Namespace) -> str:
-    from yearchange_tui.scheduling.calendar import DEFAULT_TIMEZONE
+    from yearchange_tui.workflow.calendar import DEFAULT_TIMEZONE
 
     return (getattr(args, "timezone", None) or _engine_settings(args).get("timezone")
             or DEFAULT_TIMEZONE)
@@ -355,7 +355,7 @@ def cmd_engine_status(args: argparse.Namespace) -> int:
 
 
 def _local(moment: dt.datetime, client: Any) -> str:
-    from yearchange_tui.scheduling.calendar import timezone
+    from yearchange_tui.workflow.calendar import timezone
 
     local = moment.astimezone(timezone(client.timezone_name))
     return f"{WEEKDAYS[local.weekday()]} {local:%d/%m/%Y %H:%M}"
@@ -414,14 +414,14 @@ def cmd_engine_request(args: argparse.Namespace) -> int:
 # -- plan --------------------------------------------------------------------------------
 
 def _calendar_errors() -> tuple[type[Exception], ...]:
-    from yearchange_tui.scheduling.calendar import CalendarError
+    from yearchange_tui.workflow.calendar import CalendarError
 
     return (CalendarError,)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """``yearchange plan``: print the calendar."""
-    from yearchange_tui.scheduling.calendar import build_plan
+    from yearchange_tui.workflow.calendar import build_plan
 
     _settings, database = open_database_from_args(args)
     try:
@@ -445,7 +445,7 @@ def _fmt_date(day: dt.date | None) -> str:
 
 
 def _print_plan(plan: Any) -> None:
-    from yearchange_tui.scheduling.calendar import AAF_RHYTHM, timezone
+    from yearchange_tui.workflow.calendar import AAF_RHYTHM, timezone
 
     zone = timezone(plan.timezone_name)
     start = plan.school_year_start
@@ -487,13 +487,13 @@ def _edit_context(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _year_start(session: Any, year: int | None) -> int:
-    from yearchange_tui.changeover.units import current_school_year
+    from yearchange_tui.workflow.units import current_school_year
 
     return year if year is not None else current_school_year(session).start_year
 
 
 def _targets(session: Any, args: argparse.Namespace) -> list[Any]:
-    from yearchange_tui.scheduling.calendar import resolve_target
+    from yearchange_tui.workflow.calendar import resolve_target
 
     if args.uai:
         return [resolve_target(session, uai=uai) for uai in args.uai]
@@ -510,8 +510,8 @@ def _target_words(args: argparse.Namespace) -> str:
 
 def cmd_plan_set(args: argparse.Namespace) -> int:
     """``yearchange plan set MILESTONE DATE``."""
-    from yearchange_tui.changeover.audit import audit, operator_identity
-    from yearchange_tui.scheduling.calendar import (
+    from yearchange_tui.workflow.audit import audit, operator_identity
+    from yearchange_tui.workflow.calendar import (
         parse_date,
         parse_milestone,
         parse_time,
@@ -545,8 +545,8 @@ def cmd_plan_set(args: argparse.Namespace) -> int:
 
 def cmd_plan_unset(args: argparse.Namespace) -> int:
     """``yearchange plan unset MILESTONE``."""
-    from yearchange_tui.changeover.audit import audit
-    from yearchange_tui.scheduling.calendar import parse_milestone, unset_date
+    from yearchange_tui.workflow.audit import audit
+    from yearchange_tui.workflow.calendar import parse_milestone, unset_date
 
     _settings, database = _edit_context(args)
     try:
@@ -570,7 +570,7 @@ def cmd_plan_unset(args: argparse.Namespace) -> int:
 
 def cmd_window_list(args: argparse.Namespace) -> int:
     """``yearchange plan window``: list the windows per project."""
-    from yearchange_tui.scheduling.calendar import build_plan
+    from yearchange_tui.workflow.calendar import build_plan
 
     _settings, database = open_database_from_args(args)
     with database.session() as session:
@@ -578,7 +578,7 @@ def cmd_window_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json({code: [w.as_dict() for w in windows] for code, windows in plan.windows.items()})
         return EXIT_OK
-    from yearchange_tui.scheduling.calendar import timezone
+    from yearchange_tui.workflow.calendar import timezone
 
     zone = timezone(plan.timezone_name)
     for code, windows in sorted(plan.windows.items()):
@@ -592,8 +592,8 @@ def cmd_window_list(args: argparse.Namespace) -> int:
 
 def cmd_window_add(args: argparse.Namespace) -> int:
     """``yearchange plan window add SCOPE START END``."""
-    from yearchange_tui.changeover.audit import audit, operator_identity
-    from yearchange_tui.scheduling.calendar import (
+    from yearchange_tui.workflow.audit import audit, operator_identity
+    from yearchange_tui.workflow.calendar import (
         add_window,
         parse_local_datetime,
         resolve_target,
@@ -624,8 +624,8 @@ def cmd_window_add(args: argparse.Namespace) -> int:
 
 def cmd_window_remove(args: argparse.Namespace) -> int:
     """``yearchange plan window remove ID``."""
-    from yearchange_tui.changeover.audit import audit
-    from yearchange_tui.scheduling.calendar import remove_window
+    from yearchange_tui.workflow.audit import audit
+    from yearchange_tui.workflow.calendar import remove_window
 
     _settings, database = _edit_context(args)
     with database.session() as session:

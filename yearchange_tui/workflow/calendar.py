@@ -19,10 +19,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from yearchange_tui.changeover.models import Step
-from yearchange_tui.changeover.units import current_school_year, utcnow
 from yearchange_tui.ent.models import Establishment, Project, SchoolYear
-from yearchange_tui.scheduling.models import CalendarDate, MaintenanceWindowRow
+from yearchange_tui.workflow.models import CalendarDate, MaintenanceWindowRow, Step
+from yearchange_tui.workflow.units import current_school_year, utcnow
 
 DEFAULT_TIMEZONE = "Europe/Paris"
 ALL_KINDS = "*"

@@ -32,7 +32,7 @@ from typing import Any
 
 from lxml import etree
 
-from yearchange_tui.measure import peak_memory_kib
+from yearchange_tui.bench.measure import peak_memory_kib
 
 REQUESTS = ("addRequest", "modifyRequest", "deleteRequest")
 TARGET_RATIO = 0.5
@@ -121,7 +121,7 @@ def _run_child(delivery: Path, work: Path, label: str, warm: bool) -> dict[str, 
     for database in databases:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{database}{suffix}").unlink(missing_ok=True)
-    code = ("import json, sys; from yearchange_tui.aaf.bench import child_import; "
+    code = ("import json, sys; from yearchange_tui.bench.aaf import child_import; "
             "print(json.dumps(child_import(sys.argv[1], sys.argv[2], "
             "sys.argv[3] if len(sys.argv) > 3 else None)))")
     arguments = [str(delivery), f"sqlite:///{databases[0]}"]

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from yearchange_tui.changeover.models import AuditEntry
+from yearchange_tui.workflow.models import AuditEntry
 
 
 def operator_identity() -> dict[str, Any]:

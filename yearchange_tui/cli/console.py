@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from yearchange_tui.cliutil import EXIT_OK, EXIT_USAGE, err, print_json
+from yearchange_tui.cli.util import EXIT_OK, EXIT_USAGE, err, print_json
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -45,9 +45,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 def cmd_console(args: argparse.Namespace) -> int:
     """``yearchange console [--scripted N]``."""
     if args.scripted is None:
-        from yearchange_tui.tui.app import run_console
+        from yearchange_tui.cli.main import open_console
 
-        return run_console(args)
+        return int(open_console(args) or 0)
     from yearchange_tui.tui.app import YearChangeApp, theme_dirs_for
     from yearchange_tui.tui.fake_engine import FakeEngine
 
@@ -86,7 +86,7 @@ def cmd_themes(args: argparse.Namespace) -> int:
 
 def cmd_keys(args: argparse.Namespace) -> int:
     """``yearchange keys``: every binding id, its keys (config remaps applied), its label."""
-    from yearchange_tui.cliutil import settings_from_args
+    from yearchange_tui.cli.util import settings_from_args
     from yearchange_tui.tui.bindings import (
         SPECS,
         display_keys,
@@ -114,7 +114,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 def cmd_console_bench(args: argparse.Namespace) -> int:
     """``yearchange console-bench``."""
-    from yearchange_tui.tui.bench import bench_console
+    from yearchange_tui.bench.console import bench_console
 
     result = bench_console(args.establishments, args.running, args.presses)
     if args.json:

@@ -7,7 +7,6 @@ Operator-facing text is French.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import shutil
@@ -17,25 +16,25 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from yearchange_tui import __version__
-from yearchange_tui.cliutil import (
+from yearchange_tui.cli import aaf as cli_aaf
+from yearchange_tui.cli import bench as cli_bench
+from yearchange_tui.cli import changeover as cli_changeover
+from yearchange_tui.cli import console as cli_console
+from yearchange_tui.cli import engine as cli_engine
+from yearchange_tui.cli import timetable as cli_timetable
+from yearchange_tui.cli.util import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
     err,
+    open_database_from_args,
     settings_from_args,
 )
 from yearchange_tui.config import ConfigError, Settings
 
 # Modules that add their commands with ``register(commands, common)``.
-COMMAND_MODULES = (
-    "yearchange_tui.changeover.commands",
-    "yearchange_tui.aaf.commands",
-    "yearchange_tui.timetable.commands",
-    "yearchange_tui.scheduling.commands",
-    "yearchange_tui.tui.commands",
-    "yearchange_tui.bench",
-)
+COMMAND_MODULES = (cli_changeover, cli_aaf, cli_timetable, cli_engine, cli_console, cli_bench)
 
 
 def open_console(args: argparse.Namespace) -> int | None:
@@ -46,7 +45,9 @@ def open_console(args: argparse.Namespace) -> int | None:
         if error.name and error.name.startswith("yearchange_tui.tui"):
             return None
         raise
-    return int(run_console(args))
+    settings, database = open_database_from_args(args)
+    return int(run_console(settings, database, config_file=getattr(args, "config", None),
+                           theme=getattr(args, "theme", None)))
 
 
 # argparse's own texts (usage, help headings, errors) in French, through the gettext
@@ -139,13 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="afficher la configuration et l'origine de chaque valeur")
     config.add_argument("--json", action="store_true")
     config.set_defaults(handler=cmd_config)
-    for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            continue
+    for module in COMMAND_MODULES:
         module.register(commands, common)
     return parser
 
@@ -251,8 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\nLa console opérateur n'est pas encore livrée : utilisez une commande ci-dessus.")
         return EXIT_OK
     from yearchange_tui.changeover.runner import ReadOnlyError
-    from yearchange_tui.changeover.units import NoCurrentYearError
     from yearchange_tui.ent.database import DatabaseError
+    from yearchange_tui.workflow.units import NoCurrentYearError
 
     try:
         status = handler(args)

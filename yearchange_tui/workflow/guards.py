@@ -17,15 +17,15 @@ from collections.abc import Iterable
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from yearchange_tui.changeover.audit import audit, operator_identity
-from yearchange_tui.changeover.models import (
+from yearchange_tui.ent.models import Establishment
+from yearchange_tui.workflow.audit import audit, operator_identity
+from yearchange_tui.workflow.models import (
     STEP_PREREQUISITES,
     GuardOverride,
     Step,
     StepUnit,
     UnitStatus,
 )
-from yearchange_tui.ent.models import Establishment
 
 GUARD_STEP_ORDER = "ordre-des-etapes"
 GUARD_AAF_FREEZE = "gel-aaf"

@@ -26,7 +26,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from yearchange_tui.cliutil import (
+from yearchange_tui.cli.importing import (
+    refuse_import_in_read_only,
+    report_file_refused,
+    report_guard_refused,
+)
+from yearchange_tui.cli.util import (
     EXIT_FAILED,
     EXIT_OK,
     UsageError,
@@ -34,11 +39,6 @@ from yearchange_tui.cliutil import (
     open_database_from_args,
     print_json,
     refuse_in_read_only,
-)
-from yearchange_tui.importing.commands import (
-    refuse_import_in_read_only,
-    report_file_refused,
-    report_guard_refused,
 )
 
 
@@ -176,13 +176,13 @@ def print_inspection(inspection: Any, stream: Any = None) -> None:
 
 def cmd_import_timetable(args: argparse.Namespace) -> int:
     """``yearchange import-timetable PATH --uai U``."""
-    from yearchange_tui.changeover.guards import GuardRefused
     from yearchange_tui.timetable.importer import (
         MODE_MANUAL,
         TimetableUsageError,
         import_timetable,
     )
     from yearchange_tui.timetable.xmlsafe import TimetableFileError
+    from yearchange_tui.workflow.guards import GuardRefused
 
     refuse_import_in_read_only(args, "l'import d'emploi du temps")
     key = _partner_key(args)
@@ -279,10 +279,10 @@ def cmd_edt_key(args: argparse.Namespace) -> int:
     """``yearchange edt-key``: show, set or remove a project's partner key."""
     from sqlalchemy import delete, select
 
-    from yearchange_tui.changeover.audit import audit, operator_identity
     from yearchange_tui.ent.models import Project
     from yearchange_tui.timetable.edt import load_private_key
     from yearchange_tui.timetable.models import TimetablePartnerKey
+    from yearchange_tui.workflow.audit import audit, operator_identity
 
     settings, database = open_database_from_args(args)
     changing = args.remove or args.key is not None or args.partner is not None
@@ -357,8 +357,8 @@ def _establishment_ids(settings: Any, database: Any, uais: list[str] | None) -> 
 
 def cmd_school_life_check(args: argparse.Namespace) -> int:
     """``yearchange school-life-check``."""
-    from yearchange_tui.changeover.units import NoCurrentYearError
     from yearchange_tui.timetable.step5 import school_life_check
+    from yearchange_tui.workflow.units import NoCurrentYearError
 
     settings, database = open_database_from_args(args)
     try:
@@ -389,13 +389,13 @@ def _iso(value: str | None, option: str) -> dt.date | None:
 
 def cmd_school_life_init(args: argparse.Namespace) -> int:
     """``yearchange school-life-init --uai U``: the wizard's defaults, shown and applied."""
-    from yearchange_tui.changeover.units import NoCurrentYearError
     from yearchange_tui.ent.models import PeriodKind
     from yearchange_tui.timetable.step5 import (
         SchoolLifeError,
         apply_school_life,
         propose_school_life,
     )
+    from yearchange_tui.workflow.units import NoCurrentYearError
 
     settings, database = open_database_from_args(args)
     if not args.dry_run:

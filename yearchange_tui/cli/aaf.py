@@ -14,17 +14,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from yearchange_tui.cliutil import (
+from yearchange_tui.cli.importing import (
+    refuse_import_in_read_only,
+    report_file_refused,
+    report_guard_refused,
+)
+from yearchange_tui.cli.util import (
     EXIT_OK,
     UsageError,
     err,
     open_database_from_args,
     print_json,
-)
-from yearchange_tui.importing.commands import (
-    refuse_import_in_read_only,
-    report_file_refused,
-    report_guard_refused,
 )
 from yearchange_tui.importing.rules import SEVERITY_LABELS
 
@@ -84,7 +84,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _audit_outside(database: Any, action: str, outcome: str, details: dict[str, Any]) -> None:
-    from yearchange_tui.changeover.audit import audit
+    from yearchange_tui.workflow.audit import audit
 
     with database.session() as session:
         audit(session, action, outcome, details=details)
@@ -94,8 +94,8 @@ def cmd_import_aaf(args: argparse.Namespace) -> int:
     """``yearchange import-aaf PATH…``."""
     from yearchange_tui.aaf.importer import import_delivery
     from yearchange_tui.aaf.parser import AafFileError
-    from yearchange_tui.changeover.guards import GuardRefused
-    from yearchange_tui.changeover.units import NoCurrentYearError
+    from yearchange_tui.workflow.guards import GuardRefused
+    from yearchange_tui.workflow.units import NoCurrentYearError
 
     refuse_import_in_read_only(args, "l'import AAF")
     _settings, database = open_database_from_args(args)
@@ -129,7 +129,7 @@ def cmd_import_aaf(args: argparse.Namespace) -> int:
 
 
 def _print_import(result: Any) -> None:
-    from yearchange_tui.aaf.step4 import summary_line
+    from yearchange_tui.cli.steps import summary_line
 
     records = result.records
     head = "Import AAF à blanc (rien n'a été enregistré)" if result.dry_run else \
@@ -182,9 +182,9 @@ def cmd_rejects(args: argparse.Namespace) -> int:
     """``yearchange rejects``."""
     from sqlalchemy import select
 
-    from yearchange_tui.aaf.models import AafImport, AafReject
     from yearchange_tui.aaf.rules import RULES
     from yearchange_tui.ent.uai import InvalidUAIError, validate_uai
+    from yearchange_tui.importing.models import AafImport, AafReject
 
     if args.codes:
         return _print_codes(args.json)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from yearchange_tui.cliutil import (
+from yearchange_tui.cli.util import (
     EXIT_FAILED,
     EXIT_USAGE,
     UsageError,
@@ -18,8 +18,8 @@ from yearchange_tui.cliutil import (
 )
 
 if TYPE_CHECKING:
-    from yearchange_tui.changeover.guards import GuardRefused
     from yearchange_tui.importing.xmlsafe import RefusedFileError
+    from yearchange_tui.workflow.guards import GuardRefused
 
 
 def refuse_import_in_read_only(args: argparse.Namespace, what: str) -> None:

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from yearchange_tui.changeover.models import Step, StepUnit, UnitStatus
 from yearchange_tui.ent.models import SchoolYear
+from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
 
 
 class NoCurrentYearError(Exception):

@@ -14,8 +14,8 @@ from typing import Any
 
 from textual import events
 
-from yearchange_tui.changeover.models import UnitStatus
-from yearchange_tui.measure import peak_memory_kib
+from yearchange_tui.bench.measure import peak_memory_kib
+from yearchange_tui.workflow.models import UnitStatus
 
 KEYS = ("down", "down", "right", "pagedown", "down", "left", "up", "pageup", "end", "home")
 

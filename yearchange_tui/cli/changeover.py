@@ -7,13 +7,8 @@ import datetime as dt
 import sys
 from typing import Any
 
-from yearchange_tui.changeover.models import (
-    UNIT_STATUS_GLYPHS,
-    UNIT_STATUS_LABELS,
-    Step,
-    UnitStatus,
-)
-from yearchange_tui.cliutil import (
+from yearchange_tui.cli.steps import run_init_directory_command, run_init_school_life_command
+from yearchange_tui.cli.util import (
     EXIT_FAILED,
     EXIT_OK,
     UsageError,
@@ -21,6 +16,12 @@ from yearchange_tui.cliutil import (
     open_database_from_args,
     print_json,
     refuse_in_read_only,
+)
+from yearchange_tui.workflow.models import (
+    UNIT_STATUS_GLYPHS,
+    UNIT_STATUS_LABELS,
+    Step,
+    UnitStatus,
 )
 
 STEP_ALIASES = {"1": Step.PURGE_TRASH, "2": Step.ARCHIVE, "3": Step.DELETE_OBSOLETE,
@@ -198,17 +199,7 @@ def _run_later_step(step: Step, runner: Any, establishments: list[Any],
                     args: argparse.Namespace) -> int:
     """Steps 4 and 5 are run by their own packages when they are installed."""
     if step is Step.INIT_DIRECTORY:
-        try:
-            from yearchange_tui.aaf.step4 import run_init_directory_command
-        except ImportError as error:
-            raise UsageError("L'étape 4 (initialisation de l'annuaire) n'est pas encore "
-                             "disponible dans cette version.") from error
         return int(run_init_directory_command(runner, establishments, args))
-    try:
-        from yearchange_tui.timetable.step5 import run_init_school_life_command
-    except ImportError as error:
-        raise UsageError("L'étape 5 (initialisation de la vie scolaire) n'est pas encore "
-                         "disponible dans cette version.") from error
     return int(run_init_school_life_command(runner, establishments, args))
 
 
@@ -244,8 +235,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     """``yearchange verify``."""
     from yearchange_tui.changeover.runner import ChangeoverRunner
-    from yearchange_tui.changeover.units import current_school_year
     from yearchange_tui.changeover.verify import verify
+    from yearchange_tui.workflow.units import current_school_year
 
     settings, database = open_database_from_args(args)
     runner = ChangeoverRunner(database, settings.storage_dir, read_only=True)
@@ -288,8 +279,8 @@ def cmd_override(args: argparse.Namespace) -> int:
     """``yearchange override GUARD --reason …``."""
     from sqlalchemy import select
 
-    from yearchange_tui.changeover.guards import grant_override
     from yearchange_tui.ent.models import Establishment
+    from yearchange_tui.workflow.guards import grant_override
 
     settings, database = open_database_from_args(args)
     refuse_in_read_only(settings, "une dérogation")

@@ -13,18 +13,14 @@ for context only.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sqlite3
-import tempfile
 import time
 import zipfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-from yearchange_tui.cliutil import EXIT_OK, err, print_json
 
 STEP3_COUNT_SUFFIX = "supprimé"
 
@@ -89,23 +85,6 @@ _RAW_STEP3 = (
 )
 
 
-def register(commands: Any, common: argparse.ArgumentParser) -> None:
-    """Add ``yearchange bench``."""
-    bench = commands.add_parser(
-        "bench", parents=[common], help="mesurer les débits face au plancher de la machine",
-        description="Construit une académie d'exemple (20 établissements, 3 avec --quick) dans "
-                    "un dossier temporaire et mesure les étapes 2 et 3 (et l'import AAF) face "
-                    "au plancher mesuré dans la même exécution.")
-    bench.add_argument("--quick", action="store_true", help="3 établissements au lieu de 20")
-    bench.add_argument("--establishments", type=int, default=None, metavar="N")
-    bench.add_argument("--keep", metavar="DIR", type=Path, default=None,
-                       help="garder l'académie mesurée dans DIR")
-    bench.add_argument("--workers", type=int, default=None, metavar="N",
-                       help="processus pour l'étape 2 (défaut : min(2, cœurs))")
-    bench.add_argument("--json", action="store_true")
-    bench.set_defaults(handler=cmd_bench)
-
-
 def _rows_deleted(counts: dict[str, int]) -> int:
     """Rows step 3 deleted (files on disk are not rows)."""
     return sum(value for key, value in counts.items()
@@ -167,10 +146,10 @@ def run_bench(establishments: int, work: Path, progress: Any = None, repeats: in
 
     from sqlalchemy import select
 
-    from yearchange_tui.changeover.models import ArchiveManifest, Step
     from yearchange_tui.changeover.runner import ChangeoverRunner
     from yearchange_tui.ent.database import open_database
     from yearchange_tui.sample.build import build_sample
+    from yearchange_tui.workflow.models import ArchiveManifest, Step
 
     say = progress or (lambda line: None)
     workers = workers or min(2, os.cpu_count() or 1)
@@ -263,7 +242,7 @@ def run_bench(establishments: int, work: Path, progress: Any = None, repeats: in
                   "all_done": all(o.status == "done" for o in outcomes2)},
     }
     try:
-        from yearchange_tui.aaf.bench import bench_aaf
+        from yearchange_tui.bench.aaf import bench_aaf
     except ImportError:
         result["aaf"] = None
     else:
@@ -282,7 +261,7 @@ def _console_in_own_process() -> dict[str, Any] | None:
     import sys
 
     completed = subprocess.run(
-        [sys.executable, "-m", "yearchange_tui.cli", "console-bench", "--establishments",
+        [sys.executable, "-m", "yearchange_tui.cli.main", "console-bench", "--establishments",
          "1000", "--running", "8", "--presses", "60", "--json"],
         capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
     if completed.returncode != 0:
@@ -303,40 +282,3 @@ def _restore_deleted_files(original_db: Path, storage: Path) -> None:
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(b"")
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    """``yearchange bench``."""
-    count = args.establishments or (3 if args.quick else 20)
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        work = args.keep
-        result = run_bench(count, work, None if args.json else lambda line: err(f"… {line}"),
-                           repeats=2 if args.quick else 3, workers=args.workers)
-    else:
-        with tempfile.TemporaryDirectory(prefix="yearchange-bench-") as folder:
-            result = run_bench(count, Path(folder),
-                               None if args.json else lambda line: err(f"… {line}"),
-                               repeats=2 if args.quick else 3, workers=args.workers)
-    if args.json:
-        print_json(result)
-        return EXIT_OK
-    s2, s3 = result["step2"], result["step3"]
-    print(f"Banc d'essai — {count} établissements (académie construite en "
-          f"{result['sample_build_seconds']} s)")
-    print(f"  étape 3 : {s3['engine_rows_per_s']} lignes/s, plancher DELETE SQL brut "
-          f"{s3['raw_sql_rows_per_s']} lignes/s → ratio {s3['ratio']}")
-    print(f"  étape 2 : {s2['engine_mb_per_s']} Mo/s (non compressés, {s2['archives']} archives, "
-          f"{s2['workers']} processus), plancher zlib {s2['zlib_mb_per_s']} Mo/s → ratio "
-          f"{s2['ratio']}")
-    aaf = result.get("aaf")
-    if aaf:
-        for key, value in aaf.items():
-            print(f"  AAF {key} : {value}")
-    console = result.get("console")
-    if console:
-        for key, value in console.items():
-            print(f"  console {key} : {value}")
-    else:
-        print("  console : mesure impossible (voir yearchange console-bench)")
-    return EXIT_OK

@@ -1,0 +1,1 @@
+"""``yearchange bench`` and ``console-bench``: each part against the machine's own floor."""

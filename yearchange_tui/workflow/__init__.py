@@ -1,0 +1,1 @@
+"""The change-over workflow vocabulary: steps, units, guards, audit, events, calendar (no Textual)."""
