@@ -23,6 +23,10 @@ from yearchange_tui.changeover.verify import archive_problems
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import Establishment, Person, SchoolYear
 from yearchange_tui.workflow.audit import audit
+from yearchange_tui.workflow.establishments import (
+    EstablishmentRef,
+    establishments_by_uai,
+)
 from yearchange_tui.workflow.events import (
     NullObserver,
     Observer,
@@ -47,23 +51,8 @@ DRY_RUN_STEPS = (Step.PURGE_TRASH, Step.ARCHIVE, Step.DELETE_OBSOLETE)
 GUARD_ARCHIVES = "archives-invalides"
 
 
-class UnknownEstablishmentError(Exception):
-    """A UAI given by the operator is not in the database (French message)."""
-
-
 class ReadOnlyError(Exception):
     """A change was asked of an engine opened read-only (support staff)."""
-
-
-@dataclass(frozen=True)
-class EstablishmentRef:
-    """The establishment fields a unit needs."""
-
-    id: int
-    uai: str
-    name: str
-    project_id: int
-    closing_date: dt.date | None
 
 
 @dataclass
@@ -127,18 +116,7 @@ class ChangeoverRunner:
             UnknownEstablishmentError: for a UAI not in the database.
         """
         with self.database.session() as session:
-            query = select(Establishment.id, Establishment.uai, Establishment.name,
-                           Establishment.project_id, Establishment.closing_date)
-            if uais:
-                wanted = {uai.strip().upper() for uai in uais}
-                rows = session.execute(query.where(Establishment.uai.in_(wanted))).all()
-                missing = sorted(wanted - {row[1] for row in rows})
-                if missing:
-                    raise UnknownEstablishmentError(
-                        f"Établissement inconnu : {', '.join(missing)}.")
-            else:
-                rows = session.execute(query).all()
-        return sorted((EstablishmentRef(*row) for row in rows), key=lambda e: e.uai)
+            return list(establishments_by_uai(session, uais or None).values())
 
     def _year(self, session: Session) -> tuple[SchoolYear, list[int]]:
         year = current_school_year(session)
