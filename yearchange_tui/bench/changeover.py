@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from yearchange_tui.bench.aaf import bench_aaf
+
 STEP3_COUNT_SUFFIX = "supprimé"
 
 # The same rows step 3 deletes, as plain SQL (the floor). :e establishment, :y year N.
@@ -241,13 +243,8 @@ def run_bench(establishments: int, work: Path, progress: Any = None, repeats: in
                   "ratio": round(engine_mb_s / zlib_mb_s, 3),
                   "all_done": all(o.status == "done" for o in outcomes2)},
     }
-    try:
-        from yearchange_tui.bench.aaf import bench_aaf
-    except ImportError:
-        result["aaf"] = None
-    else:
-        say("import AAF…")
-        result["aaf"] = bench_aaf(work / "academie", quick=establishments <= 3)
+    say("import AAF…")
+    result["aaf"] = bench_aaf(work / "academie", quick=establishments <= 3)
     say("console : 1 000 établissements, 8 unités en cours…")
     result["console"] = _console_in_own_process()
     return result
