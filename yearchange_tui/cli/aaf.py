@@ -22,6 +22,7 @@ from yearchange_tui.cli.util import (
     open_database_from_args,
     print_json,
 )
+from yearchange_tui.importing.outcome import CODE_BAD_REQUEST, ImportStatus, run_import
 from yearchange_tui.importing.rules import SEVERITY_LABELS
 
 CSV_COLUMNS = ("import", "uai", "code", "severite", "fichier", "ligne", "identifiant", "type",
@@ -82,7 +83,6 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 def cmd_import_aaf(args: argparse.Namespace) -> int:
     """``yearchange import-aaf PATH…``."""
     from yearchange_tui.aaf.importer import import_delivery
-    from yearchange_tui.importing.outcome import CODE_BAD_REQUEST, ImportStatus, run_import
 
     refuse_import_in_read_only(args, "l'import AAF")
     _settings, database = open_database_from_args(args)

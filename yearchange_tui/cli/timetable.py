@@ -36,6 +36,7 @@ from yearchange_tui.cli.util import (
     print_json,
     refuse_in_read_only,
 )
+from yearchange_tui.importing.outcome import CODE_BAD_REQUEST, ImportStatus, run_import
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -172,7 +173,6 @@ def print_inspection(inspection: Any, stream: Any = None) -> None:
 
 def cmd_import_timetable(args: argparse.Namespace) -> int:
     """``yearchange import-timetable PATH --uai U``."""
-    from yearchange_tui.importing.outcome import CODE_BAD_REQUEST, ImportStatus, run_import
     from yearchange_tui.timetable.importer import (
         MODE_MANUAL,
         TimetableUsageError,
