@@ -8,6 +8,7 @@ second database. Waits are on database state, never on the clock.
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from yearchange_tui.importing.models import AafImport, AafReject
 from yearchange_tui.scheduling.api import EngineEventView, RequestAction
 from yearchange_tui.scheduling.client import DatabaseEngineClient
 from yearchange_tui.scheduling.models import EngineRequest, RequestStatus
+from yearchange_tui.scheduling.spawn import spawn_engine, wait_for_engine
 from yearchange_tui.workflow.models import AuditEntry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,4 +207,68 @@ def test_engine_stop_during_an_import_commits_it_whole_or_leaves_nothing(
             row = session.get(EngineRequest, request_id)
             assert row is not None and row.message.startswith("Import AAF n° ")
     finally:
+        database.dispose()
+
+
+def _children(pid: int) -> list[int]:
+    """Child processes of ``pid`` (Linux ``/proc``)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        found += [int(child) for child in task.read_text().split()]
+    return found
+
+
+def _has_open(pid: int, name: str) -> bool:
+    """True when process ``pid`` has a file called ``name`` open."""
+    try:
+        return any(link.resolve().name == name for link in Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux /proc")
+def test_sigterm_to_a_detached_engine_mid_import_then_restart_imports_once(
+        sample_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "yearchange.db").write_bytes((sample_dir / "yearchange.db").read_bytes())
+    url = f"sqlite:///{tmp_path / 'yearchange.db'}"
+    database = open_database(url)
+    storage = sample_dir / "storage"
+    log_file = tmp_path / "engine.log"
+    arguments = ("--poll", "0.2")
+    client = DatabaseEngineClient(database)
+    people = count(database, Person)
+    process = spawn_engine(url, storage, log_file=log_file, extra_args=arguments)
+    try:
+        assert wait_for_engine(database, process, 60)
+        request_id = client.request(RequestAction.IMPORT_AAF, path=str(sample_dir / "aaf"))
+        # The import child has opened the database: the import is under way.
+        [child] = wait_until(lambda: [pid for pid in _children(process.pid)
+                                      if _has_open(pid, "yearchange.db")], "import en cours", 60)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(120) == 0
+        assert not Path(f"/proc/{child}").exists(), "le processus d'import est arrêté"
+        state = client.request_state(request_id)
+        assert state is not None
+        if state["status"] == RequestStatus.QUEUED.value:
+            assert "rien n'a été importé" in state["message"]
+            assert count(database, AafImport) == 0 and count(database, Person) == people
+        else:  # the import was committing when the engine stopped: it is whole
+            assert state["status"] == RequestStatus.DONE.value
+            assert count(database, AafImport) == 1
+
+        restarted = spawn_engine(url, storage, log_file=log_file, extra_args=arguments)
+        try:
+            state = client.wait_for_request(request_id, 180)
+            assert state is not None and state["status"] == RequestStatus.DONE.value
+            assert state["message"].startswith("Import AAF n° ")
+            assert count(database, AafImport) == 1
+            restarted.send_signal(signal.SIGTERM)
+            assert restarted.wait(60) == 0
+        finally:
+            if restarted.poll() is None:
+                restarted.kill()
+        assert "Traceback" not in log_file.read_text(encoding="utf-8")
+    finally:
+        if process.poll() is None:
+            process.kill()
         database.dispose()
