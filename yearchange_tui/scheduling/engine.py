@@ -867,12 +867,13 @@ class Engine:
     def _import_status(self, outcome: ImportOutcome | None,
                        exitcode: int | None) -> tuple[RequestStatus, str]:
         """The request's status and answer from an import's outcome."""
-        if outcome is None or outcome.status is ImportStatus.INTERRUPTED:
-            if self.stopping:
-                return RequestStatus.QUEUED, ("interrompu par l'arrêt du moteur, rien n'a été "
-                                              "importé ; reprise au redémarrage")
+        interrupted = outcome is None or outcome.status is ImportStatus.INTERRUPTED
+        if interrupted and self.stopping:
+            return RequestStatus.QUEUED, ("interrompu par l'arrêt du moteur, rien n'a été "
+                                          "importé ; reprise au redémarrage")
+        if outcome is None:
             return RequestStatus.FAILED, ("le processus d'import s'est arrêté sans réponse "
-                                          f"(code {exitcode}) : rien n'a été importé")
+                                          f"(code {exitcode})")
         status = {ImportStatus.DONE: RequestStatus.DONE,
                   ImportStatus.REFUSED: RequestStatus.REFUSED}.get(outcome.status,
                                                                    RequestStatus.FAILED)
