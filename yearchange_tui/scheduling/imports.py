@@ -15,6 +15,9 @@ process rather than an engine thread because:
 - the AAF importer forks its reader processes from a single-threaded process, never
   from the engine's threads.
 
+As with every ``spawn`` start, the program's main module must be safe to import
+(``yearchange`` and ``python -m yearchange_tui`` are).
+
 Threads: the engine's ``import-N`` thread waits on :meth:`ImportChild.wait`; the engine's
 main thread calls :meth:`ImportChild.terminate` and :meth:`ImportChild.stop` on shutdown.
 The child runs on its own main thread.
