@@ -94,6 +94,7 @@ from yearchange_tui.ent.models import (
 from yearchange_tui.ent.models import Group as GroupModel
 from yearchange_tui.ent.uai import InvalidUAIError, validate_uai
 from yearchange_tui.importing.models import AafImport, AafImportFile, AafReject
+from yearchange_tui.importing.outcome import ImportOutcome, ImportStatus
 from yearchange_tui.workflow.audit import operator_identity
 from yearchange_tui.workflow.events import (
     NullObserver,
@@ -247,6 +248,24 @@ class ImportResult:
             "unknown_attributes": self.unknown_attributes, "header": self.header,
             "step4": self.step4_uais,
         }
+
+    def outcome(self) -> ImportOutcome:
+        """The typed outcome: counts and rejects per establishment, a French summary."""
+        counts = {summary["uai"]: {key: value for key, value in summary.items()
+                                   if isinstance(value, int) and not isinstance(value, bool)}
+                  for summary in self.establishments}
+        rejects = {summary["uai"]: dict(summary["rejects"]) for summary in self.establishments
+                   if summary["rejects"]}
+        head = ("Import AAF à blanc" if self.dry_run
+                else f"Import AAF n° {self.import_id}")
+        records = self.records
+        summary = (f"{head} — {records['total']} enregistrement(s) : {records['imported']} "
+                   f"importé(s), {records['refused']} refusé(s), {records['skipped']} hors "
+                   f"périmètre ; {sum(self.rejects_by_code.values())} rejet(s)")
+        return ImportOutcome("aaf", ImportStatus.DONE, summary, import_id=self.import_id,
+                             dry_run=self.dry_run, counts=counts, rejects=rejects,
+                             rejects_by_code=dict(self.rejects_by_code),
+                             details={"records": self.records, "step4": self.step4_uais})
 
 
 class _Importer:

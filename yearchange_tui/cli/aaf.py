@@ -14,11 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from yearchange_tui.cli.importing import (
-    refuse_import_in_read_only,
-    report_file_refused,
-    report_guard_refused,
-)
+from yearchange_tui.cli.importing import refuse_import_in_read_only, report_refused
 from yearchange_tui.cli.util import (
     EXIT_OK,
     UsageError,
@@ -26,6 +22,7 @@ from yearchange_tui.cli.util import (
     open_database_from_args,
     print_json,
 )
+from yearchange_tui.importing.outcome import CODE_BAD_REQUEST, ImportStatus, run_import
 from yearchange_tui.importing.rules import SEVERITY_LABELS
 
 CSV_COLUMNS = ("import", "uai", "code", "severite", "fichier", "ligne", "identifiant", "type",
@@ -83,49 +80,27 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 # --- import-aaf ----------------------------------------------------------------------------
 
 
-def _audit_outside(database: Any, action: str, outcome: str, details: dict[str, Any]) -> None:
-    from yearchange_tui.workflow.audit import audit
-
-    with database.session() as session:
-        audit(session, action, outcome, details=details)
-
-
 def cmd_import_aaf(args: argparse.Namespace) -> int:
     """``yearchange import-aaf PATH…``."""
     from yearchange_tui.aaf.importer import import_delivery
-    from yearchange_tui.aaf.parser import AafFileError
-    from yearchange_tui.workflow.guards import GuardRefused
-    from yearchange_tui.workflow.units import NoCurrentYearError
 
     refuse_import_in_read_only(args, "l'import AAF")
     _settings, database = open_database_from_args(args)
     progress = None if args.json else (lambda line: err(f"… {line}"))
-    source = [str(path) for path in args.paths]
-    try:
-        result = import_delivery(database, args.paths, dry_run=args.dry_run, progress=progress)
-    except AafFileError as error:
-        if not args.dry_run:
-            _audit_outside(database, "import-aaf", "refused",
-                           {"source": source, "code": error.code, "file": error.file,
-                            "line": error.line, "message": error.message})
-        return report_file_refused(error, args.json, "livraison refusée")
-    except GuardRefused as refusal:
-        if not args.dry_run:
-            _audit_outside(database, "import-aaf", "refused",
-                           {"source": source, "guard": refusal.code, "message": refusal.message})
-        return report_guard_refused(refusal, args.json, "ce gel")
-    except NoCurrentYearError as error:
-        raise UsageError(str(error)) from error
-    if not args.dry_run:
-        _audit_outside(database, "import-aaf", "done",
-                       {"source": source, "import_id": result.import_id,
-                        "records": result.records, "rejects": result.rejects_by_code,
-                        "step4": result.step4_uais})
+    outcome, result = run_import(
+        "aaf", lambda: import_delivery(database, args.paths, dry_run=args.dry_run,
+                                       progress=progress),
+        audit_in=None if args.dry_run else database, source=[str(path) for path in args.paths])
+    if outcome.code == CODE_BAD_REQUEST:
+        raise UsageError(outcome.message)
+    if outcome.status is ImportStatus.REFUSED:
+        return report_refused(outcome, args.json, "livraison refusée", "ce gel")
+    assert result is not None
     if args.json:
         print_json(result.to_dict())
-        return EXIT_OK
+        return outcome.exit_status
     _print_import(result)
-    return EXIT_OK
+    return outcome.exit_status
 
 
 def _print_import(result: Any) -> None:

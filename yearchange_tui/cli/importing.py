@@ -9,8 +9,6 @@ import argparse
 from typing import TYPE_CHECKING
 
 from yearchange_tui.cli.util import (
-    EXIT_FAILED,
-    EXIT_USAGE,
     UsageError,
     err,
     print_json,
@@ -18,8 +16,7 @@ from yearchange_tui.cli.util import (
 )
 
 if TYPE_CHECKING:
-    from yearchange_tui.importing.xmlsafe import RefusedFileError
-    from yearchange_tui.workflow.guards import GuardRefused
+    from yearchange_tui.importing.outcome import ImportOutcome
 
 
 def refuse_import_in_read_only(args: argparse.Namespace, what: str) -> None:
@@ -34,38 +31,25 @@ def refuse_import_in_read_only(args: argparse.Namespace, what: str) -> None:
                          "(--dry-run reste possible).")
 
 
-def report_file_refused(error: RefusedFileError, as_json: bool, refused: str) -> int:
-    """Report a file refused whole (JSON on stdout if asked, French on stderr).
+def report_refused(outcome: ImportOutcome, as_json: bool, refused: str, lifted: str) -> int:
+    """Report an import refused whole (JSON on stdout if asked, French on stderr).
 
     Args:
-        error: the refusal.
+        outcome: the refused import's outcome (a refused file or a guard).
         as_json: also print it as JSON.
-        refused: the French head of the message (``livraison refusée``).
-
-    Returns:
-        The exit status (2: nothing changed).
-    """
-    if as_json:
-        print_json({"refused": True, **error.to_dict()})
-    err(f"yearchange : {refused}, rien n'a été importé.\n  {error}\n"
-        f"  Action : {error.action}")
-    return EXIT_USAGE
-
-
-def report_guard_refused(refusal: GuardRefused, as_json: bool, lifted: str) -> int:
-    """Report an import a guard refused (JSON on stdout if asked, French on stderr).
-
-    Args:
-        refusal: the guard's refusal.
-        as_json: also print it as JSON.
+        refused: the French head of a file refusal (``livraison refusée``).
         lifted: what an MOE override lifts, in French (``ce gel``, ``cette garde``).
 
     Returns:
-        The exit status (1).
+        The exit status (2 for a refused file, 1 for a guard; nothing changed).
     """
     if as_json:
-        print_json({"refused": True, "code": refusal.code, "message": refusal.message})
-    err(f"yearchange : import refusé [{refusal.code}] : {refusal.message}\n"
-        f"  Rien n'a été importé. Une dérogation MOE (yearchange override) peut lever "
-        f"{lifted} ; elle est tracée.")
-    return EXIT_FAILED
+        print_json(outcome.refusal_dict())
+    if outcome.by_guard:
+        err(f"yearchange : import refusé [{outcome.code}] : {outcome.message}\n"
+            f"  Rien n'a été importé. Une dérogation MOE (yearchange override) peut lever "
+            f"{lifted} ; elle est tracée.")
+    else:
+        err(f"yearchange : {refused}, rien n'a été importé.\n  {outcome.summary}\n"
+            f"  Action : {outcome.action}")
+    return outcome.exit_status

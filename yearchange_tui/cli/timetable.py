@@ -26,11 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from yearchange_tui.cli.importing import (
-    refuse_import_in_read_only,
-    report_file_refused,
-    report_guard_refused,
-)
+from yearchange_tui.cli.importing import refuse_import_in_read_only, report_refused
 from yearchange_tui.cli.util import (
     EXIT_FAILED,
     EXIT_OK,
@@ -40,6 +36,7 @@ from yearchange_tui.cli.util import (
     print_json,
     refuse_in_read_only,
 )
+from yearchange_tui.importing.outcome import CODE_BAD_REQUEST, ImportStatus, run_import
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -181,8 +178,6 @@ def cmd_import_timetable(args: argparse.Namespace) -> int:
         TimetableUsageError,
         import_timetable,
     )
-    from yearchange_tui.timetable.xmlsafe import TimetableFileError
-    from yearchange_tui.workflow.guards import GuardRefused
 
     refuse_import_in_read_only(args, "l'import d'emploi du temps")
     key = _partner_key(args)
@@ -194,21 +189,21 @@ def cmd_import_timetable(args: argparse.Namespace) -> int:
         if not args.json:
             print_inspection(inspection)
 
-    try:
-        result = import_timetable(database, args.path, args.uai,
-                                  declared_version=args.declared_version, mode=MODE_MANUAL,
-                                  dry_run=args.dry_run, partner_key=key, on_inspected=show)
-    except TimetableFileError as error:
-        return report_file_refused(error, args.json, "emploi du temps refusé")
-    except GuardRefused as refusal:
-        return report_guard_refused(refusal, args.json, "cette garde")
-    except TimetableUsageError as error:
-        raise UsageError(str(error)) from error
+    outcome, result = run_import(
+        "timetable", lambda: import_timetable(
+            database, args.path, args.uai, declared_version=args.declared_version,
+            mode=MODE_MANUAL, dry_run=args.dry_run, partner_key=key, on_inspected=show),
+        bad_request=(TimetableUsageError,))
+    if outcome.code == CODE_BAD_REQUEST:
+        raise UsageError(outcome.message)
+    if outcome.status is ImportStatus.REFUSED:
+        return report_refused(outcome, args.json, "emploi du temps refusé", "cette garde")
+    assert result is not None
     if args.json:
         print_json(result.to_dict())
-        return EXIT_OK
+        return outcome.exit_status
     _print_result(result)
-    return EXIT_OK
+    return outcome.exit_status
 
 
 def _print_result(result: Any) -> None:
@@ -344,7 +339,8 @@ def cmd_edt_key(args: argparse.Namespace) -> int:
 
 
 def _establishment_ids(settings: Any, database: Any, uais: list[str] | None) -> list[int] | None:
-    from yearchange_tui.changeover.runner import ChangeoverRunner, UnknownEstablishmentError
+    from yearchange_tui.changeover.runner import ChangeoverRunner
+    from yearchange_tui.workflow.establishments import UnknownEstablishmentError
 
     if not uais:
         return None

@@ -8,7 +8,9 @@ worker threads in step order, one unit per establishment at a time.
 
 Threads: the caller's (main loop; signal handlers only set a flag), ``heartbeat``,
 APScheduler's scheduler and job threads (:func:`fire_batch` only queues tasks), ``unit-N``
-workers (one change-over unit each), ``event-writer``. Nothing here imports Textual.
+workers (one change-over unit each), ``import-N`` (each waits on the child process of an
+import request, :mod:`yearchange_tui.scheduling.imports`), ``event-writer``. Nothing here
+imports Textual.
 """
 
 from __future__ import annotations
@@ -19,8 +21,6 @@ import json
 import logging
 import os
 import queue
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -33,15 +33,13 @@ from apscheduler.jobstores.base import JobLookupError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from yearchange_tui.changeover.runner import (
-    ChangeoverRunner,
-    EstablishmentRef,
-    UnknownEstablishmentError,
-)
+from yearchange_tui.changeover.runner import ChangeoverRunner, EstablishmentRef
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import Establishment
+from yearchange_tui.importing.outcome import ImportOutcome, ImportStatus
 from yearchange_tui.scheduling.api import CHANGING_ACTIONS, RequestAction
 from yearchange_tui.scheduling.events import EventLogHandler, EventWriter, step_label
+from yearchange_tui.scheduling.imports import ImportChild
 from yearchange_tui.scheduling.lease import Lease, LeaseLostError, acquire, is_paused, set_paused
 from yearchange_tui.scheduling.models import (
     ACTIVE_TASK_STATUSES,
@@ -67,6 +65,7 @@ from yearchange_tui.workflow.calendar import (
     set_date,
     timezone,
 )
+from yearchange_tui.workflow.establishments import UnknownEstablishmentError
 from yearchange_tui.workflow.guards import GUARD_STEP_ORDER, has_override
 from yearchange_tui.workflow.models import (
     STEP_PREREQUISITES,
@@ -226,8 +225,10 @@ class Engine:
         self._cancel_ids: set[int] = set()
         self._calendar_lock = threading.Lock()
         self._job_notes: queue.SimpleQueue[tuple[str, str, dt.datetime | None]] = queue.SimpleQueue()
-        self._imports: dict[int, subprocess.Popen[str]] = {}
-        self._imports_to_start: list[tuple[int, RequestAction, list[str]]] = []
+        self._imports: dict[int, ImportChild] = {}
+        self._imports_lock = threading.Lock()
+        self._import_threads: list[threading.Thread] = []
+        self._imports_to_start: list[tuple[int, RequestAction, dict[str, Any]]] = []
         self._plan: Plan | None = None
         self._plan_dirty = True
         self._last_sync = float("-inf")
@@ -375,12 +376,15 @@ class Engine:
         self._stop.set()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=True)
-        for process in list(self._imports.values()):
-            if process.poll() is None:
-                process.terminate()
+        with self._imports_lock:
+            children = list(self._imports.values())
+        for child in children:
+            child.terminate()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
-        for thread in [t for t in threading.enumerate() if t.name.startswith("import-")]:
+        for child in children:
+            child.stop()
+        for thread in self._import_threads:
             thread.join(timeout=60)
         self._heartbeat_stop.set()
         if self._heartbeat is not None:
@@ -621,9 +625,12 @@ class Engine:
                                                   "status": status.value,
                                                   "requested_by": requested_by})
         while self._imports_to_start:
-            request_id, action_value, command = self._imports_to_start.pop(0)
-            threading.Thread(target=self._run_import, name=f"import-{request_id}",
-                             args=(request_id, action_value, command), daemon=True).start()
+            request_id, import_action, import_params = self._imports_to_start.pop(0)
+            thread = threading.Thread(target=self._run_import, name=f"import-{request_id}",
+                                      args=(request_id, import_action, import_params),
+                                      daemon=True)
+            self._import_threads = [t for t in self._import_threads if t.is_alive()] + [thread]
+            thread.start()
 
     def _handle(self, request_id: int, action_value: str, params: dict[str, Any],
                 requester_read_only: bool) -> tuple[RequestStatus, str]:
@@ -807,48 +814,70 @@ class Engine:
         path = params.get("path")
         if not path:
             raise ValueError("précisez le chemin (path)")
-        command = ["import-aaf", str(path)] if action is RequestAction.IMPORT_AAF else [
-            "import-timetable", str(path), "--uai", str(params.get("uai") or "")]
         if action is RequestAction.IMPORT_TIMETABLE and not params.get("uai"):
             raise ValueError("précisez l'établissement (uai)")
-        self._imports_to_start.append((request_id, action, command))
+        self._imports_to_start.append((request_id, action, params))
         return RequestStatus.RUNNING, f"import lancé : {path}"
 
-    def _run_import(self, request_id: int, action: RequestAction, command: list[str]) -> None:
-        """Run an import as a ``yearchange`` child process (its own transaction)."""
-        argv = [sys.executable, "-m", "yearchange_tui", "--db", self.database.url,
-                "--storage", str(self.storage_root), *command, "--json"]
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   stdin=subprocess.DEVNULL, text=True)
-        self._imports[request_id] = process
-        try:
-            out, err = process.communicate()
-        finally:
-            self._imports.pop(request_id, None)
-        if self.stopping and process.returncode not in (0, 1, 2):
-            status, message = RequestStatus.QUEUED, "interrompu par l'arrêt du moteur ; reprise"
-        elif process.returncode == 0:
-            status, message = RequestStatus.DONE, _import_summary(out) or "import terminé"
-        else:
-            lines = [line.strip() for line in (err or "").splitlines() if line.strip()
-                     and not line.startswith("…")]
-            said = [line for line in lines if line.startswith("yearchange :")]
-            status = RequestStatus.REFUSED if process.returncode == 2 else RequestStatus.FAILED
-            message = (" ".join(said) if said else lines[-1] if lines
-                       else f"import en échec (code {process.returncode})")
+    def _run_import(self, request_id: int, action: RequestAction,
+                    params: dict[str, Any]) -> None:
+        """Run an import request in a child process and record its outcome (``import-N``
+        thread)."""
+        outcome: ImportOutcome | None = None
+        details, exitcode = "", None
+        with self._imports_lock:
+            child = None if self.stopping else ImportChild(self.database.url, action, params)
+            if child is not None:
+                self._imports[request_id] = child
+        if child is not None:
+            try:
+                outcome, details = child.wait()
+                exitcode = child.exitcode
+            finally:
+                with self._imports_lock:
+                    self._imports.pop(request_id, None)
+        if details:
+            log.error("Demande n°%d (%s) : import en échec.\n%s", request_id, action.value,
+                      details.rstrip())
+        status, message = self._import_status(outcome, exitcode)
         with self.database.session() as session:
             row = session.get(EngineRequest, request_id)
             if row is not None:
                 row.status = status
                 row.message = message
                 row.finished_at = None if status is RequestStatus.QUEUED else self.clock()
+        data: dict[str, Any] = {"request_id": request_id, "action": action.value,
+                                "status": status.value}
+        if outcome is not None:
+            data.update({"outcome": outcome.status.value, "code": outcome.code,
+                         "file": outcome.file, "line": outcome.line,
+                         "import_id": outcome.import_id, "counts": outcome.counts,
+                         "rejects_by_code": outcome.rejects_by_code})
+        level = {RequestStatus.DONE: "info", RequestStatus.FAILED: "error"}.get(status,
+                                                                                 "warning")
         self.events.record("request", f"Demande n°{request_id} ({action.value}) : {message}",
-                           level="info" if status is RequestStatus.DONE else "warning",
-                           data={"request_id": request_id, "status": status.value})
-        for uai, count in _reject_counts(out).items():
-            self.events.record("reject", f"{uai} : {count} rejet(s) à l'import", uai=uai,
-                               level="warning", data={"count": count,
-                                                      "request_id": request_id})
+                           level=level, data=data)
+        for uai, by_code in (outcome.rejects.items() if outcome is not None else ()):
+            if uai:
+                count = sum(by_code.values())
+                self.events.record("reject", f"{uai} : {count} rejet(s) à l'import", uai=uai,
+                                   level="warning", data={"count": count, "codes": by_code,
+                                                          "request_id": request_id})
+
+    def _import_status(self, outcome: ImportOutcome | None,
+                       exitcode: int | None) -> tuple[RequestStatus, str]:
+        """The request's status and answer from an import's outcome."""
+        interrupted = outcome is None or outcome.status is ImportStatus.INTERRUPTED
+        if interrupted and self.stopping:
+            return RequestStatus.QUEUED, ("interrompu par l'arrêt du moteur, rien n'a été "
+                                          "importé ; reprise au redémarrage")
+        if outcome is None:
+            return RequestStatus.FAILED, ("le processus d'import s'est arrêté sans réponse "
+                                          f"(code {exitcode})")
+        status = {ImportStatus.DONE: RequestStatus.DONE,
+                  ImportStatus.REFUSED: RequestStatus.REFUSED}.get(outcome.status,
+                                                                   RequestStatus.FAILED)
+        return status, outcome.summary
 
     # -- dispatching units -----------------------------------------------------------------
 
@@ -1094,42 +1123,6 @@ def _milestone(value: str) -> Milestone | None:
 def _label(value: str) -> str:
     milestone = _milestone(value)
     return milestone.label if milestone is not None else value
-
-
-def _import_summary(out: str) -> str:
-    try:
-        data = json.loads(out)
-    except (TypeError, ValueError):
-        return ""
-    if not isinstance(data, dict):
-        return ""
-    records = data.get("records")
-    rejects = data.get("rejects_by_code") or data.get("rejects")
-    parts = ["import terminé"]
-    if isinstance(records, (int, dict)):
-        total = records if isinstance(records, int) else sum(
-            v for v in records.values() if isinstance(v, int))
-        parts.append(f"{total} enregistrement(s)")
-    if isinstance(rejects, dict):
-        parts.append(f"{sum(v for v in rejects.values() if isinstance(v, int))} rejet(s)")
-    return ", ".join(parts)
-
-
-def _reject_counts(out: str) -> dict[str, int]:
-    try:
-        data = json.loads(out)
-    except (TypeError, ValueError):
-        return {}
-    counts: dict[str, int] = {}
-    if isinstance(data, dict):
-        for summary in data.get("establishments") or []:
-            if isinstance(summary, dict) and summary.get("uai"):
-                rejects = summary.get("rejects") or {}
-                total = sum(v for v in rejects.values() if isinstance(v, int)) if isinstance(
-                    rejects, dict) else 0
-                if total:
-                    counts[str(summary["uai"])] = total
-    return counts
 
 
 def engine_identity() -> str:

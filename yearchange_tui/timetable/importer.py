@@ -65,6 +65,7 @@ from yearchange_tui.ent.models import (
 )
 from yearchange_tui.ent.uai import InvalidUAIError, validate_uai
 from yearchange_tui.importing.models import AafImport, AafImportFile, AafReject
+from yearchange_tui.importing.outcome import ImportOutcome, ImportStatus
 from yearchange_tui.timetable.data import Place, Problem, TimetableData, TtCourse
 from yearchange_tui.timetable.models import TimetableImport, TimetablePartnerKey
 from yearchange_tui.timetable.policy import OUTCOME_CODES, Outcome, supported_summary
@@ -121,6 +122,23 @@ class TimetableImportResult:
                 "inspection": self.inspection.to_dict(), "created": self.created,
                 "replaced": self.replaced, "rejects": self.rejects_by_code,
                 "records_rejected": self.records_rejected}
+
+    def outcome(self) -> ImportOutcome:
+        """The typed outcome: what was created and rejected for the establishment."""
+        head = ("Import d'emploi du temps à blanc" if self.dry_run
+                else f"Import d'emploi du temps n° {self.import_id}")
+        created = self.created
+        summary = (f"{head} — {self.uai} {self.establishment_name}, année {self.school_year} : "
+                   f"{created.get('services', 0)} service(s), {created.get('cours', 0)} cours, "
+                   f"{created.get('groupes', 0)} groupe(s) d'options ; "
+                   f"{sum(self.rejects_by_code.values())} rejet(s)")
+        return ImportOutcome(
+            "timetable", ImportStatus.DONE, summary, import_id=self.import_id,
+            dry_run=self.dry_run, counts={self.uai: dict(created)},
+            rejects={self.uai: dict(self.rejects_by_code)} if self.rejects_by_code else {},
+            rejects_by_code=dict(self.rejects_by_code),
+            details={"reject_import_id": self.reject_import_id, "replaced": self.replaced,
+                     "overridden": self.overridden})
 
 
 # --------------------------------------------------------------------------------------

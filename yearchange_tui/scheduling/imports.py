@@ -1,0 +1,172 @@
+"""The engine's import requests: each runs in a child process that returns an ImportOutcome.
+
+An ``import-aaf`` or ``import-timetable`` request runs :func:`run_import_request` (the
+functions ``yearchange import-aaf`` and ``import-timetable`` call) in a child process
+started with ``spawn`` (:class:`ImportChild`), which sends back the typed
+:class:`~yearchange_tui.importing.outcome.ImportOutcome` through a pipe. A child
+process rather than an engine thread because:
+
+- a big AAF delivery's memory is given back to the system when the child ends, and the
+  importer's pause of the cyclic garbage collector stays out of the engine;
+- the engine's stop can interrupt an import at once: the child rolls back on SIGTERM
+  (nothing written) unless it is already committing, and is killed after
+  :data:`STOP_GRACE_SECONDS` if it does not answer (a killed transaction is rolled back
+  by the database as well);
+- the AAF importer forks its reader processes from a single-threaded process, never
+  from the engine's threads.
+
+As with every ``spawn`` start, the program's main module must be safe to import
+(``yearchange`` and ``python -m yearchange_tui`` are).
+
+Threads: the engine's ``import-N`` thread waits on :meth:`ImportChild.wait`; the engine's
+main thread calls :meth:`ImportChild.terminate` and :meth:`ImportChild.stop` on shutdown.
+The child runs on its own main thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import traceback
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+
+from yearchange_tui.aaf.importer import import_delivery
+from yearchange_tui.ent.database import Database, open_database
+from yearchange_tui.importing.outcome import ImportOutcome, run_import
+from yearchange_tui.scheduling.api import RequestAction
+from yearchange_tui.timetable.importer import MODE_MANUAL, TimetableUsageError, import_timetable
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 30.0
+"""How long a child asked to stop may take to roll back before it is killed."""
+
+KINDS = {RequestAction.IMPORT_AAF: "aaf", RequestAction.IMPORT_TIMETABLE: "timetable"}
+
+
+def run_import_request(database: Database, action: RequestAction,
+                       params: dict[str, Any]) -> ImportOutcome:
+    """Run one import request, as ``yearchange import-aaf`` / ``import-timetable`` would.
+
+    Args:
+        database: the open database.
+        action: :attr:`RequestAction.IMPORT_AAF` or :attr:`RequestAction.IMPORT_TIMETABLE`.
+        params: ``path`` (and ``uai`` for a timetable; ``version`` optional).
+
+    Returns:
+        The outcome (an AAF import is audited as the command audits it; the timetable
+        importer audits itself).
+
+    Raises:
+        Exception: an unexpected failure, as raised.
+    """
+    path = str(params.get("path") or "")
+    if action is RequestAction.IMPORT_AAF:
+        return run_import("aaf", lambda: import_delivery(database, [Path(path)]),
+                          audit_in=database, source=[path])[0]
+    return run_import(
+        "timetable", lambda: import_timetable(
+            database, Path(path), str(params.get("uai") or ""),
+            declared_version=params.get("version") or None, mode=MODE_MANUAL),
+        bad_request=(TimetableUsageError,))[0]
+
+
+class ImportInterrupted(BaseException):
+    """Raised in the child by SIGTERM before the import commits (everything rolls back)."""
+
+
+class _StopPoint:
+    """In the child: SIGTERM interrupts the import until its commit starts, not after."""
+
+    def __init__(self) -> None:
+        self.committing = False
+
+    def on_commit(self, _session: Any) -> None:
+        self.committing = True
+
+    def on_sigterm(self, _signum: int, _frame: Any) -> None:
+        if not self.committing:
+            raise ImportInterrupted
+
+
+def _child_main(sender: Any, url: str, action_value: str, params: dict[str, Any]) -> None:
+    """Body of the child process: run the import, send (outcome, traceback text)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine decides when the child stops
+    stop_point = _StopPoint()
+    signal.signal(signal.SIGTERM, stop_point.on_sigterm)
+    action = RequestAction(action_value)
+    kind = KINDS[action]
+    details = ""
+    database: Database | None = None
+    try:
+        database = open_database(url, migrate=False)
+        event.listen(database.sessions, "before_commit", stop_point.on_commit)
+        outcome = run_import_request(database, action, params)
+    except ImportInterrupted:
+        outcome = ImportOutcome.interrupted(kind)
+    except Exception as error:  # noqa: BLE001 - every failure goes back to the engine
+        details = traceback.format_exc()
+        outcome = ImportOutcome.failed(kind, str(error) or type(error).__name__)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the answer is on its way
+        if database is not None:
+            database.dispose()
+    sender.send((outcome, details))
+    sender.close()
+
+
+class ImportChild:
+    """One import request running in a child process (see the module docstring)."""
+
+    def __init__(self, url: str, action: RequestAction, params: dict[str, Any]) -> None:
+        context = multiprocessing.get_context("spawn")
+        receiver, sender = context.Pipe(duplex=False)
+        self.kind = KINDS[action]
+        self._receiver = receiver
+        # Not a daemon: the AAF importer starts reader processes of its own.
+        self.process = context.Process(target=_child_main,
+                                       args=(sender, url, action.value, params),
+                                       name=f"yearchange-import-{self.kind}")
+        try:
+            self.process.start()
+        finally:
+            sender.close()
+
+    def wait(self) -> tuple[ImportOutcome | None, str]:
+        """Wait for the child's answer and its end.
+
+        Returns:
+            The outcome (None when the child ended without one: killed) and the traceback
+            text of a failure.
+        """
+        try:
+            outcome, details = self._receiver.recv()
+        except (EOFError, OSError):
+            outcome, details = None, ""
+        finally:
+            self._receiver.close()
+        self.process.join()
+        return outcome, details
+
+    @property
+    def exitcode(self) -> int | None:
+        """The child's exit code (negative: the signal that ended it)."""
+        return self.process.exitcode
+
+    def terminate(self) -> None:
+        """Ask the child to stop: it rolls back unless it is already committing."""
+        if self.process.is_alive():
+            self.process.terminate()
+
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Wait ``grace`` seconds for a child asked to stop, then kill it."""
+        self.process.join(grace)
+        if self.process.is_alive():
+            log.warning("Le processus d'import %s ne s'est pas arrêté en %.0f s : il est tué "
+                        "(sa transaction est annulée).", self.process.pid, grace)
+            self.process.kill()
+            self.process.join()
