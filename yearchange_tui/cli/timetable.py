@@ -40,6 +40,7 @@ from yearchange_tui.cli.util import (
     print_json,
     refuse_in_read_only,
 )
+from yearchange_tui.ent.base import utcnow
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -332,7 +333,7 @@ def cmd_edt_key(args: argparse.Namespace) -> int:
             TimetablePartnerKey.project_id == project.id))
         session.add(TimetablePartnerKey(project_id=project.id, partner_name=args.partner,
                                         key_path=str(path),
-                                        configured_at=dt.datetime.now(dt.UTC),
+                                        configured_at=utcnow(),
                                         configured_by=operator_identity()["os_user"]))
         audit(session, "edt-key", "configured",
               details={"project": project.code, "partner": args.partner, "path": str(path)})

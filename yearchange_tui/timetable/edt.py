@@ -42,6 +42,7 @@ from typing import Any, ClassVar
 
 from lxml import etree
 
+from yearchange_tui.ent.base import utcnow
 from yearchange_tui.timetable.data import (
     Place,
     Problem,
@@ -281,7 +282,7 @@ def seal_container(payload: bytes, partners: Sequence[tuple[str, Any]], *, logic
     padded = padder.update(plain) + padder.finalize()
     encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
     ciphertext = encryptor.update(padded) + encryptor.finalize()
-    moment = created_at or dt.datetime.now(dt.UTC)
+    moment = created_at or utcnow()
 
     def wrap(data: bytes) -> str:
         text = base64.b64encode(data).decode("ascii")

@@ -43,6 +43,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
+from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import (
     Alternation,
@@ -821,7 +822,7 @@ def import_timetable(database: Database, path: Path | str, uai: str, *,
     """
     from yearchange_tui.workflow.units import NoCurrentYearError
 
-    moment = now or dt.datetime.now(dt.UTC)
+    moment = now or utcnow()
     session = database.sessions()
     establishment_id: int | None = None
     try:

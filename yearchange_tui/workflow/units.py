@@ -13,17 +13,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.models import SchoolYear
 from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
 
 
 class NoCurrentYearError(Exception):
     """The database has no current school year (French message)."""
-
-
-def utcnow() -> dt.datetime:
-    """Current UTC time."""
-    return dt.datetime.now(dt.UTC)
 
 
 def current_school_year(session: Session) -> SchoolYear:
