@@ -20,6 +20,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from yearchange_tui.ent.models import Establishment, Project, SchoolYear
+from yearchange_tui.ent.school_year import school_year_bounds, school_year_label
 from yearchange_tui.workflow.models import CalendarDate, MaintenanceWindowRow, Step
 from yearchange_tui.workflow.units import current_school_year, utcnow
 
@@ -340,10 +341,10 @@ def _school_year(session: Session, school_year_start: int | None) -> SchoolYear:
         return current_school_year(session)
     year = session.scalar(select(SchoolYear).where(SchoolYear.start_year == school_year_start))
     if year is None:
+        starts_on, ends_on = school_year_bounds(school_year_start)
         return SchoolYear(start_year=school_year_start,
-                          label=f"{school_year_start}-{school_year_start + 1}",
-                          starts_on=dt.date(school_year_start, 9, 1),
-                          ends_on=dt.date(school_year_start + 1, 8, 31), is_current=False)
+                          label=school_year_label(school_year_start),
+                          starts_on=starts_on, ends_on=ends_on, is_current=False)
     return year
 
 
