@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from yearchange_tui.aaf.access_block import (
+from yearchange_tui.workflow.access_block import (
     AccessBlockError,
     access_decision,
     deactivation_notices_suspended,
