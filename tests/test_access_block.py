@@ -6,13 +6,6 @@ import datetime as dt
 
 import pytest
 
-from yearchange_tui.workflow.access_block import (
-    AccessBlockError,
-    access_decision,
-    deactivation_notices_suspended,
-    set_deactivation_notice_suspension,
-    set_establishment_block,
-)
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.models import (
     Establishment,
@@ -22,6 +15,13 @@ from yearchange_tui.ent.models import (
     PersonProfile,
     Profile,
     Project,
+)
+from yearchange_tui.workflow.access_block import (
+    AccessBlockError,
+    access_decision,
+    deactivation_notices_suspended,
+    set_deactivation_notice_suspension,
+    set_establishment_block,
 )
 
 
