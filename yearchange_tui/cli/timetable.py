@@ -345,13 +345,16 @@ def cmd_edt_key(args: argparse.Namespace) -> int:
 
 
 def _establishment_ids(settings: Any, database: Any, uais: list[str] | None) -> list[int] | None:
-    from yearchange_tui.changeover.runner import ChangeoverRunner, UnknownEstablishmentError
+    from yearchange_tui.workflow.establishments import (
+        UnknownEstablishmentError,
+        establishments_by_uai,
+    )
 
     if not uais:
         return None
-    runner = ChangeoverRunner(database, settings.storage_dir, read_only=True)
     try:
-        return [ref.id for ref in runner.establishments(uais)]
+        with database.session() as session:
+            return [ref.id for ref in establishments_by_uai(session, uais).values()]
     except UnknownEstablishmentError as error:
         raise UsageError(str(error)) from error
 
