@@ -198,11 +198,12 @@ def plan_window(sample: Sample, capsys: pytest.CaptureFixture[str], uai: str = "
             dt.date.fromisoformat(dates["access-block-end"]))
 
 
-def blocked_on(sample: Sample, capsys: pytest.CaptureFixture[str], day: dt.date) -> bool:
+def decision_on(sample: Sample, capsys: pytest.CaptureFixture[str], day: dt.date
+                ) -> dict[str, object]:
     status, out, _ = run(capsys, *sample.options, "access-block", "--login", sample.login,
                          "--at", day.isoformat(), "--json")
     assert status == 0
-    return json.loads(out)["blocked"]
+    return json.loads(out)
 
 
 def assert_agree(sample: Sample, capsys: pytest.CaptureFixture[str],
@@ -214,7 +215,10 @@ def assert_agree(sample: Sample, capsys: pytest.CaptureFixture[str],
     one = dt.timedelta(days=1)
     for edge in (starts, ends):
         for day in (edge - one, edge, edge + one):
-            assert blocked_on(sample, capsys, day) == (starts <= day <= ends), day
+            decision = decision_on(sample, capsys, day)
+            assert decision["blocked"] == (starts <= day <= ends), day
+            if decision["blocked"]:  # the redirect page names the same days
+                assert f"du {starts:%d/%m/%Y} au {ends:%d/%m/%Y} inclus" in decision["message"]
 
 
 def d(month: int, day: int) -> dt.date:
