@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from yearchange_tui.aaf.importer import import_delivery
 from yearchange_tui.cli.main import main
+from yearchange_tui.ent import base
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.models import (
     Establishment,
@@ -371,3 +372,14 @@ def test_one_school_year_rule_for_the_sample_and_the_aaf_importer(
         assert (current.start_year, current.starts_on, current.ends_on) == (
             carried, dt.date(carried, 9, 1), dt.date(carried + 1, 8, 31))
     database.dispose()
+
+
+def test_without_a_date_access_block_answers_for_today_by_the_one_clock(
+        sample: Sample, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "clock", lambda: dt.datetime(2027, 8, 25, 9, 0, tzinfo=dt.UTC))
+    status, out, _ = run(capsys, *sample.options, "access-block", "--login", sample.login)
+    assert status == 0 and out.startswith("⊘ bloqué le 25/08/2027")
+    monkeypatch.setattr(base, "clock", lambda: dt.datetime(2027, 9, 2, 9, 0, tzinfo=dt.UTC))
+    status, out, _ = run(capsys, *sample.options, "access-block", "--login", sample.login)
+    assert status == 0 and out.startswith("✓ accès ouvert le 02/09/2027")
