@@ -283,7 +283,7 @@ def _write(session: Session, school_year_start: int, milestone: Milestone,
             return remove_stored_date(session, school_year_start, milestone, target=target)
         store_date(session, school_year_start, milestone, on_date, target=target, actor=actor)
         return 1
-    # A row left at this level by an older version would be ignored by the plan: drop it.
+    # The plan reads this level from the column only: no calendar row may shadow it.
     remove_stored_date(session, school_year_start, milestone, target=target)
     owner: Establishment | Project | None = (
         session.get(Establishment, target.establishment_id)
