@@ -197,3 +197,22 @@ def test_plan_commands_show_and_edit_the_calendar(database_url: str, tmp_path: P
     assert "date invalide" in capsys.readouterr().err
     assert main(["plan", *common, "--read-only", "set", "2", "2026-07-09"]) == 2
     assert "Mode consultation" in capsys.readouterr().err
+
+
+def test_project_block_dates_belong_to_the_change_over_of_their_summer(
+        database_url: str, tmp_path: Path) -> None:
+    academy = make_academy(database_url, tmp_path / "storage")
+    try:
+        with academy.database.session() as session:
+            this_summer = build_plan(session, 2025)
+            next_summer = build_plan(session, 2026)
+            with pytest.raises(CalendarError, match="Établissement inconnu : 0000000X"):
+                build_plan(session, 2025, uais=["0000000x"])
+        [uai] = {m.uai for m in this_summer.milestones}
+        start = this_summer.for_establishment(uai)[Milestone.ACCESS_BLOCK_START]
+        assert (start.on_date, start.source) == (dt.date(2026, 8, 20), "projet")
+        # The project's 2026 dates say nothing of the summer 2027: the template applies.
+        start = next_summer.for_establishment(uai)[Milestone.ACCESS_BLOCK_START]
+        assert (start.on_date, start.source) == (dt.date(2027, 8, 18), "modèle")
+    finally:
+        academy.database.dispose()

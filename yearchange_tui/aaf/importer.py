@@ -92,6 +92,11 @@ from yearchange_tui.ent.models import (
     Subject,
 )
 from yearchange_tui.ent.models import Group as GroupModel
+from yearchange_tui.ent.school_year import (
+    school_year_bounds,
+    school_year_carried_by_aaf,
+    school_year_label,
+)
 from yearchange_tui.ent.uai import InvalidUAIError, validate_uai
 from yearchange_tui.importing.models import AafImport, AafImportFile, AafReject
 from yearchange_tui.importing.outcome import ImportOutcome, ImportStatus
@@ -306,13 +311,12 @@ class _Importer:
         year = self.session.scalar(select(SchoolYear).where(SchoolYear.is_current.is_(True)))
         if year is not None:
             return year
-        day = self.delivery.newest_date or self.now.date()
-        start = day.year if day.month >= 8 else day.year - 1
+        start = school_year_carried_by_aaf(self.delivery.newest_date or self.now.date())
         year = self.session.scalar(select(SchoolYear).where(SchoolYear.start_year == start))
         if year is None:
-            year = SchoolYear(start_year=start, label=f"{start}-{start + 1}",
-                              starts_on=dt.date(start, 9, 1), ends_on=dt.date(start + 1, 8, 31),
-                              is_current=True)
+            starts_on, ends_on = school_year_bounds(start)
+            year = SchoolYear(start_year=start, label=school_year_label(start),
+                              starts_on=starts_on, ends_on=ends_on, is_current=True)
             self.session.add(year)
         year.is_current = True
         self.session.flush()

@@ -267,8 +267,10 @@ def cmd_access_block(args: argparse.Namespace) -> int:
     """``yearchange access-block --login L [--at DATE]``."""
     from sqlalchemy import select
 
-    from yearchange_tui.aaf.access_block import access_decision
+    from yearchange_tui.ent.base import utcnow
     from yearchange_tui.ent.models import Person
+    from yearchange_tui.workflow.access_block import access_decision
+    from yearchange_tui.workflow.calendar import timezone
 
     if args.at:
         try:
@@ -276,7 +278,7 @@ def cmd_access_block(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise UsageError(f"Date invalide « {args.at} » : AAAA-MM-JJ attendu.") from error
     else:
-        moment = dt.date.today()
+        moment = utcnow().astimezone(timezone()).date()
     _settings, database = open_database_from_args(args)
     with database.session() as session:
         column = Person.login if args.login else Person.aaf_jointure

@@ -277,9 +277,10 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 def cmd_override(args: argparse.Namespace) -> int:
     """``yearchange override GUARD --reason …``."""
-    from sqlalchemy import select
-
-    from yearchange_tui.ent.models import Establishment
+    from yearchange_tui.workflow.establishments import (
+        UnknownEstablishmentError,
+        establishment_by_uai,
+    )
     from yearchange_tui.workflow.guards import grant_override
 
     settings, database = open_database_from_args(args)
@@ -287,10 +288,10 @@ def cmd_override(args: argparse.Namespace) -> int:
     with database.session() as session:
         establishment_id = None
         if args.uai:
-            establishment_id = session.scalar(select(Establishment.id).where(
-                Establishment.uai == args.uai.strip().upper()))
-            if establishment_id is None:
-                raise UsageError(f"Établissement inconnu : {args.uai}.")
+            try:
+                establishment_id = establishment_by_uai(session, args.uai).id
+            except UnknownEstablishmentError as error:
+                raise UsageError(str(error)) from error
         try:
             grant_override(session, args.guard, args.reason, establishment_id)
         except ValueError as error:

@@ -22,6 +22,7 @@ from yearchange_tui.cli.util import (
     refuse_in_read_only,
     settings_from_args,
 )
+from yearchange_tui.ent.base import utcnow
 
 ACTIONS = ("run", "dry-run", "pause", "resume", "cancel", "retry", "import-aaf",
            "import-timetable", "set-date")
@@ -323,7 +324,7 @@ def cmd_engine_status(args: argparse.Namespace) -> int:
     if status.holder:
         age = ""
         if status.heartbeat_at is not None:
-            seconds = int((dt.datetime.now(dt.UTC) - status.heartbeat_at).total_seconds())
+            seconds = int((utcnow() - status.heartbeat_at).total_seconds())
             age = f", signe de vie il y a {seconds} s"
         print(f"● Moteur actif : {status.holder}{age}"
               + (" — EN PAUSE" if status.paused else "")

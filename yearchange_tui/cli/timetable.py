@@ -36,6 +36,7 @@ from yearchange_tui.cli.util import (
     print_json,
     refuse_in_read_only,
 )
+from yearchange_tui.ent.base import utcnow
 from yearchange_tui.importing.outcome import CODE_BAD_REQUEST, ImportStatus, run_import
 
 
@@ -327,7 +328,7 @@ def cmd_edt_key(args: argparse.Namespace) -> int:
             TimetablePartnerKey.project_id == project.id))
         session.add(TimetablePartnerKey(project_id=project.id, partner_name=args.partner,
                                         key_path=str(path),
-                                        configured_at=dt.datetime.now(dt.UTC),
+                                        configured_at=utcnow(),
                                         configured_by=operator_identity()["os_user"]))
         audit(session, "edt-key", "configured",
               details={"project": project.code, "partner": args.partner, "path": str(path)})
@@ -339,14 +340,16 @@ def cmd_edt_key(args: argparse.Namespace) -> int:
 
 
 def _establishment_ids(settings: Any, database: Any, uais: list[str] | None) -> list[int] | None:
-    from yearchange_tui.changeover.runner import ChangeoverRunner
-    from yearchange_tui.workflow.establishments import UnknownEstablishmentError
+    from yearchange_tui.workflow.establishments import (
+        UnknownEstablishmentError,
+        establishments_by_uai,
+    )
 
     if not uais:
         return None
-    runner = ChangeoverRunner(database, settings.storage_dir, read_only=True)
     try:
-        return [ref.id for ref in runner.establishments(uais)]
+        with database.session() as session:
+            return [ref.id for ref in establishments_by_uai(session, uais).values()]
     except UnknownEstablishmentError as error:
         raise UsageError(str(error)) from error
 

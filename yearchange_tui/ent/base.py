@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Callable
 
 from sqlalchemy import DateTime, Enum, ForeignKey, Integer, MetaData
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -53,6 +54,20 @@ def utc_datetime() -> DateTime:
     return DateTime(timezone=True)
 
 
-def utcnow() -> dt.datetime:
-    """Current UTC time (aware)."""
+def system_clock() -> dt.datetime:
+    """The machine's current time in UTC (aware)."""
     return dt.datetime.now(dt.UTC)
+
+
+clock: Callable[[], dt.datetime] = system_clock
+"""Where :func:`utcnow` reads the time; a test pins it with
+``monkeypatch.setattr(yearchange_tui.ent.base, "clock", lambda: moment)``."""
+
+
+def utcnow() -> dt.datetime:
+    """Current UTC time (aware): the one clock of the package.
+
+    Every timestamp the package writes (units, audit, imports, calendar edits) and every
+    "today" it decides on comes from here, so pinning :data:`clock` pins them all.
+    """
+    return clock()

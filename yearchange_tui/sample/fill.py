@@ -878,8 +878,8 @@ def fill_database(connection: Connection, storage_root: Path, academy: SampleAca
         newest_timetable_versions_enabled=False, automatic_timetable_import=True,
         access_block_starts_on=dt.date(y + 1, 8, 20), access_block_ends_on=dt.date(y + 1, 9, 1),
         access_block_message=(
-            "Madame, monsieur, bonjour,\n\nVotre espace ENT Lyon sera indisponible du 20 août "
-            f"au 1er septembre {y + 1} inclus, pour permettre le paramétrage des services et des "
+            "Madame, monsieur, bonjour,\n\nVotre espace {ent} sera indisponible du {debut} "
+            "au {fin} inclus, pour permettre le paramétrage des services et des "
             f"comptes utilisateurs pour l'année {y + 1}-{y + 2}.\n\nCordialement,\n\nL'Equipe ENT."),
         access_block_profiles="National_ELV,National_TUT", access_block_override_allowed=True,
         deactivation_notices_suspended_until=dt.date(y + 1, 9, 15))

@@ -14,6 +14,8 @@ import random
 from dataclasses import dataclass, field
 from functools import cache
 
+from yearchange_tui.ent.base import utcnow
+from yearchange_tui.ent.school_year import school_year_of
 from yearchange_tui.ent.uai import make_uai
 from yearchange_tui.resources import sample_data_dir
 
@@ -290,9 +292,8 @@ def _towns() -> list[tuple[str, str, str]]:
 
 
 def default_school_year(today: dt.date | None = None) -> int:
-    """Return the start year of the school year in progress (it turns on 1 September)."""
-    today = today or dt.date.today()
-    return today.year if today.month >= 9 else today.year - 1
+    """Return the start year of the school year in progress (:func:`school_year_of`)."""
+    return school_year_of(today or utcnow().date())
 
 
 class _People:

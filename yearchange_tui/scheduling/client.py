@@ -40,6 +40,7 @@ from yearchange_tui.scheduling.models import (
     RequestStatus,
     TaskStatus,
 )
+from yearchange_tui.workflow.access_block import window_in_plan
 from yearchange_tui.workflow.calendar import (
     DEFAULT_TIMEZONE,
     Milestone,
@@ -124,9 +125,7 @@ class DatabaseEngineClient:
             plan = build_plan(session, year.start_year, self.timezone_name)
             rows = session.execute(select(
                 Establishment.id, Establishment.uai, Establishment.name, Establishment.kind,
-                Project.code, Establishment.access_block_starts_on,
-                Establishment.access_block_ends_on, Project.access_block_starts_on,
-                Project.access_block_ends_on).join(
+                Project.code).join(
                 Project, Project.id == Establishment.project_id)
                 .order_by(Establishment.uai)).all()
             units, dry_runs = year_units(session, year.id)
@@ -138,8 +137,7 @@ class DatabaseEngineClient:
                 tasks[(task.establishment_id, task.milestone)] = task
             rejects = _reject_counts(session)
             views = []
-            for (establishment_id, uai, name, kind, project_code, own_start, own_end,
-                 project_start, project_end) in rows:
+            for establishment_id, uai, name, kind, project_code in rows:
                 step_views = {}
                 for step in Step:
                     unit = units.get((establishment_id, step))
@@ -147,13 +145,12 @@ class DatabaseEngineClient:
                     task = tasks.get((establishment_id, step.value))
                     step_views[step] = _unit_view(uai, step, unit, planned, task,
                                                   (establishment_id, step) in dry_runs, now)
-                today = now.date()
-                starts, ends = own_start or project_start, own_end or project_end
+                window = window_in_plan(plan, establishment_id)
                 views.append(EstablishmentView(
                     uai=uai, name=name, kind=str(getattr(kind, "value", kind)),
                     project_code=project_code, units=step_views,
                     reject_count=rejects.get(establishment_id, 0),
-                    access_blocked=bool(starts and ends and starts <= today <= ends)))
+                    access_blocked=window is not None and window.covers(now.date())))
         return views
 
     def events_after(self, last_id: int, limit: int = 500) -> list[EngineEventView]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.database import Database
 from yearchange_tui.timetable.importer import (
     MODE_AUTOMATIC,
@@ -105,7 +106,7 @@ def process_drop_folder(database: Database, folder: Path | str,
         raise TimetableUsageError(f"Dossier de dépôt introuvable : {folder}.")
     outcomes: list[DropOutcome] = []
     for path in pending_files(folder):
-        moment = now or dt.datetime.now(dt.UTC)
+        moment = now or utcnow()
         uai = guess_uai(path)
         outcome = DropOutcome(path.name, uai, "refusé")
         try:

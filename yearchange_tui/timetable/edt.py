@@ -42,6 +42,8 @@ from typing import Any, ClassVar
 
 from lxml import etree
 
+from yearchange_tui.ent.base import utcnow
+from yearchange_tui.ent.school_year import school_year_opening_on
 from yearchange_tui.timetable.data import (
     Place,
     Problem,
@@ -281,7 +283,7 @@ def seal_container(payload: bytes, partners: Sequence[tuple[str, Any]], *, logic
     padded = padder.update(plain) + padder.finalize()
     encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
     ciphertext = encryptor.update(padded) + encryptor.finalize()
-    moment = created_at or dt.datetime.now(dt.UTC)
+    moment = created_at or utcnow()
 
     def wrap(data: bytes) -> str:
         text = base64.b64encode(data).decode("ascii")
@@ -410,7 +412,7 @@ class _PayloadReader:
         self.week1 = parse_iso_date(element.get("DatePremierJourSemaine1") or "")
         self.data.first_day, self.data.last_day = first, last
         if first is not None:
-            self.data.school_year_start = first.year if first.month >= 7 else first.year - 1
+            self.data.school_year_start = school_year_opening_on(first)
 
     def grid(self, element: etree._Element) -> None:
         for place in element.iter():

@@ -43,6 +43,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
+from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import (
     Alternation,
@@ -73,6 +74,7 @@ from yearchange_tui.timetable.reader import PartnerKey, TimetableInspection, ins
 from yearchange_tui.timetable.rules import explain, severity_of
 from yearchange_tui.timetable.xmlsafe import TimetableFileError
 from yearchange_tui.workflow.audit import audit, operator_identity
+from yearchange_tui.workflow.establishments import UnknownEstablishmentError, establishment_by_uai
 from yearchange_tui.workflow.guards import (
     GuardRefused,
     check_step_order,
@@ -839,7 +841,7 @@ def import_timetable(database: Database, path: Path | str, uai: str, *,
     """
     from yearchange_tui.workflow.units import NoCurrentYearError
 
-    moment = now or dt.datetime.now(dt.UTC)
+    moment = now or utcnow()
     session = database.sessions()
     establishment_id: int | None = None
     try:
@@ -853,8 +855,11 @@ def import_timetable(database: Database, path: Path | str, uai: str, *,
             year_n, year_next, next_start = _target_year(session)
         except NoCurrentYearError as error:
             raise TimetableUsageError(str(error)) from error
-        establishment = session.scalar(select(Establishment).where(
-            Establishment.uai == wanted_uai))
+        try:
+            establishment = session.get(Establishment,
+                                        establishment_by_uai(session, wanted_uai).id)
+        except UnknownEstablishmentError:
+            establishment = None  # refused below, once the file's header is shown
         project = session.get(Project, establishment.project_id) if establishment else None
         establishment_id = establishment.id if establishment else None
         key = partner_key or (project_partner_key(session, project.id) if project else None)

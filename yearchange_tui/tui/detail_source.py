@@ -99,9 +99,9 @@ class DatabaseDetailSource:
         """Read one establishment's detail (a few small queries)."""
         from sqlalchemy import select
 
-        from yearchange_tui.aaf.access_block import effective_window
         from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
         from yearchange_tui.ent.models import Establishment, Project
+        from yearchange_tui.workflow.access_block import effective_window
         from yearchange_tui.workflow.models import (
             ArchiveManifest,
             DryRunReport,
@@ -148,7 +148,7 @@ class DatabaseDetailSource:
                                  .order_by(ArchiveManifest.archive_key)))
             access = "Aucun blocage prévu par le projet."
             previous: tuple[str, ...] = ()
-            window = effective_window(project, establishment) if project else None
+            window = effective_window(session, establishment, year.start_year) if project else None
             if window is not None:
                 access = (f"Du {window.starts_on:%d/%m/%Y} au {window.ends_on:%d/%m/%Y} "
                           f"(dates du {window.source}).")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import getpass
 import json
 import os
@@ -12,6 +11,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from yearchange_tui.ent.base import utcnow
 from yearchange_tui.workflow.models import AuditEntry
 
 
@@ -40,7 +40,7 @@ def audit(session: Session, action: str, outcome: str, *, establishment_id: int 
         details: counts and reasons (JSON).
     """
     session.execute(insert(AuditEntry).values(
-        at=dt.datetime.now(dt.UTC), action=action, outcome=outcome,
+        at=utcnow(), action=action, outcome=outcome,
         establishment_id=establishment_id, step=step, override=override,
         details=json.dumps(details or {}, ensure_ascii=False, sort_keys=True),
         **operator_identity()))

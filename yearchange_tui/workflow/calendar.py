@@ -5,6 +5,13 @@ AAF rhythm (§3.3).
 :func:`template_dates` and :func:`template_windows` are pure; :func:`build_plan` reads the
 database and gives every establishment's date and time for each milestone, with the
 window it must run in. Runs on the caller's thread; never imports Textual.
+
+Where dates are stored: edits of every milestone are rows of ``calendar_dates``, except the
+access-block dates of one project or one establishment, which are the project's and the
+establishment's own columns (``access_block_starts_on``/``_ends_on``, seed §6.4). Both
+are read as :class:`DateEdit` and resolved by the same rule (the most specific wins), so
+the plan and the access decision (:mod:`yearchange_tui.workflow.access_block`) see one
+date. Access-block edits are checked against the seed's limits before they are written.
 """
 
 from __future__ import annotations
@@ -20,6 +27,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from yearchange_tui.ent.models import Establishment, Project, SchoolYear
+from yearchange_tui.ent.school_year import school_year_bounds, school_year_label
+from yearchange_tui.workflow.establishments import (
+    UnknownEstablishmentError,
+    establishment_by_uai,
+    establishments_by_uai,
+)
 from yearchange_tui.workflow.models import CalendarDate, MaintenanceWindowRow, Step
 from yearchange_tui.workflow.units import current_school_year, utcnow
 
@@ -340,27 +353,122 @@ def _school_year(session: Session, school_year_start: int | None) -> SchoolYear:
         return current_school_year(session)
     year = session.scalar(select(SchoolYear).where(SchoolYear.start_year == school_year_start))
     if year is None:
+        starts_on, ends_on = school_year_bounds(school_year_start)
         return SchoolYear(start_year=school_year_start,
-                          label=f"{school_year_start}-{school_year_start + 1}",
-                          starts_on=dt.date(school_year_start, 9, 1),
-                          ends_on=dt.date(school_year_start + 1, 8, 31), is_current=False)
+                          label=school_year_label(school_year_start),
+                          starts_on=starts_on, ends_on=ends_on, is_current=False)
     return year
 
 
-def _specificity(row: CalendarDate) -> int:
-    if row.establishment_id is not None:
-        return 5
-    if row.project_id is not None and row.establishment_kind is not None:
-        return 4
-    if row.establishment_kind is not None:
-        return 3
-    if row.project_id is not None:
-        return 2
-    return 1
+@dataclass(frozen=True)
+class DateEdit:
+    """One edited date of a milestone for a target (a row of the calendar, or a project's
+    or an establishment's own access-block date)."""
+
+    on_date: dt.date | None
+    at_time: dt.time | None = None
+    project_id: int | None = None
+    establishment_kind: str | None = None
+    establishment_id: int | None = None
+    order: int = 0  # among equally specific edits, the higher wins
+
+    @classmethod
+    def of_row(cls, row: CalendarDate) -> DateEdit:
+        """The edit a ``calendar_dates`` row holds."""
+        return cls(row.on_date, row.at_time, row.project_id, row.establishment_kind,
+                   row.establishment_id, row.id)
+
+    @property
+    def specificity(self) -> int:
+        """5 establishment, 4 project and kind, 3 kind, 2 project, 1 every project."""
+        if self.establishment_id is not None:
+            return 5
+        if self.project_id is not None and self.establishment_kind is not None:
+            return 4
+        if self.establishment_kind is not None:
+            return 3
+        if self.project_id is not None:
+            return 2
+        return 1
+
+    @property
+    def source(self) -> str:
+        """French name of the level the edit was made at."""
+        return SOURCES[self.specificity]
+
+    def targets(self, target: Target) -> bool:
+        """True when the edit was made for exactly ``target``."""
+        return (self.project_id, self.establishment_kind, self.establishment_id) == (
+            target.project_id, target.establishment_kind, target.establishment_id)
+
+    def applies_to(self, establishment_id: int, project_id: int, kind: str) -> bool:
+        """True when the edit concerns this establishment."""
+        return (self.establishment_id in (None, establishment_id)
+                and self.project_id in (None, project_id)
+                and self.establishment_kind in (None, kind))
 
 
-_SOURCES = {5: "établissement", 4: "projet et type", 3: "type", 2: "projet",
-            1: "tous les projets"}
+SOURCES = {5: "établissement", 4: "projet et type", 3: "type", 2: "projet",
+           1: "tous les projets", 0: "modèle"}
+"""Where a planned date comes from, by specificity (0: the template)."""
+
+ACCESS_BLOCK_MILESTONES = (Milestone.ACCESS_BLOCK_START, Milestone.ACCESS_BLOCK_END)
+
+
+def changeover_year(day: dt.date) -> int:
+    """Year N of the change-over whose calendar holds ``day``.
+
+    The change-over of N runs from the dry run (end of June) to the end of the access
+    block (mid-September), all in calendar year N+1 (:func:`template_dates`).
+    """
+    return day.year - 1
+
+
+@dataclass(frozen=True)
+class PendingEdit:
+    """An edit not written yet: :func:`build_plan` shows the plan as it would be with it."""
+
+    milestone: Milestone
+    target: Target
+    on_date: dt.date | None = None
+    remove: bool = False
+
+
+def _own_block_edits(projects: dict[int, Project], establishments: list[Establishment],
+                     school_year_start: int) -> dict[Milestone, list[DateEdit]]:
+    """The access-block dates projects and establishments hold in their own columns.
+
+    A date applies to the change-over whose summer it falls in. An establishment's own
+    dates count only while its project allows establishments to change them (seed §6.4,
+    authorisation of the MOA).
+    """
+    summer = school_year_start + 1
+    edits: dict[Milestone, list[DateEdit]] = defaultdict(list)
+
+    def add(milestone: Milestone, on_date: dt.date | None, **where: Any) -> None:
+        if on_date is not None and on_date.year == summer:
+            edits[milestone].append(DateEdit(on_date, **where))
+
+    for project in projects.values():
+        add(Milestone.ACCESS_BLOCK_START, project.access_block_starts_on, project_id=project.id)
+        add(Milestone.ACCESS_BLOCK_END, project.access_block_ends_on, project_id=project.id)
+    for establishment in establishments:
+        project = projects.get(establishment.project_id)
+        if project is None or not project.access_block_override_allowed:
+            continue
+        add(Milestone.ACCESS_BLOCK_START, establishment.access_block_starts_on,
+            establishment_id=establishment.id)
+        add(Milestone.ACCESS_BLOCK_END, establishment.access_block_ends_on,
+            establishment_id=establishment.id)
+    return edits
+
+
+def stores_in_own_columns(milestone: Milestone, target: Target) -> bool:
+    """True when an edit of ``milestone`` for ``target`` lives in a project's or an
+    establishment's own access-block column rather than in ``calendar_dates``."""
+    return milestone in ACCESS_BLOCK_MILESTONES and (
+        target.establishment_id is not None
+        or (target.project_id is not None and target.establishment_kind is None))
 
 
 def project_windows(session: Session, school_year_start: int, zone: ZoneInfo
@@ -394,7 +502,8 @@ def windows_for(stored: dict[int | None, dict[str, list[Window]]], project_id: i
 
 def build_plan(session: Session, school_year_start: int | None = None,
                timezone_name: str = DEFAULT_TIMEZONE, uais: list[str] | None = None, *,
-               with_establishments: bool = True) -> Plan:
+               with_establishments: bool = True,
+               pending: tuple[PendingEdit, ...] = ()) -> Plan:
     """Every establishment's milestones for the change-over of year N.
 
     Args:
@@ -403,9 +512,10 @@ def build_plan(session: Session, school_year_start: int | None = None,
         timezone_name: the zone local dates and times are in.
         uais: only these establishments (all when None).
         with_establishments: False for the windows alone.
+        pending: edits not written yet, to see the plan as they would make it.
 
     Raises:
-        CalendarError: for an unknown time zone.
+        CalendarError: for an unknown time zone or establishment.
         NoCurrentYearError: when no year is given and none is current.
     """
     zone = timezone(timezone_name)
@@ -415,16 +525,31 @@ def build_plan(session: Session, school_year_start: int | None = None,
     template_window_list = template_windows(start, zone)
     stored_windows = project_windows(session, start, zone)
 
-    overrides: dict[str, list[CalendarDate]] = defaultdict(list)
-    for row in session.scalars(select(CalendarDate).where(
-            CalendarDate.school_year_start == start)):
-        overrides[row.milestone].append(row)
-
     projects = {row.id: row for row in session.scalars(select(Project))}
     query = select(Establishment).order_by(Establishment.uai)
     if uais:
-        query = query.where(Establishment.uai.in_([u.strip().upper() for u in uais]))
+        try:
+            wanted = establishments_by_uai(session, uais)
+        except UnknownEstablishmentError as error:
+            raise CalendarError(str(error)) from error
+        query = query.where(Establishment.id.in_([ref.id for ref in wanted.values()]))
     establishments = list(session.scalars(query)) if with_establishments else []
+
+    edits = _own_block_edits(projects, establishments, start)
+    for row in session.scalars(select(CalendarDate).where(
+            CalendarDate.school_year_start == start)):
+        edit = DateEdit.of_row(row)
+        milestone = Milestone(row.milestone) if row.milestone in _MILESTONE_VALUES else None
+        if milestone is None or stores_in_own_columns(milestone, _target_of(edit)):
+            continue  # unknown milestone, or a level whose date lives in its own column
+        edits[milestone].append(edit)
+    for edit in pending:
+        kept = [e for e in edits[edit.milestone] if not e.targets(edit.target)]
+        if not edit.remove:
+            kept.append(DateEdit(edit.on_date, None, edit.target.project_id,
+                                 edit.target.establishment_kind, edit.target.establishment_id,
+                                 order=1 + max((e.order for e in kept), default=0)))
+        edits[edit.milestone] = kept
 
     plan = Plan(start, f"{start}-{start + 1}", timezone_name)
     for project in projects.values():
@@ -437,25 +562,31 @@ def build_plan(session: Session, school_year_start: int | None = None,
         project_code = project.code if project else ""
         for milestone in Milestone:
             plan.milestones.append(_plan_one(
-                establishment, kind, project, project_code, milestone, template[milestone],
-                overrides.get(milestone.value, []), stored_windows, template_window_list, zone))
+                establishment, kind, project_code, milestone, template[milestone],
+                edits.get(milestone, []), stored_windows, template_window_list, zone))
     return plan
 
 
-def _plan_one(establishment: Establishment, kind: str, project: Project | None,
-              project_code: str, milestone: Milestone,
-              template: dict[str, dt.date | None], rows: list[CalendarDate],
+_MILESTONE_VALUES = {m.value for m in Milestone}
+
+
+def _target_of(edit: DateEdit) -> Target:
+    return Target(edit.project_id if edit.establishment_id is None else None,
+                  edit.establishment_kind if edit.establishment_id is None else None,
+                  edit.establishment_id)
+
+
+def _plan_one(establishment: Establishment, kind: str, project_code: str, milestone: Milestone,
+              template: dict[str, dt.date | None], edits: list[DateEdit],
               stored_windows: dict[int | None, dict[str, list[Window]]],
               template_window_list: list[Window], zone: ZoneInfo) -> PlannedMilestone:
-    matching = [row for row in rows
-                if (row.establishment_id in (None, establishment.id))
-                and (row.project_id in (None, establishment.project_id))
-                and (row.establishment_kind in (None, kind))]
+    matching = [edit for edit in edits
+                if edit.applies_to(establishment.id, establishment.project_id, kind)]
     note = ""
     at_time: dt.time | None = None
     if matching:
-        best = max(matching, key=lambda row: (_specificity(row), row.id))
-        on_date, at_time, source = best.on_date, best.at_time, _SOURCES[_specificity(best)]
+        best = max(matching, key=lambda edit: (edit.specificity, edit.order))
+        on_date, at_time, source = best.on_date, best.at_time, best.source
     else:
         on_date = template.get(kind, template.get(ALL_KINDS))
         source = "modèle"
@@ -465,9 +596,6 @@ def _plan_one(establishment: Establishment, kind: str, project: Project | None,
                 and on_date <= establishment.closing_date):
             on_date = establishment.closing_date + dt.timedelta(days=1)
             source = "modèle (lendemain de la fermeture)"
-        blocked = _access_block_date(milestone, establishment, project)
-        if blocked is not None:
-            on_date, source = blocked
     if (milestone in STEP_ONE_TO_THREE and on_date and establishment.closing_date
             and on_date <= establishment.closing_date):
         note = f"avant la fermeture de l'établissement ({establishment.closing_date:%d/%m/%Y})"
@@ -494,22 +622,6 @@ def _plan_one(establishment: Establishment, kind: str, project: Project | None,
     return PlannedMilestone(establishment.id, establishment.uai, establishment.name, kind,
                             establishment.project_id, project_code, milestone, on_date, due_at,
                             not_after, window_label, source, note)
-
-
-def _access_block_date(milestone: Milestone, establishment: Establishment,
-                       project: Project | None) -> tuple[dt.date, str] | None:
-    """The access-block dates stored on the establishment or the project, when set."""
-    if milestone is Milestone.ACCESS_BLOCK_START:
-        if establishment.access_block_starts_on:
-            return establishment.access_block_starts_on, "établissement (blocage)"
-        if project is not None and project.access_block_starts_on:
-            return project.access_block_starts_on, "projet (blocage)"
-    if milestone is Milestone.ACCESS_BLOCK_END:
-        if establishment.access_block_ends_on:
-            return establishment.access_block_ends_on, "établissement (blocage)"
-        if project is not None and project.access_block_ends_on:
-            return project.access_block_ends_on, "projet (blocage)"
-    return None
 
 
 # -- edits --------------------------------------------------------------------------------
@@ -544,11 +656,10 @@ def resolve_target(session: Session, *, uai: str | None = None, kind: str | None
             raise CalendarError(f"projet inconnu « {project} »")
     establishment_id = None
     if uai:
-        row = session.execute(select(Establishment.id, Establishment.project_id).where(
-            Establishment.uai == uai.strip().upper())).first()
-        if row is None:
-            raise CalendarError(f"établissement inconnu « {uai} »")
-        establishment_id = row[0]
+        try:
+            establishment_id = establishment_by_uai(session, uai).id
+        except UnknownEstablishmentError as error:
+            raise CalendarError(str(error)) from error
         project_id = None
     return Target(project_id, kind.strip().lower() if kind else None, establishment_id)
 
@@ -556,7 +667,29 @@ def resolve_target(session: Session, *, uai: str | None = None, kind: str | None
 def set_date(session: Session, school_year_start: int, milestone: Milestone,
              on_date: dt.date | None, at_time: dt.time | None = None, *,
              target: Target = Target(), actor: str = "") -> None:
-    """Set (or, with ``on_date`` None, remove) a milestone's date for ``target``."""
+    """Set (or, with ``on_date`` None, remove) a milestone's date for ``target``.
+
+    Access-block dates go through :func:`yearchange_tui.workflow.access_block.set_block_date`
+    (the seed's limits and the project's permission).
+
+    Raises:
+        CalendarError: an access-block date the rules refuse (nothing is written).
+    """
+    if milestone in ACCESS_BLOCK_MILESTONES:
+        # access_block builds on this module's plan: a top-level import would be a cycle.
+        from yearchange_tui.workflow.access_block import set_block_date
+
+        set_block_date(session, school_year_start, milestone, on_date, target=target,
+                       actor=actor)
+        return
+    store_date(session, school_year_start, milestone, on_date, at_time, target=target,
+               actor=actor)
+
+
+def store_date(session: Session, school_year_start: int, milestone: Milestone,
+               on_date: dt.date | None, at_time: dt.time | None = None, *,
+               target: Target = Target(), actor: str = "") -> None:
+    """Write a ``calendar_dates`` row as given, with no rule checked (use :func:`set_date`)."""
     row = session.scalar(select(CalendarDate).where(
         CalendarDate.school_year_start == school_year_start,
         CalendarDate.milestone == milestone.value,
@@ -582,7 +715,21 @@ def unset_date(session: Session, school_year_start: int, milestone: Milestone, *
 
     Returns:
         The number of edits removed (0 or 1).
+
+    Raises:
+        CalendarError: an access-block date the rules refuse once the edit is gone.
     """
+    if milestone in ACCESS_BLOCK_MILESTONES:
+        # access_block builds on this module's plan: a top-level import would be a cycle.
+        from yearchange_tui.workflow.access_block import unset_block_date
+
+        return unset_block_date(session, school_year_start, milestone, target=target)
+    return remove_stored_date(session, school_year_start, milestone, target=target)
+
+
+def remove_stored_date(session: Session, school_year_start: int, milestone: Milestone, *,
+                       target: Target = Target()) -> int:
+    """Delete a ``calendar_dates`` row, with no rule checked (use :func:`unset_date`)."""
     result = session.execute(delete(CalendarDate).where(
         CalendarDate.school_year_start == school_year_start,
         CalendarDate.milestone == milestone.value,

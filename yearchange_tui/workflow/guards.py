@@ -11,12 +11,12 @@ caller records it in the audit trail.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.models import Establishment
 from yearchange_tui.workflow.audit import audit, operator_identity
 from yearchange_tui.workflow.models import (
@@ -75,7 +75,7 @@ def grant_override(session: Session, guard: str, reason: str,
         raise ValueError("une dérogation doit être motivée")
     session.add(GuardOverride(establishment_id=establishment_id, guard=guard, reason=reason,
                               granted_by=operator_identity()["os_user"],
-                              granted_at=dt.datetime.now(dt.UTC)))
+                              granted_at=utcnow()))
     audit(session, "override", "granted", establishment_id=establishment_id,
           override=True, details={"guard": guard, "reason": reason})
 

@@ -6,24 +6,20 @@ them. Running a unit that is done is a no-op.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.models import SchoolYear
+from yearchange_tui.ent.school_year import school_year_bounds, school_year_label
 from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
 
 
 class NoCurrentYearError(Exception):
     """The database has no current school year (French message)."""
-
-
-def utcnow() -> dt.datetime:
-    """Current UTC time."""
-    return dt.datetime.now(dt.UTC)
 
 
 def current_school_year(session: Session) -> SchoolYear:
@@ -48,9 +44,9 @@ def next_school_year(session: Session, year: SchoolYear) -> SchoolYear:
     following = following_school_year(session, year)
     if following is None:
         start = year.start_year + 1
-        following = SchoolYear(start_year=start, label=f"{start}-{start + 1}",
-                               starts_on=dt.date(start, 9, 1), ends_on=dt.date(start + 1, 8, 31),
-                               is_current=False)
+        starts_on, ends_on = school_year_bounds(start)
+        following = SchoolYear(start_year=start, label=school_year_label(start),
+                               starts_on=starts_on, ends_on=ends_on, is_current=False)
         session.add(following)
         session.flush()
     return following
