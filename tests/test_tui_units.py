@@ -279,6 +279,9 @@ def test_the_board_coalesces_reports_from_many_threads() -> None:
 
 def test_the_bridge_reports_an_unreachable_engine_once() -> None:
     class Broken:
+        def last_event_id(self) -> int:
+            raise OSError("base verrouillée")
+
         def status(self) -> EngineStatus:
             raise OSError("base verrouillée")
 
