@@ -12,7 +12,8 @@ import datetime as dt
 import logging
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -705,8 +706,9 @@ def console_log_file() -> Path:
     return default_log_file().with_name("console.log")
 
 
-def _log_to_file(path: Path) -> logging.Handler:
-    """Send the package's log records (tracebacks included) to ``path``."""
+@contextmanager
+def console_log(path: Path) -> Iterator[Path]:
+    """Send the package's log records (tracebacks included) to ``path`` while inside."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s : %(message)s"))
@@ -714,7 +716,11 @@ def _log_to_file(path: Path) -> logging.Handler:
     package.addHandler(handler)
     if package.level == logging.NOTSET or package.level > logging.INFO:
         package.setLevel(logging.INFO)
-    return handler
+    try:
+        yield path
+    finally:
+        package.removeHandler(handler)
+        handler.close()
 
 
 def _theme_setting(raw: object) -> tuple[str | None, list[Path]]:
@@ -766,27 +772,25 @@ def run_console(settings: Settings, database: Database, *, config_file: str | No
     app runs on the main thread; the poller stops and the database closes only after
     ``App.run()`` returns, never from a Textual handler.
     """
-    handler = _log_to_file(console_log_file())
-    try:
-        engine = connect_engine(settings, database, config_file)
-        rejects = open_rejects_source(database, settings.data_dir)
-        values = settings.values
-        configured_theme, extra_dirs = _theme_setting(
-            values["theme"].value if "theme" in values else None)
-        app = YearChangeApp(
-            engine.client, read_only=settings.read_only, rejects=rejects,
-            details=DatabaseDetailSource(database, rejects),
-            school_life=DatabaseSchoolLifeSource(database, read_only=settings.read_only),
-            keys=values["keys"].value if "keys" in values else None,
-            theme=theme or configured_theme, theme_dirs=theme_dirs_for(extra_dirs),
-            data_dir=settings.data_dir, aaf_hint=_aaf_hint(database),
-            engine_notice=engine.notice, engine_notice_severity=engine.severity)
+    with console_log(console_log_file()):
         try:
-            status = app.run()
+            engine = connect_engine(settings, database, config_file)
+            rejects = open_rejects_source(database, settings.data_dir)
+            values = settings.values
+            configured_theme, extra_dirs = _theme_setting(
+                values["theme"].value if "theme" in values else None)
+            app = YearChangeApp(
+                engine.client, read_only=settings.read_only, rejects=rejects,
+                details=DatabaseDetailSource(database, rejects),
+                school_life=DatabaseSchoolLifeSource(database, read_only=settings.read_only),
+                keys=values["keys"].value if "keys" in values else None,
+                theme=theme or configured_theme, theme_dirs=theme_dirs_for(extra_dirs),
+                data_dir=settings.data_dir, aaf_hint=_aaf_hint(database),
+                engine_notice=engine.notice, engine_notice_severity=engine.severity)
+            try:
+                status = app.run()
+            finally:
+                app.bridge.stop()
+            return int(status or 0)
         finally:
-            app.bridge.stop()
-        return int(status or 0)
-    finally:
-        database.dispose()
-        logging.getLogger("yearchange_tui").removeHandler(handler)
-        handler.close()
+            database.dispose()
