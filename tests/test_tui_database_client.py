@@ -152,7 +152,7 @@ def test_an_engine_that_cannot_start_leaves_an_observer_console_that_says_why(
         async with app.run_test(size=(80, 24), notifications=True) as pilot:
             await app.sync()
             await pilot.pause()
-            assert "moteur ✗ aucun moteur — demandes en file" in screen_text(app)
+            assert "✗ aucun moteur — demandes en file ·" in screen_text(app)
             assert any(note.title == "Moteur" and "Moteur non démarré" in note.message
                        for note in app._notifications)
             await pilot.press("d", "enter")  # a dry run: queued for the next engine
