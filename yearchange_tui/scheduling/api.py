@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from yearchange_tui.scheduling.models import (
     ACTIVE_TASK_STATUSES,
@@ -152,8 +152,9 @@ class RequestOutcome:
                                         for task in self.tasks)
 
 
+@runtime_checkable
 class EngineClient(Protocol):
-    """The console's only door to the engine."""
+    """The console's only door to the engine (the database client, the scripted one)."""
 
     @property
     def read_only(self) -> bool:

@@ -135,7 +135,7 @@ FOLLOW_TIMEOUT = 60.0
 
 
 def follow_step_request(client: EngineClient, request_id: int, *,
-                        timeout: float = FOLLOW_TIMEOUT, poll: float = 0.2,
+                        timeout: float = FOLLOW_TIMEOUT, poll: float = 0.5,
                         cancelled: Callable[[], bool] = lambda: False) -> EngineAnswer:
     """Follow a step-5 ``run`` request until the engine settled it (worker thread).
 
