@@ -24,6 +24,7 @@ from textual import on
 from textual.app import App, SystemCommand
 from textual.command import CommandPalette
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 
 from yearchange_tui.changeover.runner import DRY_RUN_STEPS
@@ -158,7 +159,7 @@ class YearChangeApp(App[int]):
                  poll_interval: float = 0.5, start_poller: bool = True,
                  data_dir: Path | None = None, aaf_hint: str = "",
                  problems: Iterable[str] = (), engine_notice: str = "",
-                 engine_notice_severity: str = "information") -> None:
+                 engine_notice_severity: SeverityLevel = "information") -> None:
         super().__init__()
         self.client = client
         self.read_only = read_only or client.read_only
@@ -208,8 +209,7 @@ class YearChangeApp(App[int]):
                         timeout=12)
         if self.engine_notice:
             self.notify(self.engine_notice, title="Moteur",
-                        severity=self.engine_notice_severity,  # type: ignore[arg-type]
-                        timeout=30)
+                        severity=self.engine_notice_severity, timeout=30)
         self.set_interval(DRAIN_INTERVAL, self.drain_board, name="board-drain")
         if self.start_poller:
             self.bridge.start()
@@ -665,7 +665,7 @@ class ConsoleEngine:
 
     client: DatabaseEngineClient
     notice: str = ""
-    severity: str = "information"
+    severity: SeverityLevel = "information"
 
 
 def connect_engine(settings: Settings, database: Database, config_file: str | None = None,

@@ -22,6 +22,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -149,7 +150,7 @@ def summary_text(state: SchoolLifeState) -> Text:
     return text
 
 
-def verdict_text(outcome: SchoolLifeOutcome) -> tuple[str, str, str]:
+def verdict_text(outcome: SchoolLifeOutcome) -> tuple[str, str, SeverityLevel]:
     """(glyph, French verdict, notification severity) of the engine's answer to « Valider »."""
     answer = outcome.answer
     items = outcome.state.status.items
@@ -603,7 +604,6 @@ class SchoolLifeScreen(ConsoleScreen):
         glyph, verdict, severity = verdict_text(outcome)
         text.append(f"{glyph} {verdict}", style="bold")
         self._show_result(text)
-        self.notify(f"{self.uai} : {verdict}", severity=severity,  # type: ignore[arg-type]
-                    timeout=6)
+        self.notify(f"{self.uai} : {verdict}", severity=severity, timeout=6)
         self.query_one("#school-life-scroll", VerticalScroll).scroll_to_widget(
             self.query_one("#school-life-result"), animate=False)
