@@ -33,9 +33,10 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals a
 CONSOLE = """
 import sys, time
 from yearchange_tui.scheduling.api import RequestAction
+from yearchange_tui.ent.database import open_database
 from yearchange_tui.scheduling.client import connect
 
-client = connect(sys.argv[1], sys.argv[2], log_file=sys.argv[3])
+client = connect(open_database(sys.argv[1]), sys.argv[2], log_file=sys.argv[3])
 print("ENGINE", client.spawned_pid, client.status().mode.value, flush=True)
 client.request(RequestAction.RUN, step="archive")
 last, ready = 0, False

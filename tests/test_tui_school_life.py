@@ -3,12 +3,19 @@
 A collège after step 4 with its UDT timetable imported (every class, teacher and subject
 known, so nothing but the periods and dates is missing), the project calendar edited so
 the proposal visibly comes from it; and the generated sample académie, still in year N.
+The console talks to the engine through the real database client: « Valider » writes
+the periods and dates, then sends step 5's ``run`` request, which a real detached engine
+runs (or which waits in the database when no engine runs).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import json
+import signal
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +35,7 @@ from test_timetable_support import (
 from test_tui_support import make_app, run, screen_text, wait_until
 from textual.widgets import Input
 
+from yearchange_tui.cli.main import main
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.models import (
     Establishment,
@@ -39,10 +47,12 @@ from yearchange_tui.ent.models import (
     SchoolClass,
     SchoolYear,
 )
+from yearchange_tui.scheduling.client import DatabaseEngineClient
+from yearchange_tui.scheduling.models import EngineRequest, EngineTask
+from yearchange_tui.scheduling.spawn import spawn_engine, wait_for_engine
 from yearchange_tui.timetable.importer import import_timetable
 from yearchange_tui.timetable.step5 import propose_school_life
-from yearchange_tui.tui.direct_client import DirectEngineClient
-from yearchange_tui.tui.fake_engine import FIXED_NOW, FakeEngine
+from yearchange_tui.tui.fake_engine import FakeEngine
 from yearchange_tui.tui.school_life_source import DatabaseSchoolLifeSource
 from yearchange_tui.tui.screens.detail import DetailScreen
 from yearchange_tui.tui.screens.modals import ConfirmModal
@@ -110,23 +120,42 @@ def step_5(database: Database) -> UnitStatus | None:
             StepUnit.step == Step.INIT_SCHOOL_LIFE))
 
 
-class Console:
-    """The console on a database: the interim client and the wizard's source."""
+def step_5_requests(database: Database) -> list[tuple[str, dict[str, Any], list[str]]]:
+    """(action, params, task states) of every request in the engine's request table."""
+    with database.session() as session:
+        return [(row.action, json.loads(row.params), [str(task.status.value) for task in
+                                                      session.scalars(select(EngineTask).where(
+                                                          EngineTask.request_id == row.id))])
+                for row in session.scalars(select(EngineRequest).order_by(EngineRequest.id))]
 
-    def __init__(self, database: Database, storage: Path, *, read_only: bool = False) -> None:
-        self.client = DirectEngineClient(database, storage, now=FIXED_NOW, read_only=read_only)
-        self.app = make_app(self.client, read_only=read_only,  # type: ignore[arg-type]
+
+@contextmanager
+def running_engine(database_url: str, database: Database, storage: Path) -> Iterator[Path]:
+    """A real detached engine on the database (as the console starts it); yields its log."""
+    log_file = storage.parent / "logs" / "engine.log"
+    process = spawn_engine(database_url, storage, log_file=log_file,
+                           extra_args=("--poll", "0.2"))
+    try:
+        assert wait_for_engine(database, process, 60), log_file.read_text(encoding="utf-8")
+        yield log_file
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+class Console:
+    """The console on a database: the real engine client and the wizard's source."""
+
+    def __init__(self, database: Database, *, read_only: bool = False) -> None:
+        self.client = DatabaseEngineClient(database, read_only=read_only)
+        self.app = make_app(self.client, read_only=read_only,
                             school_life=DatabaseSchoolLifeSource(database, read_only=read_only))
 
-    def close(self) -> None:
-        self.client.close(wait=True)
-
     def run(self, scenario: Callable[[], Awaitable[None]]) -> None:
-        """Run ``scenario``, then stop the client's engine (even when the scenario fails)."""
-        try:
-            run(scenario)
-        finally:
-            self.close()
+        """Run ``scenario`` to its end."""
+        run(scenario)
 
 
 async def open_wizard(app: Any, pilot: Any, key: str = "v") -> SchoolLifeScreen:
@@ -154,9 +183,10 @@ def flat(text: str) -> str:
     return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
-async def wait_for_text(app: Any, pilot: Any, text: str) -> str:
+async def wait_for_text(app: Any, pilot: Any, text: str, timeout: float = 5.0) -> str:
     """Wait until ``text`` is on screen (paragraphs unwrapped); return the screen, flat."""
-    assert await wait_until(pilot, lambda: text in flat(screen_text(app))), screen_text(app)
+    assert await wait_until(pilot, lambda: text in flat(screen_text(app)),
+                            timeout), screen_text(app)
     return flat(screen_text(app))
 
 
@@ -169,9 +199,11 @@ def test_french_dates_are_checked() -> None:
     assert "hors de l'année scolaire" in parse_form_date("02/09/2025", first, last)[1]
 
 
-def test_the_wizard_proposes_the_calendar_switches_to_semesters_and_applies(
-        college: Database, tmp_path: Path) -> None:
-    console = Console(college, tmp_path)
+def test_the_wizard_proposes_the_calendar_switches_to_semesters_and_the_engine_runs_step_5(
+        college: Database, database_url: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    storage = tmp_path / "storage"
+    console = Console(college)
 
     async def scenario() -> None:
         app = console.app
@@ -199,14 +231,26 @@ def test_the_wizard_proposes_the_calendar_switches_to_semesters_and_applies(
             assert "1er semestre    du 03/09/2026   au 31/01/2027" in text
             assert "2nd semestre    du 01/02/2027   au 02/07/2027" in text
             assert "trimestre   du" not in text
+            # The engine starts now (its calendar marks the summer's past windows missed).
+            await asyncio.to_thread(engine.enter_context,
+                                    running_engine(database_url, college, storage))
             await pilot.press("f7")
-            text = await wait_for_text(app, pilot, "✓ Étape 5 terminée : rien ne manque.")
+            text = await wait_for_text(app, pilot, "✓ Étape 5 terminée : rien ne manque.",
+                                       timeout=120)
             assert "Enregistré : 2 période(s), 1 jeu de dates." in text
             assert "✓ Rien ne manque." in text
             assert "étape 5 : ✓ terminé" in text
             assert "Proposé d'après : déjà saisi" in text
 
-    console.run(scenario)
+    with ExitStack() as engine:
+        console.run(scenario)
+    # The engine ran the unit, from the wizard's request (the one request there is).
+    assert step_5_requests(college) == [
+        ("run", {"step": "init-school-life", "uais": ["0999001W"]}, ["done"])]
+    capsys.readouterr()
+    assert main(["status", "--db", database_url, "--storage", str(storage), "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["uai"] == "0999001W" and row["steps"]["init-school-life"]["status"] == "done"
     assert periods(college) == [
         (PeriodKind.SEMESTER, "1er semestre", OPENS, dt.date(2027, 1, 31)),
         (PeriodKind.SEMESTER, "2nd semestre", dt.date(2027, 2, 1), CLOSES)]
@@ -221,7 +265,7 @@ def test_the_wizard_proposes_the_calendar_switches_to_semesters_and_applies(
 def test_an_invalid_date_is_shown_beside_its_field_and_nothing_is_written(
         college: Database, tmp_path: Path) -> None:
     before = snapshot(college)
-    console = Console(college, tmp_path)
+    console = Console(college)
 
     async def scenario() -> None:
         app = console.app
@@ -251,7 +295,7 @@ def test_an_invalid_date_is_shown_beside_its_field_and_nothing_is_written(
 
 def test_escape_closes_without_writing_anything(college: Database, tmp_path: Path) -> None:
     before = snapshot(college)
-    console = Console(college, tmp_path)
+    console = Console(college)
 
     async def scenario() -> None:
         app = console.app
@@ -271,15 +315,46 @@ def test_escape_closes_without_writing_anything(college: Database, tmp_path: Pat
     assert periods(college) == [] and step_5(college) is None
 
 
-def test_replacing_what_is_already_set_is_asked_first(college: Database, tmp_path: Path) -> None:
-    console = Console(college, tmp_path)
+def test_without_an_engine_valider_writes_and_queues_step_5_for_the_engine(
+        college: Database, database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    console = Console(college)
+
+    async def scenario() -> None:
+        app = console.app
+        async with app.run_test(size=BIG, notifications=True) as pilot:
+            await open_wizard(app, pilot)
+            await pilot.press("f7")
+            text = await wait_for_text(app, pilot, "Étape 5 en file (demande n° 1) : aucun "
+                                                   "moteur ne tourne ; elle partira à son "
+                                                   "démarrage (yearchange engine).")
+            assert "Enregistré : 3 période(s), 1 jeu de dates." in text
+            assert "étape 5 : ○ planifié" in text
+            assert any("0999001W : Étape 5 en file" in note.message
+                       for note in app._notifications)
+
+    console.run(scenario)
+    # The periods are written; the unit waits, as a request, for the next engine.
+    assert len(periods(college)) == 3 and opening_dates(college) == [(OPENS, CLOSES)]
+    assert step_5(college) is None
+    assert step_5_requests(college) == [
+        ("run", {"step": "init-school-life", "uais": ["0999001W"]}, [])]
+    capsys.readouterr()
+    assert main(["engine-status", "--db", database_url, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["mode"] == "aucun moteur"
+    assert [(r["action"], r["params"], r["status"]) for r in status["requests"]] == [
+        ("run", {"step": "init-school-life", "uais": ["0999001W"]}, "queued")]
+
+
+def test_replacing_what_is_already_set_is_asked_first(college: Database) -> None:
+    console = Console(college)
 
     async def scenario() -> None:
         app = console.app
         async with app.run_test(size=BIG) as pilot:
             await open_wizard(app, pilot)
             await pilot.press("f7")
-            await wait_for_text(app, pilot, "Étape 5 terminée")
+            await wait_for_text(app, pilot, "Étape 5 en file")
             await pilot.press("escape")
             screen = await open_wizard(app, pilot)
             assert "Proposé d'après : déjà saisi" in screen_text(app)
@@ -307,7 +382,7 @@ def test_replacing_what_is_already_set_is_asked_first(college: Database, tmp_pat
 
 def test_read_only_refuses_to_apply_and_writes_nothing(college: Database, tmp_path: Path) -> None:
     before = snapshot(college)
-    console = Console(college, tmp_path, read_only=True)
+    console = Console(college, read_only=True)
 
     async def scenario() -> None:
         app = console.app
@@ -335,7 +410,7 @@ def test_read_only_refuses_to_apply_and_writes_nothing(college: Database, tmp_pa
 
 def test_the_wizard_fits_80x24_and_opens_from_the_detail(college: Database,
                                                          tmp_path: Path) -> None:
-    console = Console(college, tmp_path)
+    console = Console(college)
 
     async def scenario() -> None:
         app = console.app
@@ -366,7 +441,7 @@ def test_on_the_sample_academie_in_year_n_valider_is_refused(database_url: str,
                                                               tmp_path: Path) -> None:
     academy = make_academy(database_url, tmp_path / "storage")
     before = snapshot(academy.database)
-    console = Console(academy.database, tmp_path)
+    console = Console(academy.database)
 
     async def scenario() -> None:
         app = console.app
@@ -388,6 +463,7 @@ def test_on_the_sample_academie_in_year_n_valider_is_refused(database_url: str,
     console.run(scenario)
     after = snapshot(academy.database)
     assert after == before
+    assert step_5_requests(academy.database) == []  # refused before asking the engine
     with academy.database.session() as session:
         entry = session.scalar(select(AuditEntry).where(AuditEntry.action == "school-life"))
         assert entry is not None and entry.outcome == "refused"
@@ -413,7 +489,7 @@ def test_without_a_database_the_key_says_why() -> None:
 def test_wizard_snapshot(size: tuple[int, int], college: Database, tmp_path: Path) -> None:
     from test_tui_snapshots import check_snapshot
 
-    console = Console(college, tmp_path)
+    console = Console(college)
     captured: list[str] = []
 
     async def scenario() -> None:

@@ -17,6 +17,7 @@ import pytest
 from test_tui_support import make_app, run, settle
 from textual.widgets import Input
 
+from yearchange_tui.scheduling.api import EngineMode
 from yearchange_tui.tui.fake_engine import FakeEngine
 from yearchange_tui.workflow.models import UnitStatus
 
@@ -107,11 +108,13 @@ SCREENS: dict[str, Steps] = {"grid": _grid, "timeline": _timeline, "rejects": _r
                              "confirm": _confirm}
 
 
-def _capture(steps: Steps, size: tuple[int, int], theme: str) -> str:
+def _capture(steps: Steps, size: tuple[int, int], theme: str,
+             mode: EngineMode = EngineMode.ATTACHED) -> str:
     captured: list[str] = []
 
     async def scenario() -> None:
         fake = showcase()
+        fake.set_status(mode=mode)
         app = make_app(fake, theme=theme)
         async with app.run_test(size=size) as pilot:
             await settle(app, pilot)
@@ -137,3 +140,9 @@ def test_screen_snapshot(screen: str, size_name: str, tmp_path: Path) -> None:
 def test_theme_snapshot(theme: str, size_name: str, tmp_path: Path) -> None:
     svg = _capture(_grid, SIZES[size_name], theme)
     check_snapshot(f"grid-{theme}-{size_name}", svg, tmp_path)
+
+
+def test_no_engine_header_snapshot(tmp_path: Path) -> None:
+    """No engine runs (it could not start): the header says so and that requests wait."""
+    svg = _capture(_grid, SIZES["80x24"], "yearchange-dark", EngineMode.NONE)
+    check_snapshot("grid-no-engine-80x24", svg, tmp_path)

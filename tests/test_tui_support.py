@@ -8,17 +8,23 @@ from pathlib import Path
 from typing import Any
 
 from yearchange_tui.resources import themes_dir
+from yearchange_tui.scheduling.api import EngineClient
 from yearchange_tui.tui.app import YearChangeApp
 from yearchange_tui.tui.fake_engine import FIXED_NOW, FakeEngine
 
 
-def make_app(fake: FakeEngine | None = None, *, data_dir: Path | None = None,
+def make_app(client: EngineClient | None = None, *, data_dir: Path | None = None,
              **options: Any) -> YearChangeApp:
-    """The console on a scripted engine, clock and theme pinned, no poller thread."""
+    """The console on an engine client (by default a scripted one, whose rejects and
+    detail it shows), clock and theme pinned, no poller thread unless asked."""
+    client = client or FakeEngine(12, auto=True)
+    if isinstance(client, FakeEngine):
+        options.setdefault("rejects", client.rejects)
+        options.setdefault("details", client)
     options.setdefault("theme", "yearchange-dark")
     options.setdefault("theme_dirs", [themes_dir()])
-    return YearChangeApp(fake or FakeEngine(12, auto=True), now=lambda: FIXED_NOW,
-                         start_poller=False, data_dir=data_dir, **options)
+    options.setdefault("start_poller", False)
+    return YearChangeApp(client, now=lambda: FIXED_NOW, data_dir=data_dir, **options)
 
 
 def run(scenario: Callable[[], Awaitable[None]]) -> None:

@@ -124,6 +124,10 @@ def test_an_operator_runs_a_dry_run_in_a_real_terminal(academy: Path, terminal: 
         screen = terminal.wait_for(lambda s: "0693422V" in s and "10Quitter" in s,
                                    "la grille", timeout=90)
         assert "0016980G" in screen and "Passage" in screen
+        # The console started the engine on the database it opened, and attached to it.
+        screen = terminal.wait_for(lambda s: "moteur ● attaché" in s, "le moteur attaché",
+                                   timeout=60)
+        assert (tmp_path / "data" / "logs" / "console.log").is_file()
         assert all(len(line) <= 80 for line in screen.splitlines())
 
         terminal.keys("Down")

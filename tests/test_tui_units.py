@@ -279,6 +279,9 @@ def test_the_board_coalesces_reports_from_many_threads() -> None:
 
 def test_the_bridge_reports_an_unreachable_engine_once() -> None:
     class Broken:
+        def last_event_id(self) -> int:
+            raise OSError("base verrouillée")
+
         def status(self) -> EngineStatus:
             raise OSError("base verrouillée")
 
@@ -376,3 +379,40 @@ def test_keys_from_the_config_file_are_listed_with_their_ids(
     assert by_id["dry-run"]["keys"] == "w" and by_id["quit"]["keys"] == "f10,q,ctrl+q"
     assert by_id["run-step"]["changes_data"] is True
     assert any("nope" in problem for problem in listed["problems"])
+
+
+def test_both_engine_clients_offer_everything_the_console_uses(tmp_path: Path) -> None:
+    from yearchange_tui.ent.database import open_database
+    from yearchange_tui.scheduling.api import EngineClient
+    from yearchange_tui.scheduling.client import DatabaseEngineClient
+
+    database = open_database(f"sqlite:///{tmp_path / 'empty.db'}")
+    try:
+        assert isinstance(DatabaseEngineClient(database), EngineClient)
+        assert DatabaseEngineClient(database).request_outcome(1) is None
+    finally:
+        database.dispose()
+    assert isinstance(FakeEngine(1), EngineClient)
+
+
+def test_the_wizard_follows_its_step_5_request_to_the_engines_answer() -> None:
+    from yearchange_tui.scheduling.api import RequestAction
+    from yearchange_tui.tui.school_life_source import EngineVerdict, follow_step_request
+
+    fake = FakeEngine(2, auto=True, step_total=1)
+    uai = fake.uais[0]
+    request_id = fake.request(RequestAction.RUN, step="init-school-life", uais=[uai])
+    # Running: not settled yet, so the wizard says it is in the engine's queue.
+    answer = follow_step_request(fake, request_id, timeout=0)
+    assert answer.verdict is EngineVerdict.QUEUED and answer.engine_runs
+    fake.tick()
+    assert follow_step_request(fake, request_id).verdict is EngineVerdict.DONE
+    blocked = fake.request(RequestAction.RUN, step="init-school-life", uais=[fake.uais[1]])
+    fake.set_unit(fake.uais[1], "init-school-life", status=UnitStatus.BLOCKED,
+                  error="2 point(s) bloquant(s)")
+    answer = follow_step_request(fake, blocked)
+    assert (answer.verdict, answer.message) == (EngineVerdict.MISSING, "2 point(s) bloquant(s)")
+    fake.set_status(mode=EngineMode.NONE)
+    answer = follow_step_request(fake, fake.request(RequestAction.RUN, step="init-school-life",
+                                                    uais=[uai]))
+    assert answer.verdict is EngineVerdict.QUEUED and not answer.engine_runs

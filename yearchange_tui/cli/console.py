@@ -54,8 +54,8 @@ def cmd_console(args: argparse.Namespace) -> int:
     engine = FakeEngine(max(1, args.scripted), auto=True, step_total=20,
                         read_only=bool(getattr(args, "read_only", False)))
     engine.start_script(0.25)
-    app = YearChangeApp(engine, read_only=engine.read_only, theme=args.theme,
-                        theme_dirs=theme_dirs_for())
+    app = YearChangeApp(engine, read_only=engine.read_only, rejects=engine.rejects,
+                        details=engine, theme=args.theme, theme_dirs=theme_dirs_for())
     try:
         return int(app.run() or 0)
     finally:

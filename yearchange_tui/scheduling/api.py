@@ -10,8 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+from yearchange_tui.scheduling.models import (
+    ACTIVE_TASK_STATUSES,
+    RequestStatus,
+    TaskStatus,
+)
 from yearchange_tui.workflow.models import Step, UnitStatus
 
 
@@ -115,8 +120,45 @@ class EngineEventView:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TaskView:
+    """One unit of work a request queued: an establishment and a milestone."""
+
+    uai: str
+    milestone: str  # a step value, or "dry-run"
+    status: TaskStatus
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RequestOutcome:
+    """Where one request stands: the engine's answer and the units it queued."""
+
+    id: int
+    action: str
+    status: RequestStatus
+    message: str = ""
+    tasks: tuple[TaskView, ...] = ()
+
+    @property
+    def handled(self) -> bool:
+        """True once the engine took the request (done, refused or failed)."""
+        return self.status not in (RequestStatus.QUEUED, RequestStatus.RUNNING)
+
+    @property
+    def settled(self) -> bool:
+        """True once the request is handled and none of its units is queued or running."""
+        return self.handled and not any(task.status in ACTIVE_TASK_STATUSES
+                                        for task in self.tasks)
+
+
+@runtime_checkable
 class EngineClient(Protocol):
-    """The console's only door to the engine."""
+    """The console's only door to the engine (the database client, the scripted one)."""
+
+    @property
+    def read_only(self) -> bool:
+        """True for a support-staff client: every changing request is refused."""
 
     def status(self) -> EngineStatus:
         """Engine mode, lease holder, pause state, next window."""
@@ -127,6 +169,15 @@ class EngineClient(Protocol):
     def events_after(self, last_id: int, limit: int = 500) -> list[EngineEventView]:
         """Events newer than ``last_id``, oldest first."""
 
+    def last_event_id(self) -> int:
+        """Id of the newest event (0 when none): a console shows recent history from here."""
+
     def request(self, action: RequestAction, **params: Any) -> int:
-        """Queue a request for the engine; returns its id. Raises PermissionError when
-        read-only and the action changes data."""
+        """Queue a request for the engine; returns its id.
+
+        Raises:
+            PermissionError: when read-only and the action changes data (French message).
+        """
+
+    def request_outcome(self, request_id: int) -> RequestOutcome | None:
+        """Where a request stands (None for an unknown id)."""

@@ -1,8 +1,9 @@
 """The real :class:`~yearchange_tui.scheduling.api.EngineClient`: reads the shared database,
 writes requests the engine picks up within a second or two.
 
-A console builds one with :func:`connect`, which starts a detached engine when none holds
-the lease (the console is then "attaché"); otherwise it is an observer. Every method is a
+A console builds one with :func:`connect` on the database it already opened, which starts
+a detached engine when none holds the lease (the console is then "attaché"); otherwise it
+is an observer. Every method is a
 short blocking read or write: call it from a worker thread, never from the UI loop.
 Never imports Textual.
 """
@@ -21,6 +22,7 @@ from sqlalchemy import func, select
 from yearchange_tui.changeover.runner import year_units
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import Establishment, Project
+from yearchange_tui.importing.models import AafImport, AafReject
 from yearchange_tui.scheduling.api import (
     CHANGING_ACTIONS,
     EngineEventView,
@@ -29,6 +31,8 @@ from yearchange_tui.scheduling.api import (
     EstablishmentView,
     MaintenanceWindow,
     RequestAction,
+    RequestOutcome,
+    TaskView,
     UnitView,
 )
 from yearchange_tui.scheduling.lease import DEFAULT_TTL, LeaseInfo, read_lease
@@ -39,6 +43,12 @@ from yearchange_tui.scheduling.models import (
     EngineTask,
     RequestStatus,
     TaskStatus,
+)
+from yearchange_tui.scheduling.spawn import (
+    EngineStartError,
+    default_log_file,
+    spawn_engine,
+    wait_for_engine,
 )
 from yearchange_tui.workflow.access_block import window_in_plan
 from yearchange_tui.workflow.calendar import (
@@ -175,6 +185,7 @@ class DatabaseEngineClient:
         Raises:
             PermissionError: when read-only and the action changes data.
         """
+        # Deferred: the engine module loads APScheduler, which a console never needs.
         from yearchange_tui.scheduling.engine import engine_identity
 
         action = RequestAction(action)
@@ -190,6 +201,18 @@ class DatabaseEngineClient:
             session.add(row)
             session.flush()
             return row.id
+
+    def request_outcome(self, request_id: int) -> RequestOutcome | None:
+        """Where a request stands: the engine's answer and the units it queued."""
+        state = self.request_state(request_id)
+        if state is None:
+            return None
+        tasks = tuple(TaskView(uai=task["uai"], milestone=task["milestone"],
+                               status=TaskStatus(task["status"]), reason=task["reason"] or "")
+                      for task in self.tasks_of(request_id))
+        return RequestOutcome(id=request_id, action=state["action"],
+                              status=RequestStatus(state["status"]),
+                              message=state["message"] or "", tasks=tasks)
 
     # -- extras for the CLI and scripts ----------------------------------------------------
 
@@ -275,11 +298,7 @@ def _json(text: str | None) -> dict[str, Any]:
 
 
 def _reject_counts(session: Any) -> dict[int, int]:
-    """Rejects of the newest AAF import per establishment (empty without the AAF package)."""
-    try:
-        from yearchange_tui.importing.models import AafImport, AafReject
-    except ImportError:
-        return {}
+    """Rejects of the newest AAF import per establishment."""
     # Timetable imports share the reject store; the grid counts the AAF delivery's rejects.
     newest = session.scalar(select(func.max(AafImport.id)).where(AafImport.mode != "timetable"))
     if newest is None:
@@ -290,14 +309,14 @@ def _reject_counts(session: Any) -> dict[int, int]:
         .group_by(AafReject.establishment_id)).all()}
 
 
-def connect(db_url: str, storage: Path | str, *, read_only: bool = False,
+def connect(database: Database, storage: Path | str, *, read_only: bool = False,
             start_engine: bool = True, log_file: Path | None = None,
             config_file: Path | None = None, timezone_name: str = DEFAULT_TIMEZONE,
             wait: float = 20.0) -> DatabaseEngineClient:
-    """Open the database and a client; start a detached engine when none is live.
+    """A client on the open ``database``; start a detached engine when none is live.
 
     Args:
-        db_url: the database URL.
+        database: the open database (the caller owns it and disposes of it).
         storage: the storage root.
         read_only: a support-staff console (changing requests refused).
         start_engine: start a detached engine when none holds the lease (ignored when
@@ -308,16 +327,22 @@ def connect(db_url: str, storage: Path | str, *, read_only: bool = False,
         wait: seconds to wait for a started engine to take the lease.
 
     Raises:
-        EngineStartError: the engine process exited before taking the lease.
+        EngineStartError: the engine could not be started, stopped before taking the lease,
+            or did not take it within ``wait`` seconds (French message with the log path).
     """
-    from yearchange_tui.ent.database import open_database
-    from yearchange_tui.scheduling.spawn import default_log_file, spawn_engine, wait_for_engine
-
-    database = open_database(db_url)
     client = DatabaseEngineClient(database, read_only=read_only, timezone_name=timezone_name)
-    if start_engine and not read_only and not client.engine_live():
-        process = spawn_engine(db_url, storage, log_file=log_file or default_log_file(),
+    if not start_engine or read_only or client.engine_live():
+        return client
+    log_path = Path(log_file or default_log_file()).expanduser()
+    try:
+        process = spawn_engine(database.url, storage, log_file=log_path,
                                config_file=config_file)
-        client.spawned_pid = process.pid
-        wait_for_engine(database, process, timeout=wait)
+    except OSError as error:
+        raise EngineStartError(f"Le moteur n'a pas pu être lancé ({error}). Journal : "
+                               f"{log_path}") from error
+    client.spawned_pid = process.pid
+    if not wait_for_engine(database, process, timeout=wait):
+        raise EngineStartError(
+            f"Le moteur lancé (pid {process.pid}) n'a pas pris le bail en {wait:g} s. "
+            f"Journal : {log_path}")
     return client

@@ -88,7 +88,11 @@ def _tail(process: subprocess.Popen[bytes]) -> str:
     args = process.args if isinstance(process.args, list) else []
     if "--log-file" in args:
         log_path = str(args[args.index("--log-file") + 1])
-    if not log_path or not Path(log_path).is_file():
+    if not log_path:
         return ""
-    lines = Path(log_path).read_text(encoding="utf-8", errors="replace").splitlines()
+    path = Path(log_path)
+    lines = (path.read_text(encoding="utf-8", errors="replace").splitlines()
+             if path.is_file() else [])
+    if not lines:
+        return f"Journal : {log_path} (vide)."
     return "Fin du journal " + log_path + " :\n" + "\n".join(lines[-5:])

@@ -9,22 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import os
-import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from textual import on
 from textual.app import App, SystemCommand
 from textual.command import CommandPalette
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 
 from yearchange_tui.changeover.runner import DRY_RUN_STEPS
+from yearchange_tui.config import Settings
+from yearchange_tui.ent.database import Database
 from yearchange_tui.scheduling.api import (
     CHANGING_ACTIONS,
     EngineClient,
@@ -34,6 +39,8 @@ from yearchange_tui.scheduling.api import (
     RequestAction,
     UnitView,
 )
+from yearchange_tui.scheduling.client import DatabaseEngineClient, connect
+from yearchange_tui.scheduling.spawn import EngineStartError, default_log_file
 from yearchange_tui.tui.bindings import (
     CHANGING_ACTION_NAMES,
     SPECS,
@@ -48,12 +55,16 @@ from yearchange_tui.tui.bridge import (
     EngineReachability,
     ProgressBoard,
 )
-from yearchange_tui.tui.detail_source import DetailSource
+from yearchange_tui.tui.detail_source import DatabaseDetailSource, DetailSource
 from yearchange_tui.tui.grid_model import GridModel, SortKey
 from yearchange_tui.tui.help import help_for
 from yearchange_tui.tui.palette import ActionPalette
-from yearchange_tui.tui.rejects_source import EmptyRejectsSource, RejectsSource
-from yearchange_tui.tui.school_life_source import SchoolLifeSource
+from yearchange_tui.tui.rejects_source import (
+    EmptyRejectsSource,
+    RejectsSource,
+    open_rejects_source,
+)
+from yearchange_tui.tui.school_life_source import DatabaseSchoolLifeSource, SchoolLifeSource
 from yearchange_tui.tui.screens.detail import DetailScreen
 from yearchange_tui.tui.screens.grid import GridScreen
 from yearchange_tui.tui.screens.log import LogScreen
@@ -75,6 +86,8 @@ from yearchange_tui.tui.theming import (
     load_theme_dirs,
 )
 from yearchange_tui.workflow.models import Step, UnitStatus
+
+log = logging.getLogger(__name__)
 
 DRAIN_INTERVAL = 0.1
 """Seconds between two drains of the board: the console redraws at most 10 times a second."""
@@ -114,9 +127,9 @@ class YearChangeApp(App[int]):
     Args:
         client: the engine client.
         read_only: support-staff mode (nothing that changes data is offered).
-        rejects: where the rejects browser reads.
-        details: where the establishment detail reads (the client when None and it can).
-        school_life: where the step-5 wizard reads and writes (the client's when None).
+        rejects: where the rejects browser reads (empty when None).
+        details: where the establishment detail reads (no detail when None).
+        school_life: where the step-5 wizard reads and writes (no wizard when None).
         keys: the config file's ``[keys]`` table (binding id → keys).
         theme: the theme to use (config or command line); None for the default.
         theme_dirs: folders of theme files, later ones overriding earlier ones.
@@ -126,6 +139,8 @@ class YearChangeApp(App[int]):
         data_dir: where exports (CSV) are written.
         aaf_hint: the path proposed for an AAF import.
         problems: French problems found while starting (shown once).
+        engine_notice: why this console runs no engine of its own (shown once), or ``""``.
+        engine_notice_severity: the notice's severity (``error`` when the engine failed).
     """
 
     TITLE = "Changement d'année — console opérateur"
@@ -143,15 +158,14 @@ class YearChangeApp(App[int]):
                  theme_dirs: Sequence[Path] = (), now: Callable[[], dt.datetime] | None = None,
                  poll_interval: float = 0.5, start_poller: bool = True,
                  data_dir: Path | None = None, aaf_hint: str = "",
-                 problems: Iterable[str] = ()) -> None:
+                 problems: Iterable[str] = (), engine_notice: str = "",
+                 engine_notice_severity: SeverityLevel = "information") -> None:
         super().__init__()
         self.client = client
-        self.read_only = read_only or bool(getattr(client, "read_only", False))
-        self.rejects = rejects or getattr(client, "rejects", None) or EmptyRejectsSource()
-        self.details: DetailSource | None = details or (
-            client if callable(getattr(client, "detail", None)) else None)  # type: ignore[assignment]
-        self.school_life: SchoolLifeSource | None = school_life or getattr(
-            client, "school_life", None)
+        self.read_only = read_only or client.read_only
+        self.rejects = rejects or EmptyRejectsSource()
+        self.details = details
+        self.school_life = school_life
         self.requested_theme = theme
         self.theme_dirs = list(theme_dirs)
         self._now = now or dt.datetime.now
@@ -175,6 +189,8 @@ class YearChangeApp(App[int]):
         keymap, key_problems = keymap_from_settings(keys)
         self.keymap = keymap
         self.startup_problems = [*problems, *key_problems]
+        self.engine_notice = engine_notice
+        self.engine_notice_severity = engine_notice_severity
         self._last_minute = -1
 
     # -- start and stop --------------------------------------------------------------------------
@@ -191,6 +207,9 @@ class YearChangeApp(App[int]):
         if problems:
             self.notify("\n".join(problems), title="Configuration", severity="error",
                         timeout=12)
+        if self.engine_notice:
+            self.notify(self.engine_notice, title="Moteur",
+                        severity=self.engine_notice_severity, timeout=30)
         self.set_interval(DRAIN_INTERVAL, self.drain_board, name="board-drain")
         if self.start_poller:
             self.bridge.start()
@@ -525,8 +544,7 @@ class YearChangeApp(App[int]):
 
         if isinstance(self.screen, QuitModal):
             return
-        self.push_screen(QuitModal(running, bool(getattr(self.client, "runs_survive_console",
-                                                         True))), answered)
+        self.push_screen(QuitModal(running), answered)
 
     async def action_quit(self) -> None:
         """Textual's own Ctrl+Q goes through the same question."""
@@ -635,30 +653,74 @@ _CHANGING_IDS = frozenset(spec.id for spec in SPECS if spec.changes_data)
 # -- building the console from the command line ----------------------------------------------
 
 
-def _scheduling_client(settings: Any, config_file: str | None) -> EngineClient:
-    """The scheduling package's database client (it starts the engine when none runs)."""
-    from yearchange_tui.scheduling import client as scheduling_client
+@dataclass(frozen=True)
+class ConsoleEngine:
+    """The console's engine client and, when it runs no engine of its own, why.
 
-    return scheduling_client.connect(settings.db_url, settings.storage_dir,
-                                     read_only=settings.read_only,
-                                     config_file=Path(config_file) if config_file else None)
+    Attributes:
+        client: the database client (attached, observer, or with no engine at all).
+        notice: French text shown once when the console does not run the engine itself.
+        severity: ``error`` when the engine could not start, else ``information``.
+    """
+
+    client: DatabaseEngineClient
+    notice: str = ""
+    severity: SeverityLevel = "information"
 
 
-def choose_client(settings: Any, database: Any, config_file: str | None = None
-                  ) -> tuple[EngineClient, list[str]]:
-    """The scheduling package's client, else (it could not start) the interim direct client.
+def connect_engine(settings: Settings, database: Database, config_file: str | None = None,
+                   *, log_file: Path | None = None, wait: float = 20.0) -> ConsoleEngine:
+    """The console's client on ``database``, starting a detached engine when none runs.
 
-    Returns:
-        The client and French problems to show once (the engine could not start…).
+    When the engine cannot start (spawn failed, it stopped at once, the database refused),
+    the failure is logged with its traceback and the console opens as an observer: its
+    requests wait in the database for the next engine.
+
+    Args:
+        settings: the console's settings (storage, read-only).
+        database: the database the console opened.
+        config_file: passed to the engine process.
+        log_file: the engine's log (default: the data folder's ``logs/engine.log``).
+        wait: seconds to wait for a started engine to take the lease.
     """
     try:
-        return _scheduling_client(settings, config_file), []
-    except Exception as error:  # noqa: BLE001 - fall back, and tell the operator why
-        problems = [f"Moteur planifié indisponible ({error}) : moteur intégré provisoire."]
-    from yearchange_tui.tui.direct_client import DirectEngineClient
+        client = connect(database, settings.storage_dir, read_only=settings.read_only,
+                         config_file=Path(config_file) if config_file else None,
+                         log_file=log_file, wait=wait)
+    except (EngineStartError, SQLAlchemyError) as error:
+        log.exception("Moteur non démarré ; la console s'ouvre en observatrice.")
+        cause = str(error.orig if isinstance(error, DBAPIError) else error).strip()
+        return ConsoleEngine(
+            DatabaseEngineClient(database, read_only=settings.read_only),
+            f"Moteur non démarré : {cause}\nLa console observe la base : vos demandes "
+            "attendent en file le démarrage d'un moteur (yearchange engine).", "error")
+    lease = client.lease()
+    if client.spawned_pid is None and lease is not None and client.engine_live():
+        return ConsoleEngine(client, f"Un moteur tourne déjà ({lease.holder}) : cette console "
+                                     "l'observe et lui envoie ses demandes.")
+    return ConsoleEngine(client)
 
-    return DirectEngineClient(database, settings.storage_dir,
-                              read_only=settings.read_only), problems
+
+def console_log_file() -> Path:
+    """``<data folder>/logs/console.log``, next to the engine's log."""
+    return default_log_file().with_name("console.log")
+
+
+@contextmanager
+def console_log(path: Path) -> Iterator[Path]:
+    """Send the package's log records (tracebacks included) to ``path`` while inside."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s : %(message)s"))
+    package = logging.getLogger("yearchange_tui")
+    package.addHandler(handler)
+    if package.level == logging.NOTSET or package.level > logging.INFO:
+        package.setLevel(logging.INFO)
+    try:
+        yield path
+    finally:
+        package.removeHandler(handler)
+        handler.close()
 
 
 def _theme_setting(raw: object) -> tuple[str | None, list[Path]]:
@@ -691,9 +753,9 @@ def theme_dirs_for(extra: Sequence[Path] = ()) -> list[Path]:
     return folders
 
 
-def _aaf_hint(database: Any) -> str:
+def _aaf_hint(database: Database) -> str:
     """The sample académie's AAF folder next to an SQLite database, if there is one."""
-    url = getattr(database, "url", "")
+    url = database.url
     if url.startswith("sqlite:///"):
         candidate = Path(url[len("sqlite:///"):]).parent / "aaf"
         if candidate.is_dir():
@@ -701,47 +763,34 @@ def _aaf_hint(database: Any) -> str:
     return ""
 
 
-def run_console(settings: Any, database: Any, *, config_file: str | None = None,
+def run_console(settings: Settings, database: Database, *, config_file: str | None = None,
                 theme: str | None = None) -> int:
     """Open the console on ``database`` (``yearchange``, ``demo``).
 
-    The app runs on the main thread; the engine client is closed only after
+    The one open database serves the engine client, the grid, the detail, the rejects
+    and the step-5 wizard. The console logs to ``<data folder>/logs/console.log``. The
+    app runs on the main thread; the poller stops and the database closes only after
     ``App.run()`` returns, never from a Textual handler.
     """
-    from yearchange_tui.tui.detail_source import DatabaseDetailSource
-    from yearchange_tui.tui.rejects_source import open_rejects_source
-    from yearchange_tui.tui.school_life_source import DatabaseSchoolLifeSource
-
-    def err(message: str) -> None:
-        print(message, file=sys.stderr)
-
-    client, problems = choose_client(settings, database, config_file)
-    rejects = open_rejects_source(database, settings.data_dir)
-    details = DatabaseDetailSource(database, rejects)
-    values = settings.values
-    configured_theme, extra_dirs = _theme_setting(
-        values["theme"].value if "theme" in values else None)
-    theme = theme or configured_theme
-    school_life = DatabaseSchoolLifeSource(database, read_only=settings.read_only)
-    app = YearChangeApp(client, read_only=settings.read_only, rejects=rejects, details=details,
-                        school_life=school_life,
-                        keys=values["keys"].value if "keys" in values else None, theme=theme,
-                        theme_dirs=theme_dirs_for(extra_dirs), data_dir=settings.data_dir,
-                        aaf_hint=_aaf_hint(database), problems=problems)
-    try:
-        status = app.run()
-    finally:
-        app.bridge.stop()
-        close = getattr(client, "close", None)
-        if callable(close):
-            running = getattr(client, "running_units", lambda: 0)()
-            if running:
-                err(f"yearchange : {running} unité(s) en cours dans le moteur intégré : elles "
-                    "se terminent avant la sortie (Ctrl+C les interrompt ; elles reprendront "
-                    "au prochain lancement).")
+    with console_log(console_log_file()):
+        try:
+            engine = connect_engine(settings, database, config_file)
+            rejects = open_rejects_source(database, settings.data_dir)
+            values = settings.values
+            configured_theme, extra_dirs = _theme_setting(
+                values["theme"].value if "theme" in values else None)
+            app = YearChangeApp(
+                engine.client, read_only=settings.read_only, rejects=rejects,
+                details=DatabaseDetailSource(database, rejects),
+                school_life=DatabaseSchoolLifeSource(database, read_only=settings.read_only),
+                keys=values["keys"].value if "keys" in values else None,
+                theme=theme or configured_theme, theme_dirs=theme_dirs_for(extra_dirs),
+                data_dir=settings.data_dir, aaf_hint=_aaf_hint(database),
+                engine_notice=engine.notice, engine_notice_severity=engine.severity)
             try:
-                close(wait=True)
-            except KeyboardInterrupt:
-                err("yearchange : interrompu ; les unités reprendront au prochain lancement.")
-        database.dispose()
-    return int(status or 0)
+                status = app.run()
+            finally:
+                app.bridge.stop()
+            return int(status or 0)
+        finally:
+            database.dispose()

@@ -151,9 +151,8 @@ class EngineBridge:
         with self._poll_lock:
             try:
                 if self._first:
-                    newest = getattr(self.client, "last_event_id", None)
-                    if callable(newest):
-                        self.last_event_id = max(self.last_event_id, int(newest()) - HISTORY)
+                    self.last_event_id = max(self.last_event_id,
+                                             self.client.last_event_id() - HISTORY)
                 status = self.client.status()
                 views = self.client.establishments()
                 events = self.client.events_after(self.last_event_id)

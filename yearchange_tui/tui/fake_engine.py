@@ -22,8 +22,11 @@ from yearchange_tui.scheduling.api import (
     EstablishmentView,
     MaintenanceWindow,
     RequestAction,
+    RequestOutcome,
+    TaskView,
     UnitView,
 )
+from yearchange_tui.scheduling.models import RequestStatus, TaskStatus
 from yearchange_tui.tui.detail_source import ArchiveInfo, EstablishmentDetail, StepHistory
 from yearchange_tui.tui.rejects_source import MemoryRejectsSource, RejectQuery, RejectRow
 from yearchange_tui.workflow.models import Step, UnitStatus
@@ -38,6 +41,12 @@ _PEOPLE = ("Jean Moulin", "Victor Hugo", "Marie Curie", "Jules Ferry", "Louise M
            "Rosa Parks")
 _DEPARTMENTS = ("069", "038", "001", "042", "073", "074", "026", "007")
 _PROJECTS = ("ACAD-LYON", "ACAD-GRENOBLE")
+
+_TASK_OF_UNIT = {UnitStatus.PENDING: TaskStatus.QUEUED, UnitStatus.RUNNING: TaskStatus.RUNNING,
+                 UnitStatus.DONE: TaskStatus.DONE, UnitStatus.FAILED: TaskStatus.FAILED,
+                 UnitStatus.BLOCKED: TaskStatus.BLOCKED, UnitStatus.MISSED: TaskStatus.MISSED,
+                 UnitStatus.SKIPPED: TaskStatus.CANCELLED}
+"""How a scripted unit's state reads as the state of the task that runs it."""
 
 # Pseudo-steps of the grid reported as units under these keys (see grid_model).
 PSEUDO_STEP = {"dry-run": Step.PURGE_TRASH, "warnings": Step.DELETE_OBSOLETE,
@@ -85,8 +94,6 @@ class FakeEngine:
         step_total: items per unit when ``auto`` starts one.
     """
 
-    runs_survive_console = True
-
     def __init__(self, establishments: int = 12, *, read_only: bool = False,
                  mode: EngineMode = EngineMode.ATTACHED, auto: bool = False,
                  step_total: int = 4, year: int = 2025) -> None:
@@ -125,6 +132,32 @@ class FakeEngine:
         """Events newer than ``last_id``."""
         with self._lock:
             return [event for event in self._events if event.id > last_id][:limit]
+
+    def last_event_id(self) -> int:
+        """Id of the newest event (0 when none)."""
+        with self._lock:
+            return self._events[-1].id if self._events else 0
+
+    def request_outcome(self, request_id: int) -> RequestOutcome | None:
+        """A recorded request: handled at once when ``auto`` (else still queued), with one
+        task per establishment of a run, retry or dry run, in its unit's current state."""
+        with self._lock:
+            if not 1 <= request_id <= len(self.requests):
+                return None
+            action, params = self.requests[request_id - 1]
+            key = "dry-run" if action is RequestAction.DRY_RUN else str(params.get("step", ""))
+            tasks = []
+            if action in (RequestAction.RUN, RequestAction.RETRY, RequestAction.DRY_RUN):
+                for uai in params.get("uais") or []:
+                    view = self._views.get(uai)
+                    unit = view.units.get(key if key in PSEUDO_STEP else Step(key)) if (
+                        view is not None) else None
+                    status = unit.status if unit is not None else UnitStatus.PENDING
+                    tasks.append(TaskView(uai, key, _TASK_OF_UNIT[status],
+                                          unit.error if unit is not None else ""))
+            return RequestOutcome(request_id, action.value,
+                                  RequestStatus.DONE if self.auto else RequestStatus.QUEUED,
+                                  tasks=tuple(tasks))
 
     def request(self, action: RequestAction, **params: Any) -> int:
         """Record a request; refuse changing ones when read-only; react when ``auto``."""

@@ -56,8 +56,9 @@ HELP_TEXTS: dict[str, tuple[str, str]] = {
          "mis en place (services, cours, professeurs principaux), puis ce qui manque encore "
          "avant l'ouverture du cahier de textes : ✗ bloque l'étape 5, ! est à compléter.\n"
          "Tab passe au champ suivant (Entrée aussi). F7 ou le bouton Valider enregistre "
-         "(en demandant avant de remplacer ce qui est déjà saisi), puis refait la "
-         "vérification : l'étape 5 est terminée quand rien de bloquant ne manque. Échap "
+         "(en demandant avant de remplacer ce qui est déjà saisi), puis demande l'étape 5 "
+         "au moteur et affiche sa réponse : terminée quand rien de bloquant ne manque, ce "
+         "qui manque encore, refusée, ou en file quand aucun moteur ne tourne. Échap "
          "ferme sans rien écrire. En mode consultation, rien n'est enregistré.")),
 }
 

@@ -1,22 +1,29 @@
-"""What the step-5 wizard reads and writes, through :mod:`yearchange_tui.timetable.step5`.
+"""What the step-5 wizard reads and writes, through :mod:`yearchange_tui.timetable.step5`,
+and how it asks the engine to run step 5.
 
 The proposal (periods cut from the project calendar, opening and closing dates), the
 missing-items check and the write all come from step 5's own functions; this module only
 adds the alternations to show, the step-order guard, the audit entry and the read-only
 refusal, so the wizard and ``yearchange school-life-init`` / ``run init-school-life``
-cannot disagree.
+cannot disagree. The step-5 unit itself runs in the engine only: the wizard sends a
+``run`` request and follows it (:func:`follow_step_request`).
 
 Runs on worker threads of the console; nothing here touches a widget.
 """
 
 from __future__ import annotations
 
+import enum
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import select
 
 from yearchange_tui.ent.models import Alternation, Establishment
+from yearchange_tui.scheduling.api import EngineClient, EngineMode, RequestOutcome
+from yearchange_tui.scheduling.models import RequestStatus, TaskStatus
 from yearchange_tui.timetable.step5 import (
     STEP,
     SchoolLifeProposal,
@@ -24,7 +31,6 @@ from yearchange_tui.timetable.step5 import (
     apply_school_life,
     current_and_next_years,
     propose_school_life,
-    run_init_school_life,
     school_life_check,
 )
 from yearchange_tui.workflow.audit import audit
@@ -69,22 +75,104 @@ class SchoolLifeState:
 
 
 @dataclass(frozen=True)
-class SchoolLifeOutcome:
-    """What a « Valider » did.
+class SchoolLifeWritten:
+    """What « Valider » wrote (a data entry, audited) before asking the engine.
 
     Attributes:
         written: rows written by step 5 (``periodes``, ``dates_ouverture``).
-        state: the establishment read again, with the check re-run.
-        step_done: True when the step-5 unit is done after the write.
-        step_message: why the unit is not done (blocking items), or ``""``.
         details: what was written, as audited.
     """
 
     written: dict[str, int]
-    state: SchoolLifeState
-    step_done: bool
-    step_message: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+
+
+class EngineVerdict(enum.StrEnum):
+    """The engine's answer to the wizard's step-5 request."""
+
+    DONE = "done"  # the step-5 unit is done
+    MISSING = "missing"  # the unit is blocked: blocking items are missing
+    REFUSED = "refused"  # the engine (or a read-only client) refused the request
+    FAILED = "failed"  # the request or the unit failed
+    QUEUED = "queued"  # waiting in the database (no engine runs, or not finished yet)
+    UNCHANGED = "unchanged"  # nothing queued: step 5 already done, or already queued
+
+
+@dataclass(frozen=True)
+class EngineAnswer:
+    """Where the wizard's step-5 request ended up.
+
+    Attributes:
+        verdict: what the engine did with it.
+        message: the engine's words (refusal, missing items, failure), or ``""``.
+        request_id: the request's number (None when the client refused to send it).
+        engine_runs: False when no engine held the lease (the request waits for one).
+    """
+
+    verdict: EngineVerdict
+    message: str = ""
+    request_id: int | None = None
+    engine_runs: bool = True
+
+
+@dataclass(frozen=True)
+class SchoolLifeOutcome:
+    """What a « Valider » did: the write, the engine's answer, the establishment re-read.
+
+    Attributes:
+        written: rows written by step 5 (``periodes``, ``dates_ouverture``).
+        state: the establishment read again, with the check re-run.
+        answer: the engine's answer to the step-5 request.
+    """
+
+    written: dict[str, int]
+    state: SchoolLifeState
+    answer: EngineAnswer
+
+
+FOLLOW_TIMEOUT = 60.0
+"""Seconds the wizard follows its request before saying it is still in the engine."""
+
+
+def follow_step_request(client: EngineClient, request_id: int, *,
+                        timeout: float = FOLLOW_TIMEOUT, poll: float = 0.5,
+                        cancelled: Callable[[], bool] = lambda: False) -> EngineAnswer:
+    """Follow a step-5 ``run`` request until the engine settled it (worker thread).
+
+    Args:
+        client: the engine client the request went through.
+        request_id: the request.
+        timeout: seconds to follow it before answering « queued ».
+        poll: seconds between two reads.
+        cancelled: stops following early (the wizard was closed).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if client.status().mode is EngineMode.NONE:
+            return EngineAnswer(EngineVerdict.QUEUED, "", request_id, engine_runs=False)
+        outcome = client.request_outcome(request_id)
+        if outcome is not None and outcome.settled:
+            return _answer(outcome)
+        if outcome is not None and outcome.status is RequestStatus.FAILED:
+            return EngineAnswer(EngineVerdict.FAILED, outcome.message, request_id)
+        if cancelled() or time.monotonic() >= deadline:
+            return EngineAnswer(EngineVerdict.QUEUED, outcome.message if outcome else "",
+                                request_id)
+        time.sleep(poll)
+
+
+def _answer(outcome: RequestOutcome) -> EngineAnswer:
+    """The verdict of a settled request (one establishment)."""
+    if outcome.status is RequestStatus.REFUSED:
+        return EngineAnswer(EngineVerdict.REFUSED, outcome.message, outcome.id)
+    if outcome.status is RequestStatus.FAILED:
+        return EngineAnswer(EngineVerdict.FAILED, outcome.message, outcome.id)
+    if not outcome.tasks:
+        return EngineAnswer(EngineVerdict.UNCHANGED, outcome.message, outcome.id)
+    task = outcome.tasks[0]
+    verdict = {TaskStatus.DONE: EngineVerdict.DONE,
+               TaskStatus.BLOCKED: EngineVerdict.MISSING}.get(task.status, EngineVerdict.FAILED)
+    return EngineAnswer(verdict, task.reason, outcome.id)
 
 
 class SchoolLifeSource(Protocol):
@@ -96,8 +184,8 @@ class SchoolLifeSource(Protocol):
         """The proposal and the check, or None for an unknown UAI."""
 
     def apply(self, uai: str, proposal: SchoolLifeProposal, *,
-              replace: bool) -> SchoolLifeOutcome:
-        """Write ``proposal`` then run the check (see :class:`DatabaseSchoolLifeSource`)."""
+              replace: bool) -> SchoolLifeWritten:
+        """Write ``proposal`` (see :class:`DatabaseSchoolLifeSource`)."""
 
 
 class DatabaseSchoolLifeSource:
@@ -144,8 +232,8 @@ class DatabaseSchoolLifeSource:
                                year_next is not None, guard_problem)
 
     def apply(self, uai: str, proposal: SchoolLifeProposal, *,
-              replace: bool) -> SchoolLifeOutcome:
-        """Write the periods and dates, audit it, then run step 5's unit (guard and check).
+              replace: bool) -> SchoolLifeWritten:
+        """Write the periods and dates and audit it (step 5's unit runs in the engine).
 
         Args:
             uai: the establishment.
@@ -190,10 +278,4 @@ class DatabaseSchoolLifeSource:
                       step=STEP.value, override=overridden, details=details)
         if refusal_message:
             raise SchoolLifeRefused(refusal_message)
-        report = run_init_school_life(self.database, [establishment_id], apply_defaults=False)
-        state = self.load(uai)
-        assert state is not None
-        key = state.proposal.uai
-        done = key in report.done or key in report.already_done
-        message = report.refused.get(key) or report.failed.get(key) or ""
-        return SchoolLifeOutcome(written, state, done, message, details)
+        return SchoolLifeWritten(written, details)

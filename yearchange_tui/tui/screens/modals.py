@@ -112,20 +112,14 @@ class QuitModal(ModalScreen[bool]):
         Binding("n", "dismiss(False)", "Non", id="quit-no", show=False),
     ]
 
-    def __init__(self, running: int, survive: bool) -> None:
+    def __init__(self, running: int) -> None:
         super().__init__(classes="dialog")
         self.running = running
-        self.survive = survive
 
     def compose(self) -> ComposeResult:
         units = f"{self.running} unité{'s' if self.running > 1 else ''} en cours"
-        if self.survive:
-            fate = (f"{units} : elles continuent dans le moteur après la fermeture de la "
-                    "console. Rouvrez la console pour les suivre.")
-        else:
-            fate = (f"{units} : elles continuent dans le moteur intégré, qui les termine "
-                    "avant de rendre la main (Ctrl+C les interrompt ; elles reprendront au "
-                    "prochain lancement).")
+        fate = (f"{units} : elles continuent dans le moteur après la fermeture de la "
+                "console. Rouvrez la console pour les suivre.")
         with Vertical(id="dialog-box"):
             yield Label("Quitter la console ?", id="dialog-title")
             yield Static(fate, classes="dialog-line")

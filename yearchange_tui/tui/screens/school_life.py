@@ -2,7 +2,9 @@
 
 Everything it proposes comes from :mod:`yearchange_tui.timetable.step5` through the
 console's school-life source (read and written on worker threads). Edits stay in the
-form until « Valider »; Échap closes without writing anything.
+form until « Valider », which writes the periods and dates, then asks the engine to run
+step 5 (a ``run`` request, as ``r`` in the grid) and shows its answer. Échap closes
+without writing anything.
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Label, Static
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from yearchange_tui.ent.models import PeriodKind
+from yearchange_tui.scheduling.api import RequestAction
 from yearchange_tui.timetable.step5 import (
     PERIOD_KIND_LABELS,
+    STEP,
     MissingItem,
     PeriodProposal,
     SchoolLifeError,
@@ -37,9 +42,12 @@ from yearchange_tui.timetable.step5 import (
 from yearchange_tui.tui.bindings import bindings_for
 from yearchange_tui.tui.school_life_source import (
     READ_ONLY_REFUSAL,
+    EngineAnswer,
+    EngineVerdict,
     SchoolLifeOutcome,
     SchoolLifeRefused,
     SchoolLifeState,
+    follow_step_request,
 )
 from yearchange_tui.tui.screens.base import ConsoleScreen
 from yearchange_tui.tui.screens.modals import ConfirmModal
@@ -140,6 +148,35 @@ def summary_text(state: SchoolLifeState) -> Text:
                 f"pour {existing.get('classes', 0)} classe(s) · "
                 f"{existing.get('imports_emploi_du_temps', 0)} import(s) d'emploi du temps")
     return text
+
+
+def verdict_text(outcome: SchoolLifeOutcome) -> tuple[str, str, SeverityLevel]:
+    """(glyph, French verdict, notification severity) of the engine's answer to « Valider »."""
+    answer = outcome.answer
+    items = outcome.state.status.items
+    blocking = [item for item in items if item.blocking]
+    step_done = outcome.state.status.step_status == UnitStatus.DONE.value
+    verdict = answer.verdict
+    if verdict is EngineVerdict.UNCHANGED:
+        verdict = EngineVerdict.DONE if step_done else EngineVerdict.QUEUED
+    number = f"demande n° {answer.request_id}" if answer.request_id else "demande"
+    if verdict is EngineVerdict.DONE and not items:
+        return "✓", "Étape 5 terminée : rien ne manque.", "information"
+    if verdict is EngineVerdict.DONE:
+        return "✓", (f"Étape 5 terminée ; {len(items)} point(s) à compléter "
+                     "(ci-dessous, !)."), "information"
+    if verdict is EngineVerdict.MISSING:
+        return "⊘", (f"Étape 5 pas encore terminée : {len(blocking)} point(s) manquent "
+                     "encore (ci-dessous, ✗)."), "warning"
+    if verdict is EngineVerdict.REFUSED:
+        return "⊘", f"Étape 5 refusée par le moteur : {answer.message}", "error"
+    if verdict is EngineVerdict.FAILED:
+        return "✗", f"Étape 5 en échec : {answer.message}", "error"
+    if not answer.engine_runs:
+        return "○", (f"Étape 5 en file ({number}) : aucun moteur ne tourne ; elle partira "
+                     "à son démarrage (yearchange engine)."), "warning"
+    return "○", (f"Étape 5 en file dans le moteur ({number}) : la grille montrera son "
+                 "état."), "information"
 
 
 def _other_kind(kind: PeriodKind) -> PeriodKind:
@@ -509,17 +546,35 @@ class SchoolLifeScreen(ConsoleScreen):
                              answered)
 
     def write(self, proposal: SchoolLifeProposal, *, replace: bool) -> None:
-        """Send the write to a worker thread."""
-        self._show_result(Text("Enregistrement…"))
+        """Send the write, then the step-5 request, to a worker thread."""
+        self._show_result(Text("Enregistrement, puis demande de l'étape 5 au moteur…"))
         self.set_form_enabled(False)
         self._write_worker(proposal, replace)
 
     @work(thread=True, exclusive=True, group="school-life-write", exit_on_error=False,
           description="enregistrement de la vie scolaire")
     def _write_worker(self, proposal: SchoolLifeProposal, replace: bool) -> SchoolLifeOutcome:
+        """Write (refusals raise: nothing written), ask the engine, read again."""
         source = self.console.school_life
         assert source is not None
-        return source.apply(self.uai, proposal, replace=replace)
+        written = source.apply(self.uai, proposal, replace=replace)
+        answer = self._ask_engine()
+        state = source.load(self.uai)
+        assert state is not None
+        return SchoolLifeOutcome(written.written, state, answer)
+
+    def _ask_engine(self) -> EngineAnswer:
+        """Send step 5's ``run`` request through the engine client and follow it."""
+        worker = get_current_worker()
+        try:
+            request_id = self.console.bridge.request(RequestAction.RUN, step=STEP.value,
+                                                     uais=[self.uai])
+        except PermissionError as error:
+            return EngineAnswer(EngineVerdict.REFUSED, str(error))
+        except Exception as error:  # noqa: BLE001 - the write is done: say the request failed
+            return EngineAnswer(EngineVerdict.FAILED, f"demande non transmise ({error})")
+        return follow_step_request(self.console.client, request_id,
+                                   cancelled=lambda: worker.is_cancelled)
 
     def _show_result(self, text: Text) -> None:
         result = self.query_one("#school-life-result", Static)
@@ -537,7 +592,7 @@ class SchoolLifeScreen(ConsoleScreen):
         self.notify(message, severity="error", timeout=8)
 
     async def show_outcome(self, outcome: SchoolLifeOutcome) -> None:
-        """After « Valider »: the form read again, and the check's verdict on top."""
+        """After « Valider »: the form read again, and the engine's verdict on top."""
         await self.show_state(outcome.state)
         written = outcome.written
         if any(written.values()):
@@ -545,25 +600,10 @@ class SchoolLifeScreen(ConsoleScreen):
                      f"{written.get('dates_ouverture', 0)} jeu de dates.")
         else:
             saved = "Déjà enregistré : rien de changé."
-        items = outcome.state.status.items
-        blocking = [item for item in items if item.blocking]
         text = Text(saved + "\n")
-        if outcome.step_done and not items:
-            verdict = "Étape 5 terminée : rien ne manque."
-            text.append(f"✓ {verdict}", style="bold")
-            severity = "information"
-        elif outcome.step_done:
-            verdict = (f"Étape 5 terminée ; {len(items)} point(s) à compléter "
-                       "(ci-dessous, !).")
-            text.append(f"✓ {verdict}", style="bold")
-            severity = "information"
-        else:
-            verdict = (f"Étape 5 pas encore terminée : {len(blocking)} point(s) manquent "
-                       "encore (ci-dessous, ✗).")
-            text.append(f"⊘ {verdict}", style="bold")
-            severity = "warning"
+        glyph, verdict, severity = verdict_text(outcome)
+        text.append(f"{glyph} {verdict}", style="bold")
         self._show_result(text)
-        self.notify(f"{self.uai} : {verdict}", severity=severity,  # type: ignore[arg-type]
-                    timeout=6)
+        self.notify(f"{self.uai} : {verdict}", severity=severity, timeout=6)
         self.query_one("#school-life-scroll", VerticalScroll).scroll_to_widget(
             self.query_one("#school-life-result"), animate=False)

@@ -18,11 +18,15 @@ WEEKDAYS = ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim.")
 
 
 def engine_text(status: EngineStatus | None) -> str:
-    """``● attaché (hôte:pid)`` and the pause/read-only flags, in French."""
+    """``moteur ● attaché``, ``✗ aucun moteur — demandes en file`` and the pause flag, in
+    French."""
     if status is None:
         return "moteur : connexion…"
     mode = EngineMode(status.mode)
-    parts = [f"moteur {MODE_GLYPHS[mode]} {mode.value}"]
+    if mode is EngineMode.NONE:
+        parts = [f"{MODE_GLYPHS[mode]} {mode.value} — demandes en file"]
+    else:
+        parts = [f"moteur {MODE_GLYPHS[mode]} {mode.value}"]
     if status.paused:
         parts.append("‖ EN PAUSE")
     return " ".join(parts)
