@@ -26,6 +26,7 @@ from yearchange_tui.cli.util import (
     open_database_from_args,
     print_json,
 )
+from yearchange_tui.ent.database import Access
 from yearchange_tui.importing.rules import SEVERITY_LABELS
 
 CSV_COLUMNS = ("import", "uai", "code", "severite", "fichier", "ligne", "identifiant", "type",
@@ -98,7 +99,8 @@ def cmd_import_aaf(args: argparse.Namespace) -> int:
     from yearchange_tui.workflow.units import NoCurrentYearError
 
     refuse_import_in_read_only(args, "l'import AAF")
-    _settings, database = open_database_from_args(args)
+    _settings, database = open_database_from_args(
+        args, Access.ROLLBACK_ONLY if args.dry_run else Access.READ_WRITE)
     progress = None if args.json else (lambda line: err(f"… {line}"))
     source = [str(path) for path in args.paths]
     try:
@@ -206,7 +208,7 @@ def cmd_rejects(args: argparse.Namespace) -> int:
             uais.append(validate_uai(uai))
         except InvalidUAIError as error:
             raise UsageError(str(error)) from error
-    _settings, database = open_database_from_args(args)
+    _settings, database = open_database_from_args(args, Access.READ_ONLY)
     with database.session() as session:
         if args.all:
             import_ids = None
@@ -302,7 +304,7 @@ def cmd_access_block(args: argparse.Namespace) -> int:
             raise UsageError(f"Date invalide « {args.at} » : AAAA-MM-JJ attendu.") from error
     else:
         moment = dt.date.today()
-    _settings, database = open_database_from_args(args)
+    _settings, database = open_database_from_args(args, Access.READ_ONLY)
     with database.session() as session:
         column = Person.login if args.login else Person.aaf_jointure
         person_id = session.scalar(select(Person.id).where(column == (args.login or args.jointure)))
