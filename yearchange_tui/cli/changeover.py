@@ -108,7 +108,7 @@ def _runner(args: argparse.Namespace, now: dt.datetime | None = None,  # type: i
 
 
 def _select(runner: Any, uais: list[str] | None) -> list[Any]:
-    from yearchange_tui.changeover.runner import UnknownEstablishmentError
+    from yearchange_tui.workflow.establishments import UnknownEstablishmentError
 
     try:
         establishments = runner.establishments(uais)
@@ -129,7 +129,7 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     """``yearchange dry-run``."""
     at = _date(args.at, "--at")
     now = dt.datetime.combine(at, dt.time(12), tzinfo=dt.UTC) if at else None
-    _settings, runner = _runner(args, now)
+    settings, runner = _runner(args, now)
     establishments = _select(runner, args.uai)
     outcomes = runner.dry_run(establishments)
     if args.json:
@@ -147,7 +147,9 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
         for warning in outcome.warnings:
             print(f"    ⚠ {warning}")
     warnings = sum(len(outcome.warnings) for outcome in outcomes)
-    print(f"\n{warnings} avertissement(s). Rapport conservé ; comparez avec `yearchange status`.")
+    kept = ("Rapport non conservé (mode consultation)." if settings.read_only
+            else "Rapport conservé ; comparez avec `yearchange status`.")
+    print(f"\n{warnings} avertissement(s). {kept}")
     return EXIT_OK
 
 

@@ -314,9 +314,9 @@ def open_database(url: str, *, migrate: bool = True,
 
 
 def _how_to_create(url: str) -> str:
-    return (f"créez-la avec « yearchange --db {display_url(url)} db upgrade », ou construisez "
-            "une académie d'exemple avec « yearchange sample --out DOSSIER » ou "
-            "« yearchange demo »")
+    return (f"\n  Pour la créer : yearchange --db {display_url(url)} db upgrade"
+            "\n  Pour une académie d'exemple : yearchange sample --out DOSSIER "
+            "(ou yearchange demo)")
 
 
 def check_schema(engine: Engine, url: str) -> str:
@@ -347,14 +347,15 @@ def check_schema(engine: Engine, url: str) -> str:
                 f"La base {shown} n'est pas une base yearchange ({len(tables)} table(s), aucune "
                 "version de schéma) : vérifiez --db (ou YEARCHANGE_DB) ; rien n'a été modifié.",
                 CODE_FOREIGN)
-        raise DatabaseError(f"La base {shown} est vide : {_how_to_create(url)}.", CODE_EMPTY)
+        raise DatabaseError(f"La base {shown} est vide ; rien n'a été modifié."
+                            f"{_how_to_create(url)}", CODE_EMPTY)
     if revision == head:
         return revision
     if revision in known_revisions():
         raise DatabaseError(
             f"La base {shown} est au schéma {revision}, antérieur à celui de cette version "
-            f"({head}) : mettez-la à jour avec « yearchange --db {shown} db upgrade » "
-            "(sauvegardez-la d'abord) ; rien n'a été modifié.", CODE_OLDER)
+            f"({head}) ; rien n'a été modifié.\n  Pour la mettre à jour (sauvegardez-la "
+            f"d'abord) : yearchange --db {shown} db upgrade", CODE_OLDER)
     raise _refuse_newer(url, revision)
 
 
@@ -375,8 +376,8 @@ def open_existing_database(url: str, access: Access = Access.READ_WRITE) -> Data
     path = sqlite_path(url)
     if path is not None and not path.is_file():
         what = "n'est pas un fichier" if path.exists() else "n'existe pas"
-        raise DatabaseError(f"La base {display_url(url)} {what} : {_how_to_create(url)}. "
-                            "Rien n'a été créé.", CODE_MISSING)
+        raise DatabaseError(f"La base {display_url(url)} {what} ; rien n'a été créé."
+                            f"{_how_to_create(url)}", CODE_MISSING)
     # The schema is checked through a read-only connection first: a read-write SQLite
     # connection would set WAL mode, which writes to an empty file.
     probe = create_db_engine(url, Access.READ_ONLY)
