@@ -204,18 +204,21 @@ def cmd_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _console_or_help(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    status = open_console(args)
+    if status is not None:
+        return status
+    parser.print_help()
+    print("\nLa console opérateur n'est pas encore livrée : utilisez une commande ci-dessus.")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``yearchange`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
-    if handler is None:
-        status = open_console(args)
-        if status is not None:
-            return status
-        parser.print_help()
-        print("\nLa console opérateur n'est pas encore livrée : utilisez une commande ci-dessus.")
-        return EXIT_OK
+    handler: Callable[[argparse.Namespace], int] = getattr(args, "handler", None) or (
+        lambda console_args: _console_or_help(parser, console_args))
     from yearchange_tui.changeover.runner import ReadOnlyError
     from yearchange_tui.ent.database import DatabaseError
     from yearchange_tui.workflow.units import NoCurrentYearError

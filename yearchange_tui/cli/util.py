@@ -80,4 +80,5 @@ def open_database_from_args(args: argparse.Namespace, access: Access = Access.RE
 def refuse_in_read_only(settings: Settings, what: str) -> None:
     """Raise a usage error when the run is read-only (support staff)."""
     if settings.read_only:
-        raise UsageError(f"Mode consultation (--read-only) : {what} est interdit.")
+        raise UsageError(f"Mode consultation (--read-only) : {what} — interdit, rien n'a été "
+                         "modifié.")

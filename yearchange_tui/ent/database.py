@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -319,6 +320,21 @@ def _how_to_create(url: str) -> str:
             "(ou yearchange demo)")
 
 
+def _unreachable(url: str, error: DBAPIError) -> str:
+    shown = display_url(url)
+    path = sqlite_path(url)
+    if (path is not None and not os.access(path.parent, os.W_OK)
+            and not path.with_name(f"{path.name}-shm").exists()):
+        # SQLite reads a WAL database through its -shm file, which it must create when
+        # no other connection holds the database open.
+        return (f"La base {shown} ne peut pas être lue : elle est en mode WAL, son dossier "
+                f"{path.parent} n'est pas accessible en écriture et aucun moteur ne l'a "
+                f"ouverte (fichier {path.name}-shm absent). Lancez la commande pendant que le "
+                "moteur tourne, ou avec un compte qui peut écrire dans ce dossier (la base "
+                "elle-même n'est pas modifiée).")
+    return f"Base de données {shown} inaccessible : {error.orig}"
+
+
 def check_schema(engine: Engine, url: str) -> str:
     """Refuse a database that is not at this version's schema; never changes anything.
 
@@ -339,7 +355,7 @@ def check_schema(engine: Engine, url: str) -> str:
         revision = current_revision(engine)
         tables = inspect(engine).get_table_names() if revision is None else []
     except DBAPIError as error:
-        raise DatabaseError(f"Base de données {shown} inaccessible : {error.orig}") from error
+        raise DatabaseError(_unreachable(url, error)) from error
     head = head_revision()
     if revision is None:
         if tables:
