@@ -57,7 +57,7 @@ def _pattern(template: str) -> re.Pattern[str]:
     position = 0
     for index, match in enumerate(_PLACEHOLDER.finditer(template)):
         parts.append(re.escape(template[position:match.start()]))
-        parts.append(f"(?P<{match.group(1) or f'p{index}'}>.+)")
+        parts.append(f"(?P<{match.group(1) or f'p{index}'}>.+?)")
         position = match.end()
     parts.append(re.escape(template[position:]))
     return re.compile("".join(parts) + r"\Z", re.DOTALL)
