@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -264,6 +265,31 @@ def test_read_only_commands_beside_a_running_engine(
     finally:
         if process.poll() is None:
             process.kill()
+        database.dispose()
+
+
+def test_the_engine_creates_a_new_database_on_first_start_and_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from yearchange_tui.scheduling.lease import read_lease
+
+    url = f"sqlite:///{tmp_path / 'neuve' / 'yearchange.db'}"
+    status, out, err = run(capsys, "--db", url, "--storage", str(tmp_path / "storage"),
+                           "engine", "--detach", "--log-file", str(tmp_path / "engine.log"))
+    database = open_existing_database(url, Access.READ_ONLY)
+    lease = None
+    try:
+        lease = read_lease(database)
+        assert status == 0 and "Moteur démarré en arrière-plan" in out
+        assert [line for line in err.splitlines() if "Création de la base de données" in line
+                ] == [f"… Création de la base de données {url} (schéma {head_revision()})."]
+    finally:
+        if lease is not None and lease.pid:
+            os.kill(lease.pid, signal.SIGTERM)
+            for _ in range(300):  # wait for the lease to be released (clean stop)
+                info = read_lease(database)
+                if info is not None and not info.held:
+                    break
+                time.sleep(0.1)
         database.dispose()
 
 
