@@ -215,6 +215,20 @@ def test_read_only_commands_leave_the_sqlite_file_unchanged(
     assert status == 0 and "Rapport non conservé (mode consultation)" in out
 
 
+def test_read_only_refuses_engine_requests_before_opening(
+        academy_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for action in ("dry-run", "pause"):
+        status, _out, err = run(capsys, "--db", academy_url, "--read-only", "engine-request",
+                                action)
+        assert status == 2 and "Mode consultation" in err and "--read-only dry-run" in err
+    database = open_existing_database(academy_url, Access.READ_ONLY)
+    try:
+        with database.engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM engine_requests")).scalar() == 0
+    finally:
+        database.dispose()
+
+
 def test_a_rollback_only_connection_refuses_to_commit(academy_url: str) -> None:
     database = open_existing_database(academy_url, Access.ROLLBACK_ONLY)
     try:

@@ -367,6 +367,8 @@ def cmd_engine_request(args: argparse.Namespace) -> int:
     """``yearchange engine-request ACTION``."""
     from yearchange_tui.scheduling.api import RequestAction
 
+    refuse_in_read_only(settings_from_args(args), "une demande au moteur (un passage à blanc "
+                        "sans rien enregistrer : yearchange --read-only dry-run)")
     _settings, client = _client(args)
     action = RequestAction(args.action)
     params: dict[str, Any] = {}
