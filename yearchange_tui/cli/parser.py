@@ -14,11 +14,12 @@ from typing import Any, NoReturn
 
 from yearchange_tui.cli.util import EXIT_USAGE
 
-# argparse's headings and help texts of its own actions.
+# argparse's headings (it appends the colon; French puts a space before it) and the help
+# texts of its own actions.
 _HEADINGS = {
-    "positional arguments": "arguments positionnels",
-    "options": "options",
-    "optional arguments": "options",
+    "positional arguments": "arguments positionnels ",
+    "options": "options ",
+    "optional arguments": "options ",
 }
 _ACTION_HELP = {
     "show this help message and exit": "afficher cette aide et quitter",
