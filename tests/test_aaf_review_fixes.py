@@ -84,6 +84,7 @@ def test_add_then_modify_one_structure_in_one_delta(database_url: str, tmp_path:
     folder.mkdir()
     delta(folder / "ENT_99_Delta_20260821_EtabEducNat_0000.xml", STRUCTURE_ADD + STRUCTURE_MODIFY)
     options = ["--db", database_url, "--storage", str(tmp_path / "storage")]
+    assert main([*options, "db", "upgrade"]) == 0  # import-aaf never creates the database
     assert main([*options, "import-aaf", str(folder)]) == 0
     database = open_database(database_url)
     try:

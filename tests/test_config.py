@@ -44,3 +44,19 @@ def test_broken_config_file_is_reported(tmp_path: Path) -> None:
     config.write_text("db = \n", encoding="utf-8")
     with pytest.raises(ConfigError, match="illisible"):
         load_settings({}, config_file=config)
+
+
+def test_a_config_location_that_cannot_be_read_is_reported(tmp_path: Path) -> None:
+    unreadable = tmp_path / ("x" * 300) / "config.toml"  # a name the system refuses
+    with pytest.raises(ConfigError, match="illisible"):
+        load_settings({}, config_file=unreadable)
+
+
+def test_config_command_opens_no_database(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from yearchange_tui.cli.main import main
+
+    url = f"sqlite:///{tmp_path / 'absente' / 'yearchange.db'}"
+    assert main(["--db", url, "config"]) == 0
+    assert f"{url}  (--db)" in capsys.readouterr().out
+    assert not (tmp_path / "absente").exists()

@@ -65,6 +65,7 @@ def test_import_aaf_request_gives_the_counts_and_rejects_the_command_prints(
         two_database_urls: tuple[str, str], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     engine_url, cli_url = two_database_urls
+    assert main(["--db", cli_url, "db", "upgrade"]) == 0
     status, printed = cli_json(capsys, cli_url, "import-aaf", str(DELIVERY))
     assert status == 0
     database = open_database(engine_url)
@@ -106,6 +107,7 @@ def test_hostile_aaf_file_is_refused_with_code_file_and_line_and_nothing_written
         two_database_urls: tuple[str, str], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     engine_url, cli_url = two_database_urls
+    assert main(["--db", cli_url, "db", "upgrade"]) == 0
     status, printed = cli_json(capsys, cli_url, "import-aaf", str(HOSTILE))
     assert status == 2 and printed["refused"] and printed["line"]
     database = open_database(engine_url)

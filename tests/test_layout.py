@@ -35,3 +35,40 @@ def test_usage_errors_and_help_are_in_french(capsys: pytest.CaptureFixture[str])
     help_text = capsys.readouterr().out
     assert help_text.startswith("usage : yearchange rejects")
     assert "afficher cette aide et quitter" in help_text
+
+
+def test_french_texts_do_not_leak_into_argparse_itself() -> None:
+    """Only yearchange's own parsers speak French: ``argparse._`` is never replaced."""
+    probe = ("import argparse, gettext, io, contextlib\n"
+             "import yearchange_tui.cli\n"
+             "from yearchange_tui.cli.main import build_parser\n"
+             "build_parser().format_help()\n"
+             "assert argparse._ is gettext.gettext, argparse._\n"
+             "parser = argparse.ArgumentParser(prog='autre')\n"
+             "print(parser.format_help())\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: autre")
+    assert "show this help message and exit" in result.stdout
+
+
+def test_nested_usage_errors_are_in_french(capsys: pytest.CaptureFixture[str]) -> None:
+    from yearchange_tui.cli.main import main
+
+    with pytest.raises(SystemExit) as refused:
+        main(["rejects", "--severity", "grave"])
+    assert refused.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("usage : yearchange rejects")
+    assert ("argument --severity : choix invalide : 'grave' (choix possibles : "
+            "'erreur', 'avertissement', 'information')") in error
+    with pytest.raises(SystemExit):
+        main(["commande-inconnue"])
+    assert "choix invalide : 'commande-inconnue'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["status", "--bizarre"])
+    assert "arguments inconnus : --bizarre" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("yearchange ")

@@ -100,7 +100,11 @@ def load_settings(cli: dict[str, Any] | None = None, *,
         "read_only": Setting(False, "défaut"),
     })
     path = config_file or default_config_file()
-    if path.is_file():
+    try:
+        present = path.is_file()
+    except OSError as error:  # a folder on the way that this account cannot read
+        raise ConfigError(f"Fichier de configuration illisible {path} : {error.strerror}.") from error
+    if present:
         try:
             with path.open("rb") as handle:
                 content = tomllib.load(handle)

@@ -141,7 +141,8 @@ class ChangeoverRunner:
         """Simulate ``steps`` for each establishment; store and return the reports.
 
         Nothing is changed in the ENT data, the storage or the messaging; only the dry-run
-        reports and one audit entry per establishment are written.
+        reports and one audit entry per establishment are written (nothing at all on a
+        read-only database connection).
         """
         outcomes: list[UnitOutcome] = []
         with self.database.session() as session:
@@ -166,19 +167,24 @@ class ChangeoverRunner:
                 counts, lists = tally.as_dicts()
                 outcome = UnitOutcome(establishment.uai, step, "dry-run", counts, lists,
                                       ctx.warnings)
-                with self.database.session() as session:
-                    session.execute(insert(DryRunReport).values(
-                        establishment_id=establishment.id, school_year_id=year.id, step=step,
-                        created_at=self.now(), counts=json.dumps(counts, ensure_ascii=False),
-                        lists=json.dumps(lists, ensure_ascii=False),
-                        warnings=json.dumps(ctx.warnings, ensure_ascii=False)))
-                    audit(session, "dry-run", "done", establishment_id=establishment.id,
-                          step=step.value, details={"counts": counts,
-                                                    "warnings": len(ctx.warnings)})
+                if not self.database.read_only:  # a read-only connection: shown, not stored
+                    self._store_dry_run(establishment, year, step, outcome)
                 self.observer.notify(UnitFinished(establishment.uai, step.value, counts,
                                                   dry_run=True))
                 outcomes.append(outcome)
         return outcomes
+
+    def _store_dry_run(self, establishment: EstablishmentRef, year: SchoolYear, step: Step,
+                       outcome: UnitOutcome) -> None:
+        counts, lists, warnings = outcome.counts, outcome.lists, outcome.warnings
+        with self.database.session() as session:
+            session.execute(insert(DryRunReport).values(
+                establishment_id=establishment.id, school_year_id=year.id, step=step,
+                created_at=self.now(), counts=json.dumps(counts, ensure_ascii=False),
+                lists=json.dumps(lists, ensure_ascii=False),
+                warnings=json.dumps(warnings, ensure_ascii=False)))
+            audit(session, "dry-run", "done", establishment_id=establishment.id,
+                  step=step.value, details={"counts": counts, "warnings": len(warnings)})
 
     # -- real runs -------------------------------------------------------------------------
 

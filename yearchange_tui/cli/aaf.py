@@ -22,6 +22,7 @@ from yearchange_tui.cli.util import (
     open_database_from_args,
     print_json,
 )
+from yearchange_tui.ent.database import Access
 from yearchange_tui.importing.outcome import CODE_BAD_REQUEST, ImportStatus, run_import
 from yearchange_tui.importing.rules import SEVERITY_LABELS
 
@@ -85,7 +86,8 @@ def cmd_import_aaf(args: argparse.Namespace) -> int:
     from yearchange_tui.aaf.importer import import_delivery
 
     refuse_import_in_read_only(args, "l'import AAF")
-    _settings, database = open_database_from_args(args)
+    _settings, database = open_database_from_args(
+        args, Access.ROLLBACK_ONLY if args.dry_run else Access.READ_WRITE)
     progress = None if args.json else (lambda line: err(f"… {line}"))
     outcome, result = run_import(
         "aaf", lambda: import_delivery(database, args.paths, dry_run=args.dry_run,
@@ -181,7 +183,7 @@ def cmd_rejects(args: argparse.Namespace) -> int:
             uais.append(validate_uai(uai))
         except InvalidUAIError as error:
             raise UsageError(str(error)) from error
-    _settings, database = open_database_from_args(args)
+    _settings, database = open_database_from_args(args, Access.READ_ONLY)
     with database.session() as session:
         if args.all:
             import_ids = None
@@ -279,7 +281,7 @@ def cmd_access_block(args: argparse.Namespace) -> int:
             raise UsageError(f"Date invalide « {args.at} » : AAAA-MM-JJ attendu.") from error
     else:
         moment = utcnow().astimezone(timezone()).date()
-    _settings, database = open_database_from_args(args)
+    _settings, database = open_database_from_args(args, Access.READ_ONLY)
     with database.session() as session:
         column = Person.login if args.login else Person.aaf_jointure
         person_id = session.scalar(select(Person.id).where(column == (args.login or args.jointure)))

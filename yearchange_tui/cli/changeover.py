@@ -16,7 +16,9 @@ from yearchange_tui.cli.util import (
     open_database_from_args,
     print_json,
     refuse_in_read_only,
+    settings_from_args,
 )
+from yearchange_tui.ent.database import Access
 from yearchange_tui.workflow.models import (
     UNIT_STATUS_GLYPHS,
     UNIT_STATUS_LABELS,
@@ -96,10 +98,11 @@ def _date(value: str | None, option: str) -> dt.date | None:
         raise UsageError(f"{option} : date invalide « {value} » (attendu AAAA-MM-JJ).") from error
 
 
-def _runner(args: argparse.Namespace, now: dt.datetime | None = None):  # type: ignore[no-untyped-def]
+def _runner(args: argparse.Namespace, now: dt.datetime | None = None,  # type: ignore[no-untyped-def]
+            access: Access = Access.READ_WRITE):
     from yearchange_tui.changeover.runner import ChangeoverRunner
 
-    settings, database = open_database_from_args(args)
+    settings, database = open_database_from_args(args, access)
     return settings, ChangeoverRunner(database, settings.storage_dir, now=now,
                                       read_only=settings.read_only)
 
@@ -126,7 +129,7 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     """``yearchange dry-run``."""
     at = _date(args.at, "--at")
     now = dt.datetime.combine(at, dt.time(12), tzinfo=dt.UTC) if at else None
-    _settings, runner = _runner(args, now)
+    settings, runner = _runner(args, now)
     establishments = _select(runner, args.uai)
     outcomes = runner.dry_run(establishments)
     if args.json:
@@ -144,7 +147,9 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
         for warning in outcome.warnings:
             print(f"    ⚠ {warning}")
     warnings = sum(len(outcome.warnings) for outcome in outcomes)
-    print(f"\n{warnings} avertissement(s). Rapport conservé ; comparez avec `yearchange status`.")
+    kept = ("Rapport non conservé (mode consultation)." if settings.read_only
+            else "Rapport conservé ; comparez avec `yearchange status`.")
+    print(f"\n{warnings} avertissement(s). {kept}")
     return EXIT_OK
 
 
@@ -167,8 +172,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     step = STEP_ALIASES.get(args.step) or Step(args.step)
     if not args.uai and not args.all:
         raise UsageError("Précisez les établissements : --uai UAI (répétable) ou --all.")
-    settings, runner = _runner(args)
-    refuse_in_read_only(settings, f"l'étape {step.number}")
+    refuse_in_read_only(settings_from_args(args), f"l'étape {step.number}")
+    _settings, runner = _runner(args)
     establishments = _select(runner, None if args.all else args.uai)
     if step in (Step.INIT_DIRECTORY, Step.INIT_SCHOOL_LIFE):
         return _run_later_step(step, runner, establishments, args)
@@ -207,7 +212,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     """``yearchange status``."""
     from yearchange_tui.changeover.runner import unit_table
 
-    _settings, database = open_database_from_args(args)
+    _settings, database = open_database_from_args(args, Access.READ_ONLY)
     table = unit_table(database)
     if args.json:
         print_json(table)
@@ -238,7 +243,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from yearchange_tui.changeover.verify import verify
     from yearchange_tui.workflow.units import current_school_year
 
-    settings, database = open_database_from_args(args)
+    settings, database = open_database_from_args(args, Access.READ_ONLY)
     runner = ChangeoverRunner(database, settings.storage_dir, read_only=True)
     establishments = _select(runner, args.uai)
     with database.session() as session:
@@ -261,8 +266,8 @@ def cmd_notify(args: argparse.Namespace) -> int:
     assert deletion_date is not None
     if not args.uai and not args.all:
         raise UsageError("Précisez les établissements : --uai UAI (répétable) ou --all.")
-    settings, runner = _runner(args)
-    refuse_in_read_only(settings, "l'envoi des avertissements")
+    refuse_in_read_only(settings_from_args(args), "l'envoi des avertissements")
+    _settings, runner = _runner(args)
     establishments = _select(runner, None if args.all else args.uai)
     outcomes = runner.send_warnings(establishments, deletion_date,
                                     second=args.which == "second-warning")
@@ -283,8 +288,8 @@ def cmd_override(args: argparse.Namespace) -> int:
     )
     from yearchange_tui.workflow.guards import grant_override
 
-    settings, database = open_database_from_args(args)
-    refuse_in_read_only(settings, "une dérogation")
+    refuse_in_read_only(settings_from_args(args), "une dérogation")
+    _settings, database = open_database_from_args(args)
     with database.session() as session:
         establishment_id = None
         if args.uai:

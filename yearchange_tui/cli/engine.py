@@ -23,6 +23,7 @@ from yearchange_tui.cli.util import (
     settings_from_args,
 )
 from yearchange_tui.ent.base import utcnow
+from yearchange_tui.ent.database import Access
 
 ACTIONS = ("run", "dry-run", "pause", "resume", "cancel", "retry", "import-aaf",
            "import-timetable", "set-date")
@@ -198,7 +199,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
         wait_for_engine,
     )
 
-    settings, database = open_database_from_args(args)
+    settings, database = open_database_from_args(args, migrate=True)
     engine_settings = _engine_settings(args)
     log_file = (args.log_file or Path(engine_settings.get("log_file")
                                       or default_log_file())).expanduser().resolve()
@@ -270,10 +271,11 @@ def cmd_engine(args: argparse.Namespace) -> int:
 
 # -- engine-status and engine-request ----------------------------------------------------
 
-def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _client(args: argparse.Namespace,  # type: ignore[no-untyped-def]
+            access: Access = Access.READ_WRITE):
     from yearchange_tui.scheduling.client import DatabaseEngineClient
 
-    settings, database = open_database_from_args(args)
+    settings, database = open_database_from_args(args, access)
     return settings, DatabaseEngineClient(database, read_only=settings.read_only,
                                           timezone_name=_timezone_name(args))
 
@@ -304,7 +306,7 @@ def cmd_engine_status(args: argparse.Namespace) -> int:
         TaskStatus,
     )
 
-    _settings, client = _client(args)
+    _settings, client = _client(args, Access.READ_ONLY)
     status = client.status()
     info = client.lease()
     with client.database.session() as session:
@@ -366,6 +368,8 @@ def cmd_engine_request(args: argparse.Namespace) -> int:
     """``yearchange engine-request ACTION``."""
     from yearchange_tui.scheduling.api import RequestAction
 
+    refuse_in_read_only(settings_from_args(args), "une demande au moteur (un passage à blanc "
+                        "sans rien enregistrer : yearchange --read-only dry-run)")
     _settings, client = _client(args)
     action = RequestAction(args.action)
     params: dict[str, Any] = {}
@@ -424,7 +428,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """``yearchange plan``: print the calendar."""
     from yearchange_tui.workflow.calendar import build_plan
 
-    _settings, database = open_database_from_args(args)
+    _settings, database = open_database_from_args(args, Access.READ_ONLY)
     try:
         with database.session() as session:
             plan = build_plan(session, args.year, _timezone_name(args), args.uai)
@@ -482,9 +486,8 @@ def _print_plan(plan: Any) -> None:
 
 
 def _edit_context(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    settings, database = open_database_from_args(args)
-    refuse_in_read_only(settings, "la modification du calendrier")
-    return settings, database
+    refuse_in_read_only(settings_from_args(args), "la modification du calendrier")
+    return open_database_from_args(args)
 
 
 def _year_start(session: Any, year: int | None) -> int:
@@ -573,7 +576,7 @@ def cmd_window_list(args: argparse.Namespace) -> int:
     """``yearchange plan window``: list the windows per project."""
     from yearchange_tui.workflow.calendar import build_plan
 
-    _settings, database = open_database_from_args(args)
+    _settings, database = open_database_from_args(args, Access.READ_ONLY)
     with database.session() as session:
         plan = build_plan(session, args.year, _timezone_name(args), with_establishments=False)
     if args.json:

@@ -13,15 +13,17 @@ import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from yearchange_tui import __version__
 from yearchange_tui.cli import aaf as cli_aaf
 from yearchange_tui.cli import bench as cli_bench
 from yearchange_tui.cli import changeover as cli_changeover
 from yearchange_tui.cli import console as cli_console
+from yearchange_tui.cli import db as cli_db
 from yearchange_tui.cli import engine as cli_engine
 from yearchange_tui.cli import timetable as cli_timetable
+from yearchange_tui.cli.parser import FrenchParser
 from yearchange_tui.cli.util import (
     EXIT_FAILED,
     EXIT_OK,
@@ -34,53 +36,18 @@ from yearchange_tui.cli.util import (
 from yearchange_tui.config import ConfigError, Settings
 
 # Modules that add their commands with ``register(commands, common)``.
-COMMAND_MODULES = (cli_changeover, cli_aaf, cli_timetable, cli_engine, cli_console, cli_bench)
+COMMAND_MODULES = (cli_changeover, cli_aaf, cli_timetable, cli_engine, cli_console, cli_bench,
+                   cli_db)
 
 
-def open_console(args: argparse.Namespace) -> int | None:
-    """Open the operator console when it is installed; None when it is not (yet)."""
-    try:
-        from yearchange_tui.tui.app import run_console
-    except ImportError as error:
-        if error.name and error.name.startswith("yearchange_tui.tui"):
-            return None
-        raise
+def open_console(args: argparse.Namespace) -> int:
+    """Open the operator console on the configured database."""
+    # Textual is loaded only when a console opens, not for the other commands.
+    from yearchange_tui.tui.app import run_console
+
     settings, database = open_database_from_args(args)
     return int(run_console(settings, database, config_file=getattr(args, "config", None),
                            theme=getattr(args, "theme", None)))
-
-
-# argparse's own texts (usage, help headings, errors) in French, through the gettext
-# hook argparse calls them with; a text missing here stays as argparse has it.
-_ARGPARSE_FRENCH = {
-    "usage: ": "usage : ",
-    "options": "options",
-    "positional arguments": "arguments positionnels",
-    "show this help message and exit": "afficher cette aide et quitter",
-    "the following arguments are required: %s": "arguments obligatoires manquants : %s",
-    "unrecognized arguments: %s": "arguments inconnus : %s",
-    "argument %(argument_name)s: %(message)s": "argument %(argument_name)s : %(message)s",
-    "invalid choice: %(value)r (choose from %(choices)s)":
-        "choix invalide : %(value)r (choix possibles : %(choices)s)",
-    "invalid %(type)s value: %(value)r": "valeur invalide (%(type)s) : %(value)r",
-    "expected one argument": "une valeur attendue",
-    "expected at least one argument": "au moins une valeur attendue",
-    "expected at most one argument": "au plus une valeur attendue",
-    "one of the arguments %s is required": "l'un des arguments %s est obligatoire",
-    "not allowed with argument %s": "incompatible avec l'argument %s",
-    "ambiguous option: %(option)s could match %(matches)s":
-        "option ambiguë : %(option)s peut désigner %(matches)s",
-    "ignored explicit argument %r": "valeur ignorée : %r",
-}
-argparse._ = lambda text: _ARGPARSE_FRENCH.get(text, text)  # type: ignore[attr-defined]
-
-
-class _FrenchParser(argparse.ArgumentParser):
-    """An argument parser whose errors are prefixed in French and exit with status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog} : erreur d'utilisation : {message}\n")
 
 
 _err = err
@@ -102,12 +69,13 @@ def _global_options() -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     """The ``yearchange`` argument parser."""
     common = _global_options()
-    parser = _FrenchParser(
+    parser = FrenchParser(
         prog="yearchange", parents=[common],
         description="Changement d'année de l'ENT : console opérateur et moteur.")
-    parser.add_argument("--version", action="version", version=f"yearchange {__version__}")
+    parser.add_argument("--version", action="version", version=f"yearchange {__version__}",
+                        help="afficher la version et quitter")
     commands = parser.add_subparsers(dest="command", metavar="COMMANDE",
-                                     parser_class=_FrenchParser)
+                                     parser_class=FrenchParser)
 
     sample = commands.add_parser(
         "sample", parents=[common], help="écrire une académie d'exemple dans un dossier",
@@ -210,11 +178,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not args.json and not getattr(args, "no_console", False):
         args.db = result.db_url
         args.storage = str(result.storage_dir)
-        status = open_console(args)
-        if status is not None:
-            return status
+        return open_console(args)
     if not args.json:
-        print("\nLa console opérateur n'est pas encore livrée : la démonstration s'arrête ici.")
         print(f"Base : --db {result.db_url} --storage {result.storage_dir}")
     return EXIT_OK
 
@@ -233,18 +198,16 @@ def cmd_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _console_or_help(_parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    return open_console(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``yearchange`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
-    if handler is None:
-        status = open_console(args)
-        if status is not None:
-            return status
-        parser.print_help()
-        print("\nLa console opérateur n'est pas encore livrée : utilisez une commande ci-dessus.")
-        return EXIT_OK
+    handler: Callable[[argparse.Namespace], int] = getattr(args, "handler", None) or (
+        lambda console_args: _console_or_help(parser, console_args))
     from yearchange_tui.changeover.runner import ReadOnlyError
     from yearchange_tui.ent.database import DatabaseError
     from yearchange_tui.workflow.units import NoCurrentYearError

@@ -35,8 +35,10 @@ from yearchange_tui.cli.util import (
     open_database_from_args,
     print_json,
     refuse_in_read_only,
+    settings_from_args,
 )
 from yearchange_tui.ent.base import utcnow
+from yearchange_tui.ent.database import Access
 from yearchange_tui.importing.outcome import CODE_BAD_REQUEST, ImportStatus, run_import
 
 
@@ -182,7 +184,8 @@ def cmd_import_timetable(args: argparse.Namespace) -> int:
 
     refuse_import_in_read_only(args, "l'import d'emploi du temps")
     key = _partner_key(args)
-    _settings, database = open_database_from_args(args)
+    _settings, database = open_database_from_args(
+        args, Access.ROLLBACK_ONLY if args.dry_run else Access.READ_WRITE)
     shown = {"done": False}
 
     def show(inspection: Any) -> None:
@@ -240,8 +243,8 @@ def cmd_watch_timetables(args: argparse.Namespace) -> int:
     from yearchange_tui.timetable.drop import process_drop_folder
     from yearchange_tui.timetable.importer import TimetableUsageError
 
-    settings, database = open_database_from_args(args)
-    refuse_in_read_only(settings, "l'import automatique des emplois du temps")
+    refuse_in_read_only(settings_from_args(args), "l'import automatique des emplois du temps")
+    _settings, database = open_database_from_args(args)
     if args.interval <= 0:
         raise UsageError("--interval doit être positif.")
     refused = 0
@@ -280,8 +283,9 @@ def cmd_edt_key(args: argparse.Namespace) -> int:
     from yearchange_tui.timetable.models import TimetablePartnerKey
     from yearchange_tui.workflow.audit import audit, operator_identity
 
-    settings, database = open_database_from_args(args)
     changing = args.remove or args.key is not None or args.partner is not None
+    settings, database = open_database_from_args(
+        args, Access.READ_WRITE if changing else Access.READ_ONLY)
     with database.session() as session:
         projects = list(session.scalars(select(Project).order_by(Project.code)))
         if not changing and args.project is None:
@@ -359,7 +363,7 @@ def cmd_school_life_check(args: argparse.Namespace) -> int:
     from yearchange_tui.timetable.step5 import school_life_check
     from yearchange_tui.workflow.units import NoCurrentYearError
 
-    settings, database = open_database_from_args(args)
+    settings, database = open_database_from_args(args, Access.READ_ONLY)
     try:
         statuses = school_life_check(database, _establishment_ids(settings, database, args.uai))
     except NoCurrentYearError as error:
@@ -396,9 +400,10 @@ def cmd_school_life_init(args: argparse.Namespace) -> int:
     )
     from yearchange_tui.workflow.units import NoCurrentYearError
 
-    settings, database = open_database_from_args(args)
     if not args.dry_run:
-        refuse_in_read_only(settings, "l'initialisation de la vie scolaire")
+        refuse_in_read_only(settings_from_args(args), "l'initialisation de la vie scolaire")
+    settings, database = open_database_from_args(
+        args, Access.READ_ONLY if args.dry_run else Access.READ_WRITE)
     kind = {"trimestres": PeriodKind.TRIMESTER, "semestres": PeriodKind.SEMESTER,
             None: None}[args.periods]
     (establishment_id,) = _establishment_ids(settings, database, [args.uai]) or []

@@ -1,7 +1,7 @@
 """Shared pieces of the command line: exit codes, usage errors, settings and database.
 
-Command modules (``changeover/commands.py``, ``aaf/commands.py``…) expose
-``register(commands, common)`` and use these helpers; ``cli.py`` wires them.
+Command modules (``cli/changeover.py``, ``cli/aaf.py``…) expose
+``register(commands, common)`` and use these helpers; ``cli/main.py`` wires them.
 """
 
 from __future__ import annotations
@@ -13,6 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from yearchange_tui.config import Settings, load_settings
+from yearchange_tui.ent.database import (
+    Access,
+    Database,
+    open_database,
+    open_existing_database,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -41,15 +47,38 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(cli, config_file=Path(config_file) if config_file else None)
 
 
-def open_database_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """Open (creating or upgrading) the database named by the settings; report on stderr."""
-    from yearchange_tui.ent.database import open_database
+def open_database_from_args(args: argparse.Namespace, access: Access = Access.READ_WRITE, *,
+                            migrate: bool = False) -> tuple[Settings, Database]:
+    """Open the database named by the settings, for one command.
 
+    Without ``migrate`` nothing is created or upgraded: a missing database, an empty one or
+    an older schema is refused (exit 2) with the command to run. With ``--read-only``
+    every command reads: a read-write open becomes read-only (writing commands are
+    refused before they open, see :func:`refuse_in_read_only`).
+
+    Args:
+        args: the command's arguments (global options).
+        access: what the command does with the database: ``READ_ONLY`` for a command that
+            only reads, ``ROLLBACK_ONLY`` for a dry run, ``READ_WRITE`` otherwise.
+        migrate: create or upgrade the schema, reporting on stderr (the engine). Under
+            ``--read-only`` nothing is migrated and the connection stays read-write: a
+            read-only engine changes no ENT data but records its lease and events.
+
+    Raises:
+        DatabaseError: the database is missing, empty, at another schema or unreachable.
+    """
     settings = settings_from_args(args)
-    return settings, open_database(settings.db_url, report=lambda line: err(f"… {line}"))
+    if migrate:
+        if settings.read_only:
+            return settings, open_existing_database(settings.db_url, Access.READ_WRITE)
+        return settings, open_database(settings.db_url, report=lambda line: err(f"… {line}"))
+    if settings.read_only and access is Access.READ_WRITE:
+        access = Access.READ_ONLY
+    return settings, open_existing_database(settings.db_url, access)
 
 
 def refuse_in_read_only(settings: Settings, what: str) -> None:
     """Raise a usage error when the run is read-only (support staff)."""
     if settings.read_only:
-        raise UsageError(f"Mode consultation (--read-only) : {what} est interdit.")
+        raise UsageError(f"Mode consultation (--read-only) : {what} — interdit, rien n'a été "
+                         "modifié.")

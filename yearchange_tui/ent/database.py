@@ -1,25 +1,68 @@
-"""Open the project database: engine, sessions, SQLite pragmas and migrations on first use."""
+"""Open the project database: engines, sessions, SQLite pragmas, schema checks and migrations.
+
+Two ways in. :func:`open_database` creates or upgrades the schema (the engine, ``sample``,
+``demo`` and ``yearchange db upgrade``). :func:`open_existing_database` opens a database
+that must already be at this version's schema and never creates or migrates anything;
+it can open it read-only (SQLite ``mode=ro``, PostgreSQL
+``default_transaction_read_only``) or rollback-only (dry runs: writes inside a
+transaction are allowed, a commit is refused).
+"""
 
 from __future__ import annotations
 
+import enum
 import logging
+import os
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
+# Stable codes of the refusals to open a database (operators and scripts match on them).
+CODE_INVALID_URL = "BASE-URL-INVALIDE"
+CODE_UNREACHABLE = "BASE-INACCESSIBLE"
+CODE_MISSING = "BASE-ABSENTE"
+CODE_EMPTY = "BASE-VIDE"
+CODE_FOREIGN = "BASE-INCONNUE"
+CODE_OLDER = "BASE-A-METTRE-A-JOUR"
+CODE_NEWER = "BASE-PLUS-RECENTE"
+CODE_COMMIT_REFUSED = "BASE-ECRITURE-INTERDITE"
+
 
 class DatabaseError(Exception):
-    """The database cannot be opened or upgraded; the message is French, for operators."""
+    """The database cannot be opened or upgraded; the message is French, for operators.
+
+    Attributes:
+        message: the French explanation, with the command to run when there is one.
+        code: a stable code (``BASE-ABSENTE``, ``BASE-A-METTRE-A-JOUR``…).
+    """
+
+    def __init__(self, message: str, code: str = CODE_UNREACHABLE) -> None:
+        super().__init__(f"[{code}] {message}")
+        self.message = message
+        self.code = code
+
+
+class Access(enum.Enum):
+    """How a command may use the database it opens."""
+
+    READ_WRITE = "read-write"
+    """Reads and writes (a run, an import, a calendar edit)."""
+    READ_ONLY = "read-only"
+    """Reads only; the connection itself refuses any write (status, rejects, --read-only)."""
+    ROLLBACK_ONLY = "rollback-only"
+    """Writes inside a transaction that is always rolled back; a commit raises (dry runs)."""
 
 
 @dataclass
@@ -29,11 +72,17 @@ class Database:
     url: str
     engine: Engine
     sessions: sessionmaker[Session]
+    access: Access = Access.READ_WRITE
 
     @property
     def is_sqlite(self) -> bool:
         """True for the embedded SQLite database."""
         return self.engine.dialect.name == "sqlite"
+
+    @property
+    def read_only(self) -> bool:
+        """True when the connection refuses every write."""
+        return self.access is Access.READ_ONLY
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -62,6 +111,20 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
+def _sqlite_read_only_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    # The journal mode is the file's own (WAL once created); setting it would write.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
+def _refuse_commit(_connection: Any) -> None:
+    raise DatabaseError("Passage à blanc : l'enregistrement (COMMIT) est interdit sur cette "
+                        "connexion ; rien n'a été modifié.", CODE_COMMIT_REFUSED)
+
+
 def normalise_url(url: str) -> str:
     """Use psycopg 3 for ``postgresql://`` URLs; leave others untouched."""
     if url.startswith(("postgresql://", "postgres://")):
@@ -69,34 +132,82 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def create_db_engine(url: str) -> Engine:
-    """Create an engine for ``url`` with the project's connection settings.
+def display_url(url: str) -> str:
+    """The URL as shown to operators: password hidden, SQLite as its file path.
 
     Raises:
-        DatabaseError: when the URL is not understood or its folder cannot be created.
+        DatabaseError: when the URL is not understood.
+    """
+    parsed = _parse(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"sqlite:///{parsed.database or ''}"
+    return parsed.render_as_string(hide_password=True)
+
+
+def _parse(url: str) -> URL:
+    try:
+        return make_url(normalise_url(url))
+    except ArgumentError as error:
+        raise DatabaseError(f"URL de base de données invalide : « {url} » ({error}).",
+                            CODE_INVALID_URL) from error
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for another backend or an in-memory database)."""
+    parsed = _parse(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+def create_db_engine(url: str, access: Access = Access.READ_WRITE) -> Engine:
+    """Create an engine for ``url`` with the project's connection settings.
+
+    Args:
+        url: SQLAlchemy URL.
+        access: ``READ_ONLY`` opens SQLite with ``mode=ro`` and PostgreSQL with
+            ``default_transaction_read_only=on``; ``ROLLBACK_ONLY`` refuses every commit.
+
+    Raises:
+        DatabaseError: when the URL is not understood or its driver is missing.
     """
     url = normalise_url(url)
-    try:
-        parsed = make_url(url)
-    except ArgumentError as error:
-        raise DatabaseError(f"URL de base de données invalide : « {url} » ({error}).") from error
+    parsed = _parse(url)
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if database and database != ":memory:":
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    try:
-        return create_engine(url, pool_pre_ping=True)
-    except ModuleNotFoundError as error:
-        raise DatabaseError(
-            f"Pilote absent pour « {parsed.get_backend_name()} » : installez l'extra "
-            f"« pip install 'yearchange-tui[postgres]' » ({error})."
-        ) from error
+        path = sqlite_path(url)
+        if access is Access.READ_ONLY and path is not None:
+            # The driver's own URI syntax: the path percent-encoded, mode=ro.
+            location = urllib.parse.quote(str(path.resolve()))
+            engine = create_engine(URL.create(parsed.drivername, database=f"file:{location}",
+                                              query={"mode": "ro", "uri": "true"}),
+                                   connect_args={"timeout": 30})
+            event.listen(engine, "connect", _sqlite_read_only_pragmas)
+        else:
+            if path is not None and access is Access.READ_WRITE:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        connect_args: dict[str, Any] = {}
+        if access is Access.READ_ONLY:
+            connect_args["options"] = "-c default_transaction_read_only=on"
+        try:
+            engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+        except ModuleNotFoundError as error:
+            raise DatabaseError(
+                f"Pilote absent pour « {parsed.get_backend_name()} » : installez l'extra "
+                f"« pip install 'yearchange-tui[postgres]' » ({error}).") from error
+    if access is Access.ROLLBACK_ONLY:
+        event.listen(engine, "commit", _refuse_commit)
+    return engine
 
 
-def _alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
+def alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
+    """The Alembic configuration that migrates ``engine`` with the shipped migrations."""
+    # Alembic is needed only to migrate: not imported by read-only commands.
     from alembic.config import Config
 
     config = Config()
@@ -105,14 +216,23 @@ def _alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
     return config
 
 
-def head_revision() -> str:
-    """The newest migration revision shipped with this version."""
+def _scripts():  # type: ignore[no-untyped-def]
+    # Alembic's script directory is read only when a revision is looked up.
     from alembic.script import ScriptDirectory
 
-    script = ScriptDirectory(str(MIGRATIONS_DIR))
-    head = script.get_current_head()
+    return ScriptDirectory(str(MIGRATIONS_DIR))
+
+
+def head_revision() -> str:
+    """The newest migration revision shipped with this version."""
+    head = _scripts().get_current_head()
     assert head is not None
     return head
+
+
+def known_revisions() -> list[str]:
+    """Every revision shipped with this version, oldest first."""
+    return [script.revision for script in reversed(list(_scripts().walk_revisions()))]
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -121,6 +241,13 @@ def current_revision(engine: Engine) -> str | None:
         return None
     with engine.connect() as connection:
         return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def _refuse_newer(url: str, revision: str) -> DatabaseError:
+    return DatabaseError(
+        f"La base {display_url(url)} est au schéma {revision}, plus récent que cette version "
+        f"de yearchange (schéma {head_revision()}) : installez la version de yearchange qui "
+        "l'a mise à jour ; rien n'a été modifié.", CODE_NEWER)
 
 
 def upgrade(engine: Engine, report: Callable[[str], None] | None = None) -> bool:
@@ -132,29 +259,38 @@ def upgrade(engine: Engine, report: Callable[[str], None] | None = None) -> bool
 
     Returns:
         True when the schema changed.
+
+    Raises:
+        DatabaseError: when the database is unreachable or at a newer schema.
     """
+    # Alembic runs only here, for the commands that create or migrate.
     from alembic import command
 
     try:
         before = current_revision(engine)
-    except OperationalError as error:
+    except (OperationalError, DBAPIError) as error:
         raise DatabaseError(f"Base de données inaccessible : {error.orig}") from error
     head = head_revision()
     if before == head:
         return False
     url = engine.url.render_as_string(hide_password=True)
+    if before is not None and before not in known_revisions():
+        raise _refuse_newer(url, before)
     if report is not None:
         if before is None:
             report(f"Création de la base de données {url} (schéma {head}).")
         else:
             report(f"Mise à jour de la base de données {url} : schéma {before} → {head}.")
-    command.upgrade(_alembic_config(engine), "head")
+    command.upgrade(alembic_config(engine), "head")
     return True
 
 
 def open_database(url: str, *, migrate: bool = True,
                   report: Callable[[str], None] | None = None) -> Database:
     """Open the database at ``url``, creating or upgrading its schema on first use.
+
+    For the commands that may create or migrate (``engine``, ``sample``, ``demo``,
+    ``db upgrade``) and for tests; every other command uses :func:`open_existing_database`.
 
     Args:
         url: SQLAlchemy URL (``sqlite:///path``, ``postgresql://…``).
@@ -171,5 +307,100 @@ def open_database(url: str, *, migrate: bool = True,
         except OperationalError as error:
             engine.dispose()
             raise DatabaseError(f"Base de données inaccessible : {error.orig}") from error
+        except DatabaseError:
+            engine.dispose()
+            raise
     return Database(url=normalise_url(url), engine=engine,
                     sessions=sessionmaker(engine, expire_on_commit=False))
+
+
+def _how_to_create(url: str) -> str:
+    return (f"\n  Pour la créer : yearchange --db {display_url(url)} db upgrade"
+            "\n  Pour une académie d'exemple : yearchange sample --out DOSSIER "
+            "(ou yearchange demo)")
+
+
+def _unreachable(url: str, error: DBAPIError) -> str:
+    shown = display_url(url)
+    path = sqlite_path(url)
+    if (path is not None and not os.access(path.parent, os.W_OK)
+            and not path.with_name(f"{path.name}-shm").exists()):
+        # SQLite reads a WAL database through its -shm file, which it must create when
+        # no other connection holds the database open.
+        return (f"La base {shown} ne peut pas être lue : elle est en mode WAL, son dossier "
+                f"{path.parent} n'est pas accessible en écriture et aucun moteur ne l'a "
+                f"ouverte (fichier {path.name}-shm absent). Lancez la commande pendant que le "
+                "moteur tourne, ou avec un compte qui peut écrire dans ce dossier (la base "
+                "elle-même n'est pas modifiée).")
+    return f"Base de données {shown} inaccessible : {error.orig}"
+
+
+def check_schema(engine: Engine, url: str) -> str:
+    """Refuse a database that is not at this version's schema; never changes anything.
+
+    Args:
+        engine: an engine on the database (read-only is enough).
+        url: the URL named in the messages.
+
+    Returns:
+        The schema revision (the newest one shipped).
+
+    Raises:
+        DatabaseError: ``BASE-VIDE`` (no schema), ``BASE-INCONNUE`` (tables but no
+            yearchange schema), ``BASE-A-METTRE-A-JOUR`` (older schema),
+            ``BASE-PLUS-RECENTE`` (newer schema) or ``BASE-INACCESSIBLE``.
+    """
+    shown = display_url(url)
+    try:
+        revision = current_revision(engine)
+        tables = inspect(engine).get_table_names() if revision is None else []
+    except DBAPIError as error:
+        raise DatabaseError(_unreachable(url, error)) from error
+    head = head_revision()
+    if revision is None:
+        if tables:
+            raise DatabaseError(
+                f"La base {shown} n'est pas une base yearchange ({len(tables)} table(s), aucune "
+                "version de schéma) : vérifiez --db (ou YEARCHANGE_DB) ; rien n'a été modifié.",
+                CODE_FOREIGN)
+        raise DatabaseError(f"La base {shown} est vide ; rien n'a été modifié."
+                            f"{_how_to_create(url)}", CODE_EMPTY)
+    if revision == head:
+        return revision
+    if revision in known_revisions():
+        raise DatabaseError(
+            f"La base {shown} est au schéma {revision}, antérieur à celui de cette version "
+            f"({head}) ; rien n'a été modifié.\n  Pour la mettre à jour (sauvegardez-la "
+            f"d'abord) : yearchange --db {shown} db upgrade", CODE_OLDER)
+    raise _refuse_newer(url, revision)
+
+
+def open_existing_database(url: str, access: Access = Access.READ_WRITE) -> Database:
+    """Open a database that already has this version's schema; create or migrate nothing.
+
+    A missing SQLite file is not created (nor its folder), an empty database is not
+    filled, an older schema is not upgraded: each is refused with the command to run.
+
+    Args:
+        url: SQLAlchemy URL (``sqlite:///path``, ``postgresql://…``).
+        access: read-write, read-only (the connection refuses writes) or rollback-only.
+
+    Raises:
+        DatabaseError: with a stable code (``BASE-ABSENTE``, ``BASE-VIDE``,
+            ``BASE-A-METTRE-A-JOUR``, ``BASE-PLUS-RECENTE``, ``BASE-INACCESSIBLE``…).
+    """
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        what = "n'est pas un fichier" if path.exists() else "n'existe pas"
+        raise DatabaseError(f"La base {display_url(url)} {what} ; rien n'a été créé."
+                            f"{_how_to_create(url)}", CODE_MISSING)
+    # The schema is checked through a read-only connection first: a read-write SQLite
+    # connection would set WAL mode, which writes to an empty file.
+    probe = create_db_engine(url, Access.READ_ONLY)
+    try:
+        check_schema(probe, url)
+    finally:
+        probe.dispose()
+    engine = probe if access is Access.READ_ONLY else create_db_engine(url, access)
+    return Database(url=normalise_url(url), engine=engine,
+                    sessions=sessionmaker(engine, expire_on_commit=False), access=access)

@@ -60,7 +60,7 @@ SPECS: tuple[KeySpec, ...] = (
     KeySpec("open-detail", "enter", "open_detail", "Détail", "grid", show=False,
             key_display="Entrée"),
     KeySpec("bottom-pane", "b", "cycle_pane", "Volet", "grid", show=False),
-    KeySpec("dry-run", "d", "dry_run", "Passage à blanc", "grid"),
+    KeySpec("dry-run", "d", "dry_run", "Passage à blanc", "grid", changes_data=True),
     KeySpec("run-step", "r", "run_step", "Lancer", "grid", changes_data=True),
     KeySpec("pause-resume", "p", "pause_resume", "Pause", "grid", changes_data=True,
             show=False),
@@ -90,7 +90,7 @@ SPECS: tuple[KeySpec, ...] = (
             key_display="Échap"),
     # Establishment detail.
     KeySpec("detail-close", "escape", "close", "Fermer", "detail", key_display="Échap"),
-    KeySpec("detail-dry-run", "d", "dry_run", "Passage à blanc", "detail"),
+    KeySpec("detail-dry-run", "d", "dry_run", "Passage à blanc", "detail", changes_data=True),
     KeySpec("detail-run-step", "r", "run_step", "Lancer une étape", "detail",
             changes_data=True),
     KeySpec("detail-school-life", "v", "school_life", "Vie scolaire", "detail"),
