@@ -228,11 +228,11 @@ def test_read_only_offers_nothing_that_changes_data() -> None:
         async with app.run_test(size=(80, 24)) as pilot:
             await settle(app, pilot)
             assert "CONSULTATION" in screen_text(app)
-            for key in ("r", "p", "c", "R", "e", "i", "I"):
+            for key in ("d", "r", "p", "c", "R", "e", "i", "I"):
                 await pilot.press(key)
                 assert not isinstance(app.screen, ConfirmModal), key
             footer = screen_text(app).splitlines()[-2]
-            assert "Lancer" not in footer
+            assert "Lancer" not in footer and "Passage à blanc" not in footer
             titles = [command.title for command in app.get_system_commands(app.screen)]
             assert not any("Lancer" in title or "Importer" in title or "Annuler" in title
                            for title in titles)
@@ -242,7 +242,9 @@ def test_read_only_offers_nothing_that_changes_data() -> None:
             await pilot.press("f1")
             assert isinstance(app.screen, HelpModal)
             labels = " ".join(label for _keys, label in app.screen.keys)
-            assert "[dry-run]" in labels and "[run-step]" not in labels
+            # A dry run stores its report: support staff do not start one.
+            assert "[dry-run]" not in labels and "[run-step]" not in labels
+            assert "[show-rejects]" in labels
 
     run(scenario)
 
