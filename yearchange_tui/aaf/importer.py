@@ -227,6 +227,7 @@ class _Importer:
         finish(self.run)
 
     def _run_group(self, files: list[DeliveryFile]) -> None:
+        """Apply one dated delivery's files, then its links and (Complet) its absent people."""
         run = self.run
         # Person identifiers and links of this dated delivery go to the staging tables
         # by batch (see directory.create_staging): nothing per record stays in memory.
@@ -245,6 +246,7 @@ class _Importer:
             flag_absent(run)
 
     def _apply_records(self, kind: str, records: Iterable[Prepared]) -> None:
+        """Hand each record of one file to its handler, writing its batch when due."""
         run = self.run
         handler = HANDLERS[kind]
         group = run.group
@@ -260,10 +262,12 @@ class _Importer:
                 self._flush(kind)
 
     def _flush(self, kind: str) -> None:
+        """Write the kind's batch (the one place the run writes a batch)."""
         flush(self.run, kind)
 
     def _file_done(self, delivery_file: DeliveryFile,
                    reader: AafFileReader | FileOutcome) -> None:
+        """Record the file read, and report the progress."""
         run = self.run
         if reader.sha256:
             delivery_file._sha256 = reader.sha256

@@ -79,6 +79,7 @@ def _refuse_unreadable(run: ImportRun, raw: Prepared, ref: RecordRef,
 
 def _student(run: ImportRun, raw: Prepared, ref: RecordRef, row: PersonRow,
              issues: list[Issue], name: str) -> PendingPerson | None:
+    """The student waiting for their batch, or None when refused or skipped."""
     structure = row.structure
     if structure == "" and row.classes:
         structure = row.classes[0][0]

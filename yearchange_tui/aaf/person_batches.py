@@ -273,16 +273,22 @@ def _sync_memberships(run: ImportRun, kind: str, accepted: list[PendingPerson],
     if group_sets:
         db.sync_group_memberships(connection, group_sets, new_ids)
     if kind == KIND_PERS_EDUC_NAT:
-        heads = {ids[p.row.jointure]: {year: [{**r, "teacher_id": ids[p.row.jointure]}
-                                              for r in rows]
-                                       for year, rows in p.heads.items()}
-                 for p in accepted if p.heads is not None}
-        db.replace_head_teachers(connection, heads)
-        subjects = {ids[p.row.jointure]: {year: [{**r, "person_id": ids[p.row.jointure]}
-                                                 for r in rows]
-                                          for year, rows in p.subjects.items()}
-                    for p in accepted if p.subjects is not None}
-        db.replace_teacher_subjects(connection, subjects)
+        _replace_teaching(run, accepted, ids)
+
+
+def _replace_teaching(run: ImportRun, accepted: list[PendingPerson],
+                      ids: dict[str, int]) -> None:
+    """Replace the head-teacher classes and the subjects taught of the written staff."""
+    heads = {ids[p.row.jointure]: {year: [{**r, "teacher_id": ids[p.row.jointure]}
+                                          for r in rows]
+                                   for year, rows in p.heads.items()}
+             for p in accepted if p.heads is not None}
+    db.replace_head_teachers(run.connection, heads)
+    subjects = {ids[p.row.jointure]: {year: [{**r, "person_id": ids[p.row.jointure]}
+                                             for r in rows]
+                                      for year, rows in p.subjects.items()}
+                for p in accepted if p.subjects is not None}
+    db.replace_teacher_subjects(run.connection, subjects)
 
 
 def entered_on(run: ImportRun) -> dt.date:

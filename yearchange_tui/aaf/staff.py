@@ -128,6 +128,7 @@ def _subject_row(run: ImportRun, context: EstablishmentContext, subject: str, at
 def _taught_classes(run: ImportRun, pending: PendingPerson, raw: Prepared, name: str,
                     related: set[int], unknown: UnknownStructures,
                     issues: list[Issue]) -> None:
+    """The classes taught and their subjects; a class no student is in yet is noted."""
     attribute = "ENTAuxEnsClassesMatieres"
     classes: dict[int, set[int]] = {}
     subjects: dict[int, list[dict[str, Any]]] = {}
@@ -153,6 +154,7 @@ def _taught_classes(run: ImportRun, pending: PendingPerson, raw: Prepared, name:
 
 def _taught_groups(run: ImportRun, pending: PendingPerson, related: set[int],
                    unknown: UnknownStructures, issues: list[Issue]) -> None:
+    """The groups taught and their subjects; a group that does not exist is left out."""
     attribute = "ENTAuxEnsGroupesMatieres"
     groups: dict[int, set[int]] = {}
     pending.groups = groups
@@ -176,6 +178,7 @@ def _taught_groups(run: ImportRun, pending: PendingPerson, related: set[int],
 
 
 def _head_classes(run: ImportRun, pending: PendingPerson, raw: Prepared, name: str) -> None:
+    """The classes the staff member is head teacher of (professeur principal)."""
     heads: dict[int, list[dict[str, Any]]] = {}
     pending.heads = heads
     for struct, code in pending.row.head_classes or ():

@@ -121,6 +121,7 @@ def write_structures(run: ImportRun, batch: list[tuple[StructureRow, RecordRef]]
 
 
 def _known(connection: Connection, batch: list[tuple[StructureRow, RecordRef]]) -> _Known:
+    """The establishments and structures the database holds for the batch's structures."""
     jointures = [row.jointure for row, _ in batch]
     uais = [row.uai for row, _ in batch]
     by_jointure: dict[str, Any] = {}
@@ -171,6 +172,7 @@ def _establishment(run: ImportRun, row: StructureRow, known: _Known,
 
 
 def _create_establishment(run: ImportRun, row: StructureRow) -> int:
+    """Create the establishment of a school no establishment matches; its kind from its type."""
     label = row.type_label.upper()
     kind = (EstablishmentKind.COLLEGE if "COLLEGE" in label
             else EstablishmentKind.LYCEE if "LYCEE" in label
@@ -197,6 +199,7 @@ def _count_structure(run: ImportRun, establishment_id: int | None) -> None:
 def _write_rows(run: ImportRun, updates: list[dict[str, Any]],
                 structure_inserts: list[dict[str, Any]],
                 structure_updates: list[dict[str, Any]]) -> None:
+    """Write the batch's structure rows and establishment updates."""
     connection = run.connection
     if structure_updates:
         connection.execute(
