@@ -108,8 +108,8 @@ from yearchange_tui.workflow.events import NullObserver, Observer, UnitFailed, U
 from yearchange_tui.workflow.models import Step
 from yearchange_tui.workflow.units import utcnow
 
-__all__ = ["BATCH_SIZE", "MODE_IMPORT", "MODE_INIT", "ImportResult", "ProgressCallback",
-           "cyclic_gc_paused", "grant_class_rubric_rights", "import_delivery"]
+__all__ = ["ImportResult", "ProgressCallback", "cyclic_gc_paused", "grant_class_rubric_rights",
+           "import_delivery"]
 
 RecordHandler = Callable[[ImportRun, Prepared, RecordRef], None]
 

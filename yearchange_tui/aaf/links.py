@@ -8,15 +8,16 @@ relative cited but delivered nowhere is reported.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 from yearchange_tui.aaf import directory as db
 from yearchange_tui.aaf.delivery import KIND_ELEVE
+from yearchange_tui.aaf.records import RelativeLink
 from yearchange_tui.aaf.rejects import reject
 from yearchange_tui.aaf.run import ImportRun, PendingPerson, RecordRef
 
 
-def stage_refused_links(run: ImportRun, ref: RecordRef, links: list[Any],
+def stage_refused_links(run: ImportRun, ref: RecordRef, links: Sequence[RelativeLink],
                         establishment_id: int | None) -> None:
     """Stage the links of a student who is not written."""
     for link in links:

@@ -68,7 +68,7 @@ def write_nomenclature(run: ImportRun, kind: str, batch: list[Any]) -> None:
     if inserts:
         connection.execute(insert(table), inserts)
     if updates:
-        columns = {"label": bindparam("b_label")}
+        columns: dict[str, Any] = {"label": bindparam("b_label")}
         if kind == KIND_MEF:
             columns["level_label"] = bindparam("b_level")
         connection.execute(update(table).where(table.c.code == bindparam("b_code"))
