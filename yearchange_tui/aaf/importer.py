@@ -15,7 +15,8 @@ file order either way.
 
 Per establishment the import either updates the directory of the current school
 year, or — once the establishment's step 3 is done — initialises year N+1: that is
-step 4, recorded on the establishment's ``init-directory`` unit. Classes and groups
+step 4, whose unit (begin, checkpoint, finish, audit) is kept by the change-over
+runner (:mod:`yearchange_tui.changeover.steps.init_directory`). Classes and groups
 are created only from students. People absent from a Complet for an establishment
 it covers are flagged (``disappeared_at``), and restored when they come back.
 
@@ -24,8 +25,7 @@ records (identifiers already read, who cites which relative) goes by batch into 
 temporary staging tables, and the checks that need it (duplicates, orphans,
 unknown relatives, absent people) and the relative links are done in SQL.
 
-Runs on the caller's thread (the CLI's, or a scheduler thread via
-:mod:`yearchange_tui.aaf.step4`).
+Runs on the caller's thread (the CLI's, or a scheduler thread through step 4).
 """
 
 from __future__ import annotations
@@ -95,23 +95,10 @@ from yearchange_tui.ent.models import Group as GroupModel
 from yearchange_tui.ent.uai import InvalidUAIError, validate_uai
 from yearchange_tui.importing.models import AafImport, AafImportFile, AafReject
 from yearchange_tui.workflow.audit import operator_identity
-from yearchange_tui.workflow.events import (
-    NullObserver,
-    Observer,
-    UnitFailed,
-    UnitFinished,
-    UnitProgressed,
-    UnitStarted,
-)
+from yearchange_tui.workflow.events import NullObserver, Observer, UnitProgressed
 from yearchange_tui.workflow.guards import check_aaf_import_allowed, unit_statuses
-from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
-from yearchange_tui.workflow.units import (
-    begin_unit,
-    finish_unit,
-    get_unit,
-    next_school_year,
-    utcnow,
-)
+from yearchange_tui.workflow.models import Step, UnitStatus
+from yearchange_tui.workflow.units import next_school_year, utcnow
 
 BATCH_SIZE = 1000
 """Records written per batch."""
@@ -165,7 +152,6 @@ class EstablishmentContext:
     year_label: str = ""
     year_starts_on: dt.date | None = None
     previous_year_id: int | None = None
-    unit_id: int | None = None
     overridden: bool = False
     counts: Counter[str] = field(default_factory=Counter)
     classes: dict[str, int] | None = None
@@ -379,17 +365,6 @@ class _Importer:
         previous = self.session.scalar(select(SchoolYear.id).where(
             SchoolYear.start_year == target.start_year - 1))
         context.previous_year_id = previous
-        if mode == MODE_INIT:
-            unit = get_unit(self.session, establishment_id, year_n.id, Step.INIT_DIRECTORY)
-            assert unit is not None
-            if unit.status is not UnitStatus.RUNNING:
-                begin_unit(unit, self.bytes_total)
-            else:
-                unit.progress_total = self.bytes_total
-            self.session.flush()
-            context.unit_id = unit.id
-            self.observer.notify(UnitStarted(context.uai, Step.INIT_DIRECTORY.value,
-                                             self.bytes_total, dry_run=self.dry_run))
         return context
 
     def _class_cache(self, context: EstablishmentContext) -> dict[str, int]:
@@ -1464,7 +1439,7 @@ class _Importer:
         for context in self.contexts.values():
             if context.in_scope and context.year_id:
                 self._import_report(context)
-        self._finish_units()
+        self._enable_newest_timetable_versions()
         self.import_row.finished_at = utcnow()
         self.import_row.mode = MODE_INIT if any(c.mode == MODE_INIT for c in self.contexts.values()
                                                 if c.in_scope) else MODE_IMPORT
@@ -1561,14 +1536,11 @@ class _Importer:
             started_at=self.now, finished_at=utcnow(), created_count=counts["created"],
             updated_count=counts["updated"], rejected_count=rejected, summary=summary))
 
-    def _finish_units(self) -> None:
+    def _enable_newest_timetable_versions(self) -> None:
+        """The AAF initialisation import activates the newest timetable versions."""
         for context in self.contexts.values():
-            if context.mode != MODE_INIT or context.unit_id is None:
+            if context.mode != MODE_INIT or not context.in_scope:
                 continue
-            unit = self.session.get(StepUnit, context.unit_id)
-            assert unit is not None
-            counts = self._summary_of(context)
-            finish_unit(unit, counts)
             project = self.session.get(Project, context.project_id)
             if project is not None and not project.newest_timetable_versions_enabled:
                 project.newest_timetable_versions_enabled = True
@@ -1733,7 +1705,8 @@ def import_delivery(database: Database, paths: Sequence[Path | str], *,
         step4: initialise year N+1 for the establishments in scope (step 4; the
             caller has checked the step-order guard).
         dry_run: do everything, report, then roll back (nothing changes).
-        observer: receives unit events for establishments initialised (step 4).
+        observer: receives the import's progress, file by file, for establishments
+            initialised (step 4).
         progress: receives one French line per file read.
         now: the time recorded (tests).
 
@@ -1759,18 +1732,9 @@ def import_delivery(database: Database, paths: Sequence[Path | str], *,
                 result.dry_run = True
             else:
                 session.commit()
-        except BaseException as error:
+        except BaseException:
             session.rollback()
-            if importer is not None:
-                for context in importer.contexts.values():
-                    if context.mode == MODE_INIT and context.in_scope:
-                        observer.notify(UnitFailed(context.uai, Step.INIT_DIRECTORY.value,
-                                                   str(error), dry_run=dry_run))
             raise
         finally:
             session.close()
-    for summary in result.establishments:
-        if summary.get("mode") == MODE_INIT:
-            observer.notify(UnitFinished(summary["uai"], Step.INIT_DIRECTORY.value, summary,
-                                         dry_run=dry_run))
     return result

@@ -92,17 +92,20 @@ def _audit_outside(database: Any, action: str, outcome: str, details: dict[str, 
 
 def cmd_import_aaf(args: argparse.Namespace) -> int:
     """``yearchange import-aaf PATH…``."""
-    from yearchange_tui.aaf.importer import import_delivery
     from yearchange_tui.aaf.parser import AafFileError
+    from yearchange_tui.changeover.runner import ChangeoverRunner
+    from yearchange_tui.changeover.steps.init_directory import import_aaf_delivery
     from yearchange_tui.workflow.guards import GuardRefused
     from yearchange_tui.workflow.units import NoCurrentYearError
 
     refuse_import_in_read_only(args, "l'import AAF")
-    _settings, database = open_database_from_args(args)
+    settings, database = open_database_from_args(args)
     progress = None if args.json else (lambda line: err(f"… {line}"))
     source = [str(path) for path in args.paths]
     try:
-        result = import_delivery(database, args.paths, dry_run=args.dry_run, progress=progress)
+        # After step 3 an import is step 4: its units run through the runner's lifecycle.
+        result = import_aaf_delivery(ChangeoverRunner(database, settings.storage_dir),
+                                     args.paths, dry_run=args.dry_run, progress=progress)
     except AafFileError as error:
         if not args.dry_run:
             _audit_outside(database, "import-aaf", "refused",

@@ -1,4 +1,4 @@
-"""What the step-5 wizard reads and writes, through :mod:`yearchange_tui.timetable.step5`.
+"""What the step-5 wizard reads and writes, through :mod:`yearchange_tui.timetable.school_life`.
 
 The proposal (periods cut from the project calendar, opening and closing dates), the
 missing-items check and the write all come from step 5's own functions; this module only
@@ -16,15 +16,15 @@ from typing import Any, Protocol
 
 from sqlalchemy import select
 
+from yearchange_tui.changeover.steps.init_school_life import run_init_school_life
 from yearchange_tui.ent.models import Alternation, Establishment
-from yearchange_tui.timetable.step5 import (
+from yearchange_tui.timetable.school_life import (
     STEP,
     SchoolLifeProposal,
     SchoolLifeStatus,
     apply_school_life,
     current_and_next_years,
     propose_school_life,
-    run_init_school_life,
     school_life_check,
 )
 from yearchange_tui.workflow.audit import audit

@@ -1,6 +1,6 @@
 """The step-5 wizard of one establishment: periods, dates, alternations, summary, the check.
 
-Everything it proposes comes from :mod:`yearchange_tui.timetable.step5` through the
+Everything it proposes comes from :mod:`yearchange_tui.timetable.school_life` through the
 console's school-life source (read and written on worker threads). Edits stay in the
 form until « Valider »; Échap closes without writing anything.
 """
@@ -25,7 +25,7 @@ from textual.widgets import Button, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from yearchange_tui.ent.models import PeriodKind
-from yearchange_tui.timetable.step5 import (
+from yearchange_tui.timetable.school_life import (
     PERIOD_KIND_LABELS,
     MissingItem,
     PeriodProposal,
