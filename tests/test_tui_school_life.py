@@ -40,7 +40,7 @@ from yearchange_tui.ent.models import (
     SchoolYear,
 )
 from yearchange_tui.timetable.importer import import_timetable
-from yearchange_tui.timetable.step5 import propose_school_life
+from yearchange_tui.timetable.school_life import propose_school_life
 from yearchange_tui.tui.direct_client import DirectEngineClient
 from yearchange_tui.tui.fake_engine import FIXED_NOW, FakeEngine
 from yearchange_tui.tui.school_life_source import DatabaseSchoolLifeSource
