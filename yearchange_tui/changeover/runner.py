@@ -237,7 +237,14 @@ class ChangeoverRunner:
                             else:
                                 tally.detail(key, value)
                     else:
-                        run(ctx)
+                        try:
+                            run(ctx)
+                        except UnitBlocked as blocked:
+                            # The real run would stop here, « bloqué »: the report says why.
+                            ctx.warn(blocked.message)
+                            for key, value in blocked.counts.items():
+                                tally.detail(key, value)
+                            break
                     self.observer.notify(UnitProgressed(
                         establishment.uai, step.value, index, len(phases), dry_run=True))
             finally:
