@@ -14,8 +14,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import multiprocessing
+import threading
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,12 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from yearchange_tui.changeover.effects import Effects, RealEffects, RecordingEffects, Tally
+from yearchange_tui.changeover.notices import (
+    WARNING_SUBJECT,
+    groups_by_manager,
+    lifetime_url,
+    warning_body,
+)
 from yearchange_tui.changeover.steps import DRY_RUN, UNIT_STEPS, Phase, step_definition
 from yearchange_tui.changeover.steps.base import (
     OVERRIDE,
@@ -34,7 +43,7 @@ from yearchange_tui.changeover.steps.base import (
     UnitBlocked,
     UnitContext,
 )
-from yearchange_tui.ent.database import Database
+from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.models import Establishment, Person, SchoolYear
 from yearchange_tui.workflow.audit import audit
 from yearchange_tui.workflow.establishments import (
@@ -313,10 +322,6 @@ class ChangeoverRunner:
 
     def _run_parallel(self, step: Step, establishments: list[EstablishmentRef],
                       workers: int) -> list[UnitOutcome]:
-        import multiprocessing
-        import threading
-        from concurrent.futures import ProcessPoolExecutor
-
         context = multiprocessing.get_context("spawn")
         manager = context.Manager()
         events = manager.Queue()
@@ -507,13 +512,6 @@ class ChangeoverRunner:
 
         One message per manager listing all their groups, each with its lifetime link.
         """
-        from yearchange_tui.changeover.notices import (
-            WARNING_SUBJECT,
-            groups_by_manager,
-            lifetime_url,
-            warning_body,
-        )
-
         self._refuse_read_only("l'envoi des avertissements")
         action = "second-warning" if second else "warning"
         outcomes = []
@@ -640,8 +638,6 @@ def _run_unit_in_worker(url: str, storage_root: str, now: dt.datetime | None, st
     A worker keeps its database (engine, pooled connection, compiled statements) for the
     units that follow; it is closed when the pool ends the process.
     """
-    from yearchange_tui.ent.database import open_database
-
     database = _worker_databases.get(url)
     if database is None:
         database = _worker_databases[url] = open_database(url, migrate=False)

@@ -7,7 +7,15 @@ import datetime as dt
 import sys
 from typing import Any
 
+from sqlalchemy import select
+
+from yearchange_tui.changeover.runner import (
+    ChangeoverRunner,
+    UnknownEstablishmentError,
+    unit_table,
+)
 from yearchange_tui.changeover.steps import DRY_RUN, UNIT_STEPS, StepDefinition, step_definition
+from yearchange_tui.changeover.verify import verify
 from yearchange_tui.cli.steps import STEP_COMMANDS, counts_line, print_outcomes
 from yearchange_tui.cli.util import (
     EXIT_FAILED,
@@ -18,12 +26,15 @@ from yearchange_tui.cli.util import (
     print_json,
     refuse_in_read_only,
 )
+from yearchange_tui.ent.models import Establishment
+from yearchange_tui.workflow.guards import grant_override
 from yearchange_tui.workflow.models import (
     UNIT_STATUS_GLYPHS,
     UNIT_STATUS_LABELS,
     Step,
     UnitStatus,
 )
+from yearchange_tui.workflow.units import current_school_year
 
 STEP_ALIASES = {str(definition.number): definition.key for definition in UNIT_STEPS}
 
@@ -97,17 +108,14 @@ def _date(value: str | None, option: str) -> dt.date | None:
         raise UsageError(f"{option} : date invalide « {value} » (attendu AAAA-MM-JJ).") from error
 
 
-def _runner(args: argparse.Namespace, now: dt.datetime | None = None):  # type: ignore[no-untyped-def]
-    from yearchange_tui.changeover.runner import ChangeoverRunner
-
+def _runner(args: argparse.Namespace,
+            now: dt.datetime | None = None) -> tuple[Any, ChangeoverRunner]:
     settings, database = open_database_from_args(args)
     return settings, ChangeoverRunner(database, settings.storage_dir, now=now,
                                       read_only=settings.read_only)
 
 
-def _select(runner: Any, uais: list[str] | None) -> list[Any]:
-    from yearchange_tui.changeover.runner import UnknownEstablishmentError
-
+def _select(runner: ChangeoverRunner, uais: list[str] | None) -> list[Any]:
     try:
         establishments = runner.establishments(uais)
     except UnknownEstablishmentError as error:
@@ -184,8 +192,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """``yearchange status``."""
-    from yearchange_tui.changeover.runner import unit_table
-
     _settings, database = open_database_from_args(args)
     table = unit_table(database)
     if args.json:
@@ -214,10 +220,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """``yearchange verify``."""
-    from yearchange_tui.changeover.runner import ChangeoverRunner
-    from yearchange_tui.changeover.verify import verify
-    from yearchange_tui.workflow.units import current_school_year
-
     settings, database = open_database_from_args(args)
     runner = ChangeoverRunner(database, settings.storage_dir, read_only=True)
     establishments = _select(runner, args.uai)
@@ -257,11 +259,6 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 def cmd_override(args: argparse.Namespace) -> int:
     """``yearchange override GUARD --reason …``."""
-    from sqlalchemy import select
-
-    from yearchange_tui.ent.models import Establishment
-    from yearchange_tui.workflow.guards import grant_override
-
     settings, database = open_database_from_args(args)
     refuse_in_read_only(settings, "une dérogation")
     with database.session() as session:
