@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 from collections.abc import Iterator
@@ -11,8 +12,10 @@ from typing import Any
 import pytest
 from changeover_support import WINDOW, Academy, make_academy, storage_files
 from sqlalchemy import func, select
+from test_scheduling_engine import running_engine
 from test_timetable_support import PARTNER, SAMPLES, UAI, build_directory
 
+from yearchange_tui.aaf.importer import import_delivery
 from yearchange_tui.changeover.runner import ChangeoverRunner, UnitOutcome
 from yearchange_tui.changeover.steps import STEPS, UNIT_STEPS, RunOptions, step_definition
 from yearchange_tui.cli.main import main
@@ -22,7 +25,10 @@ from yearchange_tui.ent.models import Establishment, Period, SchoolClass
 from yearchange_tui.sample.aaf_writer import write_aaf_delivery
 from yearchange_tui.sample.roster import build_academy
 from yearchange_tui.sample.timetable_writer import write_timetables
+from yearchange_tui.scheduling.api import RequestAction
+from yearchange_tui.scheduling.client import DatabaseEngineClient
 from yearchange_tui.timetable.importer import import_timetable
+from yearchange_tui.workflow.calendar import add_window
 from yearchange_tui.workflow.events import (
     RecordingObserver,
     UnitFailed,
@@ -278,3 +284,41 @@ def test_run_init_directory_and_init_school_life_from_the_cli(
     assert main([*options, "run", "init-directory", "--all"]) == 0
     text = capsys.readouterr().out
     assert "✓ déjà terminé (rien à faire)" in text and uai in text
+
+
+def test_the_engine_runs_steps_4_and_5_as_units_and_logs_a_failure_with_its_traceback(
+        academy: tuple[Academy, Path], caplog: pytest.LogCaptureFixture) -> None:
+    academy_db, aaf = academy
+    database = academy_db.database
+    now = dt.datetime.now(dt.UTC)
+    with database.session() as session:
+        add_window(session, 2025, "4", now - dt.timedelta(hours=1), now + dt.timedelta(hours=2))
+    client = DatabaseEngineClient(database)
+    [uai] = [ref.uai for ref in academy_db.runner().establishments()]
+    with running_engine(database, academy_db.storage):
+        # No AAF delivery imported yet: step 4 fails, with the cause in the log.
+        failed = client.wait_for_request(client.request(
+            RequestAction.RUN, step="init-directory", uais=[uai]), 60, until_units_finish=True)
+        assert failed is not None
+        [task] = failed["tasks"]
+        assert task["status"] == "failed" and "Aucune livraison AAF" in task["reason"]
+        assert any(record.exc_info and "Aucune livraison AAF" in str(record.exc_info[1])
+                   for record in caplog.records)
+        import_delivery(database, [aaf])  # the regular import before the change-over
+        with database.session() as session:
+            year = current_school_year(session)
+            for establishment_id in session.scalars(select(Establishment.id)):
+                for step in STEPS_1_TO_3:
+                    finish_unit(get_unit(session, establishment_id, year.id, step), {})
+        done = client.wait_for_request(client.request(
+            RequestAction.RUN, step="4", uais=[uai]), 120, until_units_finish=True)
+        assert done is not None and [t["status"] for t in done["tasks"]] == ["done"]
+        blocked = client.wait_for_request(client.request(
+            RequestAction.RUN, step="5", uais=[uai]), 60, until_units_finish=True)
+        assert blocked is not None
+        [task] = blocked["tasks"]
+        assert task["status"] == "blocked" and "Emploi du temps non importé" in task["reason"]
+    with database.session() as session:
+        [establishment_id] = session.scalars(select(Establishment.id))
+    assert unit(database, establishment_id, Step.INIT_DIRECTORY).status is UnitStatus.DONE
+    assert unit(database, establishment_id, Step.INIT_SCHOOL_LIFE).status is UnitStatus.BLOCKED
