@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from changeover_support import WINDOW, Academy, make_academy, storage_files
 from sqlalchemy import func, select
-from test_scheduling_engine import running_engine
+from test_scheduling_engine import running_engine, wait_until
 from test_timetable_support import PARTNER, SAMPLES, UAI, build_directory
 
 from yearchange_tui.aaf.importer import import_delivery
@@ -27,6 +27,7 @@ from yearchange_tui.sample.roster import build_academy
 from yearchange_tui.sample.timetable_writer import write_timetables
 from yearchange_tui.scheduling.api import RequestAction
 from yearchange_tui.scheduling.client import DatabaseEngineClient
+from yearchange_tui.scheduling.models import EngineTask, TaskStatus
 from yearchange_tui.timetable.importer import import_timetable
 from yearchange_tui.workflow.calendar import add_window
 from yearchange_tui.workflow.events import (
@@ -295,30 +296,40 @@ def test_the_engine_runs_steps_4_and_5_as_units_and_logs_a_failure_with_its_trac
         add_window(session, 2025, "4", now - dt.timedelta(hours=1), now + dt.timedelta(hours=2))
     client = DatabaseEngineClient(database)
     [uai] = [ref.uai for ref in academy_db.runner().establishments()]
+    with database.session() as session:
+        [establishment_id] = session.scalars(select(Establishment.id))
+
+    def unit_state(step: Step) -> tuple[UnitStatus, str] | None:
+        with database.session() as session:
+            found = session.scalar(select(StepUnit).where(
+                StepUnit.establishment_id == establishment_id, StepUnit.step == step))
+            return (found.status, found.error) if found is not None else None
+
+    def failed_tasks() -> list[str]:
+        with database.session() as session:
+            return list(session.scalars(select(EngineTask.reason).where(
+                EngineTask.milestone == Step.INIT_DIRECTORY.value,
+                EngineTask.status == TaskStatus.FAILED)))
+
     with running_engine(database, academy_db.storage):
         # No AAF delivery imported yet: step 4 fails, with the cause in the log.
-        failed = client.wait_for_request(client.request(
-            RequestAction.RUN, step="init-directory", uais=[uai]), 60, until_units_finish=True)
-        assert failed is not None
-        [task] = failed["tasks"]
-        assert task["status"] == "failed" and "Aucune livraison AAF" in task["reason"]
+        client.request(RequestAction.RUN, step="init-directory", uais=[uai])
+        reasons = wait_until(failed_tasks, "étape 4 en échec", 60)
+        assert all("Aucune livraison AAF" in reason for reason in reasons)
         assert any(record.exc_info and "Aucune livraison AAF" in str(record.exc_info[1])
                    for record in caplog.records)
         import_delivery(database, [aaf])  # the regular import before the change-over
         with database.session() as session:
             year = current_school_year(session)
-            for establishment_id in session.scalars(select(Establishment.id)):
-                for step in STEPS_1_TO_3:
-                    finish_unit(get_unit(session, establishment_id, year.id, step), {})
-        done = client.wait_for_request(client.request(
-            RequestAction.RUN, step="4", uais=[uai]), 120, until_units_finish=True)
-        assert done is not None and [t["status"] for t in done["tasks"]] == ["done"]
-        blocked = client.wait_for_request(client.request(
-            RequestAction.RUN, step="5", uais=[uai]), 60, until_units_finish=True)
-        assert blocked is not None
-        [task] = blocked["tasks"]
-        assert task["status"] == "blocked" and "Emploi du temps non importé" in task["reason"]
-    with database.session() as session:
-        [establishment_id] = session.scalars(select(Establishment.id))
+            for step in STEPS_1_TO_3:
+                finish_unit(get_unit(session, establishment_id, year.id, step), {})
+        client.request(RequestAction.RUN, step="4", uais=[uai])
+        wait_until(lambda: unit_state(Step.INIT_DIRECTORY) == (UnitStatus.DONE, ""),
+                   "étape 4 terminée", 120)
+        client.request(RequestAction.RUN, step="5", uais=[uai])
+        _status, error = wait_until(
+            lambda: (state := unit_state(Step.INIT_SCHOOL_LIFE)) is not None
+            and state[0] is UnitStatus.BLOCKED and state, "étape 5 bloquée", 60)
+        assert "Emploi du temps non importé" in error
     assert unit(database, establishment_id, Step.INIT_DIRECTORY).status is UnitStatus.DONE
     assert unit(database, establishment_id, Step.INIT_SCHOOL_LIFE).status is UnitStatus.BLOCKED
