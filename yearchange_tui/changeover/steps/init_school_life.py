@@ -26,12 +26,14 @@ from yearchange_tui.changeover.steps.base import (
     UnitBlocked,
     UnitContext,
 )
+from yearchange_tui.ent.database import Database
 from yearchange_tui.timetable.school_life import (
     MissingItem,
     current_and_next_years,
     existing_counts,
     missing_items,
 )
+from yearchange_tui.workflow.events import Observer
 from yearchange_tui.workflow.models import STEP_PREREQUISITES, Step
 
 STEP = Step.INIT_SCHOOL_LIFE
@@ -127,8 +129,8 @@ def school_life_report(outcomes: Sequence[Any]) -> InitSchoolLifeReport:
     return report
 
 
-def run_init_school_life(database: Any, establishment_ids: Sequence[int],
-                         observer: Any = None, *, apply_defaults: bool = True
+def run_init_school_life(database: Database, establishment_ids: Sequence[int],
+                         observer: Observer | None = None, *, apply_defaults: bool = True
                          ) -> InitSchoolLifeReport:
     """Run step 5 for these establishments through the runner's one lifecycle.
 
