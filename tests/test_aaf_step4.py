@@ -1,8 +1,10 @@
-"""Step 4 on the sample académie: guards, units, classes from students, N-1 classes."""
+"""Step 4 on the sample académie: guards, units through the runner, classes from students,
+N-1 classes."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,14 @@ from sqlalchemy import func, select
 from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
 from yearchange_tui.aaf.directory import snapshot_class_history
 from yearchange_tui.aaf.importer import import_delivery
-from yearchange_tui.aaf.step4 import DeliveryUnavailableError, run_init_directory
+from yearchange_tui.changeover.runner import ChangeoverRunner
+from yearchange_tui.changeover.steps import RunOptions
+from yearchange_tui.changeover.steps.init_directory import (
+    DeliveryUnavailableError,
+    InitDirectoryReport,
+    directory_report,
+    import_aaf_delivery,
+)
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.models import (
     ClassMembership,
@@ -30,9 +39,14 @@ from yearchange_tui.importing.models import AafReject
 from yearchange_tui.sample.aaf_writer import write_aaf_delivery
 from yearchange_tui.sample.fill import fill_database
 from yearchange_tui.sample.roster import SampleAcademy, build_academy
-from yearchange_tui.workflow.events import RecordingObserver, UnitFinished, UnitStarted
+from yearchange_tui.workflow.events import (
+    RecordingObserver,
+    UnitFinished,
+    UnitProgressed,
+    UnitStarted,
+)
 from yearchange_tui.workflow.guards import GUARD_AAF_FREEZE, GuardRefused, grant_override
-from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
+from yearchange_tui.workflow.models import AuditEntry, Step, StepUnit, UnitStatus
 from yearchange_tui.workflow.units import current_school_year, finish_unit, get_unit
 
 SAMPLE_DELIVERY = Path(__file__).resolve().parents[1] / "sample_data" / "aaf" / "livraison"
@@ -66,6 +80,16 @@ def mark_done(database: Database, steps: tuple[Step, ...], uais: list[str] | Non
 STEPS_1_TO_3 = (Step.PURGE_TRASH, Step.ARCHIVE, Step.DELETE_OBSOLETE)
 
 
+def run_init_directory(database: Database, ids: list[int], observer: RecordingObserver | None = None,
+                       *, source: list[Path] | None = None) -> InitDirectoryReport:
+    """Step 4 for these establishments through the runner, as ``run init-directory`` does."""
+    runner = ChangeoverRunner(database, Path("storage-unused"), observer=observer)
+    by_id = {ref.id: ref for ref in runner.establishments()}
+    options = RunOptions(aaf_source=tuple(str(path) for path in source) if source else None)
+    outcomes = runner.run_units(Step.INIT_DIRECTORY, [by_id[i] for i in ids], options=options)
+    return directory_report(outcomes, options)
+
+
 def expected_sample_rejects(academy: SampleAcademy) -> set[tuple[str, str, str]]:
     expected = set()
     for establishment in academy.establishments:
@@ -85,8 +109,14 @@ def expected_sample_rejects(academy: SampleAcademy) -> set[tuple[str, str, str]]
 def test_import_after_steps_1_to_3_is_step_4(academy_db) -> None:
     database, academy, aaf = academy_db
     mark_done(database, STEPS_1_TO_3)
-    result = import_delivery(database, [aaf])
+    observer = RecordingObserver()
+    runner = ChangeoverRunner(database, aaf.parent / "storage", observer=observer)
+    result = import_aaf_delivery(runner, [aaf])  # what ``import-aaf`` does
     assert sorted(result.step4_uais) == sorted(e.uai for e in academy.establishments)
+    # The import was the « import » phase of each establishment's step-4 unit.
+    for sample in academy.establishments:
+        kinds = [type(e) for e in observer.events if e.uai == sample.uai]
+        assert kinds == [UnitStarted, UnitProgressed, UnitProgressed, UnitFinished]
     with database.session() as session:
         found = {(r.uai, r.code, r.record_id) for r in session.scalars(select(AafReject))}
         assert found == expected_sample_rejects(academy)
@@ -101,6 +131,12 @@ def test_import_after_steps_1_to_3_is_step_4(academy_db) -> None:
                 StepUnit.establishment_id == establishment.id, StepUnit.school_year_id == year_n.id,
                 StepUnit.step == Step.INIT_DIRECTORY))
             assert unit is not None and unit.status is UnitStatus.DONE
+            assert json.loads(unit.counts)["uai"] == sample.uai  # the import summary
+            assert set(json.loads(unit.checkpoint)["phases"]) == {"import", "rapport N-1"}
+            audits = [(a.outcome) for a in session.scalars(select(AuditEntry).where(
+                AuditEntry.establishment_id == establishment.id,
+                AuditEntry.step == Step.INIT_DIRECTORY.value))]
+            assert audits == ["started", "done"]
             refused = {sample.anomalies["missing_birth_date"], sample.anomalies["duplicate_ine"]}
             delivered = [s for s in sample.students
                          if s.class_code_next is not None and s.jointure not in refused]
@@ -180,14 +216,18 @@ def test_run_init_directory_respects_the_step_order(academy_db) -> None:
 def test_run_init_directory_dry_run_changes_nothing(academy_db) -> None:
     database, _academy, aaf = academy_db
     mark_done(database, STEPS_1_TO_3)
+    runner = ChangeoverRunner(database, aaf.parent / "storage")
     with database.session() as session:
-        ids = list(session.scalars(select(Establishment.id)))
         classes_before = session.scalar(select(func.count()).select_from(SchoolClass))
-    report = run_init_directory(database, ids, source=[aaf], dry_run=True)
-    assert report.result is not None and report.result.dry_run
-    assert sum(s["classes_created"] for s in report.result.establishments) > 0
+        people_before = session.scalar(select(func.count()).select_from(Person))
+    outcomes = runner.dry_run(runner.establishments(), (Step.INIT_DIRECTORY,),
+                              RunOptions(aaf_source=(str(aaf),)))
+    assert {o.status for o in outcomes} == {"dry-run"}
+    assert all(o.counts["classes_created"] > 0 for o in outcomes)
     with database.session() as session:
         assert session.scalar(select(func.count()).select_from(SchoolClass)) == classes_before
+        assert session.scalar(select(func.count()).select_from(Person)) == people_before
+        assert session.scalar(select(func.count()).select_from(AafReject)) == 0
         assert session.scalar(select(func.count()).select_from(StepUnit).where(
             StepUnit.step == Step.INIT_DIRECTORY, StepUnit.status == UnitStatus.DONE)) == 0
 

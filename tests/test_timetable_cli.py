@@ -117,7 +117,7 @@ def test_reference_encrypted_export_shows_its_header_and_asks_for_the_key(
 
 
 def test_the_timetable_package_never_imports_textual() -> None:
-    code = ("import sys, yearchange_tui.cli.timetable, yearchange_tui.timetable.step5, "
+    code = ("import sys, yearchange_tui.cli.timetable, yearchange_tui.timetable.school_life, "
             "yearchange_tui.timetable.drop, yearchange_tui.timetable.importer; "
             "assert 'textual' not in sys.modules, 'textual importé'")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -125,7 +125,9 @@ def test_the_timetable_package_never_imports_textual() -> None:
 
 def test_sample_academie_steps_1_to_5(tmp_path: Path) -> None:
     """The sample académie as a user runs it (SQLite): AAF step 4, each timetable, step 5."""
-    from yearchange_tui.aaf.importer import import_delivery
+    from yearchange_tui.changeover.runner import ChangeoverRunner
+    from yearchange_tui.changeover.steps.init_directory import import_aaf_delivery
+    from yearchange_tui.changeover.steps.init_school_life import run_init_school_life
     from yearchange_tui.ent.models import Establishment
     from yearchange_tui.importing.models import AafReject
     from yearchange_tui.sample.aaf_writer import write_aaf_delivery
@@ -133,7 +135,6 @@ def test_sample_academie_steps_1_to_5(tmp_path: Path) -> None:
     from yearchange_tui.sample.roster import build_academy
     from yearchange_tui.sample.timetable_writer import write_timetables
     from yearchange_tui.timetable.importer import import_timetable
-    from yearchange_tui.timetable.step5 import run_init_school_life
     from yearchange_tui.workflow.models import Step
     from yearchange_tui.workflow.units import current_school_year, finish_unit, get_unit
 
@@ -148,7 +149,8 @@ def test_sample_academie_steps_1_to_5(tmp_path: Path) -> None:
         for establishment in session.scalars(select(Establishment)):
             for step in (Step.PURGE_TRASH, Step.ARCHIVE, Step.DELETE_OBSOLETE):
                 finish_unit(get_unit(session, establishment.id, year.id, step), {})
-    import_delivery(database, [tmp_path / "aaf"])
+    # import-aaf after step 3: the import is step 4 of each establishment.
+    import_aaf_delivery(ChangeoverRunner(database, tmp_path / "storage"), [tmp_path / "aaf"])
     ids = {}
     for sample in academy.establishments:
         export = next(p for p in files if sample.uai in p.name and not p.name.startswith("sts"))

@@ -8,10 +8,11 @@ import pytest
 from sqlalchemy import select
 from test_timetable_support import PARTNER, SAMPLES, UAI, build_directory
 
+from yearchange_tui.changeover.steps.init_school_life import run_init_school_life
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.models import OpeningDates, Period, PeriodKind
 from yearchange_tui.timetable.importer import import_timetable
-from yearchange_tui.timetable.step5 import (
+from yearchange_tui.timetable.school_life import (
     MISSING_CODES,
     PeriodProposal,
     SchoolLifeError,
@@ -20,7 +21,6 @@ from yearchange_tui.timetable.step5 import (
     period_problem,
     propose_periods,
     propose_school_life,
-    run_init_school_life,
     school_life_check,
 )
 from yearchange_tui.workflow.events import RecordingObserver, UnitFailed, UnitFinished

@@ -51,7 +51,7 @@ from yearchange_tui.scheduling.client import DatabaseEngineClient
 from yearchange_tui.scheduling.models import EngineRequest, EngineTask
 from yearchange_tui.scheduling.spawn import spawn_engine, wait_for_engine
 from yearchange_tui.timetable.importer import import_timetable
-from yearchange_tui.timetable.step5 import propose_school_life
+from yearchange_tui.timetable.school_life import propose_school_life
 from yearchange_tui.tui.fake_engine import FakeEngine
 from yearchange_tui.tui.school_life_source import DatabaseSchoolLifeSource
 from yearchange_tui.tui.screens.detail import DetailScreen

@@ -11,7 +11,6 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from yearchange_tui.aaf import directory as db
-from yearchange_tui.aaf.init_units import begin_init_unit
 from yearchange_tui.aaf.run import (
     MODE_IMPORT,
     MODE_INIT,
@@ -54,8 +53,6 @@ def establishment_context(run: ImportRun, establishment_id: int) -> Establishmen
     previous = run.session.scalar(select(SchoolYear.id).where(
         SchoolYear.start_year == target.start_year - 1))
     context.previous_year_id = previous
-    if mode == MODE_INIT:
-        begin_init_unit(run, context)
     return context
 
 

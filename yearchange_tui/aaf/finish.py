@@ -15,7 +15,7 @@ from sqlalchemy import insert
 
 from yearchange_tui.aaf import directory as db
 from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
-from yearchange_tui.aaf.init_units import finish_units
+from yearchange_tui.aaf.init_units import enable_newest_timetable_versions
 from yearchange_tui.aaf.rejects import reject, reject_collected, write_deferred, write_rejects
 from yearchange_tui.aaf.rubrics import create_class_rubrics
 from yearchange_tui.aaf.rules import RULES, Severity
@@ -47,7 +47,7 @@ def finish(run: ImportRun) -> None:
         run.connection.execute(insert(AafImportFile.__table__), run.file_rows)
     for context in updated:
         _import_report(run, context)
-    finish_units(run)
+    enable_newest_timetable_versions(run)
     _record_totals(run)
 
 

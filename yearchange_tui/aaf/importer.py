@@ -29,7 +29,7 @@ This module drives the run; the run's state is one
 
 - :mod:`~yearchange_tui.aaf.contexts`: which establishment a structure is; per
   establishment, scope, mode (update or step 4) and target year;
-- :mod:`~yearchange_tui.aaf.init_units`: the step-4 units;
+- :mod:`~yearchange_tui.aaf.init_units`: what a step-4 import reports to its units;
 - :mod:`~yearchange_tui.aaf.rejects`: rejects, their explanations and excerpts;
 - :mod:`~yearchange_tui.aaf.structures`, :mod:`~yearchange_tui.aaf.nomenclature`:
   structures, subjects and MEF;
@@ -43,8 +43,8 @@ This module drives the run; the run's state is one
   :mod:`~yearchange_tui.aaf.summaries`: the end of the import, class rubrics, the
   summaries.
 
-Runs on the caller's thread (the CLI's, or a scheduler thread via
-:mod:`yearchange_tui.aaf.step4`).
+Runs on the caller's thread (the CLI's, or a scheduler thread through step 4, whose unit
+is kept by :mod:`yearchange_tui.changeover.steps.init_directory`).
 """
 
 from __future__ import annotations
@@ -111,8 +111,7 @@ from yearchange_tui.ent.school_year import (
 from yearchange_tui.importing.models import AafImport
 from yearchange_tui.importing.outcome import ImportOutcome, ImportStatus
 from yearchange_tui.workflow.audit import operator_identity
-from yearchange_tui.workflow.events import NullObserver, Observer, UnitFailed, UnitFinished
-from yearchange_tui.workflow.models import Step
+from yearchange_tui.workflow.events import NullObserver, Observer
 
 __all__ = ["ImportResult", "ProgressCallback", "cyclic_gc_paused", "grant_class_rubric_rights",
            "import_delivery"]
@@ -353,7 +352,8 @@ def import_delivery(database: Database, paths: Sequence[Path | str], *,
         step4: initialise year N+1 for the establishments in scope (step 4; the
             caller has checked the step-order guard).
         dry_run: do everything, report, then roll back (nothing changes).
-        observer: receives unit events for establishments initialised (step 4).
+        observer: receives the import's progress, file by file, for establishments
+            initialised (step 4).
         progress: receives one French line per file read.
         now: the time recorded (tests).
 
@@ -388,18 +388,9 @@ def import_delivery(database: Database, paths: Sequence[Path | str], *,
                 result.dry_run = True
             else:
                 session.commit()
-        except BaseException as error:
+        except BaseException:
             session.rollback()
-            if run is not None:
-                for context in run.contexts.values():
-                    if context.mode == MODE_INIT and context.in_scope:
-                        observer.notify(UnitFailed(context.uai, Step.INIT_DIRECTORY.value,
-                                                   str(error), dry_run=dry_run))
             raise
         finally:
             session.close()
-    for summary in result.establishments:
-        if summary.get("mode") == MODE_INIT:
-            observer.notify(UnitFinished(summary["uai"], Step.INIT_DIRECTORY.value, summary,
-                                         dry_run=dry_run))
     return result

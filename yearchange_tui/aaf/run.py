@@ -75,7 +75,6 @@ class EstablishmentContext:
     year_label: str = ""
     year_starts_on: dt.date | None = None
     previous_year_id: int | None = None
-    unit_id: int | None = None
     overridden: bool = False
     counts: Counter[str] = field(default_factory=Counter)
     classes: dict[str, int] | None = None

@@ -37,6 +37,8 @@ from yearchange_tui.ent.models import (
     AttendanceEvent,
     AttendanceKind,
     BinderActivity,
+    ClassMembership,
+    ClassRole,
     EndOfCycleReport,
     Epi,
     EpiMember,
@@ -433,8 +435,6 @@ class SchoolLife:
     @functools.cached_property
     def student_classes(self) -> dict[int, str]:
         """Each student's class code."""
-        from yearchange_tui.ent.models import ClassMembership, ClassRole
-
         return {row[0]: row[1] for row in self.connection.execute(
             select(ClassMembership.person_id, SchoolClass.code)
             .join(SchoolClass, SchoolClass.id == ClassMembership.class_id)

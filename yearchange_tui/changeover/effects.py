@@ -1,11 +1,13 @@
 """Side effects of the change-over steps behind one interface.
 
-The steps describe what they change (rows deleted, updated or inserted, archives
-written, messages sent, files removed) through :class:`Effects`. :class:`RealEffects`
-does it; :class:`RecordingEffects` — the dry run — counts the same statements with
+The steps describe what they change (rows deleted, updated or inserted, rubrics
+created, archives written, messages sent, files removed, the AAF import of step 4, the
+school-life defaults of step 5) through :class:`Effects`. :class:`RealEffects` does
+it; :class:`RecordingEffects` — the dry run — counts the same statements with
 ``SELECT COUNT(*)`` over the same ``WHERE``, builds the same archives into a sink that
-keeps nothing, and records messages instead of sending them. Every count is taken
-from the state before the statement, so both give the same numbers.
+keeps nothing, records messages instead of sending them, and runs the AAF import in
+its own dry-run mode. Every count is taken from the state before the statement, so
+both give the same numbers. A step never asks which kind of effects it has.
 """
 
 from __future__ import annotations
@@ -22,17 +24,34 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlalchemy import ColumnElement, Connection, Table, delete, func, insert, select, update
+from sqlalchemy.orm import Session
 
+from yearchange_tui.aaf.directory import snapshot_class_history
+from yearchange_tui.aaf.importer import ImportResult, import_delivery
 from yearchange_tui.changeover.zipwriter import Member, ZipWriter
+from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import (
+    ArchiveRubric,
     Document,
     FolderKind,
     Message,
     MessageAttachment,
     MessageCopy,
     MessageFolder,
+    OpeningDates,
+    Period,
+    Rubric,
+    RubricKind,
+    RubricRight,
+    RubricRole,
     StoredFile,
 )
+from yearchange_tui.timetable.school_life import (
+    apply_school_life,
+    current_and_next_years,
+    propose_school_life,
+)
+from yearchange_tui.workflow.models import ArchiveManifest
 
 UTC = dt.UTC
 
@@ -56,12 +75,21 @@ class Tally:
 
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     lists: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    details: dict[str, Any] = field(default_factory=dict)
 
     def add(self, label: str, amount: int) -> None:
+        """Add ``amount`` to the count ``label``."""
         self.counts[label] += amount
 
-    def as_dicts(self) -> tuple[dict[str, int], dict[str, list[str]]]:
-        return dict(sorted(self.counts.items())), {k: v for k, v in sorted(self.lists.items())}
+    def detail(self, key: str, value: Any) -> None:
+        """Record a value of the unit's counts that is not a number (step 4's import
+        summary, step 5's missing items)."""
+        self.details[key] = value
+
+    def as_dicts(self) -> tuple[dict[str, Any], dict[str, list[str]]]:
+        """The counts (with the details) and the lists, sorted by label."""
+        counts: dict[str, Any] = {**self.counts, **self.details}
+        return dict(sorted(counts.items())), {k: v for k, v in sorted(self.lists.items())}
 
 
 class _SinkWriter:
@@ -145,13 +173,20 @@ def _build_zip(target: BinaryIO | None, build: ArchiveBuild) -> tuple[int, _Sink
 
 
 class Effects:
-    """Interface of the side effects; see the module docstring."""
+    """Interface of the side effects; see the module docstring.
 
-    dry_run: bool = False
+    Args:
+        storage_root: the storage folder every relative path is resolved under.
+        tally: where counts and lists go.
+        database: the open database, for effects that run in their own transaction
+            (the AAF import of step 4).
+    """
 
-    def __init__(self, storage_root: Path, tally: Tally) -> None:
+    def __init__(self, storage_root: Path, tally: Tally,
+                 database: Database | None = None) -> None:
         self.storage_root = storage_root
         self.tally = tally
+        self.database = database
         self._resolved_folders: dict[str, Path] = {}
 
     # -- rows ----------------------------------------------------------------------------
@@ -167,12 +202,55 @@ class Effects:
                     label: str) -> int:
         raise NotImplementedError
 
+    def create_rubric(self, connection: Connection, *, establishment_id: int, kind: RubricKind,
+                      name: str, archive_kind: ArchiveRubric | None, owner_id: int | None,
+                      created_at: dt.datetime, managers: list[int], label: str,
+                      rights_label: str | None = None) -> int | None:
+        """Create a rubric with ``managers`` as gestionnaires; its id (None when recorded).
+
+        Counts one under ``label``, and the rights under ``rights_label`` when given.
+        """
+        raise NotImplementedError
+
+    def snapshot_class_history(self, connection: Connection, establishment_id: int,
+                               school_year_id: int) -> None:
+        """Keep which class each student was in (the AAF class history) before step 3."""
+        raise NotImplementedError
+
+    def fill_school_life_defaults(self, connection: Connection, establishment_id: int
+                                  ) -> dict[str, int]:
+        """Fill year N+1's periods and opening dates from the project calendar where the
+        establishment has set none; the counts written (``periodes``, ``dates_ouverture``)."""
+        raise NotImplementedError
+
+    def import_aaf(self, paths: list[str], *, scope: set[int] | None, initialise: bool,
+                   now: dt.datetime, progress: Callable[[str], None] | None = None
+                   ) -> ImportResult:
+        """Apply an AAF delivery in its own transaction (step 4).
+
+        Args:
+            paths: the delivery (folder, archive or files).
+            scope: establishment ids to update; None for the whole delivery.
+            initialise: initialise year N+1 for every establishment in scope (else the
+                import decides per establishment from its units, as ``import-aaf`` does).
+            now: the time recorded.
+            progress: receives one French line per file read.
+        """
+        raise NotImplementedError
+
     # -- files ---------------------------------------------------------------------------
     def write_archive(self, connection: Connection, *, key: str, kind: str, relative_path: str,
                       establishment_id: int, build: ArchiveBuild, rubric_id: int | None,
                       title: str, created_at: dt.datetime,
                       school_year_id: int | None = None) -> ArchiveResult:
         """Write a ZIP archive and record it (stored file, document, manifest)."""
+        raise NotImplementedError
+
+    def record_manifest(self, connection: Connection, *, establishment_id: int,
+                        school_year_id: int, key: str, kind: str, relative_path: str,
+                        data: bytes, created_at: dt.datetime, label: str) -> None:
+        """Record the manifest (size, SHA-256) of a file another effect wrote, such as a
+        message attachment."""
         raise NotImplementedError
 
     def remove_files(self, relative_paths: Iterable[str], label: str) -> int:
@@ -258,11 +336,11 @@ class RealEffects(Effects):
     the rows back and the resumed phase rewrites the same files.
     """
 
-    dry_run = False
     unsynced = False
 
-    def __init__(self, storage_root: Path, tally: Tally) -> None:
-        super().__init__(storage_root, tally)
+    def __init__(self, storage_root: Path, tally: Tally,
+                 database: Database | None = None) -> None:
+        super().__init__(storage_root, tally, database)
         self.pending_archives: list[tuple[Any, ...]] = []
         self._made_folders: set[Path] = set()
 
@@ -316,8 +394,6 @@ class RealEffects(Effects):
 
     def finish_phase(self, connection: Connection) -> None:
         """Make the phase's files durable, then record them (file, document, manifest rows)."""
-        from yearchange_tui.workflow.models import ArchiveManifest
-
         self.make_durable()
         pending = self.pending_archives
         if not pending:
@@ -348,6 +424,51 @@ class RealEffects(Effects):
             connection.execute(insert(Document.__table__), documents)
         connection.execute(insert(ArchiveManifest.__table__), manifests)
         self.pending_archives = []
+
+    def create_rubric(self, connection, *, establishment_id, kind, name, archive_kind, owner_id,
+                      created_at, managers, label, rights_label=None):  # type: ignore[no-untyped-def]
+        rubric_id = connection.execute(Rubric.__table__.insert().values(
+            establishment_id=establishment_id, school_year_id=None, kind=kind.value, name=name,
+            class_id=None, archive_kind=archive_kind.value if archive_kind else None,
+            owner_id=owner_id, created_at=created_at)
+            .returning(Rubric.__table__.c.id)).scalar_one()
+        if managers:
+            connection.execute(insert(RubricRight.__table__), [
+                {"rubric_id": rubric_id, "person_id": person_id, "group_id": None,
+                 "role": RubricRole.MANAGER.value} for person_id in managers])
+        self.tally.add(label, 1)
+        if rights_label is not None:
+            self.tally.add(rights_label, len(managers))
+        return int(rubric_id)
+
+    def snapshot_class_history(self, connection, establishment_id, school_year_id):  # type: ignore[no-untyped-def]
+        snapshot_class_history(connection, establishment_id, school_year_id)
+
+    def fill_school_life_defaults(self, connection, establishment_id):  # type: ignore[no-untyped-def]
+        # The session joins the phase's transaction: the runner commits it with the checkpoint.
+        with Session(bind=connection) as session:
+            proposal = propose_school_life(session, establishment_id)
+            written = apply_school_life(session, establishment_id, proposal)
+        for key, value in written.items():
+            self.tally.add(key, value)
+        return written
+
+    def import_aaf(self, paths, *, scope, initialise, now, progress=None):  # type: ignore[no-untyped-def]
+        assert self.database is not None
+        return import_delivery(self.database, paths, scope=scope, step4=initialise,
+                               progress=progress, now=now)
+
+    def record_manifest(self, connection, *, establishment_id, school_year_id, key, kind,
+                        relative_path, data, created_at, label):  # type: ignore[no-untyped-def]
+        stored_file_id = connection.scalar(
+            select(StoredFile.id).where(StoredFile.relative_path == relative_path))
+        connection.execute(insert(ArchiveManifest.__table__).values(
+            establishment_id=establishment_id, school_year_id=school_year_id,
+            archive_key=key, kind=kind, relative_path=relative_path, size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            entry_count=max(0, data.count(b"\r\n") - 1), stored_file_id=stored_file_id,
+            created_at=created_at))
+        self.tally.add(label, 1)
 
     def remove_files(self, relative_paths, label):  # type: ignore[no-untyped-def]
         count = 0
@@ -401,8 +522,6 @@ class RealEffects(Effects):
 class RecordingEffects(Effects):
     """The dry run: counts and records, changes nothing (no row, no file, no message)."""
 
-    dry_run = True
-
     def delete(self, connection, table, where, label):  # type: ignore[no-untyped-def]
         count = _count(connection, table, where)
         self.tally.add(label, count)
@@ -423,6 +542,45 @@ class RecordingEffects(Effects):
         self._count_archive(kind, entries)
         return ArchiveResult(key, kind, relative_path, entries, sink.position,
                              sink.digest.hexdigest())
+
+    def create_rubric(self, connection, *, establishment_id, kind, name, archive_kind, owner_id,
+                      created_at, managers, label, rights_label=None):  # type: ignore[no-untyped-def]
+        self.tally.add(label, 1)
+        if rights_label is not None:
+            self.tally.add(rights_label, len(managers))
+        rubric_id: int | None = None  # nothing is created: the dry run has no rubric id
+        return rubric_id
+
+    def snapshot_class_history(self, connection, establishment_id, school_year_id):  # type: ignore[no-untyped-def]
+        """Nothing to keep: the dry run deletes no class."""
+
+    def fill_school_life_defaults(self, connection, establishment_id):  # type: ignore[no-untyped-def]
+        with Session(bind=connection) as session:
+            _year_n, year_next = current_and_next_years(session)
+            proposal = propose_school_life(session, establishment_id)
+            written = {"periodes": len(proposal.periods), "dates_ouverture": 1}
+            if year_next is not None:
+                scope = (establishment_id, year_next.id)
+                if session.scalar(select(func.count()).select_from(Period).where(
+                        Period.establishment_id == scope[0],
+                        Period.school_year_id == scope[1])):
+                    written["periodes"] = 0
+                if session.scalar(select(func.count()).select_from(OpeningDates).where(
+                        OpeningDates.establishment_id == scope[0],
+                        OpeningDates.school_year_id == scope[1])):
+                    written["dates_ouverture"] = 0
+        for key, value in written.items():
+            self.tally.add(key, value)
+        return written
+
+    def import_aaf(self, paths, *, scope, initialise, now, progress=None):  # type: ignore[no-untyped-def]
+        assert self.database is not None
+        return import_delivery(self.database, paths, scope=scope, step4=initialise,
+                               dry_run=True, progress=progress, now=now)
+
+    def record_manifest(self, connection, *, establishment_id, school_year_id, key, kind,
+                        relative_path, data, created_at, label):  # type: ignore[no-untyped-def]
+        self.tally.add(label, 1)
 
     def remove_files(self, relative_paths, label):  # type: ignore[no-untyped-def]
         count = sum(1 for _ in relative_paths)

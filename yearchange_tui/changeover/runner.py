@@ -1,4 +1,9 @@
-"""Run steps 1–3 (and their dry run) per establishment as resumable, audited units.
+"""Run the change-over steps (and their dry run) per establishment as resumable, audited units.
+
+One lifecycle for every step of the registry (:mod:`yearchange_tui.changeover.steps`):
+guards, begin, one transaction and checkpoint per phase, finish, fail or block, the
+audit entries and the observer events. A step declares its phases; the runner never
+names a step module.
 
 Runs on the caller's thread (the CLI's, or a scheduler worker's); reports through an
 :class:`~yearchange_tui.workflow.events.Observer`.
@@ -8,8 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import defaultdict
+import logging
+import multiprocessing
+import threading
+import traceback
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,14 +26,29 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from yearchange_tui.changeover.effects import RealEffects, RecordingEffects, Tally
-from yearchange_tui.changeover.steps import STEP_PHASES, UnitContext
-from yearchange_tui.changeover.verify import archive_problems
-from yearchange_tui.ent.database import Database
+from yearchange_tui.changeover.effects import Effects, RealEffects, RecordingEffects, Tally
+from yearchange_tui.changeover.notices import (
+    WARNING_SUBJECT,
+    groups_by_manager,
+    lifetime_url,
+    warning_body,
+)
+from yearchange_tui.changeover.steps import DRY_RUN, UNIT_STEPS, Phase, step_definition
+from yearchange_tui.changeover.steps.base import (
+    OVERRIDE,
+    BatchContext,
+    GuardInput,
+    RunOptions,
+    StepDefinition,
+    UnitBlocked,
+    UnitContext,
+)
+from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.models import Establishment, Person, SchoolYear
 from yearchange_tui.workflow.audit import audit
 from yearchange_tui.workflow.establishments import (
     EstablishmentRef,
+    UnknownEstablishmentError,
     establishments_by_uai,
 )
 from yearchange_tui.workflow.events import (
@@ -35,7 +59,7 @@ from yearchange_tui.workflow.events import (
     UnitProgressed,
     UnitStarted,
 )
-from yearchange_tui.workflow.guards import GuardRefused, check_step_order
+from yearchange_tui.workflow.guards import GuardRefused
 from yearchange_tui.workflow.models import DryRunReport, Step, StepUnit, UnitStatus
 from yearchange_tui.workflow.units import (
     begin_unit,
@@ -47,8 +71,12 @@ from yearchange_tui.workflow.units import (
     utcnow,
 )
 
-DRY_RUN_STEPS = (Step.PURGE_TRASH, Step.ARCHIVE, Step.DELETE_OBSOLETE)
-GUARD_ARCHIVES = "archives-invalides"
+DRY_RUN_STEPS = DRY_RUN.replays
+
+__all__ = ["DRY_RUN_STEPS", "ChangeoverRunner", "ReadOnlyError", "UnitOutcome",
+           "UnknownEstablishmentError", "unit_table", "year_units"]
+
+log = logging.getLogger(__name__)
 
 
 class ReadOnlyError(Exception):
@@ -61,25 +89,52 @@ class UnitOutcome:
 
     uai: str
     step: Step
-    status: str  # done, already-done, failed, refused, dry-run
-    counts: dict[str, int] = field(default_factory=dict)
+    status: str  # done, already-done, failed, refused, cancelled, dry-run
+    counts: dict[str, Any] = field(default_factory=dict)
     lists: dict[str, list[str]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     error: str = ""
     code: str = ""
     differences: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # from the guards: override, initial-load
+    traceback: str = ""  # of a failure, for the engine's log
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"uai": self.uai, "step": self.step.value, "status": self.status,
                 "counts": self.counts, "lists": self.lists, "warnings": self.warnings,
-                "error": self.error, "code": self.code, "differences": self.differences}
+                "error": self.error, "code": self.code, "differences": self.differences,
+                "notes": self.notes}
 
 
-def _merge_counts(total: dict[str, int], new: dict[str, int]) -> dict[str, int]:
-    merged = defaultdict(int, total)
+@dataclass
+class _Started:
+    """A unit that passed its guards and is running."""
+
+    definition: StepDefinition
+    establishment: EstablishmentRef
+    unit_id: int
+    phases: list[Phase]
+    state: dict[str, Any]
+    year: SchoolYear
+    obsolete: list[int]
+    notes: list[str]
+
+    @property
+    def step(self) -> Step:
+        assert self.definition.key is not None
+        return self.definition.key
+
+
+def _merge_counts(total: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Numbers add up across phases; other values (summaries) are replaced."""
+    merged = dict(total)
     for key, value in new.items():
-        merged[key] += value
+        previous = merged.get(key)
+        if isinstance(value, int) and isinstance(previous, int):
+            merged[key] = previous + value
+        else:
+            merged[key] = value
     return dict(sorted(merged.items()))
 
 
@@ -124,92 +179,153 @@ class ChangeoverRunner:
             SchoolYear.start_year <= year.start_year)))
         return year, obsolete
 
-    def _context(self, connection: Any, effects: Any, establishment: EstablishmentRef,
-                 year: SchoolYear, obsolete: list[int]) -> UnitContext:
+    def _context(self, connection: Any, effects: Effects, establishment: EstablishmentRef,
+                 year: SchoolYear, obsolete: list[int],
+                 options: RunOptions | None = None) -> UnitContext:
         return UnitContext(connection=connection, effects=effects,
                            establishment_id=establishment.id, uai=establishment.uai,
                            establishment_name=establishment.name,
                            project_id=establishment.project_id,
                            closing_date=establishment.closing_date, year_id=year.id,
                            year_label=year.label, year_start=year.start_year,
-                           obsolete_year_ids=obsolete, now=self.now())
+                           obsolete_year_ids=obsolete, now=self.now(),
+                           options=options or RunOptions())
+
+    def _batch_context(self, effects: Effects, establishments: list[EstablishmentRef],
+                       year: SchoolYear, options: RunOptions) -> BatchContext:
+        return BatchContext(database=self.database, effects=effects,
+                            establishments=establishments, year_id=year.id, now=self.now(),
+                            options=options)
 
     # -- dry run ---------------------------------------------------------------------------
 
     def dry_run(self, establishments: list[EstablishmentRef],
-                steps: tuple[Step, ...] = DRY_RUN_STEPS) -> list[UnitOutcome]:
+                steps: tuple[Step, ...] = DRY_RUN_STEPS,
+                options: RunOptions | None = None) -> list[UnitOutcome]:
         """Simulate ``steps`` for each establishment; store and return the reports.
 
-        Nothing is changed in the ENT data, the storage or the messaging; only the dry-run
-        reports and one audit entry per establishment are written (nothing at all on a
-        read-only database connection).
+        Every phase runs with the recorder (:class:`RecordingEffects`) in a transaction
+        that is rolled back: nothing is changed in the ENT data, the storage or the
+        messaging; only the dry-run reports and one audit entry per establishment and
+        step are written (nothing at all on a read-only database connection).
         """
+        options = options or RunOptions()
         outcomes: list[UnitOutcome] = []
         with self.database.session() as session:
             year, obsolete = self._year(session)
             session.expunge(year)
+        for step in steps:
+            definition = step_definition(step)
+            if definition.prepare is not None:
+                definition.prepare(self.database, options)
         for establishment in establishments:
             for step in steps:
-                self.observer.notify(UnitStarted(establishment.uai, step.value, 0, dry_run=True))
-                tally = Tally()
-                with self.database.engine.connect() as connection:
-                    transaction = connection.begin()
-                    try:
-                        ctx = self._context(connection, RecordingEffects(self.storage_root, tally),
-                                            establishment, year, obsolete)
-                        phases = STEP_PHASES[step](ctx)
-                        for index, (_name, run) in enumerate(phases, start=1):
-                            run(ctx)
-                            self.observer.notify(UnitProgressed(
-                                establishment.uai, step.value, index, len(phases), dry_run=True))
-                    finally:
-                        transaction.rollback()
-                counts, lists = tally.as_dicts()
-                outcome = UnitOutcome(establishment.uai, step, "dry-run", counts, lists,
-                                      ctx.warnings)
-                if not self.database.read_only:  # a read-only connection: shown, not stored
-                    self._store_dry_run(establishment, year, step, outcome)
-                self.observer.notify(UnitFinished(establishment.uai, step.value, counts,
-                                                  dry_run=True))
-                outcomes.append(outcome)
+                outcomes.append(self._dry_run_unit(step_definition(step), establishment, year,
+                                                   obsolete, options))
         return outcomes
 
-    def _store_dry_run(self, establishment: EstablishmentRef, year: SchoolYear, step: Step,
-                       outcome: UnitOutcome) -> None:
-        counts, lists, warnings = outcome.counts, outcome.lists, outcome.warnings
+    def _dry_run_unit(self, definition: StepDefinition, establishment: EstablishmentRef,
+                      year: SchoolYear, obsolete: list[int],
+                      options: RunOptions) -> UnitOutcome:
+        step = definition.key
+        assert step is not None and definition.phases is not None
+        self.observer.notify(UnitStarted(establishment.uai, step.value, 0, dry_run=True))
+        tally = Tally()
+        effects = RecordingEffects(self.storage_root, tally, self.database)
+        with self.database.engine.connect() as connection:
+            transaction = connection.begin()
+            try:
+                ctx = self._context(connection, effects, establishment, year, obsolete, options)
+                phases = definition.phases(ctx)
+                for index, (name, run) in enumerate(phases, start=1):
+                    if name == definition.batch_phase and definition.batch is not None:
+                        batch = self._batch_context(effects, [establishment], year, options)
+                        for key, value in definition.batch(batch)[establishment.id].items():
+                            if isinstance(value, int) and not isinstance(value, bool):
+                                tally.add(key, value)
+                            else:
+                                tally.detail(key, value)
+                    else:
+                        try:
+                            run(ctx)
+                        except UnitBlocked as blocked:
+                            # The real run would stop here, « bloqué »: the report says why.
+                            ctx.warn(blocked.message)
+                            for key, value in blocked.counts.items():
+                                tally.detail(key, value)
+                            break
+                    self.observer.notify(UnitProgressed(
+                        establishment.uai, step.value, index, len(phases), dry_run=True))
+            finally:
+                transaction.rollback()
+        counts, lists = tally.as_dicts()
+        outcome = UnitOutcome(establishment.uai, step, "dry-run", counts, lists, ctx.warnings)
+        if self.database.read_only:  # a read-only connection: the report is shown, not stored
+            self.observer.notify(UnitFinished(establishment.uai, step.value, counts,
+                                              dry_run=True))
+            return outcome
         with self.database.session() as session:
             session.execute(insert(DryRunReport).values(
                 establishment_id=establishment.id, school_year_id=year.id, step=step,
                 created_at=self.now(), counts=json.dumps(counts, ensure_ascii=False),
                 lists=json.dumps(lists, ensure_ascii=False),
-                warnings=json.dumps(warnings, ensure_ascii=False)))
+                warnings=json.dumps(ctx.warnings, ensure_ascii=False)))
             audit(session, "dry-run", "done", establishment_id=establishment.id,
-                  step=step.value, details={"counts": counts, "warnings": len(warnings)})
+                  step=step.value, details={"counts": counts, "warnings": len(ctx.warnings)})
+        self.observer.notify(UnitFinished(establishment.uai, step.value, counts, dry_run=True))
+        return outcome
 
     # -- real runs -------------------------------------------------------------------------
 
-    def run(self, step: Step, establishments: list[EstablishmentRef],
-            workers: int = 1) -> list[UnitOutcome]:
-        """Run ``step`` for each establishment; a failure does not stop the others.
+    def run(self, step: Step, establishments: list[EstablishmentRef], workers: int = 1,
+            options: RunOptions | None = None) -> list[UnitOutcome]:
+        """Run ``step`` for each establishment (see :meth:`run_units`)."""
+        return self.run_units(step, establishments, workers, options=options)
+
+    def run_units(self, step: Step, establishments: list[EstablishmentRef], workers: int = 1,
+                  *, options: RunOptions | None = None) -> list[UnitOutcome]:
+        """Run (or resume) ``step`` for each establishment; a failure does not stop the others.
 
         Args:
             step: the step.
-            establishments: the establishments, run in UAI order.
+            establishments: the establishments; outcomes come back in this order.
             workers: units run at the same time, each in its own process (its own
                 connection); phases hold the database write lock only while they record
-                their rows, so units of different establishments overlap well.
+                their rows, so units of different establishments overlap well. A step
+                with a batched phase (step 4) runs that phase once for all units.
+            options: what the step needs beyond the establishments (step 4's delivery).
+
+        Raises:
+            ReadOnlyError: the runner is read-only.
+            Exception: one of the step's input errors (bad input: a missing or refused
+                AAF delivery), after the units concerned were recorded failed.
         """
-        self._refuse_read_only(f"l'étape {step.number} ({step.label})")
-        if workers <= 1 or len(establishments) <= 1:
-            return [self.run_unit(step, establishment) for establishment in establishments]
-        return self._run_parallel(step, establishments, workers)
+        definition = step_definition(step)
+        self._refuse_read_only(f"l'étape {definition.number} ({definition.label})")
+        options = options or RunOptions()
+        if definition.prepare is not None and establishments:
+            definition.prepare(self.database, options)
+        if definition.batch is None:
+            if workers > 1 and len(establishments) > 1:
+                return self._run_parallel(step, establishments, workers)
+            return [self._run_one(definition, establishment, options)
+                    for establishment in establishments]
+        outcomes: dict[int, UnitOutcome] = {}
+        started: list[_Started] = []
+        for establishment in establishments:
+            begun = self._begin(definition, establishment, options)
+            if isinstance(begun, UnitOutcome):
+                outcomes[establishment.id] = begun
+            else:
+                started.append(begun)
+        outcomes.update(self._run_batch(definition, started, options))
+        for unit in started:
+            if unit.establishment.id not in outcomes:
+                outcomes[unit.establishment.id] = self._run_phases(unit, options)
+        return [outcomes[establishment.id] for establishment in establishments]
 
     def _run_parallel(self, step: Step, establishments: list[EstablishmentRef],
                       workers: int) -> list[UnitOutcome]:
-        import multiprocessing
-        import threading
-        from concurrent.futures import ProcessPoolExecutor
-
         context = multiprocessing.get_context("spawn")
         manager = context.Manager()
         events = manager.Queue()
@@ -247,9 +363,23 @@ class ChangeoverRunner:
                 select(Person.establishment_id, func.count())
                 .group_by(Person.establishment_id)).all() if row[0] is not None}
 
-    def run_unit(self, step: Step, establishment: EstablishmentRef) -> UnitOutcome:
-        """Run (or resume) one unit. A unit that is done is left as it is."""
-        self._refuse_read_only(f"l'étape {step.number} ({step.label})")
+    def run_unit(self, step: Step, establishment: EstablishmentRef,
+                 options: RunOptions | None = None) -> UnitOutcome:
+        """Run (or resume) one unit of any step. A unit that is done is left as it is."""
+        return self.run_units(step, [establishment], options=options)[0]
+
+    def _run_one(self, definition: StepDefinition, establishment: EstablishmentRef,
+                 options: RunOptions) -> UnitOutcome:
+        begun = self._begin(definition, establishment, options)
+        if isinstance(begun, UnitOutcome):
+            return begun
+        return self._run_phases(begun, options)
+
+    def _begin(self, definition: StepDefinition, establishment: EstablishmentRef,
+               options: RunOptions) -> UnitOutcome | _Started:
+        """Check the guards and mark the unit running; an outcome when it does not start."""
+        step = definition.key
+        assert step is not None and definition.phases is not None
         uai = establishment.uai
         with self.database.session() as session:
             year, obsolete = self._year(session)
@@ -258,66 +388,127 @@ class ChangeoverRunner:
             assert unit is not None
             if unit.status is UnitStatus.DONE:
                 return UnitOutcome(uai, step, "already-done", json.loads(unit.counts or "{}"))
+            notes: set[str] = set()
             try:
-                overridden = check_step_order(session, establishment.id, year.id, step)
+                for guard in definition.guards:
+                    notes |= guard(GuardInput(session, self.storage_root, establishment,
+                                              year.id, step))
             except GuardRefused as refusal:
                 return self._refuse(session, unit, establishment, step, refusal.code,
                                     refusal.message)
-            if step is Step.DELETE_OBSOLETE:
-                problems = archive_problems(session, self.storage_root, establishment.id,
-                                            year.id)
-                if problems:
-                    message = (f"{uai} : l'étape 3 est refusée, les archives de l'étape 2 sont "
-                               f"manquantes ou altérées : {'; '.join(problems[:5])}")
-                    return self._refuse(session, unit, establishment, step, GUARD_ARCHIVES,
-                                        message)
-            ctx = self._context(session.connection(), None, establishment, year, obsolete)
-            phases = STEP_PHASES[step](ctx)
+            ctx = self._context(session.connection(),
+                                RecordingEffects(self.storage_root, Tally(), self.database),
+                                establishment, year, obsolete, options)
+            phases = definition.phases(ctx)
             begin_unit(unit, total=len(phases))
             audit(session, "run", "started", establishment_id=establishment.id, step=step.value,
-                  override=overridden)
+                  override=OVERRIDE in notes,
+                  details={"notes": sorted(notes)} if notes else None)
             unit_id = unit.id
             state = checkpoint(unit)
-        done_phases = state.get("phases", {})
         self.observer.notify(UnitStarted(uai, step.value, len(phases)))
         self._remove_pending_files(unit_id, state)
-        warnings: list[str] = list(state.get("warnings", []))
-        for index, (name, run) in enumerate(phases, start=1):
+        return _Started(definition, establishment, unit_id, phases, state, year, obsolete,
+                        sorted(notes))
+
+    def _save_phase(self, connection: Any, unit: _Started, name: str, index: int,
+                    counts: dict[str, Any], warnings: list[str],
+                    files_to_remove: list[str]) -> None:
+        """Record a committed phase in the unit's checkpoint (in the phase's transaction)."""
+        state = unit.state
+        state.setdefault("phases", {})[name] = counts
+        state["counts"] = _merge_counts(state.get("counts", {}), counts)
+        state["warnings"] = [*state.get("warnings", []), *warnings]
+        state["pending_files"] = files_to_remove
+        connection.execute(update(StepUnit).where(StepUnit.id == unit.unit_id).values(
+            checkpoint=json.dumps(state, ensure_ascii=False, sort_keys=True),
+            progress_done=index))
+
+    def _run_batch(self, definition: StepDefinition, started: list[_Started],
+                   options: RunOptions) -> dict[int, UnitOutcome]:
+        """Run the batched phase once for the units that have not committed it.
+
+        The phase commits its own work (the AAF import is one transaction); the units'
+        checkpoints are recorded right after. A run killed in between imports again on
+        resume, which gives the same end state.
+
+        Returns:
+            The outcomes of the units that stopped or failed.
+        """
+        name = definition.batch_phase
+        assert name is not None and definition.batch is not None
+        todo = [unit for unit in started if name not in unit.state.get("phases", {})]
+        if not todo:
+            return {}
+        if self.should_stop is not None and self.should_stop():
+            return {unit.establishment.id: self._stop(unit, 0) for unit in todo}
+        index = [phase for phase, _ in todo[0].phases].index(name) + 1
+        effects = RealEffects(self.storage_root, Tally(), self.database)
+        try:
+            counts = definition.batch(self._batch_context(
+                effects, [unit.establishment for unit in todo], todo[0].year, options))
+            with self.database.engine.begin() as connection:
+                for unit in todo:
+                    self._save_phase(connection, unit, name, index,
+                                     counts.get(unit.establishment.id, {}), [], [])
+        except Exception as error:  # any failure is recorded on the units
+            failed = {unit.establishment.id: self._fail(unit, name, error) for unit in todo}
+            if isinstance(error, definition.input_errors):
+                raise
+            return failed
+        for unit in todo:
+            self.observer.notify(UnitProgressed(unit.establishment.uai, unit.step.value, index,
+                                                len(unit.phases)))
+        return {}
+
+    def _run_phases(self, unit: _Started, options: RunOptions) -> UnitOutcome:
+        """Run the phases the unit has not committed yet, then finish it."""
+        definition = unit.definition
+        done_phases = unit.state.get("phases", {})
+        for index, (name, run) in enumerate(unit.phases, start=1):
             if name in done_phases:
                 continue
             if self.should_stop is not None and self.should_stop():
-                return self._stop(unit_id, establishment, step, index - 1, len(phases))
+                return self._stop(unit, index - 1)
             tally = Tally()
             try:
                 with self.database.engine.begin() as connection:
-                    ctx = self._context(connection, RealEffects(self.storage_root, tally),
-                                        establishment, year, obsolete)
+                    ctx = self._context(connection,
+                                        RealEffects(self.storage_root, tally, self.database),
+                                        unit.establishment, unit.year, unit.obsolete, options)
                     run(ctx)
                     ctx.effects.finish_phase(connection)
                     counts, _lists = tally.as_dicts()
-                    state.setdefault("phases", {})[name] = counts
-                    state["counts"] = _merge_counts(state.get("counts", {}), counts)
-                    warnings.extend(ctx.warnings)
-                    state["warnings"] = warnings
-                    state["pending_files"] = ctx.files_to_remove
-                    connection.execute(update(StepUnit).where(StepUnit.id == unit_id).values(
-                        checkpoint=json.dumps(state, ensure_ascii=False, sort_keys=True),
-                        progress_done=index))
-            except Exception as error:  # noqa: BLE001 - any failure is recorded on the unit
-                return self._fail(unit_id, establishment, step, f"phase « {name} » : {error}")
-            self._remove_pending_files(unit_id, state)
-            self.observer.notify(UnitProgressed(uai, step.value, index, len(phases)))
-        counts = state.get("counts", {})
+                    self._save_phase(connection, unit, name, index, counts, ctx.warnings,
+                                     ctx.files_to_remove)
+            except UnitBlocked as blocked:
+                return self._block(unit, blocked)
+            except Exception as error:  # any failure is recorded on the unit
+                outcome = self._fail(unit, name, error)
+                if isinstance(error, definition.input_errors):
+                    raise
+                return outcome
+            self._remove_pending_files(unit.unit_id, unit.state)
+            self.observer.notify(UnitProgressed(unit.establishment.uai, unit.step.value, index,
+                                                len(unit.phases)))
+        return self._finish(unit)
+
+    def _finish(self, started: _Started) -> UnitOutcome:
+        establishment, step = started.establishment, started.step
+        counts = started.state.get("counts", {})
         with self.database.session() as session:
-            unit = session.get(StepUnit, unit_id)
+            unit = session.get(StepUnit, started.unit_id)
             assert unit is not None
             finish_unit(unit, counts)
-            differences = self._differences(session, establishment.id, year.id, step, counts,
-                                            unit.started_at)
+            differences = self._differences(session, establishment.id, started.year.id, step,
+                                            counts, unit.started_at)
             audit(session, "run", "done", establishment_id=establishment.id, step=step.value,
+                  override=OVERRIDE in started.notes,
                   details={"counts": counts, "differences": differences})
-        self.observer.notify(UnitFinished(uai, step.value, counts))
-        return UnitOutcome(uai, step, "done", counts, {}, warnings, differences=differences)
+        self.observer.notify(UnitFinished(establishment.uai, step.value, counts))
+        return UnitOutcome(establishment.uai, step, "done", counts, {},
+                           list(started.state.get("warnings", [])), differences=differences,
+                           notes=started.notes)
 
     def send_warnings(self, establishments: list[EstablishmentRef], deletion_date: dt.date,
                       second: bool = False) -> list[UnitOutcome]:
@@ -325,13 +516,6 @@ class ChangeoverRunner:
 
         One message per manager listing all their groups, each with its lifetime link.
         """
-        from yearchange_tui.changeover.notices import (
-            WARNING_SUBJECT,
-            groups_by_manager,
-            lifetime_url,
-            warning_body,
-        )
-
         self._refuse_read_only("l'envoi des avertissements")
         action = "second-warning" if second else "warning"
         outcomes = []
@@ -374,32 +558,56 @@ class ChangeoverRunner:
         self.observer.notify(UnitFailed(establishment.uai, step.value, message, refused=True))
         return UnitOutcome(establishment.uai, step, "refused", error=message, code=code)
 
-    def _stop(self, unit_id: int, establishment: EstablishmentRef, step: Step, done: int,
-              total: int) -> UnitOutcome:
+    def _block(self, started: _Started, blocked: UnitBlocked) -> UnitOutcome:
+        """A phase found the unit cannot be done yet: « bloqué » with its counts."""
+        establishment, step = started.establishment, started.step
+        counts = _merge_counts(started.state.get("counts", {}), blocked.counts)
+        with self.database.session() as session:
+            unit = session.get(StepUnit, started.unit_id)
+            assert unit is not None
+            unit.status = UnitStatus.BLOCKED
+            unit.error = blocked.message
+            unit.counts = json.dumps(counts, ensure_ascii=False, sort_keys=True)
+            audit(session, "run", "blocked", establishment_id=establishment.id,
+                  step=step.value, override=OVERRIDE in started.notes,
+                  details={"code": blocked.code, "counts": counts})
+        self.observer.notify(UnitFailed(establishment.uai, step.value, blocked.message,
+                                        refused=True))
+        return UnitOutcome(establishment.uai, step, "refused", counts,
+                           warnings=list(started.state.get("warnings", [])),
+                           error=blocked.message, code=blocked.code, notes=started.notes)
+
+    def _stop(self, started: _Started, done: int) -> UnitOutcome:
+        total = len(started.phases)
         message = (f"Interrompue à la demande après {done} phase(s) sur {total} ; "
                    "elle reprendra à ce point au prochain lancement.")
         with self.database.session() as session:
-            unit = session.get(StepUnit, unit_id)
+            unit = session.get(StepUnit, started.unit_id)
             assert unit is not None
             unit.status = UnitStatus.PENDING
             unit.error = message
-            audit(session, "run", "cancelled", establishment_id=establishment.id,
-                  step=step.value, details={"phases_done": done, "phases": total})
-        return UnitOutcome(establishment.uai, step, "cancelled", error=message)
+            audit(session, "run", "cancelled", establishment_id=started.establishment.id,
+                  step=started.step.value, details={"phases_done": done, "phases": total})
+        return UnitOutcome(started.establishment.uai, started.step, "cancelled", error=message,
+                           notes=started.notes)
 
-    def _fail(self, unit_id: int, establishment: EstablishmentRef, step: Step,
-              error: str) -> UnitOutcome:
+    def _fail(self, started: _Started, phase: str, error: Exception) -> UnitOutcome:
+        establishment, step = started.establishment, started.step
+        message = f"phase « {phase} » : {error}"
+        trace = "".join(traceback.format_exception(error))
+        log.debug("Unité %s %s en échec :\n%s", establishment.uai, step.value, trace)
         with self.database.session() as session:
-            unit = session.get(StepUnit, unit_id)
+            unit = session.get(StepUnit, started.unit_id)
             assert unit is not None
-            fail_unit(unit, error)
+            fail_unit(unit, message)
             audit(session, "run", "failed", establishment_id=establishment.id, step=step.value,
-                  details={"error": error})
-        self.observer.notify(UnitFailed(establishment.uai, step.value, error))
-        return UnitOutcome(establishment.uai, step, "failed", error=error)
+                  details={"error": message})
+        self.observer.notify(UnitFailed(establishment.uai, step.value, message))
+        return UnitOutcome(establishment.uai, step, "failed", error=message,
+                           notes=started.notes, traceback=trace)
 
     def _differences(self, session: Session, establishment_id: int, year_id: int, step: Step,
-                     counts: dict[str, int], started_at: dt.datetime | None) -> list[dict[str, Any]]:
+                     counts: dict[str, Any], started_at: dt.datetime | None) -> list[dict[str, Any]]:
         """Compare real counts with the last dry run made before the unit started."""
         query = select(DryRunReport.counts).where(
             DryRunReport.establishment_id == establishment_id,
@@ -411,9 +619,10 @@ class ChangeoverRunner:
         if report is None:
             return []
         planned = json.loads(report)
+        numbers = {key for key in set(planned) | set(counts)
+                   if isinstance(planned.get(key, 0), int) and isinstance(counts.get(key, 0), int)}
         return [{"count": key, "dry_run": planned.get(key, 0), "real": counts.get(key, 0)}
-                for key in sorted(set(planned) | set(counts))
-                if planned.get(key, 0) != counts.get(key, 0)]
+                for key in sorted(numbers) if planned.get(key, 0) != counts.get(key, 0)]
 
 
 class _QueueObserver:
@@ -433,8 +642,6 @@ def _run_unit_in_worker(url: str, storage_root: str, now: dt.datetime | None, st
     A worker keeps its database (engine, pooled connection, compiled statements) for the
     units that follow; it is closed when the pool ends the process.
     """
-    from yearchange_tui.ent.database import open_database
-
     database = _worker_databases.get(url)
     if database is None:
         database = _worker_databases[url] = open_database(url, migrate=False)
@@ -468,7 +675,7 @@ def unit_table(database: Database) -> list[dict[str, Any]]:
         table = []
         for establishment_id, uai, name, kind in establishments:
             steps = {}
-            for step in Step:
+            for step in (definition.key for definition in UNIT_STEPS if definition.key):
                 unit = by_key.get((establishment_id, step))
                 status = unit.status if unit is not None else UnitStatus.PENDING
                 steps[step.value] = {

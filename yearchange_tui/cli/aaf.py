@@ -83,15 +83,17 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_import_aaf(args: argparse.Namespace) -> int:
     """``yearchange import-aaf PATH…``."""
-    from yearchange_tui.aaf.importer import import_delivery
+    from yearchange_tui.changeover.runner import ChangeoverRunner
+    from yearchange_tui.changeover.steps.init_directory import import_aaf_delivery
 
     refuse_import_in_read_only(args, "l'import AAF")
-    _settings, database = open_database_from_args(
+    settings, database = open_database_from_args(
         args, Access.ROLLBACK_ONLY if args.dry_run else Access.READ_WRITE)
     progress = None if args.json else (lambda line: err(f"… {line}"))
     outcome, result = run_import(
-        "aaf", lambda: import_delivery(database, args.paths, dry_run=args.dry_run,
-                                       progress=progress),
+        # After step 3 an import is step 4: its units run through the runner's lifecycle.
+        "aaf", lambda: import_aaf_delivery(ChangeoverRunner(database, settings.storage_dir),
+                                           args.paths, dry_run=args.dry_run, progress=progress),
         audit_in=None if args.dry_run else database, source=[str(path) for path in args.paths])
     if outcome.code == CODE_BAD_REQUEST:
         raise UsageError(outcome.message)

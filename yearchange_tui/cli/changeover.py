@@ -7,7 +7,10 @@ import datetime as dt
 import sys
 from typing import Any
 
-from yearchange_tui.cli.steps import run_init_directory_command, run_init_school_life_command
+from yearchange_tui.changeover.runner import ChangeoverRunner, unit_table
+from yearchange_tui.changeover.steps import DRY_RUN, UNIT_STEPS, StepDefinition, step_definition
+from yearchange_tui.changeover.verify import verify
+from yearchange_tui.cli.steps import STEP_COMMANDS, counts_line, print_outcomes
 from yearchange_tui.cli.util import (
     EXIT_FAILED,
     EXIT_OK,
@@ -19,15 +22,20 @@ from yearchange_tui.cli.util import (
     settings_from_args,
 )
 from yearchange_tui.ent.database import Access
+from yearchange_tui.workflow.establishments import (
+    UnknownEstablishmentError,
+    establishment_by_uai,
+)
+from yearchange_tui.workflow.guards import grant_override
 from yearchange_tui.workflow.models import (
     UNIT_STATUS_GLYPHS,
     UNIT_STATUS_LABELS,
     Step,
     UnitStatus,
 )
+from yearchange_tui.workflow.units import current_school_year
 
-STEP_ALIASES = {"1": Step.PURGE_TRASH, "2": Step.ARCHIVE, "3": Step.DELETE_OBSOLETE,
-                "4": Step.INIT_DIRECTORY, "5": Step.INIT_SCHOOL_LIFE}
+STEP_ALIASES = {str(definition.number): definition.key for definition in UNIT_STEPS}
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -45,8 +53,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "run", parents=[common], help="exécuter une étape",
         description="Exécute une étape pour les établissements choisis. Les étapes 1 à 3 "
                     "demandent de taper le nombre d'établissements (ou l'UAI) pour confirmer.")
-    run.add_argument("step", metavar="ÉTAPE", choices=[s.value for s in Step] + list(STEP_ALIASES),
-                     help=", ".join(s.value for s in Step))
+    names = [definition.key.value for definition in UNIT_STEPS if definition.key]
+    run.add_argument("step", metavar="ÉTAPE", choices=names + list(STEP_ALIASES),
+                     help=", ".join(names))
     target = run.add_mutually_exclusive_group()
     target.add_argument("--uai", action="append", metavar="UAI", help="établissement (répétable)")
     target.add_argument("--all", action="store_true", help="tous les établissements")
@@ -98,18 +107,14 @@ def _date(value: str | None, option: str) -> dt.date | None:
         raise UsageError(f"{option} : date invalide « {value} » (attendu AAAA-MM-JJ).") from error
 
 
-def _runner(args: argparse.Namespace, now: dt.datetime | None = None,  # type: ignore[no-untyped-def]
-            access: Access = Access.READ_WRITE):
-    from yearchange_tui.changeover.runner import ChangeoverRunner
-
+def _runner(args: argparse.Namespace, now: dt.datetime | None = None,
+            access: Access = Access.READ_WRITE) -> tuple[Any, ChangeoverRunner]:
     settings, database = open_database_from_args(args, access)
     return settings, ChangeoverRunner(database, settings.storage_dir, now=now,
                                       read_only=settings.read_only)
 
 
-def _select(runner: Any, uais: list[str] | None) -> list[Any]:
-    from yearchange_tui.workflow.establishments import UnknownEstablishmentError
-
+def _select(runner: ChangeoverRunner, uais: list[str] | None) -> list[Any]:
     try:
         establishments = runner.establishments(uais)
     except UnknownEstablishmentError as error:
@@ -119,19 +124,13 @@ def _select(runner: Any, uais: list[str] | None) -> list[Any]:
     return establishments
 
 
-def _counts_line(counts: dict[str, int], limit: int = 6) -> str:
-    shown = [f"{key} {value}" for key, value in counts.items() if value][:limit]
-    more = sum(1 for value in counts.values() if value) - len(shown)
-    return ", ".join(shown) + (f", … (+{more})" if more > 0 else "")
-
-
 def cmd_dry_run(args: argparse.Namespace) -> int:
     """``yearchange dry-run``."""
     at = _date(args.at, "--at")
     now = dt.datetime.combine(at, dt.time(12), tzinfo=dt.UTC) if at else None
     settings, runner = _runner(args, now)
     establishments = _select(runner, args.uai)
-    outcomes = runner.dry_run(establishments)
+    outcomes = runner.dry_run(establishments, DRY_RUN.replays)
     if args.json:
         print_json([outcome.as_dict() for outcome in outcomes])
         return EXIT_OK
@@ -143,7 +142,7 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
             current = outcome.uai
             print(f"\n{outcome.uai}")
         print(f"  étape {outcome.step.number} {outcome.step.label} : "
-              f"{_counts_line(outcome.counts) or 'rien à faire'}")
+              f"{counts_line(outcome.counts) or 'rien à faire'}")
         for warning in outcome.warnings:
             print(f"    ⚠ {warning}")
     warnings = sum(len(outcome.warnings) for outcome in outcomes)
@@ -153,65 +152,47 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _confirm(step: Step, establishments: list[Any], assume_yes: bool) -> None:
-    if assume_yes or step not in (Step.PURGE_TRASH, Step.ARCHIVE, Step.DELETE_OBSOLETE):
+def _confirm(definition: StepDefinition, establishments: list[Any], assume_yes: bool) -> None:
+    if assume_yes or not definition.confirm:
         return
     expected = establishments[0].uai if len(establishments) == 1 else str(len(establishments))
     what = "l'UAI" if len(establishments) == 1 else "le nombre d'établissements"
     if not sys.stdin.isatty():
-        raise UsageError(f"Confirmation requise pour l'étape {step.number} ({step.label}) : "
-                         "relancez avec --yes ou dans un terminal.")
-    print(f"Étape {step.number} — {step.label} — pour {len(establishments)} établissement(s).")
+        raise UsageError(f"Confirmation requise pour l'étape {definition.number} "
+                         f"({definition.label}) : relancez avec --yes ou dans un terminal.")
+    print(f"Étape {definition.number} — {definition.label} — pour {len(establishments)} "
+          "établissement(s).")
     answer = input(f"Tapez {what} ({expected}) pour confirmer : ").strip().upper()
     if answer != expected:
         raise UsageError("Confirmation incorrecte : rien n'a été fait.")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``yearchange run STEP``."""
+    """``yearchange run STEP``: any step of the registry, through the runner."""
     step = STEP_ALIASES.get(args.step) or Step(args.step)
+    definition = step_definition(step)
     if not args.uai and not args.all:
         raise UsageError("Précisez les établissements : --uai UAI (répétable) ou --all.")
-    refuse_in_read_only(settings_from_args(args), f"l'étape {step.number}")
-    _settings, runner = _runner(args)
-    establishments = _select(runner, None if args.all else args.uai)
-    if step in (Step.INIT_DIRECTORY, Step.INIT_SCHOOL_LIFE):
-        return _run_later_step(step, runner, establishments, args)
-    _confirm(step, establishments, args.yes)
+    refuse_in_read_only(settings_from_args(args), f"l'étape {definition.number}")
     if args.workers < 1:
         raise UsageError("--workers doit être au moins 1.")
-    outcomes = runner.run(step, establishments, workers=args.workers)
+    _settings, runner = _runner(args)
+    establishments = _select(runner, None if args.all else args.uai)
+    _confirm(definition, establishments, args.yes)
+    command = STEP_COMMANDS.get(step)
+    if command is not None:
+        return command(runner, establishments, args)
+    outcomes = runner.run_units(step, establishments, workers=args.workers)
     if args.json:
         print_json([outcome.as_dict() for outcome in outcomes])
     else:
-        labels = {"done": "✓ terminé", "already-done": "✓ déjà terminé (rien à faire)",
-                  "failed": "✗ échec", "refused": "⊘ refusé"}
-        for outcome in outcomes:
-            print(f"{labels[outcome.status]:<30} {outcome.uai}  étape {step.number} "
-                  f"{step.label}")
-            if outcome.status == "done":
-                print(f"    {_counts_line(outcome.counts, 8)}")
-            if outcome.error:
-                print(f"    {outcome.error}")
-            for difference in outcome.differences:
-                print(f"    ≠ {difference['count']} : passage à blanc {difference['dry_run']}, "
-                      f"réel {difference['real']}")
-    failed = [o for o in outcomes if o.status in ("failed", "refused")]
+        print_outcomes(step, outcomes)
+    failed = [o for o in outcomes if o.status in ("failed", "refused", "cancelled")]
     return EXIT_FAILED if failed else EXIT_OK
-
-
-def _run_later_step(step: Step, runner: Any, establishments: list[Any],
-                    args: argparse.Namespace) -> int:
-    """Steps 4 and 5 are run by their own packages when they are installed."""
-    if step is Step.INIT_DIRECTORY:
-        return int(run_init_directory_command(runner, establishments, args))
-    return int(run_init_school_life_command(runner, establishments, args))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     """``yearchange status``."""
-    from yearchange_tui.changeover.runner import unit_table
-
     _settings, database = open_database_from_args(args, Access.READ_ONLY)
     table = unit_table(database)
     if args.json:
@@ -221,12 +202,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("Aucun établissement.")
         return EXIT_OK
     print(f"Changement d'année {table[0]['school_year']} → établissements × étapes")
-    header = "UAI       " + "".join(f"{'étape ' + str(s.number):<16}" for s in Step) + "nom"
+    header = "UAI       " + "".join(f"{'étape ' + str(d.number):<16}" for d in UNIT_STEPS) + "nom"
     print(header)
     for row in table:
         cells = []
-        for step in Step:
-            state = row["steps"][step.value]
+        for definition in UNIT_STEPS:
+            assert definition.key is not None
+            state = row["steps"][definition.key.value]
             status = UnitStatus(state["status"])
             word = UNIT_STATUS_LABELS[status]
             if status is UnitStatus.RUNNING and state["progress"][1]:
@@ -239,10 +221,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """``yearchange verify``."""
-    from yearchange_tui.changeover.runner import ChangeoverRunner
-    from yearchange_tui.changeover.verify import verify
-    from yearchange_tui.workflow.units import current_school_year
-
     settings, database = open_database_from_args(args, Access.READ_ONLY)
     runner = ChangeoverRunner(database, settings.storage_dir, read_only=True)
     establishments = _select(runner, args.uai)
@@ -282,12 +260,6 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 def cmd_override(args: argparse.Namespace) -> int:
     """``yearchange override GUARD --reason …``."""
-    from yearchange_tui.workflow.establishments import (
-        UnknownEstablishmentError,
-        establishment_by_uai,
-    )
-    from yearchange_tui.workflow.guards import grant_override
-
     refuse_in_read_only(settings_from_args(args), "une dérogation")
     _settings, database = open_database_from_args(args)
     with database.session() as session:

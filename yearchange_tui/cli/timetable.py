@@ -12,7 +12,7 @@
 - ``timetable-rules`` — reject codes and the version policy.
 
 ``yearchange run init-school-life`` is run by
-:func:`yearchange_tui.timetable.step5.run_init_school_life_command`.
+:func:`yearchange_tui.cli.steps.run_init_school_life_command`.
 Exit status: 0 success, 1 a guard refused or step 5 is incomplete, 2 bad usage or a
 file refused whole (nothing changed).
 """
@@ -360,7 +360,7 @@ def _establishment_ids(settings: Any, database: Any, uais: list[str] | None) -> 
 
 def cmd_school_life_check(args: argparse.Namespace) -> int:
     """``yearchange school-life-check``."""
-    from yearchange_tui.timetable.step5 import school_life_check
+    from yearchange_tui.timetable.school_life import school_life_check
     from yearchange_tui.workflow.units import NoCurrentYearError
 
     settings, database = open_database_from_args(args, Access.READ_ONLY)
@@ -393,7 +393,7 @@ def _iso(value: str | None, option: str) -> dt.date | None:
 def cmd_school_life_init(args: argparse.Namespace) -> int:
     """``yearchange school-life-init --uai U``: the wizard's defaults, shown and applied."""
     from yearchange_tui.ent.models import PeriodKind
-    from yearchange_tui.timetable.step5 import (
+    from yearchange_tui.timetable.school_life import (
         SchoolLifeError,
         apply_school_life,
         propose_school_life,

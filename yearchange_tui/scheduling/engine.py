@@ -38,7 +38,7 @@ from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import Establishment
 from yearchange_tui.importing.outcome import ImportOutcome, ImportStatus
 from yearchange_tui.scheduling.api import CHANGING_ACTIONS, RequestAction
-from yearchange_tui.scheduling.events import EventLogHandler, EventWriter, step_label
+from yearchange_tui.scheduling.events import EventLogHandler, EventWriter
 from yearchange_tui.scheduling.imports import ImportChild
 from yearchange_tui.scheduling.lease import Lease, LeaseLostError, acquire, is_paused, set_paused
 from yearchange_tui.scheduling.models import (
@@ -826,7 +826,8 @@ class Engine:
         outcome: ImportOutcome | None = None
         details, exitcode = "", None
         with self._imports_lock:
-            child = None if self.stopping else ImportChild(self.database.url, action, params)
+            child = None if self.stopping else ImportChild(self.database.url, self.storage_root, action,
+                                                           params)
             if child is not None:
                 self._imports[request_id] = child
         if child is not None:
@@ -1016,12 +1017,6 @@ class Engine:
             return TaskStatus.DONE, f"{sent} message(s) envoyé(s)"
         step = milestone.step
         assert step is not None
-        if step is Step.INIT_DIRECTORY:
-            return self._run_later_step("yearchange_tui.aaf.step4", "run_init_directory",
-                                        ref, step)
-        if step is Step.INIT_SCHOOL_LIFE:
-            return self._run_later_step("yearchange_tui.timetable.step5",
-                                        "run_init_school_life", ref, step)
         outcome = runner.run_unit(step, ref)
         if outcome.status in ("done", "already-done"):
             return TaskStatus.DONE, ""
@@ -1029,41 +1024,14 @@ class Engine:
             return TaskStatus.BLOCKED, outcome.error
         if outcome.status == "cancelled":
             return self._stopped_status(spec)
+        log.error("Unité %s de %s en échec : %s\n%s", step.value, ref.uai, outcome.error,
+                  outcome.traceback)
         return TaskStatus.FAILED, outcome.error
 
     def _stopped_status(self, spec: _TaskSpec) -> tuple[TaskStatus, str]:
         if spec.task_id in self._cancel_ids:
             return TaskStatus.CANCELLED, "annulée par l'opérateur ; reprendra à son point de reprise"
         return TaskStatus.QUEUED, "interrompue par l'arrêt du moteur ; reprend au redémarrage"
-
-    def _run_later_step(self, module_name: str, function_name: str, ref: EstablishmentRef,
-                        step: Step) -> tuple[TaskStatus, str]:
-        """Steps 4 and 5 come from their own packages, when installed."""
-        import importlib
-
-        try:
-            module = importlib.import_module(module_name)
-            function = getattr(module, function_name)
-        except (ImportError, AttributeError):
-            message = (f"L'étape {step.number} ({step.label}) n'est pas encore disponible dans "
-                       "cette version.")
-            self.events.record("unit", f"{ref.uai} : {message}", uai=ref.uai, step=step.value,
-                               level="warning", data={"event": "unavailable"})
-            return TaskStatus.FAILED, message
-        try:
-            report = function(self.database, [ref.id], self.events)
-        except Exception as error:  # noqa: BLE001 - e.g. no AAF delivery yet: the unit fails
-            self.events.record("unit", f"{ref.uai} : {step_label(step.value)} en échec : {error}",
-                               uai=ref.uai, step=step.value, level="error",
-                               data={"event": "failed", "error": str(error)})
-            return TaskStatus.FAILED, str(error)
-        refused = getattr(report, "refused", {}) or {}
-        failed = getattr(report, "failed", {}) or {}
-        if ref.uai in refused:
-            return TaskStatus.BLOCKED, str(refused[ref.uai])
-        if ref.uai in failed:
-            return TaskStatus.FAILED, str(failed[ref.uai])
-        return TaskStatus.DONE, ""
 
     def _finish_task(self, spec: _TaskSpec, status: TaskStatus, reason: str) -> None:
         try:

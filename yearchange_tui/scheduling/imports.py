@@ -34,7 +34,8 @@ from typing import Any
 
 from sqlalchemy import event
 
-from yearchange_tui.aaf.importer import import_delivery
+from yearchange_tui.changeover.runner import ChangeoverRunner
+from yearchange_tui.changeover.steps.init_directory import import_aaf_delivery
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.importing.outcome import ImportOutcome, run_import
 from yearchange_tui.scheduling.api import RequestAction
@@ -48,12 +49,13 @@ STOP_GRACE_SECONDS = 30.0
 KINDS = {RequestAction.IMPORT_AAF: "aaf", RequestAction.IMPORT_TIMETABLE: "timetable"}
 
 
-def run_import_request(database: Database, action: RequestAction,
+def run_import_request(database: Database, storage_root: Path, action: RequestAction,
                        params: dict[str, Any]) -> ImportOutcome:
     """Run one import request, as ``yearchange import-aaf`` / ``import-timetable`` would.
 
     Args:
         database: the open database.
+        storage_root: the storage root (an AAF import after step 3 runs step 4's units).
         action: :attr:`RequestAction.IMPORT_AAF` or :attr:`RequestAction.IMPORT_TIMETABLE`.
         params: ``path`` (and ``uai`` for a timetable; ``version`` optional).
 
@@ -66,7 +68,9 @@ def run_import_request(database: Database, action: RequestAction,
     """
     path = str(params.get("path") or "")
     if action is RequestAction.IMPORT_AAF:
-        return run_import("aaf", lambda: import_delivery(database, [Path(path)]),
+        # After step 3 an import is step 4: its units run through the runner's lifecycle.
+        runner = ChangeoverRunner(database, storage_root)
+        return run_import("aaf", lambda: import_aaf_delivery(runner, [Path(path)]),
                           audit_in=database, source=[path])[0]
     return run_import(
         "timetable", lambda: import_timetable(
@@ -93,7 +97,8 @@ class _StopPoint:
             raise ImportInterrupted
 
 
-def _child_main(sender: Any, url: str, action_value: str, params: dict[str, Any]) -> None:
+def _child_main(sender: Any, url: str, storage_root: str, action_value: str,
+                params: dict[str, Any]) -> None:
     """Body of the child process: run the import, send (outcome, traceback text)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine decides when the child stops
     stop_point = _StopPoint()
@@ -105,7 +110,7 @@ def _child_main(sender: Any, url: str, action_value: str, params: dict[str, Any]
     try:
         database = open_database(url, migrate=False)
         event.listen(database.sessions, "before_commit", stop_point.on_commit)
-        outcome = run_import_request(database, action, params)
+        outcome = run_import_request(database, Path(storage_root), action, params)
     except ImportInterrupted:
         outcome = ImportOutcome.interrupted(kind)
     except Exception as error:  # noqa: BLE001 - every failure goes back to the engine
@@ -122,14 +127,16 @@ def _child_main(sender: Any, url: str, action_value: str, params: dict[str, Any]
 class ImportChild:
     """One import request running in a child process (see the module docstring)."""
 
-    def __init__(self, url: str, action: RequestAction, params: dict[str, Any]) -> None:
+    def __init__(self, url: str, storage_root: Path, action: RequestAction,
+                 params: dict[str, Any]) -> None:
         context = multiprocessing.get_context("spawn")
         receiver, sender = context.Pipe(duplex=False)
         self.kind = KINDS[action]
         self._receiver = receiver
         # Not a daemon: the AAF importer starts reader processes of its own.
         self.process = context.Process(target=_child_main,
-                                       args=(sender, url, action.value, params),
+                                       args=(sender, url, str(storage_root), action.value,
+                                             params),
                                        name=f"yearchange-import-{self.kind}")
         try:
             self.process.start()

@@ -6,7 +6,7 @@
 - :mod:`~yearchange_tui.timetable.policy` — supported, activated, unsupported, refused versions;
 - :mod:`~yearchange_tui.timetable.importer` — match against the directory, rejects, write;
 - :mod:`~yearchange_tui.timetable.drop` — automatic mode (watched drop folder);
-- :mod:`~yearchange_tui.timetable.step5` — school-life initialisation and its check;
+- :mod:`~yearchange_tui.timetable.school_life` — school-life defaults (step 5) and their check;
 - :mod:`~yearchange_tui.timetable.rules` — stable reject codes.
 
 Nothing here imports Textual.

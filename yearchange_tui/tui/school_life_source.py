@@ -1,4 +1,4 @@
-"""What the step-5 wizard reads and writes, through :mod:`yearchange_tui.timetable.step5`,
+"""What the step-5 wizard reads and writes, through :mod:`yearchange_tui.timetable.school_life`,
 and how it asks the engine to run step 5.
 
 The proposal (periods cut from the project calendar, opening and closing dates), the
@@ -24,7 +24,7 @@ from sqlalchemy import select
 from yearchange_tui.ent.models import Alternation, Establishment
 from yearchange_tui.scheduling.api import EngineClient, EngineMode, RequestOutcome
 from yearchange_tui.scheduling.models import RequestStatus, TaskStatus
-from yearchange_tui.timetable.step5 import (
+from yearchange_tui.timetable.school_life import (
     STEP,
     SchoolLifeProposal,
     SchoolLifeStatus,

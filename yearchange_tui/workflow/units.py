@@ -1,7 +1,8 @@
 """Resumable units of work: one row per (establishment, school year N, step).
 
 A unit records the phases it has committed in its checkpoint; a resumed run skips
-them. Running a unit that is done is a no-op.
+them. Running a unit that is done is a no-op. The change-over runner
+(:mod:`yearchange_tui.changeover.runner`) is the one lifecycle that uses these helpers.
 """
 
 from __future__ import annotations
@@ -80,18 +81,6 @@ def begin_unit(unit: StepUnit, total: int = 0) -> None:
 def checkpoint(unit: StepUnit) -> dict[str, Any]:
     """The unit's checkpoint: ``{"phases": {name: counts}}``."""
     return json.loads(unit.checkpoint or "{}")
-
-
-def completed_phases(unit: StepUnit) -> dict[str, Any]:
-    """Phases already committed, with the counts they recorded."""
-    return dict(checkpoint(unit).get("phases", {}))
-
-
-def save_phase(unit: StepUnit, phase: str, counts: dict[str, Any]) -> None:
-    """Record that ``phase`` is committed (the caller commits in the same transaction)."""
-    state = checkpoint(unit)
-    state.setdefault("phases", {})[phase] = counts
-    unit.checkpoint = json.dumps(state, ensure_ascii=False, sort_keys=True)
 
 
 def finish_unit(unit: StepUnit, counts: dict[str, Any]) -> None:

@@ -1,6 +1,6 @@
 """The step-5 wizard of one establishment: periods, dates, alternations, summary, the check.
 
-Everything it proposes comes from :mod:`yearchange_tui.timetable.step5` through the
+Everything it proposes comes from :mod:`yearchange_tui.timetable.school_life` through the
 console's school-life source (read and written on worker threads). Edits stay in the
 form until « Valider », which writes the periods and dates, then asks the engine to run
 step 5 (a ``run`` request, as ``r`` in the grid) and shows its answer. Échap closes
@@ -29,7 +29,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from yearchange_tui.ent.models import PeriodKind
 from yearchange_tui.scheduling.api import RequestAction
-from yearchange_tui.timetable.step5 import (
+from yearchange_tui.timetable.school_life import (
     PERIOD_KIND_LABELS,
     STEP,
     MissingItem,

@@ -1,4 +1,4 @@
-"""Step 5, « Initialisation de la vie scolaire N+1 » (seed §6.5), per establishment.
+"""The domain of step 5, « Initialisation de la vie scolaire N+1 » (seed §6.5).
 
 What the cahier de textes of year N+1 needs before it can open (seed §6.3 lists what
 step 3 deleted; §6.5 says step 5 rebuilds it): periods (trimesters or semesters),
@@ -14,11 +14,8 @@ Plain functions for the console's wizard (no Textual here):
 - :func:`missing_items` — what is still missing, each item with a stable code, a
   French label, a detail, an action and whether it blocks the cahier de textes.
 
-:func:`run_init_school_life` is the resumable unit behind ``yearchange run
-init-school-life`` and the engine: guard (step 4 done), defaults filled where
-nothing is set, then the check; the unit is **done when nothing blocking is
-missing**, else left « bloqué » with the list (running it again later re-checks).
-Runs on the caller's thread.
+The unit of work that runs them (``yearchange run init-school-life``, the engine) is
+:mod:`yearchange_tui.changeover.steps.init_school_life`. Runs on the caller's thread.
 """
 
 from __future__ import annotations
@@ -48,20 +45,10 @@ from yearchange_tui.ent.models import (
     TeachingService,
 )
 from yearchange_tui.timetable.models import TimetableImport
-from yearchange_tui.workflow.audit import audit
-from yearchange_tui.workflow.events import (
-    NullObserver,
-    Observer,
-    UnitFailed,
-    UnitFinished,
-    UnitStarted,
-)
-from yearchange_tui.workflow.guards import GuardRefused, check_step_order, unit_statuses
+from yearchange_tui.workflow.guards import unit_statuses
 from yearchange_tui.workflow.models import Step, UnitStatus
 from yearchange_tui.workflow.units import (
-    begin_unit,
     current_school_year,
-    finish_unit,
     following_school_year,
     get_unit,
 )
@@ -281,7 +268,8 @@ def propose_periods(kind: PeriodKind, opens_on: dt.date, closes_on: dt.date
     return periods
 
 
-def _existing(session: Session, establishment_id: int, year_id: int) -> dict[str, int]:
+def existing_counts(session: Session, establishment_id: int, year_id: int) -> dict[str, int]:
+    """What the establishment already has for year ``year_id`` (periods, dates, services…)."""
     def count(model: Any) -> int:
         return session.scalar(select(func.count()).select_from(model).where(
             model.establishment_id == establishment_id,
@@ -315,7 +303,7 @@ def propose_school_life(session: Session, establishment_id: int, *,
     start_year = year_n.start_year + 1
     label = year_next.label if year_next else f"{start_year}-{start_year + 1}"
     calendar_open, calendar_close, source = calendar_dates(session, establishment, start_year)
-    existing = _existing(session, establishment.id, year_next.id) if year_next else {}
+    existing = existing_counts(session, establishment.id, year_next.id) if year_next else {}
     periods: list[PeriodProposal] = []
     dates = None
     if year_next is not None:
@@ -555,125 +543,3 @@ def school_life_check(database: Database, establishment_ids: Sequence[int] | Non
                 missing_items(session, establishment.id),
                 unit.status.value if unit is not None else UnitStatus.PENDING.value))
         return statuses
-
-
-# --------------------------------------------------------------------------------------
-# The unit of work
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class InitSchoolLifeReport:
-    """What a step-5 run did, per establishment (UAI)."""
-
-    done: list[str] = field(default_factory=list)
-    already_done: list[str] = field(default_factory=list)
-    refused: dict[str, str] = field(default_factory=dict)  # guard refusals and missing items
-    failed: dict[str, str] = field(default_factory=dict)
-    overridden: list[str] = field(default_factory=list)
-    written: dict[str, dict[str, int]] = field(default_factory=dict)
-    missing: dict[str, list[MissingItem]] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        """True when every establishment is done."""
-        return not self.refused and not self.failed
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"step": STEP.value, "done": self.done, "already_done": self.already_done,
-                "refused": self.refused, "failed": self.failed, "overridden": self.overridden,
-                "written": self.written,
-                "missing": {uai: [item.to_dict() for item in items]
-                            for uai, items in self.missing.items()}}
-
-
-def _missing_text(items: Sequence[MissingItem]) -> str:
-    return "vie scolaire incomplète : " + " ; ".join(
-        f"{item.label} ({item.detail})" for item in items if item.blocking)
-
-
-def run_init_school_life(database: Database, establishment_ids: Sequence[int],
-                         observer: Observer | None = None, *, apply_defaults: bool = True
-                         ) -> InitSchoolLifeReport:
-    """Run step 5 for these establishments.
-
-    Args:
-        database: the open database.
-        establishment_ids: the establishments.
-        observer: receives ``UnitStarted``/``UnitFinished``/``UnitFailed``.
-        apply_defaults: fill periods and opening dates from the project calendar where
-            the establishment has set none (never overwrites).
-
-    Returns:
-        The report; an establishment with blocking items missing is in ``refused``
-        (its unit stays « bloqué » with the list) and ``ok`` is False.
-    """
-    observer = observer or NullObserver()
-    report = InitSchoolLifeReport()
-    for establishment_id in establishment_ids:
-        with database.session() as session:
-            establishment = session.get(Establishment, establishment_id)
-            if establishment is None:
-                report.failed[str(establishment_id)] = "établissement inconnu"
-                continue
-            uai = establishment.uai
-            year_n = current_school_year(session)
-            unit = get_unit(session, establishment_id, year_n.id, STEP)
-            assert unit is not None
-            if unit.status is UnitStatus.DONE:
-                report.already_done.append(uai)
-                continue
-            try:
-                if check_step_order(session, establishment_id, year_n.id, STEP):
-                    report.overridden.append(uai)
-            except GuardRefused as refusal:
-                report.refused[uai] = refusal.message
-                unit.status = UnitStatus.BLOCKED
-                unit.error = refusal.message
-                audit(session, "run", "refused", establishment_id=establishment_id,
-                      step=STEP.value, details={"guard": refusal.code,
-                                                "message": refusal.message})
-                observer.notify(UnitFailed(uai, STEP.value, refusal.message, refused=True))
-                continue
-            begin_unit(unit)
-            observer.notify(UnitStarted(uai, STEP.value, 0))
-        try:
-            with database.session() as session:
-                written: dict[str, int] = {}
-                if apply_defaults:
-                    proposal = propose_school_life(session, establishment_id)
-                    written = apply_school_life(session, establishment_id, proposal)
-                report.written[uai] = written
-                items = missing_items(session, establishment_id)
-                report.missing[uai] = items
-                year_n, year_next = current_and_next_years(session)
-                unit = get_unit(session, establishment_id, year_n.id, STEP)
-                assert unit is not None
-                existing = _existing(session, establishment_id, year_next.id) if year_next else {}
-                counts = {"uai": uai, "written": written, "existing": existing,
-                          "missing": [item.code for item in items]}
-                if any(item.blocking for item in items):
-                    message = _missing_text(items)
-                    unit.status = UnitStatus.BLOCKED
-                    unit.error = message
-                    unit.counts = json.dumps(counts, ensure_ascii=False, sort_keys=True)
-                    report.refused[uai] = message
-                    audit(session, "run", "blocked", establishment_id=establishment_id,
-                          step=STEP.value, details=counts)
-                    observer.notify(UnitFailed(uai, STEP.value, message, refused=True))
-                    continue
-                finish_unit(unit, counts)
-                audit(session, "run", "done", establishment_id=establishment_id,
-                      step=STEP.value, override=uai in report.overridden, details=counts)
-                report.done.append(uai)
-                observer.notify(UnitFinished(uai, STEP.value, counts))
-        except SchoolLifeError as error:
-            with database.session() as session:
-                unit = get_unit(session, establishment_id, current_school_year(session).id, STEP)
-                assert unit is not None
-                unit.status = UnitStatus.FAILED
-                unit.error = str(error)
-            report.failed[uai] = str(error)
-            observer.notify(UnitFailed(uai, STEP.value, str(error)))
-    return report
