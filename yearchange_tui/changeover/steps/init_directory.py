@@ -44,7 +44,7 @@ from yearchange_tui.ent.models import Establishment, Person
 from yearchange_tui.importing.models import AafImport, AafImportFile, AafReject
 from yearchange_tui.workflow.guards import GuardRefused, check_aaf_import_allowed, unit_statuses
 from yearchange_tui.workflow.models import STEP_PREREQUISITES, Step, StepUnit, UnitStatus
-from yearchange_tui.workflow.units import current_school_year
+from yearchange_tui.workflow.units import NoCurrentYearError, current_school_year
 
 STEP = Step.INIT_DIRECTORY
 INITIAL_LOAD = "initial-load"
@@ -218,8 +218,12 @@ def directory_report(outcomes: Sequence[Any], options: RunOptions) -> InitDirect
 
 
 def establishments_due_for_step_4(session: Session) -> list[int]:
-    """Establishments whose step 3 is done and step 4 is not: an import makes it step 4."""
-    year = current_school_year(session)
+    """Establishments whose step 3 is done and step 4 is not: an import makes it step 4
+    (none before the first import, which creates the current school year)."""
+    try:
+        year = current_school_year(session)
+    except NoCurrentYearError:
+        return []
     step_3_done = session.scalars(select(StepUnit.establishment_id).where(
         StepUnit.school_year_id == year.id, StepUnit.step == Step.DELETE_OBSOLETE,
         StepUnit.status == UnitStatus.DONE).order_by(StepUnit.establishment_id))
