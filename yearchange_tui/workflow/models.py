@@ -109,7 +109,8 @@ class StepUnit(Base):
     establishment_id: Mapped[int] = fk("establishments.id")
     # Year N, the year being closed by this change-over.
     school_year_id: Mapped[int] = fk("school_years.id")
-    step: Mapped[Step] = mapped_column(enum_column(Step))
+    # No CHECK constraint: a new step is code only (the registry validates keys).
+    step: Mapped[Step] = mapped_column(enum_column(Step, check=False))
     status: Mapped[UnitStatus] = mapped_column(enum_column(UnitStatus),
                                                default=UnitStatus.PENDING)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -134,7 +135,8 @@ class DryRunReport(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     establishment_id: Mapped[int] = fk("establishments.id")
     school_year_id: Mapped[int] = fk("school_years.id")
-    step: Mapped[Step] = mapped_column(enum_column(Step))
+    # No CHECK constraint: a new step is code only (the registry validates keys).
+    step: Mapped[Step] = mapped_column(enum_column(Step, check=False))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     counts: Mapped[str] = mapped_column(Text, default="{}")
     lists: Mapped[str] = mapped_column(Text, default="{}")
