@@ -53,10 +53,10 @@ from yearchange_tui.scheduling.spawn import (
 from yearchange_tui.workflow.access_block import window_in_plan
 from yearchange_tui.workflow.calendar import (
     DEFAULT_TIMEZONE,
-    Milestone,
     Plan,
     as_utc,
     build_plan,
+    milestone_of,
 )
 from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
 from yearchange_tui.workflow.units import NoCurrentYearError, current_school_year, utcnow
@@ -151,7 +151,8 @@ class DatabaseEngineClient:
                 step_views = {}
                 for step in Step:
                     unit = units.get((establishment_id, step))
-                    planned = plan.get(establishment_id, Milestone(step.value))
+                    milestone = milestone_of(step)
+                    planned = plan.get(establishment_id, milestone) if milestone else None
                     task = tasks.get((establishment_id, step.value))
                     step_views[step] = _unit_view(uai, step, unit, planned, task,
                                                   (establishment_id, step) in dry_runs, now)

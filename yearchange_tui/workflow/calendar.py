@@ -82,6 +82,15 @@ class Milestone(enum.StrEnum):
         return self in RUNNABLE_MILESTONES
 
 
+def milestone_of(step: Step) -> Milestone | None:
+    """The calendar milestone of a step, if the calendar plans it (a step added without a
+    milestone runs on request only)."""
+    try:
+        return Milestone(step.value)
+    except ValueError:
+        return None
+
+
 MILESTONE_LABELS = {
     Milestone.DRY_RUN: "Passage à blanc (étapes 1 à 3)",
     Milestone.WARNING: "Avertissement groupes libres",
