@@ -105,7 +105,7 @@ def _runner(args: argparse.Namespace, now: dt.datetime | None = None):  # type: 
 
 
 def _select(runner: Any, uais: list[str] | None) -> list[Any]:
-    from yearchange_tui.changeover.runner import UnknownEstablishmentError
+    from yearchange_tui.workflow.establishments import UnknownEstablishmentError
 
     try:
         establishments = runner.establishments(uais)

@@ -344,7 +344,8 @@ def cmd_edt_key(args: argparse.Namespace) -> int:
 
 
 def _establishment_ids(settings: Any, database: Any, uais: list[str] | None) -> list[int] | None:
-    from yearchange_tui.changeover.runner import ChangeoverRunner, UnknownEstablishmentError
+    from yearchange_tui.changeover.runner import ChangeoverRunner
+    from yearchange_tui.workflow.establishments import UnknownEstablishmentError
 
     if not uais:
         return None

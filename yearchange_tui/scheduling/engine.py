@@ -33,11 +33,7 @@ from apscheduler.jobstores.base import JobLookupError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from yearchange_tui.changeover.runner import (
-    ChangeoverRunner,
-    EstablishmentRef,
-    UnknownEstablishmentError,
-)
+from yearchange_tui.changeover.runner import ChangeoverRunner, EstablishmentRef
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import Establishment
 from yearchange_tui.scheduling.api import CHANGING_ACTIONS, RequestAction
@@ -67,6 +63,7 @@ from yearchange_tui.workflow.calendar import (
     set_date,
     timezone,
 )
+from yearchange_tui.workflow.establishments import UnknownEstablishmentError
 from yearchange_tui.workflow.guards import GUARD_STEP_ORDER, has_override
 from yearchange_tui.workflow.models import (
     STEP_PREREQUISITES,
