@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from template_support import copy_sample
 
 from yearchange_tui.cli.main import main
 from yearchange_tui.ent.database import open_database
@@ -21,18 +22,15 @@ DELIVERY = ROOT / "sample_data" / "aaf" / "livraison"
 
 @pytest.fixture(scope="module")
 def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("academie")
-    assert main(["sample", "--establishments", "2", "--seed", "7", "--year", "2025",
-                 "--out", str(out)]) == 0
-    return out
+    return copy_sample(tmp_path_factory.mktemp("academie"), 2, 7, 2025)
 
 
 @pytest.fixture
 def work(sample_dir: Path, tmp_path: Path) -> tuple[list[str], Path]:
-    """A private copy of the sample database; global options for it."""
-    (tmp_path / "yearchange.db").write_bytes((sample_dir / "yearchange.db").read_bytes())
-    return ["--db", f"sqlite:///{tmp_path / 'yearchange.db'}", "--storage",
-            str(sample_dir / "storage")], tmp_path
+    """A private copy of the sample database and storage; global options for it."""
+    copy = copy_sample(tmp_path / "academie", 2, 7, 2025)
+    return ["--db", f"sqlite:///{copy / 'yearchange.db'}", "--storage",
+            str(copy / "storage")], tmp_path
 
 
 def steps_1_to_3_done(options: list[str]) -> None:

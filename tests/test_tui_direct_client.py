@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from template_support import copy_sample
 from test_tui_support import run, screen_text, wait_until
 
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.resources import themes_dir
-from yearchange_tui.sample.build import build_sample
 from yearchange_tui.scheduling.api import EngineMode, RequestAction
 from yearchange_tui.tui.app import YearChangeApp, choose_client
 from yearchange_tui.tui.detail_source import DatabaseDetailSource
@@ -30,10 +30,9 @@ from yearchange_tui.workflow.models import Step, UnitStatus
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Database, Path]]:
     """A two-establishment sample académie (shared: tests only add dry runs and imports)."""
-    out = tmp_path_factory.mktemp("academie")
-    result = build_sample(out, 2, 7, 2025)
-    database = open_database(result.db_url)
-    yield database, result.storage_dir
+    out = copy_sample(tmp_path_factory.mktemp("academie"), 2, 7, 2025)
+    database = open_database(f"sqlite:///{out / 'yearchange.db'}")
+    yield database, out / "storage"
     database.dispose()
 
 
