@@ -85,10 +85,10 @@ def test_a_template_that_changed_is_refused_not_copied(tmp_path: Path) -> None:
     assert not (tmp_path / "c.db").exists()
 
 
-@pytest.mark.skipif(os.environ.get("YEARCHANGE_TEST_PG_URL") is None, reason="YEARCHANGE_TEST_PG_URL absent")
+@pytest.mark.skipif(os.environ.get("YEARCHANGE_TEST_PG_URL") is None,
+                    reason="YEARCHANGE_TEST_PG_URL absent")
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_postgresql_template_accepts_no_connection(database_url: str, tmp_path: Path) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
     make_academy(database_url, tmp_path / "storage").database.dispose()
     names = store().postgresql_templates()
     assert names
