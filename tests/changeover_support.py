@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, func, inspect, select, text
+from template_support import TEMPLATE_YEAR, copy_academy
 
 from yearchange_tui.changeover.runner import ChangeoverRunner
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.models import ENT_MODELS
-from yearchange_tui.sample.fill import fill_database
-from yearchange_tui.sample.roster import build_academy
 
 # After the collège closes (4 July 2026), inside the window of steps 1 to 3.
 WINDOW = dt.datetime(2026, 7, 8, 9, 0, tzinfo=dt.UTC)
@@ -34,11 +33,19 @@ class Academy:
 
 
 def make_academy(url: str, storage: Path, establishments: int = 1, seed: int = 5) -> Academy:
-    """Fill the database at ``url`` with a sample académie for school year 2025-2026."""
-    database = open_database(url)
-    with database.engine.begin() as connection:
-        fill_database(connection, storage, build_academy(establishments, seed, 2025))
-    return Academy(database, storage, url)
+    """A sample académie for school year 2025-2026 at ``url``, its files under ``storage``.
+
+    The database and the storage root are a private copy of the session's template for
+    (``establishments``, ``seed``, 2025), so a test may change them freely.
+
+    Args:
+        url: a SQLite database that does not exist yet, or an empty PostgreSQL database.
+        storage: the storage root to create.
+        establishments: number of establishments.
+        seed: random seed of the sample.
+    """
+    copy_academy(url, storage, establishments, seed, TEMPLATE_YEAR)
+    return Academy(open_database(url), storage, url)
 
 
 def table_rows(database: Database, *, with_keys: bool = True) -> dict[str, list[tuple[Any, ...]]]:

@@ -1,7 +1,8 @@
 """Shared fixtures: a fresh database per test on SQLite, and on PostgreSQL when configured.
 
 Set ``YEARCHANGE_TEST_PG_URL`` (a PostgreSQL URL the tests may create databases from)
-to run every ``database_url`` test on PostgreSQL too.
+to run every ``database_url`` test on PostgreSQL too. Filled sample académies come
+from templates built once per session (``template_support``) and copied per test.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from template_support import TemplateStore, close_store, open_store
 
 from yearchange_tui.ent.database import normalise_url
 
@@ -25,6 +27,14 @@ for variable in ("NO_COLOR", "TEXTUAL_THEME", "TEXTUAL_COLOR_SYSTEM", "YEARCHANG
     os.environ.pop(variable, None)
 
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemplateStore]:
+    """The session's template académies (built on first use); PostgreSQL ones dropped after."""
+    store = open_store(tmp_path_factory.mktemp("templates"))
+    yield store
+    close_store()
 
 
 @pytest.fixture(autouse=True)

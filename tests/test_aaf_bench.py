@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from yearchange_tui.bench.aaf import bench_aaf, parse_floor
 from yearchange_tui.cli.main import main
+
+# A measurement: run by CI, left out of the inner loop (`pytest -m "not slow"`).
+pytestmark = pytest.mark.slow
 
 DELIVERY = Path(__file__).resolve().parents[1] / "sample_data" / "aaf" / "livraison"
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from template_support import copy_sample
 
 from yearchange_tui.cli.main import main
 from yearchange_tui.ent.database import open_database
@@ -21,10 +22,7 @@ DELIVERY = ROOT / "sample_data" / "aaf" / "livraison"
 
 @pytest.fixture(scope="module")
 def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("academie")
-    assert main(["sample", "--establishments", "2", "--seed", "7", "--year", "2025",
-                 "--out", str(out)]) == 0
-    return out
+    return copy_sample(tmp_path_factory.mktemp("academie"), 2, 7, 2025)
 
 
 @pytest.fixture

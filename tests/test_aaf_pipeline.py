@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import inspect
+from template_support import copy_aaf_delivery
 
 from yearchange_tui.aaf import importer as importer_module
 from yearchange_tui.aaf import pipeline
@@ -55,11 +56,7 @@ def import_with(monkeypatch: pytest.MonkeyPatch, mode: str, url: str,
 
 
 def academy_delivery(target: Path, establishments: int = 1) -> Path:
-    from yearchange_tui.sample.aaf_writer import write_aaf_delivery
-    from yearchange_tui.sample.roster import build_academy
-
-    write_aaf_delivery(build_academy(establishments, 5, 2025), target)
-    return target
+    return copy_aaf_delivery(target, establishments, 5, 2025)
 
 
 @pytest.mark.parametrize("which", ["documented", "academy"])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from template_support import copy_aaf_delivery, copy_academy
 
 from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
 from yearchange_tui.aaf.directory import snapshot_class_history
@@ -36,8 +37,6 @@ from yearchange_tui.ent.models import (
     SchoolYear,
 )
 from yearchange_tui.importing.models import AafReject
-from yearchange_tui.sample.aaf_writer import write_aaf_delivery
-from yearchange_tui.sample.fill import fill_database
 from yearchange_tui.sample.roster import SampleAcademy, build_academy
 from yearchange_tui.workflow.events import (
     RecordingObserver,
@@ -55,11 +54,10 @@ SAMPLE_DELIVERY = Path(__file__).resolve().parents[1] / "sample_data" / "aaf" / 
 @pytest.fixture
 def academy_db(database_url: str, tmp_path: Path) -> tuple[Database, SampleAcademy, Path]:
     academy = build_academy(2, seed=7, year=2025)
+    copy_academy(database_url, tmp_path / "storage", 2, 7, 2025)
     database = open_database(database_url)
-    with database.engine.begin() as connection:
-        fill_database(connection, tmp_path / "storage", academy)
     aaf = tmp_path / "aaf"
-    write_aaf_delivery(academy, aaf)
+    copy_aaf_delivery(aaf, 2, 7, 2025)
     yield database, academy, aaf
     database.dispose()
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from yearchange_tui.bench.changeover import run_bench
+
+# A measurement: run by CI, left out of the inner loop (`pytest -m "not slow"`).
+pytestmark = pytest.mark.slow
 
 
 def test_bench_measures_steps_2_and_3_against_their_floors(tmp_path: Path) -> None:

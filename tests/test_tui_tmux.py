@@ -19,8 +19,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from template_support import copy_sample
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux absent")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux absent")]
 
 
 class Terminal:
@@ -65,11 +67,7 @@ class Terminal:
 
 @pytest.fixture
 def academy(tmp_path: Path) -> Path:
-    out = tmp_path / "academie"
-    subprocess.run([sys.executable, "-m", "yearchange_tui", "sample", "--establishments", "2",
-                    "--seed", "7", "--year", "2025", "--out", str(out)], check=True,
-                   capture_output=True, timeout=180)
-    return out
+    return copy_sample(tmp_path / "academie", 2, 7, 2025)
 
 
 @pytest.fixture
