@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from template_support import copy_sample
 from test_tui_support import make_app, run, screen_text, wait_until
 
 from yearchange_tui.cli.main import main
 from yearchange_tui.config import Settings, load_settings
 from yearchange_tui.ent.database import Database, open_database
-from yearchange_tui.sample.build import build_sample
 from yearchange_tui.scheduling.api import EngineMode, RequestAction
 from yearchange_tui.scheduling.client import DatabaseEngineClient
 from yearchange_tui.scheduling.lease import LEASE_NAME
@@ -44,19 +44,19 @@ BEFORE_THE_SUMMER = dt.datetime(2026, 6, 1, 8, 0, tzinfo=dt.UTC)
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Database, Path]]:
     """A two-establishment sample académie (shared: tests only read, import and annotate)."""
-    out = tmp_path_factory.mktemp("academie")
-    result = build_sample(out, 2, 7, 2025)
-    database = open_database(result.db_url)
-    yield database, result.storage_dir
+    out = copy_sample(tmp_path_factory.mktemp("academie"), 2, 7, 2025)
+    database = open_database(f"sqlite:///{out / 'yearchange.db'}")
+    yield database, out / "storage"
     database.dispose()
 
 
 @pytest.fixture
 def fresh_sample(tmp_path: Path) -> Iterator[tuple[str, Database, Path]]:
     """A sample académie of its own (the tests that run engines change it)."""
-    result = build_sample(tmp_path / "academie", 2, 7, 2025)
-    database = open_database(result.db_url)
-    yield result.db_url, database, result.storage_dir
+    out = copy_sample(tmp_path / "academie", 2, 7, 2025)
+    url = f"sqlite:///{out / 'yearchange.db'}"
+    database = open_database(url)
+    yield url, database, out / "storage"
     database.dispose()
 
 
