@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 from test_scheduling_engine import running_engine, wait_until
-from test_timetable_support import SAMPLES, UAI, build_directory
+from timetable_support import SAMPLES, UAI, build_directory
 
 from yearchange_tui.cli.main import main
 from yearchange_tui.ent.database import Database, open_database

@@ -13,7 +13,7 @@ import pytest
 from changeover_support import WINDOW, Academy, make_academy, storage_files
 from sqlalchemy import func, select
 from test_scheduling_engine import running_engine, wait_until
-from test_timetable_support import PARTNER, SAMPLES, UAI, build_directory
+from timetable_support import PARTNER, SAMPLES, UAI, build_directory
 
 from yearchange_tui.aaf.importer import import_delivery
 from yearchange_tui.changeover.runner import ChangeoverRunner, UnitOutcome

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from test_timetable_support import KEY, PARTNER, REFERENCE, SAMPLES, UAI, build_directory
+from timetable_support import KEY, PARTNER, REFERENCE, SAMPLES, UAI, build_directory
 
 from yearchange_tui.cli.main import main
 from yearchange_tui.ent.database import open_database

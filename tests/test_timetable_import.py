@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from test_timetable_support import (
+from timetable_support import (
     KEY,
     PARTNER,
     REFERENCE,

@@ -7,7 +7,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from test_timetable_support import KEY, PARTNER, REFERENCE, SAMPLES, UAI
+from timetable_support import KEY, PARTNER, REFERENCE, SAMPLES, UAI
 
 from yearchange_tui.timetable import edt
 from yearchange_tui.timetable.reader import PartnerKey, inspect_timetable

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from test_tui_support import make_app, run, screen_text, settle, wait_until
+from tui_support import make_app, run, screen_text, settle, wait_until
 
 from yearchange_tui.scheduling.api import RequestAction
 from yearchange_tui.tui.fake_engine import FakeEngine

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 from template_support import copy_sample
-from test_tui_support import make_app, run, screen_text, wait_until
+from tui_support import make_app, run, screen_text, wait_until
 
 from yearchange_tui.cli.main import main
 from yearchange_tui.config import Settings, load_settings

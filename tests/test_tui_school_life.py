@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 from changeover_support import make_academy
 from sqlalchemy import select
-from test_timetable_support import (
+from textual.widgets import Input
+from timetable_support import (
     CLASSES_N1,
     SAMPLES,
     STUDENTS,
@@ -32,8 +33,7 @@ from test_timetable_support import (
     build_directory,
     snapshot,
 )
-from test_tui_support import make_app, run, screen_text, wait_until
-from textual.widgets import Input
+from tui_support import make_app, run, screen_text, wait_until
 
 from yearchange_tui.cli.main import main
 from yearchange_tui.ent.database import Database, open_database

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui_support import make_app, run, settle
 from textual.widgets import Input
+from tui_support import make_app, run, settle
 
 from yearchange_tui.scheduling.api import EngineMode
 from yearchange_tui.tui.fake_engine import FakeEngine

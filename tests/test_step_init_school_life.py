@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 from sqlalchemy import select
-from test_timetable_support import PARTNER, SAMPLES, UAI, build_directory
+from timetable_support import PARTNER, SAMPLES, UAI, build_directory
 
 from yearchange_tui.changeover.steps.init_school_life import run_init_school_life
 from yearchange_tui.ent.database import Database, open_database
