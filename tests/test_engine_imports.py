@@ -191,7 +191,7 @@ def test_engine_stop_during_an_import_commits_it_whole_or_leaves_nothing(
         people = count(database, Person)
         with running_engine(database, storage) as engine:
             request_id = client.request(RequestAction.IMPORT_AAF, path=str(sample_dir / "aaf"))
-            wait_until(lambda: engine._imports, "processus d'import lancé", 60)
+            wait_until(engine.imports.running, "processus d'import lancé", 60)
         state = client.request_state(request_id)
         assert state is not None
         if state["status"] == RequestStatus.QUEUED.value:
