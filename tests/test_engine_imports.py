@@ -264,6 +264,8 @@ def test_sigterm_to_a_detached_engine_mid_import_then_restart_imports_once(
             assert state is not None and state["status"] == RequestStatus.DONE.value
             assert state["message"].startswith("Import AAF n° ")
             assert count(database, AafImport) == 1
+            # The request may have finished before the restart: stop an engine that runs.
+            assert wait_for_engine(database, restarted, 60)
             restarted.send_signal(signal.SIGTERM)
             assert restarted.wait(60) == 0
         finally:
