@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -55,7 +54,6 @@ class TaskSpec:
     establishment_id: int
     request_id: int | None
     origin: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
