@@ -191,7 +191,7 @@ def test_engine_stop_during_an_import_commits_it_whole_or_leaves_nothing(
         people = count(database, Person)
         with running_engine(database, storage) as engine:
             request_id = client.request(RequestAction.IMPORT_AAF, path=str(sample_dir / "aaf"))
-            wait_until(lambda: engine._imports, "processus d'import lancé", 60)
+            wait_until(engine.imports.running, "processus d'import lancé", 60)
         state = client.request_state(request_id)
         assert state is not None
         if state["status"] == RequestStatus.QUEUED.value:
@@ -264,6 +264,8 @@ def test_sigterm_to_a_detached_engine_mid_import_then_restart_imports_once(
             assert state is not None and state["status"] == RequestStatus.DONE.value
             assert state["message"].startswith("Import AAF n° ")
             assert count(database, AafImport) == 1
+            # The request may have finished before the restart: stop an engine that runs.
+            assert wait_for_engine(database, restarted, 60)
             restarted.send_signal(signal.SIGTERM)
             assert restarted.wait(60) == 0
         finally:

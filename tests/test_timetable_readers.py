@@ -171,6 +171,20 @@ def test_sample_udt() -> None:
     assert data.students["4"].group_keys == {"LAT5"}
 
 
+@pytest.mark.parametrize(("first_day", "school_year"), [("31/08/2026", 2026),
+                                                        ("01/09/2026", 2026)])
+def test_udt_without_a_year_takes_the_year_its_first_day_opens(first_day: str,
+                                                               school_year: int) -> None:
+    source = open_zip(SAMPLES / "udt" / f"{UAI}_20260825100000_UDT.zip")
+    label, calendar = source.files["udcal_24.xml"]
+    calendar = calendar.replace(b"<annee>2026</annee>", b"").replace(
+        b"01/09/2026", first_day.encode())
+    assert b"<annee>" not in calendar and first_day.encode() in calendar
+    source.files["udcal_24.xml"] = (label, calendar)
+    data = parse_udt(source)
+    assert data.school_year_start == school_year
+
+
 # -- STS-web -----------------------------------------------------------------------------------
 
 
@@ -179,6 +193,7 @@ def test_sample_sts_alone_and_as_a_pair() -> None:
     emp_sts = SAMPLES / "sts" / f"emp_sts_{UAI}_2026.xml"
     alone, roots = parse_sts([(sts_emp, sts_emp.name)])
     assert roots == ["STS_EDT"] and not alone.courses and len(alone.services) == 10
+    assert (alone.first_day, alone.last_day) == (dt.date(2026, 9, 1), dt.date(2027, 8, 31))
     assert alone.teachers["2000102"].last_name == "NOËL"  # ISO-8859-15 honoured
     pair, roots = parse_sts([(sts_emp, sts_emp.name), (emp_sts, emp_sts.name)])
     assert roots == ["STS_EDT", "EDT_STS"] and len(pair.courses) == 12 and not pair.services

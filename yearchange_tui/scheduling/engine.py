@@ -6,6 +6,14 @@ it picks up requests (about once a second), turns due calendar batches into task
 the ones whose window passed as missed, and starts units on a pool of ``concurrency``
 worker threads in step order, one unit per establishment at a time.
 
+The engine is a facade over collaborators that share one
+:class:`~yearchange_tui.scheduling.state.EngineState`: the calendar
+(:mod:`~yearchange_tui.scheduling.calendar_sync`), the request table
+(:mod:`~yearchange_tui.scheduling.requests`), the unit dispatch
+(:mod:`~yearchange_tui.scheduling.dispatch`) and the import children
+(:mod:`~yearchange_tui.scheduling.import_requests`). It keeps the lifecycle, the lease and
+its heartbeat, and the main loop.
+
 Threads: the caller's (main loop; signal handlers only set a flag), ``heartbeat``,
 APScheduler's scheduler and job threads (:func:`fire_batch` only queues tasks), ``unit-N``
 workers (one change-over unit each), ``import-N`` (each waits on the child process of an
@@ -15,77 +23,41 @@ imports Textual.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import json
 import logging
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
-from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from yearchange_tui.changeover.runner import ChangeoverRunner
 from yearchange_tui.ent.database import Database
-from yearchange_tui.ent.models import Establishment
-from yearchange_tui.importing.outcome import ImportOutcome, ImportStatus
-from yearchange_tui.scheduling.api import CHANGING_ACTIONS, RequestAction
+from yearchange_tui.scheduling.calendar_sync import CalendarSync
+from yearchange_tui.scheduling.config import EngineConfig
+from yearchange_tui.scheduling.dispatch import Dispatcher
 from yearchange_tui.scheduling.events import EventLogHandler, EventWriter
-from yearchange_tui.scheduling.imports import ImportChild
-from yearchange_tui.scheduling.lease import Lease, LeaseLostError, acquire, is_paused, set_paused
+from yearchange_tui.scheduling.import_requests import ImportRequests
+from yearchange_tui.scheduling.jobs import JOB_PREFIX, JOB_TABLE, JobNotes, job_id, make_scheduler
+from yearchange_tui.scheduling.lease import Lease, LeaseLostError, acquire, holder_name
 from yearchange_tui.scheduling.models import (
-    ACTIVE_TASK_STATUSES,
     EngineRequest,
     EngineTask,
     RequestStatus,
     TaskStatus,
 )
-from yearchange_tui.workflow.audit import audit, operator_identity
-from yearchange_tui.workflow.calendar import (
-    DEFAULT_TIMEZONE,
-    MILESTONE_ORDER,
-    CalendarError,
-    Milestone,
-    Plan,
-    PlannedMilestone,
-    as_utc,
-    build_plan,
-    parse_date,
-    parse_milestone,
-    parse_time,
-    resolve_target,
-    set_date,
-    timezone,
-)
-from yearchange_tui.workflow.establishments import EstablishmentRef, UnknownEstablishmentError
-from yearchange_tui.workflow.guards import GUARD_STEP_ORDER, has_override
-from yearchange_tui.workflow.models import (
-    STEP_PREREQUISITES,
-    AuditEntry,
-    Step,
-    StepUnit,
-    UnitStatus,
-)
-from yearchange_tui.workflow.units import (
-    NoCurrentYearError,
-    current_school_year,
-    get_unit,
-    utcnow,
-)
+from yearchange_tui.scheduling.requests import RequestHandlers
+from yearchange_tui.scheduling.state import EngineState, engine_log
+from yearchange_tui.workflow.audit import operator_identity
+from yearchange_tui.workflow.calendar import Milestone
+from yearchange_tui.workflow.units import utcnow
 
-log = logging.getLogger(__name__)
+__all__ = ["JOB_PREFIX", "JOB_TABLE", "Engine", "EngineConfig", "engine_identity",
+           "fire_batch", "job_id"]
 
-JOB_TABLE = "apscheduler_jobs"
-JOB_PREFIX = "plan:"
-NOTICE_MILESTONES = {Milestone.WARNING: "warning", Milestone.SECOND_WARNING: "second-warning"}
+log = engine_log()
 
 _active_engine: Engine | None = None
 
@@ -105,109 +77,25 @@ def fire_batch(milestone: str, due_at: str) -> None:
     engine.enqueue_calendar_batch(Milestone(milestone), dt.datetime.fromisoformat(due_at))
 
 
-def job_id(milestone: Milestone, due_at: dt.datetime) -> str:
-    """The scheduler job id of a calendar batch."""
-    return f"{JOB_PREFIX}{milestone.value}@{due_at.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}"
-
-
-@dataclass
-class EngineConfig:
-    """Engine settings (``[yearchange.engine]`` in the config file, or CLI options)."""
-
-    concurrency: int = 2
-    """Units run at the same time."""
-    poll_interval: float = 1.0
-    """Seconds between two looks at the request table."""
-    heartbeat_interval: float = 2.0
-    lease_ttl: float = 60.0
-    """Seconds without heartbeat after which another engine may take the lease over."""
-    plan_sync_interval: float = 15.0
-    """Seconds between two reconciliations of the calendar with the scheduler's jobs."""
-    prune_interval: float = 60.0
-    timezone: str = DEFAULT_TIMEZONE
-    misfire_grace_time: int = 3600
-    """Default for jobs; each calendar job gets the length of its window instead."""
-    progress_interval: float = 0.5
-    events_max_rows: int = 20_000
-    events_max_age_days: float = 30.0
-    read_only: bool = False
-    log_path: str = ""
-
-    @classmethod
-    def from_mapping(cls, values: dict[str, Any] | None, **overrides: Any) -> EngineConfig:
-        """Build from a config-file table, then CLI overrides (None values ignored).
-
-        Raises:
-            ValueError: for an unknown key (French message).
-        """
-        known = {f.name: f for f in fields(cls)}
-        config = cls()
-        for key, value in {**(values or {}), **overrides}.items():
-            name = key.replace("-", "_")
-            if value is None:
-                continue
-            if name not in known:
-                raise ValueError(f"réglage moteur inconnu « {key} » "
-                                 f"(connus : {', '.join(sorted(known))})")
-            current = getattr(config, name)
-            setattr(config, name, type(current)(value) if current is not None else value)
-        if config.concurrency < 1:
-            raise ValueError("concurrency doit être au moins 1")
-        return config
-
-
-@dataclass
-class _Running:
-    task_id: int
-    establishment_id: int
-    future: Future[None]
-
-
-@dataclass
-class _TaskSpec:
-    task_id: int
-    milestone: Milestone
-    establishment_id: int
-    request_id: int | None
-    origin: str
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class _DispatchState:
-    """Unit statuses and active tasks, read once per dispatch pass."""
-
-    statuses: dict[tuple[int, int], dict[Step, UnitStatus]]
-    active: set[tuple[int, int, str]]
-
-    @classmethod
-    def load(cls, session: Session) -> _DispatchState:
-        statuses: dict[tuple[int, int], dict[Step, UnitStatus]] = {}
-        for establishment_id, year_id, step, status in session.execute(select(
-                StepUnit.establishment_id, StepUnit.school_year_id, StepUnit.step,
-                StepUnit.status)):
-            statuses.setdefault((establishment_id, year_id), {})[Step(step)] = UnitStatus(status)
-        active = {(row[0], row[1], row[2]) for row in session.execute(select(
-            EngineTask.establishment_id, EngineTask.school_year_id, EngineTask.milestone)
-            .where(EngineTask.status.in_(ACTIVE_TASK_STATUSES)))}
-        return cls(statuses, active)
-
-
 class Engine:
-    """The engine process's work: lease, scheduler, requests, units."""
+    """The engine process's work: lease, heartbeat, main loop, over its collaborators."""
 
     def __init__(self, database: Database, storage_root: Path,
                  config: EngineConfig | None = None, *,
                  clock: Callable[[], dt.datetime] = utcnow) -> None:
-        self.database = database
-        self.storage_root = Path(storage_root)
-        self.config = config or EngineConfig()
-        self.clock = clock
-        self.zone = timezone(self.config.timezone)
-        self.events = EventWriter(database, progress_interval=self.config.progress_interval,
-                                  max_rows=self.config.events_max_rows,
-                                  max_age=dt.timedelta(days=self.config.events_max_age_days),
-                                  clock=clock)
+        """Build the engine (nothing starts before :meth:`run`).
+
+        Raises:
+            CalendarError: for an unknown time zone in ``config``.
+        """
+        self.state = EngineState.create(database, Path(storage_root), config or EngineConfig(),
+                                        clock)
+        """What the collaborators share."""
+        self.calendar = CalendarSync(self.state)
+        self.imports = ImportRequests(self.state)
+        self.requests = RequestHandlers(self.state, self.imports)
+        self.dispatcher = Dispatcher(self.state)
+        self.job_notes = JobNotes(self.state.wake)
         self.ready = threading.Event()
         """Set once the lease is held and the scheduler runs."""
         self.stopped = threading.Event()
@@ -216,26 +104,36 @@ class Engine:
         self.ticks = 0
         """Main-loop passes so far (tests wait on it rather than on the clock)."""
         self.lease: Lease | None = None
-        self.scheduler: Any = None
-        self._stop = threading.Event()
+        self.scheduler: BackgroundScheduler | None = None
         self._heartbeat_stop = threading.Event()
-        self._wake = threading.Event()
-        self._running: dict[int, _Running] = {}
-        self._running_lock = threading.Lock()
-        self._cancel_ids: set[int] = set()
-        self._calendar_lock = threading.Lock()
-        self._job_notes: queue.SimpleQueue[tuple[str, str, dt.datetime | None]] = queue.SimpleQueue()
-        self._imports: dict[int, ImportChild] = {}
-        self._imports_lock = threading.Lock()
-        self._import_threads: list[threading.Thread] = []
-        self._imports_to_start: list[tuple[int, RequestAction, dict[str, Any]]] = []
-        self._plan: Plan | None = None
-        self._plan_dirty = True
+        self._heartbeat: threading.Thread | None = None
         self._last_sync = float("-inf")
         self._last_prune = float("-inf")
-        self._no_year_logged = False
-        self._executor: ThreadPoolExecutor | None = None
-        self._heartbeat: threading.Thread | None = None
+
+    @property
+    def database(self) -> Database:
+        """The project database."""
+        return self.state.database
+
+    @property
+    def storage_root(self) -> Path:
+        """The storage root (archives, documents)."""
+        return self.state.storage_root
+
+    @property
+    def config(self) -> EngineConfig:
+        """The engine settings."""
+        return self.state.config
+
+    @property
+    def clock(self) -> Callable[[], dt.datetime]:
+        """The engine's clock (UTC)."""
+        return self.state.clock
+
+    @property
+    def events(self) -> EventWriter:
+        """The events writer (consoles read its table)."""
+        return self.state.events
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -244,17 +142,17 @@ class Engine:
         signal handlers included)."""
         if not self.stop_reason:
             self.stop_reason = reason or "arrêt demandé"
-        self._stop.set()
-        self._wake.set()
+        self.state.stop.set()
+        self.state.wake.set()
 
     @property
     def stopping(self) -> bool:
         """True once a stop was asked."""
-        return self._stop.is_set()
+        return self.state.stopping
 
     def wake(self) -> None:
         """Run the main loop now rather than at the next poll."""
-        self._wake.set()
+        self.state.wake.set()
 
     def run(self) -> int:
         """Run until :meth:`request_stop`; returns the exit status (0 clean, 1 lease lost).
@@ -263,8 +161,9 @@ class Engine:
             LeaseHeldError: when another live engine holds the lease (nothing started).
         """
         global _active_engine
-        self.lease = acquire(self.database, ttl=dt.timedelta(seconds=self.config.lease_ttl),
-                             read_only=self.config.read_only, log_path=self.config.log_path,
+        config = self.config
+        self.lease = acquire(self.database, ttl=dt.timedelta(seconds=config.lease_ttl),
+                             read_only=config.read_only, log_path=config.log_path,
                              clock=self.clock)
         logger = logging.getLogger("yearchange_tui.scheduling")
         handler = EventLogHandler(self.events)
@@ -274,25 +173,14 @@ class Engine:
                 log.warning("Bail repris au moteur arrêté %s (plus de signe de vie).",
                             self.lease.previous.holder)
             _active_engine = self
-            self._recover()
-            self._executor = ThreadPoolExecutor(max_workers=self.config.concurrency,
-                                                thread_name_prefix="unit")
-            self.scheduler = self._make_scheduler()
-            self.scheduler.start()
-            self._heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat",
-                                               daemon=True)
-            self._heartbeat.start()
-            log.info("Moteur démarré (%s) : %d unité(s) en parallèle, fuseau %s%s.",
-                     self.lease_holder, self.config.concurrency, self.config.timezone,
-                     ", mode consultation" if self.config.read_only else "")
-            self.ready.set()
-            while not self._stop.is_set():
+            self._start()
+            while not self.state.stop.is_set():
                 try:
                     self.tick()
                 except Exception:
                     log.exception("Erreur dans la boucle du moteur ; nouvel essai.")
-                self._wake.wait(self.config.poll_interval)
-                self._wake.clear()
+                self.state.wake.wait(config.poll_interval)
+                self.state.wake.clear()
         finally:
             try:
                 self._shutdown()
@@ -303,41 +191,24 @@ class Engine:
                 self.stopped.set()
         return self.exit_status
 
+    def _start(self) -> None:
+        """Recover the stopped engine's work, start the workers, scheduler and heartbeat."""
+        self._recover()
+        self.dispatcher.start()
+        self.scheduler = make_scheduler(self.database, self.config, self.job_notes)
+        self.scheduler.start()
+        self._heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat",
+                                           daemon=True)
+        self._heartbeat.start()
+        log.info("Moteur démarré (%s) : %d unité(s) en parallèle, fuseau %s%s.",
+                 self.lease_holder, self.config.concurrency, self.config.timezone,
+                 ", mode consultation" if self.config.read_only else "")
+        self.ready.set()
+
     @property
     def lease_holder(self) -> str:
         """``host:pid`` of this engine."""
-        from yearchange_tui.scheduling.lease import holder_name
-
         return holder_name()
-
-    def _make_scheduler(self) -> Any:
-        from apscheduler.events import (
-            EVENT_JOB_ERROR,
-            EVENT_JOB_MAX_INSTANCES,
-            EVENT_JOB_MISSED,
-        )
-        from apscheduler.executors.pool import ThreadPoolExecutor as JobThreadPool
-        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-        from apscheduler.schedulers.background import BackgroundScheduler
-
-        scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=self.database.engine,
-                                                     tablename=JOB_TABLE)},
-            executors={"default": JobThreadPool(max_workers=2)},
-            job_defaults={"misfire_grace_time": self.config.misfire_grace_time,
-                          "coalesce": True, "max_instances": 1},
-            timezone=dt.UTC)
-        scheduler.add_listener(self._on_job_event,
-                               EVENT_JOB_MISSED | EVENT_JOB_ERROR | EVENT_JOB_MAX_INSTANCES)
-        return scheduler
-
-    def _on_job_event(self, event: Any) -> None:
-        """APScheduler listener (scheduler thread): note it for the main loop, nothing more."""
-        from apscheduler.events import EVENT_JOB_MISSED
-
-        kind = "missed" if event.code == EVENT_JOB_MISSED else "error"
-        self._job_notes.put((kind, str(event.job_id), getattr(event, "scheduled_run_time", None)))
-        self._wake.set()
 
     def _heartbeat_loop(self) -> None:
         assert self.lease is not None
@@ -373,19 +244,12 @@ class Engine:
     def _shutdown(self) -> None:
         log.info("Arrêt du moteur (%s) : les unités en cours s'arrêtent à leur prochain point "
                  "de reprise.", self.stop_reason or "arrêt")
-        self._stop.set()
+        self.state.stop.set()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=True)
-        with self._imports_lock:
-            children = list(self._imports.values())
-        for child in children:
-            child.terminate()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-        for child in children:
-            child.stop()
-        for thread in self._import_threads:
-            thread.join(timeout=60)
+        children = self.imports.terminate()
+        self.dispatcher.shutdown()
+        self.imports.join(children)
         self._heartbeat_stop.set()
         if self._heartbeat is not None:
             self._heartbeat.join(timeout=10)
@@ -400,697 +264,29 @@ class Engine:
 
     def tick(self) -> None:
         """One pass of the main loop (main thread)."""
-        self._drain_job_notes()
+        self.calendar.take_job_notes(self.job_notes.drain())
         now_mono = time.monotonic()
-        if self._plan_dirty or now_mono - self._last_sync >= self.config.plan_sync_interval:
-            self._plan_dirty = False
+        if (self.state.plan_dirty
+                or now_mono - self._last_sync >= self.config.plan_sync_interval):
+            self.state.plan_dirty = False
             self._last_sync = now_mono
             self.sync_plan()
-        self._process_requests()
-        self._dispatch()
+        self.requests.process()
+        self.dispatcher.dispatch()
         self.events.flush()
         if now_mono - self._last_prune >= self.config.prune_interval:
             self._last_prune = now_mono
             self.events.prune()
         self.ticks += 1
 
-    def _drain_job_notes(self) -> None:
-        while True:
-            try:
-                kind, identifier, run_time = self._job_notes.get_nowait()
-            except queue.Empty:
-                return
-            if kind == "error":
-                log.error("La tâche planifiée %s a échoué (voir le journal).", identifier)
-                continue
-            log.warning("Tâche planifiée %s manquée (moteur arrêté pendant sa fenêtre).",
-                        identifier)
-            if identifier.startswith(JOB_PREFIX) and run_time is not None:
-                milestone = Milestone(identifier[len(JOB_PREFIX):].split("@", 1)[0])
-                self._plan_dirty = True
-                self._miss_batch(milestone, as_utc(run_time))
-
-    # -- the calendar ----------------------------------------------------------------------
-
-    def _load_plan(self) -> tuple[Plan, int] | None:
-        with self.database.session() as session:
-            try:
-                year = current_school_year(session)
-            except NoCurrentYearError:
-                if not self._no_year_logged:
-                    log.warning("Aucune année scolaire courante : le calendrier attend.")
-                    self._no_year_logged = True
-                return None
-            plan = build_plan(session, year.start_year, self.config.timezone)
-            year_id = year.id
-        self._plan = plan
-        return plan, year_id
-
-    def _calendar_state(self, session: Session, year_id: int,
-                        plan: Plan) -> tuple[set[tuple[int, str]], set[tuple[int, str, str]]]:
-        """(settled units, calendar tasks already made by due time)."""
-        settled = {(row[0], str(getattr(row[1], "value", row[1]))) for row in session.execute(
-            select(StepUnit.establishment_id, StepUnit.step).where(
-                StepUnit.school_year_id == year_id,
-                StepUnit.status.in_([UnitStatus.DONE, UnitStatus.SKIPPED])))}
-        since = dt.datetime(plan.school_year_start + 1, 1, 1, tzinfo=dt.UTC)
-        for establishment_id, action in session.execute(select(
-                AuditEntry.establishment_id, AuditEntry.action).where(
-                AuditEntry.action.in_(list(NOTICE_MILESTONES.values())),
-                AuditEntry.outcome == "done", AuditEntry.at >= since)):
-            if establishment_id is not None:
-                settled.add((establishment_id, action))
-        made = {(row[0], row[1], _stamp(row[2])) for row in session.execute(
-            select(EngineTask.establishment_id, EngineTask.milestone, EngineTask.due_at).where(
-                EngineTask.school_year_id == year_id, EngineTask.origin == "calendar"))}
-        return settled, made
-
-    @staticmethod
-    def _needs_task(planned: PlannedMilestone, settled: set[tuple[int, str]],
-                    made: set[tuple[int, str, str]]) -> bool:
-        assert planned.due_at is not None
-        key = planned.milestone.value
-        if planned.milestone is not Milestone.DRY_RUN and (planned.establishment_id, key) in settled:
-            return False
-        return (planned.establishment_id, key, _stamp(planned.due_at)) not in made
-
     def sync_plan(self) -> None:
         """Make the scheduler's jobs match the calendar; mark batches whose window passed."""
-        loaded = self._load_plan()
-        if loaded is None:
-            return
-        plan, year_id = loaded
-        now = self.clock()
-        existing = {job.id for job in self.scheduler.get_jobs() if job.id.startswith(JOB_PREFIX)}
-        wanted: set[str] = set()
-        with self._calendar_lock:
-            with self.database.session() as session:
-                settled, made = self._calendar_state(session, year_id, plan)
-            for (milestone, due_at, not_after), units in sorted(
-                    plan.batches().items(), key=lambda item: (item[0][1], MILESTONE_ORDER[item[0][0]])):
-                if self.config.read_only and milestone is not Milestone.DRY_RUN:
-                    continue
-                pending = [u for u in units if self._needs_task(u, settled, made)]
-                if not pending:
-                    continue
-                if not_after is not None and now >= not_after:
-                    self._mark_missed(year_id, pending)
-                    continue
-                identifier = job_id(milestone, due_at)
-                wanted.add(identifier)
-                if identifier in existing:
-                    continue
-                grace = (int((not_after - due_at).total_seconds()) if not_after is not None
-                         else self.config.misfire_grace_time)
-                self.scheduler.add_job(
-                    "yearchange_tui.scheduling.engine:fire_batch", "date", run_date=due_at,
-                    args=[milestone.value, due_at.isoformat()], id=identifier,
-                    name=f"{milestone.label} — {len(pending)} établissement(s)",
-                    misfire_grace_time=max(1, grace), coalesce=True, max_instances=1,
-                    replace_existing=True)
-                log.info("Planifié : %s le %s (%d établissement(s)).", milestone.label,
-                         self._local(due_at), len(pending))
-        for identifier in existing - wanted:
-            with contextlib.suppress(JobLookupError):
-                self.scheduler.remove_job(identifier)
+        assert self.scheduler is not None
+        self.calendar.sync(self.scheduler)
 
     def enqueue_calendar_batch(self, milestone: Milestone, due_at: dt.datetime) -> int:
         """Queue a due batch's units (scheduler thread). Returns the number queued."""
-        loaded = self._load_plan()
-        if loaded is None:
-            return 0
-        plan, year_id = loaded
-        due_at = due_at.astimezone(dt.UTC)
-        queued = 0
-        with self._calendar_lock, self.database.session() as session:
-            settled, made = self._calendar_state(session, year_id, plan)
-            for planned in plan.milestones:
-                if (planned.milestone is not milestone or planned.due_at != due_at
-                        or not planned.schedulable
-                        or not self._needs_task(planned, settled, made)):
-                    continue
-                session.add(EngineTask(
-                    origin="calendar", milestone=milestone.value,
-                    establishment_id=planned.establishment_id, school_year_id=year_id,
-                    status=TaskStatus.QUEUED, due_at=due_at, not_after=planned.not_after,
-                    reason="", created_at=self.clock()))
-                queued += 1
-        if queued:
-            log.info("Calendrier : %s pour %d établissement(s).", milestone.label, queued)
-        self._wake.set()
-        return queued
-
-    def _miss_batch(self, milestone: Milestone, due_at: dt.datetime | None) -> None:
-        loaded = self._load_plan()
-        if loaded is None or due_at is None:
-            return
-        plan, year_id = loaded
-        with self._calendar_lock:
-            with self.database.session() as session:
-                settled, made = self._calendar_state(session, year_id, plan)
-            pending = [p for p in plan.milestones
-                       if p.milestone is milestone and p.due_at == due_at and p.schedulable
-                       and self._needs_task(p, settled, made)]
-            self._mark_missed(year_id, pending)
-
-    def _missed_reason(self, due_at: dt.datetime | None, not_after: dt.datetime | None,
-                       window_label: str) -> str:
-        where = f"fenêtre « {window_label} »" if window_label else "créneau prévu"
-        span = ""
-        if due_at is not None and not_after is not None:
-            span = f" (du {self._local(due_at)} au {self._local(not_after)})"
-        return (f"{where}{span} passée sans exécution : relancez-la "
-                "(yearchange engine-request run) ou replanifiez-la (yearchange plan set).")
-
-    def _mark_missed(self, year_id: int, pending: list[PlannedMilestone]) -> None:
-        """Record missed calendar units: a task row and, for steps, the unit's status."""
-        if not pending:
-            return
-        notes = []
-        with self.database.session() as session:
-            for planned in pending:
-                reason = self._missed_reason(planned.due_at, planned.not_after,
-                                             planned.window_label)
-                assert planned.due_at is not None
-                session.add(EngineTask(
-                    origin="calendar", milestone=planned.milestone.value,
-                    establishment_id=planned.establishment_id, school_year_id=year_id,
-                    status=TaskStatus.MISSED, due_at=planned.due_at,
-                    not_after=planned.not_after, reason=reason, created_at=self.clock(),
-                    finished_at=self.clock()))
-                _miss_unit(session, planned.establishment_id, year_id, planned.milestone,
-                           reason)
-                notes.append((planned, reason))
-        for planned, reason in notes:
-            self.events.record("unit", f"{planned.uai} : {planned.milestone.label} manquée — "
-                               f"{reason}", uai=planned.uai, step=planned.milestone.value,
-                               level="warning", data={"event": "missed"})
-        log.warning("%d unité(s) manquée(s) : %s.", len(notes),
-                    ", ".join(sorted({p.milestone.label for p, _ in notes})))
-
-    def _local(self, moment: dt.datetime) -> str:
-        return moment.astimezone(self.zone).strftime("%d/%m/%Y %H:%M")
-
-    # -- requests --------------------------------------------------------------------------
-
-    def _process_requests(self) -> None:
-        with self.database.session() as session:
-            rows = [(row.id, row.action, row.params, row.requester_read_only, row.requested_by)
-                    for row in session.scalars(select(EngineRequest).where(
-                        EngineRequest.status == RequestStatus.QUEUED)
-                        .order_by(EngineRequest.id).limit(50))]
-        for request_id, action, params, requester_read_only, requested_by in rows:
-            try:
-                decoded = json.loads(params or "{}")
-                status, message = self._handle(request_id, action, decoded,
-                                               requester_read_only)
-            except (ValueError, CalendarError, UnknownEstablishmentError) as error:
-                status, message = RequestStatus.REFUSED, str(error)
-            except Exception as error:
-                log.exception("Demande n°%d (%s) en échec.", request_id, action)
-                status, message = RequestStatus.FAILED, str(error)
-            with self.database.session() as session:
-                row = session.get(EngineRequest, request_id)
-                if row is None:
-                    continue
-                row.picked_at = row.picked_at or self.clock()
-                row.status = status
-                row.message = message
-                if status is not RequestStatus.RUNNING:
-                    row.finished_at = self.clock()
-            level = {RequestStatus.REFUSED: "warning", RequestStatus.FAILED: "error"}.get(
-                status, "info")
-            self.events.record("request", f"Demande n°{request_id} ({action}) : {message}",
-                               level=level, data={"request_id": request_id, "action": action,
-                                                  "status": status.value,
-                                                  "requested_by": requested_by})
-        while self._imports_to_start:
-            request_id, import_action, import_params = self._imports_to_start.pop(0)
-            thread = threading.Thread(target=self._run_import, name=f"import-{request_id}",
-                                      args=(request_id, import_action, import_params),
-                                      daemon=True)
-            self._import_threads = [t for t in self._import_threads if t.is_alive()] + [thread]
-            thread.start()
-
-    def _handle(self, request_id: int, action_value: str, params: dict[str, Any],
-                requester_read_only: bool) -> tuple[RequestStatus, str]:
-        try:
-            action = RequestAction(action_value)
-        except ValueError:
-            return RequestStatus.REFUSED, f"action inconnue « {action_value} »"
-        if action in CHANGING_ACTIONS and (self.config.read_only or requester_read_only):
-            return RequestStatus.REFUSED, ("mode consultation : cette demande modifierait les "
-                                           "données, elle est refusée")
-        handler = {
-            RequestAction.RUN: self._request_run,
-            RequestAction.DRY_RUN: self._request_dry_run,
-            RequestAction.PAUSE: self._request_pause,
-            RequestAction.RESUME: self._request_resume,
-            RequestAction.CANCEL: self._request_cancel,
-            RequestAction.RETRY: self._request_retry,
-            RequestAction.SET_DATE: self._request_set_date,
-            RequestAction.IMPORT_AAF: self._request_import,
-            RequestAction.IMPORT_TIMETABLE: self._request_import,
-        }[action]
-        return handler(request_id, action, params)
-
-    def _refs(self, params: dict[str, Any]) -> list[EstablishmentRef]:
-        runner = ChangeoverRunner(self.database, self.storage_root, read_only=True)
-        refs = runner.establishments(_uais(params) or None)
-        if not refs:
-            raise ValueError("aucun établissement dans la base")
-        return refs
-
-    def _queue_tasks(self, request_id: int, origin: str, milestone: Milestone,
-                     refs: list[EstablishmentRef]) -> tuple[int, int, int]:
-        """Queue one task per establishment; returns (queued, already done, already queued)."""
-        now = self.clock()
-        step = milestone.step
-        ids = [ref.id for ref in refs]
-        with self.database.session() as session:
-            year = current_school_year(session)
-            done_ids: set[int] = set()
-            if step is not None:
-                done_ids = set(session.scalars(select(StepUnit.establishment_id).where(
-                    StepUnit.establishment_id.in_(ids), StepUnit.school_year_id == year.id,
-                    StepUnit.step == step, StepUnit.status == UnitStatus.DONE)))
-            busy_ids = set(session.scalars(select(EngineTask.establishment_id).where(
-                EngineTask.establishment_id.in_(ids), EngineTask.school_year_id == year.id,
-                EngineTask.milestone == milestone.value,
-                EngineTask.status.in_(ACTIVE_TASK_STATUSES)))) - done_ids
-            skipped = done_ids | busy_ids
-            to_queue = [ref.id for ref in refs if ref.id not in skipped]
-            session.add_all(EngineTask(request_id=request_id, origin=origin,
-                                       milestone=milestone.value, establishment_id=ref_id,
-                                       school_year_id=year.id, status=TaskStatus.QUEUED,
-                                       due_at=now, not_after=None, reason="", created_at=now)
-                            for ref_id in to_queue)
-        self._wake.set()
-        return len(to_queue), len(done_ids), len(busy_ids)
-
-    @staticmethod
-    def _queued_message(label: str, queued: int, done: int, busy: int) -> str:
-        parts = [f"{label} : {queued} unité(s) en file"]
-        if done:
-            parts.append(f"{done} déjà terminée(s)")
-        if busy:
-            parts.append(f"{busy} déjà en file ou en cours")
-        return ", ".join(parts)
-
-    def _request_run(self, request_id: int, _action: RequestAction,
-                     params: dict[str, Any]) -> tuple[RequestStatus, str]:
-        if not params.get("step"):
-            raise ValueError("précisez l'étape (step)")
-        milestone = parse_milestone(str(params["step"]))
-        if not milestone.runs_units:
-            raise ValueError(f"« {milestone.label} » n'est pas une opération exécutable")
-        queued, done, busy = self._queue_tasks(request_id, "request", milestone,
-                                               self._refs(params))
-        return RequestStatus.DONE, self._queued_message(milestone.label, queued, done, busy)
-
-    def _request_dry_run(self, request_id: int, _action: RequestAction,
-                         params: dict[str, Any]) -> tuple[RequestStatus, str]:
-        queued, done, busy = self._queue_tasks(request_id, "request", Milestone.DRY_RUN,
-                                               self._refs(params))
-        return RequestStatus.DONE, self._queued_message(Milestone.DRY_RUN.label, queued, done,
-                                                        busy)
-
-    def _request_pause(self, _request_id: int, _action: RequestAction,
-                       _params: dict[str, Any]) -> tuple[RequestStatus, str]:
-        set_paused(self.database, True)
-        log.info("Moteur en pause : aucune nouvelle unité ne démarre.")
-        return RequestStatus.DONE, ("moteur en pause : aucune nouvelle unité ne démarre, celles "
-                                    "en cours se terminent")
-
-    def _request_resume(self, _request_id: int, _action: RequestAction,
-                        _params: dict[str, Any]) -> tuple[RequestStatus, str]:
-        set_paused(self.database, False)
-        log.info("Moteur relancé.")
-        self._wake.set()
-        return RequestStatus.DONE, "moteur relancé"
-
-    def _matching_tasks(self, session: Session, params: dict[str, Any],
-                        statuses: tuple[TaskStatus, ...]) -> list[EngineTask]:
-        query = select(EngineTask).where(EngineTask.status.in_(statuses))
-        if _uais(params):
-            ids = [ref.id for ref in self._refs(params)]
-            query = query.where(EngineTask.establishment_id.in_(ids))
-        if params.get("step"):
-            query = query.where(EngineTask.milestone == parse_milestone(str(params["step"])).value)
-        return list(session.scalars(query))
-
-    def _request_cancel(self, request_id: int, _action: RequestAction,
-                        params: dict[str, Any]) -> tuple[RequestStatus, str]:
-        removed = stopping = 0
-        with self.database.session() as session:
-            for task in self._matching_tasks(session, params, ACTIVE_TASK_STATUSES):
-                if task.status is TaskStatus.RUNNING:
-                    self._cancel_ids.add(task.id)
-                    stopping += 1
-                else:
-                    task.status = TaskStatus.CANCELLED
-                    task.reason = f"annulée par l'opérateur (demande n°{request_id})"
-                    task.finished_at = self.clock()
-                    removed += 1
-        return RequestStatus.DONE, (f"{removed} unité(s) retirée(s) de la file, {stopping} en "
-                                    "cours s'arrête(nt) à leur prochain point de reprise")
-
-    def _request_retry(self, request_id: int, _action: RequestAction,
-                       params: dict[str, Any]) -> tuple[RequestStatus, str]:
-        with self.database.session() as session:
-            year = current_school_year(session)
-            query = select(StepUnit.establishment_id, StepUnit.step).where(
-                StepUnit.school_year_id == year.id, StepUnit.status == UnitStatus.FAILED)
-            if params.get("step"):
-                step = parse_milestone(str(params["step"])).step
-                if step is None:
-                    raise ValueError("seules les étapes 1 à 5 se relancent")
-                query = query.where(StepUnit.step == step)
-            if _uais(params):
-                query = query.where(StepUnit.establishment_id.in_(
-                    [ref.id for ref in self._refs(params)]))
-            failed = session.execute(query).all()
-            refs = {ref.id: ref for ref in self._refs({})}
-        by_step: dict[Step, list[EstablishmentRef]] = {}
-        for establishment_id, step in failed:
-            by_step.setdefault(Step(step), []).append(refs[establishment_id])
-        queued = busy = 0
-        for step, step_refs in by_step.items():
-            q, _done, b = self._queue_tasks(request_id, "retry", Milestone(step.value), step_refs)
-            queued += q
-            busy += b
-        if not failed:
-            return RequestStatus.DONE, "aucune unité en échec à relancer"
-        return RequestStatus.DONE, (f"{queued} unité(s) en échec relancée(s)"
-                                    + (f", {busy} déjà en file" if busy else ""))
-
-    def _request_set_date(self, _request_id: int, _action: RequestAction,
-                          params: dict[str, Any]) -> tuple[RequestStatus, str]:
-        if not params.get("step") or "date" not in params:
-            raise ValueError("précisez le jalon (step) et la date (date)")
-        milestone = parse_milestone(str(params["step"]))
-        on_date = parse_date(str(params["date"])) if params["date"] is not None else None
-        at_time = parse_time(params.get("time"))
-        uais = _uais(params)
-        with self.database.session() as session:
-            year = current_school_year(session)
-            targets = ([resolve_target(session, uai=uai) for uai in uais] if uais else
-                       [resolve_target(session, kind=params.get("kind"),
-                                       project=params.get("project"))])
-            actor = "moteur (demande)"
-            for target in targets:
-                set_date(session, year.start_year, milestone, on_date, at_time, target=target,
-                         actor=actor)
-            audit(session, "plan", "set", details={
-                "milestone": milestone.value, "date": str(on_date), "time": str(at_time),
-                "uais": uais, "kind": params.get("kind"), "project": params.get("project")})
-        self._plan_dirty = True
-        self._wake.set()
-        when = f"{on_date:%d/%m/%Y}" if on_date else "sans date"
-        return RequestStatus.DONE, f"{milestone.label} : {when} ({len(targets)} cible(s))"
-
-    def _request_import(self, request_id: int, action: RequestAction,
-                        params: dict[str, Any]) -> tuple[RequestStatus, str]:
-        path = params.get("path")
-        if not path:
-            raise ValueError("précisez le chemin (path)")
-        if action is RequestAction.IMPORT_TIMETABLE and not params.get("uai"):
-            raise ValueError("précisez l'établissement (uai)")
-        self._imports_to_start.append((request_id, action, params))
-        return RequestStatus.RUNNING, f"import lancé : {path}"
-
-    def _run_import(self, request_id: int, action: RequestAction,
-                    params: dict[str, Any]) -> None:
-        """Run an import request in a child process and record its outcome (``import-N``
-        thread)."""
-        outcome: ImportOutcome | None = None
-        details, exitcode = "", None
-        with self._imports_lock:
-            child = None if self.stopping else ImportChild(self.database.url, self.storage_root, action,
-                                                           params)
-            if child is not None:
-                self._imports[request_id] = child
-        if child is not None:
-            try:
-                outcome, details = child.wait()
-                exitcode = child.exitcode
-            finally:
-                with self._imports_lock:
-                    self._imports.pop(request_id, None)
-        if details:
-            log.error("Demande n°%d (%s) : import en échec.\n%s", request_id, action.value,
-                      details.rstrip())
-        status, message = self._import_status(outcome, exitcode)
-        with self.database.session() as session:
-            row = session.get(EngineRequest, request_id)
-            if row is not None:
-                row.status = status
-                row.message = message
-                row.finished_at = None if status is RequestStatus.QUEUED else self.clock()
-        data: dict[str, Any] = {"request_id": request_id, "action": action.value,
-                                "status": status.value}
-        if outcome is not None:
-            data.update({"outcome": outcome.status.value, "code": outcome.code,
-                         "file": outcome.file, "line": outcome.line,
-                         "import_id": outcome.import_id, "counts": outcome.counts,
-                         "rejects_by_code": outcome.rejects_by_code})
-        level = {RequestStatus.DONE: "info", RequestStatus.FAILED: "error"}.get(status,
-                                                                                 "warning")
-        self.events.record("request", f"Demande n°{request_id} ({action.value}) : {message}",
-                           level=level, data=data)
-        for uai, by_code in (outcome.rejects.items() if outcome is not None else ()):
-            if uai:
-                count = sum(by_code.values())
-                self.events.record("reject", f"{uai} : {count} rejet(s) à l'import", uai=uai,
-                                   level="warning", data={"count": count, "codes": by_code,
-                                                          "request_id": request_id})
-
-    def _import_status(self, outcome: ImportOutcome | None,
-                       exitcode: int | None) -> tuple[RequestStatus, str]:
-        """The request's status and answer from an import's outcome."""
-        interrupted = outcome is None or outcome.status is ImportStatus.INTERRUPTED
-        if interrupted and self.stopping:
-            return RequestStatus.QUEUED, ("interrompu par l'arrêt du moteur, rien n'a été "
-                                          "importé ; reprise au redémarrage")
-        if outcome is None:
-            return RequestStatus.FAILED, ("le processus d'import s'est arrêté sans réponse "
-                                          f"(code {exitcode})")
-        status = {ImportStatus.DONE: RequestStatus.DONE,
-                  ImportStatus.REFUSED: RequestStatus.REFUSED}.get(outcome.status,
-                                                                   RequestStatus.FAILED)
-        return status, outcome.summary
-
-    # -- dispatching units -----------------------------------------------------------------
-
-    def _dispatch(self) -> None:
-        """Start due tasks in step order, within concurrency; mark overdue ones missed."""
-        paused = is_paused(self.database)
-        now = self.clock()
-        to_start: list[_TaskSpec] = []
-        notes: list[tuple[str, str, str, str, dict[str, Any]]] = []
-        with self._running_lock:
-            busy = {running.establishment_id for running in self._running.values()}
-            slots = self.config.concurrency - len(self._running)
-        with self.database.session() as session:
-            tasks = list(session.scalars(select(EngineTask).where(
-                EngineTask.status.in_([TaskStatus.QUEUED, TaskStatus.WAITING]))))
-            if not tasks:
-                return
-            uais = dict(session.execute(select(Establishment.id, Establishment.uai)).all())
-            state: _DispatchState | None = None
-            tasks.sort(key=lambda t: (MILESTONE_ORDER.get(_milestone(t.milestone), 99),
-                                      as_utc(t.due_at), uais.get(t.establishment_id, ""), t.id))
-            for task in tasks:
-                milestone = _milestone(task.milestone)
-                uai = uais.get(task.establishment_id, "?")
-                due_at, not_after = as_utc(task.due_at), as_utc(task.not_after)
-                assert due_at is not None
-                if not_after is not None and now > not_after:
-                    reason = self._missed_reason(due_at, not_after, "")
-                    task.status = TaskStatus.MISSED
-                    task.reason = reason
-                    task.finished_at = now
-                    if milestone is not None:
-                        _miss_unit(session, task.establishment_id, task.school_year_id,
-                                   milestone, reason)
-                    notes.append(("unit", f"{uai} : {_label(task.milestone)} manquée — {reason}",
-                                  uai, "warning", {"event": "missed"}))
-                    continue
-                if paused or due_at > now or slots <= 0 or task.establishment_id in busy:
-                    continue
-                if state is None:
-                    state = _DispatchState.load(session)
-                waiting = self._wait_reason(session, task, milestone, now, state)
-                if waiting:
-                    if task.status is not TaskStatus.WAITING or task.reason != waiting:
-                        task.status = TaskStatus.WAITING
-                        task.reason = waiting
-                        notes.append(("unit", f"{uai} : {_label(task.milestone)} {waiting}",
-                                      uai, "info", {"event": "waiting"}))
-                    continue
-                if milestone is None:
-                    task.status = TaskStatus.FAILED
-                    task.reason = f"jalon inconnu « {task.milestone} »"
-                    continue
-                task.status = TaskStatus.RUNNING
-                task.started_at = now
-                task.reason = ""
-                busy.add(task.establishment_id)
-                slots -= 1
-                to_start.append(_TaskSpec(task.id, milestone, task.establishment_id,
-                                          task.request_id, task.origin))
-        for kind, message, uai, level, data in notes:
-            self.events.record(kind, message, uai=uai, level=level, data=data)
-        assert self._executor is not None
-        for spec in to_start:
-            with self._running_lock:
-                future = self._executor.submit(self._run_task, spec)
-                self._running[spec.task_id] = _Running(spec.task_id, spec.establishment_id,
-                                                       future)
-
-    def _wait_reason(self, session: Session, task: EngineTask, milestone: Milestone | None,
-                     now: dt.datetime, state: _DispatchState) -> str:
-        """Why a step must wait for a prerequisite still to come (empty: it may start; the
-        runner's guard then refuses it with its reason when a prerequisite cannot come)."""
-        step = milestone.step if milestone is not None else None
-        if step is None:
-            return ""
-        statuses = state.statuses.get((task.establishment_id, task.school_year_id), {})
-        missing = [p for p in STEP_PREREQUISITES[step]
-                   if statuses.get(p, UnitStatus.PENDING) is not UnitStatus.DONE]
-        if not missing or has_override(session, GUARD_STEP_ORDER, task.establishment_id):
-            return ""
-        coming = []
-        for prerequisite in missing:
-            active = (task.establishment_id, task.school_year_id,
-                      prerequisite.value) in state.active
-            planned = (self._plan.get(task.establishment_id, Milestone(prerequisite.value))
-                       if self._plan is not None else None)
-            planned_later = (planned is not None and planned.schedulable
-                             and planned.due_at is not None and planned.due_at > now)
-            if active or statuses.get(prerequisite) is UnitStatus.RUNNING or planned_later:
-                coming.append(prerequisite)
-        if not coming:
-            return ""
-        names = ", ".join(f"l'étape {p.number} ({p.label})" for p in coming)
-        return f"en attente de {names}"
-
-    def _runner(self, task_id: int) -> ChangeoverRunner:
-        def should_stop() -> bool:
-            return self._stop.is_set() or task_id in self._cancel_ids
-
-        return ChangeoverRunner(self.database, self.storage_root, observer=self.events,
-                                read_only=self.config.read_only, should_stop=should_stop)
-
-    def _run_task(self, spec: _TaskSpec) -> None:
-        """Run one task to its end (unit worker thread)."""
-        status, reason = TaskStatus.FAILED, ""
-        try:
-            runner = self._runner(spec.task_id)
-            ref = next(r for r in runner.establishments() if r.id == spec.establishment_id)
-            status, reason = self._execute(spec, runner, ref)
-        except Exception as error:
-            log.exception("Unité %s (tâche n°%d) en échec.", spec.milestone.value, spec.task_id)
-            status, reason = TaskStatus.FAILED, str(error)
-        finally:
-            self._finish_task(spec, status, reason)
-
-    def _execute(self, spec: _TaskSpec, runner: ChangeoverRunner,
-                 ref: EstablishmentRef) -> tuple[TaskStatus, str]:
-        milestone = spec.milestone
-        if runner.should_stop is not None and runner.should_stop():
-            return self._stopped_status(spec)
-        if milestone is Milestone.DRY_RUN:
-            runner.dry_run([ref])
-            return TaskStatus.DONE, ""
-        if milestone in NOTICE_MILESTONES:
-            planned = self._plan.get(ref.id, Milestone.DELETE_OBSOLETE) if self._plan else None
-            if planned is None or planned.on_date is None:
-                return TaskStatus.FAILED, ("pas de date d'étape 3 au calendrier : le message ne "
-                                           "peut pas annoncer la date de suppression")
-            outcome = runner.send_warnings([ref], planned.on_date,
-                                           second=milestone is Milestone.SECOND_WARNING)[0]
-            sent = outcome.counts.get("avertissements envoyés", 0)
-            self.events.record("unit", f"{ref.uai} : {milestone.label} — {sent} message(s)",
-                               uai=ref.uai, step=milestone.value,
-                               data={"event": "finished", "counts": outcome.counts})
-            return TaskStatus.DONE, f"{sent} message(s) envoyé(s)"
-        step = milestone.step
-        assert step is not None
-        outcome = runner.run_unit(step, ref)
-        if outcome.status in ("done", "already-done"):
-            return TaskStatus.DONE, ""
-        if outcome.status == "refused":
-            return TaskStatus.BLOCKED, outcome.error
-        if outcome.status == "cancelled":
-            return self._stopped_status(spec)
-        log.error("Unité %s de %s en échec : %s\n%s", step.value, ref.uai, outcome.error,
-                  outcome.traceback)
-        return TaskStatus.FAILED, outcome.error
-
-    def _stopped_status(self, spec: _TaskSpec) -> tuple[TaskStatus, str]:
-        if spec.task_id in self._cancel_ids:
-            return TaskStatus.CANCELLED, "annulée par l'opérateur ; reprendra à son point de reprise"
-        return TaskStatus.QUEUED, "interrompue par l'arrêt du moteur ; reprend au redémarrage"
-
-    def _finish_task(self, spec: _TaskSpec, status: TaskStatus, reason: str) -> None:
-        try:
-            with self.database.session() as session:
-                task = session.get(EngineTask, spec.task_id)
-                if task is not None:
-                    task.status = status
-                    task.reason = reason
-                    if status is TaskStatus.QUEUED:
-                        task.started_at = None
-                    else:
-                        task.finished_at = self.clock()
-                uai = session.scalar(select(Establishment.uai).where(
-                    Establishment.id == spec.establishment_id)) or ""
-            if status in (TaskStatus.CANCELLED, TaskStatus.QUEUED):
-                self.events.record("unit", f"{uai} : {spec.milestone.label} — {reason}", uai=uai,
-                                   step=spec.milestone.value, level="warning",
-                                   data={"event": "cancelled" if status is TaskStatus.CANCELLED
-                                         else "interrupted"})
-        finally:
-            with self._running_lock:
-                self._running.pop(spec.task_id, None)
-            self._cancel_ids.discard(spec.task_id)
-            self._wake.set()
-
-
-def _miss_unit(session: Session, establishment_id: int, year_id: int, milestone: Milestone,
-               reason: str) -> None:
-    """Mark a step's unit missed when it has not started (nothing for other milestones)."""
-    if milestone.step is None:
-        return
-    unit = get_unit(session, establishment_id, year_id, milestone.step)
-    assert unit is not None
-    if unit.status is UnitStatus.PENDING:
-        unit.status = UnitStatus.MISSED
-        unit.error = reason
-
-
-def _uais(params: dict[str, Any]) -> list[str]:
-    """The establishments a request names (``uais``, or one ``uai``)."""
-    uais = params.get("uais") or params.get("uai") or []
-    return [uais] if isinstance(uais, str) else list(uais)
-
-
-def _stamp(value: dt.datetime | None) -> str:
-    moment = as_utc(value)
-    return moment.strftime("%Y%m%dT%H%M%S") if moment is not None else ""
-
-
-def _milestone(value: str) -> Milestone | None:
-    try:
-        return Milestone(value)
-    except ValueError:
-        return None
-
-
-def _label(value: str) -> str:
-    milestone = _milestone(value)
-    return milestone.label if milestone is not None else value
+        return self.calendar.enqueue_batch(milestone, due_at)
 
 
 def engine_identity() -> str:

@@ -19,11 +19,11 @@ The alternation ``H`` is every week. There is no version field. Files are stream
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from lxml import etree
 
+from yearchange_tui.ent.school_year import school_year_bounds
 from yearchange_tui.timetable.data import (
     Place,
     Problem,
@@ -288,6 +288,5 @@ def parse_sts(files: list[tuple[Path | bytes, str]]) -> tuple[TimetableData, lis
             (s.class_key,) if s.class_key else (), (s.group_key,) if s.group_key else ())
             not in with_courses]
     if data.first_day is None and data.school_year_start is not None:
-        data.first_day = dt.date(data.school_year_start, 9, 1)
-        data.last_day = dt.date(data.school_year_start + 1, 8, 31)
+        data.first_day, data.last_day = school_year_bounds(data.school_year_start)
     return data, roots

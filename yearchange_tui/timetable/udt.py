@@ -35,6 +35,7 @@ from pathlib import Path, PurePosixPath
 
 from lxml import etree
 
+from yearchange_tui.ent.school_year import school_year_opening_on
 from yearchange_tui.timetable.data import (
     Place,
     TimetableData,
@@ -244,7 +245,7 @@ class _UdtReader:
         if year.isdigit():
             data.school_year_start = int(year)
         elif data.first_day is not None:
-            data.school_year_start = data.first_day.year
+            data.school_year_start = school_year_opening_on(data.first_day)
         closures: list[tuple[dt.date, dt.date]] = []
         for _label, element in _elements(self.source, "udcal_24.xml", "fermeture"):
             start = parse_french_date(element.get("debut") or "")

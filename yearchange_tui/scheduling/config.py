@@ -1,0 +1,54 @@
+"""The engine's settings (``[yearchange.engine]`` in the config file, or CLI options)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from yearchange_tui.workflow.calendar import DEFAULT_TIMEZONE
+
+
+@dataclass
+class EngineConfig:
+    """Engine settings (``[yearchange.engine]`` in the config file, or CLI options)."""
+
+    concurrency: int = 2
+    """Units run at the same time."""
+    poll_interval: float = 1.0
+    """Seconds between two looks at the request table."""
+    heartbeat_interval: float = 2.0
+    lease_ttl: float = 60.0
+    """Seconds without heartbeat after which another engine may take the lease over."""
+    plan_sync_interval: float = 15.0
+    """Seconds between two reconciliations of the calendar with the scheduler's jobs."""
+    prune_interval: float = 60.0
+    timezone: str = DEFAULT_TIMEZONE
+    misfire_grace_time: int = 3600
+    """Default for jobs; each calendar job gets the length of its window instead."""
+    progress_interval: float = 0.5
+    events_max_rows: int = 20_000
+    events_max_age_days: float = 30.0
+    read_only: bool = False
+    log_path: str = ""
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any] | None, **overrides: Any) -> EngineConfig:
+        """Build from a config-file table, then CLI overrides (None values ignored).
+
+        Raises:
+            ValueError: for an unknown key (French message).
+        """
+        known = {f.name: f for f in fields(cls)}
+        config = cls()
+        for key, value in {**(values or {}), **overrides}.items():
+            name = key.replace("-", "_")
+            if value is None:
+                continue
+            if name not in known:
+                raise ValueError(f"réglage moteur inconnu « {key} » "
+                                 f"(connus : {', '.join(sorted(known))})")
+            current = getattr(config, name)
+            setattr(config, name, type(current)(value) if current is not None else value)
+        if config.concurrency < 1:
+            raise ValueError("concurrency doit être au moins 1")
+        return config

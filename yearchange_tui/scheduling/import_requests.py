@@ -1,0 +1,153 @@
+"""The engine's import requests in flight: one ``import-N`` thread and child each.
+
+The main loop hands an accepted request over with :meth:`ImportRequests.submit` and starts
+it with :meth:`ImportRequests.start_pending` once the request row says it runs; the
+``import-N`` thread waits on its child (:class:`~yearchange_tui.scheduling.imports.ImportChild`),
+then writes the request's answer and the rejects' events. On shutdown the main thread
+stops the children and joins the threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from yearchange_tui.importing.outcome import ImportOutcome, ImportStatus
+from yearchange_tui.scheduling.api import RequestAction
+from yearchange_tui.scheduling.imports import ImportChild
+from yearchange_tui.scheduling.models import EngineRequest, RequestStatus
+from yearchange_tui.scheduling.state import EngineState, engine_log
+
+log = engine_log()
+
+
+@dataclass(frozen=True)
+class ImportOrder:
+    """An accepted import request, waiting for its thread."""
+
+    request_id: int
+    action: RequestAction
+    params: dict[str, Any]
+
+
+def import_status(outcome: ImportOutcome | None, exitcode: int | None,
+                  stopping: bool) -> tuple[RequestStatus, str]:
+    """The request's status and answer from an import's outcome.
+
+    Args:
+        outcome: the child's outcome (None when it ended without one).
+        exitcode: the child's exit code.
+        stopping: True when the engine is stopping (an interrupted import goes back to the
+            queue).
+    """
+    interrupted = outcome is None or outcome.status is ImportStatus.INTERRUPTED
+    if interrupted and stopping:
+        return RequestStatus.QUEUED, ("interrompu par l'arrêt du moteur, rien n'a été "
+                                      "importé ; reprise au redémarrage")
+    if outcome is None:
+        return RequestStatus.FAILED, ("le processus d'import s'est arrêté sans réponse "
+                                      f"(code {exitcode})")
+    status = {ImportStatus.DONE: RequestStatus.DONE,
+              ImportStatus.REFUSED: RequestStatus.REFUSED}.get(outcome.status,
+                                                               RequestStatus.FAILED)
+    return status, outcome.summary
+
+
+@dataclass
+class ImportRequests:
+    """Import requests between acceptance and answer, and their child processes."""
+
+    state: EngineState
+    pending: list[ImportOrder] = field(default_factory=list)
+    """Accepted this tick, started once their request rows are written (main thread)."""
+    children: dict[int, ImportChild] = field(default_factory=dict)
+    """Child processes by request id (guarded by :attr:`lock`)."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    threads: list[threading.Thread] = field(default_factory=list)
+    """``import-N`` threads started so far and maybe alive (main thread)."""
+
+    def submit(self, request_id: int, action: RequestAction, params: dict[str, Any]) -> None:
+        """Keep an accepted request for :meth:`start_pending` (main thread)."""
+        self.pending.append(ImportOrder(request_id, action, dict(params)))
+
+    def start_pending(self) -> None:
+        """Start one ``import-N`` thread per submitted request (main thread)."""
+        while self.pending:
+            order = self.pending.pop(0)
+            thread = threading.Thread(target=self._run, name=f"import-{order.request_id}",
+                                      args=(order,), daemon=True)
+            self.threads = [t for t in self.threads if t.is_alive()] + [thread]
+            thread.start()
+
+    def running(self) -> list[int]:
+        """The ids of the requests whose child process runs (any thread)."""
+        with self.lock:
+            return sorted(self.children)
+
+    def terminate(self) -> list[ImportChild]:
+        """Ask every child to stop (main thread, on shutdown); returns them."""
+        with self.lock:
+            children = list(self.children.values())
+        for child in children:
+            child.terminate()
+        return children
+
+    def join(self, children: list[ImportChild]) -> None:
+        """Wait for the children asked to stop (killed after their grace), then the
+        threads."""
+        for child in children:
+            child.stop()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+    def _run(self, order: ImportOrder) -> None:
+        """Run an import request in a child process and record its outcome (``import-N``
+        thread)."""
+        outcome: ImportOutcome | None = None
+        details, exitcode = "", None
+        with self.lock:
+            child = None if self.state.stopping else ImportChild(
+                self.state.database.url, self.state.storage_root, order.action, order.params)
+            if child is not None:
+                self.children[order.request_id] = child
+        if child is not None:
+            try:
+                outcome, details = child.wait()
+                exitcode = child.exitcode
+            finally:
+                with self.lock:
+                    self.children.pop(order.request_id, None)
+        if details:
+            log.error("Demande n°%d (%s) : import en échec.\n%s", order.request_id,
+                      order.action.value, details.rstrip())
+        status, message = import_status(outcome, exitcode, self.state.stopping)
+        with self.state.database.session() as session:
+            row = session.get(EngineRequest, order.request_id)
+            if row is not None:
+                row.status = status
+                row.message = message
+                row.finished_at = None if status is RequestStatus.QUEUED else self.state.clock()
+        self._record(order, status, message, outcome)
+
+    def _record(self, order: ImportOrder, status: RequestStatus, message: str,
+                outcome: ImportOutcome | None) -> None:
+        """The request's answer and each establishment's rejects, as events."""
+        data: dict[str, Any] = {"request_id": order.request_id, "action": order.action.value,
+                                "status": status.value}
+        if outcome is not None:
+            data.update({"outcome": outcome.status.value, "code": outcome.code,
+                         "file": outcome.file, "line": outcome.line,
+                         "import_id": outcome.import_id, "counts": outcome.counts,
+                         "rejects_by_code": outcome.rejects_by_code})
+        level = {RequestStatus.DONE: "info", RequestStatus.FAILED: "error"}.get(status,
+                                                                                 "warning")
+        events = self.state.events
+        events.record("request", f"Demande n°{order.request_id} ({order.action.value}) : "
+                      f"{message}", level=level, data=data)
+        for uai, by_code in (outcome.rejects.items() if outcome is not None else ()):
+            if uai:
+                count = sum(by_code.values())
+                events.record("reject", f"{uai} : {count} rejet(s) à l'import", uai=uai,
+                              level="warning", data={"count": count, "codes": by_code,
+                                                     "request_id": order.request_id})

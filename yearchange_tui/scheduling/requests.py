@@ -1,0 +1,312 @@
+"""The engine's request table: one handler per action (engine main thread).
+
+Consoles and the CLI write :class:`~yearchange_tui.scheduling.models.EngineRequest` rows;
+:meth:`RequestHandlers.process` answers the queued ones in order: it queues tasks (run,
+dry run, retry), pauses or resumes, cancels, moves a calendar date, or hands an import to
+:class:`~yearchange_tui.scheduling.import_requests.ImportRequests`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from yearchange_tui.changeover.runner import ChangeoverRunner
+from yearchange_tui.scheduling.api import CHANGING_ACTIONS, RequestAction
+from yearchange_tui.scheduling.import_requests import ImportRequests
+from yearchange_tui.scheduling.lease import set_paused
+from yearchange_tui.scheduling.models import (
+    ACTIVE_TASK_STATUSES,
+    EngineRequest,
+    EngineTask,
+    RequestStatus,
+    TaskStatus,
+)
+from yearchange_tui.scheduling.state import EngineState, engine_log
+from yearchange_tui.workflow.audit import audit
+from yearchange_tui.workflow.calendar import (
+    CalendarError,
+    Milestone,
+    parse_date,
+    parse_milestone,
+    parse_time,
+    resolve_target,
+    set_date,
+)
+from yearchange_tui.workflow.establishments import EstablishmentRef, UnknownEstablishmentError
+from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
+from yearchange_tui.workflow.units import current_school_year
+
+log = engine_log()
+
+Answer = tuple[RequestStatus, str]
+"""A request's new status and its French answer."""
+
+REQUESTS_PER_PASS = 50
+
+
+def request_uais(params: dict[str, Any]) -> list[str]:
+    """The establishments a request names (``uais``, or one ``uai``)."""
+    uais = params.get("uais") or params.get("uai") or []
+    return [uais] if isinstance(uais, str) else list(uais)
+
+
+def queued_message(label: str, queued: int, done: int, busy: int) -> str:
+    """The answer to a request that queued tasks."""
+    parts = [f"{label} : {queued} unité(s) en file"]
+    if done:
+        parts.append(f"{done} déjà terminée(s)")
+    if busy:
+        parts.append(f"{busy} déjà en file ou en cours")
+    return ", ".join(parts)
+
+
+@dataclass
+class RequestHandlers:
+    """Answers the request table, one handler per :class:`RequestAction`."""
+
+    state: EngineState
+    imports: ImportRequests
+
+    def process(self) -> None:
+        """Answer the queued requests, oldest first, then start the accepted imports."""
+        with self.state.database.session() as session:
+            rows = [(row.id, row.action, row.params, row.requester_read_only, row.requested_by)
+                    for row in session.scalars(select(EngineRequest).where(
+                        EngineRequest.status == RequestStatus.QUEUED)
+                        .order_by(EngineRequest.id).limit(REQUESTS_PER_PASS))]
+        for request_id, action, params, requester_read_only, requested_by in rows:
+            try:
+                decoded = json.loads(params or "{}")
+                status, message = self.handle(request_id, action, decoded, requester_read_only)
+            except (ValueError, CalendarError, UnknownEstablishmentError) as error:
+                status, message = RequestStatus.REFUSED, str(error)
+            except Exception as error:
+                log.exception("Demande n°%d (%s) en échec.", request_id, action)
+                status, message = RequestStatus.FAILED, str(error)
+            self._answer(request_id, action, requested_by, status, message)
+        # After the answers: an import thread writes its own answer over "running".
+        self.imports.start_pending()
+
+    def _answer(self, request_id: int, action: str, requested_by: str,
+                status: RequestStatus, message: str) -> None:
+        with self.state.database.session() as session:
+            row = session.get(EngineRequest, request_id)
+            if row is None:
+                return
+            row.picked_at = row.picked_at or self.state.clock()
+            row.status = status
+            row.message = message
+            if status is not RequestStatus.RUNNING:
+                row.finished_at = self.state.clock()
+        level = {RequestStatus.REFUSED: "warning", RequestStatus.FAILED: "error"}.get(
+            status, "info")
+        self.state.events.record("request", f"Demande n°{request_id} ({action}) : {message}",
+                                 level=level, data={"request_id": request_id, "action": action,
+                                                    "status": status.value,
+                                                    "requested_by": requested_by})
+
+    def handle(self, request_id: int, action_value: str, params: dict[str, Any],
+               requester_read_only: bool) -> Answer:
+        """Answer one request.
+
+        Raises:
+            ValueError, CalendarError, UnknownEstablishmentError: a bad request (refused).
+        """
+        try:
+            action = RequestAction(action_value)
+        except ValueError:
+            return RequestStatus.REFUSED, f"action inconnue « {action_value} »"
+        if action in CHANGING_ACTIONS and (self.state.config.read_only or requester_read_only):
+            return RequestStatus.REFUSED, ("mode consultation : cette demande modifierait les "
+                                           "données, elle est refusée")
+        handlers: dict[RequestAction, Callable[[int, RequestAction, dict[str, Any]], Answer]] = {
+            RequestAction.RUN: self.run,
+            RequestAction.DRY_RUN: self.dry_run,
+            RequestAction.PAUSE: self.pause,
+            RequestAction.RESUME: self.resume,
+            RequestAction.CANCEL: self.cancel,
+            RequestAction.RETRY: self.retry,
+            RequestAction.SET_DATE: self.set_date,
+            RequestAction.IMPORT_AAF: self.import_,
+            RequestAction.IMPORT_TIMETABLE: self.import_,
+        }
+        return handlers[action](request_id, action, params)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def refs(self, params: dict[str, Any]) -> list[EstablishmentRef]:
+        """The establishments a request names (all of them when it names none).
+
+        Raises:
+            ValueError: when the database holds no establishment.
+            UnknownEstablishmentError: for a UAI not in the database.
+        """
+        runner = ChangeoverRunner(self.state.database, self.state.storage_root, read_only=True)
+        refs = runner.establishments(request_uais(params) or None)
+        if not refs:
+            raise ValueError("aucun établissement dans la base")
+        return refs
+
+    def queue_tasks(self, request_id: int, origin: str, milestone: Milestone,
+                    refs: list[EstablishmentRef]) -> tuple[int, int, int]:
+        """Queue one task per establishment; returns (queued, already done, already queued)."""
+        now = self.state.clock()
+        step = milestone.step
+        ids = [ref.id for ref in refs]
+        with self.state.database.session() as session:
+            year = current_school_year(session)
+            done_ids: set[int] = set()
+            if step is not None:
+                done_ids = set(session.scalars(select(StepUnit.establishment_id).where(
+                    StepUnit.establishment_id.in_(ids), StepUnit.school_year_id == year.id,
+                    StepUnit.step == step, StepUnit.status == UnitStatus.DONE)))
+            busy_ids = set(session.scalars(select(EngineTask.establishment_id).where(
+                EngineTask.establishment_id.in_(ids), EngineTask.school_year_id == year.id,
+                EngineTask.milestone == milestone.value,
+                EngineTask.status.in_(ACTIVE_TASK_STATUSES)))) - done_ids
+            skipped = done_ids | busy_ids
+            to_queue = [ref.id for ref in refs if ref.id not in skipped]
+            session.add_all(EngineTask(request_id=request_id, origin=origin,
+                                       milestone=milestone.value, establishment_id=ref_id,
+                                       school_year_id=year.id, status=TaskStatus.QUEUED,
+                                       due_at=now, not_after=None, reason="", created_at=now)
+                            for ref_id in to_queue)
+        self.state.wake.set()
+        return len(to_queue), len(done_ids), len(busy_ids)
+
+    def matching_tasks(self, session: Session, params: dict[str, Any],
+                       statuses: tuple[TaskStatus, ...]) -> list[EngineTask]:
+        """The tasks in ``statuses`` a request names (by ``uais`` and ``step``)."""
+        query = select(EngineTask).where(EngineTask.status.in_(statuses))
+        if request_uais(params):
+            ids = [ref.id for ref in self.refs(params)]
+            query = query.where(EngineTask.establishment_id.in_(ids))
+        if params.get("step"):
+            query = query.where(EngineTask.milestone == parse_milestone(str(params["step"])).value)
+        return list(session.scalars(query))
+
+    # -- one handler per action ------------------------------------------------------------
+
+    def run(self, request_id: int, _action: RequestAction, params: dict[str, Any]) -> Answer:
+        """``run``: queue a step's (or a notice's) units."""
+        if not params.get("step"):
+            raise ValueError("précisez l'étape (step)")
+        milestone = parse_milestone(str(params["step"]))
+        if not milestone.runs_units:
+            raise ValueError(f"« {milestone.label} » n'est pas une opération exécutable")
+        queued, done, busy = self.queue_tasks(request_id, "request", milestone,
+                                              self.refs(params))
+        return RequestStatus.DONE, queued_message(milestone.label, queued, done, busy)
+
+    def dry_run(self, request_id: int, _action: RequestAction,
+                params: dict[str, Any]) -> Answer:
+        """``dry-run``: queue the dry run of the named establishments."""
+        queued, done, busy = self.queue_tasks(request_id, "request", Milestone.DRY_RUN,
+                                              self.refs(params))
+        return RequestStatus.DONE, queued_message(Milestone.DRY_RUN.label, queued, done, busy)
+
+    def pause(self, _request_id: int, _action: RequestAction,
+              _params: dict[str, Any]) -> Answer:
+        """``pause``: no new unit starts (kept across restarts)."""
+        set_paused(self.state.database, True)
+        log.info("Moteur en pause : aucune nouvelle unité ne démarre.")
+        return RequestStatus.DONE, ("moteur en pause : aucune nouvelle unité ne démarre, celles "
+                                    "en cours se terminent")
+
+    def resume(self, _request_id: int, _action: RequestAction,
+               _params: dict[str, Any]) -> Answer:
+        """``resume``: units start again."""
+        set_paused(self.state.database, False)
+        log.info("Moteur relancé.")
+        self.state.wake.set()
+        return RequestStatus.DONE, "moteur relancé"
+
+    def cancel(self, request_id: int, _action: RequestAction,
+               params: dict[str, Any]) -> Answer:
+        """``cancel``: queued tasks leave the queue, running ones stop at their checkpoint."""
+        removed = stopping = 0
+        with self.state.database.session() as session:
+            for task in self.matching_tasks(session, params, ACTIVE_TASK_STATUSES):
+                if task.status is TaskStatus.RUNNING:
+                    self.state.cancel_ids.add(task.id)
+                    stopping += 1
+                else:
+                    task.status = TaskStatus.CANCELLED
+                    task.reason = f"annulée par l'opérateur (demande n°{request_id})"
+                    task.finished_at = self.state.clock()
+                    removed += 1
+        return RequestStatus.DONE, (f"{removed} unité(s) retirée(s) de la file, {stopping} en "
+                                    "cours s'arrête(nt) à leur prochain point de reprise")
+
+    def retry(self, request_id: int, _action: RequestAction,
+              params: dict[str, Any]) -> Answer:
+        """``retry``: queue the failed units again."""
+        with self.state.database.session() as session:
+            year = current_school_year(session)
+            query = select(StepUnit.establishment_id, StepUnit.step).where(
+                StepUnit.school_year_id == year.id, StepUnit.status == UnitStatus.FAILED)
+            if params.get("step"):
+                step = parse_milestone(str(params["step"])).step
+                if step is None:
+                    raise ValueError("seules les étapes 1 à 5 se relancent")
+                query = query.where(StepUnit.step == step)
+            if request_uais(params):
+                query = query.where(StepUnit.establishment_id.in_(
+                    [ref.id for ref in self.refs(params)]))
+            failed = session.execute(query).all()
+            refs = {ref.id: ref for ref in self.refs({})}
+        by_step: dict[Step, list[EstablishmentRef]] = {}
+        for establishment_id, step in failed:
+            by_step.setdefault(Step(step), []).append(refs[establishment_id])
+        queued = busy = 0
+        for step, step_refs in by_step.items():
+            q, _done, b = self.queue_tasks(request_id, "retry", Milestone(step.value), step_refs)
+            queued += q
+            busy += b
+        if not failed:
+            return RequestStatus.DONE, "aucune unité en échec à relancer"
+        return RequestStatus.DONE, (f"{queued} unité(s) en échec relancée(s)"
+                                    + (f", {busy} déjà en file" if busy else ""))
+
+    def set_date(self, _request_id: int, _action: RequestAction,
+                 params: dict[str, Any]) -> Answer:
+        """``set-date``: move a milestone for establishments, a kind or a project."""
+        if not params.get("step") or "date" not in params:
+            raise ValueError("précisez le jalon (step) et la date (date)")
+        milestone = parse_milestone(str(params["step"]))
+        on_date = parse_date(str(params["date"])) if params["date"] is not None else None
+        at_time = parse_time(params.get("time"))
+        uais = request_uais(params)
+        with self.state.database.session() as session:
+            year = current_school_year(session)
+            targets = ([resolve_target(session, uai=uai) for uai in uais] if uais else
+                       [resolve_target(session, kind=params.get("kind"),
+                                       project=params.get("project"))])
+            actor = "moteur (demande)"
+            for target in targets:
+                set_date(session, year.start_year, milestone, on_date, at_time, target=target,
+                         actor=actor)
+            audit(session, "plan", "set", details={
+                "milestone": milestone.value, "date": str(on_date), "time": str(at_time),
+                "uais": uais, "kind": params.get("kind"), "project": params.get("project")})
+        self.state.plan_dirty = True
+        self.state.wake.set()
+        when = f"{on_date:%d/%m/%Y}" if on_date else "sans date"
+        return RequestStatus.DONE, f"{milestone.label} : {when} ({len(targets)} cible(s))"
+
+    def import_(self, request_id: int, action: RequestAction,
+                params: dict[str, Any]) -> Answer:
+        """``import-aaf`` / ``import-timetable``: start the import in a child process."""
+        path = params.get("path")
+        if not path:
+            raise ValueError("précisez le chemin (path)")
+        if action is RequestAction.IMPORT_TIMETABLE and not params.get("uai"):
+            raise ValueError("précisez l'établissement (uai)")
+        self.imports.submit(request_id, action, params)
+        return RequestStatus.RUNNING, f"import lancé : {path}"
