@@ -32,6 +32,7 @@ from yearchange_tui.workflow.audit import audit
 from yearchange_tui.workflow.calendar import (
     CalendarError,
     Milestone,
+    milestone_of,
     parse_date,
     parse_milestone,
     parse_time,
@@ -266,7 +267,10 @@ class RequestHandlers:
             by_step.setdefault(Step(step), []).append(refs[establishment_id])
         queued = busy = 0
         for step, step_refs in by_step.items():
-            q, _done, b = self.queue_tasks(request_id, "retry", Milestone(step.value), step_refs)
+            milestone = milestone_of(step)
+            if milestone is None:  # a step the calendar does not plan: `yearchange run` only
+                continue
+            q, _done, b = self.queue_tasks(request_id, "retry", milestone, step_refs)
             queued += q
             busy += b
         if not failed:
