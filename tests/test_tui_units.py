@@ -334,10 +334,10 @@ def test_handled_marks_survive_a_restart(tmp_path: Path) -> None:
     assert HandledStore(tmp_path / "marks.json").ids() == {3}
 
 
-def test_without_the_aaf_package_the_browser_is_empty_with_a_french_note() -> None:
+def test_without_a_rejects_source_the_browser_is_empty_with_a_french_note() -> None:
     source = EmptyRejectsSource()
     assert source.query(RejectQuery()).rows == [] and not source.available
-    assert "rejets AAF" in source.note
+    assert "rejets AAF" in source.note and "pas disponible" not in source.note
 
 
 def test_theme_settings_and_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,6 +15,10 @@ from typing import Any
 from textual import events
 
 from yearchange_tui.bench.measure import peak_memory_kib
+from yearchange_tui.resources import themes_dir
+from yearchange_tui.tui.app import YearChangeApp
+from yearchange_tui.tui.fake_engine import FIXED_NOW, FakeEngine
+from yearchange_tui.tui.widgets.calendar_grid import CalendarGrid
 from yearchange_tui.workflow.models import UnitStatus
 
 KEYS = ("down", "down", "right", "pagedown", "down", "left", "up", "pageup", "end", "home")
@@ -28,11 +32,6 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 async def _measure(establishments: int, running: int, presses: int,
                    size: tuple[int, int]) -> dict[str, Any]:
-    from yearchange_tui.resources import themes_dir
-    from yearchange_tui.tui.app import YearChangeApp
-    from yearchange_tui.tui.fake_engine import FIXED_NOW, FakeEngine
-    from yearchange_tui.tui.widgets.calendar_grid import CalendarGrid
-
     rss_before = peak_memory_kib()
     fake = FakeEngine(establishments)
     for uai in fake.uais[:running]:

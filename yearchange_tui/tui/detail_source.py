@@ -14,12 +14,19 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sqlalchemy import select
+
+from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
+from yearchange_tui.ent.models import Establishment, Project
 from yearchange_tui.tui.rejects_source import (
     SEVERITY_ORDER,
     RejectQuery,
     RejectRow,
     RejectsSource,
 )
+from yearchange_tui.workflow.access_block import effective_window
+from yearchange_tui.workflow.models import ArchiveManifest, DryRunReport, Step, StepUnit
+from yearchange_tui.workflow.units import current_school_year, following_school_year
 
 
 @dataclass(frozen=True)
@@ -97,18 +104,6 @@ class DatabaseDetailSource:
 
     def detail(self, uai: str) -> EstablishmentDetail | None:
         """Read one establishment's detail (a few small queries)."""
-        from sqlalchemy import select
-
-        from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
-        from yearchange_tui.ent.models import Establishment, Project
-        from yearchange_tui.workflow.access_block import effective_window
-        from yearchange_tui.workflow.models import (
-            ArchiveManifest,
-            DryRunReport,
-            Step,
-            StepUnit,
-        )
-        from yearchange_tui.workflow.units import current_school_year, following_school_year
 
         notes: list[str] = []
         with self.database.session() as session:
