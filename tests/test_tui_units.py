@@ -21,6 +21,7 @@ from yearchange_tui.tui.bindings import (
     keymap_from_settings,
 )
 from yearchange_tui.tui.bridge import EngineBridge, ProgressBoard
+from yearchange_tui.tui.detail_source import dates_from
 from yearchange_tui.tui.fake_engine import FakeEngine, fake_establishments
 from yearchange_tui.tui.grid_model import (
     COLUMNS,
@@ -46,6 +47,7 @@ from yearchange_tui.tui.theming import (
 )
 from yearchange_tui.tui.widgets.calendar_grid import STEP_WIDTH, compute_layout
 from yearchange_tui.tui.widgets.fkey_bar import fkey_items
+from yearchange_tui.workflow.calendar import SOURCES
 from yearchange_tui.workflow.models import UNIT_STATUS_GLYPHS, Step, UnitStatus
 
 STATUS_VARIABLES = [name for name in OWN_VARIABLES if name.startswith("status-")
@@ -332,6 +334,19 @@ def test_handled_marks_survive_a_restart(tmp_path: Path) -> None:
     store.set([3, 4], True)
     store.set([4], False)
     assert HandledStore(tmp_path / "marks.json").ids() == {3}
+
+
+def test_every_source_of_an_access_block_date_reads_as_correct_french() -> None:
+    phrases = {label: dates_from(label) for label in SOURCES.values()}
+    assert phrases["établissement"] == "dates de l'établissement"
+    assert phrases["projet"] == "dates du projet"
+    assert phrases["modèle"] == "dates du modèle"
+    assert phrases["type"] == "dates du type d'établissement"
+    for label, phrase in phrases.items():
+        assert phrase.startswith("dates ") and ":" not in phrase, label
+        assert "du é" not in phrase and "du tous" not in phrase, phrase
+    assert dates_from("modèle (lendemain de la fermeture)") == (
+        "dates du modèle (lendemain de la fermeture)")
 
 
 def test_without_a_rejects_source_the_browser_is_empty_with_a_french_note() -> None:
