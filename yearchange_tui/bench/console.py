@@ -30,6 +30,16 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
+def console_app(fake: FakeEngine) -> YearChangeApp:
+    """The console the bench measures: the real screens on the scripted engine.
+
+    The rejects browser and the establishment detail read the scripted engine, as
+    ``yearchange console --scripted N`` opens them; clock and themes are pinned.
+    """
+    return YearChangeApp(fake, rejects=fake.rejects, details=fake, now=lambda: FIXED_NOW,
+                         theme_dirs=[themes_dir()], poll_interval=0.1)
+
+
 async def _measure(establishments: int, running: int, presses: int,
                    size: tuple[int, int]) -> dict[str, Any]:
     rss_before = peak_memory_kib()
@@ -37,8 +47,7 @@ async def _measure(establishments: int, running: int, presses: int,
     for uai in fake.uais[:running]:
         fake.set_unit(uai, "archive", status=UnitStatus.RUNNING, progress_done=0,
                       progress_total=100_000)
-    app = YearChangeApp(fake, now=lambda: FIXED_NOW, theme_dirs=[themes_dir()],
-                        poll_interval=0.1)
+    app = console_app(fake)
     stamps: list[float] = []
     written = [0]
     original_display = app._display
