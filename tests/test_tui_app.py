@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tui_support import make_app, run, screen_text, settle, wait_until
 
+from yearchange_tui.bench.console import bench_console, console_app
 from yearchange_tui.scheduling.api import RequestAction
 from yearchange_tui.tui.fake_engine import FakeEngine
 from yearchange_tui.tui.rejects_source import RejectQuery
@@ -495,8 +496,28 @@ def test_a_thousand_establishments_stay_fluid() -> None:
     run(scenario)
 
 
+def test_the_console_bench_measures_the_real_rejects_browser_and_detail() -> None:
+    fake = FakeEngine(6)
+
+    async def scenario() -> None:
+        app = console_app(fake)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(app, pilot)
+            await pilot.press("f4")
+            assert await wait_until(pilot, lambda: "Rejets AAF — 6" in screen_text(app))
+            await pilot.press("f2")
+            assert await wait_until(pilot, lambda: not isinstance(app.screen, RejectsScreen))
+            await pilot.press("enter")
+            assert isinstance(app.screen, DetailScreen)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert "Archives de l'étape 2 (1)" in screen_text(app)
+        fake.close()
+
+    run(scenario)
+
+
 def test_the_console_bench_measures_every_key_press() -> None:
-    from yearchange_tui.bench.console import bench_console
 
     result = bench_console(establishments=60, running=2, presses=8, size=(80, 24))
     assert result["measured"] == 8

@@ -121,6 +121,21 @@ def test_the_rejects_browser_and_the_detail_read_an_aaf_import(
         assert view.reject_count == source.query(RejectQuery(uai=view.uai)).total
 
 
+def test_the_detail_names_where_the_access_block_dates_come_from_in_french(
+        fresh_sample: tuple[str, Database, Path]) -> None:
+    db_url, database, storage = fresh_sample
+    source = DatabaseDetailSource(database, open_rejects_source(database, storage.parent))
+    assert source.detail("0693422V").access_block.endswith("(dates du projet).")
+    places = ["--db", db_url, "--storage", str(storage)]
+    assert main(["plan", "set", "access-block-start", "2026-08-25", "--uai", "0693422V",
+                 *places]) == 0
+    assert main(["plan", "set", "access-block-end", "2026-08-30", "--kind", "college",
+                 *places]) == 0
+    assert source.detail("0693422V").access_block == (
+        "Du 25/08/2026 au 30/08/2026 (dates de l'établissement).")
+    assert source.detail("0016980G").access_block.endswith("(dates du projet).")
+
+
 def test_an_engine_that_cannot_start_leaves_an_observer_console_that_says_why(
         fresh_sample: tuple[str, Database, Path], tmp_path: Path) -> None:
     db_url, database, storage = fresh_sample

@@ -21,6 +21,7 @@ from yearchange_tui.tui.bindings import (
     keymap_from_settings,
 )
 from yearchange_tui.tui.bridge import EngineBridge, ProgressBoard
+from yearchange_tui.tui.detail_source import dates_from
 from yearchange_tui.tui.fake_engine import FakeEngine, fake_establishments
 from yearchange_tui.tui.grid_model import (
     COLUMNS,
@@ -46,6 +47,7 @@ from yearchange_tui.tui.theming import (
 )
 from yearchange_tui.tui.widgets.calendar_grid import STEP_WIDTH, compute_layout
 from yearchange_tui.tui.widgets.fkey_bar import fkey_items
+from yearchange_tui.workflow.calendar import SOURCES
 from yearchange_tui.workflow.models import UNIT_STATUS_GLYPHS, Step, UnitStatus
 
 STATUS_VARIABLES = [name for name in OWN_VARIABLES if name.startswith("status-")
@@ -334,10 +336,23 @@ def test_handled_marks_survive_a_restart(tmp_path: Path) -> None:
     assert HandledStore(tmp_path / "marks.json").ids() == {3}
 
 
-def test_without_the_aaf_package_the_browser_is_empty_with_a_french_note() -> None:
+def test_every_source_of_an_access_block_date_reads_as_correct_french() -> None:
+    phrases = {label: dates_from(label) for label in SOURCES.values()}
+    assert phrases["établissement"] == "dates de l'établissement"
+    assert phrases["projet"] == "dates du projet"
+    assert phrases["modèle"] == "dates du modèle"
+    assert phrases["type"] == "dates du type d'établissement"
+    for label, phrase in phrases.items():
+        assert phrase.startswith("dates ") and ":" not in phrase, label
+        assert "du é" not in phrase and "du tous" not in phrase, phrase
+    assert dates_from("modèle (lendemain de la fermeture)") == (
+        "dates du modèle (lendemain de la fermeture)")
+
+
+def test_without_a_rejects_source_the_browser_is_empty_with_a_french_note() -> None:
     source = EmptyRejectsSource()
     assert source.query(RejectQuery()).rows == [] and not source.available
-    assert "rejets AAF" in source.note
+    assert "rejets AAF" in source.note and "pas disponible" not in source.note
 
 
 def test_theme_settings_and_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

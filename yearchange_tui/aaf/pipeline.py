@@ -315,6 +315,7 @@ def _cpus() -> int:
 
 def _grow_pipe(connection: Any) -> None:
     with contextlib.suppress(OSError, ValueError, AttributeError, ImportError):
+        # fcntl exists only on POSIX; a larger pipe is an optimisation, not a requirement.
         import fcntl
 
         fcntl.fcntl(connection.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)

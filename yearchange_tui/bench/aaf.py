@@ -32,7 +32,13 @@ from typing import Any
 
 from lxml import etree
 
+from yearchange_tui.aaf.delivery import open_delivery
+from yearchange_tui.aaf.importer import cyclic_gc_paused, import_delivery
+from yearchange_tui.aaf.pipeline import reader_count, reader_method
 from yearchange_tui.bench.measure import peak_memory_kib
+from yearchange_tui.ent.database import open_database
+from yearchange_tui.sample.aaf_writer import write_aaf_delivery
+from yearchange_tui.sample.roster import build_academy
 
 REQUESTS = ("addRequest", "modifyRequest", "deleteRequest")
 TARGET_RATIO = 0.5
@@ -44,7 +50,6 @@ def parse_floor(delivery: Path) -> tuple[int, float]:
 
     Measured under the same conditions as the import (cyclic garbage collector paused).
     """
-    from yearchange_tui.aaf.importer import cyclic_gc_paused
 
     files = sorted(delivery.glob("*.xml"))
     with cyclic_gc_paused():
@@ -82,10 +87,6 @@ def child_import(delivery: str, database_url: str,
         reader processes, and the importing process alone) and peak resident memory
         in MiB (the importing process, its largest reader process).
     """
-    from yearchange_tui.aaf.delivery import open_delivery
-    from yearchange_tui.aaf.importer import import_delivery
-    from yearchange_tui.aaf.pipeline import reader_count, reader_method
-    from yearchange_tui.ent.database import open_database
 
     if warmup_url is not None:
         scratch = open_database(warmup_url)
@@ -135,9 +136,6 @@ def _run_child(delivery: Path, work: Path, label: str, warm: bool) -> dict[str, 
 
 
 def _larger_delivery(sample_dir: Path, factor: int, target: Path) -> Path:
-    from yearchange_tui.sample.aaf_writer import write_aaf_delivery
-    from yearchange_tui.sample.roster import build_academy
-
     summary = json.loads((sample_dir / "sample.json").read_text(encoding="utf-8"))
     count = len(summary["establishments"])
     year = int(summary["school_year"].split("-")[0])

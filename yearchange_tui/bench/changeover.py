@@ -13,8 +13,12 @@ for context only.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 import zipfile
 import zlib
@@ -22,7 +26,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from yearchange_tui.bench.aaf import bench_aaf
+from yearchange_tui.changeover.runner import ChangeoverRunner
+from yearchange_tui.ent.database import open_database
+from yearchange_tui.sample.build import build_sample
+from yearchange_tui.workflow.models import ArchiveManifest, Step
 
 STEP3_COUNT_SUFFIX = "supprimé"
 
@@ -144,14 +154,6 @@ def run_bench(establishments: int, work: Path, progress: Any = None, repeats: in
     Every measurement is repeated on a fresh copy of the same database, alternating engine
     and floor so neither gets a warmer cache; the best time of each is kept.
     """
-    import os
-
-    from sqlalchemy import select
-
-    from yearchange_tui.changeover.runner import ChangeoverRunner
-    from yearchange_tui.ent.database import open_database
-    from yearchange_tui.sample.build import build_sample
-    from yearchange_tui.workflow.models import ArchiveManifest, Step
 
     say = progress or (lambda line: None)
     workers = workers or min(2, os.cpu_count() or 1)
@@ -253,9 +255,6 @@ def run_bench(establishments: int, work: Path, progress: Any = None, repeats: in
 def _console_in_own_process() -> dict[str, Any] | None:
     """The console bench in a fresh process: its peak memory is the console's alone,
     not that of the académie built and imported above."""
-    import json
-    import subprocess
-    import sys
 
     completed = subprocess.run(
         [sys.executable, "-m", "yearchange_tui.cli.main", "console-bench", "--establishments",

@@ -15,6 +15,10 @@ from typing import Any
 from textual import events
 
 from yearchange_tui.bench.measure import peak_memory_kib
+from yearchange_tui.resources import themes_dir
+from yearchange_tui.tui.app import YearChangeApp
+from yearchange_tui.tui.fake_engine import FIXED_NOW, FakeEngine
+from yearchange_tui.tui.widgets.calendar_grid import CalendarGrid
 from yearchange_tui.workflow.models import UnitStatus
 
 KEYS = ("down", "down", "right", "pagedown", "down", "left", "up", "pageup", "end", "home")
@@ -26,20 +30,24 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
+def console_app(fake: FakeEngine) -> YearChangeApp:
+    """The console the bench measures: the real screens on the scripted engine.
+
+    The rejects browser and the establishment detail read the scripted engine, as
+    ``yearchange console --scripted N`` opens them; clock and themes are pinned.
+    """
+    return YearChangeApp(fake, rejects=fake.rejects, details=fake, now=lambda: FIXED_NOW,
+                         theme_dirs=[themes_dir()], poll_interval=0.1)
+
+
 async def _measure(establishments: int, running: int, presses: int,
                    size: tuple[int, int]) -> dict[str, Any]:
-    from yearchange_tui.resources import themes_dir
-    from yearchange_tui.tui.app import YearChangeApp
-    from yearchange_tui.tui.fake_engine import FIXED_NOW, FakeEngine
-    from yearchange_tui.tui.widgets.calendar_grid import CalendarGrid
-
     rss_before = peak_memory_kib()
     fake = FakeEngine(establishments)
     for uai in fake.uais[:running]:
         fake.set_unit(uai, "archive", status=UnitStatus.RUNNING, progress_done=0,
                       progress_total=100_000)
-    app = YearChangeApp(fake, now=lambda: FIXED_NOW, theme_dirs=[themes_dir()],
-                        poll_interval=0.1)
+    app = console_app(fake)
     stamps: list[float] = []
     written = [0]
     original_display = app._display

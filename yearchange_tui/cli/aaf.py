@@ -14,7 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
+
+from yearchange_tui.aaf.rules import RULES, rules_table
+from yearchange_tui.changeover.runner import ChangeoverRunner
+from yearchange_tui.changeover.steps.init_directory import import_aaf_delivery
 from yearchange_tui.cli.importing import refuse_import_in_read_only, report_refused
+from yearchange_tui.cli.steps import summary_line
 from yearchange_tui.cli.util import (
     EXIT_OK,
     UsageError,
@@ -22,9 +28,16 @@ from yearchange_tui.cli.util import (
     open_database_from_args,
     print_json,
 )
+from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.database import Access
+from yearchange_tui.ent.models import Person
+from yearchange_tui.ent.uai import InvalidUAIError, validate_uai
+from yearchange_tui.importing.models import AafImport, AafReject
 from yearchange_tui.importing.outcome import CODE_BAD_REQUEST, ImportStatus, run_import
-from yearchange_tui.importing.rules import SEVERITY_LABELS
+from yearchange_tui.importing.rules import SEVERITY_LABELS, table_line
+from yearchange_tui.timetable.rules import RULES as TIMETABLE_RULES
+from yearchange_tui.workflow.access_block import access_decision
+from yearchange_tui.workflow.calendar import timezone
 
 CSV_COLUMNS = ("import", "uai", "code", "severite", "fichier", "ligne", "identifiant", "type",
                "requete", "attribut", "valeur", "explication", "action")
@@ -83,8 +96,6 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_import_aaf(args: argparse.Namespace) -> int:
     """``yearchange import-aaf PATH…``."""
-    from yearchange_tui.changeover.runner import ChangeoverRunner
-    from yearchange_tui.changeover.steps.init_directory import import_aaf_delivery
 
     refuse_import_in_read_only(args, "l'import AAF")
     settings, database = open_database_from_args(
@@ -108,8 +119,6 @@ def cmd_import_aaf(args: argparse.Namespace) -> int:
 
 
 def _print_import(result: Any) -> None:
-    from yearchange_tui.cli.steps import summary_line
-
     records = result.records
     head = "Import AAF à blanc (rien n'a été enregistré)" if result.dry_run else \
         f"Import AAF n° {result.import_id}"
@@ -145,9 +154,6 @@ def _print_import(result: Any) -> None:
 
 
 def _print_codes(as_json: bool) -> int:
-    from yearchange_tui.aaf.rules import rules_table
-    from yearchange_tui.importing.rules import table_line
-
     table = rules_table()
     if as_json:
         print_json(table)
@@ -159,22 +165,12 @@ def _print_codes(as_json: bool) -> int:
 
 def cmd_rejects(args: argparse.Namespace) -> int:
     """``yearchange rejects``."""
-    from sqlalchemy import select
-
-    from yearchange_tui.aaf.rules import RULES
-    from yearchange_tui.ent.uai import InvalidUAIError, validate_uai
-    from yearchange_tui.importing.models import AafImport, AafReject
 
     if args.codes:
         return _print_codes(args.json)
     codes = [code.strip().upper() for code in args.code or []]
     known = set(RULES)
-    try:
-        from yearchange_tui.timetable.rules import RULES as TIMETABLE_RULES
-    except ImportError:
-        pass
-    else:
-        known |= set(TIMETABLE_RULES)
+    known |= set(TIMETABLE_RULES)
     unknown = [code for code in codes if code not in known]
     if unknown:
         raise UsageError(f"Code de rejet inconnu : {', '.join(unknown)} "
@@ -196,8 +192,6 @@ def cmd_rejects(args: argparse.Namespace) -> int:
         else:
             # The latest AAF delivery, and each establishment's latest timetable import
             # (timetable rejects share this store).
-            from sqlalchemy import func
-
             latest = session.scalar(select(AafImport.id).where(AafImport.mode != "timetable")
                                     .order_by(AafImport.id.desc()).limit(1))
             timetable_ids = list(session.scalars(
@@ -269,12 +263,6 @@ def _print_rejects(rows: list[Any], import_ids: list[int] | None) -> None:
 
 def cmd_access_block(args: argparse.Namespace) -> int:
     """``yearchange access-block --login L [--at DATE]``."""
-    from sqlalchemy import select
-
-    from yearchange_tui.ent.base import utcnow
-    from yearchange_tui.ent.models import Person
-    from yearchange_tui.workflow.access_block import access_decision
-    from yearchange_tui.workflow.calendar import timezone
 
     if args.at:
         try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from yearchange_tui.cli.util import EXIT_OK, EXIT_USAGE, err, print_json
+from yearchange_tui.cli.util import EXIT_OK, EXIT_USAGE, err, print_json, settings_from_args
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -45,9 +45,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 def cmd_console(args: argparse.Namespace) -> int:
     """``yearchange console [--scripted N]``."""
     if args.scripted is None:
+        # cli.main imports this module to register its commands: a top-level import is a cycle.
         from yearchange_tui.cli.main import open_console
 
         return int(open_console(args) or 0)
+    # Textual is loaded only when a console opens, not for the other commands.
     from yearchange_tui.tui.app import YearChangeApp, theme_dirs_for
     from yearchange_tui.tui.fake_engine import FakeEngine
 
@@ -65,6 +67,7 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 def cmd_themes(args: argparse.Namespace) -> int:
     """``yearchange themes [--check]``."""
+    # Textual (theme parsing) is loaded only by this command, not by the other commands.
     from yearchange_tui.tui.app import theme_dirs_for
     from yearchange_tui.tui.theming import load_theme_dirs
 
@@ -86,7 +89,7 @@ def cmd_themes(args: argparse.Namespace) -> int:
 
 def cmd_keys(args: argparse.Namespace) -> int:
     """``yearchange keys``: every binding id, its keys (config remaps applied), its label."""
-    from yearchange_tui.cli.util import settings_from_args
+    # Textual (key bindings) is loaded only by this command, not by the other commands.
     from yearchange_tui.tui.bindings import (
         SPECS,
         display_keys,
@@ -114,6 +117,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 def cmd_console_bench(args: argparse.Namespace) -> int:
     """``yearchange console-bench``."""
+    # Textual is loaded only when the console bench runs, not for the other commands.
     from yearchange_tui.bench.console import bench_console
 
     result = bench_console(args.establishments, args.running, args.presses)

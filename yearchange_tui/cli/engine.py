@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, inspect, select, text
+
 from yearchange_tui.cli.util import (
     EXIT_FAILED,
     EXIT_OK,
@@ -24,6 +26,39 @@ from yearchange_tui.cli.util import (
 )
 from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.database import Access
+from yearchange_tui.scheduling.api import RequestAction
+from yearchange_tui.scheduling.client import DatabaseEngineClient
+from yearchange_tui.scheduling.lease import LeaseHeldError
+from yearchange_tui.scheduling.models import (
+    TASK_STATUS_LABELS,
+    EngineRequest,
+    EngineTask,
+    TaskStatus,
+)
+from yearchange_tui.scheduling.spawn import (
+    EngineStartError,
+    default_log_file,
+    spawn_engine,
+    wait_for_engine,
+)
+from yearchange_tui.workflow.audit import audit, operator_identity
+from yearchange_tui.workflow.calendar import (
+    AAF_RHYTHM,
+    DEFAULT_TIMEZONE,
+    CalendarError,
+    add_window,
+    build_plan,
+    parse_date,
+    parse_local_datetime,
+    parse_milestone,
+    parse_time,
+    remove_window,
+    resolve_target,
+    set_date,
+    timezone,
+    unset_date,
+)
+from yearchange_tui.workflow.units import current_school_year
 
 ACTIONS = ("run", "dry-run", "pause", "resume", "cancel", "retry", "import-aaf",
            "import-timetable", "set-date")
@@ -158,8 +193,6 @@ def _engine_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _timezone_name(args: argparse.Namespace) -> str:
-    from yearchange_tui.workflow.calendar import DEFAULT_TIMEZONE
-
     return (getattr(args, "timezone", None) or _engine_settings(args).get("timezone")
             or DEFAULT_TIMEZONE)
 
@@ -190,14 +223,8 @@ def _remove_handler(handler: logging.Handler) -> None:
 
 def cmd_engine(args: argparse.Namespace) -> int:
     """``yearchange engine``: the headless engine (blocks until SIGTERM)."""
+    # The engine module loads APScheduler, which only this command needs.
     from yearchange_tui.scheduling.engine import Engine, EngineConfig
-    from yearchange_tui.scheduling.lease import LeaseHeldError
-    from yearchange_tui.scheduling.spawn import (
-        EngineStartError,
-        default_log_file,
-        spawn_engine,
-        wait_for_engine,
-    )
 
     settings, database = open_database_from_args(args, migrate=True)
     engine_settings = _engine_settings(args)
@@ -211,8 +238,6 @@ def cmd_engine(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as error:
         raise UsageError(str(error)) from error
     if args.detach:
-        from yearchange_tui.scheduling.client import DatabaseEngineClient
-
         client = DatabaseEngineClient(database)
         if client.engine_live():
             info = client.lease()
@@ -273,16 +298,13 @@ def cmd_engine(args: argparse.Namespace) -> int:
 
 def _client(args: argparse.Namespace,  # type: ignore[no-untyped-def]
             access: Access = Access.READ_WRITE):
-    from yearchange_tui.scheduling.client import DatabaseEngineClient
-
     settings, database = open_database_from_args(args, access)
     return settings, DatabaseEngineClient(database, read_only=settings.read_only,
                                           timezone_name=_timezone_name(args))
 
 
 def _scheduled_jobs(client: Any) -> list[dict[str, Any]]:
-    from sqlalchemy import inspect, text
-
+    # The engine module loads APScheduler, which the other commands do not need.
     from yearchange_tui.scheduling.engine import JOB_TABLE
 
     engine = client.database.engine
@@ -297,14 +319,6 @@ def _scheduled_jobs(client: Any) -> list[dict[str, Any]]:
 
 def cmd_engine_status(args: argparse.Namespace) -> int:
     """``yearchange engine-status``."""
-    from sqlalchemy import func, select
-
-    from yearchange_tui.scheduling.models import (
-        TASK_STATUS_LABELS,
-        EngineRequest,
-        EngineTask,
-        TaskStatus,
-    )
 
     _settings, client = _client(args, Access.READ_ONLY)
     status = client.status()
@@ -358,15 +372,12 @@ def cmd_engine_status(args: argparse.Namespace) -> int:
 
 
 def _local(moment: dt.datetime, client: Any) -> str:
-    from yearchange_tui.workflow.calendar import timezone
-
     local = moment.astimezone(timezone(client.timezone_name))
     return f"{WEEKDAYS[local.weekday()]} {local:%d/%m/%Y %H:%M}"
 
 
 def cmd_engine_request(args: argparse.Namespace) -> int:
     """``yearchange engine-request ACTION``."""
-    from yearchange_tui.scheduling.api import RequestAction
 
     refuse_in_read_only(settings_from_args(args), "une demande au moteur (un passage à blanc "
                         "sans rien enregistrer : yearchange --read-only dry-run)")
@@ -419,14 +430,11 @@ def cmd_engine_request(args: argparse.Namespace) -> int:
 # -- plan --------------------------------------------------------------------------------
 
 def _calendar_errors() -> tuple[type[Exception], ...]:
-    from yearchange_tui.workflow.calendar import CalendarError
-
     return (CalendarError,)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """``yearchange plan``: print the calendar."""
-    from yearchange_tui.workflow.calendar import build_plan
 
     _settings, database = open_database_from_args(args, Access.READ_ONLY)
     try:
@@ -450,8 +458,6 @@ def _fmt_date(day: dt.date | None) -> str:
 
 
 def _print_plan(plan: Any) -> None:
-    from yearchange_tui.workflow.calendar import AAF_RHYTHM, timezone
-
     zone = timezone(plan.timezone_name)
     start = plan.school_year_start
     print(f"Calendrier du changement d'année {start}-{start + 1} → {start + 1}-{start + 2} "
@@ -491,14 +497,10 @@ def _edit_context(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _year_start(session: Any, year: int | None) -> int:
-    from yearchange_tui.workflow.units import current_school_year
-
     return year if year is not None else current_school_year(session).start_year
 
 
 def _targets(session: Any, args: argparse.Namespace) -> list[Any]:
-    from yearchange_tui.workflow.calendar import resolve_target
-
     if args.uai:
         return [resolve_target(session, uai=uai) for uai in args.uai]
     return [resolve_target(session, kind=args.kind, project=args.project)]
@@ -514,13 +516,6 @@ def _target_words(args: argparse.Namespace) -> str:
 
 def cmd_plan_set(args: argparse.Namespace) -> int:
     """``yearchange plan set MILESTONE DATE``."""
-    from yearchange_tui.workflow.audit import audit, operator_identity
-    from yearchange_tui.workflow.calendar import (
-        parse_date,
-        parse_milestone,
-        parse_time,
-        set_date,
-    )
 
     _settings, database = _edit_context(args)
     try:
@@ -549,8 +544,6 @@ def cmd_plan_set(args: argparse.Namespace) -> int:
 
 def cmd_plan_unset(args: argparse.Namespace) -> int:
     """``yearchange plan unset MILESTONE``."""
-    from yearchange_tui.workflow.audit import audit
-    from yearchange_tui.workflow.calendar import parse_milestone, unset_date
 
     _settings, database = _edit_context(args)
     try:
@@ -574,7 +567,6 @@ def cmd_plan_unset(args: argparse.Namespace) -> int:
 
 def cmd_window_list(args: argparse.Namespace) -> int:
     """``yearchange plan window``: list the windows per project."""
-    from yearchange_tui.workflow.calendar import build_plan
 
     _settings, database = open_database_from_args(args, Access.READ_ONLY)
     with database.session() as session:
@@ -582,7 +574,6 @@ def cmd_window_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json({code: [w.as_dict() for w in windows] for code, windows in plan.windows.items()})
         return EXIT_OK
-    from yearchange_tui.workflow.calendar import timezone
 
     zone = timezone(plan.timezone_name)
     for code, windows in sorted(plan.windows.items()):
@@ -596,13 +587,6 @@ def cmd_window_list(args: argparse.Namespace) -> int:
 
 def cmd_window_add(args: argparse.Namespace) -> int:
     """``yearchange plan window add SCOPE START END``."""
-    from yearchange_tui.workflow.audit import audit, operator_identity
-    from yearchange_tui.workflow.calendar import (
-        add_window,
-        parse_local_datetime,
-        resolve_target,
-        timezone,
-    )
 
     _settings, database = _edit_context(args)
     try:
@@ -628,8 +612,6 @@ def cmd_window_add(args: argparse.Namespace) -> int:
 
 def cmd_window_remove(args: argparse.Namespace) -> int:
     """``yearchange plan window remove ID``."""
-    from yearchange_tui.workflow.audit import audit
-    from yearchange_tui.workflow.calendar import remove_window
 
     _settings, database = _edit_context(args)
     with database.session() as session:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from yearchange_tui import __version__
+from yearchange_tui.changeover.runner import ReadOnlyError
 from yearchange_tui.cli import aaf as cli_aaf
 from yearchange_tui.cli import bench as cli_bench
 from yearchange_tui.cli import changeover as cli_changeover
@@ -34,6 +35,9 @@ from yearchange_tui.cli.util import (
     settings_from_args,
 )
 from yearchange_tui.config import ConfigError, Settings
+from yearchange_tui.ent.database import DatabaseError
+from yearchange_tui.sample.build import SampleOutputError, build_sample
+from yearchange_tui.workflow.units import NoCurrentYearError
 
 # Modules that add their commands with ``register(commands, common)``.
 COMMAND_MODULES = (cli_changeover, cli_aaf, cli_timetable, cli_engine, cli_console, cli_bench,
@@ -147,7 +151,6 @@ def _print_sample(result: Any, as_json: bool, heading: str) -> None:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     """``yearchange sample``: write a sample académie to a folder."""
-    from yearchange_tui.sample.build import SampleOutputError, build_sample
 
     count = _positive(args.establishments, "--establishments")
     progress = None if args.json else (lambda line: _err(f"… {line}"))
@@ -165,7 +168,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``yearchange demo``: build a fresh demo académie in the user data folder and open it."""
-    from yearchange_tui.sample.build import build_sample
 
     settings = _settings(args)
     count = _positive(args.establishments, "--establishments")
@@ -208,9 +210,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = getattr(args, "handler", None) or (
         lambda console_args: _console_or_help(parser, console_args))
-    from yearchange_tui.changeover.runner import ReadOnlyError
-    from yearchange_tui.ent.database import DatabaseError
-    from yearchange_tui.workflow.units import NoCurrentYearError
 
     try:
         status = handler(args)

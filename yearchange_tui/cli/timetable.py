@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import delete, select
+
 from yearchange_tui.cli.importing import refuse_import_in_read_only, report_refused
 from yearchange_tui.cli.util import (
     EXIT_FAILED,
@@ -39,7 +41,25 @@ from yearchange_tui.cli.util import (
 )
 from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.database import Access
+from yearchange_tui.ent.models import PeriodKind, Project
 from yearchange_tui.importing.outcome import CODE_BAD_REQUEST, ImportStatus, run_import
+from yearchange_tui.importing.rules import table_line
+from yearchange_tui.timetable.drop import process_drop_folder
+from yearchange_tui.timetable.edt import load_private_key
+from yearchange_tui.timetable.importer import MODE_MANUAL, TimetableUsageError, import_timetable
+from yearchange_tui.timetable.models import TimetablePartnerKey
+from yearchange_tui.timetable.policy import policy_table
+from yearchange_tui.timetable.reader import PartnerKey
+from yearchange_tui.timetable.rules import rules_table
+from yearchange_tui.timetable.school_life import (
+    SchoolLifeError,
+    apply_school_life,
+    propose_school_life,
+    school_life_check,
+)
+from yearchange_tui.workflow.audit import audit, operator_identity
+from yearchange_tui.workflow.establishments import UnknownEstablishmentError, establishments_by_uai
+from yearchange_tui.workflow.units import NoCurrentYearError
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -132,8 +152,6 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _partner_key(args: argparse.Namespace) -> Any:
-    from yearchange_tui.timetable.reader import PartnerKey
-
     if args.key is None and args.partner is None:
         return None
     if args.key is None or not args.partner:
@@ -176,11 +194,6 @@ def print_inspection(inspection: Any, stream: Any = None) -> None:
 
 def cmd_import_timetable(args: argparse.Namespace) -> int:
     """``yearchange import-timetable PATH --uai U``."""
-    from yearchange_tui.timetable.importer import (
-        MODE_MANUAL,
-        TimetableUsageError,
-        import_timetable,
-    )
 
     refuse_import_in_read_only(args, "l'import d'emploi du temps")
     key = _partner_key(args)
@@ -240,8 +253,6 @@ def _print_result(result: Any) -> None:
 
 def cmd_watch_timetables(args: argparse.Namespace) -> int:
     """``yearchange watch-timetables DOSSIER``."""
-    from yearchange_tui.timetable.drop import process_drop_folder
-    from yearchange_tui.timetable.importer import TimetableUsageError
 
     refuse_in_read_only(settings_from_args(args), "l'import automatique des emplois du temps")
     _settings, database = open_database_from_args(args)
@@ -276,12 +287,6 @@ def cmd_watch_timetables(args: argparse.Namespace) -> int:
 
 def cmd_edt_key(args: argparse.Namespace) -> int:
     """``yearchange edt-key``: show, set or remove a project's partner key."""
-    from sqlalchemy import delete, select
-
-    from yearchange_tui.ent.models import Project
-    from yearchange_tui.timetable.edt import load_private_key
-    from yearchange_tui.timetable.models import TimetablePartnerKey
-    from yearchange_tui.workflow.audit import audit, operator_identity
 
     changing = args.remove or args.key is not None or args.partner is not None
     settings, database = open_database_from_args(
@@ -344,11 +349,6 @@ def cmd_edt_key(args: argparse.Namespace) -> int:
 
 
 def _establishment_ids(settings: Any, database: Any, uais: list[str] | None) -> list[int] | None:
-    from yearchange_tui.workflow.establishments import (
-        UnknownEstablishmentError,
-        establishments_by_uai,
-    )
-
     if not uais:
         return None
     try:
@@ -360,8 +360,6 @@ def _establishment_ids(settings: Any, database: Any, uais: list[str] | None) -> 
 
 def cmd_school_life_check(args: argparse.Namespace) -> int:
     """``yearchange school-life-check``."""
-    from yearchange_tui.timetable.school_life import school_life_check
-    from yearchange_tui.workflow.units import NoCurrentYearError
 
     settings, database = open_database_from_args(args, Access.READ_ONLY)
     try:
@@ -392,13 +390,6 @@ def _iso(value: str | None, option: str) -> dt.date | None:
 
 def cmd_school_life_init(args: argparse.Namespace) -> int:
     """``yearchange school-life-init --uai U``: the wizard's defaults, shown and applied."""
-    from yearchange_tui.ent.models import PeriodKind
-    from yearchange_tui.timetable.school_life import (
-        SchoolLifeError,
-        apply_school_life,
-        propose_school_life,
-    )
-    from yearchange_tui.workflow.units import NoCurrentYearError
 
     if not args.dry_run:
         refuse_in_read_only(settings_from_args(args), "l'initialisation de la vie scolaire")
@@ -439,9 +430,6 @@ def cmd_school_life_init(args: argparse.Namespace) -> int:
 
 def cmd_timetable_rules(args: argparse.Namespace) -> int:
     """``yearchange timetable-rules``: reject codes and version policy."""
-    from yearchange_tui.importing.rules import table_line
-    from yearchange_tui.timetable.policy import policy_table
-    from yearchange_tui.timetable.rules import rules_table
 
     rules, policy = rules_table(), policy_table()
     if args.json:

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from yearchange_tui.ent.database import open_database
+from yearchange_tui.sample.aaf_writer import write_aaf_delivery
 from yearchange_tui.sample.fill import FillStats, fill_database
 from yearchange_tui.sample.roster import SampleAcademy, build_academy
+from yearchange_tui.sample.timetable_writer import write_timetables
 
 MARKER_FILE = ".yearchange-sample"
 _OWNED = ("yearchange.db", "yearchange.db-wal", "yearchange.db-shm", "storage", "aaf",
@@ -98,8 +100,6 @@ def build_sample(out_dir: Path, establishment_count: int, seed: int, year: int |
     Raises:
         SampleOutputError: when ``out_dir`` holds something else than a sample.
     """
-    from yearchange_tui.sample.aaf_writer import write_aaf_delivery
-    from yearchange_tui.sample.timetable_writer import write_timetables
 
     started = time.perf_counter()
     out_dir = out_dir.expanduser().resolve()

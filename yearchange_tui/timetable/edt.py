@@ -72,8 +72,6 @@ PAYLOAD_ROOT = "ExportEmploiDuTemps"
 KNOWN_PAYLOAD_VERSIONS = ("1.1",)
 MAX_PAYLOAD_BYTES = 256 * 1024 * 1024
 _UTF8_BOM = b"\xef\xbb\xbf"
-MISSING_CRYPTOGRAPHY = ("la bibliothèque « cryptography » n'est pas installée (dépendance du "
-                        "paquet : pip install 'cryptography>=44,<51')")
 
 
 # --------------------------------------------------------------------------------------
@@ -151,11 +149,9 @@ def load_private_key(data: bytes) -> Any:
     Raises:
         ValueError: French message when the key cannot be read.
     """
-    try:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import rsa
-    except ImportError as error:
-        raise ValueError(MISSING_CRYPTOGRAPHY) from error
+    # cryptography is loaded only when an EDT key is used.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
     loaders = (serialization.load_pem_private_key, serialization.load_der_private_key)
     for loader in loaders:
@@ -192,12 +188,10 @@ def decrypt_container(container: EdtContainer, private_key: bytes | Any, partner
             ``EDT-VERIFICATION-ECHEC`` (SHA-256 mismatch).
     """
     file = container.file
-    try:
-        from cryptography.hazmat.primitives import padding as symmetric_padding
-        from cryptography.hazmat.primitives.asymmetric import padding
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-    except ImportError as error:
-        raise _refuse(file, MISSING_CRYPTOGRAPHY) from error
+    # cryptography is loaded only when an EDT key is used.
+    from cryptography.hazmat.primitives import padding as symmetric_padding
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
     wrapped_text = container._keys.get(partner)
     if not wrapped_text:
         known = ", ".join(f"« {name} »" for name in container.partners) or "aucun"
@@ -269,6 +263,7 @@ def seal_container(payload: bytes, partners: Sequence[tuple[str, Any]], *, logic
         version: the container ``VERSION``.
         compress: zlib the payload before encryption.
     """
+    # cryptography is loaded only when an EDT key is used.
     from cryptography.hazmat.primitives import padding as symmetric_padding
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import padding

@@ -81,7 +81,11 @@ from yearchange_tui.workflow.guards import (
     check_timetable_or_csv_import_allowed,
 )
 from yearchange_tui.workflow.models import Step
-from yearchange_tui.workflow.units import current_school_year, following_school_year
+from yearchange_tui.workflow.units import (
+    NoCurrentYearError,
+    current_school_year,
+    following_school_year,
+)
 
 MODE_MANUAL = "manuel"
 MODE_AUTOMATIC = "automatique"
@@ -839,7 +843,6 @@ def import_timetable(database: Database, path: Path | str, uai: str, *,
         TimetableFileError: the export is refused whole (nothing changed).
         GuardRefused: a change-over guard refused the import (nothing changed).
     """
-    from yearchange_tui.workflow.units import NoCurrentYearError
 
     moment = now or utcnow()
     session = database.sessions()

@@ -27,6 +27,7 @@ from yearchange_tui.timetable.policy import (
     UDT,
     Outcome,
     TimetableVersion,
+    VersionError,
     VersionVerdict,
     edt_version_from_logiciel,
     evaluate,
@@ -190,8 +191,6 @@ def inspect_timetable(path: Path | str, *, expected_uai: str = "",
     product = inspection.product or None
     declared: TimetableVersion | None = None
     if declared_version:
-        from yearchange_tui.timetable.policy import VersionError
-
         try:
             declared = parse_declared_version(declared_version, product)
         except VersionError as error:

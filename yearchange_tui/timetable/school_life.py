@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -45,6 +46,7 @@ from yearchange_tui.ent.models import (
     TeachingService,
 )
 from yearchange_tui.timetable.models import TimetableImport
+from yearchange_tui.workflow.calendar import Milestone, build_plan, template_dates
 from yearchange_tui.workflow.guards import unit_statuses
 from yearchange_tui.workflow.models import Step, UnitStatus
 from yearchange_tui.workflow.units import (
@@ -52,6 +54,8 @@ from yearchange_tui.workflow.units import (
     following_school_year,
     get_unit,
 )
+
+logger = logging.getLogger(__name__)
 
 STEP = Step.INIT_SCHOOL_LIFE
 
@@ -192,8 +196,8 @@ def calendar_dates(session: Session, establishment: Establishment, start_year: i
     closing the « fin d'année scolaire » milestone of the next change-over, with the
     project's and establishment's edits when they fall in that school year (an
     establishment's closing date of the year before is not carried over); otherwise the
-    calendar template (6 July for collèges, 15 July for lycées); without the scheduling
-    package, 2 September and early or mid-July.
+    calendar template (6 July for collèges, 15 July for lycées); when the template has no
+    date, 2 September and early or mid-July.
 
     Returns:
         ``(opens_on, closes_on, source)``.
@@ -203,33 +207,30 @@ def calendar_dates(session: Session, establishment: Establishment, start_year: i
     sources: set[str] = set()
     kind = establishment.kind.value
     try:
-        from yearchange_tui.workflow.calendar import Milestone, build_plan, template_dates
-    except ImportError:
-        build_plan = template_dates = None  # type: ignore[assignment]
-    if build_plan is not None:
-        try:
-            before = build_plan(session, start_year - 1, uais=[establishment.uai])
-            after = build_plan(session, start_year, uais=[establishment.uai])
-            start = before.get(establishment.id, Milestone.START_OF_TERM)
-            end = after.get(establishment.id, Milestone.CLOSURE)
-        except Exception:  # noqa: BLE001 - the calendar is only a proposal: use the template
-            start = end = None
-        if start is not None and start.on_date is not None and (
-                dt.date(start_year, 8, 15) <= start.on_date <= dt.date(start_year, 9, 30)):
-            opens_on = start.on_date
-            sources.add(start.source)
-        if end is not None and end.on_date is not None and (
-                dt.date(start_year + 1, 6, 1) <= end.on_date <= dt.date(start_year + 1, 8, 31)):
-            closes_on = end.on_date
-            sources.add(end.source)
-        template = template_dates(start_year)
-        if opens_on is None:
-            opens_on = template[Milestone.START_OF_TERM].get("*")
-            sources.add("modèle")
-        if closes_on is None:
-            dates = template[Milestone.CLOSURE]
-            closes_on = dates.get(kind) or dates.get("*")
-            sources.add("modèle")
+        before = build_plan(session, start_year - 1, uais=[establishment.uai])
+        after = build_plan(session, start_year, uais=[establishment.uai])
+        start = before.get(establishment.id, Milestone.START_OF_TERM)
+        end = after.get(establishment.id, Milestone.CLOSURE)
+    except Exception:  # the calendar is only a proposal: use the template
+        logger.warning("Calendrier du projet illisible pour %s : dates du modèle utilisées.",
+                       establishment.uai, exc_info=True)
+        start = end = None
+    if start is not None and start.on_date is not None and (
+            dt.date(start_year, 8, 15) <= start.on_date <= dt.date(start_year, 9, 30)):
+        opens_on = start.on_date
+        sources.add(start.source)
+    if end is not None and end.on_date is not None and (
+            dt.date(start_year + 1, 6, 1) <= end.on_date <= dt.date(start_year + 1, 8, 31)):
+        closes_on = end.on_date
+        sources.add(end.source)
+    template = template_dates(start_year)
+    if opens_on is None:
+        opens_on = template[Milestone.START_OF_TERM].get("*")
+        sources.add("modèle")
+    if closes_on is None:
+        dates = template[Milestone.CLOSURE]
+        closes_on = dates.get(kind) or dates.get("*")
+        sources.add("modèle")
     if opens_on is None:
         opens_on = dt.date(start_year, 9, 2)
     if closes_on is None:

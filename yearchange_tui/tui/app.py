@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
+from platformdirs import user_config_dir
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from textual import on
 from textual.app import App, SystemCommand
@@ -28,8 +29,9 @@ from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 
 from yearchange_tui.changeover.runner import DRY_RUN_STEPS
-from yearchange_tui.config import Settings
+from yearchange_tui.config import APP_NAME, Settings
 from yearchange_tui.ent.database import Database
+from yearchange_tui.resources import themes_dir
 from yearchange_tui.scheduling.api import (
     CHANGING_ACTIONS,
     EngineClient,
@@ -735,10 +737,6 @@ def _theme_setting(raw: object) -> tuple[str | None, list[Path]]:
 
 def theme_dirs_for(extra: Sequence[Path] = ()) -> list[Path]:
     """Shipped themes, then the user theme folder, then the configured folder."""
-    from platformdirs import user_config_dir
-
-    from yearchange_tui.config import APP_NAME
-    from yearchange_tui.resources import themes_dir
 
     folders: list[Path] = []
     try:

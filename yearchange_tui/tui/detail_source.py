@@ -1,8 +1,7 @@
 """What the establishment detail screen shows, read from the database.
 
 Per-step history (dry-run counts beside real counts), archives with their checksums,
-rejects, likely year N-1 classes after step 4, and the access block. Every optional
-package (AAF) is imported lazily: what is missing is simply left out, with a note.
+rejects, likely year N-1 classes after step 4, and the access block.
 
 Runs on a worker thread of the console; nothing here touches a widget.
 """
@@ -14,12 +13,39 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sqlalchemy import select
+
+from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
+from yearchange_tui.ent.models import Establishment, Project
 from yearchange_tui.tui.rejects_source import (
     SEVERITY_ORDER,
     RejectQuery,
     RejectRow,
     RejectsSource,
 )
+from yearchange_tui.workflow.access_block import effective_window
+from yearchange_tui.workflow.models import ArchiveManifest, DryRunReport, Step, StepUnit
+from yearchange_tui.workflow.units import current_school_year, following_school_year
+
+# « dates de/du … » for each level a planned date comes from (workflow.calendar.SOURCES).
+DATES_FROM = {"établissement": "dates de l'établissement",
+              "projet et type": "dates du projet pour ce type d'établissement",
+              "type": "dates du type d'établissement",
+              "projet": "dates du projet",
+              "tous les projets": "dates communes à tous les projets",
+              "modèle": "dates du modèle"}
+
+
+def dates_from(source: str) -> str:
+    """French phrase naming where a window's dates come from (« dates de l'établissement »).
+
+    Args:
+        source: a level of ``yearchange_tui.workflow.calendar.SOURCES``, possibly
+            followed by a precision in parentheses (« modèle (lendemain de la fermeture) »).
+    """
+    level, _, precision = source.partition(" (")
+    phrase = DATES_FROM.get(level, f"dates : {level}")
+    return f"{phrase} ({precision}" if precision else phrase
 
 
 @dataclass(frozen=True)
@@ -97,18 +123,6 @@ class DatabaseDetailSource:
 
     def detail(self, uai: str) -> EstablishmentDetail | None:
         """Read one establishment's detail (a few small queries)."""
-        from sqlalchemy import select
-
-        from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
-        from yearchange_tui.ent.models import Establishment, Project
-        from yearchange_tui.workflow.access_block import effective_window
-        from yearchange_tui.workflow.models import (
-            ArchiveManifest,
-            DryRunReport,
-            Step,
-            StepUnit,
-        )
-        from yearchange_tui.workflow.units import current_school_year, following_school_year
 
         notes: list[str] = []
         with self.database.session() as session:
@@ -151,7 +165,7 @@ class DatabaseDetailSource:
             window = effective_window(session, establishment, year.start_year) if project else None
             if window is not None:
                 access = (f"Du {window.starts_on:%d/%m/%Y} au {window.ends_on:%d/%m/%Y} "
-                          f"(dates du {window.source}).")
+                          f"({dates_from(window.source)}).")
             following = following_school_year(session, year)
             if following is not None:
                 findings = likely_previous_year_classes(

@@ -21,11 +21,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from sqlalchemy import func, or_, select
+
+from yearchange_tui.importing.models import AafReject
+
 SEVERITY_ORDER = ("erreur", "avertissement", "information")
 CSV_HEADER = ("import", "uai", "code", "gravité", "type", "fichier", "ligne", "enregistrement",
               "attribut", "valeur", "explication", "action suggérée", "traité")
-NOTE_NO_AAF = ("Le module des rejets AAF n'est pas disponible dans cette installation : "
-               "aucun rejet à afficher.")
+NOTE_NO_SOURCE = "Aucune source de rejets AAF pour cette console : aucun rejet à afficher."
 
 
 @dataclass(frozen=True)
@@ -167,11 +170,11 @@ class HandledStore:
 
 
 class EmptyRejectsSource:
-    """No AAF package: an empty browser with a French note."""
+    """No source of rejects (a console without a database): an empty browser, a French note."""
 
     available = False
 
-    def __init__(self, note: str = NOTE_NO_AAF) -> None:
+    def __init__(self, note: str = NOTE_NO_SOURCE) -> None:
         self.note = note
 
     def query(self, query: RejectQuery) -> RejectPage:
@@ -198,15 +201,12 @@ class DatabaseRejectsSource:
     note = ""
 
     def __init__(self, database: Any, handled_store: HandledStore) -> None:
-        from yearchange_tui.importing.models import AafReject
-
         self.database = database
         self.model = AafReject
         self.handled_store = handled_store
 
     def query(self, query: RejectQuery) -> RejectPage:
         """Rejects matching ``query``, at most ``query.limit`` of them."""
-        from sqlalchemy import func, or_, select
 
         model = self.model
         statement = select(model)
@@ -239,7 +239,6 @@ class DatabaseRejectsSource:
 
     def facets(self) -> dict[str, list[str]]:
         """Distinct UAIs, codes and kinds present, plus the severities."""
-        from sqlalchemy import select
 
         model = self.model
         with self.database.session() as session:
