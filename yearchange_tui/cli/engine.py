@@ -58,6 +58,7 @@ from yearchange_tui.workflow.calendar import (
     timezone,
     unset_date,
 )
+from yearchange_tui.workflow.establishments import normalise_uai
 from yearchange_tui.workflow.units import current_school_year
 
 ACTIONS = ("run", "dry-run", "pause", "resume", "cancel", "retry", "import-aaf",
@@ -387,7 +388,7 @@ def cmd_engine_request(args: argparse.Namespace) -> int:
     if args.step:
         params["step"] = args.step
     if args.uai:
-        params["uais"] = [uai.strip().upper() for uai in args.uai]
+        params["uais"] = [normalise_uai(uai) for uai in args.uai]
     for name in ("kind", "project", "date", "time", "path"):
         if getattr(args, name):
             params[name] = getattr(args, name)

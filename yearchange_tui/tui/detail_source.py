@@ -24,6 +24,7 @@ from yearchange_tui.tui.rejects_source import (
     RejectsSource,
 )
 from yearchange_tui.workflow.access_block import effective_window
+from yearchange_tui.workflow.establishments import UnknownEstablishmentError, establishment_by_uai
 from yearchange_tui.workflow.models import ArchiveManifest, DryRunReport, Step, StepUnit
 from yearchange_tui.workflow.units import current_school_year, following_school_year
 
@@ -126,9 +127,12 @@ class DatabaseDetailSource:
 
         notes: list[str] = []
         with self.database.session() as session:
-            establishment = session.scalar(select(Establishment).where(Establishment.uai == uai))
-            if establishment is None:
+            try:
+                establishment = session.get(Establishment,
+                                            establishment_by_uai(session, uai).id)
+            except UnknownEstablishmentError:
                 return None
+            assert establishment is not None
             project = session.get(Project, establishment.project_id)
             year = current_school_year(session)
             units = {unit.step: unit for unit in session.scalars(select(StepUnit).where(

@@ -23,7 +23,10 @@ from typing import Any, Protocol
 
 from sqlalchemy import func, or_, select
 
+from yearchange_tui.ent.base import utcnow
 from yearchange_tui.importing.models import AafReject
+from yearchange_tui.workflow.calendar import timezone
+from yearchange_tui.workflow.establishments import normalise_uai
 
 SEVERITY_ORDER = ("erreur", "avertissement", "information")
 CSV_HEADER = ("import", "uai", "code", "gravité", "type", "fichier", "ligne", "enregistrement",
@@ -97,7 +100,7 @@ class RejectsSource(Protocol):
 
 def matches(row: RejectRow, query: RejectQuery) -> bool:
     """True when ``row`` passes ``query`` (used by in-memory sources)."""
-    if query.uai and row.uai != query.uai.strip().upper():
+    if query.uai and row.uai != normalise_uai(query.uai):
         return False
     if query.code and row.code != query.code.strip().upper():
         return False
@@ -119,7 +122,7 @@ def matches(row: RejectRow, query: RejectQuery) -> bool:
 def export_csv(rows: Iterable[RejectRow], folder: Path, now: dt.datetime | None = None) -> Path:
     """Write ``rows`` as a CSV (``;``, UTF-8 with BOM for spreadsheets); return its path."""
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    stamp = (now or utcnow().astimezone(timezone())).strftime("%Y%m%d-%H%M%S")
     path = folder / f"rejets-{stamp}.csv"
     temporary = path.with_suffix(".csv.tmp")
     with temporary.open("w", encoding="utf-8-sig", newline="") as handle:
@@ -211,7 +214,7 @@ class DatabaseRejectsSource:
         model = self.model
         statement = select(model)
         if query.uai:
-            statement = statement.where(model.uai == query.uai.strip().upper())
+            statement = statement.where(model.uai == normalise_uai(query.uai))
         if query.code:
             statement = statement.where(model.code == query.code.strip().upper())
         if query.severity:

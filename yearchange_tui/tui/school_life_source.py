@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import select
 
-from yearchange_tui.ent.models import Alternation, Establishment
+from yearchange_tui.ent.models import Alternation
 from yearchange_tui.scheduling.api import EngineClient, EngineMode, RequestOutcome
 from yearchange_tui.scheduling.models import RequestStatus, TaskStatus
 from yearchange_tui.timetable.school_life import (
@@ -34,6 +34,7 @@ from yearchange_tui.timetable.school_life import (
     school_life_check,
 )
 from yearchange_tui.workflow.audit import audit
+from yearchange_tui.workflow.establishments import UnknownEstablishmentError, establishment_by_uai
 from yearchange_tui.workflow.guards import GuardRefused, check_step_order
 from yearchange_tui.workflow.units import current_school_year
 
@@ -201,8 +202,10 @@ class DatabaseSchoolLifeSource:
         self.read_only = read_only
 
     def _establishment_id(self, session: Any, uai: str) -> int | None:
-        return session.scalar(select(Establishment.id).where(
-            Establishment.uai == uai.strip().upper()))
+        try:
+            return establishment_by_uai(session, uai).id
+        except UnknownEstablishmentError:
+            return None
 
     def load(self, uai: str) -> SchoolLifeState | None:
         """Read the proposal, the alternations, the guard and the check (a few queries)."""
