@@ -11,9 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, and_, exists, select
 
+from yearchange_tui.changeover.effects import RealEffects, Tally
+from yearchange_tui.changeover.outcomes import UnitOutcome
 from yearchange_tui.ent.models import (
     Group,
     GroupKind,
@@ -22,6 +25,12 @@ from yearchange_tui.ent.models import (
     Project,
     TeachingService,
 )
+from yearchange_tui.workflow.audit import audit
+from yearchange_tui.workflow.establishments import EstablishmentRef
+from yearchange_tui.workflow.models import Step
+
+if TYPE_CHECKING:
+    from yearchange_tui.changeover.runner import ChangeoverRunner
 
 WARNING_SUBJECT = "[Changement d’année] Suppression des groupes libres limités à l’année scolaire"
 SUMMARY_SUBJECT = ("[Changement d'année] Bilan des suppressions de groupes libres limités à "
@@ -103,3 +112,33 @@ def lifetime_url(connection: Connection, project_id: int, group_id: int) -> str:
     template = connection.scalar(select(Project.group_lifetime_url_template)
                                  .where(Project.id == project_id)) or ""
     return template.replace("{group_id}", str(group_id))
+
+
+def send_warnings(runner: ChangeoverRunner, establishments: list[EstablishmentRef], deletion_date: dt.date,
+                  second: bool = False) -> list[UnitOutcome]:
+    """Warn managers of year-limited free groups that step 3 will delete them.
+
+    One message per manager listing all their groups, each with its lifetime link.
+    """
+    runner.refuse_read_only("l'envoi des avertissements")
+    action = "second-warning" if second else "warning"
+    outcomes = []
+    for establishment in establishments:
+        tally = Tally()
+        with runner.database.engine.begin() as connection:
+            effects = RealEffects(runner.storage_root, tally)
+            for entry in groups_by_manager(connection, establishment.id):
+                links = [(name, lifetime_url(connection, establishment.project_id, group_id))
+                         for group_id, name in entry.groups]
+                effects.send_message(
+                    connection, establishment_id=establishment.id,
+                    recipient_ids=[entry.manager_id], subject=WARNING_SUBJECT,
+                    body=warning_body(deletion_date, links), sent_at=runner.now(),
+                    label="avertissements envoyés")
+                effects.tally.add("groupes signalés", len(entry.groups))
+        counts, _ = tally.as_dicts()
+        with runner.database.session() as session:
+            audit(session, action, "done", establishment_id=establishment.id,
+                  details={"counts": counts, "deletion_date": deletion_date.isoformat()})
+        outcomes.append(UnitOutcome(establishment.uai, Step.DELETE_OBSOLETE, "done", counts))
+    return outcomes

@@ -19,20 +19,19 @@ import threading
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from yearchange_tui.changeover.dry_run import dry_run_units
 from yearchange_tui.changeover.effects import Effects, RealEffects, RecordingEffects, Tally
 from yearchange_tui.changeover.notices import (
-    WARNING_SUBJECT,
-    groups_by_manager,
-    lifetime_url,
-    warning_body,
+    send_warnings,
 )
+from yearchange_tui.changeover.outcomes import ReadOnlyError, UnitOutcome
 from yearchange_tui.changeover.steps import DRY_RUN, UNIT_STEPS, Phase, step_definition
 from yearchange_tui.changeover.steps.base import (
     OVERRIDE,
@@ -77,34 +76,6 @@ __all__ = ["DRY_RUN_STEPS", "ChangeoverRunner", "ReadOnlyError", "UnitOutcome",
            "UnknownEstablishmentError", "unit_table", "year_units"]
 
 log = logging.getLogger(__name__)
-
-
-class ReadOnlyError(Exception):
-    """A change was asked of an engine opened read-only (support staff)."""
-
-
-@dataclass
-class UnitOutcome:
-    """What happened to one (establishment, step)."""
-
-    uai: str
-    step: Step
-    status: str  # done, already-done, failed, refused, cancelled, dry-run
-    counts: dict[str, Any] = field(default_factory=dict)
-    lists: dict[str, list[str]] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    error: str = ""
-    code: str = ""
-    differences: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # from the guards: override, initial-load
-    traceback: str = ""  # of a failure, for the engine's log
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"uai": self.uai, "step": self.step.value, "status": self.status,
-                "counts": self.counts, "lists": self.lists, "warnings": self.warnings,
-                "error": self.error, "code": self.code, "differences": self.differences,
-                "notes": self.notes}
 
 
 @dataclass
@@ -154,7 +125,8 @@ class ChangeoverRunner:
         # checkpoint (pending again, resumable) instead of starting the next phase.
         self.should_stop = should_stop
 
-    def _refuse_read_only(self, what: str) -> None:
+    def refuse_read_only(self, what: str) -> None:
+        """Raise :class:`ReadOnlyError` when the runner is read-only."""
         if self.read_only:
             raise ReadOnlyError(f"Mode consultation : {what} est interdit.")
 
@@ -173,13 +145,13 @@ class ChangeoverRunner:
         with self.database.session() as session:
             return list(establishments_by_uai(session, uais or None).values())
 
-    def _year(self, session: Session) -> tuple[SchoolYear, list[int]]:
+    def school_years(self, session: Session) -> tuple[SchoolYear, list[int]]:
         year = current_school_year(session)
         obsolete = list(session.scalars(select(SchoolYear.id).where(
             SchoolYear.start_year <= year.start_year)))
         return year, obsolete
 
-    def _context(self, connection: Any, effects: Effects, establishment: EstablishmentRef,
+    def unit_context(self, connection: Any, effects: Effects, establishment: EstablishmentRef,
                  year: SchoolYear, obsolete: list[int],
                  options: RunOptions | None = None) -> UnitContext:
         return UnitContext(connection=connection, effects=effects,
@@ -191,7 +163,7 @@ class ChangeoverRunner:
                            obsolete_year_ids=obsolete, now=self.now(),
                            options=options or RunOptions())
 
-    def _batch_context(self, effects: Effects, establishments: list[EstablishmentRef],
+    def batch_context(self, effects: Effects, establishments: list[EstablishmentRef],
                        year: SchoolYear, options: RunOptions) -> BatchContext:
         return BatchContext(database=self.database, effects=effects,
                             establishments=establishments, year_id=year.id, now=self.now(),
@@ -202,78 +174,8 @@ class ChangeoverRunner:
     def dry_run(self, establishments: list[EstablishmentRef],
                 steps: tuple[Step, ...] = DRY_RUN_STEPS,
                 options: RunOptions | None = None) -> list[UnitOutcome]:
-        """Simulate ``steps`` for each establishment; store and return the reports.
-
-        Every phase runs with the recorder (:class:`RecordingEffects`) in a transaction
-        that is rolled back: nothing is changed in the ENT data, the storage or the
-        messaging; only the dry-run reports and one audit entry per establishment and
-        step are written (nothing at all on a read-only database connection).
-        """
-        options = options or RunOptions()
-        outcomes: list[UnitOutcome] = []
-        with self.database.session() as session:
-            year, obsolete = self._year(session)
-            session.expunge(year)
-        for step in steps:
-            definition = step_definition(step)
-            if definition.prepare is not None:
-                definition.prepare(self.database, options)
-        for establishment in establishments:
-            for step in steps:
-                outcomes.append(self._dry_run_unit(step_definition(step), establishment, year,
-                                                   obsolete, options))
-        return outcomes
-
-    def _dry_run_unit(self, definition: StepDefinition, establishment: EstablishmentRef,
-                      year: SchoolYear, obsolete: list[int],
-                      options: RunOptions) -> UnitOutcome:
-        step = definition.key
-        assert step is not None and definition.phases is not None
-        self.observer.notify(UnitStarted(establishment.uai, step.value, 0, dry_run=True))
-        tally = Tally()
-        effects = RecordingEffects(self.storage_root, tally, self.database)
-        with self.database.engine.connect() as connection:
-            transaction = connection.begin()
-            try:
-                ctx = self._context(connection, effects, establishment, year, obsolete, options)
-                phases = definition.phases(ctx)
-                for index, (name, run) in enumerate(phases, start=1):
-                    if name == definition.batch_phase and definition.batch is not None:
-                        batch = self._batch_context(effects, [establishment], year, options)
-                        for key, value in definition.batch(batch)[establishment.id].items():
-                            if isinstance(value, int) and not isinstance(value, bool):
-                                tally.add(key, value)
-                            else:
-                                tally.detail(key, value)
-                    else:
-                        try:
-                            run(ctx)
-                        except UnitBlocked as blocked:
-                            # The real run would stop here, « bloqué »: the report says why.
-                            ctx.warn(blocked.message)
-                            for key, value in blocked.counts.items():
-                                tally.detail(key, value)
-                            break
-                    self.observer.notify(UnitProgressed(
-                        establishment.uai, step.value, index, len(phases), dry_run=True))
-            finally:
-                transaction.rollback()
-        counts, lists = tally.as_dicts()
-        outcome = UnitOutcome(establishment.uai, step, "dry-run", counts, lists, ctx.warnings)
-        if self.database.read_only:  # a read-only connection: the report is shown, not stored
-            self.observer.notify(UnitFinished(establishment.uai, step.value, counts,
-                                              dry_run=True))
-            return outcome
-        with self.database.session() as session:
-            session.execute(insert(DryRunReport).values(
-                establishment_id=establishment.id, school_year_id=year.id, step=step,
-                created_at=self.now(), counts=json.dumps(counts, ensure_ascii=False),
-                lists=json.dumps(lists, ensure_ascii=False),
-                warnings=json.dumps(ctx.warnings, ensure_ascii=False)))
-            audit(session, "dry-run", "done", establishment_id=establishment.id,
-                  step=step.value, details={"counts": counts, "warnings": len(ctx.warnings)})
-        self.observer.notify(UnitFinished(establishment.uai, step.value, counts, dry_run=True))
-        return outcome
+        """Simulate ``steps`` for each establishment (see :func:`dry_run.dry_run_units`)."""
+        return dry_run_units(self, establishments, steps, options)
 
     # -- real runs -------------------------------------------------------------------------
 
@@ -301,7 +203,7 @@ class ChangeoverRunner:
                 AAF delivery), after the units concerned were recorded failed.
         """
         definition = step_definition(step)
-        self._refuse_read_only(f"l'étape {definition.number} ({definition.label})")
+        self.refuse_read_only(f"l'étape {definition.number} ({definition.label})")
         options = options or RunOptions()
         if definition.prepare is not None and establishments:
             definition.prepare(self.database, options)
@@ -382,7 +284,7 @@ class ChangeoverRunner:
         assert step is not None and definition.phases is not None
         uai = establishment.uai
         with self.database.session() as session:
-            year, obsolete = self._year(session)
+            year, obsolete = self.school_years(session)
             session.expunge(year)
             unit = get_unit(session, establishment.id, year.id, step)
             assert unit is not None
@@ -396,7 +298,7 @@ class ChangeoverRunner:
             except GuardRefused as refusal:
                 return self._refuse(session, unit, establishment, step, refusal.code,
                                     refusal.message)
-            ctx = self._context(session.connection(),
+            ctx = self.unit_context(session.connection(),
                                 RecordingEffects(self.storage_root, Tally(), self.database),
                                 establishment, year, obsolete, options)
             phases = definition.phases(ctx)
@@ -445,7 +347,7 @@ class ChangeoverRunner:
         index = [phase for phase, _ in todo[0].phases].index(name) + 1
         effects = RealEffects(self.storage_root, Tally(), self.database)
         try:
-            counts = definition.batch(self._batch_context(
+            counts = definition.batch(self.batch_context(
                 effects, [unit.establishment for unit in todo], todo[0].year, options))
             with self.database.engine.begin() as connection:
                 for unit in todo:
@@ -473,7 +375,7 @@ class ChangeoverRunner:
             tally = Tally()
             try:
                 with self.database.engine.begin() as connection:
-                    ctx = self._context(connection,
+                    ctx = self.unit_context(connection,
                                         RealEffects(self.storage_root, tally, self.database),
                                         unit.establishment, unit.year, unit.obsolete, options)
                     run(ctx)
@@ -512,32 +414,8 @@ class ChangeoverRunner:
 
     def send_warnings(self, establishments: list[EstablishmentRef], deletion_date: dt.date,
                       second: bool = False) -> list[UnitOutcome]:
-        """Warn managers of year-limited free groups that step 3 will delete them.
-
-        One message per manager listing all their groups, each with its lifetime link.
-        """
-        self._refuse_read_only("l'envoi des avertissements")
-        action = "second-warning" if second else "warning"
-        outcomes = []
-        for establishment in establishments:
-            tally = Tally()
-            with self.database.engine.begin() as connection:
-                effects = RealEffects(self.storage_root, tally)
-                for entry in groups_by_manager(connection, establishment.id):
-                    links = [(name, lifetime_url(connection, establishment.project_id, group_id))
-                             for group_id, name in entry.groups]
-                    effects.send_message(
-                        connection, establishment_id=establishment.id,
-                        recipient_ids=[entry.manager_id], subject=WARNING_SUBJECT,
-                        body=warning_body(deletion_date, links), sent_at=self.now(),
-                        label="avertissements envoyés")
-                    effects.tally.add("groupes signalés", len(entry.groups))
-            counts, _ = tally.as_dicts()
-            with self.database.session() as session:
-                audit(session, action, "done", establishment_id=establishment.id,
-                      details={"counts": counts, "deletion_date": deletion_date.isoformat()})
-            outcomes.append(UnitOutcome(establishment.uai, Step.DELETE_OBSOLETE, "done", counts))
-        return outcomes
+        """Warn managers of year-limited free groups (see :func:`notices.send_warnings`)."""
+        return send_warnings(self, establishments, deletion_date, second)
 
     def _remove_pending_files(self, unit_id: int, state: dict[str, Any]) -> None:
         pending = state.get("pending_files") or []
