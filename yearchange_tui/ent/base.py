@@ -24,18 +24,12 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def enum_column(enum_type: type[enum.Enum], *, check: bool = True, **kwargs: object) -> Enum:
-    """A portable enum column: VARCHAR, values stored as strings, validated in Python.
-
-    Args:
-        enum_type: the enum whose values the column holds.
-        check: also add a CHECK constraint listing the values (off for keys that code
-            may extend without a migration, such as step keys).
-    """
+def enum_column(enum_type: type[enum.Enum], **kwargs: object) -> Enum:
+    """A portable enum column: VARCHAR with a CHECK constraint, values stored as strings."""
     return Enum(
         enum_type,
         native_enum=False,
-        create_constraint=check,
+        create_constraint=True,
         length=max(32, *(len(str(member.value)) for member in enum_type)),
         values_callable=lambda members: [member.value for member in members],
         name=enum_type.__name__.lower(),

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from typing import Any
 
+from aenum import extend_enum
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -22,12 +24,17 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 from yearchange_tui.ent.base import Base, enum_column, fk
 
 
 class Step(enum.StrEnum):
-    """The steps of the change-over, by their CLI names."""
+    """The steps of the change-over, by their CLI names.
+
+    Steps 1 to 5 are the seed's; a step module may declare one more with
+    :func:`declare_step` (it is numbered after the last one).
+    """
 
     PURGE_TRASH = "purge-trash"
     ARCHIVE = "archive"
@@ -37,7 +44,7 @@ class Step(enum.StrEnum):
 
     @property
     def number(self) -> int:
-        """Step number as in the seed (1 to 5)."""
+        """Step number as in the seed (1 to 5; declared steps follow)."""
         return list(Step).index(self) + 1
 
     @property
@@ -62,6 +69,42 @@ STEP_PREREQUISITES: dict[Step, tuple[Step, ...]] = {
     Step.INIT_DIRECTORY: (Step.DELETE_OBSOLETE,),
     Step.INIT_SCHOOL_LIFE: (Step.INIT_DIRECTORY,),
 }
+
+
+def declare_step(name: str, key: str, *, label: str,
+                 prerequisites: tuple[Step, ...] = ()) -> Step:
+    """Add a step to :class:`Step`: how a step module under ``changeover/steps/`` that is
+    not one of the seed's declares its key (no migration: step keys are stored as strings).
+
+    Args:
+        name: the member name (``"COUNT_PEOPLE"``).
+        key: the CLI name stored in the database (``"count-people"``).
+        label: the French name shown to operators.
+        prerequisites: steps that must be done first for the same establishment.
+
+    Returns:
+        The new step (the existing one when the module is imported again).
+    """
+    if key in Step._value2member_map_:
+        return Step(key)
+    extend_enum(Step, name, key)
+    step = Step(key)
+    STEP_LABELS[step] = label
+    STEP_PREREQUISITES[step] = prerequisites
+    return step
+
+
+class StepKey(TypeDecorator[Step]):
+    """A step stored as its CLI name (VARCHAR, no CHECK constraint), read back as a Step."""
+
+    impl = String(32)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        return None if value is None else Step(value).value
+
+    def process_result_value(self, value: Any, dialect: Any) -> Step | None:
+        return None if value is None else Step(value)
 
 
 class UnitStatus(enum.StrEnum):
@@ -109,8 +152,7 @@ class StepUnit(Base):
     establishment_id: Mapped[int] = fk("establishments.id")
     # Year N, the year being closed by this change-over.
     school_year_id: Mapped[int] = fk("school_years.id")
-    # No CHECK constraint: a new step is code only (the registry validates keys).
-    step: Mapped[Step] = mapped_column(enum_column(Step, check=False))
+    step: Mapped[Step] = mapped_column(StepKey())
     status: Mapped[UnitStatus] = mapped_column(enum_column(UnitStatus),
                                                default=UnitStatus.PENDING)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -135,8 +177,7 @@ class DryRunReport(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     establishment_id: Mapped[int] = fk("establishments.id")
     school_year_id: Mapped[int] = fk("school_years.id")
-    # No CHECK constraint: a new step is code only (the registry validates keys).
-    step: Mapped[Step] = mapped_column(enum_column(Step, check=False))
+    step: Mapped[Step] = mapped_column(StepKey())
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     counts: Mapped[str] = mapped_column(Text, default="{}")
     lists: Mapped[str] = mapped_column(Text, default="{}")

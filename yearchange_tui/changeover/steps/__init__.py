@@ -1,20 +1,18 @@
 """The step registry: steps 0 to 5 of the change-over, in order, one module per step.
 
-The runner, the engine and the CLI iterate over :data:`STEPS` (or :data:`UNIT_STEPS`,
-the steps that are units of work) and find a step with :func:`step_definition`; none
-names a step module. Step 0, the dry run, has no module of its own: it replays steps
-1 to 3 with the recorder (:attr:`StepDefinition.replays`).
+Each module of this package but ``base`` is one step and defines ``DEFINITION``; they are
+found on import, so adding a step is adding a module. The runner, the engine and the CLI
+iterate over :data:`STEPS` (or :data:`UNIT_STEPS`, the steps that are units of work) and
+find a step with :func:`step_definition`; none names a step module. Step 0, the dry run,
+has no module of its own: it replays steps 1 to 3 with the recorder
+(:attr:`StepDefinition.replays`).
 """
 
 from __future__ import annotations
 
-from yearchange_tui.changeover.steps import (
-    archive,
-    delete_obsolete,
-    init_directory,
-    init_school_life,
-    purge_trash,
-)
+import importlib
+import pkgutil
+
 from yearchange_tui.changeover.steps.base import (
     Phase,
     RunOptions,
@@ -30,14 +28,31 @@ DRY_RUN = StepDefinition(
             "lists and warnings, stored as dry-run reports; nothing else changes",
     replays=(Step.PURGE_TRASH, Step.ARCHIVE, Step.DELETE_OBSOLETE))
 
-UNIT_STEPS: tuple[StepDefinition, ...] = (
-    purge_trash.DEFINITION,
-    archive.DEFINITION,
-    delete_obsolete.DEFINITION,
-    init_directory.DEFINITION,
-    init_school_life.DEFINITION,
-)
-"""Steps 1 to 5: the steps that run as units of work."""
+# Helper modules of this package; every other module is one step and defines DEFINITION.
+HELPER_MODULES = frozenset({"base"})
+
+
+def _discover() -> tuple[StepDefinition, ...]:
+    """Every step module of this package, in step order (adding a step adds a module)."""
+    definitions: list[StepDefinition] = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.name in HELPER_MODULES:
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        definition = module.DEFINITION
+        if definition.key is None or definition.number != definition.key.number:
+            raise RuntimeError(f"{module.__name__}: DEFINITION.number must be its step's "
+                               f"number ({definition.key and definition.key.number})")
+        definitions.append(definition)
+    definitions.sort(key=lambda definition: definition.number)
+    if [definition.number for definition in definitions] != list(range(1, len(definitions) + 1)):
+        raise RuntimeError(f"step modules must number 1 to {len(definitions)}: "
+                           f"{[definition.number for definition in definitions]}")
+    return tuple(definitions)
+
+
+UNIT_STEPS: tuple[StepDefinition, ...] = _discover()
+"""Steps 1 to 5 (and any declared after them): the steps that run as units of work."""
 
 STEPS: tuple[StepDefinition, ...] = (DRY_RUN, *UNIT_STEPS)
 """Every step, 0 to 5, in order."""

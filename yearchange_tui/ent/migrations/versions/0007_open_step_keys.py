@@ -1,8 +1,9 @@
 """Step keys without a CHECK constraint: a new step needs no migration
 
-``step_units.step`` and ``dry_run_reports.step`` hold a step's CLI name; the step
-registry (``changeover/steps``) and the ``Step`` enum validate it in Python. The CHECK
-constraint that listed the five names is dropped, so adding a step is code only.
+``step_units.step`` and ``dry_run_reports.step`` hold a step's CLI name; the ``Step``
+enum validates it in Python (``workflow.models.StepKey``), and a step module may declare
+a new one. The CHECK constraint that listed the five names is dropped, so adding a step
+is code only.
 
 Revision ID: 0007
 Revises: 0006
