@@ -363,24 +363,29 @@ class RealEffects(Effects):
             sync_filesystem(self.storage_root)
             self.unsynced = False
 
-    def delete(self, connection, table, where, label):  # type: ignore[no-untyped-def]
+    def delete(self, connection: Connection, table: Table, where: ColumnElement[bool],
+               label: str) -> int:
         count = connection.execute(delete(table).where(where)).rowcount
         self.tally.add(label, count)
         return count
 
-    def update(self, connection, table, where, values, label):  # type: ignore[no-untyped-def]
+    def update(self, connection: Connection, table: Table, where: ColumnElement[bool],
+               values: dict[str, Any], label: str) -> int:
         count = connection.execute(update(table).where(where).values(**values)).rowcount
         self.tally.add(label, count)
         return count
 
-    def insert_rows(self, connection, table, rows, label):  # type: ignore[no-untyped-def]
+    def insert_rows(self, connection: Connection, table: Table, rows: list[dict[str, Any]],
+                    label: str) -> int:
         if rows:
             connection.execute(insert(table), rows)
         self.tally.add(label, len(rows))
         return len(rows)
 
-    def write_archive(self, connection, *, key, kind, relative_path, establishment_id, build,
-                      rubric_id, title, created_at, school_year_id=None):  # type: ignore[no-untyped-def]
+    def write_archive(self, connection: Connection, *, key: str, kind: str, relative_path: str,
+                      establishment_id: int, build: ArchiveBuild, rubric_id: int | None,
+                      title: str, created_at: dt.datetime,
+                      school_year_id: int | None = None) -> ArchiveResult:
         path = self._safe_path(relative_path)
         with self._atomic(path) as raw:
             entries, sink = _build_zip(raw, build)
@@ -425,8 +430,10 @@ class RealEffects(Effects):
         connection.execute(insert(ArchiveManifest.__table__), manifests)
         self.pending_archives = []
 
-    def create_rubric(self, connection, *, establishment_id, kind, name, archive_kind, owner_id,
-                      created_at, managers, label, rights_label=None):  # type: ignore[no-untyped-def]
+    def create_rubric(self, connection: Connection, *, establishment_id: int, kind: RubricKind,
+                      name: str, archive_kind: ArchiveRubric | None, owner_id: int | None,
+                      created_at: dt.datetime, managers: list[int], label: str,
+                      rights_label: str | None = None) -> int | None:
         rubric_id = connection.execute(Rubric.__table__.insert().values(
             establishment_id=establishment_id, school_year_id=None, kind=kind.value, name=name,
             class_id=None, archive_kind=archive_kind.value if archive_kind else None,
@@ -441,10 +448,12 @@ class RealEffects(Effects):
             self.tally.add(rights_label, len(managers))
         return int(rubric_id)
 
-    def snapshot_class_history(self, connection, establishment_id, school_year_id):  # type: ignore[no-untyped-def]
+    def snapshot_class_history(self, connection: Connection, establishment_id: int,
+                               school_year_id: int) -> None:
         snapshot_class_history(connection, establishment_id, school_year_id)
 
-    def fill_school_life_defaults(self, connection, establishment_id):  # type: ignore[no-untyped-def]
+    def fill_school_life_defaults(self, connection: Connection, establishment_id: int
+                                  ) -> dict[str, int]:
         # The session joins the phase's transaction: the runner commits it with the checkpoint.
         with Session(bind=connection) as session:
             proposal = propose_school_life(session, establishment_id)
@@ -453,13 +462,16 @@ class RealEffects(Effects):
             self.tally.add(key, value)
         return written
 
-    def import_aaf(self, paths, *, scope, initialise, now, progress=None):  # type: ignore[no-untyped-def]
+    def import_aaf(self, paths: list[str], *, scope: set[int] | None, initialise: bool,
+                   now: dt.datetime, progress: Callable[[str], None] | None = None
+                   ) -> ImportResult:
         assert self.database is not None
         return import_delivery(self.database, paths, scope=scope, step4=initialise,
                                progress=progress, now=now)
 
-    def record_manifest(self, connection, *, establishment_id, school_year_id, key, kind,
-                        relative_path, data, created_at, label):  # type: ignore[no-untyped-def]
+    def record_manifest(self, connection: Connection, *, establishment_id: int,
+                        school_year_id: int, key: str, kind: str, relative_path: str,
+                        data: bytes, created_at: dt.datetime, label: str) -> None:
         stored_file_id = connection.scalar(
             select(StoredFile.id).where(StoredFile.relative_path == relative_path))
         connection.execute(insert(ArchiveManifest.__table__).values(
@@ -470,7 +482,7 @@ class RealEffects(Effects):
             created_at=created_at))
         self.tally.add(label, 1)
 
-    def remove_files(self, relative_paths, label):  # type: ignore[no-untyped-def]
+    def remove_files(self, relative_paths: Iterable[str], label: str) -> int:
         count = 0
         for relative_path in relative_paths:
             path = self._safe_path(relative_path)
@@ -482,8 +494,10 @@ class RealEffects(Effects):
         self.tally.add(label, count)
         return count
 
-    def send_message(self, connection, *, establishment_id, recipient_ids, subject, body, sent_at,
-                     attachments=None, label="messages envoyés"):  # type: ignore[no-untyped-def]
+    def send_message(self, connection: Connection, *, establishment_id: int,
+                     recipient_ids: list[int], subject: str, body: str, sent_at: dt.datetime,
+                     attachments: list[tuple[str, bytes, str]] | None = None,
+                     label: str = "messages envoyés") -> int:
         if not recipient_ids:
             return 0
         message_id = connection.execute(insert(Message.__table__).values(
@@ -522,39 +536,48 @@ class RealEffects(Effects):
 class RecordingEffects(Effects):
     """The dry run: counts and records, changes nothing (no row, no file, no message)."""
 
-    def delete(self, connection, table, where, label):  # type: ignore[no-untyped-def]
+    def delete(self, connection: Connection, table: Table, where: ColumnElement[bool],
+               label: str) -> int:
         count = _count(connection, table, where)
         self.tally.add(label, count)
         return count
 
-    def update(self, connection, table, where, values, label):  # type: ignore[no-untyped-def]
+    def update(self, connection: Connection, table: Table, where: ColumnElement[bool],
+               values: dict[str, Any], label: str) -> int:
         count = _count(connection, table, where)
         self.tally.add(label, count)
         return count
 
-    def insert_rows(self, connection, table, rows, label):  # type: ignore[no-untyped-def]
+    def insert_rows(self, connection: Connection, table: Table, rows: list[dict[str, Any]],
+                    label: str) -> int:
         self.tally.add(label, len(rows))
         return len(rows)
 
-    def write_archive(self, connection, *, key, kind, relative_path, establishment_id, build,
-                      rubric_id, title, created_at, school_year_id=None):  # type: ignore[no-untyped-def]
+    def write_archive(self, connection: Connection, *, key: str, kind: str, relative_path: str,
+                      establishment_id: int, build: ArchiveBuild, rubric_id: int | None,
+                      title: str, created_at: dt.datetime,
+                      school_year_id: int | None = None) -> ArchiveResult:
         entries, sink = _build_zip(None, build)
         self._count_archive(kind, entries)
         return ArchiveResult(key, kind, relative_path, entries, sink.position,
                              sink.digest.hexdigest())
 
-    def create_rubric(self, connection, *, establishment_id, kind, name, archive_kind, owner_id,
-                      created_at, managers, label, rights_label=None):  # type: ignore[no-untyped-def]
+    def create_rubric(self, connection: Connection, *, establishment_id: int, kind: RubricKind,
+                      name: str, archive_kind: ArchiveRubric | None, owner_id: int | None,
+                      created_at: dt.datetime, managers: list[int], label: str,
+                      rights_label: str | None = None) -> int | None:
         self.tally.add(label, 1)
         if rights_label is not None:
             self.tally.add(rights_label, len(managers))
         rubric_id: int | None = None  # nothing is created: the dry run has no rubric id
         return rubric_id
 
-    def snapshot_class_history(self, connection, establishment_id, school_year_id):  # type: ignore[no-untyped-def]
+    def snapshot_class_history(self, connection: Connection, establishment_id: int,
+                               school_year_id: int) -> None:
         """Nothing to keep: the dry run deletes no class."""
 
-    def fill_school_life_defaults(self, connection, establishment_id):  # type: ignore[no-untyped-def]
+    def fill_school_life_defaults(self, connection: Connection, establishment_id: int
+                                  ) -> dict[str, int]:
         with Session(bind=connection) as session:
             _year_n, year_next = current_and_next_years(session)
             proposal = propose_school_life(session, establishment_id)
@@ -573,22 +596,27 @@ class RecordingEffects(Effects):
             self.tally.add(key, value)
         return written
 
-    def import_aaf(self, paths, *, scope, initialise, now, progress=None):  # type: ignore[no-untyped-def]
+    def import_aaf(self, paths: list[str], *, scope: set[int] | None, initialise: bool,
+                   now: dt.datetime, progress: Callable[[str], None] | None = None
+                   ) -> ImportResult:
         assert self.database is not None
         return import_delivery(self.database, paths, scope=scope, step4=initialise,
                                dry_run=True, progress=progress, now=now)
 
-    def record_manifest(self, connection, *, establishment_id, school_year_id, key, kind,
-                        relative_path, data, created_at, label):  # type: ignore[no-untyped-def]
+    def record_manifest(self, connection: Connection, *, establishment_id: int,
+                        school_year_id: int, key: str, kind: str, relative_path: str,
+                        data: bytes, created_at: dt.datetime, label: str) -> None:
         self.tally.add(label, 1)
 
-    def remove_files(self, relative_paths, label):  # type: ignore[no-untyped-def]
+    def remove_files(self, relative_paths: Iterable[str], label: str) -> int:
         count = sum(1 for _ in relative_paths)
         self.tally.add(label, count)
         return count
 
-    def send_message(self, connection, *, establishment_id, recipient_ids, subject, body, sent_at,
-                     attachments=None, label="messages envoyés"):  # type: ignore[no-untyped-def]
+    def send_message(self, connection: Connection, *, establishment_id: int,
+                     recipient_ids: list[int], subject: str, body: str, sent_at: dt.datetime,
+                     attachments: list[tuple[str, bytes, str]] | None = None,
+                     label: str = "messages envoyés") -> int:
         if not recipient_ids:
             return 0
         self.tally.add(label, 1)
