@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from yearchange_tui.changeover.steps import UNIT_STEPS, StepDefinition
 from yearchange_tui.scheduling.api import EstablishmentView
 from yearchange_tui.workflow.models import UNIT_STATUS_GLYPHS, UNIT_STATUS_LABELS, UnitStatus
 
@@ -41,7 +42,7 @@ class ColumnDef:
     real_step: bool  # a unit of the engine (steps 1 to 5)
 
 
-COLUMNS: tuple[ColumnDef, ...] = (
+SEED_COLUMNS: tuple[ColumnDef, ...] = (
     ColumnDef("dry-run", "0", "0 Passage à blanc", "0 À blanc", "0 blanc", False),
     ColumnDef("warnings", "", "Avertissements", "Avertiss.", "Avert.", False),
     ColumnDef("purge-trash", "1", "1 Corbeille", "1 Corbeil.", "1 corb.", True),
@@ -51,6 +52,20 @@ COLUMNS: tuple[ColumnDef, ...] = (
     ColumnDef("access-block", "", "Blocage des accès", "Blocage", "Blocage", False),
     ColumnDef("init-school-life", "5", "5 Vie scolaire", "5 Vie sco.", "5 v.sc.", True),
 )
+
+
+def _declared_step_column(definition: StepDefinition) -> ColumnDef:
+    """The column of a step added after the seed's (``declare_step``)."""
+    title = f"{definition.number} {definition.label}"
+    return ColumnDef(str(definition.key), str(definition.number), title, title[:10],
+                     title[:7], True)
+
+
+_SEED_KEYS = {column.key for column in SEED_COLUMNS}
+COLUMNS: tuple[ColumnDef, ...] = SEED_COLUMNS + tuple(
+    _declared_step_column(definition) for definition in UNIT_STEPS
+    if str(definition.key) not in _SEED_KEYS)
+"""The seed's columns, then one per step a module declared after them."""
 COLUMN_BY_KEY = {column.key: column for column in COLUMNS}
 STEP_COLUMN_KEYS = tuple(column.key for column in COLUMNS if column.real_step)
 
