@@ -56,6 +56,13 @@ def test_the_readme_example_adds_step_6_with_one_module(database_url: str,
     assert row["steps"]["archive"]["status"] == "pending"
     again = yearchange("run", "count-people", "--all", "--yes")
     assert again.returncode == 0 and "déjà terminé" in again.stdout
+    # The console grid has its column.
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    code = ("from yearchange_tui.tui.grid_model import COLUMNS; "
+            "print(' | '.join(c.title for c in COLUMNS))")
+    grid = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, check=False, timeout=120)
+    assert grid.stdout.strip().endswith("5 Vie scolaire | 6 Comptage des personnes"), grid
     # The package without the module does not know the step.
     unknown = yearchange("run", "count-people", "--all", "--yes", package=None)
     assert unknown.returncode == 2
