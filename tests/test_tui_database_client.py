@@ -237,3 +237,36 @@ def test_the_console_runs_a_dry_run_in_a_real_engine(
     finally:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
+
+
+def test_the_toast_says_what_the_engine_answered(
+        fresh_sample: tuple[str, Database, Path], tmp_path: Path) -> None:
+    """A dry run: the toast is the engine's own answer (what it queued), not « demandé »."""
+    db_url, database, storage = fresh_sample
+    process = spawn_engine(db_url, storage, log_file=tmp_path / "engine.log",
+                           extra_args=("--poll", "0.2"))
+    try:
+        assert wait_for_engine(database, process, 60)
+        client = DatabaseEngineClient(database, spawned_pid=process.pid)
+
+        async def scenario() -> None:
+            app = make_app(client, poll_interval=0.1, start_poller=True)
+            async with app.run_test(size=(80, 24), notifications=True) as pilot:
+                assert await wait_until(pilot, lambda: "0016980G" in screen_text(app), 30)
+                await pilot.press("d", "enter")
+
+                def answered() -> bool:
+                    return any("Moteur (demande n° 1) : Passage à blanc" in note.message
+                               and "1 unité(s) en file" in note.message
+                               for note in app._notifications)
+
+                assert await wait_until(pilot, answered, timeout=60)
+                assert not any("demandé." in note.message for note in app._notifications)
+            app.bridge.stop()
+
+        run(scenario)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)

@@ -13,7 +13,9 @@ from rich.color import ColorSystem
 from textual.color import Color
 
 from yearchange_tui.resources import themes_dir
-from yearchange_tui.scheduling.api import EngineMode, EngineStatus
+from yearchange_tui.scheduling.api import EngineMode, EngineStatus, RequestOutcome
+from yearchange_tui.scheduling.models import RequestStatus
+from yearchange_tui.tui.app import answer_message
 from yearchange_tui.tui.bindings import (
     FORBIDDEN_DEFAULT_KEYS,
     SPECS,
@@ -431,3 +433,19 @@ def test_the_wizard_follows_its_step_5_request_to_the_engines_answer() -> None:
     answer = follow_step_request(fake, fake.request(RequestAction.RUN, step="init-school-life",
                                                     uais=[uai]))
     assert answer.verdict is EngineVerdict.QUEUED and not answer.engine_runs
+
+
+def test_a_request_toast_is_the_engine_answer() -> None:
+    done = answer_message("Étape 2 demandée.", 7, RequestOutcome(
+        7, "run", RequestStatus.DONE, "Archivage de fin d'année N : 0 unité(s) en file, "
+        "1 déjà terminée(s)"))
+    assert done.text == ("Moteur (demande n° 7) : Archivage de fin d'année N : 0 unité(s) en "
+                         "file, 1 déjà terminée(s)") and done.severity == "information"
+    refused = answer_message("Passage à blanc demandé.", 8, RequestOutcome(
+        8, "dry-run", RequestStatus.REFUSED, "mode consultation : refusée"))
+    assert refused.severity == "error" and "Refusé par le moteur" in refused.text
+    failed = answer_message("Import AAF demandé.", 9, RequestOutcome(
+        9, "import-aaf", RequestStatus.FAILED, "fichier illisible"))
+    assert failed.severity == "error" and failed.text.endswith("en échec : fichier illisible")
+    queued = answer_message("Étape 1 demandée.", 10, None)
+    assert queued.text.startswith("Étape 1 demandée. (demande n° 10) : en file")

@@ -39,9 +39,11 @@ from yearchange_tui.scheduling.api import (
     EngineStatus,
     EstablishmentView,
     RequestAction,
+    RequestOutcome,
     UnitView,
 )
 from yearchange_tui.scheduling.client import DatabaseEngineClient, connect
+from yearchange_tui.scheduling.models import REQUEST_STATUS_LABELS, RequestStatus
 from yearchange_tui.scheduling.spawn import EngineStartError, default_log_file
 from yearchange_tui.tui.bindings import (
     CHANGING_ACTION_NAMES,
@@ -370,8 +372,8 @@ class YearChangeApp(App[int]):
         except Exception as error:  # noqa: BLE001 - shown to the operator, never a crash
             self.post_message(RequestAnswered(f"Demande refusée : {error}", "error"))
         else:
-            self.post_message(RequestAnswered(f"{success} (demande n° {request_id})",
-                                              "information"))
+            self.post_message(answer_message(success, request_id,
+                                             self.bridge.answer(request_id)))
 
     @on(RequestAnswered)
     def _request_answered(self, message: RequestAnswered) -> None:
@@ -647,6 +649,22 @@ class YearChangeApp(App[int]):
         for name in [*self.theme_names, "ansi-dark"]:
             yield SystemCommand(f"Thème : {name}", "Changer les couleurs de la console",
                                 partial(self.set_theme, name))
+
+
+def answer_message(success: str, request_id: int,
+                   outcome: RequestOutcome | None) -> RequestAnswered:
+    """What the operator reads after a request: the engine's own answer, never a guess."""
+    asked = f"{success} (demande n° {request_id})"
+    if outcome is None:
+        return RequestAnswered(f"{asked} : en file, aucun moteur ne l'a encore prise.",
+                               "information")
+    said = outcome.message or REQUEST_STATUS_LABELS[outcome.status]
+    if outcome.status is RequestStatus.REFUSED:
+        return RequestAnswered(f"Refusé par le moteur (demande n° {request_id}) : {said}",
+                               "error")
+    if outcome.status is RequestStatus.FAILED:
+        return RequestAnswered(f"Demande n° {request_id} en échec : {said}", "error")
+    return RequestAnswered(f"Moteur (demande n° {request_id}) : {said}", "information")
 
 
 _CHANGING_IDS = frozenset(spec.id for spec in SPECS if spec.changes_data)

@@ -22,13 +22,19 @@ from textual.message import Message
 from yearchange_tui.scheduling.api import (
     EngineClient,
     EngineEventView,
+    EngineMode,
     EngineStatus,
     EstablishmentView,
     RequestAction,
+    RequestOutcome,
 )
+from yearchange_tui.scheduling.models import RequestStatus
 
 HISTORY = 300
 """Engine events read back at start-up, to fill the journal."""
+
+ANSWER_WAIT = 10.0
+"""Seconds a request is followed for the engine's answer before saying it waits in the queue."""
 
 
 class EngineEventsReceived(Message):
@@ -204,3 +210,19 @@ class EngineBridge:
         request_id = self.client.request(action, **params)
         self.wake()
         return request_id
+
+    def answer(self, request_id: int, timeout: float = ANSWER_WAIT,
+               poll: float = 0.25) -> RequestOutcome | None:
+        """The engine's answer to a request once it has taken it (worker thread); None
+        when no engine runs or none took it within ``timeout`` (it waits in the queue)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.client.status().mode is EngineMode.NONE:
+                return None
+            outcome = self.client.request_outcome(request_id)
+            if outcome is not None and (outcome.handled
+                                        or outcome.status is RequestStatus.RUNNING):
+                return outcome
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(poll)
