@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -210,14 +211,25 @@ def test_a_live_engine_on_another_host_makes_the_console_an_observer(
     run(scenario)
 
 
+@contextmanager
+def detached_engine(db_url: str, database: Database, storage: Path,
+                    log_file: Path) -> Iterator[DatabaseEngineClient]:
+    """A real detached engine on the sample, stopped cleanly (SIGTERM, exit 0) at the end."""
+    process = spawn_engine(db_url, storage, log_file=log_file, extra_args=("--poll", "0.2"))
+    try:
+        assert wait_for_engine(database, process, 60)
+        yield DatabaseEngineClient(database, spawned_pid=process.pid)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+
+
 def test_the_console_runs_a_dry_run_in_a_real_engine(
         fresh_sample: tuple[str, Database, Path], tmp_path: Path) -> None:
     db_url, database, storage = fresh_sample
-    process = spawn_engine(db_url, storage, log_file=tmp_path / "engine.log",
-                           extra_args=("--poll", "0.2"))
-    try:
-        assert wait_for_engine(database, process, 60)
-        client = DatabaseEngineClient(database, spawned_pid=process.pid)
+    with detached_engine(db_url, database, storage, tmp_path / "engine.log") as client:
 
         async def scenario() -> None:
             app = make_app(client, poll_interval=0.1, start_poller=True)
@@ -232,22 +244,13 @@ def test_the_console_runs_a_dry_run_in_a_real_engine(
             app.bridge.stop()
 
         run(scenario)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(60) == 0
-    finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
 
 
 def test_the_toast_says_what_the_engine_answered(
         fresh_sample: tuple[str, Database, Path], tmp_path: Path) -> None:
     """A dry run: the toast is the engine's own answer (what it queued), not « demandé »."""
     db_url, database, storage = fresh_sample
-    process = spawn_engine(db_url, storage, log_file=tmp_path / "engine.log",
-                           extra_args=("--poll", "0.2"))
-    try:
-        assert wait_for_engine(database, process, 60)
-        client = DatabaseEngineClient(database, spawned_pid=process.pid)
+    with detached_engine(db_url, database, storage, tmp_path / "engine.log") as client:
 
         async def scenario() -> None:
             app = make_app(client, poll_interval=0.1, start_poller=True)
@@ -265,8 +268,3 @@ def test_the_toast_says_what_the_engine_answered(
             app.bridge.stop()
 
         run(scenario)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(60) == 0
-    finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)

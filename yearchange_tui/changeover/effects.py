@@ -38,8 +38,6 @@ from yearchange_tui.ent.models import (
     MessageAttachment,
     MessageCopy,
     MessageFolder,
-    OpeningDates,
-    Period,
     Rubric,
     RubricKind,
     RubricRight,
@@ -48,7 +46,7 @@ from yearchange_tui.ent.models import (
 )
 from yearchange_tui.timetable.school_life import (
     apply_school_life,
-    current_and_next_years,
+    defaults_to_write,
     propose_school_life,
 )
 from yearchange_tui.workflow.models import ArchiveManifest
@@ -579,19 +577,8 @@ class RecordingEffects(Effects):
     def fill_school_life_defaults(self, connection: Connection, establishment_id: int
                                   ) -> dict[str, int]:
         with Session(bind=connection) as session:
-            _year_n, year_next = current_and_next_years(session)
-            proposal = propose_school_life(session, establishment_id)
-            written = {"periodes": len(proposal.periods), "dates_ouverture": 1}
-            if year_next is not None:
-                scope = (establishment_id, year_next.id)
-                if session.scalar(select(func.count()).select_from(Period).where(
-                        Period.establishment_id == scope[0],
-                        Period.school_year_id == scope[1])):
-                    written["periodes"] = 0
-                if session.scalar(select(func.count()).select_from(OpeningDates).where(
-                        OpeningDates.establishment_id == scope[0],
-                        OpeningDates.school_year_id == scope[1])):
-                    written["dates_ouverture"] = 0
+            written = defaults_to_write(session, establishment_id,
+                                        propose_school_life(session, establishment_id))
         for key, value in written.items():
             self.tally.add(key, value)
         return written

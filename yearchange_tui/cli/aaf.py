@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from yearchange_tui.aaf.rules import RULES, rules_table
 from yearchange_tui.changeover.runner import ChangeoverRunner
 from yearchange_tui.changeover.steps.init_directory import import_aaf_delivery
-from yearchange_tui.cli.importing import refuse_import_in_read_only, report_refused
+from yearchange_tui.cli.importing import refuse_import_in_read_only, report_import
 from yearchange_tui.cli.steps import summary_line
 from yearchange_tui.cli.util import (
     EXIT_OK,
@@ -33,7 +33,7 @@ from yearchange_tui.ent.database import Access
 from yearchange_tui.ent.models import Person
 from yearchange_tui.ent.uai import InvalidUAIError, validate_uai
 from yearchange_tui.importing.models import AafImport, AafReject
-from yearchange_tui.importing.outcome import CODE_BAD_REQUEST, ImportStatus, run_import
+from yearchange_tui.importing.outcome import run_import
 from yearchange_tui.importing.rules import SEVERITY_LABELS, table_line
 from yearchange_tui.timetable.rules import RULES as TIMETABLE_RULES
 from yearchange_tui.workflow.access_block import access_decision
@@ -106,16 +106,8 @@ def cmd_import_aaf(args: argparse.Namespace) -> int:
         "aaf", lambda: import_aaf_delivery(ChangeoverRunner(database, settings.storage_dir),
                                            args.paths, dry_run=args.dry_run, progress=progress),
         audit_in=None if args.dry_run else database, source=[str(path) for path in args.paths])
-    if outcome.code == CODE_BAD_REQUEST:
-        raise UsageError(outcome.message)
-    if outcome.status is ImportStatus.REFUSED:
-        return report_refused(outcome, args.json, "livraison refusée", "ce gel")
-    assert result is not None
-    if args.json:
-        print_json(result.to_dict())
-        return outcome.exit_status
-    _print_import(result)
-    return outcome.exit_status
+    return report_import(outcome, result, args.json, _print_import, "livraison refusée",
+                         "ce gel")
 
 
 def _print_import(result: Any) -> None:

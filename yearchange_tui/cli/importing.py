@@ -1,4 +1,4 @@
-"""What ``import-aaf`` and ``import-timetable`` share: read-only refusal, refusal reports.
+"""What ``import-aaf`` and ``import-timetable`` share: read-only refusal, how they end.
 
 Operator text is French; exit status 2 for a file refused whole, 1 for a guard refusal.
 """
@@ -6,7 +6,8 @@ Operator text is French; exit status 2 for a file refused whole, 1 for a guard r
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any
 
 from yearchange_tui.cli.util import (
     UsageError,
@@ -14,9 +15,7 @@ from yearchange_tui.cli.util import (
     print_json,
     settings_from_args,
 )
-
-if TYPE_CHECKING:
-    from yearchange_tui.importing.outcome import ImportOutcome
+from yearchange_tui.importing.outcome import CODE_BAD_REQUEST, ImportOutcome, ImportStatus
 
 
 def refuse_import_in_read_only(args: argparse.Namespace, what: str) -> None:
@@ -52,4 +51,24 @@ def report_refused(outcome: ImportOutcome, as_json: bool, refused: str, lifted: 
     else:
         err(f"yearchange : {refused}, rien n'a été importé.\n  {outcome.summary}\n"
             f"  Action : {outcome.action}")
+    return outcome.exit_status
+
+
+def report_import(outcome: ImportOutcome, result: Any, as_json: bool,
+                  print_result: Callable[[Any], None], refused: str, lifted: str) -> int:
+    """How ``import-aaf`` and ``import-timetable`` end: a bad request, a refusal, or the
+    result (JSON or French) with the outcome's exit status.
+
+    Raises:
+        UsageError: the request itself was bad (exit 2, nothing changed).
+    """
+    if outcome.code == CODE_BAD_REQUEST:
+        raise UsageError(outcome.message)
+    if outcome.status is ImportStatus.REFUSED:
+        return report_refused(outcome, as_json, refused, lifted)
+    assert result is not None
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        print_result(result)
     return outcome.exit_status

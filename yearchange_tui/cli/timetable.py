@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from yearchange_tui.cli.importing import refuse_import_in_read_only, report_refused
+from yearchange_tui.cli.importing import refuse_import_in_read_only, report_import
 from yearchange_tui.cli.util import (
     EXIT_FAILED,
     EXIT_OK,
@@ -42,7 +42,7 @@ from yearchange_tui.cli.util import (
 from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.database import Access
 from yearchange_tui.ent.models import PeriodKind, Project
-from yearchange_tui.importing.outcome import CODE_BAD_REQUEST, ImportStatus, run_import
+from yearchange_tui.importing.outcome import run_import
 from yearchange_tui.importing.rules import table_line
 from yearchange_tui.timetable.drop import process_drop_folder
 from yearchange_tui.timetable.edt import load_private_key
@@ -211,16 +211,8 @@ def cmd_import_timetable(args: argparse.Namespace) -> int:
             database, args.path, args.uai, declared_version=args.declared_version,
             mode=MODE_MANUAL, dry_run=args.dry_run, partner_key=key, on_inspected=show),
         bad_request=(TimetableUsageError,))
-    if outcome.code == CODE_BAD_REQUEST:
-        raise UsageError(outcome.message)
-    if outcome.status is ImportStatus.REFUSED:
-        return report_refused(outcome, args.json, "emploi du temps refusé", "cette garde")
-    assert result is not None
-    if args.json:
-        print_json(result.to_dict())
-        return outcome.exit_status
-    _print_result(result)
-    return outcome.exit_status
+    return report_import(outcome, result, args.json, _print_result, "emploi du temps refusé",
+                         "cette garde")
 
 
 def _print_result(result: Any) -> None:

@@ -356,8 +356,7 @@ def apply_school_life(session: Session, establishment_id: int, proposal: SchoolL
     _check_periods(proposal.periods, proposal.opens_on, proposal.closes_on)
     scope = {"establishment_id": establishment_id, "school_year_id": year_next.id}
     written = {"periodes": 0, "dates_ouverture": 0}
-    has_periods = session.scalar(select(func.count()).select_from(Period).where(
-        Period.establishment_id == establishment_id, Period.school_year_id == year_next.id))
+    has_periods, has_dates = _already_set(session, establishment_id, year_next.id)
     if replace or not has_periods:
         session.execute(delete(Period).where(Period.establishment_id == establishment_id,
                                              Period.school_year_id == year_next.id))
@@ -365,9 +364,6 @@ def apply_school_life(session: Session, establishment_id: int, proposal: SchoolL
             **scope, "kind": proposal.period_kind, "position": p.position, "name": p.name,
             "starts_on": p.starts_on, "ends_on": p.ends_on} for p in proposal.periods])
         written["periodes"] = len(proposal.periods)
-    has_dates = session.scalar(select(func.count()).select_from(OpeningDates).where(
-        OpeningDates.establishment_id == establishment_id,
-        OpeningDates.school_year_id == year_next.id))
     if replace or not has_dates:
         session.execute(delete(OpeningDates).where(
             OpeningDates.establishment_id == establishment_id,
@@ -377,6 +373,31 @@ def apply_school_life(session: Session, establishment_id: int, proposal: SchoolL
         written["dates_ouverture"] = 1
     session.flush()
     return written
+
+
+def defaults_to_write(session: Session, establishment_id: int,
+                      proposal: SchoolLifeProposal) -> dict[str, int]:
+    """What :func:`apply_school_life` would write without ``replace``: the proposal's
+    periods and opening dates, except where the establishment has set its own."""
+    _year_n, year_next = current_and_next_years(session)
+    written = {"periodes": len(proposal.periods), "dates_ouverture": 1}
+    if year_next is not None:
+        has_periods, has_dates = _already_set(session, establishment_id, year_next.id)
+        written = {"periodes": 0 if has_periods else written["periodes"],
+                   "dates_ouverture": 0 if has_dates else 1}
+    return written
+
+
+def _already_set(session: Session, establishment_id: int, school_year_id: int
+                 ) -> tuple[bool, bool]:
+    """Whether the establishment has periods, and opening dates, for that year."""
+    has_periods = session.scalar(select(Period.id).where(
+        Period.establishment_id == establishment_id,
+        Period.school_year_id == school_year_id).limit(1)) is not None
+    has_dates = session.scalar(select(OpeningDates.id).where(
+        OpeningDates.establishment_id == establishment_id,
+        OpeningDates.school_year_id == school_year_id).limit(1)) is not None
+    return has_periods, has_dates
 
 
 def _check_periods(periods: Sequence[PeriodProposal], opens_on: dt.date,

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session, aliased
 
 from yearchange_tui.aaf.delivery import open_delivery
 from yearchange_tui.aaf.importer import MODE_INIT, ImportResult, import_delivery
@@ -42,7 +42,7 @@ from yearchange_tui.changeover.steps.base import (
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import Establishment, Person
 from yearchange_tui.importing.models import AafImport, AafImportFile, AafReject
-from yearchange_tui.workflow.guards import GuardRefused, check_aaf_import_allowed, unit_statuses
+from yearchange_tui.workflow.guards import GuardRefused, check_aaf_import_allowed
 from yearchange_tui.workflow.models import STEP_PREREQUISITES, Step, StepUnit, UnitStatus
 from yearchange_tui.workflow.units import NoCurrentYearError, current_school_year
 
@@ -224,11 +224,14 @@ def establishments_due_for_step_4(session: Session) -> list[int]:
         year = current_school_year(session)
     except NoCurrentYearError:
         return []
-    step_3_done = session.scalars(select(StepUnit.establishment_id).where(
+    step_4 = aliased(StepUnit)
+    step_4_done = exists().where(
+        step_4.establishment_id == StepUnit.establishment_id,
+        step_4.school_year_id == year.id, step_4.step == STEP,
+        step_4.status == UnitStatus.DONE)
+    return list(session.scalars(select(StepUnit.establishment_id).where(
         StepUnit.school_year_id == year.id, StepUnit.step == Step.DELETE_OBSOLETE,
-        StepUnit.status == UnitStatus.DONE).order_by(StepUnit.establishment_id))
-    return [establishment_id for establishment_id in step_3_done
-            if unit_statuses(session, establishment_id, year.id)[STEP] is not UnitStatus.DONE]
+        StepUnit.status == UnitStatus.DONE, ~step_4_done).order_by(StepUnit.establishment_id)))
 
 
 def import_aaf_delivery(runner: Any, paths: Sequence[Path | str], *, dry_run: bool = False,
