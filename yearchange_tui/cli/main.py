@@ -200,16 +200,11 @@ def cmd_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _console_or_help(_parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    return open_console(args)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``yearchange`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] = getattr(args, "handler", None) or (
-        lambda console_args: _console_or_help(parser, console_args))
+    handler: Callable[[argparse.Namespace], int] = getattr(args, "handler", open_console)
 
     try:
         status = handler(args)
