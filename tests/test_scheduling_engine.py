@@ -164,7 +164,8 @@ def test_a_window_that_passed_gives_missed_units_never_dropped(academy1: Academy
     database = academy1.database
     [uai] = uais(database)
     now = dt.datetime.now(dt.UTC)
-    starts, ends = now + dt.timedelta(seconds=4), now + dt.timedelta(seconds=5)
+    # Far enough ahead that a loaded machine still starts the engine before the window.
+    starts, ends = now + dt.timedelta(seconds=15), now + dt.timedelta(seconds=16)
     local = starts.astimezone(PARIS)
     with database.session() as session:
         add_window(session, 2025, "1-3", starts, ends)
