@@ -281,10 +281,15 @@ class DatabaseEngineClient:
         return None
 
 
-def latest_tasks(session: Any, school_year_id: int) -> dict[tuple[int, str], EngineTask]:
-    """The newest engine task of each (establishment, milestone) of the year."""
+def latest_tasks(session: Any, school_year_id: int,
+                 establishment_id: int | None = None) -> dict[tuple[int, str], EngineTask]:
+    """The newest engine task of each (establishment, milestone) of the year (of one
+    establishment when given)."""
     newest = select(func.max(EngineTask.id)).where(
-        EngineTask.school_year_id == school_year_id).group_by(
+        EngineTask.school_year_id == school_year_id)
+    if establishment_id is not None:
+        newest = newest.where(EngineTask.establishment_id == establishment_id)
+    newest = newest.group_by(
         EngineTask.establishment_id, EngineTask.milestone)
     return {(task.establishment_id, task.milestone): task
             for task in session.scalars(select(EngineTask).where(EngineTask.id.in_(newest)))}
@@ -333,6 +338,19 @@ def queue_states(session: Any, school_year_id: int
     return {(establishment_id, key): unit_state(units.get((establishment_id, Step(key))),
                                                 tasks.get((establishment_id, key)))
             for establishment_id, key in keys}
+
+
+def queue_table(database: Database
+                ) -> dict[tuple[str, str], tuple[UnitStatus, QueueState | None, str]]:
+    """:func:`queue_states` of the current change-over by (UAI, step key) (``status``)."""
+    with database.session() as session:
+        try:
+            year = current_school_year(session)
+        except NoCurrentYearError:
+            return {}
+        uais = dict(session.execute(select(Establishment.id, Establishment.uai)).all())
+        return {(uais[establishment_id], key): state for (establishment_id, key), state
+                in queue_states(session, year.id).items() if establishment_id in uais}
 
 
 def _unit_view(uai: str, step: Step, unit: StepUnit | None, planned: Any,
