@@ -256,10 +256,10 @@ class RequestHandlers:
                 GuardOverride.guard == GUARD_STEP_ORDER, GuardOverride.revoked.is_(False)))}
             if None in overrides:
                 return ""
-            done = set(session.execute(select(StepUnit.establishment_id, StepUnit.step).where(
+            done = {(row[0], row[1]) for row in session.execute(select(
+                StepUnit.establishment_id, StepUnit.step).where(
                 StepUnit.establishment_id.in_(ids), StepUnit.school_year_id == year.id,
-                StepUnit.step.in_(list(prerequisites)),
-                StepUnit.status == UnitStatus.DONE)).tuples())
+                StepUnit.step.in_(list(prerequisites)), StepUnit.status == UnitStatus.DONE))}
         lines = []
         for prerequisite in prerequisites:
             missing = [ref.uai for ref in refs if ref.id not in overrides
