@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from changeover_support import Academy, make_academy
 from sqlalchemy import func, select
+from tui_support import make_app, run, screen_text, settle, wait_until
 
 from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.models import Establishment
@@ -36,6 +37,7 @@ from yearchange_tui.scheduling.models import (
 )
 from yearchange_tui.scheduling.requests import RequestHandlers
 from yearchange_tui.scheduling.state import EngineState
+from yearchange_tui.tui.screens.requests import RequestsScreen
 from yearchange_tui.workflow.models import AuditEntry, Step, UnitStatus
 from yearchange_tui.workflow.units import current_school_year, get_unit
 
@@ -218,3 +220,26 @@ def test_read_only_engine_request_dry_run_is_refused_and_nothing_is_stored(
     assert result.returncode == 2 and "Mode consultation" in result.stderr
     result = yearchange(academy.url, "requests", "--json")
     assert json.loads(result.stdout)["requests"] == []
+
+
+def test_the_console_lists_the_engine_refusal_of_a_step_3_asked_too_early(
+        academy: Academy) -> None:
+    first, _second = uais(academy)
+    client = DatabaseEngineClient(academy.database)
+
+    async def scenario() -> None:
+        app = make_app(client)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await settle(app, pilot)
+            app.send_request(RequestAction.RUN, {"step": "delete-obsolete", "uais": [first]},
+                             "")
+            await app.workers.wait_for_complete()
+            handlers(academy).process()  # the engine's pass
+            await pilot.press("D")
+            assert isinstance(app.screen, RequestsScreen)
+            assert await wait_until(pilot, lambda: "⊘ refusé" in screen_text(app))
+            text = screen_text(app)
+            assert "Lancer · delete-obsolete · " + first in text
+            assert "étape 3 refusée : l'étape 1 (Purge de la corbeille)" in text
+
+    run(scenario)
