@@ -392,7 +392,7 @@ class GridScreen(ConsoleScreen):
         if not running and not queued:
             self.notify(f"Aucune unité en cours ni en file pour {where}.", severity="warning")
             return
-        lines = [f"{where.capitalize()} : {list_uais(targets)}.",
+        lines = [f"{where[0].upper()}{where[1:]} : {list_uais(targets)}.",
                  (f"{running} unité(s) en cours s'arrêteront à leur prochain point de reprise ; "
                   f"{queued} unité(s) en file en seront retirées."),
                  ("Le moteur annule ce qui est en cours ou en file sur ces établissements au "

@@ -79,7 +79,7 @@ class RequestsScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("N°", "Heure", "Demande", "État", "Réponse du moteur", "Par")
+        table.add_columns("N°", "Heure", "État", "Demande", "Réponse du moteur", "Par")
         table.focus()
         self.set_interval(REFRESH_INTERVAL, self.reload, name="requests-refresh")
         self.reload()
@@ -117,8 +117,8 @@ class RequestsScreen(ConsoleScreen):
         table.clear()
         for view in views:
             style = STATUS_STYLES.get(view.status, "")
-            table.add_row(str(view.id), local_time(view.created_at), view.what,
-                          Text(request_state(view), style=style),
+            table.add_row(str(view.id), local_time(view.created_at),
+                          Text(request_state(view), style=style), view.what,
                           Text(view.message or "—", no_wrap=True, overflow="ellipsis"),
                           view.requested_by, key=str(view.id))
         title = self.query_one("#requests-title", Static)
