@@ -239,7 +239,7 @@ def test_the_console_lists_the_engine_refusal_of_a_step_3_asked_too_early(
             assert isinstance(app.screen, RequestsScreen)
             assert await wait_until(pilot, lambda: "⊘ refusé" in screen_text(app))
             text = screen_text(app)
-            assert "Lancer · delete-obsolete · " + first in text
+            assert "Lancer · étape 3 · " + first in text
             assert "étape 3 refusée : l'étape 1 (Purge de la corbeille)" in text
 
     run(scenario)

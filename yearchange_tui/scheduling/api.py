@@ -17,6 +17,7 @@ from yearchange_tui.scheduling.models import (
     RequestStatus,
     TaskStatus,
 )
+from yearchange_tui.workflow.calendar import CalendarError, parse_milestone
 from yearchange_tui.workflow.models import Step, UnitStatus
 
 
@@ -200,7 +201,13 @@ def describe_request(action: str, params: dict[str, Any]) -> str:
     parts = [label]
     step = params.get("step")
     if step:
-        parts.append(f"étape {step}" if str(step).isdigit() else str(step))
+        try:
+            milestone = parse_milestone(str(step))
+        except CalendarError:
+            parts.append(str(step))
+        else:
+            parts.append(f"étape {milestone.step.number}" if milestone.step is not None
+                         else milestone.label)
     uais = params.get("uais") or params.get("uai") or []
     uais = [uais] if isinstance(uais, str) else list(uais)
     if len(uais) == 1:
@@ -213,7 +220,10 @@ def describe_request(action: str, params: dict[str, Any]) -> str:
     if params.get("path"):
         parts.append(str(params["path"]))
     if params.get("date"):
-        parts.append(str(params["date"]))
+        try:
+            parts.append(f"{dt.date.fromisoformat(str(params['date'])):%d/%m/%Y}")
+        except ValueError:
+            parts.append(str(params["date"]))
     return " · ".join(parts)
 
 
