@@ -213,12 +213,32 @@ def test_a_step_waits_for_a_prerequisite_to_come_or_is_blocked_with_the_reason(
             set_date(session, 2025, Milestone(step.value), tomorrow.date(), tomorrow.time())
     client = DatabaseEngineClient(database)
     with running_engine(database, academy1.storage):
-        request_id = client.request(RequestAction.RUN, step="3", uais=[uai])
-        wait_until(lambda: any(t.status is TaskStatus.WAITING for t in tasks(database)),
-                   "étape 3 en attente")
+        # An operator's request for a destructive step is never held for later: refused.
+        refused = client.wait_for_request(
+            client.request(RequestAction.RUN, step="3", uais=[uai]), 30)
+        assert refused is not None and refused["status"] == "refused"
+        assert "l'étape 1 (Purge de la corbeille) n'est pas terminée" in refused["message"]
+        assert not [t for t in tasks(database) if t.milestone == Step.DELETE_OBSOLETE.value]
+        # The calendar's own step-3 unit, due now, waits visibly for its prerequisites.
+        with database.session() as session:
+            year = current_school_year(session)
+            establishment_id = session.scalar(select(Establishment.id).where(
+                Establishment.uai == uai))
+            planned = EngineTask(origin="calendar", milestone=Step.DELETE_OBSOLETE.value,
+                                 establishment_id=establishment_id, school_year_id=year.id,
+                                 status=TaskStatus.QUEUED, due_at=now, reason="",
+                                 not_after=now + dt.timedelta(days=2), created_at=now)
+            session.add(planned)
+            session.flush()
+            planned_id = planned.id
+
+        def planned_status() -> TaskStatus:
+            return next(t.status for t in tasks(database) if t.id == planned_id)
+
+        wait_until(lambda: planned_status() is TaskStatus.WAITING, "étape 3 en attente")
         [view] = client.establishments()
         unit = view.units[Step.DELETE_OBSOLETE]
-        assert unit.status is UnitStatus.PENDING
+        assert unit.status is UnitStatus.PENDING and unit.queue == "waiting"
         assert "en attente de l'étape 1 (Purge de la corbeille)" in unit.error
         assert "l'étape 2 (Archivage de fin d'année N)" in unit.error
 
@@ -228,8 +248,7 @@ def test_a_step_waits_for_a_prerequisite_to_come_or_is_blocked_with_the_reason(
                                                    date="aucune"), 30)
         wait_until(lambda: statuses(database).get((uai, Step.DELETE_OBSOLETE), (None,))[0]
                    is UnitStatus.BLOCKED, "étape 3 bloquée")
-        state = client.wait_for_request(request_id, 30, until_units_finish=True)
-    assert state is not None and state["tasks"][0]["status"] == "blocked"
+        wait_until(lambda: planned_status() is TaskStatus.BLOCKED, "tâche bloquée")
     error = statuses(database)[(uai, Step.DELETE_OBSOLETE)][1]
     assert "ne peut pas commencer avant la fin de" in error and "étape 1" in error
     [view] = client.establishments()

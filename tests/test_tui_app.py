@@ -179,7 +179,8 @@ def test_pause_resume_cancel_and_retry() -> None:
             await settle(app, pilot)
             await pilot.press("c", "enter")
             await settle(app, pilot)
-            assert fake.requests[-1] == (RequestAction.CANCEL, {"uais": []})
+            # Nothing marked: the cursor row, never every unit.
+            assert fake.requests[-1] == (RequestAction.CANCEL, {"uais": [fake.uais[0]]})
             await pilot.press("plus", "right", "R")
             assert "Relancer les échecs de l'étape 2" in screen_text(app)
             await pilot.press(*fake.uais[2], "enter")
@@ -232,8 +233,9 @@ def test_read_only_offers_nothing_that_changes_data() -> None:
             for key in ("d", "r", "p", "c", "R", "e", "i", "I"):
                 await pilot.press(key)
                 assert not isinstance(app.screen, ConfirmModal), key
-            footer = screen_text(app).splitlines()[-2]
-            assert "Lancer" not in footer and "Passage à blanc" not in footer
+            # Shown greyed (disabled), each key saying why when pressed.
+            bindings = app.screen.active_bindings
+            assert not bindings["r"].enabled and not bindings["d"].enabled
             titles = [command.title for command in app.get_system_commands(app.screen)]
             assert not any("Lancer" in title or "Importer" in title or "Annuler" in title
                            for title in titles)
@@ -244,7 +246,7 @@ def test_read_only_offers_nothing_that_changes_data() -> None:
             assert isinstance(app.screen, HelpModal)
             labels = " ".join(label for _keys, label in app.screen.keys)
             # A dry run stores its report: support staff do not start one.
-            assert "[dry-run]" not in labels and "[run-step]" not in labels
+            assert "Passage à blanc — indisponible en mode consultation  [dry-run]" in labels
             assert "[show-rejects]" in labels
 
     run(scenario)

@@ -22,6 +22,7 @@ from yearchange_tui.cli.util import (
     settings_from_args,
 )
 from yearchange_tui.ent.database import Access
+from yearchange_tui.scheduling.client import queue_table
 from yearchange_tui.workflow.establishments import (
     UnknownEstablishmentError,
     establishment_by_uai,
@@ -33,7 +34,12 @@ from yearchange_tui.workflow.models import (
     Step,
     UnitStatus,
 )
-from yearchange_tui.workflow.units import current_school_year
+from yearchange_tui.workflow.units import (
+    QUEUE_STATE_GLYPHS,
+    QUEUE_STATE_SHORT,
+    QueueState,
+    current_school_year,
+)
 
 STEP_ALIASES = {str(definition.number): definition.key for definition in UNIT_STEPS}
 
@@ -195,6 +201,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     """``yearchange status``."""
     _settings, database = open_database_from_args(args, Access.READ_ONLY)
     table = unit_table(database)
+    _with_queue_states(table, queue_table(database))
     if args.json:
         print_json(table)
         return EXIT_OK
@@ -211,12 +218,30 @@ def cmd_status(args: argparse.Namespace) -> int:
             state = row["steps"][definition.key.value]
             status = UnitStatus(state["status"])
             word = UNIT_STATUS_LABELS[status]
+            glyph = UNIT_STATUS_GLYPHS[status]
             if status is UnitStatus.RUNNING and state["progress"][1]:
                 done, total = state["progress"]
                 word = f"en cours {100 * done // total} %"
-            cells.append(f"{UNIT_STATUS_GLYPHS[status]} {word:<14}")
+            if state.get("queue"):
+                queue = QueueState(state["queue"])
+                glyph, word = QUEUE_STATE_GLYPHS[queue], QUEUE_STATE_SHORT[queue]
+            cells.append(f"{glyph} {word:<14}")
         print(f"{row['uai']:<10}" + "".join(cells) + row["name"])
     return EXIT_OK
+
+
+def _with_queue_states(table: list[dict[str, Any]],
+                       states: dict[tuple[str, str], tuple[UnitStatus, QueueState | None, str]]
+                       ) -> None:
+    """Each cell as the engine's queue sees it: queued, waiting, interrupted, or refused
+    before the unit began (``queue`` is ``""`` when the unit is not waiting)."""
+    for row in table:
+        for key, state in row["steps"].items():
+            status, queue, reason = states.get((row["uai"], key), (None, None, ""))
+            state["queue"] = queue.value if queue is not None else ""
+            if status is not None:
+                state["status"] = status.value
+                state["error"] = reason or state["error"]
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

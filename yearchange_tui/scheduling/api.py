@@ -17,6 +17,7 @@ from yearchange_tui.scheduling.models import (
     RequestStatus,
     TaskStatus,
 )
+from yearchange_tui.workflow.calendar import CalendarError, parse_milestone
 from yearchange_tui.workflow.models import Step, UnitStatus
 
 
@@ -35,18 +36,28 @@ class RequestAction(enum.StrEnum):
     DRY_RUN = "dry-run"  # params: uais
     PAUSE = "pause"
     RESUME = "resume"
-    CANCEL = "cancel"  # params: uais (empty = all running)
+    CANCEL = "cancel"  # params: uais (empty = every queued or running unit; the console
+    # always names the establishments it shows)
     RETRY = "retry"  # failed units only; params: step, uais
     IMPORT_AAF = "import-aaf"  # params: path
     IMPORT_TIMETABLE = "import-timetable"  # params: path, uai
     SET_DATE = "set-date"  # params: step, uais or kind, date
 
 
-CHANGING_ACTIONS = frozenset({RequestAction.RUN, RequestAction.CANCEL, RequestAction.RETRY,
-                              RequestAction.IMPORT_AAF, RequestAction.IMPORT_TIMETABLE,
-                              RequestAction.SET_DATE, RequestAction.PAUSE,
-                              RequestAction.RESUME})
-"""Refused by a read-only engine or console (support staff)."""
+CHANGING_ACTIONS = frozenset({RequestAction.RUN, RequestAction.DRY_RUN, RequestAction.CANCEL,
+                              RequestAction.RETRY, RequestAction.IMPORT_AAF,
+                              RequestAction.IMPORT_TIMETABLE, RequestAction.SET_DATE,
+                              RequestAction.PAUSE, RequestAction.RESUME})
+"""Refused when a read-only client (support staff) asks: each writes something — a dry run
+stores its report, the one the real run is compared with."""
+
+READ_ONLY_ENGINE_ACTIONS = frozenset({RequestAction.DRY_RUN})
+"""What a read-only engine still does when a writing client asks: a dry run, whose report
+a read-only engine does not store."""
+
+READ_ONLY_REFUSAL = ("mode consultation : cette demande modifierait les données (un passage à "
+                     "blanc enregistre son rapport), elle est refusée")
+"""The engine's answer to a changing request from a read-only client."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,7 @@ class UnitView:
     eta_s: float | None = None
     error: str = ""
     dry_run_done: bool = False
+    queue: str = ""  # a QueueState value (workflow/units.py) when the unit waits, else ""
 
     @property
     def percent(self) -> int:
@@ -152,6 +164,69 @@ class RequestOutcome:
                                         for task in self.tasks)
 
 
+@dataclass(frozen=True)
+class RequestView:
+    """One request as the requests screen and ``yearchange requests`` list it."""
+
+    id: int
+    created_at: dt.datetime
+    requested_by: str
+    action: str
+    what: str  # French: "Étape 2 — Archivage de fin d'année N · 3 établissement(s)"
+    status: RequestStatus
+    message: str = ""
+    finished_at: dt.datetime | None = None
+    read_only: bool = False  # sent by a read-only client (support staff)
+
+
+ACTION_LABELS = {
+    RequestAction.RUN: "Lancer",
+    RequestAction.DRY_RUN: "Passage à blanc",
+    RequestAction.PAUSE: "Pause",
+    RequestAction.RESUME: "Reprise",
+    RequestAction.CANCEL: "Annuler",
+    RequestAction.RETRY: "Relancer les échecs",
+    RequestAction.IMPORT_AAF: "Import AAF",
+    RequestAction.IMPORT_TIMETABLE: "Import d'emploi du temps",
+    RequestAction.SET_DATE: "Date planifiée",
+}
+
+
+def describe_request(action: str, params: dict[str, Any]) -> str:
+    """What a request asks, in French: action, step, establishments, path or date."""
+    try:
+        label = ACTION_LABELS[RequestAction(action)]
+    except ValueError:
+        label = action
+    parts = [label]
+    step = params.get("step")
+    if step:
+        try:
+            milestone = parse_milestone(str(step))
+        except CalendarError:
+            parts.append(str(step))
+        else:
+            parts.append(f"étape {milestone.step.number}" if milestone.step is not None
+                         else milestone.label)
+    uais = params.get("uais") or params.get("uai") or []
+    uais = [uais] if isinstance(uais, str) else list(uais)
+    if len(uais) == 1:
+        parts.append(uais[0])
+    elif uais:
+        parts.append(f"{len(uais)} établissement(s)")
+    elif action in (RequestAction.RUN, RequestAction.DRY_RUN, RequestAction.CANCEL,
+                    RequestAction.RETRY):
+        parts.append("tous les établissements")
+    if params.get("path"):
+        parts.append(str(params["path"]))
+    if params.get("date"):
+        try:
+            parts.append(f"{dt.date.fromisoformat(str(params['date'])):%d/%m/%Y}")
+        except ValueError:
+            parts.append(str(params["date"]))
+    return " · ".join(parts)
+
+
 @runtime_checkable
 class EngineClient(Protocol):
     """The console's only door to the engine (the database client, the scripted one)."""
@@ -181,3 +256,6 @@ class EngineClient(Protocol):
 
     def request_outcome(self, request_id: int) -> RequestOutcome | None:
         """Where a request stands (None for an unknown id)."""
+
+    def request_list(self, limit: int | None = 200) -> list[RequestView]:
+        """The requests, newest first (every one when ``limit`` is None)."""

@@ -32,8 +32,10 @@ from yearchange_tui.scheduling.api import (
     MaintenanceWindow,
     RequestAction,
     RequestOutcome,
+    RequestView,
     TaskView,
     UnitView,
+    describe_request,
 )
 from yearchange_tui.scheduling.lease import DEFAULT_TTL, LeaseInfo, read_lease
 from yearchange_tui.scheduling.models import (
@@ -59,7 +61,12 @@ from yearchange_tui.workflow.calendar import (
     milestone_of,
 )
 from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
-from yearchange_tui.workflow.units import NoCurrentYearError, current_school_year, utcnow
+from yearchange_tui.workflow.units import (
+    NoCurrentYearError,
+    QueueState,
+    current_school_year,
+    utcnow,
+)
 
 
 class DatabaseEngineClient:
@@ -139,12 +146,7 @@ class DatabaseEngineClient:
                 Project, Project.id == Establishment.project_id)
                 .order_by(Establishment.uai)).all()
             units, dry_runs = year_units(session, year.id)
-            tasks: dict[tuple[int, str], EngineTask] = {}
-            for task in session.scalars(select(EngineTask).where(
-                    EngineTask.school_year_id == year.id,
-                    EngineTask.status.in_([TaskStatus.QUEUED, TaskStatus.WAITING]))
-                    .order_by(EngineTask.id)):
-                tasks[(task.establishment_id, task.milestone)] = task
+            tasks = latest_tasks(session, year.id)
             rejects = _reject_counts(session)
             views = []
             for establishment_id, uai, name, kind, project_code in rows:
@@ -202,6 +204,20 @@ class DatabaseEngineClient:
             session.add(row)
             session.flush()
             return row.id
+
+    def request_list(self, limit: int | None = 200) -> list[RequestView]:
+        """The requests, newest first (every one when ``limit`` is None)."""
+        with self.database.session() as session:
+            query = select(EngineRequest).order_by(EngineRequest.id.desc())
+            if limit is not None:
+                query = query.limit(limit)
+            return [RequestView(
+                id=row.id, created_at=as_utc(row.created_at) or row.created_at,
+                requested_by=row.requested_by, action=row.action,
+                what=describe_request(row.action, _json(row.params)),
+                status=RequestStatus(row.status), message=row.message or "",
+                finished_at=as_utc(row.finished_at), read_only=bool(row.requester_read_only))
+                for row in session.scalars(query)]
 
     def request_outcome(self, request_id: int) -> RequestOutcome | None:
         """Where a request stands: the engine's answer and the units it queued."""
@@ -265,10 +281,81 @@ class DatabaseEngineClient:
         return None
 
 
-def _unit_view(uai: str, step: Step, unit: StepUnit | None, planned: Any,
-               task: EngineTask | None, dry_run_done: bool, now: dt.datetime) -> UnitView:
+def latest_tasks(session: Any, school_year_id: int,
+                 establishment_id: int | None = None) -> dict[tuple[int, str], EngineTask]:
+    """The newest engine task of each (establishment, milestone) of the year (of one
+    establishment when given)."""
+    newest = select(func.max(EngineTask.id)).where(
+        EngineTask.school_year_id == school_year_id)
+    if establishment_id is not None:
+        newest = newest.where(EngineTask.establishment_id == establishment_id)
+    newest = newest.group_by(
+        EngineTask.establishment_id, EngineTask.milestone)
+    return {(task.establishment_id, task.milestone): task
+            for task in session.scalars(select(EngineTask).where(EngineTask.id.in_(newest)))}
+
+
+def unit_state(unit: StepUnit | None,
+               task: EngineTask | None) -> tuple[UnitStatus, QueueState | None, str]:
+    """What a unit's cell shows: its status, its place in the queue, and why.
+
+    The unit's own row wins once it ran (running, done, failed, blocked, missed). A unit
+    not started yet reads its newest engine task: queued, waiting for a prerequisite, or
+    refused / failed before the unit began (a step-4 request before any delivery leaves no
+    unit row: the cell says the refusal, not the planned date). A unit that began and is
+    back to pending was interrupted (cancelled, or the engine stopped) and resumes later.
+    """
     status = UnitStatus(unit.status) if unit is not None else UnitStatus.PENDING
     error = unit.error if unit is not None else ""
+    if status in (UnitStatus.RUNNING, UnitStatus.DONE, UnitStatus.SKIPPED):
+        return status, None, error
+    task_status = TaskStatus(task.status) if task is not None else None
+    reason = (task.reason or "") if task is not None else ""
+    if task_status in (TaskStatus.QUEUED, TaskStatus.RUNNING):
+        return UnitStatus.PENDING, QueueState.QUEUED, reason or "en file d'attente du moteur"
+    if task_status is TaskStatus.WAITING:
+        return UnitStatus.PENDING, QueueState.WAITING, reason
+    if status is not UnitStatus.PENDING:
+        return status, None, error
+    started = unit is not None and (unit.attempts or 0) > 0
+    if started:
+        return status, QueueState.INTERRUPTED, error or reason
+    request = f" (demande n° {task.request_id})" if task is not None and task.request_id else ""
+    if task_status is TaskStatus.BLOCKED:
+        return UnitStatus.BLOCKED, None, f"refusée par le moteur{request} : {reason}"
+    if task_status is TaskStatus.FAILED:
+        return UnitStatus.FAILED, None, f"en échec{request} : {reason}"
+    return status, None, error
+
+
+def queue_states(session: Any, school_year_id: int
+                 ) -> dict[tuple[int, str], tuple[UnitStatus, QueueState | None, str]]:
+    """:func:`unit_state` of every unit or task of the year, by (establishment, step key)."""
+    units, _dry_runs = year_units(session, school_year_id)
+    tasks = latest_tasks(session, school_year_id)
+    keys = {(establishment_id, step.value) for establishment_id, step in units} | {
+        key for key in tasks if key[1] in {step.value for step in Step}}
+    return {(establishment_id, key): unit_state(units.get((establishment_id, Step(key))),
+                                                tasks.get((establishment_id, key)))
+            for establishment_id, key in keys}
+
+
+def queue_table(database: Database
+                ) -> dict[tuple[str, str], tuple[UnitStatus, QueueState | None, str]]:
+    """:func:`queue_states` of the current change-over by (UAI, step key) (``status``)."""
+    with database.session() as session:
+        try:
+            year = current_school_year(session)
+        except NoCurrentYearError:
+            return {}
+        uais = dict(session.execute(select(Establishment.id, Establishment.uai)).all())
+        return {(uais[establishment_id], key): state for (establishment_id, key), state
+                in queue_states(session, year.id).items() if establishment_id in uais}
+
+
+def _unit_view(uai: str, step: Step, unit: StepUnit | None, planned: Any,
+               task: EngineTask | None, dry_run_done: bool, now: dt.datetime) -> UnitView:
+    status, queue, error = unit_state(unit, task)
     done = unit.progress_done if unit is not None else 0
     total = unit.progress_total if unit is not None else 0
     rate = eta = None
@@ -277,17 +364,14 @@ def _unit_view(uai: str, step: Step, unit: StepUnit | None, planned: Any,
         if elapsed > 0:
             rate = done / elapsed
             eta = max(0.0, (total - done) / rate) if total else None
-    if status not in (UnitStatus.RUNNING, UnitStatus.DONE) and task is not None:
-        if TaskStatus(task.status) is TaskStatus.WAITING:
-            status, error = UnitStatus.PENDING, task.reason
-        else:
-            status, error = UnitStatus.PENDING, task.reason or "en file d'attente du moteur"
-    elif status is UnitStatus.PENDING and not error and planned is not None and planned.note:
+    if status is UnitStatus.PENDING and queue is None and not error and (
+            planned is not None and planned.note):
         error = planned.note
     return UnitView(uai=uai, step=step, status=status,
                     planned_on=planned.on_date if planned is not None else None,
                     progress_done=done, progress_total=total, rate_per_s=rate, eta_s=eta,
-                    error=error, dry_run_done=dry_run_done)
+                    error=error, dry_run_done=dry_run_done,
+                    queue=queue.value if queue is not None else "")
 
 
 def _json(text: str | None) -> dict[str, Any]:

@@ -21,17 +21,29 @@ class RequestStatus(enum.StrEnum):
 
     QUEUED = "queued"  # en file
     RUNNING = "running"  # en cours (imports)
-    DONE = "done"  # traitée
-    REFUSED = "refused"  # refusée (mode consultation, paramètre invalide…)
+    DONE = "done"  # fait
+    REFUSED = "refused"  # refusé (mode consultation, prérequis absent, paramètre invalide…)
+    NO_EFFECT = "no-effect"  # sans effet (0 unité en file : déjà faites, rien à relancer…)
     FAILED = "failed"  # échec
 
 
 REQUEST_STATUS_LABELS = {
     RequestStatus.QUEUED: "en file",
     RequestStatus.RUNNING: "en cours",
-    RequestStatus.DONE: "traitée",
-    RequestStatus.REFUSED: "refusée",
+    RequestStatus.DONE: "fait",
+    RequestStatus.REFUSED: "refusé",
+    RequestStatus.NO_EFFECT: "sans effet",
     RequestStatus.FAILED: "échec",
+}
+"""The French word of each request state (console requests screen, ``yearchange requests``)."""
+
+REQUEST_STATUS_GLYPHS = {
+    RequestStatus.QUEUED: "≡",
+    RequestStatus.RUNNING: "◐",
+    RequestStatus.DONE: "✓",
+    RequestStatus.REFUSED: "⊘",
+    RequestStatus.NO_EFFECT: "∅",
+    RequestStatus.FAILED: "✗",
 }
 
 

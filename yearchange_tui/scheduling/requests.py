@@ -17,7 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yearchange_tui.changeover.runner import ChangeoverRunner
-from yearchange_tui.scheduling.api import CHANGING_ACTIONS, RequestAction
+from yearchange_tui.changeover.steps import step_definition
+from yearchange_tui.scheduling.api import (
+    CHANGING_ACTIONS,
+    READ_ONLY_ENGINE_ACTIONS,
+    READ_ONLY_REFUSAL,
+    RequestAction,
+)
 from yearchange_tui.scheduling.import_requests import ImportRequests
 from yearchange_tui.scheduling.lease import set_paused
 from yearchange_tui.scheduling.models import (
@@ -40,7 +46,14 @@ from yearchange_tui.workflow.calendar import (
     set_date,
 )
 from yearchange_tui.workflow.establishments import EstablishmentRef, UnknownEstablishmentError
-from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
+from yearchange_tui.workflow.guards import GUARD_STEP_ORDER
+from yearchange_tui.workflow.models import (
+    STEP_PREREQUISITES,
+    GuardOverride,
+    Step,
+    StepUnit,
+    UnitStatus,
+)
 from yearchange_tui.workflow.units import current_school_year
 
 log = engine_log()
@@ -65,6 +78,18 @@ def queued_message(label: str, queued: int, done: int, busy: int) -> str:
     if busy:
         parts.append(f"{busy} déjà en file ou en cours")
     return ", ".join(parts)
+
+
+def queued_answer(label: str, queued: int, done: int, busy: int) -> Answer:
+    """Done when units were queued, else « sans effet » with what the engine found."""
+    status = RequestStatus.DONE if queued else RequestStatus.NO_EFFECT
+    return status, queued_message(label, queued, done, busy)
+
+
+def list_for(uais: list[str], limit: int = 5) -> str:
+    """``A, B, C`` or ``A, B, C… (+12)`` for a message."""
+    shown = ", ".join(uais[:limit])
+    return shown + (f"… (+{len(uais) - limit})" if len(uais) > limit else "")
 
 
 @dataclass
@@ -105,6 +130,10 @@ class RequestHandlers:
             row.message = message
             if status is not RequestStatus.RUNNING:
                 row.finished_at = self.state.clock()
+            if status is RequestStatus.REFUSED:
+                audit(session, f"request:{action}", "refused", details={
+                    "request_id": request_id, "requested_by": requested_by,
+                    "read_only_client": bool(row.requester_read_only), "reason": message})
         level = {RequestStatus.REFUSED: "warning", RequestStatus.FAILED: "error"}.get(
             status, "info")
         self.state.events.record("request", f"Demande n°{request_id} ({action}) : {message}",
@@ -123,9 +152,9 @@ class RequestHandlers:
             action = RequestAction(action_value)
         except ValueError:
             return RequestStatus.REFUSED, f"action inconnue « {action_value} »"
-        if action in CHANGING_ACTIONS and (self.state.config.read_only or requester_read_only):
-            return RequestStatus.REFUSED, ("mode consultation : cette demande modifierait les "
-                                           "données, elle est refusée")
+        if action in CHANGING_ACTIONS and (requester_read_only or (
+                self.state.config.read_only and action not in READ_ONLY_ENGINE_ACTIONS)):
+            return RequestStatus.REFUSED, READ_ONLY_REFUSAL
         handlers: dict[RequestAction, Callable[[int, RequestAction, dict[str, Any]], Answer]] = {
             RequestAction.RUN: self.run,
             RequestAction.DRY_RUN: self.dry_run,
@@ -201,16 +230,54 @@ class RequestHandlers:
         milestone = parse_milestone(str(params["step"]))
         if not milestone.runs_units:
             raise ValueError(f"« {milestone.label} » n'est pas une opération exécutable")
-        queued, done, busy = self.queue_tasks(request_id, "request", milestone,
-                                              self.refs(params))
-        return RequestStatus.DONE, queued_message(milestone.label, queued, done, busy)
+        refs = self.refs(params)
+        if milestone.step is not None and step_definition(milestone.step).confirm:
+            refusal = self.unmet_prerequisites(milestone.step, refs)
+            if refusal:
+                return RequestStatus.REFUSED, refusal
+        return queued_answer(milestone.label,
+                             *self.queue_tasks(request_id, "request", milestone, refs))
+
+    def unmet_prerequisites(self, step: Step, refs: list[EstablishmentRef]) -> str:
+        """Why a destructive step may not be queued for ``refs`` (empty: it may).
+
+        A destructive step is never held until its prerequisite is done: it would then run
+        later with nobody watching. The whole request is refused with the establishments
+        whose prerequisite is not done (an MOE override of the step order lifts it).
+        """
+        prerequisites = STEP_PREREQUISITES[step]
+        if not prerequisites:
+            return ""
+        ids = [ref.id for ref in refs]
+        with self.state.database.session() as session:
+            year = current_school_year(session)
+            overrides = {row for row in session.scalars(select(
+                GuardOverride.establishment_id).where(
+                GuardOverride.guard == GUARD_STEP_ORDER, GuardOverride.revoked.is_(False)))}
+            if None in overrides:
+                return ""
+            done = {(row[0], row[1]) for row in session.execute(select(
+                StepUnit.establishment_id, StepUnit.step).where(
+                StepUnit.establishment_id.in_(ids), StepUnit.school_year_id == year.id,
+                StepUnit.step.in_(list(prerequisites)), StepUnit.status == UnitStatus.DONE))}
+        lines = []
+        for prerequisite in prerequisites:
+            missing = [ref.uai for ref in refs if ref.id not in overrides
+                       and (ref.id, prerequisite) not in done]
+            if missing:
+                lines.append(f"l'étape {prerequisite.number} ({prerequisite.label}) n'est pas "
+                             f"terminée pour {len(missing)} établissement(s) : "
+                             f"{list_for(missing)}")
+        if not lines:
+            return ""
+        return (f"étape {step.number} refusée : " + " ; ".join(lines)
+                + f". Lancez d'abord l'étape préalable, puis redemandez l'étape {step.number}")
 
     def dry_run(self, request_id: int, _action: RequestAction,
                 params: dict[str, Any]) -> Answer:
         """``dry-run``: queue the dry run of the named establishments."""
-        queued, done, busy = self.queue_tasks(request_id, "request", Milestone.DRY_RUN,
-                                              self.refs(params))
-        return RequestStatus.DONE, queued_message(Milestone.DRY_RUN.label, queued, done, busy)
+        return queued_answer(Milestone.DRY_RUN.label, *self.queue_tasks(
+            request_id, "request", Milestone.DRY_RUN, self.refs(params)))
 
     def pause(self, _request_id: int, _action: RequestAction,
               _params: dict[str, Any]) -> Answer:
@@ -242,8 +309,11 @@ class RequestHandlers:
                     task.reason = f"annulée par l'opérateur (demande n°{request_id})"
                     task.finished_at = self.state.clock()
                     removed += 1
-        return RequestStatus.DONE, (f"{removed} unité(s) retirée(s) de la file, {stopping} en "
-                                    "cours s'arrête(nt) à leur prochain point de reprise")
+        message = (f"{removed} unité(s) retirée(s) de la file, {stopping} en cours "
+                   "s'arrête(nt) à leur prochain point de reprise")
+        if not removed and not stopping:
+            return RequestStatus.NO_EFFECT, "aucune unité en file ni en cours à annuler"
+        return RequestStatus.DONE, message
 
     def retry(self, request_id: int, _action: RequestAction,
               params: dict[str, Any]) -> Answer:
@@ -274,9 +344,9 @@ class RequestHandlers:
             queued += q
             busy += b
         if not failed:
-            return RequestStatus.DONE, "aucune unité en échec à relancer"
-        return RequestStatus.DONE, (f"{queued} unité(s) en échec relancée(s)"
-                                    + (f", {busy} déjà en file" if busy else ""))
+            return RequestStatus.NO_EFFECT, "aucune unité en échec à relancer"
+        return (RequestStatus.DONE if queued else RequestStatus.NO_EFFECT), (
+            f"{queued} unité(s) en échec relancée(s)" + (f", {busy} déjà en file" if busy else ""))
 
     def set_date(self, _request_id: int, _action: RequestAction,
                  params: dict[str, Any]) -> Answer:

@@ -69,6 +69,7 @@ from yearchange_tui.tui.rejects_source import (
     open_rejects_source,
 )
 from yearchange_tui.tui.school_life_source import DatabaseSchoolLifeSource, SchoolLifeSource
+from yearchange_tui.tui.screens.base import ConsoleScreen
 from yearchange_tui.tui.screens.detail import DetailScreen
 from yearchange_tui.tui.screens.grid import GridScreen
 from yearchange_tui.tui.screens.log import LogScreen
@@ -81,6 +82,7 @@ from yearchange_tui.tui.screens.modals import (
     list_uais,
 )
 from yearchange_tui.tui.screens.rejects import RejectsScreen
+from yearchange_tui.tui.screens.requests import RequestsScreen
 from yearchange_tui.tui.screens.school_life import SchoolLifeScreen
 from yearchange_tui.tui.screens.timeline import TimelineScreen
 from yearchange_tui.tui.theming import (
@@ -97,7 +99,8 @@ DRAIN_INTERVAL = 0.1
 """Seconds between two drains of the board: the console redraws at most 10 times a second."""
 
 EVENT_MEMORY = 5000
-SCREEN_SCOPES = frozenset({"grid", "timeline", "rejects", "log", "detail", "school-life"})
+SCREEN_SCOPES = frozenset({"grid", "timeline", "rejects", "log", "detail", "school-life",
+                           "requests"})
 """Screens with bindings of their own (a binding's scope is its screen's HELP_NAME)."""
 
 
@@ -153,7 +156,7 @@ class YearChangeApp(App[int]):
     COMMAND_PALETTE_BINDING = "f9"
     BINDINGS = bindings_for("app")
     MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {"grid": GridScreen, "timeline": TimelineScreen, "rejects": RejectsScreen,
-             "log": LogScreen}
+             "log": LogScreen, "requests": RequestsScreen}
     DEFAULT_MODE = "grid"
 
     def __init__(self, client: EngineClient, *, read_only: bool = False,
@@ -471,8 +474,19 @@ class YearChangeApp(App[int]):
     # -- app actions -----------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Nothing that changes data in read-only mode."""
-        return not (action in CHANGING_ACTION_NAMES and self.read_only)
+        """Nothing that changes data in read-only mode (shown greyed, see :meth:`run_action`)."""
+        return None if action in CHANGING_ACTION_NAMES and self.read_only else True
+
+    async def run_action(self, action: Any, default_namespace: Any = None,
+                         namespaces: Any = None) -> bool:
+        """In read-only mode a key that would change data says why instead of doing it."""
+        if self.read_only and isinstance(action, str):
+            target, name, _params = self._parse_action(
+                action, self if default_namespace is None else default_namespace, namespaces)
+            if name in CHANGING_ACTION_NAMES and isinstance(target, ConsoleScreen):
+                self.notify(read_only_reason(name), severity="warning", timeout=5)
+                return True
+        return await super().run_action(action, default_namespace, namespaces)
 
     async def action_show_mode(self, mode: str) -> None:
         """F2, F3, F4, F6: switch screens (closing a detail screen on the way)."""
@@ -501,10 +515,10 @@ class YearChangeApp(App[int]):
             for spec in SPECS:
                 if spec.scope != spec_scope:
                     continue
+                label = f"{spec.label}  [{spec.id}]"
                 if spec.changes_data and self.read_only:
-                    continue
-                rows.append((display_keys(effective_keys(spec.id, self.keymap)),
-                             f"{spec.label}  [{spec.id}]"))
+                    label = f"{spec.label} — indisponible en mode consultation  [{spec.id}]"
+                rows.append((display_keys(effective_keys(spec.id, self.keymap)), label))
         if scope == "grid":
             rows.insert(0, ("↑ ↓ ← →, PgPréc, PgSuiv", "Déplacer le curseur"))
         return rows
@@ -593,6 +607,8 @@ class YearChangeApp(App[int]):
              partial(self.action_show_mode, "rejects"), False),
             ("Aller au journal", "Évènements du moteur", "show-log",
              partial(self.action_show_mode, "log"), False),
+            ("Aller aux demandes", "Demandes au moteur : état et réponse", "show-requests",
+             partial(self.action_show_mode, "requests"), False),
             ("Actualiser", "Relire le moteur maintenant", "refresh", self.action_refresh_data,
              False),
             ("Quitter", "Fermer la console", "quit", self.action_request_quit, False),
@@ -604,7 +620,8 @@ class YearChangeApp(App[int]):
              "run-step", "run_step"),
             ("Suspendre ou reprendre le moteur", "Pause / reprise", "pause-resume",
              "pause_resume"),
-            ("Annuler les unités en cours", "De la sélection, ou toutes", "cancel", "cancel"),
+            ("Annuler les unités en cours ou en file",
+             "Établissements marqués, sinon celui du curseur", "cancel", "cancel"),
             ("Relancer les échecs", "Unités en échec de la sélection", "retry-failed",
              "retry_failed"),
             ("Modifier une date planifiée", "Colonne du curseur, sélection", "edit-dates",
@@ -664,10 +681,22 @@ def answer_message(success: str, request_id: int,
                                "error")
     if outcome.status is RequestStatus.FAILED:
         return RequestAnswered(f"Demande n° {request_id} en échec : {said}", "error")
+    if outcome.status is RequestStatus.NO_EFFECT:
+        return RequestAnswered(f"Sans effet (demande n° {request_id}) : {said}", "warning")
     return RequestAnswered(f"Moteur (demande n° {request_id}) : {said}", "information")
 
 
 _CHANGING_IDS = frozenset(spec.id for spec in SPECS if spec.changes_data)
+_LABEL_OF_ACTION = {spec.action: spec.label for spec in SPECS if spec.changes_data}
+
+
+def read_only_reason(action_name: str) -> str:
+    """Why a key does nothing in read-only mode (French, shown instead of the action)."""
+    label = _LABEL_OF_ACTION.get(action_name, "Cette action")
+    why = ("un passage à blanc enregistre son rapport, celui auquel l'exécution réelle est "
+           "comparée" if action_name == "dry_run" else "elle modifierait les données")
+    return (f"Mode consultation : « {label} » est indisponible — {why} ; le moteur refuserait "
+            "la demande. Rien n'a été envoyé.")
 
 
 # -- building the console from the command line ----------------------------------------------

@@ -26,7 +26,7 @@ class KeySpec:
     keys: str
     action: str
     label: str
-    scope: str  # app, grid, rejects, log, detail, timeline, school-life
+    scope: str  # app, grid, rejects, log, detail, timeline, school-life, requests
     changes_data: bool = False
     show: bool = True
     key_display: str | None = None
@@ -73,6 +73,8 @@ SPECS: tuple[KeySpec, ...] = (
     KeySpec("import-timetable", "I", "import_timetable", "Import EDT", "grid",
             changes_data=True, show=False, key_display="Maj+I"),
     KeySpec("school-life", "v", "school_life", "Vie scolaire", "grid", show=False),
+    KeySpec("show-requests", "D", "show_requests", "Demandes", "grid", show=False,
+            key_display="Maj+D"),
     # Rejects browser.
     KeySpec("rejects-search", "slash", "search", "Rechercher", "rejects", key_display="/"),
     KeySpec("rejects-detail", "enter", "toggle_detail", "Détail", "rejects", show=False,
@@ -87,6 +89,9 @@ SPECS: tuple[KeySpec, ...] = (
     KeySpec("log-search", "slash", "search", "Filtrer", "log", key_display="/"),
     KeySpec("log-level", "n", "cycle_level", "Niveau", "log"),
     KeySpec("log-clear", "escape", "clear_search", "Effacer le filtre", "log", show=False,
+            key_display="Échap"),
+    # Requests to the engine.
+    KeySpec("requests-close", "escape", "close", "Retour à la grille", "requests",
             key_display="Échap"),
     # Establishment detail.
     KeySpec("detail-close", "escape", "close", "Fermer", "detail", key_display="Échap"),

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
 from yearchange_tui.ent.models import Establishment, Project
+from yearchange_tui.scheduling.client import latest_tasks, unit_state
 from yearchange_tui.tui.rejects_source import (
     SEVERITY_ORDER,
     RejectQuery,
@@ -64,6 +65,7 @@ class StepHistory:
     dry_run_counts: dict[str, int] = field(default_factory=dict)
     dry_run_at: dt.datetime | None = None
     warnings: tuple[str, ...] = ()
+    queue: str = ""  # a QueueState value when the unit waits in the engine's queue
 
 
 @dataclass(frozen=True)
@@ -144,16 +146,18 @@ class DatabaseDetailSource:
                     DryRunReport.school_year_id == year.id).order_by(DryRunReport.created_at)):
                 reports[report.step] = report
             steps = []
+            tasks = latest_tasks(session, year.id, establishment.id)
             for step in Step:
                 unit = units.get(step)
                 report = reports.get(step)
+                status, queue, error = unit_state(unit, tasks.get((establishment.id, step.value)))
                 steps.append(StepHistory(
                     key=step.value, label=f"{step.number} {step.label}",
-                    status=str(unit.status.value) if unit else "pending",
+                    status=status.value, queue=queue.value if queue is not None else "",
                     started_at=unit.started_at if unit else None,
                     finished_at=unit.finished_at if unit else None,
                     attempts=unit.attempts if unit else 0,
-                    error=unit.error if unit else "",
+                    error=error,
                     real_counts=_json(unit.counts if unit else "", {}),
                     dry_run_counts=_json(report.counts if report else "", {}),
                     dry_run_at=report.created_at if report else None,

@@ -23,8 +23,10 @@ from yearchange_tui.scheduling.api import (
     MaintenanceWindow,
     RequestAction,
     RequestOutcome,
+    RequestView,
     TaskView,
     UnitView,
+    describe_request,
 )
 from yearchange_tui.scheduling.models import RequestStatus, TaskStatus
 from yearchange_tui.tui.detail_source import ArchiveInfo, EstablishmentDetail, StepHistory
@@ -110,6 +112,8 @@ class FakeEngine:
         self.auto = auto
         self.step_total = step_total
         self.requests: list[tuple[RequestAction, dict[str, Any]]] = []
+        self.answers: dict[int, tuple[RequestStatus, str]] = {}
+        """The engine's answer to each request, by id, when ``auto`` gave one."""
         self.rejects = MemoryRejectsSource(self._initial_rejects())
         self.now = FIXED_NOW
         self._running: set[tuple[str, str]] = set()
@@ -155,9 +159,23 @@ class FakeEngine:
                     status = unit.status if unit is not None else UnitStatus.PENDING
                     tasks.append(TaskView(uai, key, _TASK_OF_UNIT[status],
                                           unit.error if unit is not None else ""))
-            return RequestOutcome(request_id, action.value,
-                                  RequestStatus.DONE if self.auto else RequestStatus.QUEUED,
+            status, message = self.answers.get(request_id, (
+                RequestStatus.DONE if self.auto else RequestStatus.QUEUED, ""))
+            return RequestOutcome(request_id, action.value, status, message,
                                   tasks=tuple(tasks))
+
+    def request_list(self, limit: int | None = 200) -> list[RequestView]:
+        """The recorded requests, newest first (done at once when ``auto``)."""
+        with self._lock:
+            views = [RequestView(
+                id=index + 1, created_at=self.now, requested_by="console-test:4242",
+                action=action.value, what=describe_request(action.value, params),
+                status=self.answers.get(index + 1, (
+                    RequestStatus.DONE if self.auto else RequestStatus.QUEUED, ""))[0],
+                message=self.answers.get(index + 1, (RequestStatus.DONE, ""))[1])
+                for index, (action, params) in enumerate(self.requests)]
+        views.reverse()
+        return views if limit is None else views[:limit]
 
     def request(self, action: RequestAction, **params: Any) -> int:
         """Record a request; refuse changing ones when read-only; react when ``auto``."""
@@ -168,7 +186,9 @@ class FakeEngine:
             self.requests.append((action, dict(params)))
             request_id = len(self.requests)
             if self.auto:
-                self._react(action, params)
+                answer = self._react(action, params)
+                if answer is not None:
+                    self.answers[request_id] = answer
         return request_id
 
     # -- scripting -----------------------------------------------------------------------------
@@ -273,12 +293,20 @@ class FakeEngine:
 
     # -- reactions -----------------------------------------------------------------------------
 
-    def _react(self, action: RequestAction, params: dict[str, Any]) -> None:
+    def _start(self, uai: str, key: str) -> None:
+        """Start a unit, or queue it while the engine is paused."""
+        if self._status.paused:
+            self.set_unit(uai, key, status=UnitStatus.PENDING, queue="queued", error="")
+        else:
+            self.set_unit(uai, key, status=UnitStatus.RUNNING, progress_done=0,
+                          progress_total=self.step_total, error="", queue="")
+
+    def _react(self, action: RequestAction,
+               params: dict[str, Any]) -> tuple[RequestStatus, str] | None:
         uais = list(params.get("uais") or [])
         if action is RequestAction.DRY_RUN:
             for uai in uais:
-                self.set_unit(uai, "dry-run", status=UnitStatus.RUNNING, progress_done=0,
-                              progress_total=self.step_total)
+                self._start(uai, "dry-run")
             self.log(f"Passage à blanc demandé pour {len(uais)} établissement(s).")
         elif action in (RequestAction.RUN, RequestAction.RETRY):
             step = str(params["step"])
@@ -287,23 +315,36 @@ class FakeEngine:
                 if action is RequestAction.RETRY and (unit is None or unit.status not in (
                         UnitStatus.FAILED, UnitStatus.BLOCKED)):
                     continue
-                self.set_unit(uai, step, status=UnitStatus.RUNNING, progress_done=0,
-                              progress_total=self.step_total, error="")
+                self._start(uai, step)
             self.log(f"Étape {Step(step).number} demandée pour {len(uais)} établissement(s).")
         elif action is RequestAction.PAUSE:
             self.set_status(paused=True)
             self.log("Moteur en pause : aucune nouvelle unité ne démarre.")
         elif action is RequestAction.RESUME:
             self.set_status(paused=False)
+            for uai, view in list(self._views.items()):
+                for key, unit in view.units.items():
+                    if unit.queue == "queued":
+                        self._start(uai, str(key))
             self.log("Moteur relancé.")
         elif action is RequestAction.CANCEL:
-            for uai, view in self._views.items():
+            removed = stopping = 0
+            for uai, view in list(self._views.items()):
                 if uais and uai not in uais:
                     continue
                 for key, unit in view.units.items():
-                    if unit.status is UnitStatus.RUNNING:
-                        self.set_unit(uai, str(key), status=UnitStatus.PENDING, progress_done=0)
+                    if unit.status is UnitStatus.RUNNING and str(key) != "access-block":
+                        self.set_unit(uai, str(key), status=UnitStatus.PENDING, progress_done=0,
+                                      queue="interrupted")
+                        stopping += 1
+                    elif unit.queue in ("queued", "waiting"):
+                        self.set_unit(uai, str(key), queue="")
+                        removed += 1
             self.log("Unités annulées.", "warning")
+            if not removed and not stopping:
+                return RequestStatus.NO_EFFECT, "aucune unité en file ni en cours à annuler"
+            return RequestStatus.DONE, (f"{removed} unité(s) retirée(s) de la file, {stopping} "
+                                        "en cours s'arrête(nt) à leur prochain point de reprise")
         elif action is RequestAction.SET_DATE:
             day = params["date"]
             column = {"warning": "warnings", "access-block-start": "access-block"}.get(
@@ -317,6 +358,7 @@ class FakeEngine:
             self.reject(first, "ELEVE_SANS_CLASSE", "Élève sans classe dans la livraison.")
         elif action is RequestAction.IMPORT_TIMETABLE:
             self.log(f"Import d'emploi du temps : {params.get('path')} ({params.get('uai')})")
+        return None
 
     def _initial_rejects(self) -> list[RejectRow]:
         rows = []

@@ -20,6 +20,13 @@ from typing import Any
 from yearchange_tui.changeover.steps import UNIT_STEPS, StepDefinition
 from yearchange_tui.scheduling.api import EstablishmentView
 from yearchange_tui.workflow.models import UNIT_STATUS_GLYPHS, UNIT_STATUS_LABELS, UnitStatus
+from yearchange_tui.workflow.units import (
+    QUEUE_STATE_GLYPHS,
+    QUEUE_STATE_LABELS,
+    QUEUE_STATE_NARROW,
+    QUEUE_STATE_SHORT,
+    QueueState,
+)
 
 
 class Density(enum.Enum):
@@ -88,6 +95,7 @@ NARROW_WORDS = {
     UnitStatus.SKIPPED: "ign.",
 }
 MEDIUM_WORDS = {**UNIT_STATUS_LABELS, UnitStatus.PENDING: "attente"}
+QUEUE_WIDE_WORDS = {**QUEUE_STATE_SHORT, QueueState.INTERRUPTED: "interrompu"}
 
 # Most urgent first: the order of the state sort and of the header counts.
 STATUS_URGENCY = (UnitStatus.FAILED, UnitStatus.BLOCKED, UnitStatus.MISSED,
@@ -118,10 +126,13 @@ class CellState:
     percent: int | None = None
     word: str | None = None  # replaces the status word (e.g. "actif" for the access block)
     detail: str = ""  # longer French text for the info line (error, rate, ETA)
+    queue: QueueState | None = None  # queued, waiting for a prerequisite, interrupted
 
     @property
     def glyph(self) -> str:
         """The non-colour signal of the status."""
+        if self.queue is not None:
+            return QUEUE_STATE_GLYPHS[self.queue]
         return GLYPH_NOT_PLANNED if self.status is None else UNIT_STATUS_GLYPHS[self.status]
 
     @property
@@ -129,6 +140,8 @@ class CellState:
         """The full French word of the state."""
         if self.word:
             return self.word
+        if self.queue is not None:
+            return QUEUE_STATE_LABELS[self.queue]
         if self.status is None:
             return WORD_NOT_PLANNED
         if self.status is UnitStatus.PENDING:
@@ -145,6 +158,10 @@ class CellState:
         status = self.status
         if status is None:
             return f"{GLYPH_NOT_PLANNED} —"
+        if self.queue is not None:
+            words = {Density.NARROW: QUEUE_STATE_NARROW, Density.MEDIUM: QUEUE_STATE_SHORT,
+                     Density.WIDE: QUEUE_WIDE_WORDS}[density]
+            return f"{self.glyph} {words[self.queue]}"
         glyph = UNIT_STATUS_GLYPHS[status]
         date = self.planned_on.strftime("%d/%m") if self.planned_on else ""
         percent = f"{self.percent} %" if self.percent is not None else ""
@@ -169,7 +186,8 @@ class CellState:
         parts = [f"{self.glyph} {self.status_word}"]
         if self.status is UnitStatus.RUNNING and self.percent is not None:
             parts.append(f"{self.percent} %")
-        if self.planned_on and self.status in (UnitStatus.PENDING, UnitStatus.MISSED, None):
+        if self.planned_on and self.queue is None and self.status in (
+                UnitStatus.PENDING, UnitStatus.MISSED, None):
             parts.append(f"le {self.planned_on.strftime('%d/%m/%Y')}")
         if self.detail:
             parts.append(f"— {self.detail}")
@@ -209,7 +227,9 @@ def _unit_cell(unit: Any) -> CellState:
     elif unit.error:
         detail = unit.error
     word = getattr(unit, "word", None)
-    return CellState(status, unit.planned_on, percent, word, detail)
+    queue_value = getattr(unit, "queue", "")
+    queue = QueueState(queue_value) if queue_value and status is UnitStatus.PENDING else None
+    return CellState(status, unit.planned_on, percent, word, detail, queue)
 
 
 def cells_for(view: EstablishmentView) -> dict[str, CellState]:

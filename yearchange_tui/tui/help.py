@@ -18,7 +18,13 @@ HELP_TEXTS: dict[str, tuple[str, str]] = {
          "de taper le nombre d'établissements (ou l'UAI s'il n'y en a qu'un).\n"
          "/ filtre par texte (UAI, nom, projet), f par état, k par type, o change l'ordre, "
          "g regroupe par projet, b change le volet du bas (progression, rejets, journal).\n"
-         "v ouvre l'assistant de la vie scolaire (étape 5) de l'établissement du curseur.")),
+         "v ouvre l'assistant de la vie scolaire (étape 5) de l'établissement du curseur.\n"
+         "Une unité pas encore lancée montre où elle en est dans la file du moteur : ≡ en "
+         "file, ⋯ en attente d'une étape préalable (unités du calendrier), ‖ interrompue "
+         "(annulée ou arrêtée en cours ; elle reprendra à son point de reprise). Une demande "
+         "refusée ou en échec avant le début de l'unité s'affiche ⊘ ou ✗ avec sa raison.\n"
+         "c annule ce qui est en cours ou en file sur les établissements marqués, sinon sur "
+         "celui du curseur. Maj+D liste toutes les demandes envoyées au moteur.")),
     "timeline": (
         "Calendrier de juin à septembre",
         ("Un jour par colonne quand la largeur le permet, sinon plusieurs jours par colonne. "
@@ -37,6 +43,15 @@ HELP_TEXTS: dict[str, tuple[str, str]] = {
         "Journal du moteur",
         ("Les évènements du moteur, du plus ancien au plus récent : ✗ erreur, ! avertissement, "
          "i information. n change le niveau minimal affiché, / filtre par texte.")),
+    "requests": (
+        "Demandes au moteur",
+        ("Chaque demande envoyée au moteur, de la plus récente à la plus ancienne : son "
+         "numéro, l'heure, ce qu'elle demande, son état et la réponse du moteur, puis qui l'a "
+         "envoyée. États : ≡ en file (aucun moteur ne l'a encore prise), ◐ en cours (import), "
+         "✓ fait, ∅ sans effet (le moteur n'a rien mis en file : unités déjà terminées, "
+         "aucun échec à relancer, rien à annuler), ⊘ refusé (mode consultation, étape "
+         "préalable non terminée, paramètre invalide), ✗ échec. La ligne du bas donne la "
+         "demande sous le curseur en entier. Échap revient à la grille.")),
     "detail": (
         "Détail d'un établissement",
         ("L'historique de chaque étape avec les comptes du passage à blanc à côté de ceux de "

@@ -7,6 +7,7 @@ them. Running a unit that is done is a no-op. The change-over runner
 
 from __future__ import annotations
 
+import enum
 import json
 from typing import Any
 
@@ -95,3 +96,41 @@ def fail_unit(unit: StepUnit, error: str) -> None:
     """Mark the unit failed with a French error."""
     unit.status = UnitStatus.FAILED
     unit.error = error
+
+
+class QueueState(enum.StrEnum):
+    """Where a unit that is not running stands in the engine's queue (shown, not stored:
+    the engine's tasks and the unit's attempts say it)."""
+
+    QUEUED = "queued"  # en file: the engine will start it
+    WAITING = "waiting"  # en attente d'une étape préalable (calendar units only)
+    INTERRUPTED = "interrupted"  # interrompue (cancelled or stopped mid-way; resumes later)
+
+
+QUEUE_STATE_LABELS = {
+    QueueState.QUEUED: "en file",
+    QueueState.WAITING: "en attente d'une étape",
+    QueueState.INTERRUPTED: "interrompu",
+}
+"""The full French word of each queue state (grid, detail, ``yearchange status``)."""
+
+QUEUE_STATE_SHORT = {
+    QueueState.QUEUED: "en file",
+    QueueState.WAITING: "prérequis",
+    QueueState.INTERRUPTED: "interr.",
+}
+"""Words that fit a medium grid cell (glyph, space, at most 9 characters)."""
+
+QUEUE_STATE_NARROW = {
+    QueueState.QUEUED: "file",
+    QueueState.WAITING: "prér.",
+    QueueState.INTERRUPTED: "int.",
+}
+"""Words that fit a narrow (80-column) grid cell."""
+
+QUEUE_STATE_GLYPHS = {
+    QueueState.QUEUED: "≡",
+    QueueState.WAITING: "⋯",
+    QueueState.INTERRUPTED: "‖",
+}
+"""The non-colour signal of each queue state (distinct from every unit-status glyph)."""

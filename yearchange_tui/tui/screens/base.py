@@ -22,8 +22,9 @@ class ConsoleScreen(Screen[None]):
         return self.app  # type: ignore[return-value]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Nothing that changes data in read-only mode."""
-        return not (action in CHANGING_ACTION_NAMES and self.console.read_only)
+        """Nothing that changes data in read-only mode: the key shows greyed (None), and
+        pressing it says why (``YearChangeApp.run_action``)."""
+        return None if action in CHANGING_ACTION_NAMES and self.console.read_only else True
 
     def update_grid_header(self) -> None:
         """The engine header over the grid's visible establishments and filter."""

@@ -23,6 +23,7 @@ from yearchange_tui.tui.screens.modals import StepChoiceModal
 from yearchange_tui.tui.widgets.engine_header import EngineHeader
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
 from yearchange_tui.workflow.models import UNIT_STATUS_GLYPHS, UNIT_STATUS_LABELS, UnitStatus
+from yearchange_tui.workflow.units import QUEUE_STATE_GLYPHS, QUEUE_STATE_LABELS, QueueState
 
 if TYPE_CHECKING:
     from yearchange_tui.tui.app import ModelChanges
@@ -42,6 +43,9 @@ def _counts_table(detail: EstablishmentDetail) -> Table:
     for step in detail.steps:
         status = UnitStatus(step.status)
         state = f"{UNIT_STATUS_GLYPHS[status]} {UNIT_STATUS_LABELS[status]}"
+        if step.queue:
+            queue = QueueState(step.queue)
+            state = f"{QUEUE_STATE_GLYPHS[queue]} {QUEUE_STATE_LABELS[queue]}"
         keys = sorted(set(step.dry_run_counts) | set(step.real_counts))
         if not keys:
             table.add_row(step.label, state, "—", "", "")

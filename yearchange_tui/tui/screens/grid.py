@@ -18,6 +18,7 @@ from yearchange_tui.tui.grid_model import (
     KIND_LABELS,
     STATE_FILTERS,
     STEP_COLUMN_KEYS,
+    GridModel,
     SortKey,
 )
 from yearchange_tui.tui.screens.base import ConsoleScreen
@@ -38,6 +39,7 @@ from yearchange_tui.workflow.models import (
     Step,
     UnitStatus,
 )
+from yearchange_tui.workflow.units import QueueState
 
 if TYPE_CHECKING:
     from yearchange_tui.tui.app import ModelChanges
@@ -53,6 +55,20 @@ MILESTONES = {"warnings": "warning", "access-block": "access-block-start"}
 def step_choices() -> list[tuple[str, str]]:
     """(key, label) of the engine's steps."""
     return [(step.value, f"{step.number} — {step.label}") for step in Step]
+
+
+def cancellable_units(model: GridModel, uais: list[str]) -> tuple[int, int]:
+    """(running, queued or waiting) units of ``uais`` that a cancel would stop."""
+    running = queued = 0
+    for uai in uais:
+        for key, cell in model.cells.get(uai, {}).items():
+            if key == "access-block":
+                continue  # a block in force is not work
+            if cell.status is UnitStatus.RUNNING:
+                running += 1
+            elif cell.queue in (QueueState.QUEUED, QueueState.WAITING):
+                queued += 1
+    return running, queued
 
 
 def event_line(event: EngineEventView) -> Text:
@@ -295,6 +311,10 @@ class GridScreen(ConsoleScreen):
             self.notify("Placez le curseur sur un établissement.", severity="warning")
         return uai
 
+    async def action_show_requests(self) -> None:
+        """Maj+D: every request sent to the engine, with its state and the engine's answer."""
+        await self.console.action_show_mode("requests")
+
     def action_school_life(self) -> None:
         """Open the step-5 wizard of the establishment under the cursor."""
         if uai := self._cursor_target():
@@ -358,22 +378,27 @@ class GridScreen(ConsoleScreen):
         self.console.confirm_pause_resume()
 
     def action_cancel(self) -> None:
-        """Cancel the running units of the selection (all when nothing is marked)."""
-        model = self.console.model
-        scope = self.console.marked
-        running = [(uai, key) for uai, key, _unit in model.running()
-                   if not scope or uai in scope]
-        if not running:
-            self.notify("Aucune unité en cours à annuler.", severity="warning")
+        """Cancel what runs or waits on the marked establishments, else the cursor row.
+
+        The engine stops what is running or queued on those establishments when it takes
+        the request (after Entrée), not what was running when the dialog opened.
+        """
+        targets = self._need_targets()
+        if not targets:
             return
-        uais = sorted({uai for uai, _key in running})
-        lines = [(f"{len(running)} unité(s) en cours sur {len(uais)} établissement(s) : "
-                  f"{list_uais(uais)}."),
-                 ("Une unité annulée s'arrête à son prochain point de reprise ; elle pourra "
-                  "être relancée.")]
-        self.console.confirm_and_send("Annuler des unités en cours", lines, None,
-                                      RequestAction.CANCEL, {"uais": uais if scope else []},
-                                      "Annulation demandée.")
+        running, queued = cancellable_units(self.console.model, targets)
+        where = (f"{len(targets)} établissement(s) marqué(s)" if self.console.marked
+                 else f"l'établissement {targets[0]}")
+        if not running and not queued:
+            self.notify(f"Aucune unité en cours ni en file pour {where}.", severity="warning")
+            return
+        lines = [f"{where[0].upper()}{where[1:]} : {list_uais(targets)}.",
+                 (f"{running} unité(s) en cours s'arrêteront à leur prochain point de reprise ; "
+                  f"{queued} unité(s) en file en seront retirées."),
+                 ("Le moteur annule ce qui est en cours ou en file sur ces établissements au "
+                  "moment où il reçoit la demande ; une unité annulée pourra être relancée.")]
+        self.console.confirm_and_send("Annuler des unités", lines, None, RequestAction.CANCEL,
+                                      {"uais": targets}, "Annulation demandée.")
 
     def action_edit_dates(self) -> None:
         """Set the planned date of the cursor column for the selection."""
