@@ -24,6 +24,7 @@ from yearchange_tui.cli.util import (
     refuse_in_read_only,
     settings_from_args,
 )
+from yearchange_tui.config import ConfigError
 from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.database import Access
 from yearchange_tui.scheduling.api import RequestAction
@@ -59,6 +60,8 @@ from yearchange_tui.workflow.calendar import (
     unset_date,
 )
 from yearchange_tui.workflow.establishments import normalise_uai
+from yearchange_tui.workflow.localtime import TimezoneError
+from yearchange_tui.workflow.localtime import configure as configure_operator_zone
 from yearchange_tui.workflow.units import current_school_year
 
 ACTIONS = ("run", "dry-run", "pause", "resume", "cancel", "retry", "import-aaf",
@@ -196,6 +199,24 @@ def _engine_settings(args: argparse.Namespace) -> dict[str, Any]:
 def _timezone_name(args: argparse.Namespace) -> str:
     return (getattr(args, "timezone", None) or _engine_settings(args).get("timezone")
             or DEFAULT_TIMEZONE)
+
+
+def configure_timezone(args: argparse.Namespace) -> None:
+    """Make the configured zone (``--timezone``, else ``[engine] timezone``, else
+    Europe/Paris) the operator's zone of this process: every time shown is in it.
+
+    Raises:
+        UsageError: for an unknown zone name.
+    """
+    try:
+        name = _timezone_name(args)
+    except (ConfigError, UsageError):
+        return  # a broken config file is reported by the command that reads it
+    try:
+        configure_operator_zone(name)
+    except TimezoneError as error:
+        raise UsageError(f"{error} (option --timezone ou clé timezone de la section "
+                         "[engine] du fichier de configuration)") from error
 
 
 # -- engine ------------------------------------------------------------------------------

@@ -207,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = getattr(args, "handler", open_console)
 
     try:
+        cli_engine.configure_timezone(args)
         status = handler(args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return status

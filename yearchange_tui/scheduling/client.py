@@ -52,12 +52,12 @@ from yearchange_tui.scheduling.spawn import (
 )
 from yearchange_tui.workflow.access_block import window_in_plan
 from yearchange_tui.workflow.calendar import (
-    DEFAULT_TIMEZONE,
     Plan,
     as_utc,
     build_plan,
     milestone_of,
 )
+from yearchange_tui.workflow.localtime import zone_name
 from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
 from yearchange_tui.workflow.units import NoCurrentYearError, current_school_year, utcnow
 
@@ -66,12 +66,12 @@ class DatabaseEngineClient:
     """An :class:`EngineClient` over the project database."""
 
     def __init__(self, database: Database, *, read_only: bool = False,
-                 timezone_name: str = DEFAULT_TIMEZONE, lease_ttl: dt.timedelta = DEFAULT_TTL,
+                 timezone_name: str | None = None, lease_ttl: dt.timedelta = DEFAULT_TTL,
                  spawned_pid: int | None = None,
                  clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.database = database
         self.read_only = read_only
-        self.timezone_name = timezone_name
+        self.timezone_name = timezone_name or zone_name()
         self.lease_ttl = lease_ttl
         self.spawned_pid = spawned_pid
         """Pid of the engine this console started (it is then "attaché")."""
@@ -312,7 +312,7 @@ def _reject_counts(session: Any) -> dict[int, int]:
 
 def connect(database: Database, storage: Path | str, *, read_only: bool = False,
             start_engine: bool = True, log_file: Path | None = None,
-            config_file: Path | None = None, timezone_name: str = DEFAULT_TIMEZONE,
+            config_file: Path | None = None, timezone_name: str | None = None,
             wait: float = 20.0) -> DatabaseEngineClient:
     """A client on the open ``database``; start a detached engine when none is live.
 
