@@ -63,6 +63,8 @@ class UnitView:
     eta_s: float | None = None
     error: str = ""
     dry_run_done: bool = False
+    word: str = ""  # replaces the state's word in the grid ("prévu", "en cours", "levé")
+    ends_on: dt.date | None = None  # last day of a milestone that spans days (access block)
 
     @property
     def percent(self) -> int:

@@ -50,14 +50,16 @@ from yearchange_tui.scheduling.spawn import (
     spawn_engine,
     wait_for_engine,
 )
-from yearchange_tui.workflow.access_block import window_in_plan
+from yearchange_tui.workflow.access_block import AccessWindow, BlockPhase, window_in_plan
 from yearchange_tui.workflow.calendar import (
+    Milestone,
     Plan,
     as_utc,
     build_plan,
     milestone_of,
+    notices_sent,
 )
-from yearchange_tui.workflow.localtime import zone_name
+from yearchange_tui.workflow.localtime import to_local, zone_name
 from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
 from yearchange_tui.workflow.units import NoCurrentYearError, current_school_year, utcnow
 
@@ -146,9 +148,11 @@ class DatabaseEngineClient:
                     .order_by(EngineTask.id)):
                 tasks[(task.establishment_id, task.milestone)] = task
             rejects = _reject_counts(session)
+            sent = notices_sent(session, year.start_year)
+            today = to_local(now).date()
             views = []
             for establishment_id, uai, name, kind, project_code in rows:
-                step_views = {}
+                step_views: dict[Any, UnitView] = {}
                 for step in Step:
                     unit = units.get((establishment_id, step))
                     milestone = milestone_of(step)
@@ -157,11 +161,13 @@ class DatabaseEngineClient:
                     step_views[step] = _unit_view(uai, step, unit, planned, task,
                                                   (establishment_id, step) in dry_runs, now)
                 window = window_in_plan(plan, establishment_id)
+                step_views.update(_milestone_views(
+                    uai, establishment_id, plan, step_views, sent, tasks, window, today))
                 views.append(EstablishmentView(
                     uai=uai, name=name, kind=str(getattr(kind, "value", kind)),
                     project_code=project_code, units=step_views,
                     reject_count=rejects.get(establishment_id, 0),
-                    access_blocked=window is not None and window.covers(now.date())))
+                    access_blocked=window is not None and window.covers(today)))
         return views
 
     def events_after(self, last_id: int, limit: int = 500) -> list[EngineEventView]:
@@ -288,6 +294,62 @@ def _unit_view(uai: str, step: Step, unit: StepUnit | None, planned: Any,
                     planned_on=planned.on_date if planned is not None else None,
                     progress_done=done, progress_total=total, rate_per_s=rate, eta_s=eta,
                     error=error, dry_run_done=dry_run_done)
+
+
+_DRY_RUN_STEPS = (Step.PURGE_TRASH, Step.ARCHIVE, Step.DELETE_OBSOLETE)
+_STARTED = (UnitStatus.RUNNING, UnitStatus.DONE, UnitStatus.FAILED, UnitStatus.BLOCKED)
+_QUEUED = "en file d'attente du moteur"
+
+
+def _scheduled_on(plan: Plan, establishment_id: int, milestone: Milestone) -> dt.date | None:
+    """The date the engine runs ``milestone`` for the establishment (what ``plan`` shows
+    and the scheduler reads), or None when it is not scheduled."""
+    planned = plan.get(establishment_id, milestone)
+    return planned.on_date if planned is not None and planned.schedulable else None
+
+
+def _milestone_views(uai: str, establishment_id: int, plan: Plan, steps: dict[Any, UnitView],
+                     sent: set[tuple[int, Milestone]],
+                     tasks: dict[tuple[int, str], EngineTask], window: AccessWindow | None,
+                     today: dt.date) -> dict[str, UnitView]:
+    """The grid's milestone columns (``dry-run``, ``warnings``, ``access-block``) from the
+    engine's own sources: the plan it schedules from, the dry-run reports, the audited
+    warnings, the queue, and the access block's window (:mod:`~yearchange_tui.workflow.
+    access_block`) at the operator's date. A column left out is not planned."""
+    views: dict[str, UnitView] = {}
+    day = _scheduled_on(plan, establishment_id, Milestone.DRY_RUN)
+    real = [steps.get(step) for step in _DRY_RUN_STEPS]
+    if all(unit is not None and unit.dry_run_done for unit in real):
+        views["dry-run"] = UnitView(uai, Step.PURGE_TRASH, UnitStatus.DONE, planned_on=day)
+    elif any(unit is not None and unit.status in _STARTED for unit in real):
+        views["dry-run"] = UnitView(uai, Step.PURGE_TRASH, UnitStatus.SKIPPED, planned_on=day,
+                                    error="étapes 1 à 3 déjà lancées")
+    elif (establishment_id, Milestone.DRY_RUN.value) in tasks:
+        views["dry-run"] = UnitView(uai, Step.PURGE_TRASH, UnitStatus.PENDING, planned_on=day,
+                                    error=_QUEUED)
+    elif day is not None:
+        views["dry-run"] = UnitView(uai, Step.PURGE_TRASH, UnitStatus.PENDING, planned_on=day)
+    notices = (Milestone.WARNING, Milestone.SECOND_WARNING)
+    scheduled = {m: _scheduled_on(plan, establishment_id, m) for m in notices}
+    waiting = [m for m in notices if scheduled[m] is not None
+               and (establishment_id, m) not in sent]
+    queued = any((establishment_id, m.value) in tasks for m in notices)
+    if waiting or queued:
+        first = waiting[0] if waiting else Milestone.WARNING
+        views["warnings"] = UnitView(uai, Step.DELETE_OBSOLETE, UnitStatus.PENDING,
+                                     planned_on=scheduled[first],
+                                     error=_QUEUED if queued else first.label)
+    elif any((establishment_id, m) in sent for m in notices):
+        views["warnings"] = UnitView(uai, Step.DELETE_OBSOLETE, UnitStatus.DONE,
+                                     planned_on=scheduled[Milestone.WARNING])
+    if window is not None:
+        phase = window.phase(today)
+        status = {BlockPhase.PLANNED: UnitStatus.PENDING, BlockPhase.ACTIVE: UnitStatus.RUNNING,
+                  BlockPhase.LIFTED: UnitStatus.DONE}[phase]
+        views["access-block"] = UnitView(uai, Step.INIT_DIRECTORY, status,
+                                         planned_on=window.starts_on, ends_on=window.ends_on,
+                                         word=phase.label, error=window.describe(today))
+    return views
 
 
 def _json(text: str | None) -> dict[str, Any]:

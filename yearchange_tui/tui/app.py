@@ -294,7 +294,8 @@ class YearChangeApp(App[int]):
     def _with_dry_run(self, view: EstablishmentView) -> EstablishmentView:
         """The view with a dry run in progress on column 0, when the client does not say."""
         live = self.dry_run_live.get(view.uai)
-        if live is None or "dry-run" in view.units:
+        reported = view.units.get("dry-run")
+        if live is None or (reported is not None and reported.status is UnitStatus.RUNNING):
             return view
         units: dict[Any, UnitView] = dict(view.units)
         units["dry-run"] = UnitView(view.uai, Step.PURGE_TRASH, UnitStatus.RUNNING,

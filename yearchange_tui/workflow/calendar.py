@@ -39,7 +39,7 @@ from yearchange_tui.workflow.localtime import (
     zone_name,
     zone_of,
 )
-from yearchange_tui.workflow.models import CalendarDate, MaintenanceWindowRow, Step
+from yearchange_tui.workflow.models import AuditEntry, CalendarDate, MaintenanceWindowRow, Step
 from yearchange_tui.workflow.units import current_school_year, utcnow
 
 ALL_KINDS = "*"
@@ -361,6 +361,24 @@ class Plan:
                 "establishments": list(by_uai.values()),
                 "aaf_rhythm": [{"update": update, "aaf": aaf, "integrated": integrated}
                                for update, aaf, integrated in AAF_RHYTHM]}
+
+
+NOTICE_ACTIONS = {Milestone.WARNING: "warning", Milestone.SECOND_WARNING: "second-warning"}
+"""The free-group warnings and the audit action that records each one sent (they have no
+step unit)."""
+
+
+def notices_sent(session: Session, school_year_start: int) -> set[tuple[int, Milestone]]:
+    """(establishment id, milestone) of the free-group warnings already sent for the
+    change-over of year N (audited « done » since 1 January of its summer): what the engine
+    takes as settled, and what the grid shows as done."""
+    since = dt.datetime(school_year_start + 1, 1, 1, tzinfo=dt.UTC)
+    by_action = {action: milestone for milestone, action in NOTICE_ACTIONS.items()}
+    return {(establishment_id, by_action[action]) for establishment_id, action in
+            session.execute(select(AuditEntry.establishment_id, AuditEntry.action).where(
+                AuditEntry.action.in_(list(by_action)), AuditEntry.outcome == "done",
+                AuditEntry.at >= since))
+            if establishment_id is not None}
 
 
 def _school_year(session: Session, school_year_start: int | None) -> SchoolYear:
