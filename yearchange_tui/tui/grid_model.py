@@ -223,7 +223,7 @@ def cells_for(view: EstablishmentView) -> dict[str, CellState]:
         if unit is not None:
             cell = _unit_cell(unit)
             if column.key == "access-block" and cell.status is UnitStatus.RUNNING:
-                cell = replace(cell, word="actif", percent=None)
+                cell = replace(cell, word="actif", percent=None, detail=unit.error)
             cells[column.key] = cell
         elif column.real_step:
             cells[column.key] = CellState(UnitStatus.PENDING)
