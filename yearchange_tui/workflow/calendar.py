@@ -36,6 +36,7 @@ from yearchange_tui.workflow.establishments import (
 from yearchange_tui.workflow.localtime import (
     DEFAULT_TIMEZONE,  # noqa: F401 -- re-exported: the calendar's default zone
     TimezoneError,
+    iso_local,
     zone_name,
     zone_of,
 )
@@ -225,9 +226,9 @@ class Window:
     project_code: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
+        """JSON-ready form (times ISO 8601 with the operator's offset)."""
         return {"id": self.id, "scope": self.scope, "label": self.label,
-                "starts_at": self.starts_at.isoformat(), "ends_at": self.ends_at.isoformat(),
+                "starts_at": iso_local(self.starts_at), "ends_at": iso_local(self.ends_at),
                 "source": self.source, "project": self.project_code}
 
 
@@ -306,8 +307,8 @@ class PlannedMilestone:
         return {"uai": self.uai, "milestone": self.milestone.value,
                 "label": self.milestone.label,
                 "date": self.on_date.isoformat() if self.on_date else None,
-                "due_at": self.due_at.isoformat() if self.due_at else None,
-                "not_after": self.not_after.isoformat() if self.not_after else None,
+                "due_at": iso_local(self.due_at),
+                "not_after": iso_local(self.not_after),
                 "window": self.window_label, "source": self.source, "note": self.note}
 
 
