@@ -114,7 +114,7 @@ def load_settings(cli: dict[str, Any] | None = None, *,
             raise ConfigError(f"Fichier de configuration illisible {path} : "
                               f"{os_error_text(error)}.") from error
         except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"Fichier de configuration invalide {path} : "
+            raise ConfigError(f"Fichier de configuration illisible {path} : "
                               f"{toml_error_text(error)}.") from error
         general = content.get("yearchange", content)
         for key, value in general.items():
