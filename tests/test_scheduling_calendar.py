@@ -189,7 +189,8 @@ def test_plan_commands_show_and_edit_the_calendar(database_url: str, tmp_path: P
     archive = next(m for m in plan["establishments"][0]["milestones"]
                    if m["milestone"] == "archive")
     assert archive["date"] == "2026-07-09" and archive["source"] == "type"
-    assert archive["due_at"] == _paris(dt.date(2026, 7, 9), 21).isoformat()
+    assert archive["due_at"] == "2026-07-09T21:00:00+02:00"  # Paris time, with its offset
+    assert dt.datetime.fromisoformat(archive["due_at"]) == _paris(dt.date(2026, 7, 9), 21)
     assert main(["plan", *common]) == 0
     text = capsys.readouterr().out
     assert "Étape 2 — Archivage de fin d'année N" in text and "Rythme AAF" in text

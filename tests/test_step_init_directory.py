@@ -325,6 +325,6 @@ def test_likely_previous_year_classes(database_url: str) -> None:
                                                     years[0].id)
         assert [f.code for f in findings] == ["3A"]
         assert findings[0].same_class_students == 3
-        assert "3 élève(s) sur 3 y étaient déjà" in findings[0].reason
+        assert "3 élèves sur 3 y étaient déjà" in findings[0].reason
     finally:
         database.dispose()

@@ -14,6 +14,8 @@ from typing import Any
 
 from platformdirs import user_config_dir, user_data_dir
 
+from yearchange_tui.french import os_error_text, toml_error_text
+
 APP_NAME = "yearchange_tui"
 
 
@@ -103,13 +105,17 @@ def load_settings(cli: dict[str, Any] | None = None, *,
     try:
         present = path.is_file()
     except OSError as error:  # a folder on the way that this account cannot read
-        raise ConfigError(f"Fichier de configuration illisible {path} : {error.strerror}.") from error
+        raise ConfigError(f"Fichier de configuration illisible {path} : {os_error_text(error)}.") from error
     if present:
         try:
             with path.open("rb") as handle:
                 content = tomllib.load(handle)
-        except (OSError, tomllib.TOMLDecodeError) as error:
-            raise ConfigError(f"Fichier de configuration illisible {path} : {error}") from error
+        except OSError as error:
+            raise ConfigError(f"Fichier de configuration illisible {path} : "
+                              f"{os_error_text(error)}.") from error
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"Fichier de configuration illisible {path} : "
+                              f"{toml_error_text(error)}.") from error
         general = content.get("yearchange", content)
         for key, value in general.items():
             if key in ("keys", "theme", "engine"):

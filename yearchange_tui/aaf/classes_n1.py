@@ -30,6 +30,7 @@ from yearchange_tui.aaf.directory import (
     student_class_counts,
 )
 from yearchange_tui.ent.models import ClassRole, Rubric, RubricKind, TrashEntry, TrashReason
+from yearchange_tui.french import plural
 from yearchange_tui.workflow.models import ArchiveManifest
 
 SAME_STUDENTS_RATIO = 0.5
@@ -127,11 +128,12 @@ def likely_previous_year_classes(connection: Connection, establishment_id: int,
         same = sum(1 for person_id in students if code in history.get(person_id, ()))
         reasons: list[str] = []
         if archived and count and same / count >= SAME_STUDENTS_RATIO:
-            reasons.append(f"même code qu'une classe de l'année passée et {same} élève(s) "
-                           f"sur {count} y étaient déjà")
+            were = "y était" if same < 2 else "y étaient"
+            reasons.append(f"même code qu'une classe de l'année passée et {plural(same, 'élève')} "
+                           f"sur {count} {were} déjà")
         if 0 < count <= few_limit and median >= 2 * few_limit:
             suffix = " ; ce code existait l'année passée" if archived else ""
-            reasons.append(f"seulement {count} élève(s) alors que la classe médiane de "
+            reasons.append(f"seulement {plural(count, 'élève')} alors que la classe médiane de "
                            f"l'établissement en compte {median:g}{suffix}")
         if reasons:
             findings.append(LikelyOldClass(code, count, " ; ".join(reasons), same, archived))

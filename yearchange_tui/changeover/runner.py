@@ -59,7 +59,14 @@ from yearchange_tui.workflow.events import (
     UnitStarted,
 )
 from yearchange_tui.workflow.guards import GuardRefused
-from yearchange_tui.workflow.models import DryRunReport, Step, StepUnit, UnitStatus
+from yearchange_tui.workflow.models import (
+    UNIT_STATUS_GLYPHS,
+    UNIT_STATUS_LABELS,
+    DryRunReport,
+    Step,
+    StepUnit,
+    UnitStatus,
+)
 from yearchange_tui.workflow.units import (
     begin_unit,
     checkpoint,
@@ -128,7 +135,8 @@ class ChangeoverRunner:
     def refuse_read_only(self, what: str) -> None:
         """Raise :class:`ReadOnlyError` when the runner is read-only."""
         if self.read_only:
-            raise ReadOnlyError(f"Mode consultation : {what} est interdit.")
+            raise ReadOnlyError(f"Mode consultation : {what} — action interdite, rien n'a été "
+                                "modifié.")
 
     # -- selection -------------------------------------------------------------------------
 
@@ -543,7 +551,10 @@ def year_units(session: Session, school_year_id: int
 
 
 def unit_table(database: Database) -> list[dict[str, Any]]:
-    """Every establishment with the state of each step of the current change-over."""
+    """Every establishment with the state of each step of the current change-over: stable
+    snake_case keys and identifiers, each state with its French label and glyph beside it,
+    ``dry_run_report`` when a dry run of that step is stored (the unit itself is real), and
+    the unit's start and end as stored (UTC; the CLI prints them in the operator's zone)."""
     with database.session() as session:
         year = current_school_year(session)
         establishments = session.execute(select(
@@ -557,11 +568,17 @@ def unit_table(database: Database) -> list[dict[str, Any]]:
                 unit = by_key.get((establishment_id, step))
                 status = unit.status if unit is not None else UnitStatus.PENDING
                 steps[step.value] = {
+                    "step": step.number,
+                    "label": step.label,
                     "status": UnitStatus(status).value,
+                    "status_label": UNIT_STATUS_LABELS[UnitStatus(status)],
+                    "glyph": UNIT_STATUS_GLYPHS[UnitStatus(status)],
                     "progress": [unit.progress_done, unit.progress_total] if unit else [0, 0],
                     "error": unit.error if unit else "",
                     "counts": json.loads(unit.counts) if unit and unit.counts else {},
-                    "dry_run": (establishment_id, step) in dry_runs,
+                    "dry_run_report": (establishment_id, step) in dry_runs,
+                    "started_at": unit.started_at if unit else None,
+                    "finished_at": unit.finished_at if unit else None,
                 }
             table.append({"uai": uai, "name": name, "kind": str(kind.value if hasattr(kind, "value") else kind),
                           "school_year": year.label, "steps": steps})

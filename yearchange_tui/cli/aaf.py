@@ -23,6 +23,7 @@ from yearchange_tui.cli.importing import refuse_import_in_read_only, report_impo
 from yearchange_tui.cli.steps import summary_line
 from yearchange_tui.cli.util import (
     EXIT_OK,
+    JSON_HELP,
     UsageError,
     err,
     open_database_from_args,
@@ -84,10 +85,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         description="Dit si un élève ou un parent est redirigé vers la page d'explication "
                     "pendant l'initialisation de l'annuaire, et avec quel message.")
     who = block.add_mutually_exclusive_group(required=True)
-    who.add_argument("--login", metavar="IDENTIFIANT")
+    who.add_argument("--login", metavar="IDENTIFIANT", help="identifiant de connexion ENT")
     who.add_argument("--jointure", metavar="ID", help="identifiant AAF (ENTPersonJointure)")
     block.add_argument("--at", metavar="AAAA-MM-JJ", help="date (défaut : aujourd'hui)")
-    block.add_argument("--json", action="store_true")
+    block.add_argument("--json", action="store_true", help=JSON_HELP)
     block.set_defaults(handler=cmd_access_block)
 
 

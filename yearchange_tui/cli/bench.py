@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from yearchange_tui.bench.changeover import run_bench
-from yearchange_tui.cli.util import EXIT_OK, err, print_json
+from yearchange_tui.cli.util import EXIT_OK, JSON_HELP, err, print_json
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -19,12 +19,13 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                     "un dossier temporaire et mesure les étapes 2 et 3 (et l'import AAF) face "
                     "au plancher mesuré dans la même exécution.")
     bench.add_argument("--quick", action="store_true", help="3 établissements au lieu de 20")
-    bench.add_argument("--establishments", type=int, default=None, metavar="N")
+    bench.add_argument("--establishments", type=int, default=None, metavar="N",
+                       help="nombre d'établissements (défaut 20, 3 avec --quick)")
     bench.add_argument("--keep", metavar="DIR", type=Path, default=None,
                        help="garder l'académie mesurée dans DIR")
     bench.add_argument("--workers", type=int, default=None, metavar="N",
                        help="processus pour l'étape 2 (défaut : min(2, cœurs))")
-    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--json", action="store_true", help=JSON_HELP)
     bench.set_defaults(handler=cmd_bench)
 
 

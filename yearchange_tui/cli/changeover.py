@@ -14,12 +14,14 @@ from yearchange_tui.cli.steps import STEP_COMMANDS, counts_line, print_outcomes
 from yearchange_tui.cli.util import (
     EXIT_FAILED,
     EXIT_OK,
+    JSON_HELP,
     UsageError,
     err,
     open_database_from_args,
     print_json,
     refuse_in_read_only,
     settings_from_args,
+    snake_id,
 )
 from yearchange_tui.ent.database import Access
 from yearchange_tui.scheduling.client import queue_table
@@ -52,7 +54,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                     "avertissements exacts, sans rien modifier. Le rapport est conservé.")
     dry.add_argument("--uai", action="append", metavar="UAI", help="établissement (répétable)")
     dry.add_argument("--at", metavar="AAAA-MM-JJ", help="date de référence (défaut : maintenant)")
-    dry.add_argument("--json", action="store_true")
+    dry.add_argument("--json", action="store_true", help=JSON_HELP)
     dry.set_defaults(handler=cmd_dry_run)
 
     run = commands.add_parser(
@@ -68,18 +70,19 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     run.add_argument("--yes", action="store_true", help="ne pas demander de confirmation")
     run.add_argument("--workers", type=int, default=1, metavar="N",
                      help="établissements traités en parallèle (défaut 1)")
-    run.add_argument("--json", action="store_true")
+    run.add_argument("--json", action="store_true", help=JSON_HELP)
     run.set_defaults(handler=cmd_run)
 
     status = commands.add_parser("status", parents=[common],
                                  help="état des établissements × étapes")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help=JSON_HELP)
     status.set_defaults(handler=cmd_status)
 
     verify = commands.add_parser("verify", parents=[common],
                                  help="vérifier les archives (SHA-256) et les invariants")
-    verify.add_argument("--uai", action="append", metavar="UAI")
-    verify.add_argument("--json", action="store_true")
+    verify.add_argument("--uai", action="append", metavar="UAI",
+                        help="établissement (répétable ; défaut : tous)")
+    verify.add_argument("--json", action="store_true", help=JSON_HELP)
     verify.set_defaults(handler=cmd_verify)
 
     notify = commands.add_parser(
@@ -90,15 +93,17 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     notify.add_argument("--deletion-date", required=True, metavar="AAAA-MM-JJ",
                         help="jour du passage de l'étape 3, cité dans le message")
     target = notify.add_mutually_exclusive_group()
-    target.add_argument("--uai", action="append", metavar="UAI")
-    target.add_argument("--all", action="store_true")
-    notify.add_argument("--json", action="store_true")
+    target.add_argument("--uai", action="append", metavar="UAI",
+                        help="établissement (répétable)")
+    target.add_argument("--all", action="store_true", help="tous les établissements")
+    notify.add_argument("--json", action="store_true", help=JSON_HELP)
     notify.set_defaults(handler=cmd_notify)
 
     override = commands.add_parser(
         "override", parents=[common], help="dérogation MOE à une garde (tracée)")
     override.add_argument("guard", metavar="GARDE",
-                          choices=["ordre-des-etapes", "gel-aaf", "gel-imports"])
+                          choices=["ordre-des-etapes", "gel-aaf", "gel-imports"],
+                          help="la garde levée : ordre-des-etapes, gel-aaf ou gel-imports")
     override.add_argument("--reason", required=True, help="motif (obligatoire)")
     override.add_argument("--uai", metavar="UAI", help="établissement (défaut : tous)")
     override.set_defaults(handler=cmd_override)
@@ -203,7 +208,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     table = unit_table(database)
     _with_queue_states(table, queue_table(database))
     if args.json:
-        print_json(table)
+        print_json([_status_row(row) for row in table])
         return EXIT_OK
     if not table:
         print("Aucun établissement.")
@@ -242,6 +247,17 @@ def _with_queue_states(table: list[dict[str, Any]],
             if status is not None:
                 state["status"] = status.value
                 state["error"] = reason or state["error"]
+KIND_LABELS = {"college": "collège", "lycee": "lycée", "other": "autre"}
+
+
+def _status_row(row: dict[str, Any]) -> dict[str, Any]:
+    """One establishment of ``status --json``: the kind's and each count's French label
+    beside its stable identifier (times are printed by ``print_json``, ISO 8601 with the
+    operator's offset)."""
+    steps = {key: {**state, "counts": [{"id": snake_id(label), "label": label, "value": value}
+                                       for label, value in state["counts"].items()]}
+             for key, state in row["steps"].items()}
+    return {**row, "kind_label": KIND_LABELS.get(row["kind"], row["kind"]), "steps": steps}
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -6,7 +6,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from yearchange_tui.cli.util import EXIT_OK, EXIT_USAGE, err, print_json, settings_from_args
+from yearchange_tui.cli.util import (
+    EXIT_OK,
+    EXIT_USAGE,
+    JSON_HELP,
+    err,
+    print_json,
+    settings_from_args,
+)
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -24,21 +31,24 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                                  help="lister et vérifier les thèmes de la console")
     themes.add_argument("--check", action="store_true",
                         help="sortie 2 si un fichier de thème est invalide")
-    themes.add_argument("--json", action="store_true")
+    themes.add_argument("--json", action="store_true", help=JSON_HELP)
     themes.set_defaults(handler=cmd_themes)
 
     keys = commands.add_parser("keys", parents=[common],
                                help="lister les touches de la console et leurs identifiants")
-    keys.add_argument("--json", action="store_true")
+    keys.add_argument("--json", action="store_true", help=JSON_HELP)
     keys.set_defaults(handler=cmd_keys)
 
     bench = commands.add_parser(
         "console-bench", parents=[common],
         help="mesurer la console sans terminal (latence touche → affichage, mémoire)")
-    bench.add_argument("--establishments", type=int, default=1000, metavar="N")
-    bench.add_argument("--running", type=int, default=8, metavar="U")
-    bench.add_argument("--presses", type=int, default=100, metavar="K")
-    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--establishments", type=int, default=1000, metavar="N",
+                       help="nombre d'établissements simulés (défaut 1000)")
+    bench.add_argument("--running", type=int, default=8, metavar="U",
+                       help="unités en cours pendant la mesure (défaut 8)")
+    bench.add_argument("--presses", type=int, default=100, metavar="K",
+                       help="nombre de touches mesurées (défaut 100)")
+    bench.add_argument("--json", action="store_true", help=JSON_HELP)
     bench.set_defaults(handler=cmd_console_bench)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import func, inspect, select, text
 from yearchange_tui.cli.util import (
     EXIT_FAILED,
     EXIT_OK,
+    JSON_HELP,
     UsageError,
     err,
     open_database_from_args,
@@ -24,6 +25,7 @@ from yearchange_tui.cli.util import (
     refuse_in_read_only,
     settings_from_args,
 )
+from yearchange_tui.config import ConfigError
 from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.database import Access
 from yearchange_tui.scheduling.api import RequestAction
@@ -59,6 +61,8 @@ from yearchange_tui.workflow.calendar import (
     unset_date,
 )
 from yearchange_tui.workflow.establishments import normalise_uai
+from yearchange_tui.workflow.localtime import TimezoneError
+from yearchange_tui.workflow.localtime import configure as configure_operator_zone
 from yearchange_tui.workflow.units import current_school_year
 
 ACTIONS = ("run", "dry-run", "pause", "resume", "cancel", "retry", "import-aaf",
@@ -92,7 +96,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
     status = commands.add_parser("engine-status", parents=[common],
                                  help="état du moteur : bail, pause, files, dernières demandes")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help=JSON_HELP)
     status.set_defaults(handler=cmd_engine_status)
 
     request = commands.add_parser(
@@ -106,16 +110,19 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     request.add_argument("--step", metavar="ÉTAPE",
                          help="étape ou jalon : 1 à 5, purge-trash…, dry-run, warning")
     request.add_argument("--uai", action="append", metavar="UAI", help="établissement (répétable)")
-    request.add_argument("--kind", choices=["college", "lycee", "other"])
-    request.add_argument("--project", metavar="CODE")
-    request.add_argument("--date", metavar="AAAA-MM-JJ")
-    request.add_argument("--time", metavar="HH:MM")
-    request.add_argument("--path", metavar="CHEMIN")
+    request.add_argument("--kind", choices=["college", "lycee", "other"],
+                         help="type d'établissement (set-date)")
+    request.add_argument("--project", metavar="CODE", help="projet (set-date)")
+    request.add_argument("--date", metavar="DATE",
+                         help="JJ/MM/AAAA ou AAAA-MM-JJ (set-date ; « aucune » retire le jalon)")
+    request.add_argument("--time", metavar="HH:MM", help="heure locale (set-date)")
+    request.add_argument("--path", metavar="CHEMIN",
+                         help="livraison AAF ou emploi du temps à importer")
     request.add_argument("--wait", action="store_true",
                          help="attendre la prise en compte et la fin des unités")
     request.add_argument("--timeout", type=float, default=3600.0, metavar="S",
                          help="attente maximale avec --wait (défaut 3600 s)")
-    request.add_argument("--json", action="store_true")
+    request.add_argument("--json", action="store_true", help=JSON_HELP)
     request.set_defaults(handler=cmd_engine_request)
 
     plan = commands.add_parser(
@@ -134,14 +141,15 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                     "retire le jalon.")
     plan_set.add_argument("milestone", metavar="JALON",
                           help="0 à 5, dry-run, warning, second-warning, purge-trash…")
-    plan_set.add_argument("date", metavar="DATE", help="AAAA-MM-JJ ou « aucune »")
+    plan_set.add_argument("date", metavar="DATE", help="JJ/MM/AAAA, AAAA-MM-JJ ou « aucune »")
     plan_set.add_argument("--time", metavar="HH:MM", help="heure locale (défaut : celle du jalon)")
     _target_options(plan_set)
     plan_set.set_defaults(handler=cmd_plan_set)
 
     plan_unset = plan_commands.add_parser(
         "unset", parents=[common], help="revenir à la date du niveau supérieur (ou du modèle)")
-    plan_unset.add_argument("milestone", metavar="JALON")
+    plan_unset.add_argument("milestone", metavar="JALON",
+                            help="0 à 5, dry-run, warning, second-warning, purge-trash…")
     _target_options(plan_unset)
     plan_unset.set_defaults(handler=cmd_plan_unset)
 
@@ -149,8 +157,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "window", parents=[common], help="fenêtres de maintenance (liste, ajout, retrait)",
         description="Sans action : liste les fenêtres. Les fenêtres d'un projet remplacent "
                     "celles du modèle pour leur portée (1-3 : étapes 1 à 3, 4 : étape 4).")
-    window.add_argument("--year", type=int, metavar="AAAA")
-    window.add_argument("--json", action="store_true")
+    window.add_argument("--year", type=int, metavar="AAAA",
+                        help="année N (défaut : courante)")
+    window.add_argument("--json", action="store_true", help=JSON_HELP)
     window.set_defaults(handler=cmd_window_list)
     window_commands = window.add_subparsers(dest="window_command", metavar="ACTION")
     add = window_commands.add_parser("add", parents=[common], help="ajouter une fenêtre")
@@ -158,12 +167,14 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     add.add_argument("start", metavar="DÉBUT", help="AAAA-MM-JJTHH:MM (heure locale)")
     add.add_argument("end", metavar="FIN", help="AAAA-MM-JJTHH:MM (heure locale)")
     add.add_argument("--project", metavar="CODE", help="projet (défaut : tous)")
-    add.add_argument("--label", metavar="TEXTE")
-    add.add_argument("--year", type=int, metavar="AAAA")
-    add.add_argument("--timezone", metavar="FUSEAU")
+    add.add_argument("--label", metavar="TEXTE", help="libellé de la fenêtre")
+    add.add_argument("--year", type=int, metavar="AAAA", help="année N (défaut : courante)")
+    add.add_argument("--timezone", metavar="FUSEAU",
+                     help="fuseau des heures données (défaut : celui du projet, Europe/Paris)")
     add.set_defaults(handler=cmd_window_add)
     remove = window_commands.add_parser("remove", parents=[common], help="retirer une fenêtre")
-    remove.add_argument("window_id", type=int, metavar="ID")
+    remove.add_argument("window_id", type=int, metavar="ID",
+                        help="numéro de la fenêtre (plan window)")
     remove.set_defaults(handler=cmd_window_remove)
 
 
@@ -172,7 +183,7 @@ def _plan_view_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--year", type=int, metavar="AAAA",
                         help="année N (2025 pour 2025-2026 ; défaut : l'année courante)")
     parser.add_argument("--timezone", metavar="FUSEAU", help="défaut Europe/Paris")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def _target_options(parser: argparse.ArgumentParser) -> None:
@@ -196,6 +207,24 @@ def _engine_settings(args: argparse.Namespace) -> dict[str, Any]:
 def _timezone_name(args: argparse.Namespace) -> str:
     return (getattr(args, "timezone", None) or _engine_settings(args).get("timezone")
             or DEFAULT_TIMEZONE)
+
+
+def configure_timezone(args: argparse.Namespace) -> None:
+    """Make the configured zone (``--timezone``, else ``[engine] timezone``, else
+    Europe/Paris) the operator's zone of this process: every time shown is in it.
+
+    Raises:
+        UsageError: for an unknown zone name.
+    """
+    try:
+        name = _timezone_name(args)
+    except (ConfigError, UsageError):
+        return  # a broken config file is reported by the command that reads it
+    try:
+        configure_operator_zone(name)
+    except TimezoneError as error:
+        raise UsageError(f"{error} (option --timezone ou clé timezone de la section "
+                         "[engine] du fichier de configuration)") from error
 
 
 # -- engine ------------------------------------------------------------------------------

@@ -26,8 +26,8 @@ def refuse_import_in_read_only(args: argparse.Namespace, what: str) -> None:
         what: the French name of the import (``l'import AAF``).
     """
     if settings_from_args(args).read_only and not args.dry_run:
-        raise UsageError(f"Mode consultation (--read-only) : {what} est interdit "
-                         "(--dry-run reste possible).")
+        raise UsageError(f"Mode consultation (--read-only) : {what} — action interdite, rien "
+                         "n'a été modifié (--dry-run reste possible).")
 
 
 def report_refused(outcome: ImportOutcome, as_json: bool, refused: str, lifted: str) -> int:

@@ -30,6 +30,7 @@ from yearchange_tui.cli.util import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    JSON_HELP,
     UsageError,
     err,
     open_database_from_args,
@@ -37,6 +38,7 @@ from yearchange_tui.cli.util import (
 )
 from yearchange_tui.config import ConfigError, Settings
 from yearchange_tui.ent.database import DatabaseError
+from yearchange_tui.french import os_error_text, plural
 from yearchange_tui.sample.build import SampleOutputError, build_sample
 from yearchange_tui.workflow.units import NoCurrentYearError
 
@@ -101,9 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", parents=[common], help="construire l'académie de démonstration et l'ouvrir",
         description="Construit une académie d'exemple neuve dans le dossier de données de "
                     "l'utilisateur puis ouvre la console.")
-    demo.add_argument("--establishments", type=int, default=3, metavar="N")
-    demo.add_argument("--seed", type=int, default=1, metavar="S")
-    demo.add_argument("--year", type=int, default=None, metavar="AAAA")
+    demo.add_argument("--establishments", type=int, default=3, metavar="N",
+                      help="nombre d'établissements (défaut 3)")
+    demo.add_argument("--seed", type=int, default=1, metavar="S",
+                      help="graine aléatoire (défaut 1)")
+    demo.add_argument("--year", type=int, default=None, metavar="AAAA",
+                      help="année de début de l'année scolaire N (défaut : l'année en cours)")
     demo.add_argument("--json", action="store_true", help="résumé en JSON")
     demo.add_argument("--no-console", action="store_true",
                       help="construire sans ouvrir la console")
@@ -111,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = commands.add_parser("config", parents=[common],
                                  help="afficher la configuration et l'origine de chaque valeur")
-    config.add_argument("--json", action="store_true")
+    config.add_argument("--json", action="store_true", help=JSON_HELP)
     config.set_defaults(handler=cmd_config)
     for module in COMMAND_MODULES:
         module.register(commands, common)
@@ -139,7 +144,8 @@ def _print_sample(result: Any, as_json: bool, heading: str) -> None:
     for establishment in summary["establishments"]:
         kind = "collège" if establishment["kind"] == "college" else "lycée"
         print(f"  {establishment['uai']}  {kind:8} {establishment['name']} — "
-              f"{establishment['students']} élèves, {establishment['classes']} classes")
+              f"{plural(establishment['students'], 'élève')}, "
+              f"{plural(establishment['classes'], 'classe')}")
     rows = sum(summary["rows"].values())
     print(f"  lignes écrites     : {rows} dans {len(summary['rows'])} tables")
     print(f"  fichiers stockés   : {summary['files']} ({summary['bytes'] / 1e6:.1f} Mo)")
@@ -208,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = getattr(args, "handler", open_console)
 
     try:
+        cli_engine.configure_timezone(args)
         status = handler(args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return status
@@ -220,6 +227,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_FAILED
+    except OSError as error:
+        # A file or folder the command cannot use (missing, no permission, disk full…):
+        # the system's reason in French, with the path, never a traceback.
+        where = f" : {error.filename}" if error.filename else ""
+        _err(f"yearchange : {os_error_text(error)}{where}.")
+        return EXIT_USAGE
     except KeyboardInterrupt:
         _err("yearchange : interrompu.")
         return EXIT_FAILED

@@ -32,6 +32,7 @@ from yearchange_tui.cli.importing import refuse_import_in_read_only, report_impo
 from yearchange_tui.cli.util import (
     EXIT_FAILED,
     EXIT_OK,
+    JSON_HELP,
     UsageError,
     err,
     open_database_from_args,
@@ -42,6 +43,7 @@ from yearchange_tui.cli.util import (
 from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.database import Access
 from yearchange_tui.ent.models import PeriodKind, Project
+from yearchange_tui.french import os_error_text
 from yearchange_tui.importing.outcome import run_import
 from yearchange_tui.importing.rules import table_line
 from yearchange_tui.timetable.drop import process_drop_folder
@@ -96,11 +98,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                     "les range dans importes/ ou refuses/. Réservé aux projets ayant l'option "
                     "d'import automatique, et seulement après le premier import manuel de "
                     "l'année de chaque établissement.")
-    watch.add_argument("folder", metavar="DOSSIER", type=Path)
+    watch.add_argument("folder", metavar="DOSSIER", type=Path,
+                       help="dossier surveillé (fichiers importés dans l'ordre des noms)")
     watch.add_argument("--once", action="store_true", help="un seul passage puis s'arrêter")
     watch.add_argument("--interval", type=float, default=60.0, metavar="SECONDES",
                        help="délai entre deux passages (défaut 60)")
-    watch.add_argument("--json", action="store_true")
+    watch.add_argument("--json", action="store_true", help=JSON_HELP)
     watch.set_defaults(handler=cmd_watch_timetables)
 
     key = commands.add_parser(
@@ -121,7 +124,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                     "services, cours, professeurs principaux… ✗ bloque l'étape 5, ! est à "
                     "compléter.")
     check.add_argument("--uai", action="append", metavar="UAI", help="établissement (répétable)")
-    check.add_argument("--json", action="store_true")
+    check.add_argument("--json", action="store_true", help=JSON_HELP)
     check.set_defaults(handler=cmd_school_life_check)
 
     init = commands.add_parser(
@@ -130,7 +133,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         description="Propose les périodes (trimestres ou semestres) et les dates d'ouverture "
                     "et de fermeture d'après le calendrier du projet, puis les enregistre "
                     "(sans écraser ce qui est déjà saisi, sauf avec --replace).")
-    init.add_argument("--uai", required=True, metavar="UAI")
+    init.add_argument("--uai", required=True, metavar="UAI", help="établissement")
     init.add_argument("--periods", choices=["trimestres", "semestres"],
                       help="découpage (défaut : trimestres en collège, semestres sinon)")
     init.add_argument("--opens", metavar="AAAA-MM-JJ", help="date d'ouverture")
@@ -138,13 +141,13 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     init.add_argument("--replace", action="store_true",
                       help="remplacer les périodes et dates déjà saisies")
     init.add_argument("--dry-run", action="store_true", help="afficher la proposition seulement")
-    init.add_argument("--json", action="store_true")
+    init.add_argument("--json", action="store_true", help=JSON_HELP)
     init.set_defaults(handler=cmd_school_life_init)
 
     rules = commands.add_parser(
         "timetable-rules", parents=[common],
         help="codes de rejet de l'import d'emploi du temps et politique de versions")
-    rules.add_argument("--json", action="store_true")
+    rules.add_argument("--json", action="store_true", help=JSON_HELP)
     rules.set_defaults(handler=cmd_timetable_rules)
 
 
@@ -159,7 +162,7 @@ def _partner_key(args: argparse.Namespace) -> Any:
     try:
         data = args.key.read_bytes()
     except OSError as error:
-        raise UsageError(f"Clé illisible : {args.key} ({error.strerror}).") from error
+        raise UsageError(f"Clé illisible : {args.key} ({os_error_text(error)}).") from error
     return PartnerKey(args.partner, data, f"--key {args.key}")
 
 
@@ -320,7 +323,7 @@ def cmd_edt_key(args: argparse.Namespace) -> int:
         try:
             load_private_key(path.read_bytes())
         except OSError as error:
-            raise UsageError(f"Clé illisible : {path} ({error.strerror}).") from error
+            raise UsageError(f"Clé illisible : {path} ({os_error_text(error)}).") from error
         except ValueError as error:
             raise UsageError(f"Clé refusée : {error}.") from error
         if path.stat().st_mode & 0o077:

@@ -7,8 +7,11 @@ Command modules (``cli/changeover.py``, ``cli/aaf.py``…) expose
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import re
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +22,16 @@ from yearchange_tui.ent.database import (
     open_database,
     open_existing_database,
 )
+from yearchange_tui.workflow.localtime import iso_local
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+
+
+JSON_HELP = ("résultat en JSON (identifiants stables en snake_case avec leur libellé "
+             "français, heures ISO 8601 avec le décalage du fuseau)")
+"""The help of every ``--json`` option."""
 
 
 class UsageError(Exception):
@@ -34,9 +43,25 @@ def err(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def json_value(value: Any) -> Any:
+    """What JSON cannot hold, as text: a time in ISO 8601 with ``T`` and the offset of the
+    operator's zone (``2027-07-07T06:00:00+02:00``), a date ``AAAA-MM-JJ``, anything else
+    as ``str``."""
+    if isinstance(value, dt.date):
+        return iso_local(value)
+    return str(value)
+
+
 def print_json(data: Any) -> None:
-    """Print ``data`` as indented JSON (UTF-8 kept readable)."""
-    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    """Print ``data`` as indented JSON (UTF-8 kept readable; times as :func:`json_value`)."""
+    print(json.dumps(data, ensure_ascii=False, indent=2, default=json_value))
+
+
+def snake_id(label: str) -> str:
+    """A stable snake_case identifier for a French label (``rubriques supprimées`` →
+    ``rubriques_supprimees``)."""
+    plain = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "_", plain.lower()).strip("_")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -80,5 +105,5 @@ def open_database_from_args(args: argparse.Namespace, access: Access = Access.RE
 def refuse_in_read_only(settings: Settings, what: str) -> None:
     """Raise a usage error when the run is read-only (support staff)."""
     if settings.read_only:
-        raise UsageError(f"Mode consultation (--read-only) : {what} — interdit, rien n'a été "
-                         "modifié.")
+        raise UsageError(f"Mode consultation (--read-only) : {what} — action interdite, rien "
+                         "n'a été modifié.")

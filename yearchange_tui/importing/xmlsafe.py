@@ -17,6 +17,7 @@ from typing import BinaryIO, ClassVar
 
 from lxml import etree
 
+from yearchange_tui.french import os_error_text
 from yearchange_tui.importing.rules import RuleBook
 
 SAFE_PARSER_OPTIONS = {"resolve_entities": False, "no_network": True, "load_dtd": False,
@@ -106,7 +107,7 @@ class FileRefusals:
             return path.open("rb")
         except OSError as error:
             raise self.error(self.not_found, file, value=file,
-                             detail=f" ({error.strerror})") from error
+                             detail=f" ({os_error_text(error)})") from error
 
     def byte_order_mark(self, head: bytes, file: str) -> str | None:
         """Refuse an empty document; return the encoding its byte order mark names, if any.

@@ -75,6 +75,8 @@ class UnitView:
     error: str = ""
     dry_run_done: bool = False
     queue: str = ""  # a QueueState value (workflow/units.py) when the unit waits, else ""
+    word: str = ""  # replaces the state's word in the grid ("prévu", "en cours", "levé")
+    ends_on: dt.date | None = None  # last day of a milestone that spans days (access block)
 
     @property
     def percent(self) -> int:

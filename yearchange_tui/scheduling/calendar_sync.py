@@ -23,18 +23,20 @@ from yearchange_tui.scheduling.models import EngineTask, TaskStatus
 from yearchange_tui.scheduling.state import EngineState, engine_log
 from yearchange_tui.workflow.calendar import (
     MILESTONE_ORDER,
+    NOTICE_ACTIONS,
     Milestone,
     Plan,
     PlannedMilestone,
     as_utc,
     build_plan,
+    notices_sent,
 )
-from yearchange_tui.workflow.models import AuditEntry, StepUnit, UnitStatus
+from yearchange_tui.workflow.models import StepUnit, UnitStatus
 from yearchange_tui.workflow.units import NoCurrentYearError, current_school_year, get_unit
 
 log = engine_log()
 
-NOTICE_MILESTONES = {Milestone.WARNING: "warning", Milestone.SECOND_WARNING: "second-warning"}
+NOTICE_MILESTONES = NOTICE_ACTIONS
 """The free-group warnings, with their audit action (they have no step unit)."""
 
 
@@ -81,13 +83,9 @@ class _CalendarState:
             select(StepUnit.establishment_id, StepUnit.step).where(
                 StepUnit.school_year_id == year_id,
                 StepUnit.status.in_([UnitStatus.DONE, UnitStatus.SKIPPED])))}
-        since = dt.datetime(plan.school_year_start + 1, 1, 1, tzinfo=dt.UTC)
-        for establishment_id, action in session.execute(select(
-                AuditEntry.establishment_id, AuditEntry.action).where(
-                AuditEntry.action.in_(list(NOTICE_MILESTONES.values())),
-                AuditEntry.outcome == "done", AuditEntry.at >= since)):
-            if establishment_id is not None:
-                settled.add((establishment_id, action))
+        settled.update((establishment_id, NOTICE_MILESTONES[milestone]) for
+                       establishment_id, milestone in notices_sent(session,
+                                                                   plan.school_year_start))
         made = {(row[0], row[1], _stamp(row[2])) for row in session.execute(
             select(EngineTask.establishment_id, EngineTask.milestone, EngineTask.due_at).where(
                 EngineTask.school_year_id == year_id, EngineTask.origin == "calendar"))}

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from yearchange_tui.changeover.runner import year_units
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import Establishment, Project
+from yearchange_tui.french import os_error_text
 from yearchange_tui.importing.models import AafImport, AafReject
 from yearchange_tui.scheduling.api import (
     CHANGING_ACTIONS,
@@ -52,14 +53,16 @@ from yearchange_tui.scheduling.spawn import (
     spawn_engine,
     wait_for_engine,
 )
-from yearchange_tui.workflow.access_block import window_in_plan
+from yearchange_tui.workflow.access_block import AccessWindow, BlockPhase, window_in_plan
 from yearchange_tui.workflow.calendar import (
-    DEFAULT_TIMEZONE,
+    Milestone,
     Plan,
     as_utc,
     build_plan,
     milestone_of,
+    notices_sent,
 )
+from yearchange_tui.workflow.localtime import to_local, zone_name
 from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
 from yearchange_tui.workflow.units import (
     NoCurrentYearError,
@@ -73,12 +76,12 @@ class DatabaseEngineClient:
     """An :class:`EngineClient` over the project database."""
 
     def __init__(self, database: Database, *, read_only: bool = False,
-                 timezone_name: str = DEFAULT_TIMEZONE, lease_ttl: dt.timedelta = DEFAULT_TTL,
+                 timezone_name: str | None = None, lease_ttl: dt.timedelta = DEFAULT_TTL,
                  spawned_pid: int | None = None,
                  clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.database = database
         self.read_only = read_only
-        self.timezone_name = timezone_name
+        self.timezone_name = timezone_name or zone_name()
         self.lease_ttl = lease_ttl
         self.spawned_pid = spawned_pid
         """Pid of the engine this console started (it is then "attaché")."""
@@ -148,9 +151,11 @@ class DatabaseEngineClient:
             units, dry_runs = year_units(session, year.id)
             tasks = latest_tasks(session, year.id)
             rejects = _reject_counts(session)
+            sent = notices_sent(session, year.start_year)
+            today = to_local(now).date()
             views = []
             for establishment_id, uai, name, kind, project_code in rows:
-                step_views = {}
+                step_views: dict[Any, UnitView] = {}
                 for step in Step:
                     unit = units.get((establishment_id, step))
                     milestone = milestone_of(step)
@@ -159,11 +164,13 @@ class DatabaseEngineClient:
                     step_views[step] = _unit_view(uai, step, unit, planned, task,
                                                   (establishment_id, step) in dry_runs, now)
                 window = window_in_plan(plan, establishment_id)
+                step_views.update(_milestone_views(
+                    uai, establishment_id, plan, step_views, sent, tasks, window, today))
                 views.append(EstablishmentView(
                     uai=uai, name=name, kind=str(getattr(kind, "value", kind)),
                     project_code=project_code, units=step_views,
                     reject_count=rejects.get(establishment_id, 0),
-                    access_blocked=window is not None and window.covers(now.date())))
+                    access_blocked=window is not None and window.covers(today)))
         return views
 
     def events_after(self, last_id: int, limit: int = 500) -> list[EngineEventView]:
@@ -374,6 +381,62 @@ def _unit_view(uai: str, step: Step, unit: StepUnit | None, planned: Any,
                     queue=queue.value if queue is not None else "")
 
 
+_DRY_RUN_STEPS = (Step.PURGE_TRASH, Step.ARCHIVE, Step.DELETE_OBSOLETE)
+_STARTED = (UnitStatus.RUNNING, UnitStatus.DONE, UnitStatus.FAILED, UnitStatus.BLOCKED)
+_QUEUED = "en file d'attente du moteur"
+
+
+def _scheduled_on(plan: Plan, establishment_id: int, milestone: Milestone) -> dt.date | None:
+    """The date the engine runs ``milestone`` for the establishment (what ``plan`` shows
+    and the scheduler reads), or None when it is not scheduled."""
+    planned = plan.get(establishment_id, milestone)
+    return planned.on_date if planned is not None and planned.schedulable else None
+
+
+def _milestone_views(uai: str, establishment_id: int, plan: Plan, steps: dict[Any, UnitView],
+                     sent: set[tuple[int, Milestone]],
+                     tasks: dict[tuple[int, str], EngineTask], window: AccessWindow | None,
+                     today: dt.date) -> dict[str, UnitView]:
+    """The grid's milestone columns (``dry-run``, ``warnings``, ``access-block``) from the
+    engine's own sources: the plan it schedules from, the dry-run reports, the audited
+    warnings, the queue, and the access block's window (:mod:`~yearchange_tui.workflow.
+    access_block`) at the operator's date. A column left out is not planned."""
+    views: dict[str, UnitView] = {}
+    day = _scheduled_on(plan, establishment_id, Milestone.DRY_RUN)
+    real = [steps.get(step) for step in _DRY_RUN_STEPS]
+    if all(unit is not None and unit.dry_run_done for unit in real):
+        views["dry-run"] = UnitView(uai, Step.PURGE_TRASH, UnitStatus.DONE, planned_on=day)
+    elif any(unit is not None and unit.status in _STARTED for unit in real):
+        views["dry-run"] = UnitView(uai, Step.PURGE_TRASH, UnitStatus.SKIPPED, planned_on=day,
+                                    error="étapes 1 à 3 déjà lancées")
+    elif (establishment_id, Milestone.DRY_RUN.value) in tasks:
+        views["dry-run"] = UnitView(uai, Step.PURGE_TRASH, UnitStatus.PENDING, planned_on=day,
+                                    error=_QUEUED)
+    elif day is not None:
+        views["dry-run"] = UnitView(uai, Step.PURGE_TRASH, UnitStatus.PENDING, planned_on=day)
+    notices = (Milestone.WARNING, Milestone.SECOND_WARNING)
+    scheduled = {m: _scheduled_on(plan, establishment_id, m) for m in notices}
+    waiting = [m for m in notices if scheduled[m] is not None
+               and (establishment_id, m) not in sent]
+    queued = any((establishment_id, m.value) in tasks for m in notices)
+    if waiting or queued:
+        first = waiting[0] if waiting else Milestone.WARNING
+        views["warnings"] = UnitView(uai, Step.DELETE_OBSOLETE, UnitStatus.PENDING,
+                                     planned_on=scheduled[first],
+                                     error=_QUEUED if queued else first.label)
+    elif any((establishment_id, m) in sent for m in notices):
+        views["warnings"] = UnitView(uai, Step.DELETE_OBSOLETE, UnitStatus.DONE,
+                                     planned_on=scheduled[Milestone.WARNING])
+    if window is not None:
+        phase = window.phase(today)
+        status = {BlockPhase.PLANNED: UnitStatus.PENDING, BlockPhase.ACTIVE: UnitStatus.RUNNING,
+                  BlockPhase.LIFTED: UnitStatus.DONE}[phase]
+        views["access-block"] = UnitView(uai, Step.INIT_DIRECTORY, status,
+                                         planned_on=window.starts_on, ends_on=window.ends_on,
+                                         word=phase.label, error=window.describe(today))
+    return views
+
+
 def _json(text: str | None) -> dict[str, Any]:
     try:
         value = json.loads(text or "{}")
@@ -396,7 +459,7 @@ def _reject_counts(session: Any) -> dict[int, int]:
 
 def connect(database: Database, storage: Path | str, *, read_only: bool = False,
             start_engine: bool = True, log_file: Path | None = None,
-            config_file: Path | None = None, timezone_name: str = DEFAULT_TIMEZONE,
+            config_file: Path | None = None, timezone_name: str | None = None,
             wait: float = 20.0) -> DatabaseEngineClient:
     """A client on the open ``database``; start a detached engine when none is live.
 
@@ -423,7 +486,7 @@ def connect(database: Database, storage: Path | str, *, read_only: bool = False,
         process = spawn_engine(database.url, storage, log_file=log_path,
                                config_file=config_file)
     except OSError as error:
-        raise EngineStartError(f"Le moteur n'a pas pu être lancé ({error}). Journal : "
+        raise EngineStartError(f"Le moteur n'a pas pu être lancé ({os_error_text(error)}). Journal : "
                                f"{log_path}") from error
     client.spawned_pid = process.pid
     if not wait_for_engine(database, process, timeout=wait):

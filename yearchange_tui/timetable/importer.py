@@ -65,6 +65,7 @@ from yearchange_tui.ent.models import (
     TeachingService,
 )
 from yearchange_tui.ent.uai import InvalidUAIError, validate_uai
+from yearchange_tui.french import os_error_text
 from yearchange_tui.importing.models import AafImport, AafImportFile, AafReject
 from yearchange_tui.importing.outcome import ImportOutcome, ImportStatus
 from yearchange_tui.timetable.data import Place, Problem, TimetableData, TtCourse
@@ -783,7 +784,7 @@ def project_partner_key(session: Session, project_id: int) -> PartnerKey | None:
     except OSError as error:
         raise TimetableUsageError(
             f"La clé partenaire EDT configurée pour le projet est illisible : {row.key_path} "
-            f"({error.strerror}).") from error
+            f"({os_error_text(error)}).") from error
     return PartnerKey(row.partner_name, data, f"clé du projet, {row.key_path}")
 
 

@@ -91,6 +91,7 @@ from yearchange_tui.tui.theming import (
     derived_variables,
     load_theme_dirs,
 )
+from yearchange_tui.workflow.localtime import local_now
 from yearchange_tui.workflow.models import Step, UnitStatus
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,8 @@ class YearChangeApp(App[int]):
         keys: the config file's ``[keys]`` table (binding id → keys).
         theme: the theme to use (config or command line); None for the default.
         theme_dirs: folders of theme files, later ones overriding earlier ones.
-        now: the clock (pinned in tests and snapshots).
+        now: the clock, in the operator's zone (default: now in the project's zone;
+            pinned in tests and snapshots).
         poll_interval: seconds between two reads of the engine.
         start_poller: poll on a thread (tests may poll by hand with :meth:`sync`).
         data_dir: where exports (CSV) are written.
@@ -175,7 +177,7 @@ class YearChangeApp(App[int]):
         self.school_life = school_life
         self.requested_theme = theme
         self.theme_dirs = list(theme_dirs)
-        self._now = now or dt.datetime.now
+        self._now = now or local_now
         self.data_dir = data_dir or Path.cwd()
         self.aaf_hint = aaf_hint
         self.start_poller = start_poller
@@ -295,7 +297,8 @@ class YearChangeApp(App[int]):
     def _with_dry_run(self, view: EstablishmentView) -> EstablishmentView:
         """The view with a dry run in progress on column 0, when the client does not say."""
         live = self.dry_run_live.get(view.uai)
-        if live is None or "dry-run" in view.units:
+        reported = view.units.get("dry-run")
+        if live is None or (reported is not None and reported.status is UnitStatus.RUNNING):
             return view
         units: dict[Any, UnitView] = dict(view.units)
         units["dry-run"] = UnitView(view.uai, Step.PURGE_TRASH, UnitStatus.RUNNING,

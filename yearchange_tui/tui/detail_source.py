@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
 from yearchange_tui.ent.models import Establishment, Project
+from yearchange_tui.french import plural
 from yearchange_tui.scheduling.client import latest_tasks, unit_state
 from yearchange_tui.tui.rejects_source import (
     SEVERITY_ORDER,
@@ -178,7 +179,7 @@ class DatabaseDetailSource:
             if following is not None:
                 findings = likely_previous_year_classes(
                     session.connection(), establishment.id, following.id, year.id)
-                previous = tuple(f"{item.code} ({item.students} élèves) : {item.reason}"
+                previous = tuple(f"{item.code} ({plural(item.students, 'élève')}) : {item.reason}"
                                  for item in findings)
             detail_kind = getattr(establishment.kind, "value", str(establishment.kind))
             name, closing = establishment.name, establishment.closing_date

@@ -31,10 +31,19 @@ from yearchange_tui.scheduling.api import (
 from yearchange_tui.scheduling.models import RequestStatus, TaskStatus
 from yearchange_tui.tui.detail_source import ArchiveInfo, EstablishmentDetail, StepHistory
 from yearchange_tui.tui.rejects_source import MemoryRejectsSource, RejectQuery, RejectRow
+from yearchange_tui.workflow.localtime import operator_zone
 from yearchange_tui.workflow.models import Step, UnitStatus
 
 FIXED_NOW = dt.datetime(2026, 7, 3, 9, 30)
-"""The scripted engine's clock (tests pin the console to it)."""
+"""The scripted engine's clock (tests pin the console to it): a wall-clock time of the
+operator's zone."""
+
+
+def stored_time(wall: dt.datetime) -> dt.datetime:
+    """A wall-clock time of the operator's zone as the engine stores it (aware UTC)."""
+    if wall.tzinfo is None:
+        wall = wall.replace(tzinfo=operator_zone())
+    return wall.astimezone(dt.UTC)
 
 _PEOPLE = ("Jean Moulin", "Victor Hugo", "Marie Curie", "Jules Ferry", "Louise Michel",
            "Simone Veil", "Albert Camus", "George Sand", "Jean Jaurès", "Émile Zola",
@@ -104,8 +113,9 @@ class FakeEngine:
         self._events: list[EngineEventView] = []
         self._status = EngineStatus(
             mode=mode, holder="moteur-test:4242", read_only=read_only,
-            next_window=MaintenanceWindow(dt.datetime(year + 1, 7, 7, 8, 0),
-                                          dt.datetime(year + 1, 7, 7, 20, 0),
+            # Stored times are UTC: 06:00 and 18:00 UTC are 08:00 and 20:00 in Paris.
+            next_window=MaintenanceWindow(dt.datetime(year + 1, 7, 7, 6, 0, tzinfo=dt.UTC),
+                                          dt.datetime(year + 1, 7, 7, 18, 0, tzinfo=dt.UTC),
                                           "étapes 1 à 3"),
             heartbeat_at=FIXED_NOW)
         self.read_only = read_only
@@ -235,7 +245,7 @@ class FakeEngine:
         """Append an engine event."""
         with self._lock:
             self._events.append(EngineEventView(
-                id=len(self._events) + 1, at=self.now, kind=kind, uai=uai, step=step,
+                id=len(self._events) + 1, at=stored_time(self.now), kind=kind, uai=uai, step=step,
                 level=level, message=message, data=dict(data or {})))
 
     def reject(self, uai: str, code: str, message: str, severity: str = "erreur") -> RejectRow:

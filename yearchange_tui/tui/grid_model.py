@@ -3,9 +3,11 @@
 Pure Python (no Textual import), so it is unit-tested alone and shared by the grid
 widget, the timeline, the header counts and the bench. Runs on the UI thread.
 
-A client may report the pseudo-steps of the grid (``dry-run``, ``warnings``,
+A client reports the pseudo-steps of the grid (``dry-run``, ``warnings``,
 ``access-block``) as extra entries of :attr:`EstablishmentView.units` under those
-string keys; when it does not, they are derived from what the view holds.
+string keys, read from the engine's own sources (the plan it schedules from, the access
+block's window); a column it leaves out is not planned (the dry run is then derived from
+the steps' dry-run reports).
 """
 
 from __future__ import annotations
@@ -241,7 +243,7 @@ def cells_for(view: EstablishmentView) -> dict[str, CellState]:
         if unit is not None:
             cell = _unit_cell(unit)
             if column.key == "access-block" and cell.status is UnitStatus.RUNNING:
-                cell = replace(cell, word="actif", percent=None)
+                cell = replace(cell, word="actif", percent=None, detail=unit.error)
             cells[column.key] = cell
         elif column.real_step:
             cells[column.key] = CellState(UnitStatus.PENDING)
@@ -261,12 +263,13 @@ def _derived_cell(key: str, view: EstablishmentView) -> CellState:
             return CellState(UnitStatus.SKIPPED, detail="étapes 1 à 3 déjà lancées")
         return CellState(UnitStatus.PENDING)
     if key == "access-block":
+        # Whether a block is planned, in force or lifted is the access block's own
+        # decision (workflow/access_block.py), reported by the client; a finished step 4
+        # says nothing about it.
         if view.access_blocked:
-            return CellState(UnitStatus.RUNNING, word="actif", detail="accès élèves et parents bloqués")
-        directory = view.units.get("init-directory")
-        if directory is not None and directory.status is UnitStatus.DONE:
-            return CellState(UnitStatus.DONE, word="levé")
-        return CellState(UnitStatus.PENDING)
+            return CellState(UnitStatus.RUNNING, word="actif",
+                             detail="accès élèves et parents bloqués")
+        return CellState(None)
     return CellState(None)
 
 

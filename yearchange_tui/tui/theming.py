@@ -20,6 +20,8 @@ from pathlib import Path
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
+from yearchange_tui.french import os_error_text, toml_error_text
+
 DEFAULT_THEME = "yearchange-dark"
 """The theme used when none is configured."""
 
@@ -154,9 +156,9 @@ def load_theme_file(path: Path) -> Theme:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
     except OSError as error:
-        raise ThemeFileError(f"{path.name} : illisible ({error.strerror or error}).") from error
+        raise ThemeFileError(f"{path.name} : illisible ({os_error_text(error)}).") from error
     except tomllib.TOMLDecodeError as error:
-        raise ThemeFileError(f"{path.name} : TOML invalide ({error}).") from error
+        raise ThemeFileError(f"{path.name} : TOML invalide ({toml_error_text(error)}).") from error
     return theme_from_data(data, path.name)
 
 

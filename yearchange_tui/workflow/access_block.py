@@ -30,6 +30,7 @@ message". Runs on the caller's thread.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -92,6 +93,41 @@ class AccessWindow:
     def covers(self, day: dt.date) -> bool:
         """True when ``day`` is inside the period (both ends included)."""
         return self.starts_on <= day <= self.ends_on
+
+    def phase(self, day: dt.date) -> BlockPhase:
+        """Where ``day`` (the operator's date) stands: before, inside or after the block."""
+        if day < self.starts_on:
+            return BlockPhase.PLANNED
+        if day <= self.ends_on:
+            return BlockPhase.ACTIVE
+        return BlockPhase.LIFTED
+
+    def describe(self, day: dt.date) -> str:
+        """French: « prévu du 18/08/2027 au 01/09/2027 », « en cours jusqu'au 01/09/2027 »,
+        « levé depuis le 02/09/2027 »."""
+        phase = self.phase(day)
+        if phase is BlockPhase.PLANNED:
+            return f"prévu du {self.starts_on:%d/%m/%Y} au {self.ends_on:%d/%m/%Y}"
+        if phase is BlockPhase.ACTIVE:
+            return f"en cours jusqu'au {self.ends_on:%d/%m/%Y} inclus"
+        return f"levé depuis le {self.ends_on + dt.timedelta(days=1):%d/%m/%Y}"
+
+
+class BlockPhase(enum.StrEnum):
+    """Where a day stands against an establishment's block window."""
+
+    PLANNED = "planned"
+    ACTIVE = "active"
+    LIFTED = "lifted"
+
+    @property
+    def label(self) -> str:
+        """The French word shown to operators."""
+        return BLOCK_PHASE_LABELS[self]
+
+
+BLOCK_PHASE_LABELS = {BlockPhase.PLANNED: "prévu", BlockPhase.ACTIVE: "en cours",
+                      BlockPhase.LIFTED: "levé"}
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import enum
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -33,10 +33,16 @@ from yearchange_tui.workflow.establishments import (
     establishment_by_uai,
     establishments_by_uai,
 )
-from yearchange_tui.workflow.models import CalendarDate, MaintenanceWindowRow, Step
+from yearchange_tui.workflow.localtime import (
+    DEFAULT_TIMEZONE,  # noqa: F401 -- re-exported: the calendar's default zone
+    TimezoneError,
+    iso_local,
+    zone_name,
+    zone_of,
+)
+from yearchange_tui.workflow.models import AuditEntry, CalendarDate, MaintenanceWindowRow, Step
 from yearchange_tui.workflow.units import current_school_year, utcnow
 
-DEFAULT_TIMEZONE = "Europe/Paris"
 ALL_KINDS = "*"
 KINDS = ("college", "lycee", "other")
 KIND_LABELS = {"college": "collèges", "lycee": "lycées", "other": "autres"}
@@ -153,16 +159,17 @@ def scope_of(milestone: Milestone) -> str | None:
     return _SCOPE_OF.get(milestone)
 
 
-def timezone(name: str = DEFAULT_TIMEZONE) -> ZoneInfo:
-    """The calendar's time zone.
+def timezone(name: str | None = None) -> ZoneInfo:
+    """The calendar's time zone: ``name``, or the operator's zone
+    (:mod:`yearchange_tui.workflow.localtime`, ``Europe/Paris`` unless configured).
 
     Raises:
         CalendarError: for an unknown zone name.
     """
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise CalendarError(f"fuseau horaire inconnu « {name} »") from error
+        return zone_of(name or zone_name())
+    except TimezoneError as error:
+        raise CalendarError(str(error)) from error
 
 
 def as_utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -219,9 +226,9 @@ class Window:
     project_code: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
+        """JSON-ready form (times ISO 8601 with the operator's offset)."""
         return {"id": self.id, "scope": self.scope, "label": self.label,
-                "starts_at": self.starts_at.isoformat(), "ends_at": self.ends_at.isoformat(),
+                "starts_at": iso_local(self.starts_at), "ends_at": iso_local(self.ends_at),
                 "source": self.source, "project": self.project_code}
 
 
@@ -300,8 +307,8 @@ class PlannedMilestone:
         return {"uai": self.uai, "milestone": self.milestone.value,
                 "label": self.milestone.label,
                 "date": self.on_date.isoformat() if self.on_date else None,
-                "due_at": self.due_at.isoformat() if self.due_at else None,
-                "not_after": self.not_after.isoformat() if self.not_after else None,
+                "due_at": iso_local(self.due_at),
+                "not_after": iso_local(self.not_after),
                 "window": self.window_label, "source": self.source, "note": self.note}
 
 
@@ -355,6 +362,24 @@ class Plan:
                 "establishments": list(by_uai.values()),
                 "aaf_rhythm": [{"update": update, "aaf": aaf, "integrated": integrated}
                                for update, aaf, integrated in AAF_RHYTHM]}
+
+
+NOTICE_ACTIONS = {Milestone.WARNING: "warning", Milestone.SECOND_WARNING: "second-warning"}
+"""The free-group warnings and the audit action that records each one sent (they have no
+step unit)."""
+
+
+def notices_sent(session: Session, school_year_start: int) -> set[tuple[int, Milestone]]:
+    """(establishment id, milestone) of the free-group warnings already sent for the
+    change-over of year N (audited « done » since 1 January of its summer): what the engine
+    takes as settled, and what the grid shows as done."""
+    since = dt.datetime(school_year_start + 1, 1, 1, tzinfo=dt.UTC)
+    by_action = {action: milestone for milestone, action in NOTICE_ACTIONS.items()}
+    return {(establishment_id, by_action[action]) for establishment_id, action in
+            session.execute(select(AuditEntry.establishment_id, AuditEntry.action).where(
+                AuditEntry.action.in_(list(by_action)), AuditEntry.outcome == "done",
+                AuditEntry.at >= since))
+            if establishment_id is not None}
 
 
 def _school_year(session: Session, school_year_start: int | None) -> SchoolYear:
@@ -510,7 +535,7 @@ def windows_for(stored: dict[int | None, dict[str, list[Window]]], project_id: i
 
 
 def build_plan(session: Session, school_year_start: int | None = None,
-               timezone_name: str = DEFAULT_TIMEZONE, uais: list[str] | None = None, *,
+               timezone_name: str | None = None, uais: list[str] | None = None, *,
                with_establishments: bool = True,
                pending: tuple[PendingEdit, ...] = ()) -> Plan:
     """Every establishment's milestones for the change-over of year N.
@@ -518,7 +543,7 @@ def build_plan(session: Session, school_year_start: int | None = None,
     Args:
         session: an open session.
         school_year_start: year N (default: the current school year).
-        timezone_name: the zone local dates and times are in.
+        timezone_name: the zone local dates and times are in (default: the operator's).
         uais: only these establishments (all when None).
         with_establishments: False for the windows alone.
         pending: edits not written yet, to see the plan as they would make it.
@@ -527,6 +552,7 @@ def build_plan(session: Session, school_year_start: int | None = None,
         CalendarError: for an unknown time zone or establishment.
         NoCurrentYearError: when no year is given and none is current.
     """
+    timezone_name = timezone_name or zone_name()
     zone = timezone(timezone_name)
     year = _school_year(session, school_year_start)
     start = year.start_year
@@ -785,18 +811,35 @@ def remove_window(session: Session, window_id: int) -> bool:
     return bool(result.rowcount)
 
 
+DATE_FORMATS = ("%d/%m/%Y", "%Y-%m-%d", "%d/%m/%y")
+"""What an operator may type for a date, in the console and on the command line."""
+
+
+def parse_day(value: str) -> dt.date:
+    """``JJ/MM/AAAA`` (or ``AAAA-MM-JJ``, or ``JJ/MM/AA``) to a date: the one date parser of
+    the console and the command line.
+
+    Raises:
+        CalendarError: for a bad or impossible date (French message).
+    """
+    text = value.strip()
+    for pattern in DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(text, pattern).date()
+        except ValueError:
+            continue
+    raise CalendarError(f"date invalide « {text} » (attendu JJ/MM/AAAA ou AAAA-MM-JJ)")
+
+
 def parse_date(value: str) -> dt.date | None:
-    """``AAAA-MM-JJ``, or ``none``/``aucune`` for no date.
+    """A date as :func:`parse_day` reads it, or ``none``/``aucune`` for no date.
 
     Raises:
         CalendarError: for a bad date.
     """
     if value.strip().lower() in ("none", "aucune", "-"):
         return None
-    try:
-        return dt.date.fromisoformat(value.strip())
-    except ValueError as error:
-        raise CalendarError(f"date invalide « {value} » (attendu AAAA-MM-JJ)") from error
+    return parse_day(value)
 
 
 def parse_time(value: str | None) -> dt.time | None:

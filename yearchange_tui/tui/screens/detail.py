@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
@@ -22,6 +23,7 @@ from yearchange_tui.tui.screens.grid import step_choices
 from yearchange_tui.tui.screens.modals import StepChoiceModal
 from yearchange_tui.tui.widgets.engine_header import EngineHeader
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
+from yearchange_tui.workflow.localtime import format_local
 from yearchange_tui.workflow.models import UNIT_STATUS_GLYPHS, UNIT_STATUS_LABELS, UnitStatus
 from yearchange_tui.workflow.units import QUEUE_STATE_GLYPHS, QUEUE_STATE_LABELS, QueueState
 
@@ -30,7 +32,9 @@ if TYPE_CHECKING:
 
 
 def _when(value: Any) -> str:
-    return value.strftime("%d/%m %H:%M") if value else "—"
+    if isinstance(value, dt.datetime):
+        return format_local(value, "%d/%m %H:%M")
+    return value.strftime("%d/%m") if value else "—"
 
 
 def _counts_table(detail: EstablishmentDetail) -> Table:

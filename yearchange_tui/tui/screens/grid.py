@@ -33,6 +33,7 @@ from yearchange_tui.tui.widgets.calendar_grid import CalendarGrid
 from yearchange_tui.tui.widgets.engine_header import EngineHeader
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
 from yearchange_tui.tui.widgets.progress_pane import ProgressPane
+from yearchange_tui.workflow.localtime import to_local
 from yearchange_tui.workflow.models import (
     UNIT_STATUS_GLYPHS,
     UNIT_STATUS_LABELS,
@@ -75,7 +76,7 @@ def event_line(event: EngineEventView) -> Text:
     """One journal line: glyph, time, UAI, message."""
     glyph = LEVEL_GLYPHS.get(event.level, "i")
     style = {"error": "bold", "warning": ""}.get(event.level, "")
-    at = event.at.astimezone() if event.at.tzinfo is not None else event.at
+    at = to_local(event.at)
     where = f" {event.uai}" if event.uai and not event.message.startswith(event.uai) else ""
     return Text(f"{glyph} {at:%H:%M:%S}{where} {event.message}", style=style,
                 no_wrap=True, overflow="ellipsis")

@@ -16,6 +16,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from yearchange_tui.workflow.calendar import CalendarError, parse_day
+
 MAX_LISTED = 6
 
 
@@ -178,18 +180,16 @@ class StepChoiceModal(ModalScreen[str | None]):
 
 
 def parse_french_date(text: str) -> dt.date:
-    """``JJ/MM/AAAA`` (or ``AAAA-MM-JJ``) to a date.
+    """``JJ/MM/AAAA`` (or ``AAAA-MM-JJ``) to a date, read by the calendar's one parser
+    (:func:`~yearchange_tui.workflow.calendar.parse_day`, as ``plan set``).
 
     Raises:
         ValueError: with a French message.
     """
-    text = text.strip()
-    for pattern in ("%d/%m/%Y", "%Y-%m-%d", "%d/%m/%y"):
-        try:
-            return dt.datetime.strptime(text, pattern).date()
-        except ValueError:
-            continue
-    raise ValueError(f"Date invalide « {text} » : attendu JJ/MM/AAAA.")
+    try:
+        return parse_day(text)
+    except CalendarError as error:
+        raise ValueError(f"{str(error)[0].upper()}{str(error)[1:]}.") from error
 
 
 class TextPromptModal(ModalScreen[str | None]):

@@ -1,4 +1,5 @@
-"""The summer at a glance: windows and planned steps from June to September, today marked."""
+"""The summer at a glance: windows, planned and done steps and milestones from June to
+September, today marked (the operator's date)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,18 @@ from yearchange_tui.tui.screens.base import ConsoleScreen
 from yearchange_tui.tui.widgets.engine_header import EngineHeader
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
 from yearchange_tui.tui.widgets.timeline_chart import TimelineChart, TimelineData, season
+from yearchange_tui.workflow.localtime import to_local, wall_clock
+from yearchange_tui.workflow.models import UnitStatus
+
+_LONGEST_SPAN = 60  # days: a milestone spanning more is drawn on its first day only
+
+
+def _days(first: dt.date, last: dt.date | None) -> list[dt.date]:
+    """Each day from ``first`` to ``last`` (``first`` alone without an end)."""
+    if last is None or last < first or (last - first).days > _LONGEST_SPAN:
+        return [first]
+    return [first + dt.timedelta(days=offset) for offset in range((last - first).days + 1)]
+
 
 if TYPE_CHECKING:
     from yearchange_tui.tui.app import ModelChanges
@@ -44,27 +57,41 @@ class TimelineScreen(ConsoleScreen):
         self.refresh_all()
 
     def build_data(self) -> TimelineData:
-        """Counts of planned units per day and column, for the visible establishments."""
+        """Units per day and column for the visible establishments, planned and done apart.
+
+        Every column is read from the grid's cells, which the client builds from the
+        engine's own sources (the plan, the access block's window), so the chart, the grid
+        and ``plan`` agree; a milestone that spans days (the access block) covers each of
+        its days.
+        """
         app = self.console
         model = app.model
-        today = app.now().date()
+        today = wall_clock(app.now()).date()
         planned: dict[str, Counter[dt.date]] = {column.key: Counter() for column in COLUMNS}
+        done: dict[str, Counter[dt.date]] = {column.key: Counter() for column in COLUMNS}
         years = []
         for uai in model.visible_uais:
+            units = model.views[uai].units
             for key, cell in model.cells[uai].items():
-                if cell.planned_on is not None:
-                    planned[key][cell.planned_on] += 1
-                    years.append(cell.planned_on.year)
+                if cell.planned_on is None or cell.status in (None, UnitStatus.SKIPPED):
+                    continue
+                target = done if cell.status is UnitStatus.DONE else planned
+                for day in _days(cell.planned_on, getattr(units.get(key), "ends_on", None)):
+                    target[key][day] += 1
+                years.append(cell.planned_on.year)
         first, last = season(today, (min(years) - 1) if years else None)
         windows: list[tuple[dt.date, dt.date, str]] = []
         status = app.engine_status
         if status is not None and status.next_window is not None:
             window = status.next_window
-            windows.append((window.starts_at.date(), window.ends_at.date(), window.label))
-        for day in sorted(planned["purge-trash"]):
-            windows.append((day, day, f"étapes 1 à 3 ({planned['purge-trash'][day]} étab.)"))
-        for day in sorted(planned["init-directory"]):
-            windows.append((day, day, f"étape 4 ({planned['init-directory'][day]} étab.)"))
+            windows.append((to_local(window.starts_at).date(), to_local(window.ends_at).date(),
+                            window.label))
+        steps = Counter(planned["purge-trash"]) + Counter(done["purge-trash"])
+        for day in sorted(steps):
+            windows.append((day, day, f"étapes 1 à 3 ({steps[day]} étab.)"))
+        directory = Counter(planned["init-directory"]) + Counter(done["init-directory"])
+        for day in sorted(directory):
+            windows.append((day, day, f"étape 4 ({directory[day]} étab.)"))
         seen = set()
         unique = []
         for window in windows:
@@ -75,7 +102,7 @@ class TimelineScreen(ConsoleScreen):
         selected_dates = {key: cell.planned_on for key, cell in model.cells[selected].items()
                           if cell.planned_on} if selected else {}
         return TimelineData(today=today, first_day=first, last_day=last, windows=unique,
-                            planned=planned, selected_uai=selected,
+                            planned=planned, done=done, selected_uai=selected,
                             selected_dates=selected_dates)
 
     def refresh_all(self) -> None:

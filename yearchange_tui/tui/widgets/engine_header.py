@@ -1,4 +1,7 @@
-"""The two header lines: engine state, next window, clock; counts per state and filter."""
+"""The two header lines: engine state, next window, clock; counts per state and filter.
+
+Every time is shown in the operator's zone (:mod:`yearchange_tui.workflow.localtime`).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from textual.widget import Widget
 
 from yearchange_tui.scheduling.api import EngineMode, EngineStatus
 from yearchange_tui.tui.grid_model import counts_line
+from yearchange_tui.workflow.localtime import format_local, to_local, wall_clock
 from yearchange_tui.workflow.models import UnitStatus
 
 MODE_GLYPHS = {EngineMode.ATTACHED: "●", EngineMode.OBSERVER: "◎", EngineMode.NONE: "✗"}
@@ -37,9 +41,10 @@ def window_text(status: EngineStatus | None) -> str:
     if status is None or status.next_window is None:
         return "aucune fenêtre prévue"
     window = status.next_window
-    end = (window.ends_at.strftime("%H:%M") if window.ends_at.date() == window.starts_at.date()
-           else window.ends_at.strftime("%d/%m %H:%M"))
-    return f"fenêtre {window.starts_at:%d/%m %H:%M}–{end} ({window.label})"
+    starts, ends = to_local(window.starts_at), to_local(window.ends_at)
+    end = (format_local(ends, "%H:%M") if ends.date() == starts.date()
+           else format_local(ends, "%d/%m %H:%M"))
+    return f"fenêtre {format_local(starts, '%d/%m %H:%M')}–{end} ({window.label})"
 
 
 class EngineHeader(Widget):
@@ -97,7 +102,8 @@ class EngineHeader(Widget):
         first.append(" · ", dim)
         first.append(window_text(self.status))
         first.append(" · ", dim)
-        first.append(f"{WEEKDAYS[self.now.weekday()]} {self.now:%d/%m %H:%M}")
+        clock = wall_clock(self.now)
+        first.append(f"{WEEKDAYS[clock.weekday()]} {clock:%d/%m %H:%M}")
         second = Text(no_wrap=True, overflow="ellipsis")
         pieces = counts_line(self.counts)
         for index, (status, piece) in enumerate(pieces):

@@ -1,4 +1,5 @@
-"""June to September, days across: maintenance windows, planned steps, today."""
+"""June to September, days across: maintenance windows, planned and done steps and
+milestones, today."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class TimelineData:
     last_day: dt.date
     windows: list[tuple[dt.date, dt.date, str]] = field(default_factory=list)
     planned: dict[str, Counter[dt.date]] = field(default_factory=dict)
+    done: dict[str, Counter[dt.date]] = field(default_factory=dict)
     selected_uai: str = ""
     selected_dates: dict[str, dt.date] = field(default_factory=dict)
 
@@ -43,7 +45,7 @@ def season(today: dt.date, year_n: int | None = None) -> tuple[dt.date, dt.date]
 class TimelineChart(Widget):
     """The change-over summer as a chart, scaled to the width or one day per column."""
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"timeline--today", "timeline--window", "timeline--planned",
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"timeline--today", "timeline--window", "timeline--planned", "timeline--done",
                          "timeline--month", "timeline--label", "timeline--dim",
                          "timeline--selected"}
 
@@ -94,6 +96,7 @@ class TimelineChart(Widget):
         today_style = style("timeline--today", partial=True)
         window_style = style("timeline--window", partial=True)
         planned_style = style("timeline--planned", partial=True)
+        done_style = style("timeline--done", partial=True)
         month_style = style("timeline--month", partial=True)
         label_style = style("timeline--label", partial=True)
         dim = style("timeline--dim", partial=True)
@@ -140,12 +143,14 @@ class TimelineChart(Widget):
         lines.append(row("Fenêtres", window_cell))
         for column in COLUMNS:
             counts = data.planned.get(column.key, Counter())
+            finished = data.done.get(column.key, Counter())
 
-            def planned_cell(span: tuple[dt.date, dt.date], counts: Counter[dt.date] = counts
-                             ) -> tuple[str, object]:
-                total = sum(number for day, number in counts.items() if span[0] <= day <= span[1])
-                if total:
+            def planned_cell(span: tuple[dt.date, dt.date], counts: Counter[dt.date] = counts,
+                             finished: Counter[dt.date] = finished) -> tuple[str, object]:
+                if any(span[0] <= day <= span[1] for day in counts):
                     return "█", planned_style
+                if any(span[0] <= day <= span[1] for day in finished):
+                    return "✓", done_style
                 return ("·" if _has_monday(span) else " "), dim
 
             label = column.title if len(column.title) < LABEL_WIDTH else column.medium_title
@@ -164,6 +169,7 @@ class TimelineChart(Widget):
                                                                          data.last_day)
         legend = Text(no_wrap=True, overflow="ellipsis")
         legend.append("█ planifié  ", planned_style)
+        legend.append("✓ fait  ", done_style)
         legend.append("▒ fenêtre  ", window_style)
         legend.append(f"┃ aujourd'hui {data.today:%d/%m}  ", today_style)
         per_column = "1 jour" if step <= 1 else f"{step:.1f} jours".replace(".", ",")
