@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 
 from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
+from yearchange_tui.changeover.dry_run import stored_warnings
 from yearchange_tui.ent.models import Establishment, Project
 from yearchange_tui.tui.rejects_source import (
     SEVERITY_ORDER,
@@ -245,7 +246,8 @@ class DatabaseDetailSource:
                     real_counts=_json(unit.counts if unit else "", {}),
                     dry_run_counts=_json(report.counts if report else "", {}),
                     dry_run_at=report.created_at if report else None,
-                    warnings=tuple(_json(report.warnings if report else "", [])),
+                    warnings=tuple(message for _code, message in stored_warnings(
+                        report.warnings if report else "")),
                     later_dry_runs=len(later),
                     later_dry_run_at=later[-1].created_at if later else None))
             archives = tuple(ArchiveInfo(m.archive_key, m.kind, m.relative_path, m.size,
