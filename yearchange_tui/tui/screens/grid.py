@@ -122,7 +122,8 @@ class GridScreen(ConsoleScreen):
         self.update_grid_header()
         if changes.cells or changes.status_changed or changes.rows_rebuilt:
             self._update_progress()
-        if self.grid.cursor_uai in changes.cells:
+        if self.grid.cursor_uai in changes.cells or changes.rows_rebuilt or (
+                changes.status_changed and not self.grid.cursor_uai):
             self._update_cell_info()
 
     def on_engine_events(self, events: list[EngineEventView]) -> None:
@@ -148,7 +149,9 @@ class GridScreen(ConsoleScreen):
         if marked:
             info.append(f"● {marked} marqué{'s' if marked > 1 else ''} │ ", "bold")
         if not uai:
-            if not self.console.model.rows:
+            if self.console.engine_status is None and not self.console.model.views:
+                info.append("Chargement… (lecture du moteur)")
+            elif not self.console.model.rows:
                 info.append("Aucun établissement ne correspond au filtre.")
         else:
             view = self.console.model.views[uai]
@@ -224,14 +227,19 @@ class GridScreen(ConsoleScreen):
         self.grid.focus()
 
     def action_clear_filter(self) -> None:
-        """Escape: close the filter box and clear the text filter."""
+        """Escape: close the filter box and clear every filter (text, state, type)."""
         box = self.query_one("#filter-input", Input)
-        if box.display or self.console.model.filter.text:
+        grid_filter = self.console.model.filter
+        if box.display or grid_filter.text or grid_filter.status is not None or (
+                grid_filter.kind is not None):
             box.value = ""
             box.display = False
-            self.console.model.filter.text = ""
+            grid_filter.text = ""
+            grid_filter.status = None
+            grid_filter.kind = None
             self._rows_changed()
             self.grid.focus()
+            self.notify("Filtres effacés : tous les établissements.", timeout=2)
 
     def action_filter_state(self) -> None:
         """Cycle the state filter: all, running, failed, blocked…"""
