@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 
 from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
-from yearchange_tui.changeover.dry_run import stored_warnings
+from yearchange_tui.changeover.dry_run import DryRunWarning, dry_run_warnings, stored_warnings
 from yearchange_tui.ent.models import Establishment, Project
 from yearchange_tui.tui.rejects_source import (
     SEVERITY_ORDER,
@@ -27,7 +27,11 @@ from yearchange_tui.tui.rejects_source import (
 from yearchange_tui.workflow.access_block import effective_window
 from yearchange_tui.workflow.establishments import UnknownEstablishmentError, establishment_by_uai
 from yearchange_tui.workflow.models import ArchiveManifest, DryRunReport, Step, StepUnit
-from yearchange_tui.workflow.units import current_school_year, following_school_year
+from yearchange_tui.workflow.units import (
+    NoCurrentYearError,
+    current_school_year,
+    following_school_year,
+)
 
 # « dates de/du … » for each level a planned date comes from (workflow.calendar.SOURCES).
 DATES_FROM = {"établissement": "dates de l'établissement",
@@ -208,6 +212,14 @@ class DatabaseDetailSource:
     def __init__(self, database: Any, rejects: RejectsSource) -> None:
         self.database = database
         self.rejects = rejects
+
+    def dry_run_warnings(self) -> list[DryRunWarning]:
+        """Every warning of the newest dry runs, across the académie (the report screen);
+        none before the first change-over."""
+        try:
+            return list(dry_run_warnings(self.database))
+        except NoCurrentYearError:
+            return []
 
     def detail(self, uai: str) -> EstablishmentDetail | None:
         """Read one establishment's detail (a few small queries)."""

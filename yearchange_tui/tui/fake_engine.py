@@ -13,6 +13,7 @@ import threading
 from dataclasses import replace
 from typing import Any
 
+from yearchange_tui.changeover.dry_run import DryRunWarning
 from yearchange_tui.ent.uai import make_uai
 from yearchange_tui.scheduling.api import (
     CHANGING_ACTIONS,
@@ -342,6 +343,27 @@ class FakeEngine:
                 raw_xml=(f'<addRequest>\n  <identifier><id>{kind[:1]}{9000 + index}</id>'
                          '</identifier>\n  <attributes/>\n</addRequest>')))
         return rows
+
+    # -- dry-run report --------------------------------------------------------------------------
+
+    def dry_run_warnings(self) -> list[DryRunWarning]:
+        """Scripted dry-run warnings: every third establishment has two."""
+        with self._lock:
+            views = sorted(self._views.values(), key=lambda view: view.uai)
+        made_at = FIXED_NOW.replace(tzinfo=dt.UTC)
+        warnings = []
+        for index, view in enumerate(views):
+            if index % 3:
+                continue
+            warnings.append(DryRunWarning(
+                view.uai, view.name, Step.PURGE_TRASH, "CORBEILLE-SUPPRESSION-RECENTE",
+                "« Sorties 2026 » mise à la corbeille le 28/06/2026 : elle sera supprimée "
+                "sans possibilité de récupération.", made_at))
+            warnings.append(DryRunWarning(
+                view.uai, view.name, Step.ARCHIVE, "ARCHIVE-CAHIER-VIDE",
+                "Cahier de textes de la classe 6B vide : l'archive ne contiendra que son "
+                "sommaire.", made_at))
+        return warnings
 
     # -- detail ----------------------------------------------------------------------------------
 

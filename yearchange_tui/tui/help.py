@@ -18,14 +18,17 @@ HELP_TEXTS: dict[str, tuple[str, str]] = {
          "de taper le nombre d'établissements (ou l'UAI s'il n'y en a qu'un).\n"
          "/ filtre par texte (UAI, nom, projet), f par état, k par type, o change l'ordre, "
          "g regroupe par projet, b change le volet du bas (progression, rejets, journal).\n"
-         "v ouvre l'assistant de la vie scolaire (étape 5) de l'établissement du curseur.")),
+         "v ouvre l'assistant de la vie scolaire (étape 5) de l'établissement du curseur.\n"
+         "w ouvre le rapport des avertissements des passages à blanc de toute l'académie. "
+         "Échap efface tous les filtres. Quand les colonnes ne tiennent pas, la grille défile "
+         "de côté avec le curseur (← →), l'UAI restant affichée.")),
     "timeline": (
         "Calendrier de juin à septembre",
         ("Un jour par colonne quand la largeur le permet, sinon plusieurs jours par colonne. "
          "Une ligne par étape : █ des établissements y sont planifiés, ▒ fenêtre de "
          "maintenance ; la colonne ┃ marque aujourd'hui. Les filtres de la grille s'appliquent. "
          "z passe à un jour par colonne ; ← et → décalent alors d'une semaine, Début revient à "
-         "aujourd'hui.")),
+         "aujourd'hui. Échap revient à la grille.")),
     "rejects": (
         "Rejets des imports AAF",
         ("Les rejets des livraisons AAF, par établissement. Filtrez par UAI, code, gravité et "
@@ -36,7 +39,17 @@ HELP_TEXTS: dict[str, tuple[str, str]] = {
     "log": (
         "Journal du moteur",
         ("Les évènements du moteur, du plus ancien au plus récent : ✗ erreur, ! avertissement, "
-         "i information. n change le niveau minimal affiché, / filtre par texte.")),
+         "i information. n change le niveau minimal affiché, / filtre par texte. Entrée "
+         "affiche la ligne du curseur en entier (avec ses données). Échap efface le filtre, "
+         "ou revient à la grille.")),
+    "dry-run-report": (
+        "Avertissements des passages à blanc",
+        ("Tous les avertissements du dernier passage à blanc de chaque établissement et de "
+         "chaque étape, pour toute l'académie : UAI, étape, code, établissement, message. "
+         "/ filtre par UAI, nom, code ou texte, c ne garde qu'un code (puis le suivant), "
+         "x exporte la liste affichée en CSV (UTF-8, « ; ») dans le dossier de données. "
+         "Échap efface les filtres, puis revient. En ligne de commande : yearchange dry-run "
+         "--report.")),
     "detail": (
         "Détail d'un établissement",
         ("L'historique de chaque étape avec les comptes du passage à blanc à côté de ceux de "

@@ -131,15 +131,22 @@ class GridScreen(ConsoleScreen):
         rejects = self.query_one("#pane-rejects", RichLog)
         log = self.query_one("#pane-log", RichLog)
         for event in events:
-            if event.kind == "reject":
+            if event.kind in ("reject", "import"):  # an import's progress beside its rejects
                 rejects.write(event_line(event))
             elif event.kind != "progress":
                 log.write(event_line(event))
 
     def _update_progress(self) -> None:
         app = self.console
+        cells = app.model.cells
+
+        def status_of(uai: str, column: str) -> UnitStatus | None:
+            cell = cells.get(uai, {}).get(column)
+            return cell.status if cell is not None else None
+
         self.query_one(ProgressPane).set_units(
-            app.model.running(), paused=bool(app.engine_status and app.engine_status.paused))
+            app.model.running(), paused=bool(app.engine_status and app.engine_status.paused),
+            batches=app.batches.progress(status_of))
 
     def _update_cell_info(self) -> None:
         grid = self.grid
@@ -415,6 +422,13 @@ class GridScreen(ConsoleScreen):
              "Date au format JJ/MM/AAAA :"],
             value=current.strftime("%d/%m/%Y") if current else "",
             placeholder="JJ/MM/AAAA", validate=validate), entered)
+
+    def action_dry_run_report(self) -> None:
+        """The académie-wide report of the dry-run warnings."""
+        # The report screen imports the engine's report rows: loaded when first opened.
+        from yearchange_tui.tui.screens.dry_run_report import DryRunReportScreen
+
+        self.app.push_screen(DryRunReportScreen())
 
     def action_import_aaf(self) -> None:
         """Import an AAF delivery (folder, archive or file)."""
