@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import ClassVar
 
@@ -31,8 +30,8 @@ MAX_LINES = 5000
 
 def event_text(event: EngineEventView) -> str:
     """A journal event whole, in French: when, level, where, message, then its data."""
-    at = event.at if event.at.tzinfo is not None else event.at.replace(tzinfo=dt.UTC)
-    lines = [(f"Le {at.astimezone(timezone()):%d/%m/%Y à %H:%M:%S} — "
+    at = event.at.astimezone(timezone()) if event.at.tzinfo is not None else event.at
+    lines = [(f"Le {at:%d/%m/%Y à %H:%M:%S} — "
              f"{LEVEL_WORDS.get(event.level, event.level)} "
              f"({KIND_WORDS.get(event.kind, event.kind)})")]
     if event.uai:
