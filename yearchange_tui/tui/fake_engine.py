@@ -382,6 +382,8 @@ class FakeEngine:
             steps.append(StepHistory(step.value, f"{step.number} {step.label}",
                                      unit.status.value if unit else "pending",
                                      real_counts=real, dry_run_counts=dry,
+                                     dry_run_at=FIXED_NOW - dt.timedelta(days=3) if dry
+                                     else None,
                                      error=unit.error if unit else ""))
         archives = (ArchiveInfo("textbook:6A", "cahier de textes", f"{uai}/archives/6A.zip",
                                 48213, "9f2c" + "0" * 60, 31),)

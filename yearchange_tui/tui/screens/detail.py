@@ -48,7 +48,7 @@ def _step_lines(step: StepHistory) -> list[str]:
         lines.append(f"comparé au passage à blanc du {_when(step.dry_run_at)}")
     elif step.dry_run_at:
         lines.append(f"passage à blanc du {_when(step.dry_run_at)}")
-    elif step.started_at or step.real_counts:
+    elif (step.started_at or step.real_counts) and not step.dry_run_counts:
         lines.append("aucun passage à blanc avant l'exécution réelle : rien à comparer")
     if step.later_dry_runs:
         lines.append(f"{step.later_dry_runs} passage(s) à blanc fait(s) après l'exécution "
