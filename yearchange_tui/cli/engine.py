@@ -481,6 +481,8 @@ def _print_plan(plan: Any) -> None:
     tables.print_table(windows_table, indent=2)
     current = None
     milestones = None
+    # The milestone's name stays whole; the date, then the source, wrap between words.
+    label_width = max((len(planned.milestone.label) for planned in plan.milestones), default=10)
     for planned in plan.milestones:
         if planned.uai != current:
             if milestones is not None:
@@ -490,8 +492,8 @@ def _print_plan(plan: Any) -> None:
             print_paragraph(f"{planned.uai}  {planned.name} "
                             f"({KIND_WORDS.get(planned.kind, planned.kind)}, projet "
                             f"{planned.project_code})")
-            milestones = tables.table(("jalon", {"ratio": 2, "min_width": 14}),
-                                      ("quand", {"min_width": 16}),
+            milestones = tables.table(("jalon", {"min_width": label_width}),
+                                      ("quand", {"ratio": 2, "min_width": 16}),
                                       ("source", {"ratio": 1, "min_width": 10}))
         assert milestones is not None
         when = _fmt_date(planned.on_date)
