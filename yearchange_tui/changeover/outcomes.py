@@ -27,10 +27,12 @@ class UnitOutcome:
     differences: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # from the guards: override, initial-load
     traceback: str = ""  # of a failure, for the engine's log
+    warning_codes: list[str] = field(default_factory=list)  # stable code of each warning
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"uai": self.uai, "step": self.step.value, "status": self.status,
                 "counts": self.counts, "lists": self.lists, "warnings": self.warnings,
+                "warning_codes": self.warning_codes,
                 "error": self.error, "code": self.code, "differences": self.differences,
                 "notes": self.notes}

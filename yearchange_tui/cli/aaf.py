@@ -21,6 +21,7 @@ from yearchange_tui.changeover.runner import ChangeoverRunner
 from yearchange_tui.changeover.steps.init_directory import import_aaf_delivery
 from yearchange_tui.cli.importing import refuse_import_in_read_only, report_import
 from yearchange_tui.cli.steps import summary_line
+from yearchange_tui.cli.tables import print_paragraph
 from yearchange_tui.cli.util import (
     EXIT_OK,
     JSON_HELP,
@@ -245,10 +246,11 @@ def _print_rejects(rows: list[Any], import_ids: list[int] | None) -> None:
             current = row.uai
             print(f"\n{row.uai or 'sans établissement'}")
         where = f"{row.file_name}:{row.line}" if row.line else (row.file_name or "")
-        print(f"  {SEVERITY_LABELS.get(row.severity, row.severity):<16} {row.code:<32} "
-              f"{row.record_id:<10} {where}")
-        print(f"      {row.message}")
-        print(f"      → {row.action}")
+        # Wrapped between words at the terminal's width (a file name is never cut).
+        print_paragraph(f"{SEVERITY_LABELS.get(row.severity, row.severity)} · {row.code} · "
+                        f"{row.record_id} · {where}", "  ", "      ")
+        print_paragraph(row.message, "      ")
+        print_paragraph(f"→ {row.action}", "      ", "        ")
 
 
 # --- access-block --------------------------------------------------------------------------

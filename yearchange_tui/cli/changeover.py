@@ -7,10 +7,13 @@ import datetime as dt
 import sys
 from typing import Any
 
+from yearchange_tui.changeover.dry_run import dry_run_warnings, write_warnings_csv
 from yearchange_tui.changeover.runner import ChangeoverRunner, unit_table
 from yearchange_tui.changeover.steps import DRY_RUN, UNIT_STEPS, StepDefinition, step_definition
 from yearchange_tui.changeover.verify import verify
+from yearchange_tui.cli import tables
 from yearchange_tui.cli.steps import STEP_COMMANDS, counts_line, print_outcomes
+from yearchange_tui.cli.tables import print_paragraph
 from yearchange_tui.cli.util import (
     EXIT_FAILED,
     EXIT_OK,
@@ -25,6 +28,7 @@ from yearchange_tui.cli.util import (
 )
 from yearchange_tui.ent.database import Access
 from yearchange_tui.scheduling.client import queue_table
+from yearchange_tui.workflow.calendar import timezone
 from yearchange_tui.workflow.establishments import (
     UnknownEstablishmentError,
     establishment_by_uai,
@@ -39,6 +43,7 @@ from yearchange_tui.workflow.models import (
 from yearchange_tui.workflow.units import (
     QUEUE_STATE_GLYPHS,
     QUEUE_STATE_SHORT,
+    NoCurrentYearError,
     QueueState,
     current_school_year,
 )
@@ -54,6 +59,18 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                     "avertissements exacts, sans rien modifier. Le rapport est conservé.")
     dry.add_argument("--uai", action="append", metavar="UAI", help="établissement (répétable)")
     dry.add_argument("--at", metavar="AAAA-MM-JJ", help="date de référence (défaut : maintenant)")
+    dry.add_argument("--all", action="store_true",
+                     help="détailler chaque liste en entier (archives, classes, rubriques…)")
+    dry.add_argument("--report", action="store_true",
+                     help="ne rien simuler : lister les avertissements du dernier passage à "
+                          "blanc de chaque établissement, pour toute l'académie")
+    dry.add_argument("--code", action="append", metavar="CODE",
+                     help="avec --report : seulement ce code d'avertissement (répétable)")
+    dry.add_argument("--text", metavar="TEXTE",
+                     help="avec --report : seulement les avertissements contenant ce texte")
+    dry.add_argument("--csv", metavar="FICHIER",
+                     help="avec --report : écrire le rapport en CSV (UTF-8 avec BOM, « ; », "
+                          "fins de ligne CRLF) dans FICHIER, ou « - » pour la sortie standard")
     dry.add_argument("--json", action="store_true", help=JSON_HELP)
     dry.set_defaults(handler=cmd_dry_run)
 
@@ -137,6 +154,11 @@ def _select(runner: ChangeoverRunner, uais: list[str] | None) -> list[Any]:
 
 def cmd_dry_run(args: argparse.Namespace) -> int:
     """``yearchange dry-run``."""
+    if args.report:
+        return _dry_run_report(args)
+    if args.code or args.text or args.csv:
+        raise UsageError("--code, --text et --csv vont avec --report (rapport académique des "
+                         "avertissements).")
     at = _date(args.at, "--at")
     now = dt.datetime.combine(at, dt.time(12), tzinfo=dt.UTC) if at else None
     settings, runner = _runner(args, now)
@@ -145,22 +167,96 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     if args.json:
         print_json([outcome.as_dict() for outcome in outcomes])
         return EXIT_OK
-    print(f"Passage à blanc des étapes 1 à 3 — {len(establishments)} établissement(s), "
-          "aucune modification faite.")
+    print_paragraph(f"Passage à blanc des étapes 1 à 3 — {len(establishments)} "
+                    "établissement(s), aucune modification faite.")
     current = None
     for outcome in outcomes:
         if outcome.uai != current:
             current = outcome.uai
             print(f"\n{outcome.uai}")
-        print(f"  étape {outcome.step.number} {outcome.step.label} : "
-              f"{counts_line(outcome.counts) or 'rien à faire'}")
+        # Every count, exact: the line wraps between words instead of being cut.
+        counts = counts_line(outcome.counts, limit=len(outcome.counts))
+        print_paragraph(f"étape {outcome.step.number} {outcome.step.label} : "
+                        f"{counts or 'rien à faire'}", "  ", "      ")
+        if args.all:
+            for key, items in outcome.lists.items():
+                print_paragraph(f"{key} ({len(items)}) : {', '.join(items) or 'aucun'}",
+                                "      ", "        ")
+        elif any(outcome.lists.values()):
+            listed = ", ".join(f"{key} ({len(items)})" for key, items in outcome.lists.items()
+                               if items)
+            print_paragraph(f"listes : {listed} — --all pour les détailler", "      ",
+                            "        ")
         for warning in outcome.warnings:
-            print(f"    ⚠ {warning}")
+            print_paragraph(f"⚠ {warning}", "    ", "      ")
     warnings = sum(len(outcome.warnings) for outcome in outcomes)
     kept = ("Rapport non conservé (mode consultation)." if settings.read_only
-            else "Rapport conservé ; comparez avec `yearchange status`.")
-    print(f"\n{warnings} avertissement(s). {kept}")
+            else "Rapport conservé ; comparez avec `yearchange status`, et voyez les "
+                 "avertissements de toute l'académie avec `yearchange dry-run --report`.")
+    print()
+    print_paragraph(f"{warnings} avertissement(s). {kept}")
     return EXIT_OK
+
+
+def _dry_run_report(args: argparse.Namespace) -> int:
+    """``yearchange dry-run --report``: every warning of the newest dry runs."""
+    if args.at or args.all:
+        raise UsageError("--report lit les passages à blanc déjà faits : --at et --all ne "
+                         "s'y appliquent pas.")
+    _settings, database = open_database_from_args(args, Access.READ_ONLY)
+    try:
+        warnings = dry_run_warnings(database, uais=args.uai or (), codes=args.code or (),
+                                    text=args.text or "")
+        if args.csv == "-":
+            write_warnings_csv(warnings, sys.stdout)
+            return EXIT_OK
+        if args.csv:
+            try:
+                with open(args.csv, "w", encoding="utf-8", newline="") as stream:
+                    written = write_warnings_csv(warnings, stream)
+            except OSError as error:
+                raise UsageError(f"--csv : écriture impossible dans « {args.csv} » "
+                                 f"({error.strerror or error}).") from error
+            print_paragraph(f"{written} avertissement(s) écrit(s) dans {args.csv} (CSV UTF-8, "
+                            "séparateur « ; »).")
+            return EXIT_OK
+        if args.json:
+            print_json([warning.as_dict() for warning in warnings])
+            return EXIT_OK
+        rows = list(warnings)
+    except NoCurrentYearError as error:
+        raise UsageError(str(error)) from error
+    _print_warnings(rows, args)
+    return EXIT_OK
+
+
+def _print_warnings(rows: list[Any], args: argparse.Namespace) -> None:
+    filters = [f"UAI {', '.join(args.uai)}"] if args.uai else []
+    filters += [f"code {', '.join(args.code)}"] if args.code else []
+    filters += [f"texte « {args.text} »"] if args.text else []
+    scope = f" (filtre : {' ; '.join(filters)})" if filters else ""
+    establishments = len({row.uai for row in rows})
+    print_paragraph(f"Avertissements des derniers passages à blanc{scope} : {len(rows)} "
+                    f"avertissement(s), {establishments} établissement(s).")
+    current = None
+    table = None
+    for row in rows:
+        if row.uai != current:
+            if table is not None:
+                tables.print_table(table, indent=2)
+            current = row.uai
+            print()
+            print_paragraph(f"{row.uai} — {row.name} (passage à blanc du "
+                            f"{row.made_at.astimezone(timezone()):%d/%m/%Y à %H:%M})")
+            table = tables.table(("étape", {"no_wrap": True}), ("code", {"no_wrap": True}),
+                                 ("message", {"ratio": 1, "min_width": 20}))
+        assert table is not None
+        table.add_row(str(row.step.number), row.code, row.message)
+    if table is not None:
+        tables.print_table(table, indent=2)
+    if rows:
+        print()
+        print_paragraph("Export tableur : yearchange dry-run --report --csv FICHIER.")
 
 
 def _confirm(definition: StepDefinition, establishments: list[Any], assume_yes: bool) -> None:
@@ -213,9 +309,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not table:
         print("Aucun établissement.")
         return EXIT_OK
-    print(f"Changement d'année {table[0]['school_year']} → établissements × étapes")
-    header = "UAI       " + "".join(f"{'étape ' + str(d.number):<16}" for d in UNIT_STEPS) + "nom"
-    print(header)
+    print_paragraph(f"Changement d'année {table[0]['school_year']} → établissements × étapes")
+    # The UAI keeps its width; the name gives its width first, then the states wrap
+    # between words.
+    grid = tables.table(("UAI", {"no_wrap": True}),
+                        *((f"étape {d.number}", {"min_width": 7}) for d in UNIT_STEPS),
+                        ("nom", {"ratio": 1, "min_width": 12}))
     for row in table:
         cells = []
         for definition in UNIT_STEPS:
@@ -230,8 +329,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             if state.get("queue"):
                 queue = QueueState(state["queue"])
                 glyph, word = QUEUE_STATE_GLYPHS[queue], QUEUE_STATE_SHORT[queue]
-            cells.append(f"{glyph} {word:<14}")
-        print(f"{row['uai']:<10}" + "".join(cells) + row["name"])
+            cells.append(f"{glyph} {word}")
+        grid.add_row(row["uai"], *cells, row["name"])
+    tables.print_table(grid)
     return EXIT_OK
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import func, inspect, select, text
 
+from yearchange_tui.cli import tables
+from yearchange_tui.cli.tables import print_paragraph
 from yearchange_tui.cli.util import (
     EXIT_FAILED,
     EXIT_OK,
@@ -490,22 +492,39 @@ def _fmt_date(day: dt.date | None) -> str:
 def _print_plan(plan: Any) -> None:
     zone = timezone(plan.timezone_name)
     start = plan.school_year_start
-    print(f"Calendrier du changement d'année {start}-{start + 1} → {start + 1}-{start + 2} "
-          f"(heures de {plan.timezone_name})")
+    print_paragraph(f"Calendrier du changement d'année {start}-{start + 1} → {start + 1}-"
+                    f"{start + 2} (heures de {plan.timezone_name})")
     print("\nFenêtres de maintenance")
+    # At 80 columns the source gives its width first, then the dates wrap between words.
+    windows_table = tables.table(("projet", {"no_wrap": True}), ("fenêtre", {}),
+                                 ("du", {"min_width": 10}), ("au", {"min_width": 10}),
+                                 ("source", {"ratio": 1, "min_width": 10}))
     for project, windows in sorted(plan.windows.items()):
         for window in windows:
             begin = window.starts_at.astimezone(zone)
             end = window.ends_at.astimezone(zone)
             ident = f"n°{window.id}, {window.source}" if window.id else window.source
-            print(f"  projet {project:<8} {window.label:<14} {_fmt_date(begin.date())} "
-                  f"{begin:%H:%M} → {_fmt_date(end.date())} {end:%H:%M}  [{ident}]")
+            windows_table.add_row(project, window.label,
+                                  f"{_fmt_date(begin.date())} {begin:%H:%M}",
+                                  f"{_fmt_date(end.date())} {end:%H:%M}", ident)
+    tables.print_table(windows_table, indent=2)
     current = None
+    milestones = None
+    # The milestone's name stays whole; the date, then the source, wrap between words.
+    label_width = max((len(planned.milestone.label) for planned in plan.milestones), default=10)
     for planned in plan.milestones:
         if planned.uai != current:
+            if milestones is not None:
+                tables.print_table(milestones, indent=2)
             current = planned.uai
-            print(f"\n{planned.uai}  {planned.name} ({KIND_WORDS.get(planned.kind, planned.kind)}"
-                  f", projet {planned.project_code})")
+            print()
+            print_paragraph(f"{planned.uai}  {planned.name} "
+                            f"({KIND_WORDS.get(planned.kind, planned.kind)}, projet "
+                            f"{planned.project_code})")
+            milestones = tables.table(("jalon", {"min_width": label_width}),
+                                      ("quand", {"ratio": 2, "min_width": 16}),
+                                      ("source", {"ratio": 1, "min_width": 10}))
+        assert milestones is not None
         when = _fmt_date(planned.on_date)
         if planned.due_at is not None:
             local = planned.due_at.astimezone(zone)
@@ -513,12 +532,18 @@ def _print_plan(plan: Any) -> None:
             if planned.not_after is not None and planned.window_label:
                 end = planned.not_after.astimezone(zone)
                 when += f" → {end:%d/%m %H:%M}"
-        print(f"  {planned.milestone.label:<47} {when:<36} {planned.source}")
+        milestones.add_row(planned.milestone.label, when, planned.source)
         if planned.note:
-            print(f"      ⚠ {planned.note}")
-    print("\nRythme AAF (§3.3) : mise à jour SIECLE/STS → fichier AAF → intégré dans l'ENT")
+            milestones.add_row(f"  ⚠ {planned.note}", "", "")
+    if milestones is not None:
+        tables.print_table(milestones, indent=2)
+    print()
+    print_paragraph("Rythme AAF (§3.3) : mise à jour SIECLE/STS → fichier AAF → intégré dans "
+                    "l'ENT")
+    rhythm = tables.table(("mise à jour", {}), ("fichier AAF", {}), ("intégré", {}))
     for update, aaf, integrated in AAF_RHYTHM:
-        print(f"  {update:<10} {aaf:<20} {integrated}")
+        rhythm.add_row(update, aaf, integrated)
+    tables.print_table(rhythm, indent=2)
 
 
 def _edit_context(args: argparse.Namespace):  # type: ignore[no-untyped-def]

@@ -97,6 +97,10 @@ class EventWriter:
             self.record("unit", f"{event.uai} : {label} terminée", uai=event.uai, step=event.step,
                         data={"event": "finished", "counts": event.counts,
                               "dry_run": event.dry_run})
+            for code, warning in event.warnings:
+                self.record("dry-run-warning", f"{event.uai} : {label} : ⚠ {warning}",
+                            uai=event.uai, step=event.step, level="warning",
+                            data={"event": "warning", "code": code, "dry_run": event.dry_run})
         elif isinstance(event, UnitFailed):
             word = "refusée" if event.refused else "en échec"
             self.record("unit", f"{event.uai} : {label} {word} : {event.error}", uai=event.uai,

@@ -29,6 +29,8 @@ import logging
 import multiprocessing
 import signal
 import traceback
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ from yearchange_tui.changeover.steps.init_directory import import_aaf_delivery
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.importing.outcome import ImportOutcome, run_import
 from yearchange_tui.scheduling.api import RequestAction
+from yearchange_tui.scheduling.events import EventWriter
 from yearchange_tui.timetable.importer import MODE_MANUAL, TimetableUsageError, import_timetable
 
 log = logging.getLogger(__name__)
@@ -50,7 +53,8 @@ KINDS = {RequestAction.IMPORT_AAF: "aaf", RequestAction.IMPORT_TIMETABLE: "timet
 
 
 def run_import_request(database: Database, storage_root: Path, action: RequestAction,
-                       params: dict[str, Any]) -> ImportOutcome:
+                       params: dict[str, Any],
+                       progress: Callable[[str], None] | None = None) -> ImportOutcome:
     """Run one import request, as ``yearchange import-aaf`` / ``import-timetable`` would.
 
     Args:
@@ -58,6 +62,7 @@ def run_import_request(database: Database, storage_root: Path, action: RequestAc
         storage_root: the storage root (an AAF import after step 3 runs step 4's units).
         action: :attr:`RequestAction.IMPORT_AAF` or :attr:`RequestAction.IMPORT_TIMETABLE`.
         params: ``path`` (and ``uai`` for a timetable; ``version`` optional).
+        progress: receives one French line per AAF file read (the console shows them).
 
     Returns:
         The outcome (an AAF import is audited as the command audits it; the timetable
@@ -70,13 +75,20 @@ def run_import_request(database: Database, storage_root: Path, action: RequestAc
     if action is RequestAction.IMPORT_AAF:
         # After step 3 an import is step 4: its units run through the runner's lifecycle.
         runner = ChangeoverRunner(database, storage_root)
-        return run_import("aaf", lambda: import_aaf_delivery(runner, [Path(path)]),
+        return run_import("aaf", lambda: import_aaf_delivery(runner, [Path(path)],
+                                                             progress=progress),
                           audit_in=database, source=[path])[0]
     return run_import(
         "timetable", lambda: import_timetable(
             database, Path(path), str(params.get("uai") or ""),
             declared_version=params.get("version") or None, mode=MODE_MANUAL),
         bad_request=(TimetableUsageError,))[0]
+
+
+def _import_progress(writer: EventWriter, kind: str, line: str) -> None:
+    """One progress line of an import, as a journal event of kind ``import``."""
+    writer.record("import", f"Import {'AAF' if kind == 'aaf' else 'EDT'} en cours : {line}",
+                  data={"event": "progress"})
 
 
 class ImportInterrupted(BaseException):
@@ -107,10 +119,14 @@ def _child_main(sender: Any, url: str, storage_root: str, action_value: str,
     kind = KINDS[action]
     details = ""
     database: Database | None = None
+    writer: EventWriter | None = None
     try:
         database = open_database(url, migrate=False)
         event.listen(database.sessions, "before_commit", stop_point.on_commit)
-        outcome = run_import_request(database, Path(storage_root), action, params)
+        # Each file read goes to the journal at once: the console shows the import moving.
+        writer = EventWriter(database)
+        progress = partial(_import_progress, writer, KINDS[action])
+        outcome = run_import_request(database, Path(storage_root), action, params, progress)
     except ImportInterrupted:
         outcome = ImportOutcome.interrupted(kind)
     except Exception as error:  # noqa: BLE001 - every failure goes back to the engine
@@ -118,6 +134,8 @@ def _child_main(sender: Any, url: str, storage_root: str, action_value: str,
         outcome = ImportOutcome.failed(kind, str(error) or type(error).__name__)
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the answer is on its way
+        if writer is not None:
+            writer.close()
         if database is not None:
             database.dispose()
     sender.send((outcome, details))

@@ -91,6 +91,7 @@ from yearchange_tui.tui.theming import (
     derived_variables,
     load_theme_dirs,
 )
+from yearchange_tui.tui.widgets.progress_pane import BatchTracker
 from yearchange_tui.workflow.localtime import local_now
 from yearchange_tui.workflow.models import Step, UnitStatus
 
@@ -101,7 +102,8 @@ DRAIN_INTERVAL = 0.1
 
 EVENT_MEMORY = 5000
 SCREEN_SCOPES = frozenset({"grid", "timeline", "rejects", "log", "detail", "school-life",
-                           "requests"})
+                           "requests",
+                           "dry-run-report"})
 """Screens with bindings of their own (a binding's scope is its screen's HELP_NAME)."""
 
 
@@ -187,6 +189,7 @@ class YearChangeApp(App[int]):
         self.raw_views: dict[str, EstablishmentView] = {}
         self.dry_run_live: dict[str, list[int]] = {}
         self.marked: set[str] = set()
+        self.batches = BatchTracker()
         self.cursor_uai = ""
         self.grid_screen: GridScreen | None = None
         self.events: deque[EngineEventView] = deque(maxlen=EVENT_MEMORY)
@@ -365,6 +368,7 @@ class YearChangeApp(App[int]):
         if self.read_only and action in CHANGING_ACTIONS:
             self.notify("Mode consultation : cette action est interdite.", severity="error")
             return
+        self.batches.requested(action.value, params)  # the progress pane follows the batch
         self.run_worker(partial(self._request_worker, action, params, success), thread=True,
                         group="engine-request", exit_on_error=False,
                         description=f"demande {action.value}")
@@ -646,6 +650,8 @@ class YearChangeApp(App[int]):
              "school-life", "school_life"),
             ("Volet du bas suivant", "Progression, rejets, journal", "bottom-pane",
              "cycle_pane"),
+            ("Avertissements des passages à blanc", "Rapport académique, filtre, export CSV",
+             "dry-run-report", "dry_run_report"),
         ]
         for title, help_text, binding_id, action in grid_actions:
             commands.append((title, help_text, binding_id, self._screen_action("grid", action),

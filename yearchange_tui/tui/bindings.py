@@ -75,6 +75,7 @@ SPECS: tuple[KeySpec, ...] = (
     KeySpec("school-life", "v", "school_life", "Vie scolaire", "grid", show=False),
     KeySpec("show-requests", "D", "show_requests", "Demandes", "grid", show=False,
             key_display="Maj+D"),
+    KeySpec("dry-run-report", "w", "dry_run_report", "Avertissements", "grid", show=False),
     # Rejects browser.
     KeySpec("rejects-search", "slash", "search", "Rechercher", "rejects", key_display="/"),
     KeySpec("rejects-detail", "enter", "toggle_detail", "Détail", "rejects", show=False,
@@ -88,8 +89,10 @@ SPECS: tuple[KeySpec, ...] = (
     # Log.
     KeySpec("log-search", "slash", "search", "Filtrer", "log", key_display="/"),
     KeySpec("log-level", "n", "cycle_level", "Niveau", "log"),
-    KeySpec("log-clear", "escape", "clear_search", "Effacer le filtre", "log", show=False,
-            key_display="Échap"),
+    KeySpec("log-clear", "escape", "clear_search", "Effacer le filtre, ou retour",
+            "log", show=False, key_display="Échap"),
+    KeySpec("log-line", "enter", "open_line", "Ligne entière", "log", show=False,
+            key_display="Entrée"),
     # Requests to the engine.
     KeySpec("requests-close", "escape", "close", "Retour à la grille", "requests",
             key_display="Échap"),
@@ -111,6 +114,14 @@ SPECS: tuple[KeySpec, ...] = (
     KeySpec("timeline-today", "home", "shift(0)", "Aujourd'hui", "timeline", show=False,
             key_display="Début"),
     KeySpec("timeline-zoom", "z", "zoom", "Zoom", "timeline"),
+    KeySpec("timeline-back", "escape", "back", "Retour à la grille", "timeline", show=False,
+            key_display="Échap"),
+    # Académie-wide dry-run report.
+    KeySpec("report-search", "slash", "search", "Filtrer", "dry-run-report", key_display="/"),
+    KeySpec("report-code", "c", "cycle_code", "Code", "dry-run-report"),
+    KeySpec("report-export", "x", "export_csv", "Export CSV", "dry-run-report"),
+    KeySpec("report-close", "escape", "close", "Effacer le filtre, ou retour",
+            "dry-run-report", key_display="Échap"),
 )
 SPEC_BY_ID = {spec.id: spec for spec in SPECS}
 CHANGING_ACTION_NAMES = frozenset(spec.action for spec in SPECS if spec.changes_data)

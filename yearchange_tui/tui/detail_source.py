@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 
 from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
+from yearchange_tui.changeover.dry_run import DryRunWarning, dry_run_warnings, stored_warnings
 from yearchange_tui.ent.models import Establishment, Project
 from yearchange_tui.french import plural
 from yearchange_tui.scheduling.client import latest_tasks, unit_state
@@ -28,7 +29,11 @@ from yearchange_tui.tui.rejects_source import (
 from yearchange_tui.workflow.access_block import effective_window
 from yearchange_tui.workflow.establishments import UnknownEstablishmentError, establishment_by_uai
 from yearchange_tui.workflow.models import ArchiveManifest, DryRunReport, Step, StepUnit
-from yearchange_tui.workflow.units import current_school_year, following_school_year
+from yearchange_tui.workflow.units import (
+    NoCurrentYearError,
+    current_school_year,
+    following_school_year,
+)
 
 # « dates de/du … » for each level a planned date comes from (workflow.calendar.SOURCES).
 DATES_FROM = {"établissement": "dates de l'établissement",
@@ -51,6 +56,63 @@ def dates_from(source: str) -> str:
     return f"{phrase} ({precision}" if precision else phrase
 
 
+# French labels of the counts a step records under a stable key (step 4's import
+# summary, step 5's check); counts already recorded in French keep their label.
+COUNT_LABELS = {
+    "created": "personnes créées", "updated": "personnes mises à jour",
+    "unchanged": "personnes inchangées", "restored": "personnes rétablies",
+    "flagged_absent": "personnes signalées absentes", "refused": "enregistrements refusés",
+    "classes_created": "classes créées", "groups_created": "groupes créés",
+    "rubrics_created": "rubriques créées", "rejects": "rejets",
+    "guard_override": "dérogation à la garde", "establishment_created": "établissement créé",
+    "absent_from_delivery": "absent de la livraison", "written": "valeurs écrites",
+    "existing": "déjà présent", "missing": "manquant", "periodes": "périodes",
+    "dates_ouverture": "dates d'ouverture", "alternances": "alternances",
+    "services": "services", "cours": "cours", "classes": "classes",
+    "professeurs_principaux": "professeurs principaux",
+    "imports_emploi_du_temps": "imports d'emploi du temps",
+}
+# Keys that name the unit rather than count anything (shown in the title already), and
+# structured copies of what another key already says.
+HIDDEN_COUNT_KEYS = frozenset({"uai", "name", "mode", "school_year", "missing_items"})
+
+
+def count_label(key: str) -> str:
+    """The French label of a count key (« classes_created » → « classes créées »)."""
+    return COUNT_LABELS.get(key, key.replace("_", " "))
+
+
+def _count_value(value: Any) -> int | str:
+    if isinstance(value, bool):
+        return "oui" if value else "non"
+    if isinstance(value, int | str):
+        return value
+    if isinstance(value, float):
+        return f"{value:g}".replace(".", ",")
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value) or "aucun"
+    return str(value)
+
+
+def readable_counts(counts: dict[str, Any]) -> dict[str, int | str]:
+    """A unit's counts as French labels and short values: nested summaries become one
+    line per entry (« rejets · AAF-INE-PARTAGE »), booleans « oui »/« non », lists a
+    comma-separated line; the keys that only name the unit are left out."""
+    readable: dict[str, int | str] = {}
+    for key, value in counts.items():
+        if key in HIDDEN_COUNT_KEYS:
+            continue
+        label = count_label(key)
+        if isinstance(value, dict):
+            if not value:
+                readable[label] = 0 if key in ("rejects", "written") else "aucun"
+            for sub_key, sub_value in value.items():
+                readable[f"{label} · {count_label(str(sub_key))}"] = _count_value(sub_value)
+        else:
+            readable[label] = _count_value(value)
+    return readable
+
+
 @dataclass(frozen=True)
 class StepHistory:
     """One step of one establishment: state, times, counts of the dry run and the real run."""
@@ -67,6 +129,10 @@ class StepHistory:
     dry_run_at: dt.datetime | None = None
     warnings: tuple[str, ...] = ()
     queue: str = ""  # a QueueState value when the unit waits in the engine's queue
+    # Dry runs of this step made after its real run started: kept as history, never
+    # compared with the real counts (the comparison is with the last one before).
+    later_dry_runs: int = 0
+    later_dry_run_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +179,31 @@ def _json(text: str | None, default: Any) -> Any:
         return default
 
 
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """A stored time as an aware UTC time (SQLite gives them back naive)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+def compared_dry_run(reports: list[Any], started_at: dt.datetime | None
+                     ) -> tuple[Any | None, list[Any]]:
+    """The dry run the real run of a step is compared with, and the later ones.
+
+    The comparison is with the last dry run made before the real run started (the one
+    the runner compared with); a dry run made after it is history, never a replacement.
+    Before any real run, the newest dry run is the one shown.
+
+    Args:
+        reports: the step's dry-run reports (anything with ``created_at``), oldest first.
+        started_at: when the real run of the step started, or None.
+    """
+    if started_at is None:
+        return (reports[-1] if reports else None), []
+    start = _aware(started_at)
+    before = [report for report in reports if _aware(report.created_at) <= start]
+    after = [report for report in reports if _aware(report.created_at) > start]
+    return (before[-1] if before else None), after
+
+
 class DatabaseDetailSource:
     """Detail read from the engine's tables.
 
@@ -124,6 +215,14 @@ class DatabaseDetailSource:
     def __init__(self, database: Any, rejects: RejectsSource) -> None:
         self.database = database
         self.rejects = rejects
+
+    def dry_run_warnings(self) -> list[DryRunWarning]:
+        """Every warning of the newest dry runs, across the académie (the report screen);
+        none before the first change-over."""
+        try:
+            return list(dry_run_warnings(self.database))
+        except NoCurrentYearError:
+            return []
 
     def detail(self, uai: str) -> EstablishmentDetail | None:
         """Read one establishment's detail (a few small queries)."""
@@ -141,16 +240,18 @@ class DatabaseDetailSource:
             units = {unit.step: unit for unit in session.scalars(select(StepUnit).where(
                 StepUnit.establishment_id == establishment.id,
                 StepUnit.school_year_id == year.id))}
-            reports: dict[Step, DryRunReport] = {}
+            history: dict[Step, list[DryRunReport]] = {}
             for report in session.scalars(select(DryRunReport).where(
                     DryRunReport.establishment_id == establishment.id,
-                    DryRunReport.school_year_id == year.id).order_by(DryRunReport.created_at)):
-                reports[report.step] = report
+                    DryRunReport.school_year_id == year.id).order_by(
+                        DryRunReport.created_at, DryRunReport.id)):
+                history.setdefault(report.step, []).append(report)
             steps = []
             tasks = latest_tasks(session, year.id, establishment.id)
             for step in Step:
                 unit = units.get(step)
-                report = reports.get(step)
+                report, later = compared_dry_run(history.get(step, []),
+                                                 unit.started_at if unit else None)
                 status, queue, error = unit_state(unit, tasks.get((establishment.id, step.value)))
                 steps.append(StepHistory(
                     key=step.value, label=f"{step.number} {step.label}",
@@ -162,7 +263,10 @@ class DatabaseDetailSource:
                     real_counts=_json(unit.counts if unit else "", {}),
                     dry_run_counts=_json(report.counts if report else "", {}),
                     dry_run_at=report.created_at if report else None,
-                    warnings=tuple(_json(report.warnings if report else "", []))))
+                    warnings=tuple(message for _code, message in stored_warnings(
+                        report.warnings if report else "")),
+                    later_dry_runs=len(later),
+                    later_dry_run_at=later[-1].created_at if later else None))
             archives = tuple(ArchiveInfo(m.archive_key, m.kind, m.relative_path, m.size,
                                          m.sha256, m.entry_count)
                              for m in session.scalars(select(ArchiveManifest).where(

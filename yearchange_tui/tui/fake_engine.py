@@ -13,6 +13,7 @@ import threading
 from dataclasses import replace
 from typing import Any
 
+from yearchange_tui.changeover.dry_run import DryRunWarning
 from yearchange_tui.ent.uai import make_uai
 from yearchange_tui.scheduling.api import (
     CHANGING_ACTIONS,
@@ -395,6 +396,27 @@ class FakeEngine:
                          '</identifier>\n  <attributes/>\n</addRequest>')))
         return rows
 
+    # -- dry-run report --------------------------------------------------------------------------
+
+    def dry_run_warnings(self) -> list[DryRunWarning]:
+        """Scripted dry-run warnings: every third establishment has two."""
+        with self._lock:
+            views = sorted(self._views.values(), key=lambda view: view.uai)
+        made_at = FIXED_NOW.replace(tzinfo=dt.UTC)
+        warnings = []
+        for index, view in enumerate(views):
+            if index % 3:
+                continue
+            warnings.append(DryRunWarning(
+                view.uai, view.name, Step.PURGE_TRASH, "CORBEILLE-SUPPRESSION-RECENTE",
+                "« Sorties 2026 » mise à la corbeille le 28/06/2026 : elle sera supprimée "
+                "sans possibilité de récupération.", made_at))
+            warnings.append(DryRunWarning(
+                view.uai, view.name, Step.ARCHIVE, "ARCHIVE-CAHIER-VIDE",
+                "Cahier de textes de la classe 6B vide : l'archive ne contiendra que son "
+                "sommaire.", made_at))
+        return warnings
+
     # -- detail ----------------------------------------------------------------------------------
 
     def detail(self, uai: str) -> EstablishmentDetail | None:
@@ -412,6 +434,8 @@ class FakeEngine:
             steps.append(StepHistory(step.value, f"{step.number} {step.label}",
                                      unit.status.value if unit else "pending",
                                      real_counts=real, dry_run_counts=dry,
+                                     dry_run_at=FIXED_NOW - dt.timedelta(days=3) if dry
+                                     else None,
                                      error=unit.error if unit else ""))
         archives = (ArchiveInfo("textbook:6A", "cahier de textes", f"{uai}/archives/6A.zip",
                                 48213, "9f2c" + "0" * 60, 31),)

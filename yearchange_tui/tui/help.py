@@ -24,14 +24,17 @@ HELP_TEXTS: dict[str, tuple[str, str]] = {
          "(annulée ou arrêtée en cours ; elle reprendra à son point de reprise). Une demande "
          "refusée ou en échec avant le début de l'unité s'affiche ⊘ ou ✗ avec sa raison.\n"
          "c annule ce qui est en cours ou en file sur les établissements marqués, sinon sur "
-         "celui du curseur. Maj+D liste toutes les demandes envoyées au moteur.")),
+         "celui du curseur. Maj+D liste toutes les demandes envoyées au moteur. "
+         "w ouvre le rapport des avertissements des passages à blanc de toute l'académie. "
+         "Échap efface tous les filtres. Quand les colonnes ne tiennent pas, la grille défile "
+         "de côté avec le curseur (← →), l'UAI restant affichée.")),
     "timeline": (
         "Calendrier de juin à septembre",
         ("Un jour par colonne quand la largeur le permet, sinon plusieurs jours par colonne. "
          "Une ligne par étape : █ des établissements y sont planifiés, ▒ fenêtre de "
          "maintenance ; la colonne ┃ marque aujourd'hui. Les filtres de la grille s'appliquent. "
          "z passe à un jour par colonne ; ← et → décalent alors d'une semaine, Début revient à "
-         "aujourd'hui.")),
+         "aujourd'hui. Échap revient à la grille.")),
     "rejects": (
         "Rejets des imports AAF",
         ("Les rejets des livraisons AAF, par établissement. Filtrez par UAI, code, gravité et "
@@ -42,7 +45,17 @@ HELP_TEXTS: dict[str, tuple[str, str]] = {
     "log": (
         "Journal du moteur",
         ("Les évènements du moteur, du plus ancien au plus récent : ✗ erreur, ! avertissement, "
-         "i information. n change le niveau minimal affiché, / filtre par texte.")),
+         "i information. n change le niveau minimal affiché, / filtre par texte. Entrée "
+         "affiche la ligne du curseur en entier (avec ses données). Échap efface le filtre, "
+         "ou revient à la grille.")),
+    "dry-run-report": (
+        "Avertissements des passages à blanc",
+        ("Tous les avertissements du dernier passage à blanc de chaque établissement et de "
+         "chaque étape, pour toute l'académie : UAI, étape, code, établissement, message. "
+         "/ filtre par UAI, nom, code ou texte, c ne garde qu'un code (puis le suivant), "
+         "x exporte la liste affichée en CSV (UTF-8, « ; ») dans le dossier de données. "
+         "Échap efface les filtres, puis revient. En ligne de commande : yearchange dry-run "
+         "--report.")),
     "requests": (
         "Demandes au moteur",
         ("Chaque demande envoyée au moteur, de la plus récente à la plus ancienne : son "

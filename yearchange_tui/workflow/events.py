@@ -39,6 +39,8 @@ class UnitFinished:
     step: str
     counts: dict[str, Any] = field(default_factory=dict)
     dry_run: bool = False
+    # A dry run's warnings, as (stable code, French message): written to the journal.
+    warnings: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

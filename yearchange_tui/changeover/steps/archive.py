@@ -124,7 +124,7 @@ def _textbook_phase(batch: Sequence[tuple[int, str]]) -> Callable[[UnitContext],
         for class_id, code in batch:
             if shared.is_empty(class_id):
                 ctx.warn(f"Cahier de textes de la classe {code} vide : l'archive ne contiendra "
-                         "que son sommaire.")
+                         "que son sommaire.", "ARCHIVE-CAHIER-VIDE")
             _write(ctx, key=f"cahier-de-textes:{code}", kind="cahier de textes",
                    path=_archive_path(ctx, "cahiers-de-textes",
                                       f"cahier-de-textes-{build.safe_name(code)}-"
@@ -224,7 +224,7 @@ def _sanctions_phase(ctx: UnitContext) -> None:
     data = build.sanctions_csv(_school_life(ctx))
     if not heads:
         ctx.warn("Aucun chef d'établissement (profil direction) : l'archive des sanctions ne "
-                 "peut pas être envoyée.")
+                 "peut pas être envoyée.", "ARCHIVE-SANS-DIRECTION")
         ctx.effects.tally.add("messages envoyés (sanctions)", 0)
         return
     path = _archive_path(ctx, "vie-scolaire", f"sanctions-{ctx.year_label}.csv")
@@ -288,7 +288,8 @@ def _move_to_trash(ctx: UnitContext) -> None:
                 if person_id is not None and person_id not in admin_set:
                     rights.setdefault((person_id, None), RubricRole.VISITOR)
         if RubricRole.MANAGER not in rights.values():
-            ctx.warn(f"La rubrique « {name} » n'aura plus de gestionnaire dans la corbeille.")
+            ctx.warn(f"La rubrique « {name} » n'aura plus de gestionnaire dans la corbeille.",
+                      "RUBRIQUE-SANS-GESTIONNAIRE")
         for (person_id, group_id), role in sorted(
                 rights.items(), key=lambda item: (item[0][0] or 0, item[0][1] or 0)):
             final.append({"rubric_id": rubric_id, "person_id": person_id, "group_id": group_id,

@@ -70,10 +70,13 @@ class UnitContext:
     options: RunOptions = field(default_factory=RunOptions)
     warnings: list[str] = field(default_factory=list)
     files_to_remove: list[str] = field(default_factory=list)
+    warning_codes: list[str] = field(default_factory=list)  # stable code of each warning
 
-    def warn(self, message: str) -> None:
-        """Add a warning the operator must see before the window."""
+    def warn(self, message: str, code: str = "AVERTISSEMENT") -> None:
+        """Add a warning the operator must see before the window, with its stable code
+        (the académie-wide dry-run report filters on it)."""
         self.warnings.append(message)
+        self.warning_codes.append(code)
 
     def remove_files_after_commit(self, relative_paths: Sequence[str], label: str) -> None:
         """Queue files whose rows this phase deletes; counted now, removed after commit."""

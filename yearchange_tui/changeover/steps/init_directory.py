@@ -154,7 +154,7 @@ def _previous_year_report(ctx: UnitContext) -> None:
     ctx.effects.tally.add("classes N-1 probables", len(rows))
     ctx.effects.record("classes N-1 probables", [row[0] for row in rows])
     for code, message in rows:
-        ctx.warn(f"Classe {code} : {message}")
+        ctx.warn(f"Classe {code} : {message}", PREVIOUS_YEAR_CODE)
 
 
 DEFINITION = StepDefinition(

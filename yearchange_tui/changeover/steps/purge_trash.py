@@ -62,7 +62,7 @@ def _purge_trash(ctx: UnitContext) -> None:
         if reason == TrashReason.USER and reference - trashed_at <= dt.timedelta(
                 days=RECENT_TRASH_DAYS):
             ctx.warn(f"« {name} » mise à la corbeille le {trashed_at:%d/%m/%Y} : elle sera "
-                     "supprimée sans possibilité de récupération.")
+                     "supprimée sans possibilité de récupération.", "CORBEILLE-SUPPRESSION-RECENTE")
     documents = c.execute(select(Document.id, Document.stored_file_id)
                           .where(Document.rubric_id.in_(select(TrashEntry.rubric_id).where(
                               TrashEntry.rubric_id.in_(rubric_ids))))).all() if rubric_ids else []

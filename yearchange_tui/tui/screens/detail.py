@@ -16,7 +16,7 @@ from textual.worker import Worker, WorkerState
 
 from yearchange_tui.importing.rules import SEVERITY_LABELS
 from yearchange_tui.tui.bindings import bindings_for
-from yearchange_tui.tui.detail_source import EstablishmentDetail
+from yearchange_tui.tui.detail_source import EstablishmentDetail, StepHistory, readable_counts
 from yearchange_tui.tui.grid_model import COLUMNS, KIND_LABELS
 from yearchange_tui.tui.screens.base import ConsoleScreen
 from yearchange_tui.tui.screens.grid import step_choices
@@ -33,47 +33,63 @@ if TYPE_CHECKING:
 
 def _when(value: Any) -> str:
     if isinstance(value, dt.datetime):
-        return format_local(value, "%d/%m %H:%M")
+        return format_local(value, "%d/%m à %H:%M")
     return value.strftime("%d/%m") if value else "—"
 
 
+def _step_lines(step: StepHistory) -> list[str]:
+    """The italic lines under a step: times, the dry run compared with, error, warnings."""
+    lines = []
+    if step.started_at or step.finished_at:
+        lines.append(f"début {_when(step.started_at)}, fin {_when(step.finished_at)}, "
+                     f"{step.attempts} tentative(s)")
+    if step.dry_run_at and (step.started_at or step.real_counts):
+        lines.append(f"comparé au passage à blanc du {_when(step.dry_run_at)}")
+    elif step.dry_run_at:
+        lines.append(f"passage à blanc du {_when(step.dry_run_at)}")
+    elif (step.started_at or step.real_counts) and not step.dry_run_counts:
+        lines.append("aucun passage à blanc avant l'exécution réelle : rien à comparer")
+    if step.later_dry_runs:
+        lines.append(f"{step.later_dry_runs} passage(s) à blanc fait(s) après l'exécution "
+                     f"réelle (dernier le {_when(step.later_dry_run_at)}) : gardé(s) dans "
+                     "l'historique, non comparé(s)")
+    if step.error:
+        lines.append(f"✗ {step.error}")
+    lines.extend(f"! {warning}" for warning in step.warnings[:5])
+    if len(step.warnings) > 5:
+        lines.append(f"… et {len(step.warnings) - 5} autre(s) avertissement(s) (rapport "
+                     "académique : yearchange dry-run --report)")
+    return lines
+
+
 def _counts_table(detail: EstablishmentDetail) -> Table:
+    """One block per step (its label and state on their own line, so nothing is squeezed
+    out at 80 columns), then its counts: dry run beside real, in French."""
     table = Table(box=None, padding=(0, 1), expand=True, show_edge=False)
-    table.add_column("Étape", max_width=22, overflow="ellipsis", no_wrap=True)
-    table.add_column("État", no_wrap=True)
-    table.add_column("Compte", min_width=20, ratio=1, overflow="fold")
-    table.add_column("À blanc", justify="right", no_wrap=True)
-    table.add_column("Réel", justify="right", no_wrap=True)
+    table.add_column("Compte", min_width=16, ratio=1, overflow="fold")
+    table.add_column("À blanc", justify="right", overflow="fold", max_width=24)
+    table.add_column("Réel", justify="right", overflow="fold", max_width=24)
     for step in detail.steps:
         status = UnitStatus(step.status)
         state = f"{UNIT_STATUS_GLYPHS[status]} {UNIT_STATUS_LABELS[status]}"
         if step.queue:
             queue = QueueState(step.queue)
             state = f"{QUEUE_STATE_GLYPHS[queue]} {QUEUE_STATE_LABELS[queue]}"
-        keys = sorted(set(step.dry_run_counts) | set(step.real_counts))
-        if not keys:
-            table.add_row(step.label, state, "—", "", "")
-        for index, key in enumerate(keys):
-            planned = step.dry_run_counts.get(key)
-            real = step.real_counts.get(key)
+        table.add_row(Text(f"{step.label} — {state}", style="bold"), "", "")
+        dry_run = readable_counts(step.dry_run_counts)
+        real_counts = readable_counts(step.real_counts)
+        for key in sorted(set(dry_run) | set(real_counts)):
+            planned = dry_run.get(key)
+            real = real_counts.get(key)
             differs = planned is not None and real is not None and planned != real
             real_text = Text(str(real) if real is not None else "—",
                              style="bold reverse" if differs else "")
             if differs:
                 real_text.append(" ≠")
-            table.add_row(step.label if index == 0 else "", state if index == 0 else "", key,
-                          str(planned) if planned is not None else "—", real_text)
-        extra = []
-        if step.started_at or step.finished_at:
-            extra.append(f"début {_when(step.started_at)}, fin {_when(step.finished_at)}, "
-                         f"{step.attempts} tentative(s)")
-        if step.dry_run_at:
-            extra.append(f"passage à blanc du {_when(step.dry_run_at)}")
-        if step.error:
-            extra.append(f"✗ {step.error}")
-        extra.extend(f"! {warning}" for warning in step.warnings[:5])
-        for line in extra:
-            table.add_row("", "", Text(line, style="italic"), "", "")
+            table.add_row(f"  {key}", str(planned) if planned is not None else "—",
+                          real_text)
+        for line in _step_lines(step):
+            table.add_row(Text(f"  {line}", style="italic"), "", "")
     return table
 
 

@@ -139,7 +139,8 @@ class GridScreen(ConsoleScreen):
         self.update_grid_header()
         if changes.cells or changes.status_changed or changes.rows_rebuilt:
             self._update_progress()
-        if self.grid.cursor_uai in changes.cells:
+        if self.grid.cursor_uai in changes.cells or changes.rows_rebuilt or (
+                changes.status_changed and not self.grid.cursor_uai):
             self._update_cell_info()
 
     def on_engine_events(self, events: list[EngineEventView]) -> None:
@@ -147,15 +148,22 @@ class GridScreen(ConsoleScreen):
         rejects = self.query_one("#pane-rejects", RichLog)
         log = self.query_one("#pane-log", RichLog)
         for event in events:
-            if event.kind == "reject":
+            if event.kind in ("reject", "import"):  # an import's progress beside its rejects
                 rejects.write(event_line(event))
             elif event.kind != "progress":
                 log.write(event_line(event))
 
     def _update_progress(self) -> None:
         app = self.console
+        cells = app.model.cells
+
+        def status_of(uai: str, column: str) -> UnitStatus | None:
+            cell = cells.get(uai, {}).get(column)
+            return cell.status if cell is not None else None
+
         self.query_one(ProgressPane).set_units(
-            app.model.running(), paused=bool(app.engine_status and app.engine_status.paused))
+            app.model.running(), paused=bool(app.engine_status and app.engine_status.paused),
+            batches=app.batches.progress(status_of))
 
     def _update_cell_info(self) -> None:
         grid = self.grid
@@ -165,7 +173,9 @@ class GridScreen(ConsoleScreen):
         if marked:
             info.append(f"● {marked} marqué{'s' if marked > 1 else ''} │ ", "bold")
         if not uai:
-            if not self.console.model.rows:
+            if self.console.engine_status is None and not self.console.model.views:
+                info.append("Chargement… (lecture du moteur)")
+            elif not self.console.model.rows:
                 info.append("Aucun établissement ne correspond au filtre.")
         else:
             view = self.console.model.views[uai]
@@ -241,14 +251,19 @@ class GridScreen(ConsoleScreen):
         self.grid.focus()
 
     def action_clear_filter(self) -> None:
-        """Escape: close the filter box and clear the text filter."""
+        """Escape: close the filter box and clear every filter (text, state, type)."""
         box = self.query_one("#filter-input", Input)
-        if box.display or self.console.model.filter.text:
+        grid_filter = self.console.model.filter
+        if box.display or grid_filter.text or grid_filter.status is not None or (
+                grid_filter.kind is not None):
             box.value = ""
             box.display = False
-            self.console.model.filter.text = ""
+            grid_filter.text = ""
+            grid_filter.status = None
+            grid_filter.kind = None
             self._rows_changed()
             self.grid.focus()
+            self.notify("Filtres effacés : tous les établissements.", timeout=2)
 
     def action_filter_state(self) -> None:
         """Cycle the state filter: all, running, failed, blocked…"""
@@ -433,6 +448,13 @@ class GridScreen(ConsoleScreen):
              "Date au format JJ/MM/AAAA :"],
             value=current.strftime("%d/%m/%Y") if current else "",
             placeholder="JJ/MM/AAAA", validate=validate), entered)
+
+    def action_dry_run_report(self) -> None:
+        """The académie-wide report of the dry-run warnings."""
+        # The report screen imports the engine's report rows: loaded when first opened.
+        from yearchange_tui.tui.screens.dry_run_report import DryRunReportScreen
+
+        self.app.push_screen(DryRunReportScreen())
 
     def action_import_aaf(self) -> None:
         """Import an AAF delivery (folder, archive or file)."""

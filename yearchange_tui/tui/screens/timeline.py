@@ -124,6 +124,10 @@ class TimelineScreen(ConsoleScreen):
             chart.start_offset = min(max(0, chart.start_offset + days), span)
         chart.refresh()
 
+    async def action_back(self) -> None:
+        """Escape: back to the grid."""
+        await self.console.action_show_mode("grid")
+
     def action_zoom(self) -> None:
         """One day per column, or the whole summer in the width."""
         chart = self.query_one(TimelineChart)

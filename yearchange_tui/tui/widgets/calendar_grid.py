@@ -35,6 +35,7 @@ UAI_WIDTH = 9  # 8 characters and a space
 STEP_WIDTH = {Density.NARROW: 8, Density.MEDIUM: 11, Density.WIDE: 17}
 KIND_WIDTH = {Density.NARROW: 5, Density.MEDIUM: 8, Density.WIDE: 8}
 MIN_NAME = 8
+FROZEN_WIDTH = MARK_WIDTH + UAI_WIDTH  # what stays when the grid scrolls sideways
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,8 @@ class CalendarGrid(ScrollView, can_focus=True):
         self.layout_spec = compute_layout(80)
         self._strips: dict[int, Strip] = {}
         self._styles: dict[str, Style] = {}
+        # Cells scrolled off to the left when the steps do not fit (the UAI stays put).
+        self.h_offset = 0
         self.cell_refreshes = 0
         self.full_refreshes = 0
 
@@ -166,7 +169,9 @@ class CalendarGrid(ScrollView, can_focus=True):
         for index, column in enumerate(COLUMNS):
             if column.key in column_keys or "*" in column_keys:
                 self.cell_refreshes += 1
-                self.refresh(Region(layout.step_x[index], y, layout.step_width, 1))
+                x = layout.step_x[index] - self.h_offset
+                self.refresh(Region(x, y, layout.step_width, 1) if x >= FROZEN_WIDTH else
+                             Region(0, y, self.size.width, 1))
         if row_index == self.cursor_row:
             self._announce()
 
@@ -228,9 +233,32 @@ class CalendarGrid(ScrollView, can_focus=True):
         self._announce()
 
     def watch_cursor_column(self, old: int, new: int) -> None:
-        self._refresh_row(self.cursor_row)
-        self.refresh(Region(0, 0, self.size.width, 1))
+        if self._follow_cursor_column():
+            self.refresh()
+        else:
+            self._refresh_row(self.cursor_row)
+            self.refresh(Region(0, 0, self.size.width, 1))
         self._announce()
+
+    def _follow_cursor_column(self) -> bool:
+        """Scroll sideways so the cursor's column shows when the steps do not fit;
+        True when the offset changed."""
+        layout = self.layout_spec
+        shown = self.size.width - FROZEN_WIDTH
+        before = self.h_offset
+        if layout.width <= self.size.width or shown <= layout.step_width:
+            self.h_offset = 0
+        else:
+            start = layout.step_x[self.cursor_column] - FROZEN_WIDTH
+            end = start + layout.step_width
+            if self.cursor_column == 0:
+                start = 0  # back to the first step: show the name and type again
+            if start < self.h_offset:
+                self.h_offset = start
+            elif end > self.h_offset + shown:
+                self.h_offset = end - shown
+            self.h_offset = max(0, min(self.h_offset, layout.width - FROZEN_WIDTH - shown))
+        return self.h_offset != before
 
     def _announce(self) -> None:
         self.post_message(self.CursorMoved(self.cursor_uai, self.cursor_column_key))
@@ -257,8 +285,9 @@ class CalendarGrid(ScrollView, can_focus=True):
         row_index = int(self.scroll_offset.y) + event.y - 1
         if 0 <= row_index < len(self.model.rows):
             self.cursor_row = row_index
+        x_in_line = event.x + (self.h_offset if event.x >= FROZEN_WIDTH else 0)
         for index, x in enumerate(self.layout_spec.step_x):
-            if x <= event.x < x + self.layout_spec.step_width:
+            if x <= x_in_line < x + self.layout_spec.step_width:
                 self.cursor_column = index
 
     # -- rendering -----------------------------------------------------------------------------
@@ -269,6 +298,7 @@ class CalendarGrid(ScrollView, can_focus=True):
         self._strips.clear()
         self.virtual_size = Size(event.size.width, len(self.model.rows) + 1)
         self._scroll_to_cursor()
+        self._follow_cursor_column()
 
     def notify_style_update(self) -> None:
         """Theme or CSS changed: forget cached styles and strips."""
@@ -348,11 +378,25 @@ class CalendarGrid(ScrollView, can_focus=True):
         return strip
 
     def render_line(self, y: int) -> Strip:
-        """One screen line: the header on line 0, then the rows from the scroll offset."""
+        """One screen line: the header on line 0, then the rows from the scroll offset;
+        scrolled sideways past the UAI when the steps do not fit."""
         width = self.size.width
+        full = max(width, self.layout_spec.width)
         if y == 0:
-            return self._header_strip(width)
+            return self._scrolled(self._header_strip(full), width, header=True)
         row_index = int(self.scroll_offset.y) + y - 1
         if row_index >= len(self.model.rows):
             return Strip.blank(width, self.rich_style)
-        return self._row_strip(row_index, width)
+        return self._scrolled(self._row_strip(row_index, full), width)
+
+    def _scrolled(self, strip: Strip, width: int, header: bool = False) -> Strip:
+        if not self.h_offset:
+            return strip.crop(0, width)
+        start = FROZEN_WIDTH + self.h_offset
+        shown = Strip.join([strip.crop(0, FROZEN_WIDTH), strip.crop(start, start + width
+                                                                    - FROZEN_WIDTH)])
+        if header:  # say that columns are hidden on the left
+            shown = Strip.join([shown.crop(0, FROZEN_WIDTH - 1),
+                                Strip([Segment("◂", self.rich_style + self._style("grid--header"))]),
+                                shown.crop(FROZEN_WIDTH, width)])
+        return shown

@@ -27,6 +27,31 @@ def fkey_items(keymap: Mapping[str, str]) -> list[tuple[str, str]]:
                                            int(item[0]) if item[0].isdigit() else 0))
 
 
+# Labels shortened to their key (then dropped) when the bar is too wide, in this order;
+# « Aide » and « Quitter » stay whole however narrow the terminal.
+SHRINK_ORDER = ("Thème", "Actual.", "Calend.", "Rejets", "Journal", "Actions", "Grille")
+
+
+def fit_items(items: list[tuple[str, str]], width: int) -> list[tuple[str, str]]:
+    """The bar's items for ``width`` columns: labels shortened to their key (least used
+    first), then those bare keys dropped; never « Aide » nor « Quitter »."""
+    fitted = [(key, label, label) for key, label in items]  # key, shown, original
+
+    def used() -> int:
+        return sum(len(key) + len(shown) + 1 for key, shown, _label in fitted)
+
+    for label in SHRINK_ORDER:
+        if used() <= width:
+            break
+        fitted = [(key, "" if original == label else shown, original)
+                  for key, shown, original in fitted]
+    for label in SHRINK_ORDER:
+        if used() <= width:
+            break
+        fitted = [item for item in fitted if item[2] != label]
+    return [(key, shown) for key, shown, _label in fitted]
+
+
 class FKeyBar(Widget):
     """One line: each F-key number then its label."""
 
@@ -37,12 +62,12 @@ class FKeyBar(Widget):
     """
 
     def render(self) -> Text:
-        """The bar, trimmed to the width."""
+        """The bar, fitted to the width (« Aide » and « Quitter » always whole)."""
         keymap = getattr(self.app, "keymap", {})
         key_style = self.get_component_rich_style("fkey--key", partial=True)
         label_style = self.get_component_rich_style("fkey--label", partial=True)
         line = Text(no_wrap=True, overflow="crop")
-        for key, label in fkey_items(keymap):
+        for key, label in fit_items(fkey_items(keymap), self.size.width or 80):
             line.append(key, key_style)
             line.append(label, label_style)
             line.append(" ")
