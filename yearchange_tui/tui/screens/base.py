@@ -30,7 +30,10 @@ class ConsoleScreen(Screen[None]):
         """The engine header over the grid's visible establishments and filter."""
         app = self.console
         model = app.model
-        self.query_one(EngineHeader).update_state(
+        headers = self.query(EngineHeader)
+        if not headers:  # the screen is not composed yet, or is being torn down
+            return
+        headers.first().update_state(
             status=app.engine_status, read_only=app.read_only, now=app.now(),
             counts=model.visible_counts, shown=len(model.row_index),
             total=len(model.views), filter_text=model.filter.describe(),
