@@ -26,7 +26,15 @@ from yearchange_tui.workflow.establishments import (
     UnknownEstablishmentError,
     establishment_by_uai,
 )
-from yearchange_tui.workflow.guards import grant_override
+from yearchange_tui.workflow.guards import (
+    GuardRefused,
+    WindowProblem,
+    check_run_window,
+    grant_override,
+    record_window_refusal,
+    run_window_problems,
+    window_refusal_message,
+)
 from yearchange_tui.workflow.models import (
     UNIT_STATUS_GLYPHS,
     UNIT_STATUS_LABELS,
@@ -60,6 +68,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     target.add_argument("--uai", action="append", metavar="UAI", help="établissement (répétable)")
     target.add_argument("--all", action="store_true", help="tous les établissements")
     run.add_argument("--yes", action="store_true", help="ne pas demander de confirmation")
+    run.add_argument("--hors-fenetre", action="store_true", dest="hors_fenetre",
+                     help="étapes 1 à 3 : passer outre la fenêtre de maintenance et la "
+                          "fermeture de l'établissement (exige --reason, tracé)")
+    run.add_argument("--reason", metavar="MOTIF",
+                     help="motif de --hors-fenetre ou de --redo (tracé dans l'audit)")
     run.add_argument("--workers", type=int, default=1, metavar="N",
                      help="établissements traités en parallèle (défaut 1)")
     run.add_argument("--json", action="store_true")
@@ -145,6 +158,12 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
               f"{counts_line(outcome.counts) or 'rien à faire'}")
         for warning in outcome.warnings:
             print(f"    ⚠ {warning}")
+    for step in DRY_RUN.replays:
+        definition = step_definition(step)
+        if definition.vigilance:
+            print(f"\nPoints de vigilance de l'étape {definition.number} ({definition.label}) :")
+            for line in definition.vigilance:
+                print(f"  ⚠ {line}")
     warnings = sum(len(outcome.warnings) for outcome in outcomes)
     kept = ("Rapport non conservé (mode consultation)." if settings.read_only
             else "Rapport conservé ; comparez avec `yearchange status`.")
@@ -152,7 +171,40 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+WINDOW_REMEDY = ("Pour passer outre (tracé dans l'audit) : relancez avec "
+                 "--hors-fenetre --reason MOTIF.")
+
+
+def print_vigilance(definition: StepDefinition) -> None:
+    """The step's points of vigilance (seed), on stderr, before it is confirmed or run."""
+    if definition.vigilance:
+        err(f"⚠ Points de vigilance de l'étape {definition.number} ({definition.label}) :")
+        for line in definition.vigilance:
+            err(f"  - {line}")
+
+
+def _window_check(runner: ChangeoverRunner, step: Step, establishments: list[Any],
+                  args: argparse.Namespace) -> list[WindowProblem]:
+    """Refuse (exit 2, audited, nothing changed) steps 1 to 3 outside the window or before
+    closure without ``--hors-fenetre``; with it, say so before anything is asked."""
+    with runner.database.session() as session:
+        problems = run_window_problems(session, establishments, step, runner.now())
+        if problems and not args.hors_fenetre:
+            record_window_refusal(session, step, problems)
+    if problems and not args.hors_fenetre:
+        raise UsageError(window_refusal_message(step, problems, WINDOW_REMEDY))
+    if problems:
+        err(f"⚠ Hors fenêtre ou avant la fermeture — {len(problems)} établissement(s), "
+            f"dérogation --hors-fenetre (motif : {args.reason}) :")
+        for problem in problems:
+            err(f"  {problem.line}")
+    elif args.hors_fenetre:
+        err("--hors-fenetre sans effet : chaque établissement est dans sa fenêtre.")
+    return problems
+
+
 def _confirm(definition: StepDefinition, establishments: list[Any], assume_yes: bool) -> None:
+    print_vigilance(definition)
     if assume_yes or not definition.confirm:
         return
     expected = establishments[0].uai if len(establishments) == 1 else str(len(establishments))
@@ -176,9 +228,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     refuse_in_read_only(settings_from_args(args), f"l'étape {definition.number}")
     if args.workers < 1:
         raise UsageError("--workers doit être au moins 1.")
+    if args.hors_fenetre and not (args.reason or "").strip():
+        raise UsageError("--hors-fenetre exige un motif : --reason MOTIF.")
+    if args.reason is not None and not args.hors_fenetre:
+        raise UsageError("--reason s'emploie avec --hors-fenetre.")
     _settings, runner = _runner(args)
     establishments = _select(runner, None if args.all else args.uai)
+    problems = _window_check(runner, step, establishments, args)
     _confirm(definition, establishments, args.yes)
+    if problems:
+        with runner.database.session() as session:
+            try:
+                check_run_window(session, establishments, step, runner.now(),
+                                 reason=args.reason)
+            except GuardRefused as refusal:
+                raise UsageError(refusal.message) from refusal
     command = STEP_COMMANDS.get(step)
     if command is not None:
         return command(runner, establishments, args)

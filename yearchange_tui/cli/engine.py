@@ -111,6 +111,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     request.add_argument("--date", metavar="AAAA-MM-JJ")
     request.add_argument("--time", metavar="HH:MM")
     request.add_argument("--path", metavar="CHEMIN")
+    request.add_argument("--hors-fenetre", action="store_true", dest="hors_fenetre",
+                         help="run des étapes 1 à 3 : passer outre la fenêtre et la fermeture "
+                              "(exige --reason, tracé)")
+    request.add_argument("--reason", metavar="MOTIF", help="motif de --hors-fenetre")
     request.add_argument("--wait", action="store_true",
                          help="attendre la prise en compte et la fin des unités")
     request.add_argument("--timeout", type=float, default=3600.0, metavar="S",
@@ -394,6 +398,11 @@ def cmd_engine_request(args: argparse.Namespace) -> int:
             params[name] = getattr(args, name)
     if action is RequestAction.IMPORT_TIMETABLE and args.uai:
         params["uai"] = params["uais"][0]
+    if args.hors_fenetre:
+        if action is not RequestAction.RUN or not (args.reason or "").strip():
+            raise UsageError("--hors-fenetre s'emploie avec run et un motif : --reason MOTIF.")
+        params["hors_fenetre"] = True
+        params["reason"] = args.reason
     if action in (RequestAction.RUN, RequestAction.SET_DATE) and not args.step:
         raise UsageError(f"{action.value} : précisez --step.")
     try:

@@ -40,6 +40,7 @@ from yearchange_tui.workflow.calendar import (
     set_date,
 )
 from yearchange_tui.workflow.establishments import EstablishmentRef, UnknownEstablishmentError
+from yearchange_tui.workflow.guards import GuardRefused, check_run_window
 from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
 from yearchange_tui.workflow.units import current_school_year
 
@@ -49,6 +50,10 @@ Answer = tuple[RequestStatus, str]
 """A request's new status and its French answer."""
 
 REQUESTS_PER_PASS = 50
+
+WINDOW_REMEDY = ("Pour passer outre : demande avec hors_fenetre et un motif (reason) — "
+                 "console : seconde confirmation ; CLI : engine-request run --hors-fenetre "
+                 "--reason MOTIF.")
 
 
 def request_uais(params: dict[str, Any]) -> list[str]:
@@ -201,9 +206,26 @@ class RequestHandlers:
         milestone = parse_milestone(str(params["step"]))
         if not milestone.runs_units:
             raise ValueError(f"« {milestone.label} » n'est pas une opération exécutable")
-        queued, done, busy = self.queue_tasks(request_id, "request", milestone,
-                                              self.refs(params))
+        refs = self.refs(params)
+        if milestone.step is not None:
+            refusal = self.window_refusal(milestone.step, refs, params)
+            if refusal:
+                return RequestStatus.REFUSED, refusal
+        queued, done, busy = self.queue_tasks(request_id, "request", milestone, refs)
         return RequestStatus.DONE, queued_message(milestone.label, queued, done, busy)
+
+    def window_refusal(self, step: Step, refs: list[EstablishmentRef],
+                       params: dict[str, Any]) -> str:
+        """Steps 1 to 3 outside the window or before closure: the refusal, unless the
+        request carries ``hors_fenetre`` and a ``reason`` (then audited); '' when let through."""
+        reason = str(params.get("reason") or "") if params.get("hors_fenetre") else None
+        with self.state.database.session() as session:
+            try:
+                check_run_window(session, refs, step, self.state.clock(), reason=reason,
+                                 remedy=WINDOW_REMEDY, timezone_name=self.state.config.timezone)
+            except GuardRefused as refusal:
+                return refusal.message
+        return ""
 
     def dry_run(self, request_id: int, _action: RequestAction,
                 params: dict[str, Any]) -> Answer:

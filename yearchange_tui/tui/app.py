@@ -29,6 +29,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 
 from yearchange_tui.changeover.runner import DRY_RUN_STEPS
+from yearchange_tui.changeover.steps import step_definition
 from yearchange_tui.config import APP_NAME, Settings
 from yearchange_tui.ent.database import Database
 from yearchange_tui.resources import themes_dir
@@ -77,8 +78,10 @@ from yearchange_tui.tui.screens.modals import (
     HelpModal,
     QuitModal,
     TextPromptModal,
+    WindowOverrideModal,
     challenge_for,
     list_uais,
+    window_lines,
 )
 from yearchange_tui.tui.screens.rejects import RejectsScreen
 from yearchange_tui.tui.screens.school_life import SchoolLifeScreen
@@ -400,18 +403,57 @@ class YearChangeApp(App[int]):
                               {"uais": uais}, "Passage à blanc demandé.")
 
     def confirm_run(self, step_key: str, uais: list[str], retry: bool = False) -> None:
-        """Confirm a step; steps 1 to 3 need the count (or the UAI) typed."""
+        """Confirm a step; steps 1 to 3 need the count (or the UAI) typed, and out of the
+        window or before closure a second typed confirmation and a reason."""
+        check = getattr(self.bridge.client, "run_window_problems", None)
+        if Step(step_key) in DRY_RUN_STEPS and not retry and check is not None:
+            self.run_worker(partial(self._window_worker, check, step_key, uais), thread=True,
+                            group="window-check", exit_on_error=False,
+                            description="fenêtre des étapes 1 à 3")
+            return
+        self._confirm_run(step_key, uais, retry, [])
+
+    def _window_worker(self, check: Callable[[Step, list[str]], list[str]], step_key: str,
+                       uais: list[str]) -> None:
+        try:
+            problems = check(Step(step_key), uais)
+        except Exception:  # noqa: BLE001 - the engine decides anyway; ask as usual
+            problems = []
+        self.call_from_thread(self._confirm_run, step_key, uais, False, problems)
+
+    def _confirm_run(self, step_key: str, uais: list[str], retry: bool,
+                     problems: list[str]) -> None:
         step = Step(step_key)
         verb = "Relancer les échecs de" if retry else "Lancer"
+        title = f"{verb} l'étape {step.number} — {step.label}"
         lines = [f"{len(uais)} établissement(s) : {list_uais(uais)}."]
         challenge = None
         if step in DRY_RUN_STEPS:  # steps 1 to 3 delete data
             lines.append("Étape destructive : les données supprimées ne sont pas récupérables.")
+            lines += [f"⚠ {line}" for line in step_definition(step).vigilance]
             challenge = challenge_for(uais)
+        lines += window_lines(problems)
         action = RequestAction.RETRY if retry else RequestAction.RUN
-        self.confirm_and_send(f"{verb} l'étape {step.number} — {step.label}", lines, challenge,
-                              action, {"step": step_key, "uais": uais},
-                              f"Étape {step.number} demandée.")
+        params: dict[str, Any] = {"step": step_key, "uais": uais}
+        success = f"Étape {step.number} demandée."
+        if not problems:
+            self.confirm_and_send(title, lines, challenge, action, params, success)
+            return
+
+        def overridden(reason: str | None) -> None:
+            if reason:
+                self.send_request(action, {**params, "hors_fenetre": True, "reason": reason},
+                                  success)
+            else:
+                self.notify("Action annulée : rien n'a été demandé.", timeout=2)
+
+        def confirmed(answer: bool | None) -> None:
+            if answer:
+                self.push_screen(WindowOverrideModal(title, problems), overridden)
+            else:
+                self.notify("Action annulée : rien n'a été demandé.", timeout=2)
+
+        self.push_screen(ConfirmModal(title, lines, challenge), confirmed)
 
     def confirm_pause_resume(self) -> None:
         """Pause the engine, or resume it."""

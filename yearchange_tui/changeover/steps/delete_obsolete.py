@@ -276,6 +276,14 @@ def _delete_student_photos(ctx: UnitContext) -> None:
     ctx.remove_files_after_commit([row[2] for row in photos], "fichiers supprimés (disque)")
 
 
+VIGILANCE = (
+    ("Le service Cahier de textes n'est plus accessible après l'exécution de cette étape, "
+    "et ce jusqu'à l'initialisation des données de la vie scolaire de l'année N+1 "
+    "(cf étape 5)."),
+    "Les exports MEN ne peuvent plus être générés pour l'année N.",
+)
+"""Seed §6.3, points de vigilance of step 3, word for word."""
+
 DEFINITION = StepDefinition(
     key=Step.DELETE_OBSOLETE, number=3, label=Step.DELETE_OBSOLETE.label,
     prerequisites=STEP_PREREQUISITES[Step.DELETE_OBSOLETE],
@@ -285,4 +293,5 @@ DEFINITION = StepDefinition(
             "not written",
     count_labels=("groupes libres supprimés", "classes supprimées",
                   "groupes d'options supprimés", "photos d'élèves supprimées"),
-    confirm=True)
+    confirm=True,
+    vigilance=VIGILANCE)
