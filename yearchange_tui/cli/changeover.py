@@ -9,6 +9,7 @@ from typing import Any
 
 from yearchange_tui.changeover.runner import ChangeoverRunner, unit_table
 from yearchange_tui.changeover.steps import DRY_RUN, UNIT_STEPS, StepDefinition, step_definition
+from yearchange_tui.changeover.steps.archive import RedoRefused, reset_archives_for_redo
 from yearchange_tui.changeover.verify import verify
 from yearchange_tui.cli.steps import STEP_COMMANDS, counts_line, print_outcomes
 from yearchange_tui.cli.util import (
@@ -71,6 +72,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     run.add_argument("--hors-fenetre", action="store_true", dest="hors_fenetre",
                      help="étapes 1 à 3 : passer outre la fenêtre de maintenance et la "
                           "fermeture de l'établissement (exige --reason, tracé)")
+    run.add_argument("--redo", action="store_true",
+                     help="étape 2 : reconstruire les archives des établissements donnés "
+                          "(--uai) tant que l'étape 3 n'a pas tourné (exige --reason, tracé)")
     run.add_argument("--reason", metavar="MOTIF",
                      help="motif de --hors-fenetre ou de --redo (tracé dans l'audit)")
     run.add_argument("--workers", type=int, default=1, metavar="N",
@@ -230,8 +234,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--workers doit être au moins 1.")
     if args.hors_fenetre and not (args.reason or "").strip():
         raise UsageError("--hors-fenetre exige un motif : --reason MOTIF.")
-    if args.reason is not None and not args.hors_fenetre:
-        raise UsageError("--reason s'emploie avec --hors-fenetre.")
+    if args.redo:
+        if step is not Step.ARCHIVE or not args.uai:
+            raise UsageError("--redo s'emploie avec l'étape 2 et --uai : "
+                             "yearchange run archive --redo --uai UAI --reason MOTIF.")
+        if not (args.reason or "").strip():
+            raise UsageError("--redo exige un motif : --reason MOTIF.")
+    if args.reason is not None and not (args.hors_fenetre or args.redo):
+        raise UsageError("--reason s'emploie avec --hors-fenetre ou --redo.")
     _settings, runner = _runner(args)
     establishments = _select(runner, None if args.all else args.uai)
     problems = _window_check(runner, step, establishments, args)
@@ -243,6 +253,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                                  reason=args.reason)
             except GuardRefused as refusal:
                 raise UsageError(refusal.message) from refusal
+    if args.redo:
+        _reset_for_redo(runner, establishments, args.reason)
     command = STEP_COMMANDS.get(step)
     if command is not None:
         return command(runner, establishments, args)
@@ -253,6 +265,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         print_outcomes(step, outcomes)
     failed = [o for o in outcomes if o.status in ("failed", "refused", "cancelled")]
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _reset_for_redo(runner: ChangeoverRunner, establishments: list[Any], reason: str) -> None:
+    """``run archive --redo``: forget the step-2 archives (all establishments or none, exit
+    2 on a refusal), so the run below writes them again through the one lifecycle."""
+    forgotten: dict[str, int] = {}
+    try:
+        with runner.database.session() as session:
+            year = current_school_year(session)
+            for establishment in establishments:
+                forgotten[establishment.uai] = reset_archives_for_redo(
+                    session, establishment.id, establishment.uai, year.id, reason)
+    except RedoRefused as refusal:
+        raise UsageError(refusal.message) from refusal
+    for uai, count in forgotten.items():
+        err(f"{uai} : {count} archive(s) de l'étape 2 à reconstruire (motif : {reason}).")
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -83,6 +83,11 @@ from yearchange_tui.workflow.models import STEP_PREREQUISITES, Step
 GUARD_ARCHIVES = "archives-invalides"
 
 
+def redo_command(uai: str) -> str:
+    """The command that rebuilds an establishment's step-2 archives (named by step 3's refusal)."""
+    return f"yearchange run archive --redo --uai {uai} --reason MOTIF"
+
+
 def archives_guard(check: GuardInput) -> frozenset[str]:
     """Refuse step 3 while the archives of step 2 are missing or fail their checksum."""
     problems = archive_problems(check.session, check.storage_root, check.establishment.id,
@@ -91,7 +96,9 @@ def archives_guard(check: GuardInput) -> frozenset[str]:
         raise GuardRefused(
             GUARD_ARCHIVES,
             f"{check.establishment.uai} : l'étape 3 est refusée, les archives de l'étape 2 sont "
-            f"manquantes ou altérées : {'; '.join(problems[:5])}", check.establishment.uai)
+            f"manquantes ou altérées : {'; '.join(problems[:5])}. Pour les reconstruire tant "
+            f"que les données de l'année N sont là : {redo_command(check.establishment.uai)} "
+            "(console : Maj+A sur la ligne de l'établissement).", check.establishment.uai)
     return frozenset()
 
 
