@@ -16,8 +16,13 @@ from pathlib import Path
 
 from changeover_support import make_academy
 from sqlalchemy import select
+from test_run_window import engine_on
+from tui_support import make_app, run, screen_text, wait_until
 
 from yearchange_tui.ent.models import Establishment
+from yearchange_tui.scheduling.client import DatabaseEngineClient
+from yearchange_tui.scheduling.models import EngineRequest
+from yearchange_tui.tui.screens.modals import ConfirmModal, TextPromptModal
 from yearchange_tui.workflow.models import ArchiveManifest, AuditEntry
 
 
@@ -78,3 +83,42 @@ def test_a_damaged_archive_blocks_step_3_until_the_redo_named_in_the_message(
     assert too_late.returncode == 2
     assert "l'étape 3 (Suppression des données obsolètes N) a déjà supprimé" in too_late.stderr
     assert yearchange(url, storage, "verify", "--uai", uai).returncode == 0
+
+
+def test_the_console_asks_a_reason_and_the_uai_and_the_engine_answers(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ent.db'}"
+    academy = make_academy(url, tmp_path / "storage")
+    database = academy.database
+    with database.session() as session:
+        uai = session.scalars(select(Establishment.uai)).one()
+    client = DatabaseEngineClient(database)
+
+    async def scenario() -> None:
+        app = make_app(client)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await app.sync()
+            await pilot.pause()
+            await pilot.press("A")
+            assert await wait_until(pilot, lambda: isinstance(app.screen, TextPromptModal))
+            await pilot.pause()
+            assert "Motif de la reconstruction (obligatoire" in screen_text(app)
+            await pilot.press("enter")
+            assert "Le motif est obligatoire." in screen_text(app)
+            await pilot.press(*"zip altere", "enter")
+            assert await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+            await pilot.pause()
+            assert f"Refaire l'archivage (étape 2) — {uai}" in screen_text(app)
+            await pilot.press(*uai.lower(), "enter")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+
+    run(scenario)
+    with database.session() as session:
+        [request] = session.scalars(select(EngineRequest)).all()
+    assert json.loads(request.params) == {"step": "archive", "uais": [uai], "redo": True,
+                                          "reason": "zip altere"}
+    # The engine answers it: nothing archived yet, so nothing to rebuild.
+    with engine_on(database, academy.storage):
+        state = client.wait_for_request(request.id, 60)
+    assert state is not None and state["status"] == "refused"
+    assert f"{uai} : l'étape 2 n'a encore rien archivé" in state["message"]

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yearchange_tui.changeover.runner import ChangeoverRunner
+from yearchange_tui.changeover.steps.archive import RedoRefused, reset_archives_for_redo
 from yearchange_tui.scheduling.api import CHANGING_ACTIONS, RequestAction
 from yearchange_tui.scheduling.import_requests import ImportRequests
 from yearchange_tui.scheduling.lease import set_paused
@@ -211,8 +212,27 @@ class RequestHandlers:
             refusal = self.window_refusal(milestone.step, refs, params)
             if refusal:
                 return RequestStatus.REFUSED, refusal
+        if params.get("redo"):
+            refusal = self.reset_for_redo(milestone.step, refs, str(params.get("reason") or ""))
+            if refusal:
+                return RequestStatus.REFUSED, refusal
         queued, done, busy = self.queue_tasks(request_id, "request", milestone, refs)
         return RequestStatus.DONE, queued_message(milestone.label, queued, done, busy)
+
+    def reset_for_redo(self, step: Step | None, refs: list[EstablishmentRef],
+                       reason: str) -> str:
+        """``run`` with ``redo`` (step 2): forget the archives so the units write them again
+        (all establishments or none); the refusal, or '' when done."""
+        if step is not Step.ARCHIVE:
+            return "seule l'étape 2 (archivage) se refait (redo)"
+        try:
+            with self.state.database.session() as session:
+                year = current_school_year(session)
+                for ref in refs:
+                    reset_archives_for_redo(session, ref.id, ref.uai, year.id, reason)
+        except RedoRefused as refusal:
+            return refusal.message
+        return ""
 
     def window_refusal(self, step: Step, refs: list[EstablishmentRef],
                        params: dict[str, Any]) -> str:

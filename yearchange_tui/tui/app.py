@@ -455,6 +455,28 @@ class YearChangeApp(App[int]):
 
         self.push_screen(ConfirmModal(title, lines, challenge), confirmed)
 
+    def confirm_redo_archive(self, uai: str) -> None:
+        """Ask the reason, then the UAI typed, then the engine to rebuild the establishment's
+        step-2 archives (refused by the engine once step 3 has run)."""
+        title = f"Refaire l'archivage (étape 2) — {uai}"
+
+        def reason_given(reason: str | None) -> None:
+            if not reason:
+                self.notify("Action annulée : rien n'a été demandé.", timeout=2)
+                return
+            lines = [("Les archives de l'étape 2 de l'établissement sont reconstruites à "
+                      "partir des données de l'année N ; impossible une fois l'étape 3 passée."),
+                     f"Motif (tracé dans l'audit) : {reason}"]
+            self.confirm_and_send(title, lines, uai, RequestAction.RUN,
+                                  {"step": Step.ARCHIVE.value, "uais": [uai], "redo": True,
+                                   "reason": reason}, "Reconstruction des archives demandée.")
+
+        self.push_screen(TextPromptModal(
+            title, ["Motif de la reconstruction (obligatoire, tracé dans l'audit) :"],
+            placeholder="archive altérée…",
+            validate=lambda text: "" if text.strip() else "Le motif est obligatoire."),
+            reason_given)
+
     def confirm_pause_resume(self) -> None:
         """Pause the engine, or resume it."""
         paused = bool(self.engine_status and self.engine_status.paused)

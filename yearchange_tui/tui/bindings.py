@@ -73,6 +73,8 @@ SPECS: tuple[KeySpec, ...] = (
     KeySpec("import-timetable", "I", "import_timetable", "Import EDT", "grid",
             changes_data=True, show=False, key_display="Maj+I"),
     KeySpec("school-life", "v", "school_life", "Vie scolaire", "grid", show=False),
+    KeySpec("redo-archive", "A", "redo_archive", "Refaire l'archivage", "grid",
+            changes_data=True, show=False, key_display="Maj+A"),
     # Rejects browser.
     KeySpec("rejects-search", "slash", "search", "Rechercher", "rejects", key_display="/"),
     KeySpec("rejects-detail", "enter", "toggle_detail", "Détail", "rejects", show=False,
@@ -94,6 +96,8 @@ SPECS: tuple[KeySpec, ...] = (
     KeySpec("detail-run-step", "r", "run_step", "Lancer une étape", "detail",
             changes_data=True),
     KeySpec("detail-school-life", "v", "school_life", "Vie scolaire", "detail"),
+    KeySpec("detail-redo-archive", "A", "redo_archive", "Refaire l'archivage", "detail",
+            changes_data=True, show=False, key_display="Maj+A"),
     # Step-5 wizard (vie scolaire).
     KeySpec("school-life-close", "escape", "close", "Fermer", "school-life",
             key_display="Échap"),
