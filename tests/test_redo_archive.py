@@ -49,7 +49,7 @@ def test_a_damaged_archive_blocks_step_3_until_the_redo_named_in_the_message(
             ArchiveManifest.archive_key.like("cahier-de-textes:%"))).all()
         archives_before = session.scalar(select(ArchiveManifest.id).order_by(
             ArchiveManifest.id.desc()).limit(1))
-    damaged = storage / sorted(paths)[0]
+    damaged = storage / min(paths)
     damaged.write_bytes(damaged.read_bytes()[:100])
 
     blocked = yearchange(url, storage, "run", "3", "--uai", uai, "--yes")

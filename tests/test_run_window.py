@@ -105,7 +105,7 @@ def test_run_of_steps_1_to_3_before_closure_is_refused_then_accepted_with_a_reas
     assert accepted.returncode == 0, accepted.stderr
     assert "⚠ Hors fenêtre ou avant la fermeture — 1 établissement(s), dérogation " in (
         accepted.stderr)
-    assert f"✓ terminé" in accepted.stdout and uai in accepted.stdout
+    assert "✓ terminé" in accepted.stdout and uai in accepted.stdout
     assert ("purge-trash", UnitStatus.DONE) in units(database)
     action, outcome, override, details = window_audits(database)[-1]
     assert (action, outcome, override) == ("override", "granted", True)
@@ -119,7 +119,7 @@ def test_step_3_says_what_it_closes_before_it_runs_and_in_the_dry_run(
     refused = yearchange(url, storage, "run", "3", "--all", "--yes", "--hors-fenetre",
                          "--reason", "essai")
     # Steps 1 and 2 are not done: the unit is refused, but only after the warning.
-    assert f"⚠ Points de vigilance de l'étape 3" in refused.stderr
+    assert "⚠ Points de vigilance de l'étape 3" in refused.stderr
     assert VIGILANCE_CAHIER in refused.stderr and VIGILANCE_MEN in refused.stderr
     dry = yearchange(url, storage, "dry-run")
     assert dry.returncode == 0, dry.stderr
