@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from platformdirs import user_config_dir
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from textual import on
 from textual.app import App, SystemCommand
@@ -612,7 +613,7 @@ class YearChangeApp(App[int]):
 
         if isinstance(self.screen, QuitModal):
             return
-        self.push_screen(QuitModal(running), answered)
+        self.push_screen(QuitModal(running, engine_stop_command(self.bridge.client)), answered)
 
     async def action_quit(self) -> None:
         """Textual's own Ctrl+Q goes through the same question."""
@@ -843,6 +844,24 @@ def _aaf_hint(database: Database) -> str:
     return ""
 
 
+def engine_stop_command(client: object) -> str:
+    """``yearchange engine-stop --db URL`` for the console's database (password hidden)."""
+    database = getattr(client, "database", None)
+    if database is None:
+        return "yearchange engine-stop"
+    url = make_url(database.url).render_as_string(hide_password=True)
+    return f"yearchange engine-stop --db {url}"
+
+
+def quit_summary(client: DatabaseEngineClient) -> str:
+    """What the console says as it quits: does the engine keep running, how to stop it."""
+    info = client.lease()
+    if info is None or not client.engine_live():
+        return "Console fermée. Aucun moteur ne tourne sur cette base."
+    return (f"Console fermée. Le moteur {info.holder} continue de tourner (calendrier et "
+            f"demandes) ; pour l'arrêter : {engine_stop_command(client)}")
+
+
 def run_console(settings: Settings, database: Database, *, config_file: str | None = None,
                 theme: str | None = None) -> int:
     """Open the console on ``database`` (``yearchange``, ``demo``).
@@ -871,6 +890,7 @@ def run_console(settings: Settings, database: Database, *, config_file: str | No
                 status = app.run()
             finally:
                 app.bridge.stop()
+            print(quit_summary(engine.client))
             return int(status or 0)
         finally:
             database.dispose()

@@ -178,9 +178,10 @@ class QuitModal(ModalScreen[bool]):
         Binding("n", "dismiss(False)", "Non", id="quit-no", show=False),
     ]
 
-    def __init__(self, running: int) -> None:
+    def __init__(self, running: int, stop_command: str = "yearchange engine-stop") -> None:
         super().__init__(classes="dialog")
         self.running = running
+        self.stop_command = stop_command
 
     def compose(self) -> ComposeResult:
         units = f"{self.running} unité{'s' if self.running > 1 else ''} en cours"
@@ -189,6 +190,8 @@ class QuitModal(ModalScreen[bool]):
         with Vertical(id="dialog-box"):
             yield Label("Quitter la console ?", id="dialog-title")
             yield Static(fate, classes="dialog-line")
+            yield Static(f"Le moteur continue de tourner ; pour l'arrêter : {self.stop_command}",
+                         classes="dialog-line")
             yield Static("Entrée ou o : quitter · Échap ou n : rester", classes="dialog-keys")
 
 
