@@ -347,6 +347,7 @@ def stop_engine(database: Any, timeout: float) -> dict[str, Any]:
         ``{"stopped": bool, "holder": str, "running_units": int, "message": str}``; holder
         '' when no engine was running.
     """
+    # The engine module loads APScheduler, which stopping an engine does not need.
     from yearchange_tui.scheduling.engine import engine_identity
 
     info = read_lease(database)
