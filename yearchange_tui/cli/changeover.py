@@ -10,6 +10,7 @@ from typing import Any
 from yearchange_tui.changeover.dry_run import dry_run_warnings, write_warnings_csv
 from yearchange_tui.changeover.runner import ChangeoverRunner, unit_table
 from yearchange_tui.changeover.steps import DRY_RUN, UNIT_STEPS, StepDefinition, step_definition
+from yearchange_tui.changeover.steps.archive import RedoRefused, reset_archives_for_redo
 from yearchange_tui.changeover.verify import verify
 from yearchange_tui.cli import tables
 from yearchange_tui.cli.steps import STEP_COMMANDS, counts_line, print_outcomes
@@ -33,7 +34,15 @@ from yearchange_tui.workflow.establishments import (
     UnknownEstablishmentError,
     establishment_by_uai,
 )
-from yearchange_tui.workflow.guards import grant_override
+from yearchange_tui.workflow.guards import (
+    GuardRefused,
+    WindowProblem,
+    check_run_window,
+    grant_override,
+    record_window_refusal,
+    run_window_problems,
+    window_refusal_message,
+)
 from yearchange_tui.workflow.models import (
     UNIT_STATUS_GLYPHS,
     UNIT_STATUS_LABELS,
@@ -85,6 +94,14 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     target.add_argument("--uai", action="append", metavar="UAI", help="établissement (répétable)")
     target.add_argument("--all", action="store_true", help="tous les établissements")
     run.add_argument("--yes", action="store_true", help="ne pas demander de confirmation")
+    run.add_argument("--hors-fenetre", action="store_true", dest="hors_fenetre",
+                     help="étapes 1 à 3 : passer outre la fenêtre de maintenance et la "
+                          "fermeture de l'établissement (exige --reason, tracé)")
+    run.add_argument("--redo", action="store_true",
+                     help="étape 2 : reconstruire les archives des établissements donnés "
+                          "(--uai) tant que l'étape 3 n'a pas tourné (exige --reason, tracé)")
+    run.add_argument("--reason", metavar="MOTIF",
+                     help="motif de --hors-fenetre ou de --redo (tracé dans l'audit)")
     run.add_argument("--workers", type=int, default=1, metavar="N",
                      help="établissements traités en parallèle (défaut 1)")
     run.add_argument("--json", action="store_true", help=JSON_HELP)
@@ -189,6 +206,12 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
                             "        ")
         for warning in outcome.warnings:
             print_paragraph(f"⚠ {warning}", "    ", "      ")
+    for step in DRY_RUN.replays:
+        definition = step_definition(step)
+        if definition.vigilance:
+            print(f"\nPoints de vigilance de l'étape {definition.number} ({definition.label}) :")
+            for line in definition.vigilance:
+                print(f"  ⚠ {line}")
     warnings = sum(len(outcome.warnings) for outcome in outcomes)
     kept = ("Rapport non conservé (mode consultation)." if settings.read_only
             else "Rapport conservé ; comparez avec `yearchange status`, et voyez les "
@@ -259,7 +282,40 @@ def _print_warnings(rows: list[Any], args: argparse.Namespace) -> None:
         print_paragraph("Export tableur : yearchange dry-run --report --csv FICHIER.")
 
 
+WINDOW_REMEDY = ("Pour passer outre (tracé dans l'audit) : relancez avec "
+                 "--hors-fenetre --reason MOTIF.")
+
+
+def print_vigilance(definition: StepDefinition) -> None:
+    """The step's points of vigilance (seed), on stderr, before it is confirmed or run."""
+    if definition.vigilance:
+        err(f"⚠ Points de vigilance de l'étape {definition.number} ({definition.label}) :")
+        for line in definition.vigilance:
+            err(f"  - {line}")
+
+
+def _window_check(runner: ChangeoverRunner, step: Step, establishments: list[Any],
+                  args: argparse.Namespace) -> list[WindowProblem]:
+    """Refuse (exit 2, audited, nothing changed) steps 1 to 3 outside the window or before
+    closure without ``--hors-fenetre``; with it, say so before anything is asked."""
+    with runner.database.session() as session:
+        problems = run_window_problems(session, establishments, step, runner.now())
+        if problems and not args.hors_fenetre:
+            record_window_refusal(session, step, problems)
+    if problems and not args.hors_fenetre:
+        raise UsageError(window_refusal_message(step, problems, WINDOW_REMEDY))
+    if problems:
+        err(f"⚠ Hors fenêtre ou avant la fermeture — {len(problems)} établissement(s), "
+            f"dérogation --hors-fenetre (motif : {args.reason}) :")
+        for problem in problems:
+            err(f"  {problem.line}")
+    elif args.hors_fenetre:
+        err("--hors-fenetre sans effet : chaque établissement est dans sa fenêtre.")
+    return problems
+
+
 def _confirm(definition: StepDefinition, establishments: list[Any], assume_yes: bool) -> None:
+    print_vigilance(definition)
     if assume_yes or not definition.confirm:
         return
     expected = establishments[0].uai if len(establishments) == 1 else str(len(establishments))
@@ -283,9 +339,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     refuse_in_read_only(settings_from_args(args), f"l'étape {definition.number}")
     if args.workers < 1:
         raise UsageError("--workers doit être au moins 1.")
+    if args.hors_fenetre and not (args.reason or "").strip():
+        raise UsageError("--hors-fenetre exige un motif : --reason MOTIF.")
+    if args.redo:
+        if step is not Step.ARCHIVE or not args.uai:
+            raise UsageError("--redo s'emploie avec l'étape 2 et --uai : "
+                             "yearchange run archive --redo --uai UAI --reason MOTIF.")
+        if not (args.reason or "").strip():
+            raise UsageError("--redo exige un motif : --reason MOTIF.")
+    if args.reason is not None and not (args.hors_fenetre or args.redo):
+        raise UsageError("--reason s'emploie avec --hors-fenetre ou --redo.")
     _settings, runner = _runner(args)
     establishments = _select(runner, None if args.all else args.uai)
+    problems = _window_check(runner, step, establishments, args)
     _confirm(definition, establishments, args.yes)
+    if problems:
+        with runner.database.session() as session:
+            try:
+                check_run_window(session, establishments, step, runner.now(),
+                                 reason=args.reason)
+            except GuardRefused as refusal:
+                raise UsageError(refusal.message) from refusal
+    if args.redo:
+        _reset_for_redo(runner, establishments, args.reason)
     command = STEP_COMMANDS.get(step)
     if command is not None:
         return command(runner, establishments, args)
@@ -296,6 +372,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         print_outcomes(step, outcomes)
     failed = [o for o in outcomes if o.status in ("failed", "refused", "cancelled")]
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _reset_for_redo(runner: ChangeoverRunner, establishments: list[Any], reason: str) -> None:
+    """``run archive --redo``: forget the step-2 archives (all establishments or none, exit
+    2 on a refusal), so the run below writes them again through the one lifecycle."""
+    forgotten: dict[str, int] = {}
+    try:
+        with runner.database.session() as session:
+            year = current_school_year(session)
+            for establishment in establishments:
+                forgotten[establishment.uai] = reset_archives_for_redo(
+                    session, establishment.id, establishment.uai, year.id, reason)
+    except RedoRefused as refusal:
+        raise UsageError(refusal.message) from refusal
+    for uai, count in forgotten.items():
+        err(f"{uai} : {count} archive(s) de l'étape 2 à reconstruire (motif : {reason}).")
 
 
 def cmd_status(args: argparse.Namespace) -> int:

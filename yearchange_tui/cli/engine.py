@@ -1,5 +1,5 @@
-"""CLI commands of the scheduler: ``engine``, ``engine-status``, ``engine-request`` and
-``plan`` (show and edit the calendar and the maintenance windows)."""
+"""CLI commands of the scheduler: ``engine``, ``engine-status``, ``engine-stop``,
+``engine-request`` and ``plan`` (show and edit the calendar and the maintenance windows)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,12 @@ from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.database import Access
 from yearchange_tui.scheduling.api import RequestAction
 from yearchange_tui.scheduling.client import DatabaseEngineClient
-from yearchange_tui.scheduling.lease import LeaseHeldError
+from yearchange_tui.scheduling.lease import (
+    LeaseHeldError,
+    read_lease,
+    request_engine_stop,
+    wait_engine_stopped,
+)
 from yearchange_tui.scheduling.models import (
     TASK_STATUS_LABELS,
     EngineRequest,
@@ -101,6 +106,18 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     status.add_argument("--json", action="store_true", help=JSON_HELP)
     status.set_defaults(handler=cmd_engine_status)
 
+    stop = commands.add_parser(
+        "engine-stop", parents=[common], help="arrêter proprement le moteur de cette base",
+        description="Demande au moteur qui tient le bail de cette base de s'arrêter : les "
+                    "unités en cours s'arrêtent à leur prochain point de reprise (elles "
+                    "reprendront au prochain démarrage), puis le moteur rend le bail. "
+                    "Statut : 0 arrêté (ou aucun moteur), 1 toujours en marche après "
+                    "--timeout, 2 mauvais usage.")
+    stop.add_argument("--timeout", type=float, default=900.0, metavar="S",
+                      help="attente maximale de l'arrêt (défaut 900 s)")
+    stop.add_argument("--json", action="store_true", help="résultat en JSON")
+    stop.set_defaults(handler=cmd_engine_stop)
+
     request = commands.add_parser(
         "engine-request", parents=[common], help="envoyer une demande au moteur (scripts)",
         description="Dépose une demande que le moteur prend en compte en une ou deux secondes. "
@@ -120,6 +137,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     request.add_argument("--time", metavar="HH:MM", help="heure locale (set-date)")
     request.add_argument("--path", metavar="CHEMIN",
                          help="livraison AAF ou emploi du temps à importer")
+    request.add_argument("--hors-fenetre", action="store_true", dest="hors_fenetre",
+                         help="run des étapes 1 à 3 : passer outre la fenêtre et la fermeture "
+                              "(exige --reason, tracé)")
+    request.add_argument("--reason", metavar="MOTIF", help="motif de --hors-fenetre")
     request.add_argument("--wait", action="store_true",
                          help="attendre la prise en compte et la fin des unités")
     request.add_argument("--timeout", type=float, default=3600.0, metavar="S",
@@ -349,6 +370,64 @@ def _scheduled_jobs(client: Any) -> list[dict[str, Any]]:
              if row[1] is not None else None} for row in rows]
 
 
+def stop_engine(database: Any, timeout: float) -> dict[str, Any]:
+    """Ask the live engine of ``database`` to stop and wait for it (``engine-stop``, and
+    ``demo`` before it replaces a demo).
+
+    Returns:
+        ``{"stopped": bool, "holder": str, "running_units": int, "message": str}``; holder
+        '' when no engine was running.
+    """
+    # The engine module loads APScheduler, which stopping an engine does not need.
+    from yearchange_tui.scheduling.engine import engine_identity
+
+    info = read_lease(database)
+    now = utcnow()
+    if info is None or not info.is_live(now):
+        message = "Aucun moteur ne tourne sur cette base : rien à arrêter."
+        if info is not None and info.held:
+            message = (f"Aucun moteur actif : le dernier ({info.holder}) ne donne plus signe "
+                       "de vie ; son bail sera repris au prochain démarrage. Rien à arrêter.")
+        return {"stopped": True, "holder": "", "running_units": 0, "message": message}
+    with database.session() as session:
+        running = int(session.scalar(select(func.count()).select_from(EngineTask).where(
+            EngineTask.status == TaskStatus.RUNNING)) or 0)
+    if not request_engine_stop(database, engine_identity()):
+        return {"stopped": True, "holder": "", "running_units": 0,
+                "message": "Le moteur s'est arrêté entre-temps : rien à arrêter."}
+    if not wait_engine_stopped(database, info, timeout):
+        return {"stopped": False, "holder": info.holder, "running_units": running,
+                "message": (f"Le moteur {info.holder} ne s'est pas arrêté en {timeout:.0f} s : "
+                            "une unité termine sa phase en cours ; il s'arrêtera à son point "
+                            "de reprise. Relancez yearchange engine-stop pour attendre encore.")}
+    units = (f" ; {running} unité(s) en cours arrêtée(s) à leur dernier point de reprise, "
+             "elles reprendront au prochain démarrage du moteur" if running else "")
+    return {"stopped": True, "holder": info.holder, "running_units": running,
+            "message": f"Moteur {info.holder} arrêté proprement{units}."}
+
+
+def cmd_engine_stop(args: argparse.Namespace) -> int:
+    """``yearchange engine-stop``: 0 stopped or none running, 1 still running after the
+    timeout, 2 bad usage (read-only, bad database)."""
+    refuse_in_read_only(settings_from_args(args), "l'arrêt du moteur")
+    if args.timeout <= 0:
+        raise UsageError("--timeout doit être positif.")
+    _settings, database = open_database_from_args(args, Access.READ_WRITE)
+    try:
+        info = read_lease(database)
+        if info is not None and info.is_live(utcnow()) and not args.json:
+            print(f"Arrêt demandé au moteur {info.holder} : les unités en cours s'arrêtent à "
+                  "leur prochain point de reprise…", flush=True)
+        result = stop_engine(database, args.timeout)
+    finally:
+        database.dispose()
+    if args.json:
+        print_json(result)
+    else:
+        print(result["message"])
+    return EXIT_OK if result["stopped"] else EXIT_FAILED
+
+
 def cmd_engine_status(args: argparse.Namespace) -> int:
     """``yearchange engine-status``."""
 
@@ -425,6 +504,11 @@ def cmd_engine_request(args: argparse.Namespace) -> int:
             params[name] = getattr(args, name)
     if action is RequestAction.IMPORT_TIMETABLE and args.uai:
         params["uai"] = params["uais"][0]
+    if args.hors_fenetre:
+        if action is not RequestAction.RUN or not (args.reason or "").strip():
+            raise UsageError("--hors-fenetre s'emploie avec run et un motif : --reason MOTIF.")
+        params["hors_fenetre"] = True
+        params["reason"] = args.reason
     if action in (RequestAction.RUN, RequestAction.SET_DATE) and not args.step:
         raise UsageError(f"{action.value} : précisez --step.")
     try:

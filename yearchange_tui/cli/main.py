@@ -37,7 +37,7 @@ from yearchange_tui.cli.util import (
     settings_from_args,
 )
 from yearchange_tui.config import ConfigError, Settings
-from yearchange_tui.ent.database import DatabaseError
+from yearchange_tui.ent.database import DatabaseError, open_database
 from yearchange_tui.french import os_error_text, plural
 from yearchange_tui.sample.build import SampleOutputError, build_sample
 from yearchange_tui.workflow.units import NoCurrentYearError
@@ -180,6 +180,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     count = _positive(args.establishments, "--establishments")
     demo_dir = settings.data_dir / "demo"
     if demo_dir.exists():
+        _stop_demo_engine(demo_dir, args.json)
         shutil.rmtree(demo_dir)
     progress = None if args.json else (lambda line: _err(f"… {line}"))
     result = build_sample(demo_dir, count, args.seed, args.year, progress)
@@ -191,6 +192,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"Base : --db {result.db_url} --storage {result.storage_dir}")
     return EXIT_OK
+
+
+DEMO_ENGINE_STOP_TIMEOUT = 120.0
+
+
+def _stop_demo_engine(demo_dir: Path, quiet: bool) -> None:
+    """Stop the engine of the demo about to be replaced, and wait for its process to end,
+    so nothing it writes reaches the new demo's database.
+
+    Raises:
+        UsageError: it did not stop (nothing is replaced).
+    """
+    db_file = demo_dir / "yearchange.db"
+    if not db_file.exists():
+        return
+    try:
+        database = open_database(f"sqlite:///{db_file}", migrate=True)
+    except DatabaseError:
+        return  # a broken old demo: no engine can run on it
+    try:
+        result = cli_engine.stop_engine(database, DEMO_ENGINE_STOP_TIMEOUT)
+    finally:
+        database.dispose()
+    if not result["stopped"]:
+        raise UsageError(f"Démo précédente non remplacée : {result['message']}")
+    if result["holder"] and not quiet:
+        _err(f"Démo précédente : {result['message']}")
 
 
 def cmd_config(args: argparse.Namespace) -> int:

@@ -62,6 +62,8 @@ from yearchange_tui.workflow.calendar import (
     milestone_of,
     notices_sent,
 )
+from yearchange_tui.workflow.establishments import establishments_by_uai
+from yearchange_tui.workflow.guards import run_window_problems
 from yearchange_tui.workflow.localtime import to_local, zone_name
 from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
 from yearchange_tui.workflow.units import (
@@ -172,6 +174,14 @@ class DatabaseEngineClient:
                     reject_count=rejects.get(establishment_id, 0),
                     access_blocked=window is not None and window.covers(today)))
         return views
+
+    def run_window_problems(self, step: Step, uais: list[str]) -> list[str]:
+        """Steps 1 to 3: why each establishment is out of its window or before its closure
+        (one French line each; empty when the step may run now). The engine decides again."""
+        with self.database.session() as session:
+            refs = list(establishments_by_uai(session, uais).values())
+            return [problem.line for problem in run_window_problems(
+                session, refs, step, self.clock(), self.timezone_name)]
 
     def events_after(self, last_id: int, limit: int = 500) -> list[EngineEventView]:
         """Events newer than ``last_id``, oldest first."""

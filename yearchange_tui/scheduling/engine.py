@@ -215,7 +215,10 @@ class Engine:
         # Beats until the units have stopped, so no other engine takes over meanwhile.
         while not self._heartbeat_stop.wait(self.config.heartbeat_interval):
             try:
-                self.lease.heartbeat()
+                asked_by = self.lease.heartbeat()
+                if asked_by and not self.stopping:
+                    log.info("Arrêt demandé par %s (yearchange engine-stop).", asked_by)
+                    self.request_stop(f"demandé par {asked_by}")
             except LeaseLostError as error:
                 log.error("%s Le moteur s'arrête.", error)
                 self.exit_status = 1

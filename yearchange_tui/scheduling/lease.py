@@ -13,9 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -78,7 +80,16 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """True for a process that has exited but was not reaped yet (Linux ``/proc``)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def holder_name() -> str:
@@ -124,8 +135,11 @@ class Lease:
         self.previous = previous
         """The stale holder taken over, if there was one."""
 
-    def heartbeat(self) -> None:
+    def heartbeat(self) -> str:
         """Say this engine is alive.
+
+        Returns:
+            Who asked this engine to stop (``yearchange engine-stop``), or ''.
 
         Raises:
             LeaseLostError: when another engine took the lease over.
@@ -134,8 +148,14 @@ class Lease:
             result = connection.execute(update(EngineLease).where(
                 EngineLease.name == LEASE_NAME, EngineLease.token == self.token)
                 .values(heartbeat_at=self.clock()))
+            stop = connection.execute(select(
+                EngineLease.stop_requested_at, EngineLease.stop_requested_by).where(
+                EngineLease.name == LEASE_NAME, EngineLease.token == self.token)).first()
         if result.rowcount != 1:
             raise LeaseLostError("Le bail du moteur a été repris par un autre processus.")
+        if stop is None or stop[0] is None:
+            return ""
+        return stop[1] or "yearchange engine-stop"
 
     def release(self) -> None:
         """Give the lease up (a clean stop); the pause state stays."""
@@ -168,7 +188,8 @@ def acquire(database: Database, *, ttl: dt.timedelta = DEFAULT_TTL, read_only: b
         result = connection.execute(update(EngineLease).where(
             EngineLease.name == LEASE_NAME, condition).values(
             token=token, holder=holder_name(), host=socket.gethostname(), pid=os.getpid(),
-            acquired_at=now, heartbeat_at=now, read_only=read_only, log_path=log_path))
+            acquired_at=now, heartbeat_at=now, read_only=read_only, log_path=log_path,
+            stop_requested_at=None, stop_requested_by=""))
     if result.rowcount != 1:
         latest = read_lease(database)
         assert latest is not None
@@ -189,3 +210,39 @@ def is_paused(database: Database) -> bool:
     with database.session() as session:
         return bool(session.scalar(select(EngineLease.paused).where(
             EngineLease.name == LEASE_NAME)))
+
+
+def request_engine_stop(database: Database, requested_by: str,
+                        clock: Callable[[], dt.datetime] = utcnow) -> bool:
+    """Ask the engine holding the lease to stop (it reads this with its next heartbeat).
+
+    Returns:
+        True when a holder was asked; False when nobody holds the lease.
+    """
+    with database.engine.begin() as connection:
+        result = connection.execute(update(EngineLease).where(
+            EngineLease.name == LEASE_NAME, EngineLease.token.is_not(None)).values(
+            stop_requested_at=clock(), stop_requested_by=requested_by[:300]))
+    return result.rowcount == 1
+
+
+def wait_engine_stopped(database: Database, info: LeaseInfo, timeout: float,
+                        poll: float = 0.2, ttl: dt.timedelta = DEFAULT_TTL,
+                        clock: Callable[[], dt.datetime] = utcnow) -> bool:
+    """Wait until the engine ``info`` describes has stopped: its lease released (or dead)
+    and, on this host, its process gone (so nothing it writes can land after).
+
+    Returns:
+        True when it stopped within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    local = info.host == socket.gethostname()
+    while True:
+        current = read_lease(database)
+        released = (current is None or not current.held or current.pid != info.pid
+                    or current.host != info.host or not current.is_live(clock(), ttl))
+        if released and not (local and pid_alive(info.pid)):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)

@@ -91,6 +91,10 @@ class EngineLease(Base):
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     read_only: Mapped[bool] = mapped_column(Boolean, default=False)
     log_path: Mapped[str] = mapped_column(String(1000), default="")
+    # ``yearchange engine-stop``: who asked the holder to stop, and when (cleared on acquire).
+    stop_requested_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    stop_requested_by: Mapped[str] = mapped_column(String(300), default="",
+                                                   server_default="")
 
 
 class EngineRequest(Base):

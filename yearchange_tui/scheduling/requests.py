@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from yearchange_tui.changeover.runner import ChangeoverRunner
 from yearchange_tui.changeover.steps import step_definition
+from yearchange_tui.changeover.steps.archive import RedoRefused, reset_archives_for_redo
 from yearchange_tui.scheduling.api import (
     CHANGING_ACTIONS,
     READ_ONLY_ENGINE_ACTIONS,
@@ -46,7 +47,7 @@ from yearchange_tui.workflow.calendar import (
     set_date,
 )
 from yearchange_tui.workflow.establishments import EstablishmentRef, UnknownEstablishmentError
-from yearchange_tui.workflow.guards import GUARD_STEP_ORDER
+from yearchange_tui.workflow.guards import GUARD_STEP_ORDER, GuardRefused, check_run_window
 from yearchange_tui.workflow.models import (
     STEP_PREREQUISITES,
     GuardOverride,
@@ -62,6 +63,10 @@ Answer = tuple[RequestStatus, str]
 """A request's new status and its French answer."""
 
 REQUESTS_PER_PASS = 50
+
+WINDOW_REMEDY = ("Pour passer outre : demande avec hors_fenetre et un motif (reason) — "
+                 "console : seconde confirmation ; CLI : engine-request run --hors-fenetre "
+                 "--reason MOTIF.")
 
 
 def request_uais(params: dict[str, Any]) -> list[str]:
@@ -231,8 +236,16 @@ class RequestHandlers:
         if not milestone.runs_units:
             raise ValueError(f"« {milestone.label} » n'est pas une opération exécutable")
         refs = self.refs(params)
+        if milestone.step is not None:
+            refusal = self.window_refusal(milestone.step, refs, params)
+            if refusal:
+                return RequestStatus.REFUSED, refusal
         if milestone.step is not None and step_definition(milestone.step).confirm:
             refusal = self.unmet_prerequisites(milestone.step, refs)
+            if refusal:
+                return RequestStatus.REFUSED, refusal
+        if params.get("redo"):
+            refusal = self.reset_for_redo(milestone.step, refs, str(params.get("reason") or ""))
             if refusal:
                 return RequestStatus.REFUSED, refusal
         return queued_answer(milestone.label,
@@ -272,6 +285,34 @@ class RequestHandlers:
             return ""
         return (f"étape {step.number} refusée : " + " ; ".join(lines)
                 + f". Lancez d'abord l'étape préalable, puis redemandez l'étape {step.number}")
+
+    def reset_for_redo(self, step: Step | None, refs: list[EstablishmentRef],
+                       reason: str) -> str:
+        """``run`` with ``redo`` (step 2): forget the archives so the units write them again
+        (all establishments or none); the refusal, or '' when done."""
+        if step is not Step.ARCHIVE:
+            return "seule l'étape 2 (archivage) se refait (redo)"
+        try:
+            with self.state.database.session() as session:
+                year = current_school_year(session)
+                for ref in refs:
+                    reset_archives_for_redo(session, ref.id, ref.uai, year.id, reason)
+        except RedoRefused as refusal:
+            return refusal.message
+        return ""
+
+    def window_refusal(self, step: Step, refs: list[EstablishmentRef],
+                       params: dict[str, Any]) -> str:
+        """Steps 1 to 3 outside the window or before closure: the refusal, unless the
+        request carries ``hors_fenetre`` and a ``reason`` (then audited); '' when let through."""
+        reason = str(params.get("reason") or "") if params.get("hors_fenetre") else None
+        with self.state.database.session() as session:
+            try:
+                check_run_window(session, refs, step, self.state.clock(), reason=reason,
+                                 remedy=WINDOW_REMEDY, timezone_name=self.state.config.timezone)
+            except GuardRefused as refusal:
+                return refusal.message
+        return ""
 
     def dry_run(self, request_id: int, _action: RequestAction,
                 params: dict[str, Any]) -> Answer:

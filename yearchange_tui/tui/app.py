@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from platformdirs import user_config_dir
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from textual import on
 from textual.app import App, SystemCommand
@@ -29,6 +30,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 
 from yearchange_tui.changeover.runner import DRY_RUN_STEPS
+from yearchange_tui.changeover.steps import step_definition
 from yearchange_tui.config import APP_NAME, Settings
 from yearchange_tui.ent.database import Database
 from yearchange_tui.resources import themes_dir
@@ -78,8 +80,10 @@ from yearchange_tui.tui.screens.modals import (
     HelpModal,
     QuitModal,
     TextPromptModal,
+    WindowOverrideModal,
     challenge_for,
     list_uais,
+    window_lines,
 )
 from yearchange_tui.tui.screens.rejects import RejectsScreen
 from yearchange_tui.tui.screens.requests import RequestsScreen
@@ -410,18 +414,79 @@ class YearChangeApp(App[int]):
                               {"uais": uais}, "Passage à blanc demandé.")
 
     def confirm_run(self, step_key: str, uais: list[str], retry: bool = False) -> None:
-        """Confirm a step; steps 1 to 3 need the count (or the UAI) typed."""
+        """Confirm a step; steps 1 to 3 need the count (or the UAI) typed, and out of the
+        window or before closure a second typed confirmation and a reason."""
+        check = getattr(self.bridge.client, "run_window_problems", None)
+        if Step(step_key) in DRY_RUN_STEPS and not retry and check is not None:
+            self.run_worker(partial(self._window_worker, check, step_key, uais), thread=True,
+                            group="window-check", exit_on_error=False,
+                            description="fenêtre des étapes 1 à 3")
+            return
+        self._confirm_run(step_key, uais, retry, [])
+
+    def _window_worker(self, check: Callable[[Step, list[str]], list[str]], step_key: str,
+                       uais: list[str]) -> None:
+        try:
+            problems = check(Step(step_key), uais)
+        except Exception:  # noqa: BLE001 - the engine decides anyway; ask as usual
+            problems = []
+        self.call_from_thread(self._confirm_run, step_key, uais, False, problems)
+
+    def _confirm_run(self, step_key: str, uais: list[str], retry: bool,
+                     problems: list[str]) -> None:
         step = Step(step_key)
         verb = "Relancer les échecs de" if retry else "Lancer"
+        title = f"{verb} l'étape {step.number} — {step.label}"
         lines = [f"{len(uais)} établissement(s) : {list_uais(uais)}."]
         challenge = None
         if step in DRY_RUN_STEPS:  # steps 1 to 3 delete data
             lines.append("Étape destructive : les données supprimées ne sont pas récupérables.")
+            lines += [f"⚠ {line}" for line in step_definition(step).vigilance]
             challenge = challenge_for(uais)
+        lines += window_lines(problems)
         action = RequestAction.RETRY if retry else RequestAction.RUN
-        self.confirm_and_send(f"{verb} l'étape {step.number} — {step.label}", lines, challenge,
-                              action, {"step": step_key, "uais": uais},
-                              f"Étape {step.number} demandée.")
+        params: dict[str, Any] = {"step": step_key, "uais": uais}
+        success = f"Étape {step.number} demandée."
+        if not problems:
+            self.confirm_and_send(title, lines, challenge, action, params, success)
+            return
+
+        def overridden(reason: str | None) -> None:
+            if reason:
+                self.send_request(action, {**params, "hors_fenetre": True, "reason": reason},
+                                  success)
+            else:
+                self.notify("Action annulée : rien n'a été demandé.", timeout=2)
+
+        def confirmed(answer: bool | None) -> None:
+            if answer:
+                self.push_screen(WindowOverrideModal(title, problems), overridden)
+            else:
+                self.notify("Action annulée : rien n'a été demandé.", timeout=2)
+
+        self.push_screen(ConfirmModal(title, lines, challenge), confirmed)
+
+    def confirm_redo_archive(self, uai: str) -> None:
+        """Ask the reason, then the UAI typed, then the engine to rebuild the establishment's
+        step-2 archives (refused by the engine once step 3 has run)."""
+        title = f"Refaire l'archivage (étape 2) — {uai}"
+
+        def reason_given(reason: str | None) -> None:
+            if not reason:
+                self.notify("Action annulée : rien n'a été demandé.", timeout=2)
+                return
+            lines = [("Les archives de l'étape 2 de l'établissement sont reconstruites à "
+                      "partir des données de l'année N ; impossible une fois l'étape 3 passée."),
+                     f"Motif (tracé dans l'audit) : {reason}"]
+            self.confirm_and_send(title, lines, uai, RequestAction.RUN,
+                                  {"step": Step.ARCHIVE.value, "uais": [uai], "redo": True,
+                                   "reason": reason}, "Reconstruction des archives demandée.")
+
+        self.push_screen(TextPromptModal(
+            title, ["Motif de la reconstruction (obligatoire, tracé dans l'audit) :"],
+            placeholder="archive altérée…",
+            validate=lambda text: "" if text.strip() else "Le motif est obligatoire."),
+            reason_given)
 
     def confirm_pause_resume(self) -> None:
         """Pause the engine, or resume it."""
@@ -569,7 +634,7 @@ class YearChangeApp(App[int]):
 
         if isinstance(self.screen, QuitModal):
             return
-        self.push_screen(QuitModal(running), answered)
+        self.push_screen(QuitModal(running, engine_stop_command(self.bridge.client)), answered)
 
     async def action_quit(self) -> None:
         """Textual's own Ctrl+Q goes through the same question."""
@@ -817,6 +882,24 @@ def _aaf_hint(database: Database) -> str:
     return ""
 
 
+def engine_stop_command(client: object) -> str:
+    """``yearchange engine-stop --db URL`` for the console's database (password hidden)."""
+    database = getattr(client, "database", None)
+    if database is None:
+        return "yearchange engine-stop"
+    url = make_url(database.url).render_as_string(hide_password=True)
+    return f"yearchange engine-stop --db {url}"
+
+
+def quit_summary(client: DatabaseEngineClient) -> str:
+    """What the console says as it quits: does the engine keep running, how to stop it."""
+    info = client.lease()
+    if info is None or not client.engine_live():
+        return "Console fermée. Aucun moteur ne tourne sur cette base."
+    return (f"Console fermée. Le moteur {info.holder} continue de tourner (calendrier et "
+            f"demandes) ; pour l'arrêter : {engine_stop_command(client)}")
+
+
 def run_console(settings: Settings, database: Database, *, config_file: str | None = None,
                 theme: str | None = None) -> int:
     """Open the console on ``database`` (``yearchange``, ``demo``).
@@ -845,6 +928,7 @@ def run_console(settings: Settings, database: Database, *, config_file: str | No
                 status = app.run()
             finally:
                 app.bridge.stop()
+            print(quit_summary(engine.client))
             return int(status or 0)
         finally:
             database.dispose()

@@ -76,6 +76,8 @@ SPECS: tuple[KeySpec, ...] = (
     KeySpec("show-requests", "D", "show_requests", "Demandes", "grid", show=False,
             key_display="Maj+D"),
     KeySpec("dry-run-report", "w", "dry_run_report", "Avertissements", "grid", show=False),
+    KeySpec("redo-archive", "A", "redo_archive", "Refaire l'archivage", "grid",
+            changes_data=True, show=False, key_display="Maj+A"),
     # Rejects browser.
     KeySpec("rejects-search", "slash", "search", "Rechercher", "rejects", key_display="/"),
     KeySpec("rejects-detail", "enter", "toggle_detail", "Détail", "rejects", show=False,
@@ -102,6 +104,8 @@ SPECS: tuple[KeySpec, ...] = (
     KeySpec("detail-run-step", "r", "run_step", "Lancer une étape", "detail",
             changes_data=True),
     KeySpec("detail-school-life", "v", "school_life", "Vie scolaire", "detail"),
+    KeySpec("detail-redo-archive", "A", "redo_archive", "Refaire l'archivage", "detail",
+            changes_data=True, show=False, key_display="Maj+A"),
     # Step-5 wizard (vie scolaire).
     KeySpec("school-life-close", "escape", "close", "Fermer", "school-life",
             key_display="Échap"),

@@ -870,3 +870,37 @@ def parse_local_datetime(value: str, zone: ZoneInfo) -> dt.datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
     return parsed
+
+
+# -- may steps 1 to 3 run now? -------------------------------------------------------------
+
+def steps_one_to_three_problem(plan: Plan, establishment_id: int, now: dt.datetime) -> str:
+    """Why steps 1 to 3 should not run now for one establishment ('' when they may).
+
+    The plan decides, as it does for its « avant la fermeture » note: before the end of the
+    establishment's closure day (its ``closure`` milestone), or before its project's
+    « étapes 1 à 3 » maintenance window opens or between two of them. After the last
+    window has closed the steps may run (catching up a missed unit).
+
+    Args:
+        plan: the plan holding the establishment (:func:`build_plan`).
+        establishment_id: the establishment.
+        now: the moment of the run (aware).
+    """
+    zone = timezone(plan.timezone_name)
+    problems: list[str] = []
+    closure = plan.get(establishment_id, Milestone.CLOSURE)
+    if (closure is not None and closure.on_date is not None
+            and now.astimezone(zone).date() <= closure.on_date):
+        problems.append(f"avant la fermeture de l'établissement ({closure.on_date:%d/%m/%Y})")
+    planned = plan.get(establishment_id, Milestone.PURGE_TRASH)
+    windows = [window for window in plan.windows.get(planned.project_code if planned else "", [])
+               if window.scope == "1-3"]
+    if (windows and not any(w.starts_at <= now < w.ends_at for w in windows)
+            and now < max(w.ends_at for w in windows)):
+        upcoming = min((w for w in windows if w.ends_at > now), key=lambda w: w.starts_at)
+        problems.append(
+            f"hors de la fenêtre de maintenance « {WINDOW_SCOPES['1-3']} » (prochaine : du "
+            f"{upcoming.starts_at.astimezone(zone):%d/%m/%Y %H:%M} au "
+            f"{upcoming.ends_at.astimezone(zone):%d/%m/%Y %H:%M})")
+    return " et ".join(problems)

@@ -3,6 +3,11 @@
 - Steps run in order per establishment: 1 and 2 before 3, 3 before 4, 4 before 5.
 - AAF imports are frozen from step 1 until step 3 is done.
 - CSV and timetable imports are refused from step 2 until step 4 is done.
+- Steps 1 to 3 asked by an operator (``yearchange run``, an engine ``run`` request) are
+  refused before the establishment's closure or outside its maintenance window, as the
+  calendar decides (:func:`~yearchange_tui.workflow.calendar.steps_one_to_three_problem`),
+  unless the request carries ``--hors-fenetre`` with a reason: a one-shot override, audited
+  per establishment like the standing ones.
 
 A refusal raises :class:`GuardRefused` with a stable code and a French message and
 changes nothing; an active :class:`GuardOverride` lets the action through, and the
@@ -11,7 +16,9 @@ caller records it in the audit trail.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -19,6 +26,12 @@ from sqlalchemy.orm import Session
 from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.models import Establishment
 from yearchange_tui.workflow.audit import audit, operator_identity
+from yearchange_tui.workflow.calendar import (
+    DEFAULT_TIMEZONE,
+    build_plan,
+    steps_one_to_three_problem,
+)
+from yearchange_tui.workflow.establishments import EstablishmentRef
 from yearchange_tui.workflow.models import (
     STEP_PREREQUISITES,
     GuardOverride,
@@ -31,6 +44,11 @@ GUARD_STEP_ORDER = "ordre-des-etapes"
 GUARD_AAF_FREEZE = "gel-aaf"
 GUARD_IMPORT_FREEZE = "gel-imports"
 GUARDS = (GUARD_STEP_ORDER, GUARD_AAF_FREEZE, GUARD_IMPORT_FREEZE)
+GUARD_RUN_WINDOW = "hors-fenetre"
+"""One-shot: given per run (``--hors-fenetre --reason``), never stored as a standing override."""
+
+WINDOW_STEPS = (Step.PURGE_TRASH, Step.ARCHIVE, Step.DELETE_OBSOLETE)
+"""The steps an operator may not start before closure or outside their window."""
 
 _STARTED = (UnitStatus.RUNNING, UnitStatus.DONE, UnitStatus.FAILED)
 
@@ -154,3 +172,78 @@ def check_timetable_or_csv_import_allowed(session: Session, establishment_id: in
     """
     return _frozen(session, [establishment_id], school_year_id, (Step.ARCHIVE,),
                    Step.INIT_DIRECTORY, GUARD_IMPORT_FREEZE, what)
+
+
+@dataclass(frozen=True)
+class WindowProblem:
+    """One establishment a step 1 to 3 should not run for now, and why (French)."""
+
+    establishment_id: int
+    uai: str
+    problem: str
+
+    @property
+    def line(self) -> str:
+        """``0750654D : avant la fermeture de l'établissement (04/07/2027)``."""
+        return f"{self.uai} : {self.problem}"
+
+
+def run_window_problems(session: Session, establishments: Sequence[EstablishmentRef],
+                        step: Step, now: dt.datetime,
+                        timezone_name: str = DEFAULT_TIMEZONE) -> list[WindowProblem]:
+    """The establishments ``step`` should not run for at ``now`` (empty for steps 4 and 5)."""
+    if step not in WINDOW_STEPS or not establishments:
+        return []
+    plan = build_plan(session, None, timezone_name, [ref.uai for ref in establishments])
+    problems = []
+    for ref in establishments:
+        problem = steps_one_to_three_problem(plan, ref.id, now)
+        if problem:
+            problems.append(WindowProblem(ref.id, ref.uai, problem))
+    return problems
+
+
+def window_refusal_message(step: Step, problems: Sequence[WindowProblem],
+                           remedy: str = "") -> str:
+    """The French refusal of a step asked outside the window or before closure."""
+    lines = [(f"Étape {step.number} ({step.label}) refusée pour {len(problems)} "
+             "établissement(s) hors fenêtre ou avant la fermeture :")]
+    lines += [f"  {problem.line}" for problem in problems]
+    if remedy:
+        lines.append(remedy)
+    return "\n".join(lines)
+
+
+def record_window_refusal(session: Session, step: Step,
+                          problems: Sequence[WindowProblem]) -> None:
+    """Audit the refusal of ``step`` for each establishment out of its window."""
+    for problem in problems:
+        audit(session, "run", "refused", establishment_id=problem.establishment_id,
+              step=step.value, details={"code": GUARD_RUN_WINDOW, "reason": problem.problem})
+
+
+def check_run_window(session: Session, establishments: Sequence[EstablishmentRef], step: Step,
+                     now: dt.datetime, *, reason: str | None = None, remedy: str = "",
+                     timezone_name: str = DEFAULT_TIMEZONE) -> list[WindowProblem]:
+    """Refuse ``step`` for establishments before closure or outside their window, unless
+    the operator gives ``reason`` (``--hors-fenetre``): then each is audited as an
+    override in the session's transaction.
+
+    Returns:
+        The establishments let through by the override (empty when none was needed).
+
+    Raises:
+        GuardRefused: code ``hors-fenetre``, no reason given (or an empty one).
+    """
+    problems = run_window_problems(session, establishments, step, now, timezone_name)
+    if not problems:
+        return []
+    if reason is None:
+        raise GuardRefused(GUARD_RUN_WINDOW, window_refusal_message(step, problems, remedy))
+    if not reason.strip():
+        raise GuardRefused(GUARD_RUN_WINDOW, "un passage hors fenêtre doit être motivé")
+    for problem in problems:
+        audit(session, "override", "granted", establishment_id=problem.establishment_id,
+              step=step.value, override=True,
+              details={"guard": GUARD_RUN_WINDOW, "reason": reason, "problem": problem.problem})
+    return problems

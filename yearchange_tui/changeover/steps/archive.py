@@ -8,10 +8,12 @@ class and temporary rubrics to the trash with their rights rewritten.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.orm import Session
 
 from yearchange_tui.changeover import archives as build
 from yearchange_tui.changeover.effects import ZipBuilder
@@ -26,6 +28,7 @@ from yearchange_tui.changeover.steps.base import (
 from yearchange_tui.ent.models import (
     ActivityDistribution,
     ArchiveRubric,
+    Document,
     Group,
     GroupKind,
     GroupMembership,
@@ -37,10 +40,18 @@ from yearchange_tui.ent.models import (
     RubricKind,
     RubricRight,
     RubricRole,
+    StoredFile,
     TrashEntry,
     TrashReason,
 )
-from yearchange_tui.workflow.models import STEP_PREREQUISITES, Step
+from yearchange_tui.workflow.audit import audit
+from yearchange_tui.workflow.models import (
+    STEP_PREREQUISITES,
+    ArchiveManifest,
+    Step,
+    StepUnit,
+    UnitStatus,
+)
 
 BINDER_BATCH = 200
 TEXTBOOK_BATCH = 6
@@ -316,3 +327,104 @@ DEFINITION = StepDefinition(
     count_labels=("archives cahier de textes", "archives classeur", "archives vie scolaire",
                   "rubriques mises à la corbeille", "droits créés"),
     confirm=True)
+
+
+# -- redo (a way out of a blocked step 3) ---------------------------------------------------
+
+REBUILT_PHASE_PREFIXES = ("cahiers-de-textes:", "classeurs:", "vie-scolaire")
+"""The phases that write the ZIP archives; a redo runs them again."""
+REBUILT_KEY_PREFIXES = ("cahier-de-textes:", "classeur:", "vie-scolaire:")
+"""The archive keys those phases record."""
+
+GUARD_REDO = "refaire-archivage"
+
+
+class RedoRefused(Exception):
+    """The archives of step 2 cannot be rebuilt (French message, stable code)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = GUARD_REDO
+        self.message = message
+
+
+def _rebuilt(name: str, prefixes: tuple[str, ...]) -> bool:
+    return name.startswith(prefixes)
+
+
+def reset_archives_for_redo(session: Session, establishment_id: int, uai: str,
+                            school_year_id: int, reason: str) -> int:
+    """Forget an establishment's step-2 ZIP archives so its step-2 unit writes them again.
+
+    Allowed while year N's data is still there: step 3 has committed nothing for the
+    establishment. Deletes the archives' manifests, documents and stored-file rows (the
+    files are rewritten in place by the next run, atomically), and puts the step-2 unit
+    back to « planifié » with a checkpoint that keeps the phases that wrote no archive
+    (archive rubrics, the sanctions message already sent, the move to the trash), so the
+    runner (:meth:`ChangeoverRunner.run_unit`) runs only the archive phases again.
+    Audited with the reason. The caller commits (one transaction) and then runs the unit.
+
+    Returns:
+        The number of archives forgotten.
+
+    Raises:
+        RedoRefused: step 3 already ran (even in part), step 2 never ran or is running,
+            no reason was given, or only the sanctions file (attached to a message
+            already sent) is damaged.
+    """
+    if not reason.strip():
+        raise RedoRefused("refaire l'archivage doit être motivé : --reason MOTIF")
+    units = {row.step: row for row in session.scalars(select(StepUnit).where(
+        StepUnit.establishment_id == establishment_id,
+        StepUnit.school_year_id == school_year_id,
+        StepUnit.step.in_([Step.ARCHIVE, Step.DELETE_OBSOLETE])))}
+    step3 = units.get(Step.DELETE_OBSOLETE)
+    if step3 is not None and (step3.status in (UnitStatus.DONE, UnitStatus.RUNNING)
+                              or json.loads(step3.checkpoint or "{}").get("phases")):
+        raise RedoRefused(
+            f"{uai} : l'étape 3 (Suppression des données obsolètes N) a déjà supprimé des "
+            "données de l'année N : les archives de l'étape 2 ne peuvent plus être "
+            "reconstruites. Restaurez-les depuis la sauvegarde du stockage.")
+    step2 = units.get(Step.ARCHIVE)
+    state = json.loads(step2.checkpoint or "{}") if step2 is not None else {}
+    if step2 is None or not state.get("phases"):
+        raise RedoRefused(f"{uai} : l'étape 2 n'a encore rien archivé : lancez-la "
+                          f"(yearchange run archive --uai {uai}).")
+    if step2.status is UnitStatus.RUNNING:
+        raise RedoRefused(f"{uai} : l'étape 2 est en cours ; attendez sa fin ou annulez-la.")
+    manifests = session.execute(select(
+        ArchiveManifest.id, ArchiveManifest.archive_key, ArchiveManifest.stored_file_id).where(
+        ArchiveManifest.establishment_id == establishment_id,
+        ArchiveManifest.school_year_id == school_year_id)).all()
+    rebuilt = [row for row in manifests if _rebuilt(row.archive_key, REBUILT_KEY_PREFIXES)]
+    file_ids = [row.stored_file_id for row in rebuilt if row.stored_file_id is not None]
+    for start in range(0, len(file_ids), 500):
+        chunk = file_ids[start:start + 500]
+        session.execute(delete(Document).where(Document.stored_file_id.in_(chunk)))
+    manifest_ids = [row.id for row in rebuilt]
+    for start in range(0, len(manifest_ids), 500):
+        session.execute(delete(ArchiveManifest).where(
+            ArchiveManifest.id.in_(manifest_ids[start:start + 500])))
+    for start in range(0, len(file_ids), 500):
+        session.execute(delete(StoredFile).where(StoredFile.id.in_(file_ids[start:start + 500])))
+    kept = {name: counts for name, counts in state.get("phases", {}).items()
+            if not _rebuilt(name, REBUILT_PHASE_PREFIXES)}
+    totals: dict[str, Any] = {}
+    for counts in kept.values():
+        for key, value in counts.items():
+            if isinstance(value, int) and isinstance(totals.get(key), int):
+                totals[key] += value
+            else:
+                totals[key] = value
+    step2.checkpoint = json.dumps({"phases": kept, "counts": dict(sorted(totals.items())),
+                                   "warnings": [], "pending_files": []},
+                                  ensure_ascii=False, sort_keys=True)
+    step2.status = UnitStatus.PENDING
+    step2.finished_at = None
+    step2.progress_done = 0
+    step2.counts = "{}"
+    step2.error = f"archives à reconstruire (motif : {reason})"
+    audit(session, "redo-archive", "granted", establishment_id=establishment_id,
+          step=Step.ARCHIVE.value, override=True,
+          details={"reason": reason, "archives": len(rebuilt)})
+    return len(rebuilt)

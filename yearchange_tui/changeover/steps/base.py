@@ -161,6 +161,8 @@ class StepDefinition:
         input_errors: errors that mean bad input rather than a failed run: the unit is
             recorded failed, then the error goes up to the caller (CLI exit status 2).
         confirm: the CLI asks the operator to type a confirmation (destructive steps).
+        vigilance: the seed's points of vigilance the operator reads before the step runs
+            (its confirmation, in the CLI and the console, and the dry-run report), in French.
     """
 
     key: Step | None
@@ -177,6 +179,7 @@ class StepDefinition:
     prepare: Callable[[Database, RunOptions], None] | None = None
     input_errors: tuple[type[Exception], ...] = ()
     confirm: bool = False
+    vigilance: tuple[str, ...] = ()
 
 
 def chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:

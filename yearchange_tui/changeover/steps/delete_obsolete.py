@@ -83,6 +83,11 @@ from yearchange_tui.workflow.models import STEP_PREREQUISITES, Step
 GUARD_ARCHIVES = "archives-invalides"
 
 
+def redo_command(uai: str) -> str:
+    """The command that rebuilds an establishment's step-2 archives (named by step 3's refusal)."""
+    return f"yearchange run archive --redo --uai {uai} --reason MOTIF"
+
+
 def archives_guard(check: GuardInput) -> frozenset[str]:
     """Refuse step 3 while the archives of step 2 are missing or fail their checksum."""
     problems = archive_problems(check.session, check.storage_root, check.establishment.id,
@@ -91,7 +96,9 @@ def archives_guard(check: GuardInput) -> frozenset[str]:
         raise GuardRefused(
             GUARD_ARCHIVES,
             f"{check.establishment.uai} : l'étape 3 est refusée, les archives de l'étape 2 sont "
-            f"manquantes ou altérées : {'; '.join(problems[:5])}", check.establishment.uai)
+            f"manquantes ou altérées : {'; '.join(problems[:5])}. Pour les reconstruire tant "
+            f"que les données de l'année N sont là : {redo_command(check.establishment.uai)} "
+            "(console : Maj+A sur la ligne de l'établissement).", check.establishment.uai)
     return frozenset()
 
 
@@ -276,6 +283,14 @@ def _delete_student_photos(ctx: UnitContext) -> None:
     ctx.remove_files_after_commit([row[2] for row in photos], "fichiers supprimés (disque)")
 
 
+VIGILANCE = (
+    ("Le service Cahier de textes n'est plus accessible après l'exécution de cette étape, "
+    "et ce jusqu'à l'initialisation des données de la vie scolaire de l'année N+1 "
+    "(cf étape 5)."),
+    "Les exports MEN ne peuvent plus être générés pour l'année N.",
+)
+"""Seed §6.3, points de vigilance of step 3, word for word."""
+
 DEFINITION = StepDefinition(
     key=Step.DELETE_OBSOLETE, number=3, label=Step.DELETE_OBSOLETE.label,
     prerequisites=STEP_PREREQUISITES[Step.DELETE_OBSOLETE],
@@ -285,4 +300,5 @@ DEFINITION = StepDefinition(
             "not written",
     count_labels=("groupes libres supprimés", "classes supprimées",
                   "groupes d'options supprimés", "photos d'élèves supprimées"),
-    confirm=True)
+    confirm=True,
+    vigilance=VIGILANCE)

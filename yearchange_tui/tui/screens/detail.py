@@ -220,6 +220,10 @@ class DetailScreen(ConsoleScreen):
         """Open the step-5 wizard of this establishment."""
         self.console.open_school_life(self.uai)
 
+    def action_redo_archive(self) -> None:
+        """Rebuild this establishment's step-2 archives."""
+        self.console.confirm_redo_archive(self.uai)
+
     def action_dry_run(self) -> None:
         """Dry run of this establishment."""
         self.console.confirm_dry_run([self.uai])

@@ -336,6 +336,11 @@ class GridScreen(ConsoleScreen):
         if uai := self._cursor_target():
             self.console.open_school_life(uai)
 
+    def action_redo_archive(self) -> None:
+        """Rebuild the step-2 archives of the establishment under the cursor."""
+        if uai := self._cursor_target():
+            self.console.confirm_redo_archive(uai)
+
     # -- actions on the selection ----------------------------------------------------------------
 
     def _need_targets(self) -> list[str] | None:

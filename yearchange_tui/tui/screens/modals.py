@@ -1,4 +1,5 @@
-"""Modal dialogs: confirmation (typed for steps 1 to 3), quit, help, date, path, step."""
+"""Modal dialogs: confirmation (typed for steps 1 to 3), the out-of-window override (a
+second typed confirmation and a reason), quit, help, date, path, step."""
 
 from __future__ import annotations
 
@@ -104,6 +105,71 @@ class ConfirmModal(ModalScreen[bool]):
         self.query_one(Input).value = ""
 
 
+OVERRIDE_CHALLENGE = "HORS FENETRE"
+
+
+def window_lines(problems: Sequence[str]) -> list[str]:
+    """The dialog lines saying which establishments are out of their window, and what it takes."""
+    if not problems:
+        return []
+    shown = list(problems[:MAX_LISTED])
+    if len(problems) > MAX_LISTED:
+        shown.append(f"… et {len(problems) - MAX_LISTED} autres")
+    return [f"⚠ Hors fenêtre ou avant la fermeture — {len(problems)} établissement(s) :",
+            *[f"  {line}" for line in shown],
+            ("Une seconde confirmation et un motif (tracé dans l'audit) seront demandés ; "
+             "sans eux le moteur refuse.")]
+
+
+class WindowOverrideModal(ModalScreen[str | None]):
+    """The second confirmation of steps 1 to 3 out of the window or before closure: type
+    « HORS FENETRE », then the reason; dismissed with the reason (None: cancelled)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,f10", "dismiss(None)", "Annuler", id="override-cancel"),
+    ]
+
+    def __init__(self, title: str, problems: Sequence[str]) -> None:
+        super().__init__(classes="dialog")
+        self.title_text = title
+        self.problems = list(problems)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog-box"):
+            yield Label(f"Seconde confirmation — {self.title_text}", id="dialog-title")
+            for line in window_lines(self.problems)[:-1]:
+                yield Static(line, classes="dialog-line")
+            yield Static(f"Pour passer outre, tapez : {OVERRIDE_CHALLENGE}",
+                         id="override-challenge")
+            yield Input(id="override-input", compact=True, placeholder=OVERRIDE_CHALLENGE)
+            yield Static("Motif (obligatoire, tracé dans l'audit) :", classes="dialog-line")
+            yield Input(id="override-reason", compact=True, placeholder="motif")
+            yield Static("", id="dialog-error")
+            yield Static("Entrée : valider · Tab : champ suivant · Échap : annuler",
+                         classes="dialog-keys")
+
+    def on_mount(self) -> None:
+        self.query_one("#override-input", Input).focus()
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        typed = self.query_one("#override-input", Input).value.strip().upper()
+        reason = self.query_one("#override-reason", Input).value.strip()
+        error = self.query_one("#dialog-error", Static)
+        if typed != OVERRIDE_CHALLENGE:
+            error.update(Text(f"✗ Tapez exactement : {OVERRIDE_CHALLENGE}"))
+            self.query_one("#override-input", Input).focus()
+            return
+        if not reason:
+            if event.input.id == "override-input":
+                self.query_one("#override-reason", Input).focus()
+                return
+            error.update(Text("✗ Le motif est obligatoire."))
+            return
+        self.dismiss(reason)
+
+
 class QuitModal(ModalScreen[bool]):
     """Quit while units run: say what happens to them."""
 
@@ -114,9 +180,10 @@ class QuitModal(ModalScreen[bool]):
         Binding("n", "dismiss(False)", "Non", id="quit-no", show=False),
     ]
 
-    def __init__(self, running: int) -> None:
+    def __init__(self, running: int, stop_command: str = "yearchange engine-stop") -> None:
         super().__init__(classes="dialog")
         self.running = running
+        self.stop_command = stop_command
 
     def compose(self) -> ComposeResult:
         units = f"{self.running} unité{'s' if self.running > 1 else ''} en cours"
@@ -125,6 +192,8 @@ class QuitModal(ModalScreen[bool]):
         with Vertical(id="dialog-box"):
             yield Label("Quitter la console ?", id="dialog-title")
             yield Static(fate, classes="dialog-line")
+            yield Static(f"Le moteur continue de tourner ; pour l'arrêter : {self.stop_command}",
+                         classes="dialog-line")
             yield Static("Entrée ou o : quitter · Échap ou n : rester", classes="dialog-keys")
 
 
