@@ -596,6 +596,8 @@ def _print_plan(plan: Any) -> None:
     milestones = None
     # The milestone's name stays whole; the date, then the source, wrap between words.
     label_width = max((len(planned.milestone.label) for planned in plan.milestones), default=10)
+    # What is left beside it: the date gets its share, the source at least 16 columns.
+    when_width = max(15, tables.width() - 2 - label_width - 1 - 14 - 1)
     for planned in plan.milestones:
         if planned.uai != current:
             if milestones is not None:
@@ -606,8 +608,8 @@ def _print_plan(plan: Any) -> None:
                             f"({KIND_WORDS.get(planned.kind, planned.kind)}, projet "
                             f"{planned.project_code})")
             milestones = tables.table(("jalon", {"min_width": label_width}),
-                                      ("quand", {"ratio": 2, "min_width": 16}),
-                                      ("source", {"ratio": 1, "min_width": 10}))
+                                      ("quand", {"max_width": when_width}),
+                                      ("source", {"min_width": 13}))
         assert milestones is not None
         when = _fmt_date(planned.on_date)
         if planned.due_at is not None:

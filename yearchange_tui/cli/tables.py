@@ -48,14 +48,13 @@ def print_table(rendered: Table, indent: int = 0) -> None:
     """Print a table (indented by ``indent`` spaces) at the terminal's width."""
     # Rich is loaded only when a table is printed: `yearchange … --help` stays quick.
     from rich.console import Console
-    from rich.padding import Padding
 
     buffer = io.StringIO()
-    out = Console(file=buffer, width=width(), highlight=False, markup=False, emoji=False,
-                  soft_wrap=False, color_system=None)
-    out.print(Padding(rendered, (0, 0, 0, indent)) if indent else rendered)
+    out = Console(file=buffer, width=max(20, width() - indent), highlight=False, markup=False,
+                  emoji=False, soft_wrap=False, color_system=None)
+    out.print(rendered)
     for line in buffer.getvalue().splitlines():
-        print(line.rstrip())
+        print((" " * indent + line).rstrip())
 
 
 def paragraph(text: str, indent: str = "", subsequent: str | None = None) -> str:
