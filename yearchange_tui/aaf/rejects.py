@@ -36,6 +36,7 @@ from yearchange_tui.aaf.run import (
     count,
 )
 from yearchange_tui.importing.models import AafReject
+from yearchange_tui.importing.rules import plural
 
 KIND_LABELS = {KIND_ELEVE: "l'élève", KIND_PERS_REL_ELEVE: "le responsable",
                KIND_PERS_EDUC_NAT: "le personnel", KIND_ETAB: "la structure",
@@ -166,7 +167,7 @@ def reject_collected(run: ImportRun) -> None:
         run.deferred[-1][1]["raw_xml"] = raw_xml
     for (_kind, name), (occurrences, ref, raw_xml) in sorted(run.unknown.items()):
         reject(run, "AAF-ATTRIBUT-INCONNU", ref, deferred=True, attribute=name,
-               count=occurrences)
+               count=occurrences, occurrences=plural(occurrences, "occurrence"))
         run.deferred[-1][1]["raw_xml"] = raw_xml
 
 

@@ -156,8 +156,8 @@ _RULE_LIST: tuple[Rule, ...] = (
          "Vérifier que le fichier PersRelEleve est complet ; sinon corriger la fiche du "
          "responsable dans SIECLE."),
     Rule("AAF-ATTRIBUT-INCONNU", Severity.WARNING, "Attribut inconnu",
-         "L'attribut « {attribute} » n'est pas connu pour le type {kind} ({count} "
-         "occurrence(s), première dans {record}) : il est ignoré, les enregistrements sont "
+         "L'attribut « {attribute} » n'est pas connu pour le type {kind} ({occurrences}, "
+         "la première dans {record}) : il est ignoré, les enregistrements sont "
          "conservés.",
          "Aucune action en établissement ; l'équipe MOE vérifie si une nouvelle version de "
          "l'AAF doit être prise en charge."),
