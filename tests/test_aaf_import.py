@@ -82,7 +82,7 @@ def class_codes(session, jointure: str, role: ClassRole = ClassRole.STUDENT) -> 
 def test_exactly_the_documented_rejects(database: Database) -> None:
     result = import_delivery(database, [DELIVERY])
     expected = sorted(documented_rejects())
-    assert len(expected) == 29
+    assert len(expected) == 30
     with database.session() as session:
         found = sorted((r.file_name, r.record_id, r.code, r.severity)
                        for r in session.scalars(select(AafReject)))

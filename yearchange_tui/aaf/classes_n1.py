@@ -90,7 +90,7 @@ def _previous_classes(connection: Connection, establishment_id: int,
             select(manifests.c.archive_key).where(
                 manifests.c.establishment_id == establishment_id,
                 manifests.c.school_year_id == previous_year_id,
-                manifests.c.archive_key.like("textbook:%"))):
+                manifests.c.archive_key.like("cahier-de-textes:%"))):
         codes.add(row.archive_key.split(":", 1)[1])
     return codes, history
 

@@ -150,6 +150,10 @@ _RULE_LIST: tuple[Rule, ...] = (
          "L'enregistrement est importé avec le nouvel INE.",
          "Vérifier dans SIECLE qu'il s'agit bien du même élève (sinon deux élèves ont été "
          "confondus)."),
+    Rule("AAF-INE-MANQUANT", Severity.WARNING, "INE manquant",
+         "{Record} ({name}) n'a pas d'INE (ENTEleveINE vide) : sans INE, son compte risque "
+         "un conflit au basculement SIECLE. L'INE manquant ne refuse pas l'enregistrement.",
+         "Renseigner l'INE de l'élève dans SIECLE ; il sera repris au prochain import AAF."),
     Rule("AAF-RESPONSABLE-INCONNU", Severity.WARNING, "Responsable inconnu",
          "{Record} ({name}) cite le responsable « {value} », absent de la livraison et "
          "de l'annuaire : ce lien est ignoré.",
