@@ -4,11 +4,13 @@ asks for (missing INE, year N-1 classes and groups), relatives, malformed files.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
 from yearchange_tui.aaf.importer import import_delivery
@@ -98,3 +100,70 @@ def test_a_class_known_only_from_its_step_2_textbook_archive_is_recognised(
                                                 years[1].id, years[0].id)
     assert [(f.code, f.code_archived) for f in findings] == [("3Z", True)]
     assert "ce code existait l'année passée" in findings[0].reason
+
+
+# -- malformed files: French, placed, all of them at once -----------------------------------
+
+def _break_record(path: Path, occurrence: int) -> int:
+    """Break the closing tag of a file's ``occurrence``-th attribute list; return its line."""
+    text = path.read_bytes()
+    position = -1
+    for _ in range(occurrence):
+        position = text.index(b"</attributes>", position + 1)
+    path.write_bytes(text[:position] + b"</attribute>" + text[position + len(b"</attributes>"):])
+    return text.count(b"\n", 0, position) + 1
+
+
+def test_every_malformed_file_is_named_in_one_french_refusal(tmp_path: Path, capsys) -> None:
+    from yearchange_tui.cli.main import main
+
+    folder = tmp_path / "livraison"
+    shutil.copytree(DELIVERY, folder)
+    students = folder / "ENT_99_Complet_20260818_Eleve_0000.xml"
+    staff = folder / "ENT_99_Complet_20260818_PersEducNat_0000.xml"
+    # Both break after their first record: past what the prologue check reads, so the
+    # import meets the first one while reading, and must still name the second.
+    student_line = _break_record(students, 5)
+    staff_line = _break_record(staff, 2)
+    options = ["--db", f"sqlite:///{tmp_path / 'yearchange.db'}", "--storage",
+               str(tmp_path / "storage")]
+    assert main([*options, "db", "upgrade"]) == 0
+    capsys.readouterr()
+    assert main([*options, "import-aaf", str(folder)]) == 2
+    captured = capsys.readouterr()
+    message = captured.err
+    assert "AAF-XML-MALFORME" in message and "rien n'a été importé" in message
+    assert "2 fichiers de la livraison" in message
+    for name, line in ((students.name, student_line), (staff.name, staff_line)):
+        assert f"« {name} », ligne {line}, colonne " in message
+    assert message.count("une balise fermante ne correspond pas à l'ouvrante") == 2
+    # The library's English text only ever follows « détail technique : ».
+    assert message.count("(détail technique : Opening and ending tag mismatch") == 2
+    assert message.replace("(détail technique : Opening and ending tag mismatch", "") \
+        .count("Opening and ending") == 0
+    assert main([*options, "import-aaf", str(folder), "--json"]) == 2
+    refusal = json.loads(capsys.readouterr().out)
+    assert refusal["code"] == "AAF-XML-MALFORME"
+    assert students.name in refusal["file"] and staff.name in refusal["file"]
+    database = open_database(options[1])
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Person)) == 0
+    database.dispose()
+
+
+def test_one_malformed_file_says_where_in_french(tmp_path: Path) -> None:
+    from yearchange_tui.aaf.delivery import open_delivery
+    from yearchange_tui.aaf.parser import AafFileError
+
+    broken = tmp_path / "ENT_99_Complet_20260818_Eleve_0000.xml"
+    broken.write_bytes(b'<?xml version="1.0" encoding="UTF-8"?>\n<ficAlimMENESR>\n'
+                       b"<addRequest><identifier><id>1</id></identifier>\n"
+                       b"<attributes></attribute></addRequest></ficAlimMENESR>\n")
+    with pytest.raises(AafFileError) as caught, open_delivery([broken]):
+        pass
+    error = caught.value
+    assert error.code == "AAF-XML-MALFORME" and error.line == 4
+    assert error.message.startswith(
+        f"Document XML mal formé ou tronqué : « {broken.name} », ligne 4, colonne ")
+    assert ": une balise fermante ne correspond pas à l'ouvrante (détail technique : " \
+        "Opening and ending tag mismatch" in error.message
