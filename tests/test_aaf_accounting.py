@@ -167,3 +167,102 @@ def test_one_malformed_file_says_where_in_french(tmp_path: Path) -> None:
         f"Document XML mal formé ou tronqué : « {broken.name} », ligne 4, colonne ")
     assert ": une balise fermante ne correspond pas à l'ouvrante (détail technique : " \
         "Opening and ending tag mismatch" in error.message
+
+
+# -- the summary: every person once ----------------------------------------------------------
+
+PERSON_FILE_KINDS = ("Eleve", "PersRelEleve", "PersEducNat")
+OUTCOMES = ("created", "updated", "unchanged", "deleted", "refused")
+REFERENCE = SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / \
+    "aaf_samples" / "edificeio_entcore" / "feeder_aaf-test"
+
+
+def _import_json(options: list[str], paths: list[Path], capsys) -> dict:  # type: ignore[no-untyped-def]
+    from yearchange_tui.cli.main import main
+
+    assert main([*options, "import-aaf", *map(str, paths), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _assert_every_person_once(result: dict) -> dict[str, int]:  # type: ignore[type-arg]
+    """Each person record of the files is in exactly one line, in one outcome."""
+    lines = {outcome: sum(line[outcome] for line in result["establishments"])
+             for outcome in OUTCOMES}
+    by_kind = result["records_by_kind"]
+    read = sum(f["records"] for f in result["files"] if f["kind"] in PERSON_FILE_KINDS)
+    skipped = sum(by_kind.get(kind, {}).get("skipped", 0) for kind in PERSON_FILE_KINDS)
+    imported = sum(by_kind.get(kind, {}).get("imported", 0) for kind in PERSON_FILE_KINDS)
+    refused = sum(by_kind.get(kind, {}).get("refused", 0) for kind in PERSON_FILE_KINDS)
+    assert lines["created"] + lines["updated"] + lines["unchanged"] + lines["deleted"] \
+        == imported
+    assert lines["refused"] == refused
+    assert sum(lines.values()) + skipped == read
+    return lines
+
+
+@pytest.fixture
+def cli_options(tmp_path: Path, capsys) -> list[str]:  # type: ignore[no-untyped-def]
+    from yearchange_tui.cli.main import main
+
+    options = ["--db", f"sqlite:///{tmp_path / 'yearchange.db'}", "--storage",
+               str(tmp_path / "storage")]
+    assert main([*options, "db", "upgrade"]) == 0
+    capsys.readouterr()
+    return options
+
+
+def test_a_complet_then_a_delta_without_structures_account_for_every_person(
+        cli_options: list[str], tmp_path: Path, capsys) -> None:
+    from yearchange_tui.cli.main import main
+
+    complet = sorted(DELIVERY.glob("*_Complet_*.xml"))
+    first = _import_json(cli_options, complet, capsys)
+    lines = _assert_every_person_once(first)
+    assert lines["created"] > 20 and lines["refused"] > 5
+    # The same Complet again: the very same people, now unchanged.
+    again = _import_json(cli_options, complet, capsys)
+    assert _assert_every_person_once(again)["unchanged"] == lines["created"]
+
+    delta = tmp_path / "ENT_99_Delta_20260820_Eleve_0000.xml"
+    delta.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">\n<ficAlimMENESR>\n'
+        "<modifyRequest><operationalAttributes><attr name=\"categoriePersonne\">"
+        "<value>Eleve</value></attr></operationalAttributes>"
+        "<identifier><id>1000104</id></identifier><modifications>"
+        '<modification name="sn" operation="replace"><value>NOUVEAUNOM</value></modification>'
+        "</modifications></modifyRequest>\n"
+        "<deleteRequest><operationalAttributes><attr name=\"categoriePersonne\">"
+        "<value>Eleve</value></attr></operationalAttributes>"
+        "<identifier><id>1000106</id></identifier></deleteRequest>\n"
+        "<modifyRequest><operationalAttributes><attr name=\"categoriePersonne\">"
+        "<value>Eleve</value></attr></operationalAttributes>"
+        "<identifier><id>1000998</id></identifier><modifications>"
+        '<modification name="sn" operation="replace"><value>X</value></modification>'
+        "</modifications></modifyRequest>\n</ficAlimMENESR>\n", encoding="utf-8")
+    result = _import_json(cli_options, [delta], capsys)
+    lines = _assert_every_person_once(result)
+    assert (lines["updated"], lines["deleted"], lines["refused"]) == (1, 1, 1)
+    [line] = [line for line in result["establishments"] if line["updated"]]
+    assert line["uai"] == "0999001W"
+    database = open_database(cli_options[1])
+    with database.session() as session:
+        assert session.scalar(select(Person.last_name).where(
+            Person.aaf_jointure == "1000104")) == "NOUVEAUNOM"
+    database.dispose()
+    # The French summary says it too, in that establishment's line.
+    assert main([*cli_options, "import-aaf", str(delta), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "0999001W" in out
+    assert "0 créé(s), 0 mis à jour, 1 inchangé(s), 1 retiré(s) (deleteRequest), 0 refusé(s)" \
+        in out
+
+
+@pytest.mark.skipif(not REFERENCE.is_dir(), reason="public AAF samples not present")
+def test_a_staff_complet_without_structures_accounts_for_every_person(
+        cli_options: list[str], capsys) -> None:
+    files = sorted(REFERENCE.glob("FULL_*_PersEducNat_*.xml"))
+    result = _import_json(cli_options, files, capsys)
+    lines = _assert_every_person_once(result)
+    assert lines["created"] + lines["refused"] == 701
+    assert lines["created"] == result["records"]["imported"]

@@ -23,7 +23,7 @@ from yearchange_tui.aaf.contexts import establishment_context
 from yearchange_tui.aaf.delivery import KIND_ELEVE, KIND_PERS_EDUC_NAT, KIND_PERS_REL_ELEVE
 from yearchange_tui.aaf.links import stage_refused_links, stage_student_links
 from yearchange_tui.aaf.rejects import reject
-from yearchange_tui.aaf.run import MODE_INIT, ImportRun, PendingPerson, count
+from yearchange_tui.aaf.run import MODE_INIT, ImportRun, PendingPerson, count, person_counts
 from yearchange_tui.ent.models import ClassRole, Profile
 
 
@@ -224,8 +224,7 @@ def _person_rows(run: ImportRun, kind: str, accepted: list[PendingPerson],
         columns["establishment_id"] = pending.establishment_id
         if pending.ref.request == "add" or kind != KIND_PERS_EDUC_NAT:
             columns.setdefault("kind", row.kind)
-        counts = run.contexts[pending.establishment_id].counts \
-            if pending.establishment_id in run.contexts else Counter()
+        counts = person_counts(run, pending.establishment_id)
         if current is None:
             new.append((row.jointure, columns))
             counts["created"] += 1
