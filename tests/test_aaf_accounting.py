@@ -266,3 +266,46 @@ def test_a_staff_complet_without_structures_accounts_for_every_person(
     lines = _assert_every_person_once(result)
     assert lines["created"] + lines["refused"] == 701
     assert lines["created"] == result["records"]["imported"]
+
+
+# -- relatives: one rule -------------------------------------------------------------------------
+
+def test_a_relative_cited_only_by_a_refused_student_is_refused_like_an_uncited_one(
+        database: Database, tmp_path: Path) -> None:
+    folder = tmp_path / "livraison"
+    folder.mkdir()
+    for source in DELIVERY.glob("*_Complet_*.xml"):
+        shutil.copy(source, folder / source.name)
+    students = folder / "ENT_99_Complet_20260818_Eleve_0000.xml"
+    text = students.read_bytes()
+    start = text.index(b"<id>1000302</id>")  # refused: no birth date
+    cut = text.index(b'<attr name="ENTElevePersRelEleve"><value/></attr>', start)
+    students.write_bytes(text[:cut] + b'<attr name="ENTElevePersRelEleve"><value>'
+                         b"3000901$10$1$1$1$0</value></attr>"
+                         + text[cut + len(b'<attr name="ENTElevePersRelEleve"><value/></attr>'):])
+    relatives = folder / "ENT_99_Complet_20260818_PersRelEleve_0000.xml"
+    body = relatives.read_text(encoding="utf-8")
+    first = body.index("<addRequest>", body.index("<id>3000900</id>") - 200)
+    block = body[first:body.index("</addRequest>", first) + len("</addRequest>")]
+    added = block.replace("3000900", "3000901").replace("SANSENFANT", "PARENTREFUSE")
+    relatives.write_text(body.replace("</ficAlimMENESR>", added + "\n</ficAlimMENESR>"),
+                         encoding="utf-8")
+
+    import_delivery(database, [folder])
+    with database.session() as session:
+        rejects = {r.record_id: r for r in session.scalars(
+            select(AafReject).where(AafReject.code == "AAF-RESPONSABLE-ORPHELIN"))}
+        created = set(session.scalars(select(Person.aaf_jointure).where(
+            Person.aaf_jointure.in_(["3000900", "3000901"]))))
+    assert created == set()
+    assert set(rejects) == {"3000900", "3000901"}
+    uncited, cited_by_refused = rejects["3000900"], rejects["3000901"]
+    assert uncited.message == (
+        "Le responsable 3000900 (SANSENFANT Gérard) n'est cité par aucun élève importé : son "
+        "compte n'est pas créé (un responsable n'est créé que lié à un élève importé).")
+    assert cited_by_refused.message == (
+        "Le responsable 3000901 (PARENTREFUSE Gérard) n'est cité par aucun élève importé "
+        "(seul l'élève 1000302 le cite, et il est refusé : voir son rejet) : son compte "
+        "n'est pas créé (un responsable n'est créé que lié à un élève importé).")
+    # Under the establishment of the refused student, where its admins read its reject.
+    assert cited_by_refused.uai == "0999001W"

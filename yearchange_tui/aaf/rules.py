@@ -114,10 +114,11 @@ _RULE_LIST: tuple[Rule, ...] = (
          "n'est pas appliquée.",
          "Vérifier que la livraison complète précédente a bien été importée avant ce delta."),
     Rule("AAF-RESPONSABLE-ORPHELIN", Severity.ERROR, "Responsable sans élève",
-         "{Record} ({name}) n'est cité par aucun élève : son compte n'est pas "
-         "créé.",
-         "Vérifier dans SIECLE le lien entre ce responsable et son enfant ; sans lien, aucun "
-         "compte parent n'est utile."),
+         "{Record} ({name}) n'est cité par aucun élève importé{detail} : son compte n'est "
+         "pas créé (un responsable n'est créé que lié à un élève importé).",
+         "Vérifier dans SIECLE le lien entre ce responsable et son enfant ; si l'élève qui le "
+         "cite est refusé, corriger d'abord son rejet : le responsable sera créé avec lui au "
+         "prochain import AAF."),
     Rule("AAF-CATEGORIE-INCOHERENTE", Severity.ERROR, "Catégorie incohérente",
          "{Record} est de catégorie « {value} » dans un fichier {kind} : il n'est pas importé.",
          "Signaler l'enregistrement au service annuaire du rectorat."),
