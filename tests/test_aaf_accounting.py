@@ -309,3 +309,50 @@ def test_a_relative_cited_only_by_a_refused_student_is_refused_like_an_uncited_o
         "n'est pas créé (un responsable n'est créé que lié à un élève importé).")
     # Under the establishment of the refused student, where its admins read its reject.
     assert cited_by_refused.uai == "0999001W"
+
+
+# -- seed §5: year N-1 groups (« ne pas conserver les groupes dans les choix de bascule STS ») --
+
+def test_a_group_of_last_year_coming_back_after_step_3_is_reported(database: Database) -> None:
+    from yearchange_tui.aaf.classes_n1 import likely_previous_year_groups
+    from yearchange_tui.aaf.directory import snapshot_class_history
+    from yearchange_tui.aaf.rules import RULES
+    from yearchange_tui.ent.models import Group, GroupKind, GroupMembership
+
+    with database.session() as session:
+        establishment, years = _establishment_with_years(session)
+        people = [Person(kind=PersonKind.STUDENT, login=f"e{i}", last_name="E",
+                         first_name=str(i), establishment_id=establishment.id)
+                  for i in range(8)]
+        teacher = Person(kind=PersonKind.TEACHER, login="t", last_name="T", first_name="T",
+                         establishment_id=establishment.id)
+        session.add_all([*people, teacher])
+        session.flush()
+
+        def group(year: SchoolYear, code: str, members: list[Person]) -> Group:
+            made = Group(establishment_id=establishment.id, school_year_id=year.id,
+                         kind=GroupKind.AAF, code=code, name=code)
+            session.add(made)
+            session.flush()
+            session.add_all(GroupMembership(group_id=made.id, person_id=p.id) for p in members)
+            return made
+
+        old = group(years[0], "LATIN", people[:4])
+        session.flush()
+        connection = session.connection()
+        # Step 3 keeps the history, then deletes the year's AAF groups.
+        snapshot_class_history(connection, establishment.id, years[0].id)
+        session.execute(GroupMembership.__table__.delete().where(
+            GroupMembership.group_id == old.id))
+        session.delete(old)
+        session.flush()
+        # Step 4 brings LATIN back with last year's students; ESP is a genuinely new group.
+        group(years[1], "LATIN", [*people[:3], teacher])
+        group(years[1], "ESP", people[4:])
+        session.flush()
+        findings = likely_previous_year_groups(connection, establishment.id, years[1].id,
+                                               years[0].id)
+    assert [(f.code, f.students, f.same_class_students) for f in findings] == [("LATIN", 3, 3)]
+    assert findings[0].reason == ("même code qu'un groupe de l'année passée et 3 élève(s) sur 3 "
+                                  "y étaient déjà")
+    assert RULES["AAF-GROUPE-N-1-PROBABLE"].severity.value == "avertissement"

@@ -182,6 +182,11 @@ _RULE_LIST: tuple[Rule, ...] = (
          "La classe « {value} » ({uai}) ressemble à une classe de l'année passée : {detail}.",
          "Vérifier dans SIECLE que les élèves concernés sont sortis de leur ancienne classe "
          "(sortie à la mi-juillet) ; une fois les élèves réaffectés, supprimer la classe vide."),
+    Rule("AAF-GROUPE-N-1-PROBABLE", Severity.WARNING, "Groupe probable de l'année passée",
+         "Le groupe « {value} » ({uai}) ressemble à un groupe de l'année passée : {detail}.",
+         "Vérifier dans STS-web que ce groupe n'a pas été conservé dans les choix de bascule "
+         "(les groupes ne doivent jamais l'être) ; sinon réaffecter les élèves dans SIECLE, "
+         "puis supprimer le groupe."),
     # -- information ----------------------------------------------------------------------------
     Rule("AAF-CLASSE-ENSEIGNANTS-SEULS", Severity.INFO, "Classe citée par des enseignants seuls",
          "La classe « {value} » ({uai}) n'est citée que par des enseignants ({detail}), par "
