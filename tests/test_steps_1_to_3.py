@@ -574,3 +574,22 @@ def test_audit_records_who_ran_what_with_counts(academy: Academy, monkeypatch) -
         entry = session.scalars(select(AuditEntry).where(AuditEntry.outcome == "done")).one()
     assert entry.ssh_client == "192.0.2.7" and entry.step == "purge-trash"
     assert json.loads(entry.details)["counts"]["rubriques supprimées"] > 0
+
+
+def test_the_option_group_deletion_leaves_free_groups_of_teaching_services_alone(
+        academy: Academy) -> None:
+    """Seed §6.3: only timetable option groups go with the option-group deletion; a free
+    group serving a teaching service follows its own lifetime."""
+    db = academy.database
+    with db.engine.begin() as connection:
+        connection.execute(text("UPDATE groups SET lifetime = 'unlimited' "
+                                "WHERE name = 'Soutien mathématiques'"))
+        option_groups = set(connection.execute(text(
+            "SELECT name FROM groups WHERE kind = 'option'")).scalars())
+    assert option_groups
+    _run_all(academy)
+    with db.engine.connect() as connection:
+        left = set(connection.execute(text("SELECT name FROM groups")).scalars())
+    assert "Soutien mathématiques" in left  # unlimited: kept, teaching service or not
+    assert "Aide aux devoirs" not in left  # limited to the year: deleted
+    assert not option_groups & left
