@@ -46,14 +46,13 @@ def establishment_summaries(run: ImportRun) -> list[dict[str, Any]]:
     Every person record read is in exactly one line: its establishment's; or, for a
     person whose establishment the import did not take in scope (a modifyRequest or a
     deleteRequest without structure), a line of that establishment; or the line
-    « sans établissement » (no usable structure, relative cited by no student).
+    « sans établissement » (no usable structure, relative no written student cites).
     """
     summaries = [summary_of(run, c) for c in sorted(run.contexts.values(),
                                                     key=lambda c: c.uai) if c.in_scope]
     shown = {c.id for c in run.contexts.values() if c.in_scope}
-    others = sorted(e for e in set(run.outside_counts) | set(run.reject_counts)
-                    if e is not None and e not in shown
-                    and (any(run.outside_counts.get(e, Counter()).values())))
+    others = sorted(e for e, counts in run.outside_counts.items()
+                    if e is not None and e not in shown and any(counts.values()))
     if others:
         rows = run.connection.execute(
             select(establishments.c.id, establishments.c.uai, establishments.c.name)
