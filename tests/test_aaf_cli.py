@@ -68,7 +68,8 @@ def test_import_then_rejects_as_a_user(work, sample_dir: Path, capsys) -> None:
 
     assert main([*options, "rejects"]) == 0
     out = capsys.readouterr().out
-    assert "10 rejet(s)" in out and "→ Vérifier la saisie de l'INE dans SIECLE" in out
+    # 10 as before, and the 8 relatives only refused students cite (one rule for relatives).
+    assert "18 rejet(s)" in out and "→ Vérifier la saisie de l'INE dans SIECLE" in out
 
     assert main([*options, "rejects", "--code", "AAF-INE-PARTAGE", "--csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out), delimiter=";"))

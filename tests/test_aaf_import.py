@@ -82,7 +82,7 @@ def class_codes(session, jointure: str, role: ClassRole = ClassRole.STUDENT) -> 
 def test_exactly_the_documented_rejects(database: Database) -> None:
     result = import_delivery(database, [DELIVERY])
     expected = sorted(documented_rejects())
-    assert len(expected) == 29
+    assert len(expected) == 30
     with database.session() as session:
         found = sorted((r.file_name, r.record_id, r.code, r.severity)
                        for r in session.scalars(select(AafReject)))
@@ -108,7 +108,7 @@ def test_rejects_carry_what_support_staff_need(database: Database) -> None:
     assert "110000002AB devient 110000099ZZ" in modified.message
     assert "<modifyRequest>" in modified.raw_xml  # raw XML found again for a late decision
     unknown = rejects[("AAF-ATTRIBUT-INCONNU", "1000310")]
-    assert "ENTEleveAttributFutur" in unknown.message and "2 occurrence(s)" in unknown.message
+    assert "ENTEleveAttributFutur" in unknown.message and "2 occurrences" in unknown.message
     orphan = rejects[("AAF-RESPONSABLE-ORPHELIN", "3000900")]  # CRLF file, decided late
     assert orphan.raw_xml.startswith("<addRequest>") and orphan.raw_xml.endswith("</addRequest>")
     assert "<id>3000900</id>" in orphan.raw_xml and "Gérard" in orphan.raw_xml

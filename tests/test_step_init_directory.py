@@ -101,6 +101,14 @@ def expected_sample_rejects(academy: SampleAcademy) -> set[tuple[str, str, str]]
             (establishment.uai, "AAF-CLASSE-ENSEIGNANTS-SEULS", teacher),
             (establishment.uai, "AAF-CLASSE-N-1-PROBABLE", stale_class),
         }
+        # A relative only refused students cite is refused too (one rule for relatives).
+        refused = {anomalies["missing_birth_date"], anomalies["duplicate_ine"]}
+        cited_by_written = {link.relative_jointure for student in establishment.students
+                            if student.jointure not in refused for link in student.relatives}
+        expected |= {(establishment.uai, "AAF-RESPONSABLE-ORPHELIN", link.relative_jointure)
+                     for student in establishment.students if student.jointure in refused
+                     for link in student.relatives
+                     if link.relative_jointure not in cited_by_written}
     return expected
 
 

@@ -355,10 +355,10 @@ def test_step_3_deletes_each_obsolete_kind_and_keeps_the_rest(academy: Academy) 
                   "address_book_entries", "photos"):
         assert count(db, f"SELECT COUNT(*) FROM {table}") == 0, table
     assert count(db, "SELECT COUNT(*) FROM groups WHERE kind = 'option'") == 0
-    assert count(db, "SELECT COUNT(*) FROM groups g WHERE kind='free' AND lifetime='school_year'"
-                     " AND g.name NOT IN ('Soutien mathématiques', 'Aide aux devoirs')") == 0
+    # Seed §6.3: the lifetime rule deletes every year-limited free group, teaching service
+    # or not (the teaching-service exception is the option-group deletion's).
     assert count(db, "SELECT COUNT(*) FROM groups WHERE kind='free' AND lifetime='school_year'"
-                 ) == kept_before["service_groups"]
+                 ) == 0
     assert count(db, "SELECT COUNT(*) FROM groups WHERE kind='free' AND lifetime='unlimited'"
                  ) == kept_before["unlimited"]
     assert count(db, "SELECT COUNT(*) FROM people") == kept_before["people"]
@@ -435,8 +435,7 @@ def _managed_deletable_groups(db) -> dict[int, list[tuple[int, str]]]:  # type: 
     with db.engine.connect() as connection:
         rows = connection.execute(text(
             "SELECT m.person_id, g.id, g.name FROM group_managers m JOIN groups g ON g.id = m.group_id"
-            " WHERE g.kind = 'free' AND g.lifetime = 'school_year' AND NOT EXISTS "
-            "(SELECT 1 FROM teaching_services t WHERE t.group_id = g.id) "
+            " WHERE g.kind = 'free' AND g.lifetime = 'school_year' "
             "ORDER BY m.person_id, g.name, g.id")).all()
     managed: dict[int, list[tuple[int, str]]] = {}
     for person, group_id, name in rows:
@@ -461,7 +460,8 @@ def test_warnings_give_each_manager_one_message_with_the_seed_text(academy: Acad
             for group_id, name in groups)
         assert messages[manager] == [EXPECTED_WARNING.format(lines=lines)]
     listed = "".join(body for bodies in messages.values() for body in bodies)
-    assert "Soutien mathématiques" not in listed  # attached to a teaching service: kept
+    # Attached to a teaching service, limited to the year: deleted by step 3, so warned.
+    assert "Soutien mathématiques" in listed and "Aide aux devoirs" in listed
     assert "LAT" not in listed  # timetable option groups are never listed
 
 
@@ -476,6 +476,27 @@ def test_step_3_sends_the_seed_summary_to_each_manager(academy: Academy) -> None
     for manager, groups in managed.items():
         lines = "\n".join(f"- {name}" for _, name in groups)
         assert messages[manager] == [EXPECTED_SUMMARY.format(lines=lines)]
+    listed = "".join(body for bodies in messages.values() for body in bodies)
+    assert "Soutien mathématiques" in listed
+    # Timetable option groups are deleted anyway and never listed to the managers.
+    assert "LAT" not in listed
+    assert count(db, "SELECT COUNT(*) FROM groups WHERE kind = 'option'") == 0
+
+
+def test_dry_run_lists_year_limited_free_groups_of_teaching_services_with_the_rest(
+        academy: Academy) -> None:
+    db = academy.database
+    service_groups = {row[0] for row in db.engine.connect().execute(text(
+        "SELECT DISTINCT g.name FROM groups g JOIN teaching_services t ON t.group_id = g.id "
+        "WHERE g.kind = 'free' AND g.lifetime = 'school_year'"))}
+    assert service_groups >= {"Soutien mathématiques", "Aide aux devoirs"}
+    runner = academy.runner()
+    [outcome] = runner.dry_run(runner.establishments(), (Step.DELETE_OBSOLETE,))
+    deleted = outcome.lists["groupes libres supprimés"]
+    assert service_groups <= set(deleted)
+    assert not any("conservés" in label for label in outcome.lists)
+    assert outcome.counts["groupes libres supprimés"] == count(
+        db, "SELECT COUNT(*) FROM groups WHERE kind = 'free' AND lifetime = 'school_year'")
 
 
 # -- guards and audit -----------------------------------------------------------------------
@@ -553,3 +574,22 @@ def test_audit_records_who_ran_what_with_counts(academy: Academy, monkeypatch) -
         entry = session.scalars(select(AuditEntry).where(AuditEntry.outcome == "done")).one()
     assert entry.ssh_client == "192.0.2.7" and entry.step == "purge-trash"
     assert json.loads(entry.details)["counts"]["rubriques supprimées"] > 0
+
+
+def test_the_option_group_deletion_leaves_free_groups_of_teaching_services_alone(
+        academy: Academy) -> None:
+    """Seed §6.3: only timetable option groups go with the option-group deletion; a free
+    group serving a teaching service follows its own lifetime."""
+    db = academy.database
+    with db.engine.begin() as connection:
+        connection.execute(text("UPDATE groups SET lifetime = 'unlimited' "
+                                "WHERE name = 'Soutien mathématiques'"))
+        option_groups = set(connection.execute(text(
+            "SELECT name FROM groups WHERE kind = 'option'")).scalars())
+    assert option_groups
+    _run_all(academy)
+    with db.engine.connect() as connection:
+        left = set(connection.execute(text("SELECT name FROM groups")).scalars())
+    assert "Soutien mathématiques" in left  # unlimited: kept, teaching service or not
+    assert "Aide aux devoirs" not in left  # limited to the year: deleted
+    assert not option_groups & left

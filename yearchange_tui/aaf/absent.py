@@ -12,7 +12,7 @@ from yearchange_tui.aaf import directory as db
 from yearchange_tui.aaf.contexts import establishment_context
 from yearchange_tui.aaf.prepare import Prepared
 from yearchange_tui.aaf.rejects import reject
-from yearchange_tui.aaf.run import ImportRun, RecordRef, count
+from yearchange_tui.aaf.run import ImportRun, RecordRef, count, person_counts
 
 
 def note_present(run: ImportRun, ref: RecordRef, *, accepted_add: bool = False) -> None:
@@ -39,6 +39,7 @@ def apply_deletes(run: ImportRun, kind: str,
         if current.establishment_id is not None:
             establishment_context(run, current.establishment_id).counts["flagged_absent"] += \
                 1 if current.disappeared_at is None else 0
+        person_counts(run, current.establishment_id)["deleted"] += 1
         count(run, kind, "imported")
     db.flag_disappeared(run.connection, flag, run.now)
 

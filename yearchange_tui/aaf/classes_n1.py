@@ -12,7 +12,9 @@ year is compared with the previous year:
   were in that same class last year;
 - or it has very few students compared with the establishment's other classes.
 
-Each finding carries its reason, in French. Runs on the caller's thread.
+Each finding carries its reason, in French. Year N-1 groups (kept in the STS switch-over,
+seed §5) are found the same way, from the group history step 3 keeps. Runs on the
+caller's thread.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from yearchange_tui.aaf.directory import (
     class_history,
     class_memberships,
     classes,
+    group_history,
     student_class_counts,
+    student_group_counts,
 )
 from yearchange_tui.ent.models import ClassRole, Rubric, RubricKind, TrashEntry, TrashReason
 from yearchange_tui.french import plural
@@ -91,7 +95,7 @@ def _previous_classes(connection: Connection, establishment_id: int,
             select(manifests.c.archive_key).where(
                 manifests.c.establishment_id == establishment_id,
                 manifests.c.school_year_id == previous_year_id,
-                manifests.c.archive_key.like("textbook:%"))):
+                manifests.c.archive_key.like("cahier-de-textes:%"))):
         codes.add(row.archive_key.split(":", 1)[1])
     return codes, history
 
@@ -137,4 +141,60 @@ def likely_previous_year_classes(connection: Connection, establishment_id: int,
                            f"l'établissement en compte {median:g}{suffix}")
         if reasons:
             findings.append(LikelyOldClass(code, count, " ; ".join(reasons), same, archived))
+    return findings
+
+
+def _previous_groups(connection: Connection, establishment_id: int,
+                     previous_year_id: int) -> dict[int, set[str]]:
+    """Per student, the codes of the AAF groups they were in the previous year.
+
+    Read from the group history kept by step 3, and from previous-year groups still in
+    the database (before step 3, or an initial load).
+    """
+    history: dict[int, set[str]] = {}
+    for row in connection.execute(
+            select(group_history.c.person_id, group_history.c.group_code).where(
+                group_history.c.establishment_id == establishment_id,
+                group_history.c.school_year_id == previous_year_id)):
+        history.setdefault(row.person_id, set()).add(row.group_code)
+    for code, students in student_group_counts(connection, establishment_id,
+                                               previous_year_id).items():
+        for person_id in students:
+            history.setdefault(person_id, set()).add(code)
+    return history
+
+
+def likely_previous_year_groups(connection: Connection, establishment_id: int,
+                                school_year_id: int,
+                                previous_year_id: int | None) -> list[LikelyOldClass]:
+    """AAF groups of ``school_year_id`` that look like groups of the previous year.
+
+    Seed §5: « surtout ne pas conserver les groupes dans les choix de bascule STS ». A
+    group is flagged when most of its students were already in a group of the same
+    code the year before.
+
+    Args:
+        connection: a connection (read only).
+        establishment_id: the establishment.
+        school_year_id: the new year (N+1 after step 4).
+        previous_year_id: the year before it (None when unknown).
+
+    Returns:
+        The findings, by group code.
+    """
+    if previous_year_id is None:
+        return []
+    members = student_group_counts(connection, establishment_id, school_year_id)
+    if not members:
+        return []
+    history = _previous_groups(connection, establishment_id, previous_year_id)
+    findings: list[LikelyOldClass] = []
+    for code in sorted(members):
+        students = members[code]
+        count = len(students)
+        same = sum(1 for person_id in students if code in history.get(person_id, ()))
+        if count and same / count >= SAME_STUDENTS_RATIO:
+            findings.append(LikelyOldClass(
+                code, count, f"même code qu'un groupe de l'année passée et {same} élève(s) "
+                             f"sur {count} y étaient déjà", same, True))
     return findings

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from yearchange_tui.aaf.parser import AafFileError, Prologue, inspect_prologue
+from yearchange_tui.aaf.parser import AafFileError, Prologue, delivery_refusal, inspect_prologue
 
 KIND_ETAB = "EtabEducNat"
 KIND_MATIERE = "MatiereEducNat"
@@ -358,7 +358,10 @@ def open_delivery(paths: Sequence[Path | str]) -> Iterator[Delivery]:
                 kinds.add("fichiers")
         if not candidates:
             raise AafFileError("AAF-LIVRAISON-VIDE", value=", ".join(str(p) for p in paths))
-        files = [_describe(path, name) for path, name in candidates]
+        try:
+            files = [_describe(path, name) for path, name in candidates]
+        except AafFileError as error:  # every malformed file named in one refusal
+            raise delivery_refusal(error, candidates) from error
         files.sort(key=DeliveryFile.sort_key)
         source_kind = kinds.pop() if len(kinds) == 1 else "mixte"
         yield Delivery([str(Path(p).expanduser().resolve()) for p in paths], source_kind,

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Boolean, Connection, Date, DateTime, Table, and_, delete, select
 
-from yearchange_tui.aaf.models import AafClassHistory, AafTeacherSubject
+from yearchange_tui.aaf.models import AafClassHistory, AafGroupHistory, AafTeacherSubject
 from yearchange_tui.ent.models import (
     ClassMembership,
     ClassRole,
@@ -31,6 +31,7 @@ from yearchange_tui.ent.models import (
     HeadTeacher,
     MessageArchivePolicy,
     Person,
+    PersonKind,
     PersonProfile,
     SchoolClass,
     StudentRelative,
@@ -49,6 +50,7 @@ relatives = StudentRelative.__table__
 head_teachers = HeadTeacher.__table__
 teacher_subjects = AafTeacherSubject.__table__
 class_history = AafClassHistory.__table__
+group_history = AafGroupHistory.__table__
 
 PERSON_COLUMNS = ("kind", "establishment_id", "ine", "title", "last_name", "first_name",
                   "birth_date", "email", "disappeared_at")
@@ -503,7 +505,48 @@ def snapshot_class_history(connection: Connection, establishment_id: int,
     result = connection.execute(class_history.insert().from_select(
         ["establishment_id", "school_year_id", "person_id", "class_code"], source)
         .execution_options(preserve_rowcount=True))
+    snapshot_group_history(connection, establishment_id, school_year_id)
     return max(result.rowcount or 0, 0)
+
+
+def snapshot_group_history(connection: Connection, establishment_id: int,
+                           school_year_id: int) -> None:
+    """Record which AAF group each student of the establishment is in for a school year.
+
+    Like the class history (and written with it): step 3 deletes the year's AAF groups;
+    the N-1 report of the next step 4 reads this history.
+    """
+    connection.execute(delete(group_history).where(
+        group_history.c.establishment_id == establishment_id,
+        group_history.c.school_year_id == school_year_id))
+    source = (select(groups.c.establishment_id, groups.c.school_year_id,
+                     group_memberships.c.person_id, groups.c.code)
+              .join(groups, groups.c.id == group_memberships.c.group_id)
+              .join(people, people.c.id == group_memberships.c.person_id)
+              .where(groups.c.establishment_id == establishment_id,
+                     groups.c.school_year_id == school_year_id,
+                     groups.c.kind == GroupKind.AAF,
+                     people.c.kind == PersonKind.STUDENT)
+              .distinct())
+    connection.execute(group_history.insert().from_select(
+        ["establishment_id", "school_year_id", "person_id", "group_code"], source))
+
+
+def student_group_counts(connection: Connection, establishment_id: int,
+                         school_year_id: int) -> dict[str, list[int]]:
+    """Students (not flagged absent) of each AAF group of a year: ``code -> [person ids]``."""
+    query = (select(groups.c.code, group_memberships.c.person_id)
+             .join(group_memberships, group_memberships.c.group_id == groups.c.id)
+             .join(people, people.c.id == group_memberships.c.person_id)
+             .where(groups.c.establishment_id == establishment_id,
+                    groups.c.school_year_id == school_year_id,
+                    groups.c.kind == GroupKind.AAF,
+                    people.c.kind == PersonKind.STUDENT,
+                    people.c.disappeared_at.is_(None)))
+    found: dict[str, list[int]] = {}
+    for row in connection.execute(query):
+        found.setdefault(row.code, []).append(row.person_id)
+    return found
 
 
 def student_class_counts(connection: Connection, establishment_id: int,

@@ -14,7 +14,10 @@ from collections import Counter
 from sqlalchemy import insert
 
 from yearchange_tui.aaf import directory as db
-from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
+from yearchange_tui.aaf.classes_n1 import (
+    likely_previous_year_classes,
+    likely_previous_year_groups,
+)
 from yearchange_tui.aaf.init_units import enable_newest_timetable_versions
 from yearchange_tui.aaf.rejects import reject, reject_collected, write_deferred, write_rejects
 from yearchange_tui.aaf.rubrics import create_class_rubrics
@@ -61,6 +64,12 @@ def _reject_previous_year_classes(run: ImportRun, context: EstablishmentContext)
         reject(run, "AAF-CLASSE-N-1-PROBABLE", ref, deferred=True,
                establishment_id=context.id, attribute="ENTEleveClasses",
                value=finding.code, detail=finding.reason)
+        run.deferred[-1][1]["raw_xml"] = ""
+    for finding in likely_previous_year_groups(run.connection, context.id, context.year_id,
+                                               context.previous_year_id):
+        ref = RecordRef("", 0, finding.code, "", "")
+        reject(run, "AAF-GROUPE-N-1-PROBABLE", ref, deferred=True, establishment_id=context.id,
+               attribute="ENTEleveGroupes", value=finding.code, detail=finding.reason)
         run.deferred[-1][1]["raw_xml"] = ""
 
 

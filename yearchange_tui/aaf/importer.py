@@ -83,7 +83,7 @@ from yearchange_tui.aaf.nomenclature import (
     load_mef_codes,
     load_subject_ids,
 )
-from yearchange_tui.aaf.parser import AafFileReader
+from yearchange_tui.aaf.parser import AafFileError, AafFileReader, delivery_refusal
 from yearchange_tui.aaf.people import apply_person
 from yearchange_tui.aaf.pipeline import FileOutcome, InlineSource, ProcessSource, open_source
 from yearchange_tui.aaf.prepare import Prepared
@@ -388,6 +388,9 @@ def import_delivery(database: Database, paths: Sequence[Path | str], *,
                 result.dry_run = True
             else:
                 session.commit()
+        except AafFileError as error:  # every malformed file named in one refusal
+            session.rollback()
+            raise delivery_refusal(error, [(f.path, f.name) for f in delivery.files]) from error
         except BaseException:
             session.rollback()
             raise

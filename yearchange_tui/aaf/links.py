@@ -1,7 +1,7 @@
 """Student → relative links: staged as students are read, applied set-based per dated delivery.
 
-Every link a student cites goes to the staging table, even from a refused student
-(its relatives are then not orphans: the student's reject says why). After the
+Every link a student cites goes to the staging table, even from a refused student (a
+relative only refused students cite is refused, its reject naming them). After the
 files of a dated delivery, the links of written students are applied in SQL, and a
 relative cited but delivered nowhere is reported.
 """
@@ -9,6 +9,7 @@ relative cited but delivered nowhere is reported.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from yearchange_tui.aaf import directory as db
 from yearchange_tui.aaf.delivery import KIND_ELEVE
@@ -46,6 +47,59 @@ def stage_student_links(run: ImportRun, accepted: list[PendingPerson],
                               ref.file, ref.line))
     db.stage_links(run.connection, link_rows, replaced)
     run.group.link_rows = []
+
+
+@dataclass
+class Citations:
+    """Who cites a relative in this delivery.
+
+    Attributes:
+        written: the establishments of the written students citing it (None: a student
+            with no establishment).
+        refused: the refused students citing it (identifiers, in reading order).
+        refused_establishment: the establishment of the first refused one, if known.
+    """
+
+    written: list[int | None] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    refused_establishment: int | None = None
+
+
+def citations(run: ImportRun, jointures: Sequence[str]) -> dict[str, Citations]:
+    """For each relative cited by a student of this delivery, who cites it (one query per chunk).
+
+    A relative is created only when a written student cites it (the rule of
+    :func:`~yearchange_tui.aaf.person_batches.write_people`): one cited only by refused
+    students is refused like one cited by nobody, its reject naming those students.
+    """
+    found: dict[str, Citations] = {}
+    rows = db.select_in(
+        run.connection,
+        f"SELECT DISTINCT relative_jointure, student_id IS NOT NULL, establishment_id, "
+        f"student_jointure, line FROM {db.STAGING_LINKS} WHERE relative_jointure IN ({{in}}) "
+        "ORDER BY line", list(jointures))
+    for relative, written, establishment_id, student, _line in rows:
+        entry = found.setdefault(relative, Citations())
+        if written:
+            if establishment_id not in entry.written:
+                entry.written.append(establishment_id)
+        elif student not in entry.refused:
+            entry.refused.append(student)
+            if entry.refused_establishment is None:
+                entry.refused_establishment = establishment_id
+    for entry in found.values():
+        entry.written.sort(key=lambda value: (value is None, value or 0))
+    return found
+
+
+def orphan_detail(entry: Citations | None) -> str:
+    """Why a relative no written student cites is refused, for its reject (French)."""
+    if entry is None or not entry.refused:
+        return ""
+    shown = ", ".join(entry.refused[:5]) + (" …" if len(entry.refused) > 5 else "")
+    if len(entry.refused) == 1:
+        return f" (seul l'élève {shown} le cite, et il est refusé : voir son rejet)"
+    return f" (seuls les élèves {shown} le citent, et ils sont refusés : voir leurs rejets)"
 
 
 def relative_establishment(run: ImportRun, jointure: str) -> int | None:

@@ -1,5 +1,6 @@
 """Tables of the AAF importer: imports with their files and header comments, rejects,
-delivered structures, teacher–subject links and the class history used by the N-1 report.
+delivered structures, teacher–subject links and the class and group history used by the N-1
+report.
 
 They live on the project's shared metadata (one database, one migration chain).
 """
@@ -64,3 +65,22 @@ class AafClassHistory(Base):
     school_year_id: Mapped[int] = fk("school_years.id")
     person_id: Mapped[int] = fk("people.id")
     class_code: Mapped[str] = mapped_column(String(64))
+
+
+class AafGroupHistory(Base):
+    """The AAF group a student was in for a school year, kept after step 3 deletes groups.
+
+    The N-1 report of step 4 compares the new groups with it (seed §5: groups kept in
+    the STS switch-over come back as last year's groups).
+    """
+
+    __tablename__ = "aaf_group_history"
+    __table_args__ = (UniqueConstraint("school_year_id", "person_id", "group_code"),
+                      Index("ix_aaf_group_history_establishment_year", "establishment_id",
+                            "school_year_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    establishment_id: Mapped[int] = fk("establishments.id")
+    school_year_id: Mapped[int] = fk("school_years.id")
+    person_id: Mapped[int] = fk("people.id")
+    group_code: Mapped[str] = mapped_column(String(64))

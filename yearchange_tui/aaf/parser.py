@@ -24,7 +24,7 @@ import codecs
 import hashlib
 import html.entities
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -68,6 +68,69 @@ class AafFileError(RefusedFileError):
 _REFUSE = FileRefusals(AafFileError, not_found="AAF-LIVRAISON-INTROUVABLE",
                        malformed="AAF-XML-MALFORME", binary="AAF-FICHIER-BINAIRE",
                        encoding="AAF-ENCODAGE-INVALIDE")
+
+
+MALFORMED = "AAF-XML-MALFORME"
+
+
+def malformed_refusal(path: Path, file: str) -> AafFileError | None:
+    """Parse a whole file only to check that it is well formed: its refusal, or None.
+
+    Only malformed XML counts here (another problem is found again by the import).
+    Read with the same safe parser as the import, holding one element at a time.
+    """
+    declared: str | None = None
+    try:
+        prologue = inspect_prologue(path, file)
+        declared = prologue.declared_encoding
+        with path.open("rb") as handle:
+            stream: BinaryIO | HtmlEntityFilter = (HtmlEntityFilter(handle, file)
+                                                   if prologue.ascii_compatible else handle)
+            parser = etree.XMLPullParser(events=("end",), remove_comments=True,
+                                         **SAFE_PARSER_OPTIONS)
+            for chunk in iter(lambda: stream.read(_READ_BYTES), b""):
+                parser.feed(chunk)
+                for _event, element in parser.read_events():
+                    element.clear()
+                    parent = element.getparent()
+                    if parent is not None and parent.getparent() is None:
+                        parent.remove(element)
+            parser.close()
+    except etree.XMLSyntaxError as error:
+        refusal = _REFUSE.refuse_syntax_error(error, file, declared)
+        return refusal if refusal.code == MALFORMED else None
+    except AafFileError as error:
+        return error if error.code == MALFORMED else None
+    except OSError:
+        return None
+    return None
+
+
+def delivery_refusal(error: AafFileError,
+                     files: Sequence[tuple[Path, str]]) -> AafFileError:
+    """The refusal of a delivery where ``error`` was met.
+
+    A malformed file is never alone to be named: every malformed file of the delivery
+    is listed in one refusal (the operator asks the rectorat for all of them at once).
+    Any other refusal is returned as it is.
+
+    Args:
+        error: the first refusal met.
+        files: every file of the delivery (path, name as shown).
+    """
+    if error.code != MALFORMED:
+        return error
+    refusals: list[AafFileError] = []
+    for path, name in files:
+        found = error if name == error.file else malformed_refusal(path, name)
+        if found is not None:
+            refusals.append(found)
+    if len(refusals) < 2:
+        return error
+    details = " ; ".join(str(refusal.params.get("detail", "")) for refusal in refusals)
+    return AafFileError(MALFORMED, ", ".join(refusal.file for refusal in refusals), None,
+                        detail=f"{len(refusals)} fichiers de la livraison — {details}",
+                        files=[refusal.file for refusal in refusals])
 
 
 class RawRecord:

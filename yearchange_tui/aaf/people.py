@@ -69,7 +69,7 @@ def _refuse_unreadable(run: ImportRun, raw: Prepared, ref: RecordRef,
         establishment_id = relative_establishment(run, ref.identifier)
     record_issues(run, raw.issues, ref, raw, establishment_id, raw.name)
     if kind == KIND_ELEVE:
-        # Relatives cited by a refused student are not orphans: its reject says why.
+        # Staged so that a relative only refused students cite is refused naming them.
         stage_refused_links(run, ref, raw.links or [], establishment_id)
     note_present(run, ref)
     count(run, kind, "refused", establishment_id)

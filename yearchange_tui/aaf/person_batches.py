@@ -21,9 +21,14 @@ from yearchange_tui.aaf.absent import note_present
 from yearchange_tui.aaf.classes import ensure_classes_and_groups
 from yearchange_tui.aaf.contexts import establishment_context
 from yearchange_tui.aaf.delivery import KIND_ELEVE, KIND_PERS_EDUC_NAT, KIND_PERS_REL_ELEVE
-from yearchange_tui.aaf.links import stage_refused_links, stage_student_links
+from yearchange_tui.aaf.links import (
+    citations,
+    orphan_detail,
+    stage_refused_links,
+    stage_student_links,
+)
 from yearchange_tui.aaf.rejects import reject
-from yearchange_tui.aaf.run import MODE_INIT, ImportRun, PendingPerson, count
+from yearchange_tui.aaf.run import MODE_INIT, ImportRun, PendingPerson, count, person_counts
 from yearchange_tui.ent.models import ClassRole, Profile
 
 
@@ -149,11 +154,13 @@ def _place_relatives(run: ImportRun, batch: list[PendingPerson],
                      existing: dict[str, Any]) -> list[PendingPerson]:
     """Attach relatives to their children's establishments; refuse orphans.
 
-    Who cites a relative is read from the staging table (students come first).
-    A relative no student of this delivery cites is an orphan in a Complet; in a
-    Delta, one already linked in the directory is not.
+    Who cites a relative is read from the staging table (students come first). One
+    rule: a relative is created only when a written student cites it. A relative no
+    student of this delivery cites, or only refused students, is an orphan (its reject
+    says which); in a Delta, one already linked in the directory is not.
     """
-    cited = db.referencing_establishments(run.connection, [p.row.jointure for p in batch])
+    citing = citations(run, [p.row.jointure for p in batch])
+    cited = {jointure: entry.written for jointure, entry in citing.items() if entry.written}
     uncited_known = [existing[p.row.jointure].id for p in batch
                      if p.row.jointure not in cited and p.row.jointure in existing]
     linked: set[int] = set()
@@ -167,10 +174,13 @@ def _place_relatives(run: ImportRun, batch: list[PendingPerson],
         current = existing.get(pending.row.jointure)
         if establishments is None and pending.ref.request == "add" and (
                 run.group.is_complet or current is None or current.id not in linked):
-            _relative_issues(run, pending, None)
+            entry = citing.get(pending.row.jointure)
+            establishment_id = entry.refused_establishment if entry is not None else None
+            _relative_issues(run, pending, establishment_id)
             reject(run, "AAF-RESPONSABLE-ORPHELIN", pending.ref, name=pending.name,
+                   establishment_id=establishment_id, detail=orphan_detail(entry),
                    raw_xml=pending.raw_xml, deferred=pending.raw_xml is None)
-            count(run, pending.ref.kind, "refused")
+            count(run, pending.ref.kind, "refused", establishment_id)
             note_present(run, pending.ref)
             continue
         if not _attach_relative(run, pending, establishments, current):
@@ -224,8 +234,7 @@ def _person_rows(run: ImportRun, kind: str, accepted: list[PendingPerson],
         columns["establishment_id"] = pending.establishment_id
         if pending.ref.request == "add" or kind != KIND_PERS_EDUC_NAT:
             columns.setdefault("kind", row.kind)
-        counts = run.contexts[pending.establishment_id].counts \
-            if pending.establishment_id in run.contexts else Counter()
+        counts = person_counts(run, pending.establishment_id)
         if current is None:
             new.append((row.jointure, columns))
             counts["created"] += 1

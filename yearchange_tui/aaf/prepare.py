@@ -243,7 +243,7 @@ class Preparer:
                 first = first_value(attributes, "givenName")
                 prepared.name = f"{last} {first}".strip()
                 if kind == KIND_ELEVE:
-                    # Relatives cited by a refused student are not orphans: its reject says why.
+                    # Staged so that a relative only refused students cite is refused naming them.
                     prepared.links = relative_links(attributes, [])
             return prepared
         if kind == KIND_ETAB:

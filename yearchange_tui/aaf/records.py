@@ -343,6 +343,9 @@ def _person_columns(attributes: Attributes, kind: PersonKind, modify: bool,
             issues.append(Issue("AAF-VALEUR-COMPOSEE-INVALIDE", "ENTEleveINE", ine,
                                 {"expected": "INE de 11 caractères"}))
             ine = ""
+        elif not ine:
+            # Seed §3.5: INEs must be filled, or accounts clash at the SIECLE switch-over.
+            issues.append(Issue("AAF-INE-MANQUANT", "ENTEleveINE", ""))
         columns["ine"] = ine or None
     if len(columns.get("last_name") or "") > 100 or len(columns.get("first_name") or "") > 100 \
             or len(columns.get("title") or "") > 8 or len(columns.get("email") or "") > 200:

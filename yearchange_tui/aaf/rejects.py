@@ -36,6 +36,7 @@ from yearchange_tui.aaf.run import (
     count,
 )
 from yearchange_tui.importing.models import AafReject
+from yearchange_tui.importing.rules import plural
 
 KIND_LABELS = {KIND_ELEVE: "l'élève", KIND_PERS_REL_ELEVE: "le responsable",
                KIND_PERS_EDUC_NAT: "le personnel", KIND_ETAB: "la structure",
@@ -64,8 +65,9 @@ def precheck(run: ImportRun, prepared: Prepared) -> RecordRef | None:
                 entry[0] += 1
     if prepared.reject is not None:
         code, attribute, value, params = prepared.reject
-        reject(run, code, ref, raw=prepared, attribute=attribute, value=value, **params)
-        count(run, kind, "refused")
+        establishment_id = reject(run, code, ref, raw=prepared, attribute=attribute,
+                                  value=value, **params)
+        count(run, kind, "refused", establishment_id)
         return None
     return ref
 
@@ -73,8 +75,8 @@ def precheck(run: ImportRun, prepared: Prepared) -> RecordRef | None:
 def reject(run: ImportRun, code: str, ref: RecordRef, *, raw: Prepared | None = None,
            establishment_id: int | None = None, attribute: str = "", value: str = "",
            name: str = "", deferred: bool = False, raw_xml: str | None = None,
-           **params: object) -> None:
-    """Record one reject with its French explanation.
+           **params: object) -> int | None:
+    """Record one reject with its French explanation; return the establishment it is under.
 
     Args:
         run: the import run.
@@ -115,6 +117,7 @@ def reject(run: ImportRun, code: str, ref: RecordRef, *, raw: Prepared | None = 
         run.rejects.append(row)
     if len(run.rejects) >= BATCH_SIZE:
         write_rejects(run)
+    return establishment_id
 
 
 def _establishment_hint(run: ImportRun, raw: Prepared, ref: RecordRef) -> int | None:
@@ -166,7 +169,7 @@ def reject_collected(run: ImportRun) -> None:
         run.deferred[-1][1]["raw_xml"] = raw_xml
     for (_kind, name), (occurrences, ref, raw_xml) in sorted(run.unknown.items()):
         reject(run, "AAF-ATTRIBUT-INCONNU", ref, deferred=True, attribute=name,
-               count=occurrences)
+               count=occurrences, occurrences=plural(occurrences, "occurrence"))
         run.deferred[-1][1]["raw_xml"] = raw_xml
 
 

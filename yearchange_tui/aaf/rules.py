@@ -114,10 +114,11 @@ _RULE_LIST: tuple[Rule, ...] = (
          "n'est pas appliquée.",
          "Vérifier que la livraison complète précédente a bien été importée avant ce delta."),
     Rule("AAF-RESPONSABLE-ORPHELIN", Severity.ERROR, "Responsable sans élève",
-         "{Record} ({name}) n'est cité par aucun élève : son compte n'est pas "
-         "créé.",
-         "Vérifier dans SIECLE le lien entre ce responsable et son enfant ; sans lien, aucun "
-         "compte parent n'est utile."),
+         "{Record} ({name}) n'est cité par aucun élève importé{detail} : son compte n'est "
+         "pas créé (un responsable n'est créé que lié à un élève importé).",
+         "Vérifier dans SIECLE le lien entre ce responsable et son enfant ; si l'élève qui le "
+         "cite est refusé, corriger d'abord son rejet : le responsable sera créé avec lui au "
+         "prochain import AAF."),
     Rule("AAF-CATEGORIE-INCOHERENTE", Severity.ERROR, "Catégorie incohérente",
          "{Record} est de catégorie « {value} » dans un fichier {kind} : il n'est pas importé.",
          "Signaler l'enregistrement au service annuaire du rectorat."),
@@ -150,14 +151,18 @@ _RULE_LIST: tuple[Rule, ...] = (
          "L'enregistrement est importé avec le nouvel INE.",
          "Vérifier dans SIECLE qu'il s'agit bien du même élève (sinon deux élèves ont été "
          "confondus)."),
+    Rule("AAF-INE-MANQUANT", Severity.WARNING, "INE manquant",
+         "{Record} ({name}) n'a pas d'INE (ENTEleveINE vide) : sans INE, son compte risque "
+         "un conflit au basculement SIECLE. L'INE manquant ne refuse pas l'enregistrement.",
+         "Renseigner l'INE de l'élève dans SIECLE ; il sera repris au prochain import AAF."),
     Rule("AAF-RESPONSABLE-INCONNU", Severity.WARNING, "Responsable inconnu",
          "{Record} ({name}) cite le responsable « {value} », absent de la livraison et "
          "de l'annuaire : ce lien est ignoré.",
          "Vérifier que le fichier PersRelEleve est complet ; sinon corriger la fiche du "
          "responsable dans SIECLE."),
     Rule("AAF-ATTRIBUT-INCONNU", Severity.WARNING, "Attribut inconnu",
-         "L'attribut « {attribute} » n'est pas connu pour le type {kind} ({count} "
-         "occurrence(s), première dans {record}) : il est ignoré, les enregistrements sont "
+         "L'attribut « {attribute} » n'est pas connu pour le type {kind} ({occurrences}, "
+         "la première dans {record}) : il est ignoré, les enregistrements sont "
          "conservés.",
          "Aucune action en établissement ; l'équipe MOE vérifie si une nouvelle version de "
          "l'AAF doit être prise en charge."),
@@ -177,6 +182,11 @@ _RULE_LIST: tuple[Rule, ...] = (
          "La classe « {value} » ({uai}) ressemble à une classe de l'année passée : {detail}.",
          "Vérifier dans SIECLE que les élèves concernés sont sortis de leur ancienne classe "
          "(sortie à la mi-juillet) ; une fois les élèves réaffectés, supprimer la classe vide."),
+    Rule("AAF-GROUPE-N-1-PROBABLE", Severity.WARNING, "Groupe probable de l'année passée",
+         "Le groupe « {value} » ({uai}) ressemble à un groupe de l'année passée : {detail}.",
+         "Vérifier dans STS-web que ce groupe n'a pas été conservé dans les choix de bascule "
+         "(les groupes ne doivent jamais l'être) ; sinon réaffecter les élèves dans SIECLE, "
+         "puis supprimer le groupe."),
     # -- information ----------------------------------------------------------------------------
     Rule("AAF-CLASSE-ENSEIGNANTS-SEULS", Severity.INFO, "Classe citée par des enseignants seuls",
          "La classe « {value} » ({uai}) n'est citée que par des enseignants ({detail}), par "

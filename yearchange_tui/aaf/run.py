@@ -185,6 +185,10 @@ class ImportRun:
     deferred: list[tuple[RecordRef, dict[str, Any]]] = field(default_factory=list)
     reject_counts: dict[int | None, Counter[str]] = field(
         default_factory=lambda: defaultdict(Counter))
+    # Person outcomes of establishments the import holds no context in scope for (None:
+    # no establishment), so that every person is in one line of the summary.
+    outside_counts: dict[int | None, Counter[str]] = field(
+        default_factory=lambda: defaultdict(Counter))
     unknown: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
     teacher_only: dict[tuple[int, str], list[Any]] = field(default_factory=dict)
     file_rows: list[dict[str, Any]] = field(default_factory=list)
@@ -193,10 +197,20 @@ class ImportRun:
 
 
 def count(run: ImportRun, kind: str, outcome: str, establishment_id: int | None = None) -> None:
-    """Count one record's outcome (``imported``, ``refused``, ``skipped``)."""
+    """Count one record's outcome (``imported``, ``refused``, ``skipped``).
+
+    A refused person is also counted in one line of the summary: its establishment's,
+    or the one of people with no establishment in scope.
+    """
     run.records[outcome] += 1
     run.records_by_kind[kind][outcome] += 1
-    if establishment_id is not None and outcome == "refused":
-        context = run.contexts.get(establishment_id)
-        if context is not None:
-            context.counts["refused"] += 1
+    if outcome == "refused" and kind in PERSON_KINDS:
+        person_counts(run, establishment_id)["refused"] += 1
+
+
+def person_counts(run: ImportRun, establishment_id: int | None) -> Counter[str]:
+    """Where a person's outcome is counted: its establishment's line, or an outside one."""
+    context = run.contexts.get(establishment_id) if establishment_id is not None else None
+    if context is not None and context.in_scope:
+        return context.counts
+    return run.outside_counts[establishment_id]

@@ -2,8 +2,8 @@
 
 Texts are the seed's, word for word (its first subject uses a typographic apostrophe,
 its second a straight one). One message per manager lists all their year-limited free
-groups of the establishment; groups attached to a teaching service are kept by step 3
-and are not listed; timetable option groups are never listed.
+groups of the establishment, attached to a teaching service or not (step 3 deletes
+them all); timetable option groups are deleted anyway and never listed.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, and_, exists, select
+from sqlalchemy import Connection, and_, select
 
 from yearchange_tui.changeover.effects import RealEffects, Tally
 from yearchange_tui.changeover.outcomes import UnitOutcome
@@ -23,7 +23,6 @@ from yearchange_tui.ent.models import (
     GroupLifetime,
     GroupManager,
     Project,
-    TeachingService,
 )
 from yearchange_tui.workflow.audit import audit
 from yearchange_tui.workflow.establishments import EstablishmentRef
@@ -77,12 +76,16 @@ def summary_body(deletion_date: dt.date, group_names: list[str]) -> str:
 
 
 def deletable_free_groups_condition(establishment_id: int):  # type: ignore[no-untyped-def]
-    """Year-limited free groups of the establishment that step 3 deletes."""
+    """Year-limited free groups of the establishment that step 3 deletes.
+
+    Every one of them, attached to a teaching service or not (seed §6.3: the exception
+    for teaching services concerns the option-group deletion only; the warnings let the
+    managers change the lifetime before step 3).
+    """
     return and_(
         Group.establishment_id == establishment_id,
         Group.kind == GroupKind.FREE,
         Group.lifetime == GroupLifetime.SCHOOL_YEAR,
-        ~exists().where(TeachingService.group_id == Group.id),
     )
 
 

@@ -133,7 +133,7 @@ def _print_import(result: Any) -> None:
                 mode = f"mise à jour {summary['school_year']}"
             print(f"  {summary['uai']}  {summary['name']} — {mode}")
         else:
-            print("  sans établissement (structure inconnue ou responsable sans élève)")
+            print("  sans établissement (structure inconnue ou absente, responsable sans élève)")
         print(f"      {summary_line(summary)}")
     if result.unknown_attributes:
         print("  attributs inconnus (ignorés) : " + ", ".join(

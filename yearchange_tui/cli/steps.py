@@ -106,6 +106,8 @@ def summary_line(summary: dict[str, Any]) -> str:
     rejects = summary.get("rejects") or {}
     parts = [f"{summary.get('created', 0)} créé(s)", f"{summary.get('updated', 0)} mis à jour",
              f"{summary.get('unchanged', 0)} inchangé(s)",
+             f"{summary.get('deleted', 0)} retiré(s) (deleteRequest)",
+             f"{summary.get('refused', 0)} refusé(s)",
              f"{summary.get('flagged_absent', 0)} absent(s) signalé(s)",
              f"{summary.get('restored', 0)} rétabli(s)",
              f"{summary.get('classes_created', 0)} classe(s) créée(s)"]

@@ -51,10 +51,47 @@ class _Missing(dict):  # type: ignore[type-arg]
         return "?"
 
 
+# French contracts « de » and « à » with the articles « le » and « les »: a template
+# saying « de {record} » filled with « le personnel … » must read « du personnel … ».
+_CONTRACTIONS = (("de ", "le ", "du "), ("de ", "les ", "des "), ("à ", "le ", "au "),
+                 ("à ", "les ", "aux "))
+
+
+def _contract(text: str, value: str) -> tuple[str, str]:
+    """``text`` followed by ``value``, with « de le » / « à les »… contracted at the seam."""
+    for preposition, article, contracted in _CONTRACTIONS:
+        if value.startswith(article) and (text == preposition or text.endswith(
+                (" " + preposition, "\n" + preposition, "(" + preposition))):
+            return text[:-len(preposition)], contracted + value[len(article):]
+    return text, value
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """``1 occurrence``, ``3 occurrences``: a count with its noun agreed (0 and 1 singular)."""
+    word = singular if abs(count) < 2 else (plural_form or singular + "s")
+    return f"{count} {word}"
+
+
 def format_template(template: str, params: Mapping[str, object]) -> str:
-    """Fill a French explanation or action template; a missing value shows as ``?``."""
+    """Fill a French explanation or action template; a missing value shows as ``?``.
+
+    A preposition « de » or « à » followed by a value starting with the article « le »
+    or « les » is contracted (« du », « des », « au », « aux »).
+    """
     values = _Missing({key: "" if value is None else value for key, value in params.items()})
-    return string.Formatter().vformat(template, (), values)
+    formatter = string.Formatter()
+    text = ""
+    for literal, field, spec, conversion in formatter.parse(template):
+        text += literal
+        if field is None:
+            continue
+        value, _ = formatter.get_field(field, (), values)
+        if conversion:
+            value = formatter.convert_field(value, conversion)
+        rendered = formatter.format_field(value, formatter.vformat(spec or "", (), values))
+        text, rendered = _contract(text, rendered)
+        text += rendered
+    return text
 
 
 class RuleBook:

@@ -77,6 +77,58 @@ def parser_message(error: etree.XMLSyntaxError) -> tuple[str, int | None]:
     return message, line
 
 
+def parser_column(error: etree.XMLSyntaxError) -> int | None:
+    """The column of a parser error, when the library gives one."""
+    position = getattr(error, "position", None)
+    column = position[1] if position and len(position) > 1 else getattr(error, "offset", None)
+    return column or None
+
+
+# What the parser's English messages mean, in French (the message itself follows as
+# « détail technique »). Matched in order on the lower-cased message.
+_SYNTAX_EXPLANATIONS = (
+    ("opening and ending tag mismatch", "une balise fermante ne correspond pas à l'ouvrante"),
+    ("premature end of data", "le fichier s'arrête au milieu d'un élément (fichier tronqué)"),
+    ("not well balanced", "le fichier s'arrête au milieu d'un élément (fichier tronqué)"),
+    ("endtag: '</' not found", "une balise fermante manque (fichier tronqué)"),
+    ("truncated", "le fichier est tronqué"),
+    ("extra content at the end", "du contenu suit la fin du document"),
+    ("document is empty", "le document est vide"),
+    ("start tag expected", "le document ne commence par aucun élément XML"),
+    ("xmlparseentityref: no name", "un « & » isolé (il doit s'écrire &amp;)"),
+    ("entityref: expecting ';'", "une référence d'entité sans « ; » final"),
+    ("attributes construct error", "un attribut mal écrit"),
+    ("couldn't find end of start tag", "une balise ouvrante inachevée"),
+    ("invalid element name", "un nom d'élément invalide"),
+    ("specification mandates value for attribute", "un attribut sans valeur"),
+    ("unescaped '<' not allowed", "un « < » non échappé dans une valeur d'attribut"),
+    ("attribute redefined", "un attribut répété dans la même balise"),
+    ("comment not terminated", "un commentaire non terminé"),
+)
+
+
+def syntax_explanation(message: str) -> str:
+    """A French explanation of a parser message (a generic one when it is not known)."""
+    lowered = message.lower()
+    return next((french for english, french in _SYNTAX_EXPLANATIONS if english in lowered),
+                "le texte ne respecte pas la syntaxe XML")
+
+
+def malformed_detail(file: str, line: int | None, column: int | None, message: str) -> str:
+    """Where a file is malformed and why, in French, the parser's own words marked as such.
+
+    ``« Eleve.xml », ligne 12, colonne 5 : une balise fermante ne correspond pas à la balise
+    ouverte (détail technique : Opening and ending tag mismatch: …)``.
+    """
+    place = ", ".join(part for part in (f"« {file} »" if file else "",
+                                        f"ligne {line}" if line else "",
+                                        f"colonne {column}" if column else "") if part)
+    technical = " ".join(message.split())
+    explanation = syntax_explanation(technical)
+    detail = f"{place} : {explanation}" if place else explanation
+    return f"{detail} (détail technique : {technical})" if technical else detail
+
+
 @dataclass(frozen=True)
 class FileRefusals:
     """The checks that refuse a file whole, raising one importer's error with its codes.
@@ -116,7 +168,9 @@ class FileRefusals:
             RefusedFileError: ``malformed``, nothing but white space.
         """
         if not head.strip():
-            raise self.error(self.malformed, file, 1, detail="fichier vide")
+            raise self.error(self.malformed, file, 1,
+                             detail=f"« {file} » : le fichier est vide" if file
+                             else "le fichier est vide")
         return next((name for mark, name in BOMS if head.startswith(mark)), None)
 
     def check_text_head(self, body: bytes, file: str, *,
@@ -153,15 +207,21 @@ class FileRefusals:
         return declared
 
     def refuse_message(self, message: str, line: int | None, file: str,
-                       declared: str | None) -> RefusedFileError:
-        """The refusal for a parser message: ``encoding`` if it speaks of bytes, else ``malformed``."""
+                       declared: str | None, column: int | None = None) -> RefusedFileError:
+        """The refusal for a parser message: ``encoding`` if it speaks of bytes, else ``malformed``.
+
+        A malformed file's explanation is French, with the file, line and column; the
+        parser's own (English) message follows as « détail technique ».
+        """
         lowered = message.lower()
         if any(hint in lowered for hint in self.encoding_hints):
             return self.error(self.encoding, file, line,
                               value=declared or "UTF-8 (aucune déclaration)", detail=message)
-        return self.error(self.malformed, file, line, detail=message)
+        return self.error(self.malformed, file, line, column=column,
+                          detail=malformed_detail(file, line, column, message))
 
     def refuse_syntax_error(self, error: etree.XMLSyntaxError, file: str,
                             declared: str | None) -> RefusedFileError:
         """The refusal for a parser error (see :meth:`refuse_message`)."""
-        return self.refuse_message(*parser_message(error), file, declared)
+        message, line = parser_message(error)
+        return self.refuse_message(message, line, file, declared, parser_column(error))

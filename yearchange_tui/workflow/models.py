@@ -193,7 +193,7 @@ class ArchiveManifest(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     establishment_id: Mapped[int] = fk("establishments.id")
     school_year_id: Mapped[int] = fk("school_years.id")
-    # Stable key of the archive within the unit, e.g. "textbook:6A", "binder:1234".
+    # Stable key of the archive within the unit, e.g. "cahier-de-textes:6A" (step 2).
     archive_key: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(50))
     relative_path: Mapped[str] = mapped_column(String(500))

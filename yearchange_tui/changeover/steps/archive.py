@@ -28,6 +28,7 @@ from yearchange_tui.changeover.steps.base import (
 from yearchange_tui.ent.models import (
     ActivityDistribution,
     ArchiveRubric,
+    BinderActivity,
     Document,
     Group,
     GroupKind,
@@ -158,9 +159,13 @@ def _binder_phase(student_ids: list[int]) -> Callable[[UnitContext], None]:
         folders = dict(c.execute(select(Rubric.owner_id, Rubric.id).where(
             Rubric.owner_id.in_(student_ids), Rubric.kind == RubricKind.DOCUMENT_FOLDER)).all())
         distributed: dict[int, list[int]] = {student_id: [] for student_id in student_ids}
+        # Only the activities of year N: distributions of earlier years stay in the database
+        # (step 3 keeps the classeur) and must not go into « Classeur pédagogique <N> ».
         for student_id, activity_id in c.execute(
                 select(ActivityDistribution.student_id, ActivityDistribution.activity_id)
-                .where(ActivityDistribution.student_id.in_(student_ids))):
+                .join(BinderActivity, BinderActivity.id == ActivityDistribution.activity_id)
+                .where(ActivityDistribution.student_id.in_(student_ids),
+                       BinderActivity.school_year_id == ctx.year_id)):
             distributed[student_id].append(activity_id)
         catalog = build.ActivityCatalog(c, build.FileCache(ctx.effects.storage_root))
         catalog.load(activity_id for ids in distributed.values() for activity_id in ids)

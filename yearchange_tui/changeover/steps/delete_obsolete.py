@@ -1,8 +1,8 @@
 """Step 3, « Suppression des données obsolètes N » (seed §6.3).
 
 Refused while the archives of step 2 are missing or fail their checksum. Deletes the
-year-limited free groups (with the summary message to their managers), the school-life
-data of year N, the classes and option groups, import reports and identifier files,
+year-limited free groups, attached to a teaching service or not (with the summary
+message to their managers), the school-life data of year N, the classes and option groups, import reports and identifier files,
 archived messages, address books and student photos.
 """
 
@@ -46,7 +46,6 @@ from yearchange_tui.ent.models import (
     Grade,
     Group,
     GroupKind,
-    GroupLifetime,
     GroupManager,
     GroupMembership,
     HeadTeacher,
@@ -103,7 +102,7 @@ def archives_guard(check: GuardInput) -> frozenset[str]:
 
 
 def delete_obsolete_phases(ctx: UnitContext) -> list[Phase]:
-    """Step 3: free groups first (while teaching services still tell which to keep)."""
+    """Step 3: free groups first (their managers get the summary), then year-N data."""
     return [
         ("groupes-libres", _delete_free_groups),
         ("vie-scolaire", _delete_school_life),
@@ -153,15 +152,14 @@ def _delete_groups(ctx: UnitContext, group_ids: list[int], label: str) -> None:
 
 
 def _delete_free_groups(ctx: UnitContext) -> None:
-    """Year-limited free groups not attached to a teaching service, and the summary notices."""
+    """Every year-limited free group (teaching service or not), and the summary notices.
+
+    Timetable option groups are deleted with the classes, whatever serves them, and are
+    never listed to managers.
+    """
     rows = ctx.connection.execute(select(Group.id, Group.name).where(
         deletable_free_groups_condition(ctx.establishment_id)).order_by(Group.name, Group.id)).all()
     ctx.effects.record("groupes libres supprimés", [row[1] for row in rows])
-    kept = ctx.connection.execute(select(Group.name).where(
-        Group.establishment_id == ctx.establishment_id, Group.kind == GroupKind.FREE,
-        Group.lifetime == GroupLifetime.SCHOOL_YEAR,
-        Group.id.not_in([row[0] for row in rows])).order_by(Group.name)).scalars().all()
-    ctx.effects.record("groupes libres conservés (services d'enseignement)", kept)
     per_manager = groups_by_manager(ctx.connection, ctx.establishment_id)
     _delete_groups(ctx, [row[0] for row in rows], "groupes libres supprimés")
     for entry in per_manager:

@@ -43,7 +43,7 @@ class Group(Base):
     """A group: the admins group, a timetable option group, a free group or an AAF group.
 
     A free group is "attached to a teaching service" when a teaching service names it;
-    step 3 keeps such groups whatever their lifetime.
+    the option-group deletion of step 3 never touches it, its lifetime decides.
     """
 
     __tablename__ = "groups"
