@@ -209,9 +209,11 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     for step in DRY_RUN.replays:
         definition = step_definition(step)
         if definition.vigilance:
-            print(f"\nPoints de vigilance de l'étape {definition.number} ({definition.label}) :")
+            print()
+            print_paragraph(f"Points de vigilance de l'étape {definition.number} "
+                            f"({definition.label}) :")
             for line in definition.vigilance:
-                print(f"  ⚠ {line}")
+                print_paragraph(f"⚠ {line}", "  ", "    ")
     warnings = sum(len(outcome.warnings) for outcome in outcomes)
     kept = ("Rapport non conservé (mode consultation)." if settings.read_only
             else "Rapport conservé ; comparez avec `yearchange status`, et voyez les "
@@ -289,9 +291,10 @@ WINDOW_REMEDY = ("Pour passer outre (tracé dans l'audit) : relancez avec "
 def print_vigilance(definition: StepDefinition) -> None:
     """The step's points of vigilance (seed), on stderr, before it is confirmed or run."""
     if definition.vigilance:
-        err(f"⚠ Points de vigilance de l'étape {definition.number} ({definition.label}) :")
+        err(tables.paragraph(f"⚠ Points de vigilance de l'étape {definition.number} "
+                             f"({definition.label}) :"))
         for line in definition.vigilance:
-            err(f"  - {line}")
+            err(tables.paragraph(f"- {line}", "  ", "    "))
 
 
 def _window_check(runner: ChangeoverRunner, step: Step, establishments: list[Any],
