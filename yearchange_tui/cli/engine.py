@@ -41,6 +41,7 @@ from yearchange_tui.scheduling.spawn import (
     spawn_engine,
     wait_for_engine,
 )
+from yearchange_tui.workflow.access_block import block_warnings
 from yearchange_tui.workflow.audit import audit, operator_identity
 from yearchange_tui.workflow.calendar import (
     AAF_RHYTHM,
@@ -445,9 +446,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from error
     if args.uai and not plan.milestones:
         raise UsageError(f"Établissement inconnu : {', '.join(args.uai)}.")
+    warnings = block_warnings(plan)
     if args.json:
-        print_json(plan.as_dict())
+        print_json({**plan.as_dict(), "warnings": warnings})
         return EXIT_OK
+    for line in warnings:
+        print(f"⚠ {line}")
     _print_plan(plan)
     return EXIT_OK
 
@@ -487,9 +491,12 @@ def _print_plan(plan: Any) -> None:
         print(f"  {planned.milestone.label:<47} {when:<36} {planned.source}")
         if planned.note:
             print(f"      ⚠ {planned.note}")
-    print("\nRythme AAF (§3.3) : mise à jour SIECLE/STS → fichier AAF → intégré dans l'ENT")
-    for update, aaf, integrated in AAF_RHYTHM:
-        print(f"  {update:<10} {aaf:<20} {integrated}")
+    rhythms = getattr(plan, "rhythms", {}) or {"": AAF_RHYTHM}
+    for project, rhythm in sorted(rhythms.items()):
+        print("\nRythme AAF (§3.3) : mise à jour SIECLE/STS → fichier AAF → intégré dans l'ENT"
+              + (f" — projet {project}" if project else ""))
+        for update, aaf, integrated in rhythm:
+            print(f"  {update:<10} {aaf:<20} {integrated}")
 
 
 def _edit_context(args: argparse.Namespace):  # type: ignore[no-untyped-def]
