@@ -18,6 +18,7 @@ from sqlalchemy import Connection, and_, exists, select
 from yearchange_tui.changeover.effects import RealEffects, Tally
 from yearchange_tui.changeover.outcomes import UnitOutcome
 from yearchange_tui.ent.models import (
+    Establishment,
     Group,
     GroupKind,
     GroupLifetime,
@@ -105,6 +106,15 @@ def groups_by_manager(connection: Connection, establishment_id: int) -> list[Man
     for manager_id, group_id, name in rows:
         grouped[manager_id].append((group_id, name))
     return [ManagerGroups(manager_id, tuple(groups)) for manager_id, groups in grouped.items()]
+
+
+def summary_enabled(connection: Connection, establishment_id: int) -> bool:
+    """True when the establishment's project sends the managers' summary after step 3
+    (seed §6.3: no message is sent by default; the project decides)."""
+    return bool(connection.scalar(
+        select(Project.free_group_summary).join(Establishment,
+                                                Establishment.project_id == Project.id)
+        .where(Establishment.id == establishment_id)))
 
 
 def lifetime_url(connection: Connection, project_id: int, group_id: int) -> str:

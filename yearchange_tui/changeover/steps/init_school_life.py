@@ -48,20 +48,22 @@ def init_school_life_phases(ctx: UnitContext) -> list[Phase]:
     return [("valeurs par défaut", _defaults), ("contrôle", _check)]
 
 
-def _defaults(ctx: UnitContext) -> None:
+def _fill(ctx: UnitContext) -> dict[str, int]:
     """Default periods and dates, only where the project chose « valeurs par défaut » for
-    the establishment and nothing else keeps the unit « bloqué»
-    (:func:`~yearchange_tui.timetable.school_life.defaults_refusal`)."""
-    written: dict[str, int] = {}
-    if ctx.options.apply_defaults:
-        with Session(bind=ctx.connection) as session:
-            refusal = defaults_refusal(session, ctx.establishment_id)
-        if refusal:
-            ctx.effects.tally.detail("valeurs par défaut", refusal)
-        else:
-            written = ctx.effects.fill_school_life_defaults(ctx.connection,
-                                                            ctx.establishment_id)
-    ctx.effects.tally.detail("written", written)
+    the establishment and nothing else keeps the unit « bloqué »
+    (:func:`~yearchange_tui.timetable.school_life.defaults_refusal`); never overwrites."""
+    if not ctx.options.apply_defaults:
+        return {}
+    with Session(bind=ctx.connection) as session:
+        refusal = defaults_refusal(session, ctx.establishment_id)
+    if refusal:
+        ctx.effects.tally.detail("valeurs par défaut", refusal)
+        return {}
+    return ctx.effects.fill_school_life_defaults(ctx.connection, ctx.establishment_id)
+
+
+def _defaults(ctx: UnitContext) -> None:
+    ctx.effects.tally.detail("written", _fill(ctx))
 
 
 def missing_text(items: Sequence[MissingItem]) -> str:
@@ -71,6 +73,12 @@ def missing_text(items: Sequence[MissingItem]) -> str:
 
 
 def _check(ctx: UnitContext) -> None:
+    # A unit left « bloqué » resumes here: what kept the defaults out may be resolved now
+    # (not again when the first phase ran in this very run, e.g. a dry run).
+    if "written" not in ctx.effects.tally.details:
+        written = _fill(ctx)
+        if any(written.values()):
+            ctx.effects.tally.detail("written", written)
     with Session(bind=ctx.connection) as session:
         items = missing_items(session, ctx.establishment_id)
         _year_n, year_next = current_and_next_years(session)
