@@ -73,6 +73,8 @@ SPECS: tuple[KeySpec, ...] = (
     KeySpec("import-timetable", "I", "import_timetable", "Import EDT", "grid",
             changes_data=True, show=False, key_display="Maj+I"),
     KeySpec("school-life", "v", "school_life", "Vie scolaire", "grid", show=False),
+    KeySpec("project-settings", "P", "project_settings", "Projet", "grid",
+            changes_data=True, show=False, key_display="Maj+P"),
     # Rejects browser.
     KeySpec("rejects-search", "slash", "search", "Rechercher", "rejects", key_display="/"),
     KeySpec("rejects-detail", "enter", "toggle_detail", "Détail", "rejects", show=False,

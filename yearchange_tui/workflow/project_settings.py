@@ -143,6 +143,10 @@ SETTING_NAMES = ("block_start", "block_end", "message", "profiles", "may_amend",
                  "warning", "second_warning", "summary", "suspension", "school_life_defaults")
 """Keys :func:`apply_changes` accepts (a key absent: unchanged; None: removed/default)."""
 
+DATE_SETTINGS = frozenset({"block_start", "block_end", "limit_start", "limit_end", "warning",
+                           "second_warning", "suspension"})
+"""Keys whose value is a date (sent as ``AAAA-MM-JJ`` in an engine request)."""
+
 
 def apply_changes(session: Session, project: Project, school_year_start: int,
                   changes: dict[str, Any], *, uais: list[str] | None = None,
