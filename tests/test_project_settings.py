@@ -218,6 +218,13 @@ def test_an_empty_or_example_lifetime_link_is_flagged(
     assert status == 0 and "[LIEN-DUREE-VIE-VIDE]" in err
 
 
+def test_the_warnings_sent_with_an_example_link_say_so(
+        places: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "notify", "warning", "--deletion-date", "2026-07-10",
+                         "--uai", COLLEGE, *places)
+    assert status == 0 and "message(s)" in out and "[LIEN-DUREE-VIE-EXEMPLE]" in out
+
+
 def test_access_block_set_for_one_establishment_within_the_project_limits(
         places: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     login = student_login(places, COLLEGE)

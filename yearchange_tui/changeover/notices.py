@@ -29,6 +29,7 @@ from yearchange_tui.ent.models import (
 from yearchange_tui.workflow.audit import audit
 from yearchange_tui.workflow.establishments import EstablishmentRef
 from yearchange_tui.workflow.models import Step
+from yearchange_tui.workflow.project_settings import lifetime_link_warning
 
 if TYPE_CHECKING:
     from yearchange_tui.changeover.runner import ChangeoverRunner
@@ -148,7 +149,12 @@ def send_warnings(runner: ChangeoverRunner, establishments: list[EstablishmentRe
                 effects.tally.add("groupes signalés", len(entry.groups))
         counts, _ = tally.as_dicts()
         with runner.database.session() as session:
+            project = session.get(Project, establishment.project_id)
+            link = lifetime_link_warning(project.group_lifetime_url_template if project else "")
             audit(session, action, "done", establishment_id=establishment.id,
-                  details={"counts": counts, "deletion_date": deletion_date.isoformat()})
-        outcomes.append(UnitOutcome(establishment.uai, Step.DELETE_OBSOLETE, "done", counts))
+                  details={"counts": counts, "deletion_date": deletion_date.isoformat(),
+                           **({"link_warning": link} if link else {})})
+        outcomes.append(UnitOutcome(establishment.uai, Step.DELETE_OBSOLETE, "done", counts,
+                                    warnings=[link] if link and counts.get(
+                                        "avertissements envoyés") else []))
     return outcomes
