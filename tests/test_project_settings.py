@@ -238,6 +238,10 @@ def test_access_block_set_for_one_establishment_within_the_project_limits(
     assert out.startswith("⊘ bloqué") and "Fermé du 24/08/2026 au 04/09/2026." in out
     [row] = audit_rows(places, "access-block")
     assert row["uai"] == COLLEGE and row["fin"] == "2026-09-04"
+    # Only the end given: the establishment's own start stays.
+    status, out, _ = run(capsys, "access-block", "set", "--uai", COLLEGE, "--fin",
+                         "2026-09-03", *places)
+    assert status == 0 and "blocage du 24/08/2026 au 03/09/2026" in out
 
     # Outside the project's limits: refused with its code, nothing changed.
     assert run(capsys, "project", "set", "--limite-fin", "2026-09-05", *places)[0] == 0
@@ -247,7 +251,7 @@ def test_access_block_set_for_one_establishment_within_the_project_limits(
         status, _out, err = run(capsys, "access-block", "set", "--uai", COLLEGE, *argv,
                                 *places)
         assert status == 2 and f"[{code}]" in err, err
-    assert len(audit_rows(places, "access-block")) == 1
+    assert len(audit_rows(places, "access-block")) == 2
     # Without the MOA's authorisation an establishment changes nothing.
     assert run(capsys, "project", "set", "--etablissements-modifient", "non", *places)[0] == 0
     status, _out, err = run(capsys, "access-block", "set", "--uai", LYCEE, "--message", "x",

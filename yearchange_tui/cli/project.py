@@ -28,6 +28,7 @@ from yearchange_tui.ent.models import Establishment, Project
 from yearchange_tui.workflow.access_block import (
     AccessBlockError,
     effective_window,
+    own_block_dates,
     render_message,
     set_block_window,
     set_establishment_message,
@@ -269,8 +270,9 @@ def cmd_access_block_set(args: argparse.Namespace) -> int:
             year = args.year or (changeover_year(known) if known
                                  else current_school_year(session).start_year)
             if hasattr(args, "debut") or hasattr(args, "fin"):
-                starts = getattr(args, "debut", _own(establishment.access_block_starts_on, year))
-                ends = getattr(args, "fin", _own(establishment.access_block_ends_on, year))
+                own_start, own_end = own_block_dates(session, ref.id, year)
+                starts = getattr(args, "debut", own_start)
+                ends = getattr(args, "fin", own_end)
                 set_block_window(session, year, Target(establishment_id=ref.id), starts, ends,
                                  actor=operator_identity()["os_user"])
             if hasattr(args, "message"):
@@ -300,7 +302,3 @@ def cmd_access_block_set(args: argparse.Namespace) -> int:
         print(message)
     return EXIT_OK
 
-
-def _own(day: dt.date | None, year: int) -> dt.date | None:
-    """An establishment's own date, kept only when it belongs to this change-over."""
-    return day if day is not None and day.year == year + 1 else None

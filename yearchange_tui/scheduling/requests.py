@@ -29,7 +29,11 @@ from yearchange_tui.scheduling.models import (
     TaskStatus,
 )
 from yearchange_tui.scheduling.state import EngineState, engine_log
-from yearchange_tui.workflow.access_block import set_block_window, set_establishment_message
+from yearchange_tui.workflow.access_block import (
+    own_block_dates,
+    set_block_window,
+    set_establishment_message,
+)
 from yearchange_tui.workflow.audit import audit
 from yearchange_tui.workflow.calendar import (
     CalendarError,
@@ -328,7 +332,12 @@ class RequestHandlers:
                 target = resolve_target(session, uai=uai)
                 assert target.establishment_id is not None
                 if "starts_on" in params or "ends_on" in params:
-                    set_block_window(session, year, target, starts, ends,
+                    # A date the request does not name keeps the establishment's own.
+                    own_start, own_end = own_block_dates(session, target.establishment_id,
+                                                         year)
+                    set_block_window(session, year, target,
+                                     starts if "starts_on" in params else own_start,
+                                     ends if "ends_on" in params else own_end,
                                      actor="moteur (demande)")
                 if "message" in params:
                     set_establishment_message(session, target.establishment_id,

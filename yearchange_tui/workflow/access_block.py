@@ -394,6 +394,21 @@ def set_block_window(session: Session, school_year_start: int, target: Target,
         _write(session, school_year_start, edit.milestone, edit.on_date, target, actor)
 
 
+def own_block_dates(session: Session, establishment_id: int, school_year_start: int
+                    ) -> tuple[dt.date | None, dt.date | None]:
+    """An establishment's own block dates for the change-over of year N (None: the
+    project's applies)."""
+    establishment = session.get(Establishment, establishment_id)
+    if establishment is None:
+        return None, None
+    summer = school_year_start + 1
+
+    def mine(day: dt.date | None) -> dt.date | None:
+        return day if day is not None and day.year == summer else None
+
+    return mine(establishment.access_block_starts_on), mine(establishment.access_block_ends_on)
+
+
 def set_project_limits(session: Session, project_id: int, school_year_start: int,
                        earliest_start: dt.date | None, latest_end_on: dt.date | None) -> None:
     """Set the limits within which the project's establishments may amend their block.
