@@ -18,7 +18,10 @@ HELP_TEXTS: dict[str, tuple[str, str]] = {
          "de taper le nombre d'établissements (ou l'UAI s'il n'y en a qu'un).\n"
          "/ filtre par texte (UAI, nom, projet), f par état, k par type, o change l'ordre, "
          "g regroupe par projet, b change le volet du bas (progression, rejets, journal).\n"
-         "v ouvre l'assistant de la vie scolaire (étape 5) de l'établissement du curseur.")),
+         "v ouvre l'assistant de la vie scolaire (étape 5) de l'établissement du curseur.\n"
+         "e modifie la date de la colonne du curseur ; sur la colonne Blocage, les dates et le "
+         "message propres de l'établissement (dans les limites du projet, s'il l'autorise). "
+         "Maj+P ouvre les paramètres du projet (blocage, avertissements des groupes libres).")),
     "timeline": (
         "Calendrier de juin à septembre",
         ("Un jour par colonne quand la largeur le permet, sinon plusieurs jours par colonne. "
