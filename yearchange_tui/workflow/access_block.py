@@ -15,9 +15,17 @@ The rules of an edit (:func:`check_block_edit`), taken from the seed:
 - it ends by mid-September (:data:`LATEST_END`): « jusqu'à la date officielle de rentrée
   des classes », and at most mid-September like the other suspension of §6.4;
 - it does not end before it starts;
-- the MOE sets the dates per project (or kind, or every project); an establishment's
-  own dates need the project's permission (« sous réserve de l'autorisation de la MOA »)
-  and stay within the project's limits: not before the project's start.
+- the MOE sets the dates per project (or kind, or every project); the template has none,
+  so a project without dates blocks nobody (:func:`block_warnings`,
+  :func:`unblocked_establishments` say so in ``plan`` and ``dry-run``); an establishment's
+  own dates and message need the project's permission (« sous réserve de l'autorisation
+  de la MOA ») and stay within the project's limits (:func:`establishment_limits`: its
+  earliest start and latest end, else its own start and mid-September).
+
+The project's other block settings are set here too: the message (:data:`DEFAULT_MESSAGE`
+is the seed's example, used while the project sets none), the profiles, the limits, and
+the suspension of deactivation notices; ``yearchange project set`` and ``access-block
+set`` (and the console, through engine requests) call these functions.
 
 Every writer (``plan set``/``plan unset``, engine ``set-date`` requests, the console, and
 :func:`set_establishment_block`) goes through :func:`set_block_date` or
