@@ -189,14 +189,20 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return status, captured.out, captured.err
 
 
-def plan_window(sample: Sample, capsys: pytest.CaptureFixture[str], uai: str = ""
-                ) -> tuple[dt.date, dt.date]:
+def plan_dates(sample: Sample, capsys: pytest.CaptureFixture[str], uai: str = ""
+               ) -> tuple[str | None, str | None]:
     status, out, _ = run(capsys, *sample.options, "plan", "--json", "--uai", uai or sample.uai)
     assert status == 0
     (entry,) = json.loads(out)["establishments"]
     dates = {m["milestone"]: m["date"] for m in entry["milestones"]}
-    return (dt.date.fromisoformat(dates["access-block-start"]),
-            dt.date.fromisoformat(dates["access-block-end"]))
+    return dates["access-block-start"], dates["access-block-end"]
+
+
+def plan_window(sample: Sample, capsys: pytest.CaptureFixture[str], uai: str = ""
+                ) -> tuple[dt.date, dt.date]:
+    starts, ends = plan_dates(sample, capsys, uai)
+    assert starts and ends
+    return dt.date.fromisoformat(starts), dt.date.fromisoformat(ends)
 
 
 def decision_on(sample: Sample, capsys: pytest.CaptureFixture[str], day: dt.date
@@ -227,7 +233,6 @@ def d(month: int, day: int) -> dt.date:
 
 
 PROJECT_WINDOW = (d(8, 20), d(9, 1))  # the sample project's own dates
-TEMPLATE_WINDOW = (d(8, 18), d(9, 1))  # the calendar template (seed §3.5)
 
 
 @pytest.mark.parametrize("level", ["establishment", "kind", "project"])
@@ -235,9 +240,9 @@ def test_plan_and_access_block_agree_for_every_edit(level: str, sample: Sample,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     where = {"establishment": ["--uai", sample.uai], "kind": ["--kind", sample.kind],
              "project": ["--project", sample.project]}[level]
-    # What is left once the edits are removed: the project's dates, or the template's
-    # when the project's own dates are the ones removed.
-    base = TEMPLATE_WINDOW if level == "project" else PROJECT_WINDOW
+    # What is left once the edits are removed: the project's dates, or none at all when
+    # the project's own dates are the ones removed (the template has none, seed §6.4).
+    base = PROJECT_WINDOW
     assert_agree(sample, capsys, PROJECT_WINDOW)
 
     assert run(capsys, *sample.options, "plan", "set", "access-block-start", "2027-08-25",
@@ -249,6 +254,12 @@ def test_plan_and_access_block_agree_for_every_edit(level: str, sample: Sample,
 
     status, out, _ = run(capsys, *sample.options, "plan", "unset", "access-block-start", *where)
     assert status == 0 and "rétablie" in out
+    if level == "project":
+        assert plan_dates(sample, capsys) == (None, "2027-09-05")
+        decision = decision_on(sample, capsys, d(8, 28))
+        assert not decision["blocked"] and decision["reason"] == (
+            "aucun blocage paramétré pour le projet")
+        return
     assert_agree(sample, capsys, (base[0], d(9, 5)))
     assert run(capsys, *sample.options, "plan", "unset", "access-block-end", *where)[0] == 0
     assert_agree(sample, capsys, base)
@@ -287,7 +298,7 @@ def database_state(sample: Sample) -> tuple[object, ...]:
     (["access-block-start", "2027-08-10", "--project", "{project}"], "BLOCAGE-AVANT-ETAPE-4",
      "avant l'initialisation de l'annuaire (étape 4, le 18/08/2027)"),
     (["access-block-start", "2027-08-19", "--uai", "{uai}"], "BLOCAGE-AVANT-PROJET",
-     "avant le 20/08/2027 (date du projet)"),
+     "avant le 20/08/2027 (limite du projet"),
     (["access-block-start", "2027-09-10", "--uai", "{uai}"], "BLOCAGE-FIN-AVANT-DEBUT",
      "avant de commencer le 10/09/2027"),
     (["access-block-start", "aucune", "--kind", "{kind}"], "BLOCAGE-SANS-DATE",

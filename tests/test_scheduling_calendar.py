@@ -39,14 +39,15 @@ def _paris(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
 def test_template_follows_the_seed_calendar_with_the_year_as_parameter() -> None:
     dates = template_dates(2025)
     assert dates[Milestone.DRY_RUN]["*"] == dt.date(2026, 6, 29)
-    assert dates[Milestone.WARNING]["*"] == dt.date(2026, 6, 30)
-    assert dates[Milestone.SECOND_WARNING]["*"] is None
+    # The project dates the warnings and the access block (seed §6.3, §6.4): none here.
+    for milestone in (Milestone.WARNING, Milestone.SECOND_WARNING,
+                      Milestone.ACCESS_BLOCK_START, Milestone.ACCESS_BLOCK_END):
+        assert dates[milestone]["*"] is None
     # Collèges close before lycées, so steps 1 to 3 fall on different days.
     assert dates[Milestone.PURGE_TRASH]["college"] == dt.date(2026, 7, 7)
     assert dates[Milestone.PURGE_TRASH]["lycee"] == dt.date(2026, 7, 16)
     assert dates[Milestone.ARCHIVE] == dates[Milestone.DELETE_OBSOLETE] == dates[Milestone.PURGE_TRASH]
     assert dt.date(2026, 8, 16) <= dates[Milestone.INIT_DIRECTORY]["*"] <= dt.date(2026, 8, 31)
-    assert dates[Milestone.ACCESS_BLOCK_START]["*"] == dates[Milestone.INIT_DIRECTORY]["*"]
     assert dates[Milestone.INIT_SCHOOL_LIFE]["*"] == dt.date(2026, 8, 28)
     assert dates[Milestone.START_OF_TERM]["*"] == dt.date(2026, 9, 2)
     assert template_dates(2030)[Milestone.DRY_RUN]["*"] == dt.date(2031, 6, 29)
@@ -212,8 +213,9 @@ def test_project_block_dates_belong_to_the_change_over_of_their_summer(
         [uai] = {m.uai for m in this_summer.milestones}
         start = this_summer.for_establishment(uai)[Milestone.ACCESS_BLOCK_START]
         assert (start.on_date, start.source) == (dt.date(2026, 8, 20), "projet")
-        # The project's 2026 dates say nothing of the summer 2027: the template applies.
+        # The project's 2026 dates say nothing of the summer 2027, and the template has
+        # none: the plan says the project must set them.
         start = next_summer.for_establishment(uai)[Milestone.ACCESS_BLOCK_START]
-        assert (start.on_date, start.source) == (dt.date(2027, 8, 18), "modèle")
+        assert (start.on_date, start.note) == (None, "non prévu (à définir par le projet)")
     finally:
         academy.database.dispose()

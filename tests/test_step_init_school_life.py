@@ -105,8 +105,11 @@ def test_step_5_is_done_when_nothing_blocking_is_missing(database: Database) -> 
     assert unit_status(database, establishment_id)[0] is UnitStatus.BLOCKED
     assert "Emploi du temps non importé" in unit_status(database, establishment_id)[1]
     assert isinstance(observer.events[-1], UnitFailed) and observer.events[-1].refused
-    # The defaults were filled on the way (periods and dates from the calendar).
-    assert report.written[UAI] == {"periodes": 3, "dates_ouverture": 1}
+    # Nothing is written on a unit that stays « bloqué », nor without « valeurs par défaut ».
+    assert report.written[UAI] == {}
+    with database.session() as session:
+        apply_school_life(session, establishment_id, propose_school_life(session,
+                                                                         establishment_id))
     import_timetable(database, SAMPLES / "sts" / f"sts_emp_{UAI}_2026.xml", UAI)
     assert codes(database, establishment_id)["cours"] is True  # services but no courses
     import_timetable(database, CLEAR, UAI, declared_version="2020")

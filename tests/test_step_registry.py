@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from changeover_support import WINDOW, Academy, make_academy, storage_files
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from test_scheduling_engine import running_engine, wait_until
 from timetable_support import PARTNER, SAMPLES, UAI, build_directory
 
@@ -129,6 +129,13 @@ def test_the_registry_lists_steps_0_to_5_in_order_with_french_labels() -> None:
     assert [d.number for d in UNIT_STEPS if d.confirm] == [1, 2, 3]
 
 
+def choose_defaults(database: Database, establishment_id: int) -> None:
+    """The project chose « valeurs par défaut » for step 5 of this establishment."""
+    with database.session() as session:
+        session.execute(update(Establishment).where(Establishment.id == establishment_id)
+                        .values(school_life_defaults=True))
+
+
 def test_every_step_runs_through_run_unit_with_its_audit_and_events(
         academy: tuple[Academy, Path], tmp_path: Path) -> None:
     academy_db, aaf = academy
@@ -146,6 +153,7 @@ def test_every_step_runs_through_run_unit_with_its_audit_and_events(
                 if not path.name.startswith("sts")]
     import_timetable(database, export, ref.uai,
                      declared_version="26" if export.suffix == ".zip" else "2020")
+    choose_defaults(database, ref.id)
     outcomes[Step.INIT_SCHOOL_LIFE] = runner.run_unit(Step.INIT_SCHOOL_LIFE, ref)
     for step, outcome in outcomes.items():
         assert outcome.status == "done", (step, outcome.error)
@@ -212,6 +220,7 @@ def test_a_step_4_unit_stopped_between_phases_resumes_from_its_checkpoint(
 def test_a_step_5_unit_stopped_between_phases_resumes_from_its_checkpoint(
         directory: tuple[Database, int]) -> None:
     database, establishment_id = directory
+    choose_defaults(database, establishment_id)
     import_timetable(database, STS, UAI)
     import_timetable(database, EDT, UAI, declared_version="2020")
     runner = ChangeoverRunner(database, Path("storage-unused"), now=WINDOW,
@@ -238,11 +247,15 @@ def test_a_step_5_unit_stopped_between_phases_resumes_from_its_checkpoint(
 def test_a_blocked_step_5_unit_says_what_is_missing_and_checks_again_later(
         directory: tuple[Database, int]) -> None:
     database, establishment_id = directory
+    choose_defaults(database, establishment_id)
     observer = RecordingObserver()
     runner = ChangeoverRunner(database, Path("storage-unused"), observer=observer, now=WINDOW)
     [ref] = runner.establishments()
     outcome = runner.run_unit(Step.INIT_SCHOOL_LIFE, ref)
     assert outcome.status == "refused" and "Emploi du temps non importé" in outcome.error
+    # Blocked: no default was written on the way (seed §6.5).
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Period)) == 0
     assert isinstance(observer.events[-1], UnitFailed) and observer.events[-1].refused
     assert unit(database, establishment_id, Step.INIT_SCHOOL_LIFE).status is UnitStatus.BLOCKED
     import_timetable(database, STS, UAI)

@@ -166,6 +166,10 @@ def test_sample_academie_steps_1_to_5(tmp_path: Path) -> None:
         assert {code for code, _record in found} == {"EDT-CLASSE-INCONNUE", "EDT-ELEVE-INCONNU"}
         assert result.rejects_by_code["EDT-ELEVE-INCONNU"] == 2  # the two refused by the AAF
         assert result.created["cours"] > 400 and result.created["groupes"] > 0
+    # The project chose « valeurs par défaut » for step 5 of both establishments.
+    with database.session() as session:
+        for establishment in session.scalars(select(Establishment)):
+            establishment.school_life_defaults = True
     report = run_init_school_life(database, list(ids.values()))
     assert report.ok and sorted(report.done) == sorted(ids)
     database.dispose()

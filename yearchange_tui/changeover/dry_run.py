@@ -23,6 +23,7 @@ from yearchange_tui.changeover.steps import step_definition
 from yearchange_tui.changeover.steps.base import RunOptions, StepDefinition, UnitBlocked
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import Establishment, SchoolYear
+from yearchange_tui.workflow.access_block import unblocked_establishments
 from yearchange_tui.workflow.audit import audit
 from yearchange_tui.workflow.establishments import EstablishmentRef
 from yearchange_tui.workflow.events import UnitFinished, UnitProgressed, UnitStarted
@@ -48,19 +49,25 @@ def dry_run_units(runner: ChangeoverRunner, establishments: list[EstablishmentRe
     with runner.database.session() as session:
         year, obsolete = runner.school_years(session)
         session.expunge(year)
+        # Before step 4, a project without block dates blocks nobody (seed §6.4).
+        unblocked = unblocked_establishments(session, year.start_year,
+                                             [e.uai for e in establishments])
     for step in steps:
         definition = step_definition(step)
         if definition.prepare is not None:
             definition.prepare(runner.database, options)
     for establishment in establishments:
         for step in steps:
-            outcomes.append(_dry_run_unit(runner, step_definition(step), establishment, year,
-                                               obsolete, options))
+            outcome = _dry_run_unit(runner, step_definition(step), establishment, year,
+                                    obsolete, options,
+                                    unblocked.get(establishment.uai) if step is steps[-1]
+                                    else None)
+            outcomes.append(outcome)
     return outcomes
 
 def _dry_run_unit(runner: ChangeoverRunner, definition: StepDefinition, establishment: EstablishmentRef,
                   year: SchoolYear, obsolete: list[int],
-                  options: RunOptions) -> UnitOutcome:
+                  options: RunOptions, extra_warning: str | None = None) -> UnitOutcome:
     step = definition.key
     assert step is not None and definition.phases is not None
     runner.observer.notify(UnitStarted(establishment.uai, step.value, 0, dry_run=True))
@@ -90,6 +97,8 @@ def _dry_run_unit(runner: ChangeoverRunner, definition: StepDefinition, establis
                         break
                 runner.observer.notify(UnitProgressed(
                     establishment.uai, step.value, index, len(phases), dry_run=True))
+            if extra_warning:
+                ctx.warn(extra_warning)
         finally:
             transaction.rollback()
     counts, lists = tally.as_dicts()

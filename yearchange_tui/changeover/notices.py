@@ -18,6 +18,7 @@ from sqlalchemy import Connection, and_, select
 from yearchange_tui.changeover.effects import RealEffects, Tally
 from yearchange_tui.changeover.outcomes import UnitOutcome
 from yearchange_tui.ent.models import (
+    Establishment,
     Group,
     GroupKind,
     GroupLifetime,
@@ -27,6 +28,7 @@ from yearchange_tui.ent.models import (
 from yearchange_tui.workflow.audit import audit
 from yearchange_tui.workflow.establishments import EstablishmentRef
 from yearchange_tui.workflow.models import Step
+from yearchange_tui.workflow.project_settings import lifetime_link_warning
 
 if TYPE_CHECKING:
     from yearchange_tui.changeover.runner import ChangeoverRunner
@@ -110,6 +112,15 @@ def groups_by_manager(connection: Connection, establishment_id: int) -> list[Man
     return [ManagerGroups(manager_id, tuple(groups)) for manager_id, groups in grouped.items()]
 
 
+def summary_enabled(connection: Connection, establishment_id: int) -> bool:
+    """True when the establishment's project sends the managers' summary after step 3
+    (seed §6.3: no message is sent by default; the project decides)."""
+    return bool(connection.scalar(
+        select(Project.free_group_summary).join(Establishment,
+                                                Establishment.project_id == Project.id)
+        .where(Establishment.id == establishment_id)))
+
+
 def lifetime_url(connection: Connection, project_id: int, group_id: int) -> str:
     """The "modifier la durée de vie" link of a group, from the project's URL template."""
     template = connection.scalar(select(Project.group_lifetime_url_template)
@@ -141,7 +152,12 @@ def send_warnings(runner: ChangeoverRunner, establishments: list[EstablishmentRe
                 effects.tally.add("groupes signalés", len(entry.groups))
         counts, _ = tally.as_dicts()
         with runner.database.session() as session:
+            project = session.get(Project, establishment.project_id)
+            link = lifetime_link_warning(project.group_lifetime_url_template if project else "")
             audit(session, action, "done", establishment_id=establishment.id,
-                  details={"counts": counts, "deletion_date": deletion_date.isoformat()})
-        outcomes.append(UnitOutcome(establishment.uai, Step.DELETE_OBSOLETE, "done", counts))
+                  details={"counts": counts, "deletion_date": deletion_date.isoformat(),
+                           **({"link_warning": link} if link else {})})
+        outcomes.append(UnitOutcome(establishment.uai, Step.DELETE_OBSOLETE, "done", counts,
+                                    warnings=[link] if link and counts.get(
+                                        "avertissements envoyés") else []))
     return outcomes

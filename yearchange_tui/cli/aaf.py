@@ -85,7 +85,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "access-block", parents=[common], help="un utilisateur est-il bloqué (étape 4) ?",
         description="Dit si un élève ou un parent est redirigé vers la page d'explication "
                     "pendant l'initialisation de l'annuaire, et avec quel message.")
-    who = block.add_mutually_exclusive_group(required=True)
+    # Not required: ``access-block set`` (cli/project.py) is a sub-command of this one.
+    who = block.add_mutually_exclusive_group()
     who.add_argument("--login", metavar="IDENTIFIANT", help="identifiant de connexion ENT")
     who.add_argument("--jointure", metavar="ID", help="identifiant AAF (ENTPersonJointure)")
     block.add_argument("--at", metavar="AAAA-MM-JJ", help="date (défaut : aujourd'hui)")
@@ -258,6 +259,9 @@ def _print_rejects(rows: list[Any], import_ids: list[int] | None) -> None:
 
 def cmd_access_block(args: argparse.Namespace) -> int:
     """``yearchange access-block --login L [--at DATE]``."""
+    if not args.login and not args.jointure:
+        raise UsageError("Précisez l'utilisateur : --login IDENTIFIANT ou --jointure ID "
+                         "(ou « access-block set --uai UAI » pour modifier un blocage).")
 
     if args.at:
         try:

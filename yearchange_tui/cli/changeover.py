@@ -491,6 +491,8 @@ def cmd_notify(args: argparse.Namespace) -> int:
     for outcome in outcomes:
         print(f"✓ {outcome.uai}  {outcome.counts.get('avertissements envoyés', 0)} message(s), "
               f"{outcome.counts.get('groupes signalés', 0)} groupe(s) signalé(s)")
+        for warning in outcome.warnings:
+            print(f"    ⚠ {warning}")
     return EXIT_OK
 
 

@@ -50,6 +50,7 @@ from yearchange_tui.scheduling.spawn import (
     spawn_engine,
     wait_for_engine,
 )
+from yearchange_tui.workflow.access_block import block_warnings
 from yearchange_tui.workflow.audit import audit, operator_identity
 from yearchange_tui.workflow.calendar import (
     AAF_RHYTHM,
@@ -560,9 +561,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from error
     if args.uai and not plan.milestones:
         raise UsageError(f"Établissement inconnu : {', '.join(args.uai)}.")
+    warnings = block_warnings(plan)
     if args.json:
-        print_json(plan.as_dict())
+        print_json({**plan.as_dict(), "warnings": warnings})
         return EXIT_OK
+    for line in warnings:
+        print(f"⚠ {line}")
     _print_plan(plan)
     return EXIT_OK
 
@@ -623,13 +627,15 @@ def _print_plan(plan: Any) -> None:
             milestones.add_row(f"  ⚠ {planned.note}", "", "")
     if milestones is not None:
         tables.print_table(milestones, indent=2)
-    print()
-    print_paragraph("Rythme AAF (§3.3) : mise à jour SIECLE/STS → fichier AAF → intégré dans "
-                    "l'ENT")
-    rhythm = tables.table(("mise à jour", {}), ("fichier AAF", {}), ("intégré", {}))
-    for update, aaf, integrated in AAF_RHYTHM:
-        rhythm.add_row(update, aaf, integrated)
-    tables.print_table(rhythm, indent=2)
+    rhythms = getattr(plan, "rhythms", {}) or {"": AAF_RHYTHM}
+    for project, rhythm in sorted(rhythms.items()):
+        print()
+        print_paragraph("Rythme AAF (§3.3) : mise à jour SIECLE/STS → fichier AAF → intégré "
+                        "dans l'ENT" + (f" — projet {project}" if project else ""))
+        table = tables.table(("mise à jour", {}), ("fichier AAF", {}), ("intégré", {}))
+        for update, aaf, integrated in rhythm:
+            table.add_row(update, aaf, integrated)
+        tables.print_table(table, indent=2)
 
 
 def _edit_context(args: argparse.Namespace):  # type: ignore[no-untyped-def]

@@ -882,7 +882,7 @@ def fill_database(connection: Connection, storage_root: Path, academy: SampleAca
             "au {fin} inclus, pour permettre le paramétrage des services et des "
             f"comptes utilisateurs pour l'année {y + 1}-{y + 2}.\n\nCordialement,\n\nL'Equipe ENT."),
         access_block_profiles="National_ELV,National_TUT", access_block_override_allowed=True,
-        deactivation_notices_suspended_until=dt.date(y + 1, 9, 15))
+        deactivation_notices_suspended_until=dt.date(y + 1, 9, 15), free_group_summary=True)
     for key, start in (("year_previous", y - 1), ("year_n", y), ("year_next", y + 1)):
         ids[key] = writer.add("school_years", start_year=start, label=f"{start}-{start + 1}",
                               starts_on=dt.date(start, 9, 1), ends_on=dt.date(start + 1, 8, 31),

@@ -42,12 +42,15 @@ class RequestAction(enum.StrEnum):
     IMPORT_AAF = "import-aaf"  # params: path
     IMPORT_TIMETABLE = "import-timetable"  # params: path, uai
     SET_DATE = "set-date"  # params: step, uais or kind, date
+    SET_ACCESS_BLOCK = "set-access-block"  # params: uais, starts_on, ends_on, message
+    SET_PROJECT = "set-project"  # params: project, changes, uais
 
 
 CHANGING_ACTIONS = frozenset({RequestAction.RUN, RequestAction.DRY_RUN, RequestAction.CANCEL,
                               RequestAction.RETRY, RequestAction.IMPORT_AAF,
                               RequestAction.IMPORT_TIMETABLE, RequestAction.SET_DATE,
-                              RequestAction.PAUSE, RequestAction.RESUME})
+                              RequestAction.PAUSE, RequestAction.RESUME,
+                              RequestAction.SET_ACCESS_BLOCK, RequestAction.SET_PROJECT})
 """Refused when a read-only client (support staff) asks: each writes something — a dry run
 stores its report, the one the real run is compared with."""
 

@@ -66,6 +66,7 @@ from yearchange_tui.workflow.establishments import establishments_by_uai
 from yearchange_tui.workflow.guards import run_window_problems
 from yearchange_tui.workflow.localtime import to_local, zone_name
 from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
+from yearchange_tui.workflow.project_settings import describe
 from yearchange_tui.workflow.units import (
     NoCurrentYearError,
     QueueState,
@@ -130,6 +131,14 @@ class DatabaseEngineClient:
             return None
         first = upcoming[0]
         return MaintenanceWindow(first.starts_at, first.ends_at, first.label)
+
+    def project_settings(self) -> list[dict[str, Any]]:
+        """Every project's settings for the current change-over (the console's project
+        dialog; :func:`yearchange_tui.workflow.project_settings.describe`)."""
+        with self.database.session() as session:
+            year = current_school_year(session).start_year
+            return [describe(session, project, year)
+                    for project in session.scalars(select(Project).order_by(Project.code))]
 
     def plan(self, uais: list[str] | None = None) -> Plan:
         """The calendar of the current change-over."""

@@ -8,6 +8,7 @@ dry run, retry), pauses or resumes, cancels, moves a calendar date, or hands an 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,11 @@ from yearchange_tui.scheduling.models import (
     TaskStatus,
 )
 from yearchange_tui.scheduling.state import EngineState, engine_log
+from yearchange_tui.workflow.access_block import (
+    own_block_dates,
+    set_block_window,
+    set_establishment_message,
+)
 from yearchange_tui.workflow.audit import audit
 from yearchange_tui.workflow.calendar import (
     CalendarError,
@@ -54,6 +60,11 @@ from yearchange_tui.workflow.models import (
     Step,
     StepUnit,
     UnitStatus,
+)
+from yearchange_tui.workflow.project_settings import (
+    DATE_SETTINGS,
+    apply_changes,
+    find_project,
 )
 from yearchange_tui.workflow.units import current_school_year
 
@@ -168,6 +179,8 @@ class RequestHandlers:
             RequestAction.CANCEL: self.cancel,
             RequestAction.RETRY: self.retry,
             RequestAction.SET_DATE: self.set_date,
+            RequestAction.SET_ACCESS_BLOCK: self.set_access_block,
+            RequestAction.SET_PROJECT: self.set_project,
             RequestAction.IMPORT_AAF: self.import_,
             RequestAction.IMPORT_TIMETABLE: self.import_,
         }
@@ -415,6 +428,58 @@ class RequestHandlers:
         when = f"{on_date:%d/%m/%Y}" if on_date else "sans date"
         return RequestStatus.DONE, f"{milestone.label} : {when} ({len(targets)} cible(s))"
 
+    def set_access_block(self, _request_id: int, _action: RequestAction,
+                         params: dict[str, Any]) -> Answer:
+        """``set-access-block``: establishments' own block dates and message, through the
+        access block's one owner (the project's permission and limits)."""
+        uais = request_uais(params)
+        if not uais:
+            raise ValueError("précisez les établissements (uais)")
+        starts = _iso_date(params.get("starts_on"))
+        ends = _iso_date(params.get("ends_on"))
+        with self.state.database.session() as session:
+            year = current_school_year(session).start_year
+            for uai in uais:
+                target = resolve_target(session, uai=uai)
+                assert target.establishment_id is not None
+                if "starts_on" in params or "ends_on" in params:
+                    # A date the request does not name keeps the establishment's own.
+                    own_start, own_end = own_block_dates(session, target.establishment_id,
+                                                         year)
+                    set_block_window(session, year, target,
+                                     starts if "starts_on" in params else own_start,
+                                     ends if "ends_on" in params else own_end,
+                                     actor="moteur (demande)")
+                if "message" in params:
+                    set_establishment_message(session, target.establishment_id,
+                                              params["message"] or None)
+                audit(session, "access-block", "set", establishment_id=target.establishment_id,
+                      details={"uai": uai, "year": year, "debut": str(starts),
+                               "fin": str(ends), "message": params.get("message")})
+        self.state.plan_dirty = True
+        self.state.wake.set()
+        when = (f"du {starts:%d/%m/%Y} au {ends:%d/%m/%Y}" if starts and ends
+                else "dates du projet")
+        return RequestStatus.DONE, f"blocage des accès {when} ({len(uais)} établissement(s))"
+
+    def set_project(self, _request_id: int, _action: RequestAction,
+                    params: dict[str, Any]) -> Answer:
+        """``set-project``: the project's settings (:func:`project_settings.apply_changes`)."""
+        changes = dict(params.get("changes") or {})
+        for key in DATE_SETTINGS & set(changes):
+            changes[key] = _iso_date(changes[key])
+        with self.state.database.session() as session:
+            project = find_project(session, params.get("project"))
+            year = current_school_year(session).start_year
+            lines = apply_changes(session, project, year, changes,
+                                  uais=params.get("uais") or None, actor="moteur (demande)")
+            audit(session, "project", "set", details={
+                "project": project.code, "year": year, "uais": params.get("uais") or [],
+                "changes": params.get("changes") or {}})
+        self.state.plan_dirty = True
+        self.state.wake.set()
+        return RequestStatus.DONE, "; ".join(lines) or "rien à modifier"
+
     def import_(self, request_id: int, action: RequestAction,
                 params: dict[str, Any]) -> Answer:
         """``import-aaf`` / ``import-timetable``: start the import in a child process."""
@@ -425,3 +490,13 @@ class RequestHandlers:
             raise ValueError("précisez l'établissement (uai)")
         self.imports.submit(request_id, action, params)
         return RequestStatus.RUNNING, f"import lancé : {path}"
+
+
+def _iso_date(value: Any) -> dt.date | None:
+    """A date sent as ``AAAA-MM-JJ`` (None or "" for none)."""
+    if value in (None, ""):
+        return None
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError as error:
+        raise ValueError(f"date invalide « {value} » (attendu AAAA-MM-JJ)") from error

@@ -375,6 +375,35 @@ def apply_school_life(session: Session, establishment_id: int, proposal: SchoolL
     return written
 
 
+DEFAULT_CODES = ("dates-ouverture", "periodes")
+"""The missing items step 5's « valeurs par défaut » fill."""
+
+NOT_CHOSEN = ("aucune valeur par défaut écrite : le projet n'a pas choisi « valeurs par "
+              "défaut » pour cet établissement, qui saisit ses périodes et dates (à la main ou "
+              "avec l'assistant) ; yearchange project set --uai UAI --vie-scolaire defaut")
+
+
+def defaults_refusal(session: Session, establishment_id: int) -> str:
+    """Why step 5 writes no default periods and dates for this establishment, or ``""``.
+
+    Step 5 is the establishments' step (seed §6.5): the engine writes defaults only where
+    the project chose « valeurs par défaut » for the establishment, and never on a unit
+    that stays « bloqué » for something else missing (directory, classes, timetable…).
+
+    Raises:
+        SchoolLifeError: unknown establishment.
+    """
+    establishment = _establishment(session, establishment_id)
+    if not establishment.school_life_defaults:
+        return NOT_CHOSEN
+    blocking = [item for item in missing_items(session, establishment_id)
+                if item.blocking and item.code not in DEFAULT_CODES]
+    if blocking:
+        return ("aucune valeur par défaut écrite : l'étape 5 reste bloquée ("
+                + ", ".join(item.label for item in blocking) + ")")
+    return ""
+
+
 def defaults_to_write(session: Session, establishment_id: int,
                       proposal: SchoolLifeProposal) -> dict[str, int]:
     """What :func:`apply_school_life` would write without ``replace``: the proposal's

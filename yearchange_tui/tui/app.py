@@ -713,6 +713,8 @@ class YearChangeApp(App[int]):
              "open-detail", "open_detail"),
             ("Assistant de la vie scolaire (étape 5)", "Périodes, dates, ce qui manque",
              "school-life", "school_life"),
+            ("Paramètres du projet", "Blocage des accès, avertissements, lien",
+             "project-settings", "project_settings"),
             ("Volet du bas suivant", "Progression, rejets, journal", "bottom-pane",
              "cycle_pane"),
             ("Avertissements des passages à blanc", "Rapport académique, filtre, export CSV",

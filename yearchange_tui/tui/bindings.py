@@ -78,6 +78,8 @@ SPECS: tuple[KeySpec, ...] = (
     KeySpec("dry-run-report", "w", "dry_run_report", "Avertissements", "grid", show=False),
     KeySpec("redo-archive", "A", "redo_archive", "Refaire l'archivage", "grid",
             changes_data=True, show=False, key_display="Maj+A"),
+    KeySpec("project-settings", "P", "project_settings", "Projet", "grid",
+            changes_data=True, show=False, key_display="Maj+P"),
     # Rejects browser.
     KeySpec("rejects-search", "slash", "search", "Rechercher", "rejects", key_display="/"),
     KeySpec("rejects-detail", "enter", "toggle_detail", "Détail", "rejects", show=False,

@@ -27,7 +27,10 @@ HELP_TEXTS: dict[str, tuple[str, str]] = {
          "celui du curseur. Maj+D liste toutes les demandes envoyées au moteur. "
          "w ouvre le rapport des avertissements des passages à blanc de toute l'académie. "
          "Échap efface tous les filtres. Quand les colonnes ne tiennent pas, la grille défile "
-         "de côté avec le curseur (← →), l'UAI restant affichée.")),
+         "de côté avec le curseur (← →), l'UAI restant affichée.\n"
+         "e modifie la date de la colonne du curseur ; sur la colonne Blocage, les dates et le "
+         "message propres de l'établissement (dans les limites du projet, s'il l'autorise). "
+         "Maj+P ouvre les paramètres du projet (blocage, avertissements des groupes libres).")),
     "timeline": (
         "Calendrier de juin à septembre",
         ("Un jour par colonne quand la largeur le permet, sinon plusieurs jours par colonne. "

@@ -15,9 +15,17 @@ The rules of an edit (:func:`check_block_edit`), taken from the seed:
 - it ends by mid-September (:data:`LATEST_END`): « jusqu'à la date officielle de rentrée
   des classes », and at most mid-September like the other suspension of §6.4;
 - it does not end before it starts;
-- the MOE sets the dates per project (or kind, or every project); an establishment's
-  own dates need the project's permission (« sous réserve de l'autorisation de la MOA »)
-  and stay within the project's limits: not before the project's start.
+- the MOE sets the dates per project (or kind, or every project); the template has none,
+  so a project without dates blocks nobody (:func:`block_warnings`,
+  :func:`unblocked_establishments` say so in ``plan`` and ``dry-run``); an establishment's
+  own dates and message need the project's permission (« sous réserve de l'autorisation
+  de la MOA ») and stay within the project's limits (:func:`establishment_limits`: its
+  earliest start and latest end, else its own start and mid-September).
+
+The project's other block settings are set here too: the message (:data:`DEFAULT_MESSAGE`
+is the seed's example, used while the project sets none), the profiles, the limits, and
+the suspension of deactivation notices; ``yearchange project set`` and ``access-block
+set`` (and the console, through engine requests) call these functions.
 
 Every writer (``plan set``/``plan unset``, engine ``set-date`` requests, the console, and
 :func:`set_establishment_block`) goes through :func:`set_block_date` or
@@ -31,6 +39,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -252,18 +261,51 @@ def check_block_edits(session: Session, school_year_start: int,
                 f"de commencer le {window.starts_on:%d/%m/%Y}.")
         if project_plan is not None and any(t.establishment_id == establishment_id
                                             for t in own):
-            project_window = window_in_plan(project_plan, establishment_id)
-            if project_window is not None and window.starts_on < project_window.starts_on:
-                raise AccessBlockError(
-                    "BLOCAGE-AVANT-PROJET",
-                    f"{uai} : le blocage ne peut pas commencer avant le "
-                    f"{project_window.starts_on:%d/%m/%Y} (date du projet).")
+            _check_project_limits(session, uai, establishment_id, window,
+                                  window_in_plan(project_plan, establishment_id))
         step4 = plan.get(establishment_id, Milestone.INIT_DIRECTORY)
         if step4 is not None and step4.on_date is not None and window.starts_on < step4.on_date:
             raise AccessBlockError(
                 "BLOCAGE-AVANT-ETAPE-4",
                 f"{uai} : le blocage des accès commencerait le {window.starts_on:%d/%m/%Y}, "
                 f"avant l'initialisation de l'annuaire (étape 4, le {step4.on_date:%d/%m/%Y}).")
+
+
+def establishment_limits(project: Project, project_window: AccessWindow | None,
+                         school_year_start: int) -> tuple[dt.date | None, dt.date]:
+    """The earliest start and the latest end an establishment of ``project`` may give its
+    block (seed §6.4, « dans les limites définies au niveau projet »).
+
+    The project's own limits when it set them, else its block's start and mid-September.
+    """
+    earliest = project.access_block_earliest_start
+    if earliest is None or earliest.year != school_year_start + 1:
+        earliest = project_window.starts_on if project_window is not None else None
+    limit = latest_end(school_year_start)
+    latest = project.access_block_latest_end
+    if latest is None or latest.year != school_year_start + 1 or latest > limit:
+        latest = limit
+    return earliest, latest
+
+
+def _check_project_limits(session: Session, uai: str, establishment_id: int,
+                          window: AccessWindow, project_window: AccessWindow | None) -> None:
+    establishment = session.get(Establishment, establishment_id)
+    project = session.get(Project, establishment.project_id) if establishment else None
+    if project is None:
+        return
+    earliest, latest = establishment_limits(project, project_window,
+                                            changeover_year(window.ends_on))
+    if earliest is not None and window.starts_on < earliest:
+        raise AccessBlockError(
+            "BLOCAGE-AVANT-PROJET",
+            f"{uai} : le blocage ne peut pas commencer avant le {earliest:%d/%m/%Y} "
+            f"(limite du projet {project.code}).")
+    if window.ends_on > latest:
+        raise AccessBlockError(
+            "BLOCAGE-APRES-LIMITE-PROJET",
+            f"{uai} : le blocage ne peut pas finir après le {latest:%d/%m/%Y} (limite du "
+            f"projet {project.code}) ; il finirait le {window.ends_on:%d/%m/%Y}.")
 
 
 def _check_permission(session: Session, establishment_id: int) -> None:
@@ -274,7 +316,8 @@ def _check_permission(session: Session, establishment_id: int) -> None:
         raise AccessBlockError(
             "BLOCAGE-NON-AUTORISE",
             f"{establishment.uai} : le projet {project.code} n'autorise pas les établissements "
-            "à modifier les dates de blocage des accès (autorisation de la MOA nécessaire).")
+            "à modifier le blocage des accès, dates ou message (autorisation de la MOA "
+            "nécessaire).")
 
 
 def _establishment_ids(plan: Plan) -> dict[str, int]:
@@ -378,18 +421,222 @@ def set_establishment_block(session: Session, establishment_id: int, starts_on: 
     return effective_window(session, establishment, year)
 
 
+def set_block_window(session: Session, school_year_start: int, target: Target,
+                     starts_on: dt.date | None, ends_on: dt.date | None, *,
+                     actor: str = "") -> None:
+    """Set both block dates of ``target`` (a project, a kind, an establishment) together,
+    once the rules accept the window they make (None removes that level's own date).
+
+    Raises:
+        AccessBlockError: the window breaks the rules (nothing is written).
+    """
+    edits = tuple(PendingEdit(milestone, target, day, remove=day is None)
+                  for milestone, day in ((Milestone.ACCESS_BLOCK_START, starts_on),
+                                         (Milestone.ACCESS_BLOCK_END, ends_on)))
+    check_block_edits(session, school_year_start, edits)
+    for edit in edits:
+        _write(session, school_year_start, edit.milestone, edit.on_date, target, actor)
+
+
+def own_block_dates(session: Session, establishment_id: int, school_year_start: int
+                    ) -> tuple[dt.date | None, dt.date | None]:
+    """An establishment's own block dates for the change-over of year N (None: the
+    project's applies)."""
+    establishment = session.get(Establishment, establishment_id)
+    if establishment is None:
+        return None, None
+    summer = school_year_start + 1
+
+    def mine(day: dt.date | None) -> dt.date | None:
+        return day if day is not None and day.year == summer else None
+
+    return mine(establishment.access_block_starts_on), mine(establishment.access_block_ends_on)
+
+
+def set_project_limits(session: Session, project_id: int, school_year_start: int,
+                       earliest_start: dt.date | None, latest_end_on: dt.date | None) -> None:
+    """Set the limits within which the project's establishments may amend their block.
+
+    Raises:
+        AccessBlockError: a limit after mid-September, or the earliest after the latest.
+    """
+    project = session.get(Project, project_id)
+    if project is None:
+        raise AccessBlockError("PROJET-INCONNU", f"Projet inconnu (id {project_id}).", rule="")
+    limit = latest_end(school_year_start)
+    for day in (earliest_start, latest_end_on):
+        if day is not None and day > limit:
+            raise AccessBlockError(
+                "BLOCAGE-APRES-MI-SEPTEMBRE",
+                f"Limite des établissements : le {day:%d/%m/%Y} est après le "
+                f"{limit:%d/%m/%Y} (mi-septembre).")
+    if earliest_start and latest_end_on and latest_end_on < earliest_start:
+        raise AccessBlockError(
+            "BLOCAGE-FIN-AVANT-DEBUT",
+            f"Limites des établissements : la fin au plus tard ({latest_end_on:%d/%m/%Y}) "
+            f"précède le début au plus tôt ({earliest_start:%d/%m/%Y}).")
+    project.access_block_earliest_start = earliest_start
+    project.access_block_latest_end = latest_end_on
+    session.flush()
+
+
+def set_project_message(session: Session, project_id: int, message: str | None) -> None:
+    """Set the project's block message (None or "": the seed's example again).
+
+    Raises:
+        AccessBlockError: the message is refused (:func:`check_message`).
+    """
+    if message:
+        check_message(message)
+    project = session.get(Project, project_id)
+    if project is None:
+        raise AccessBlockError("PROJET-INCONNU", f"Projet inconnu (id {project_id}).", rule="")
+    project.access_block_message = message or ""
+    session.flush()
+
+
+def parse_profiles(text: str) -> str:
+    """``National_ELV,National_TUT`` (or ``eleves,parents``) checked and normalised.
+
+    Raises:
+        AccessBlockError: ``BLOCAGE-PROFIL-INCONNU``.
+    """
+    words = {"eleves": Profile.STUDENT.value, "élèves": Profile.STUDENT.value,
+             "parents": Profile.RELATIVE.value}
+    known = {profile.value for profile in Profile}
+    found: list[str] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        value = words.get(item.lower(), item)
+        if value not in known:
+            raise AccessBlockError(
+                "BLOCAGE-PROFIL-INCONNU",
+                f"Profil inconnu « {item} » (connus : élèves, parents, "
+                + ", ".join(sorted(known)) + ").", rule="")
+        if value not in found:
+            found.append(value)
+    return ",".join(found)
+
+
+NO_BLOCK = ("Aucune date de blocage des accès élèves et parents pour l'étape 4 : les dates "
+            "sont celles du projet {project} (cahier des charges §6.4) et il n'en a pas fixé ; "
+            "personne ne sera redirigé. Fixez-les : yearchange project set --project {project} "
+            "--blocage-debut AAAA-MM-JJ --blocage-fin AAAA-MM-JJ. [BLOCAGE-NON-PARAMETRE]")
+"""The dry run's warning for an establishment without a block window."""
+
+
+def unblocked_establishments(session: Session, school_year_start: int,
+                             uais: list[str] | None = None) -> dict[str, str]:
+    """UAI → the warning (:data:`NO_BLOCK`) of each establishment with no block window."""
+    plan = build_plan(session, school_year_start, uais=uais)
+    return {planned.uai: NO_BLOCK.format(project=planned.project_code)
+            for planned in plan.milestones
+            if planned.milestone is Milestone.ACCESS_BLOCK_START
+            and window_in_plan(plan, planned.establishment_id) is None}
+
+
+def block_warnings(plan: Plan) -> list[str]:
+    """French warnings for the projects whose establishments have no block window: the
+    dates are the project's (seed §6.4) and the template has none, so nobody would be
+    blocked during step 4. One line per project, before step 4 is done."""
+    missing: dict[str, list[str]] = {}
+    for planned in plan.milestones:
+        if (planned.milestone is Milestone.ACCESS_BLOCK_START
+                and window_in_plan(plan, planned.establishment_id) is None):
+            missing.setdefault(planned.project_code, []).append(planned.uai)
+    return [f"Projet {code} : aucune date de blocage des accès élèves et parents pour "
+            f"{len(uais)} établissement(s) ({', '.join(uais[:5])}"
+            f"{'…' if len(uais) > 5 else ''}) — personne ne sera redirigé pendant "
+            f"l'étape 4. Fixez-les : yearchange project set --project {code} "
+            "--blocage-debut AAAA-MM-JJ --blocage-fin AAAA-MM-JJ. [BLOCAGE-NON-PARAMETRE]"
+            for code, uais in sorted(missing.items())]
+
+
 # -- the decision -------------------------------------------------------------------------
 
-def render_message(project: Project, window: AccessWindow) -> str:
-    """The project's message, with ``{debut}``, ``{fin}`` and ``{ent}`` filled in."""
-    message = project.access_block_message or (
-        "Votre espace {ent} est indisponible du {debut} au {fin} inclus, pour permettre le "
-        "paramétrage des services et des comptes de la nouvelle année scolaire.")
-    values = {"debut": f"{window.starts_on:%d/%m/%Y}", "fin": f"{window.ends_on:%d/%m/%Y}",
-              "ent": project.ent_name}
+DEFAULT_MESSAGE = (
+    "Madame, monsieur, bonjour,\n\n"
+    "Votre espace {ent} sera indisponible du {debut_texte} au {fin_texte} inclus, pour "
+    "permettre le paramétrage des services et des comptes utilisateurs pour l'année "
+    "{annee}.\n\n"
+    "Cordialement,\n\n"
+    "L'Equipe ENT.")
+"""The seed's example of the redirect page (§6.4), used while the project sets none.
+
+Placeholders: ``{ent}`` (the ENT's name), ``{debut}``/``{fin}`` (JJ/MM/AAAA),
+``{debut_texte}``/``{fin_texte}`` (« 18 août », « 1er septembre 2027 »: the start's year
+is given only when it differs from the end's), ``{annee}`` (the school year N+1).
+"""
+
+PLACEHOLDERS = ("ent", "debut", "fin", "debut_texte", "fin_texte", "annee")
+
+_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+           "septembre", "octobre", "novembre", "décembre")
+
+
+def _long_date(day: dt.date, with_year: bool = True) -> str:
+    text = f"{'1er' if day.day == 1 else day.day} {_MONTHS[day.month - 1]}"
+    return f"{text} {day.year}" if with_year else text
+
+
+def message_template(project: Project, establishment: Establishment | None = None) -> str:
+    """The block message before its placeholders are filled: the establishment's own
+    (when its project allows establishments to amend the block), else the project's, else
+    the seed's example (:data:`DEFAULT_MESSAGE`)."""
+    if (establishment is not None and establishment.access_block_message
+            and project.access_block_override_allowed):
+        return establishment.access_block_message
+    return project.access_block_message or DEFAULT_MESSAGE
+
+
+def render_message(project: Project, window: AccessWindow,
+                   establishment: Establishment | None = None) -> str:
+    """The message shown to a blocked user, its placeholders filled in."""
+    message = message_template(project, establishment)
+    year = changeover_year(window.ends_on) + 1
+    values = {"debut_texte": _long_date(window.starts_on,
+                                        window.starts_on.year != window.ends_on.year),
+              "fin_texte": _long_date(window.ends_on),
+              "debut": f"{window.starts_on:%d/%m/%Y}", "fin": f"{window.ends_on:%d/%m/%Y}",
+              "annee": f"{year}-{year + 1}", "ent": project.ent_name}
     for key, value in values.items():
         message = message.replace("{" + key + "}", value)
     return message
+
+
+def check_message(message: str) -> None:
+    """Refuse a block message with an unknown ``{placeholder}`` or no text.
+
+    Raises:
+        AccessBlockError: ``BLOCAGE-MESSAGE-VIDE`` or ``BLOCAGE-MESSAGE-VARIABLE``.
+    """
+    if not message.strip():
+        raise AccessBlockError("BLOCAGE-MESSAGE-VIDE",
+                               "Le message de blocage est vide.", rule="")
+    for name in re.findall(r"\{([^{}]*)\}", message):
+        if name not in PLACEHOLDERS:
+            raise AccessBlockError(
+                "BLOCAGE-MESSAGE-VARIABLE",
+                f"Variable inconnue « {{{name}}} » dans le message de blocage (connues : "
+                + ", ".join("{" + p + "}" for p in PLACEHOLDERS) + ").", rule="")
+
+
+def set_establishment_message(session: Session, establishment_id: int,
+                              message: str | None) -> None:
+    """Set (or, with None or "", clear) an establishment's own block message.
+
+    Raises:
+        AccessBlockError: the project does not allow establishments to amend the block,
+            or the message is refused (:func:`check_message`).
+    """
+    if message:
+        check_message(message)
+    _check_permission(session, establishment_id)
+    establishment = session.get(Establishment, establishment_id)
+    assert establishment is not None
+    establishment.access_block_message = message or None
+    session.flush()
 
 
 def _as_date(at: dt.datetime | dt.date) -> dt.date:
@@ -432,7 +679,7 @@ def access_decision(session: Session, person_id: int, at: dt.datetime | dt.date)
         return AccessDecision(False, reason="aucun blocage paramétré pour le projet")
     if not window.covers(day):
         return AccessDecision(False, window=window, reason="hors de la période de blocage")
-    return AccessDecision(True, render_message(project, window), window,
+    return AccessDecision(True, render_message(project, window, establishment), window,
                           f"blocage {window.source} du {window.starts_on:%d/%m/%Y} au "
                           f"{window.ends_on:%d/%m/%Y}")
 

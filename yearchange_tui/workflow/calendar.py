@@ -188,7 +188,10 @@ def template_dates(school_year_start: int) -> dict[Milestone, dict[str, dt.date 
 
     Returns, per milestone, the date per establishment kind (``"*"`` for every kind).
     Collèges close early July and lycées mid-July, so steps 1 to 3 fall on different days.
-    The second warning has no date unless a project sets one.
+    Dates the project owns have none here (:data:`PROJECT_MILESTONES`): the free-group
+    warnings (seed §6.3, « aucun message n'est transmis par défaut ») and the access block
+    of step 4 (seed §6.4, « définies par projet »); the plan shows them
+    :data:`NOT_PLANNED` until the project sets them.
     """
     summer = school_year_start + 1
 
@@ -198,19 +201,28 @@ def template_dates(school_year_start: int) -> dict[Milestone, dict[str, dt.date 
     steps_1_to_3 = {"college": day(7, 7), "lycee": day(7, 16), "other": day(7, 16)}
     return {
         Milestone.DRY_RUN: {ALL_KINDS: day(6, 29)},
-        Milestone.WARNING: {ALL_KINDS: day(6, 30)},
+        Milestone.WARNING: {ALL_KINDS: None},
         Milestone.SECOND_WARNING: {ALL_KINDS: None},
         Milestone.CLOSURE: {"college": day(7, 6), "lycee": day(7, 15), "other": day(7, 15)},
         Milestone.PURGE_TRASH: dict(steps_1_to_3),
         Milestone.ARCHIVE: dict(steps_1_to_3),
         Milestone.DELETE_OBSOLETE: dict(steps_1_to_3),
-        Milestone.ACCESS_BLOCK_START: {ALL_KINDS: day(8, 18)},
+        Milestone.ACCESS_BLOCK_START: {ALL_KINDS: None},
         Milestone.INIT_DIRECTORY: {ALL_KINDS: day(8, 18)},
         Milestone.INIT_SCHOOL_LIFE: {ALL_KINDS: day(8, 28)},
-        Milestone.ACCESS_BLOCK_END: {ALL_KINDS: day(9, 1)},
+        Milestone.ACCESS_BLOCK_END: {ALL_KINDS: None},
         Milestone.TEACHERS_START: {ALL_KINDS: day(9, 1)},
         Milestone.START_OF_TERM: {ALL_KINDS: day(9, 2)},
     }
+
+
+PROJECT_MILESTONES = (Milestone.WARNING, Milestone.SECOND_WARNING,
+                      Milestone.ACCESS_BLOCK_START, Milestone.ACCESS_BLOCK_END)
+"""Milestones the template leaves undated: only the project (or an establishment it
+allows) dates them."""
+
+NOT_PLANNED = "non prévu (à définir par le projet)"
+"""What the plan says of a project milestone nobody dated."""
 
 
 @dataclass(frozen=True)
@@ -261,14 +273,81 @@ AAF_RHYTHM = (
 """(update in SIECLE/STS, file in the AAF, integrated in the ENT directory)."""
 
 
-def aaf_integration(updated_on: dt.date) -> tuple[str, dt.date] | None:
+DAY_NAMES = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+DEFAULT_DELTA_DAYS = (0, 1, 2, 3)
+DEFAULT_COMPLETE_DAYS = (5,)
+
+
+def parse_days(text: str) -> tuple[int, ...]:
+    """``lundi,mardi`` (French day names, or ``lun``, or 1–7) → weekday numbers (0 Monday).
+
+    Raises:
+        CalendarError: for an unknown day.
+    """
+    days: list[int] = []
+    for item in (part.strip().lower().rstrip(".") for part in text.split(",")):
+        if not item:
+            continue
+        if item.isdigit() and 1 <= int(item) <= 7:
+            number = int(item) - 1
+        else:
+            matches = [i for i, name in enumerate(DAY_NAMES) if name.startswith(item)]
+            if len(item) < 3 or len(matches) != 1:
+                raise CalendarError(f"jour inconnu « {item} » (attendu : "
+                                    f"{', '.join(DAY_NAMES)})")
+            number = matches[0]
+        if number not in days:
+            days.append(number)
+    return tuple(sorted(days))
+
+
+def day_names(days: tuple[int, ...]) -> str:
+    """Weekday numbers → ``lundi,mardi``."""
+    return ",".join(DAY_NAMES[day] for day in days)
+
+
+def _next_working_morning(day: dt.date) -> dt.date:
+    """The next day the ENT integrates files: the day after, or Monday after a weekend."""
+    following = day + dt.timedelta(days=1)
+    while following.weekday() >= 5:
+        following += dt.timedelta(days=1)
+    return following
+
+
+def aaf_rhythm(delta_days: tuple[int, ...] = DEFAULT_DELTA_DAYS,
+               complete_days: tuple[int, ...] = DEFAULT_COMPLETE_DAYS
+               ) -> tuple[tuple[str, str, str], ...]:
+    """The AAF rhythm of a project's exchange days (seed §3.3): (update in SIECLE/STS, file
+    in the AAF, integrated in the ENT directory); the template's is :data:`AAF_RHYTHM`."""
+    rows = []
+    for day in sorted(set(delta_days) | set(complete_days)):
+        kind = "complet" if day in complete_days else "delta"
+        integrated = _next_working_morning(dt.date(2024, 1, 1) + dt.timedelta(days=day))
+        rows.append((DAY_NAMES[day], f"{kind} du {DAY_NAMES[day]}",
+                     f"{DAY_NAMES[integrated.weekday()]} matin"))
+    return tuple(rows)
+
+
+def project_rhythm(project: Project) -> tuple[tuple[str, str, str], ...]:
+    """A project's AAF rhythm from its exchange days (the template's when unreadable)."""
+    try:
+        return aaf_rhythm(parse_days(project.aaf_delta_days or ""),
+                          parse_days(project.aaf_complete_days or ""))
+    except CalendarError:
+        return AAF_RHYTHM
+
+
+def aaf_integration(updated_on: dt.date, delta_days: tuple[int, ...] = DEFAULT_DELTA_DAYS,
+                    complete_days: tuple[int, ...] = DEFAULT_COMPLETE_DAYS
+                    ) -> tuple[str, dt.date] | None:
     """The AAF file carrying an update made in SIECLE/STS on ``updated_on``, and the day it
-    reaches the ENT directory (morning); None for Friday and Sunday (no file)."""
+    reaches the ENT directory (morning); None on a day with no exchange (by default Friday
+    and Sunday)."""
     weekday = updated_on.weekday()
-    if weekday <= 3:
-        return "delta", updated_on + dt.timedelta(days=1)
-    if weekday == 5:
-        return "complet", updated_on + dt.timedelta(days=2)
+    if weekday in complete_days:
+        return "complet", _next_working_morning(updated_on)
+    if weekday in delta_days:
+        return "delta", _next_working_morning(updated_on)
     return None
 
 
@@ -324,6 +403,8 @@ class Plan:
     timezone_name: str
     milestones: list[PlannedMilestone] = field(default_factory=list)
     windows: dict[str, list[Window]] = field(default_factory=dict)  # project code → windows
+    # project code → its AAF rhythm (seed §3.3: the project's exchange days)
+    rhythms: dict[str, tuple[tuple[str, str, str], ...]] = field(default_factory=dict)
     _index: dict[tuple[int, Milestone], PlannedMilestone] = field(
         default_factory=dict, repr=False, compare=False)
 
@@ -361,7 +442,10 @@ class Plan:
                             for code, windows in self.windows.items()},
                 "establishments": list(by_uai.values()),
                 "aaf_rhythm": [{"update": update, "aaf": aaf, "integrated": integrated}
-                               for update, aaf, integrated in AAF_RHYTHM]}
+                               for update, aaf, integrated in AAF_RHYTHM],
+                "aaf_rhythms": {code: [{"update": update, "aaf": aaf, "integrated": integrated}
+                                       for update, aaf, integrated in rhythm]
+                                for code, rhythm in self.rhythms.items()}}
 
 
 NOTICE_ACTIONS = {Milestone.WARNING: "warning", Milestone.SECOND_WARNING: "second-warning"}
@@ -588,6 +672,7 @@ def build_plan(session: Session, school_year_start: int | None = None,
 
     plan = Plan(start, f"{start}-{start + 1}", timezone_name)
     for project in projects.values():
+        plan.rhythms[project.code] = project_rhythm(project)
         plan.windows[project.code] = [w for scope in WINDOW_SCOPES
                                       for w in windows_for(stored_windows, project.id, scope,
                                                            template_window_list)]
@@ -631,6 +716,8 @@ def _plan_one(establishment: Establishment, kind: str, project_code: str, milest
                 and on_date <= establishment.closing_date):
             on_date = establishment.closing_date + dt.timedelta(days=1)
             source = "modèle (lendemain de la fermeture)"
+    if on_date is None and milestone in PROJECT_MILESTONES:
+        note = NOT_PLANNED
     if (milestone in STEP_ONE_TO_THREE and on_date and establishment.closing_date
             and on_date <= establishment.closing_date):
         note = f"avant la fermeture de l'établissement ({establishment.closing_date:%d/%m/%Y})"

@@ -18,6 +18,7 @@ from yearchange_tui.changeover.notices import (
     deletable_free_groups_condition,
     groups_by_manager,
     summary_body,
+    summary_enabled,
 )
 from yearchange_tui.changeover.steps.base import (
     GuardInput,
@@ -160,7 +161,9 @@ def _delete_free_groups(ctx: UnitContext) -> None:
     rows = ctx.connection.execute(select(Group.id, Group.name).where(
         deletable_free_groups_condition(ctx.establishment_id)).order_by(Group.name, Group.id)).all()
     ctx.effects.record("groupes libres supprimés", [row[1] for row in rows])
-    per_manager = groups_by_manager(ctx.connection, ctx.establishment_id)
+    # The summary goes out only when the project asked for it (seed §6.3).
+    per_manager = (groups_by_manager(ctx.connection, ctx.establishment_id)
+                   if summary_enabled(ctx.connection, ctx.establishment_id) else [])
     _delete_groups(ctx, [row[0] for row in rows], "groupes libres supprimés")
     for entry in per_manager:
         ctx.effects.send_message(

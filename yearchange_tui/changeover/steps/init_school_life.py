@@ -1,7 +1,9 @@
 """Step 5, « Initialisation de la vie scolaire N+1 » (seed §6.5), as a resumable unit.
 
 Two phases: « valeurs par défaut » fills periods and opening dates from the project
-calendar where the establishment has set none (never overwrites), then « contrôle »
+calendar where the establishment has set none (never overwrites) — only where the project
+chose « valeurs par défaut » for the establishment and never on a unit that stays
+« bloqué » for something else (step 5 is the establishments' step) —, then « contrôle »
 checks what is still missing (:func:`~yearchange_tui.timetable.school_life.missing_items`).
 The unit is **done when nothing blocking is missing**, else left « bloqué » with the
 list; running it again later re-checks. The domain (proposals, the check) lives in
@@ -30,6 +32,7 @@ from yearchange_tui.ent.database import Database
 from yearchange_tui.timetable.school_life import (
     MissingItem,
     current_and_next_years,
+    defaults_refusal,
     existing_counts,
     missing_items,
 )
@@ -45,11 +48,22 @@ def init_school_life_phases(ctx: UnitContext) -> list[Phase]:
     return [("valeurs par défaut", _defaults), ("contrôle", _check)]
 
 
+def _fill(ctx: UnitContext) -> dict[str, int]:
+    """Default periods and dates, only where the project chose « valeurs par défaut » for
+    the establishment and nothing else keeps the unit « bloqué »
+    (:func:`~yearchange_tui.timetable.school_life.defaults_refusal`); never overwrites."""
+    if not ctx.options.apply_defaults:
+        return {}
+    with Session(bind=ctx.connection) as session:
+        refusal = defaults_refusal(session, ctx.establishment_id)
+    if refusal:
+        ctx.effects.tally.detail("valeurs par défaut", refusal)
+        return {}
+    return ctx.effects.fill_school_life_defaults(ctx.connection, ctx.establishment_id)
+
+
 def _defaults(ctx: UnitContext) -> None:
-    written: dict[str, int] = {}
-    if ctx.options.apply_defaults:
-        written = ctx.effects.fill_school_life_defaults(ctx.connection, ctx.establishment_id)
-    ctx.effects.tally.detail("written", written)
+    ctx.effects.tally.detail("written", _fill(ctx))
 
 
 def missing_text(items: Sequence[MissingItem]) -> str:
@@ -59,6 +73,12 @@ def missing_text(items: Sequence[MissingItem]) -> str:
 
 
 def _check(ctx: UnitContext) -> None:
+    # A unit left « bloqué » resumes here: what kept the defaults out may be resolved now
+    # (not again when the first phase ran in this very run, e.g. a dry run).
+    if "written" not in ctx.effects.tally.details:
+        written = _fill(ctx)
+        if any(written.values()):
+            ctx.effects.tally.detail("written", written)
     with Session(bind=ctx.connection) as session:
         items = missing_items(session, ctx.establishment_id)
         _year_n, year_next = current_and_next_years(session)

@@ -35,6 +35,15 @@ class Project(Base):
     access_block_profiles: Mapped[str] = mapped_column(String(100), default="National_ELV,National_TUT")
     access_block_override_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
     deactivation_notices_suspended_until: Mapped[dt.date | None] = mapped_column(Date)
+    # Limits within which an establishment may amend its block dates (None: the project's
+    # own start, and mid-September).
+    access_block_earliest_start: Mapped[dt.date | None] = mapped_column(Date)
+    access_block_latest_end: Mapped[dt.date | None] = mapped_column(Date)
+    # Exchange days of the AAF rhythm (seed §3.3): French weekday names, comma-separated.
+    aaf_delta_days: Mapped[str] = mapped_column(String(100), default="lundi,mardi,mercredi,jeudi")
+    aaf_complete_days: Mapped[str] = mapped_column(String(100), default="samedi")
+    # Step 3 sends the managers' summary of deleted free groups only when the project says so.
+    free_group_summary: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class SchoolYear(Base):
@@ -68,6 +77,11 @@ class Establishment(Base):
     # Establishment-level access block dates, within the project's limits when allowed.
     access_block_starts_on: Mapped[dt.date | None] = mapped_column(Date)
     access_block_ends_on: Mapped[dt.date | None] = mapped_column(Date)
+    # Establishment-level block message (None: the project's), when the project allows it.
+    access_block_message: Mapped[str | None] = mapped_column(Text)
+    # The project chose « valeurs par défaut » for step 5: the engine writes default periods
+    # and dates (otherwise the establishment does, and the engine only checks).
+    school_life_defaults: Mapped[bool] = mapped_column(Boolean, default=False)
 
     @validates("uai")
     def _check_uai(self, _key: str, value: str) -> str:

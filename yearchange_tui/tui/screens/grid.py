@@ -29,6 +29,7 @@ from yearchange_tui.tui.screens.modals import (
     list_uais,
     parse_french_date,
 )
+from yearchange_tui.tui.screens.project import edit_access_block, edit_project
 from yearchange_tui.tui.widgets.calendar_grid import CalendarGrid
 from yearchange_tui.tui.widgets.engine_header import EngineHeader
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
@@ -427,6 +428,10 @@ class GridScreen(ConsoleScreen):
         if not targets:
             return
         column = COLUMN_BY_KEY[self.grid.cursor_column_key]
+        if column.key == "access-block":
+            # The block's dates and message go to its one owner, through the engine.
+            edit_access_block(self.console, targets)
+            return
         current = self.console.model.cells[targets[0]][column.key].planned_on
 
         def validate(text: str) -> str:
@@ -460,6 +465,10 @@ class GridScreen(ConsoleScreen):
         from yearchange_tui.tui.screens.dry_run_report import DryRunReportScreen
 
         self.app.push_screen(DryRunReportScreen())
+
+    def action_project_settings(self) -> None:
+        """The project's settings (block, warnings, link), asked of the engine."""
+        edit_project(self.console)
 
     def action_import_aaf(self) -> None:
         """Import an AAF delivery (folder, archive or file)."""
