@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from template_support import copy_aaf_delivery, copy_academy, copy_sample
 
 from yearchange_tui.changeover.runner import ChangeoverRunner
+from yearchange_tui.changeover.steps import RunOptions
 from yearchange_tui.changeover.steps.init_directory import import_aaf_delivery
 from yearchange_tui.cli.main import main
 from yearchange_tui.ent.database import Database, open_database
@@ -112,9 +113,7 @@ def test_a_delta_after_step_3_is_refused_then_the_complet_is_step_4(academy_db) 
 
 def test_run_init_directory_with_a_delta_is_refused(academy_db) -> None:
     """``run init-directory`` with a Delta: the same refusal, unit « bloqué »."""
-    from yearchange_tui.changeover.steps import RunOptions
-
-    database, academy, aaf = academy_db
+    database, _academy, aaf = academy_db
     steps_1_to_3_done(database)
     delta = two_file_delta(aaf, aaf.parent / "delta")
     runner = ChangeoverRunner(database, aaf.parent / "storage")
