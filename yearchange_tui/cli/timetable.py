@@ -229,8 +229,16 @@ def _print_result(result: Any) -> None:
     if replaced:
         print("  remplacé  : " + ", ".join(f"{value} {name}" for name, value in replaced.items())
               + " (créés par l'import précédent)")
+    records = result.records
+    if records:
+        total = sum(kind["file"] for kind in records.values())
+        print(f"  fichier   : {total} enregistrement(s) — "
+              f"{total - result.records_rejected} importé(s), "
+              f"{result.records_rejected} non importé(s) (" + ", ".join(
+                  f"{name} {kind['imported']}/{kind['file']}"
+                  for name, kind in records.items() if kind["file"]) + ")")
     if result.rejects_by_code:
-        print(f"  rejets    : {result.records_rejected} élément(s) non importé(s) — " + ", ".join(
+        print(f"  rejets    : {sum(result.rejects_by_code.values())} ligne(s) — " + ", ".join(
             f"{code} ×{count}" for code, count in result.rejects_by_code.items()))
         if not result.dry_run:
             print(f"  détail    : yearchange rejects --import {result.reject_import_id} "

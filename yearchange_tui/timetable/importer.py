@@ -117,6 +117,7 @@ class TimetableImportResult:
     replaced: dict[str, int] = field(default_factory=dict)
     rejects_by_code: dict[str, int] = field(default_factory=dict)
     records_rejected: int = 0
+    records: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -127,7 +128,7 @@ class TimetableImportResult:
                 "import_report_id": self.import_report_id,
                 "inspection": self.inspection.to_dict(), "created": self.created,
                 "replaced": self.replaced, "rejects": self.rejects_by_code,
-                "records_rejected": self.records_rejected}
+                "records_rejected": self.records_rejected, "records": self.records}
 
     def outcome(self) -> ImportOutcome:
         """The typed outcome: what was created and rejected for the establishment."""
@@ -372,6 +373,8 @@ class _Planner:
         self.subject_ids: dict[str, int | None] = {}
         self.teacher_ids: dict[str, int | None] = {}
         self.group_ok: dict[str, bool] = {}
+        self.courses_imported = 0  # file courses that gave at least one course row
+        self.services_imported = 0  # file services kept
 
     # -- references ------------------------------------------------------------------------
 
@@ -584,6 +587,7 @@ class _Planner:
                                  record=course.label)
                 teachers = [None]
             alternation = self.alternation_key(course, reference)
+            self.courses_imported += 1
             share = 1.0
             if course.weeks is not None and reference:
                 share = min(1.0, len(course.weeks) / len(reference))
@@ -618,6 +622,7 @@ class _Planner:
                     continue
                 group_key = service.group_key
             key = (subject_id, teacher_id, class_id, group_key)
+            self.services_imported += 1
             if key not in self.plan.services:
                 self.plan.services[key] = service.weekly_hours
 
@@ -629,6 +634,19 @@ class _Planner:
                              attribute=problem.attribute, value=problem.value,
                              courses=1 if refused else 0, record=problem.record,
                              detail=problem.detail, what=problem.what)
+
+    def records(self) -> dict[str, dict[str, int]]:
+        """The file's records by kind: in the file, imported, not imported (each counted
+        once, whatever the number of rejects it has)."""
+        data = self.data
+        refused_by_reader = sum(1 for problem in data.problems
+                                if severity_of(problem.code).value == "erreur")
+        counts = {"cours": (len(data.courses) + refused_by_reader, self.courses_imported),
+                  "services": (len(data.services), self.services_imported),
+                  "groupes": (len(data.groups), sum(1 for key in self.plan.groups
+                                                    if key in data.groups))}
+        return {kind: {"file": total, "imported": imported, "not_imported": total - imported}
+                for kind, (total, imported) in counts.items()}
 
     def run(self) -> None:
         self.problems(self.data.problems)
@@ -917,6 +935,26 @@ def import_timetable(database: Database, path: Path | str, uai: str, *,
         session.close()
 
 
+def _refuse_without_courses(planner: _Planner, file: str) -> None:
+    """All or nothing: an export none of whose courses can be imported writes nothing.
+
+    A services-only export (no course at all) is not concerned.
+
+    Raises:
+        TimetableFileError: ``EDT-AUCUN-COURS``, with the main causes.
+    """
+    courses = planner.records()["cours"]
+    if planner.courses_imported or (not courses["file"] and planner.services_imported):
+        return
+    causes = Counter[str]()
+    for reject in planner.rejects.items.values():
+        if reject.courses and severity_of(reject.code).value == "erreur":
+            causes[reject.code] += reject.courses
+    detail = ("causes : " + ", ".join(f"{code} ×{n}" for code, n in causes.most_common(4))
+              if causes else "l'export ne contient aucun cours")
+    raise TimetableFileError("EDT-AUCUN-COURS", file, value=str(courses["file"]), detail=detail)
+
+
 def _apply(session: Session, establishment: Establishment, year: SchoolYear,
            inspection: TimetableInspection, *, mode: str,
            moment: dt.datetime, overridden: bool) -> TimetableImportResult:
@@ -930,6 +968,7 @@ def _apply(session: Session, establishment: Establishment, year: SchoolYear,
     planner.run()
     file_names = ", ".join(f.name for f in inspection.files)
     first_file = inspection.files[0].name if inspection.files else inspection.path.name
+    _refuse_without_courses(planner, first_file)
     if verdict.code and verdict.accepted:
         label = verdict.version.label if verdict.version else (
             "du logiciel" if not inspection.product else inspection.product)
@@ -953,11 +992,12 @@ def _apply(session: Session, establishment: Establishment, year: SchoolYear,
     reject_rows = planner.rejects.rows({"uai": establishment.uai})
     by_code = Counter(row["code"] for row in reject_rows)
     severities = Counter(row["severity"] for row in reject_rows)
-    rejected_records = sum(r.courses + r.services + r.groups
-                           for r in planner.rejects.items.values())
+    records = planner.records()
+    rejected_records = sum(kind["not_imported"] for kind in records.values())
     operator = operator_identity()["os_user"]
     version_label = verdict.version.label if verdict.version else ""
-    report.created_count = created["services"] + created["cours"] + created["groupes"]
+    # Records of the file: imported + not imported = records in the file.
+    report.created_count = sum(kind["imported"] for kind in records.values())
     report.rejected_count = rejected_records
     report.summary = (f"Import {mode} de l'emploi du temps ({inspection.format_label}"
                       f"{', ' + version_label if version_label else ''}) : "
@@ -967,12 +1007,12 @@ def _apply(session: Session, establishment: Establishment, year: SchoolYear,
     header = json.loads(json.dumps(inspection.header, default=str))
     summary = {"uai": establishment.uai, "format": inspection.format,
                "verdict": verdict.to_dict(), "created": created, "replaced": replaced,
-               "rejects": dict(by_code)}
+               "rejects": dict(by_code), "records": records}
     store = AafImport(
         started_at=moment, finished_at=moment, source=str(inspection.path),
         source_kind=inspection.format, delivery_type=version_label[:20], delivery_date=None,
         mode=REJECT_STORE_MODE, operator=operator,
-        record_count=len(data.courses) + len(data.services),
+        record_count=sum(kind["file"] for kind in records.values()),
         error_count=severities.get("erreur", 0), warning_count=severities.get("avertissement", 0),
         info_count=severities.get("information", 0),
         header=json.dumps(header, ensure_ascii=False, sort_keys=True),
@@ -998,7 +1038,8 @@ def _apply(session: Session, establishment: Establishment, year: SchoolYear,
         version_source=verdict.version.source if verdict.version else "",
         policy_outcome=verdict.outcome.value, operator=operator,
         header=json.dumps(header, ensure_ascii=False, sort_keys=True),
-        counts=json.dumps({"created": created, "replaced": replaced, "rejects": dict(by_code)},
+        counts=json.dumps({"created": created, "replaced": replaced, "rejects": dict(by_code),
+                           "records": records},
                           ensure_ascii=False, sort_keys=True),
         alternation_ids=json.dumps(created_alternations))
     session.add(timetable_import)
@@ -1015,4 +1056,5 @@ def _apply(session: Session, establishment: Establishment, year: SchoolYear,
     result.replaced = replaced
     result.rejects_by_code = dict(sorted(by_code.items()))
     result.records_rejected = rejected_records
+    result.records = records
     return result

@@ -102,6 +102,13 @@ _RULE_LIST: tuple[Rule, ...] = (
          "dépôt automatique est refusé.",
          "Importer l'emploi du temps à la main (yearchange import-timetable) ou faire activer "
          "l'option pour le projet."),
+    Rule("EDT-AUCUN-COURS", Severity.FILE, "Aucun cours importable",
+         "Aucun des {value} cours de l'export n'est importable ({detail}) : l'import est "
+         "refusé en entier, rien n'a été écrit (ni service, ni groupe, ni alternance) et "
+         "l'emploi du temps déjà importé est conservé.",
+         "Vérifier l'établissement (--uai) et que son annuaire N+1 est initialisé (étape 4 : "
+         "classes, enseignants, matières), corriger dans le logiciel d'emploi du temps si "
+         "besoin, puis refaire l'import."),
     # -- a record is not imported -------------------------------------------------------------
     Rule("EDT-CLASSE-INCONNUE", Severity.ERROR, "Classe inconnue",
          "La classe « {value} », citée par {record}, n'existe pas dans l'annuaire {year} : "
