@@ -373,7 +373,7 @@ class _Planner:
         self.subject_ids: dict[str, int | None] = {}
         self.teacher_ids: dict[str, int | None] = {}
         self.group_ok: dict[str, bool] = {}
-        self.courses_imported = 0  # file courses that gave at least one course row
+        self.course_records_imported: set[tuple[str, int]] = set()  # see _course_record
         self.services_imported = 0  # file services kept
 
     # -- references ------------------------------------------------------------------------
@@ -550,9 +550,22 @@ class _Planner:
 
     # -- courses and services ----------------------------------------------------------------
 
+    @staticmethod
+    def _course_record(index: int, course: TtCourse) -> tuple[str, int]:
+        """The file record a course comes from: one EDT « Cours » may give several courses
+        (per teacher and audience), all with its place; without a line, the course alone."""
+        if course.place.line is not None:
+            return course.place.file, course.place.line
+        return "#", index
+
+    @property
+    def courses_imported(self) -> int:
+        """File course records that gave at least one course row."""
+        return len(self.course_records_imported)
+
     def courses(self) -> None:
         reference = self.alternations()
-        for course in self.data.courses:
+        for index, course in enumerate(self.data.courses):
             subject_id = self.subject(course.subject_key, course.place, course=True)
             teachers: list[int | None] = []
             teacher_missing = False
@@ -587,7 +600,7 @@ class _Planner:
                                  record=course.label)
                 teachers = [None]
             alternation = self.alternation_key(course, reference)
-            self.courses_imported += 1
+            self.course_records_imported.add(self._course_record(index, course))
             share = 1.0
             if course.weeks is not None and reference:
                 share = min(1.0, len(course.weeks) / len(reference))
@@ -641,7 +654,9 @@ class _Planner:
         data = self.data
         refused_by_reader = sum(1 for problem in data.problems
                                 if severity_of(problem.code).value == "erreur")
-        counts = {"cours": (len(data.courses) + refused_by_reader, self.courses_imported),
+        course_records = {self._course_record(index, course)
+                          for index, course in enumerate(data.courses)}
+        counts = {"cours": (len(course_records) + refused_by_reader, self.courses_imported),
                   "services": (len(data.services), self.services_imported),
                   "groupes": (len(data.groups), sum(1 for key in self.plan.groups
                                                     if key in data.groups))}
