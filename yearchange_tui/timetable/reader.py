@@ -14,12 +14,14 @@ be shown first. Runs on the caller's thread.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from yearchange_tui.ent.school_year import school_year_of
 from yearchange_tui.timetable import edt, sts, udt
 from yearchange_tui.timetable.data import TimetableData
 from yearchange_tui.timetable.policy import (
@@ -206,6 +208,10 @@ def inspect_timetable(path: Path | str, *, expected_uai: str = "",
         inspection.uai, inspection.uai_source = container.uai, "fichier"
         detected = edt_version_from_logiciel(container.logiciel)
         inspection.verdict = evaluate(EDT, detected, declared, newest_enabled=newest_enabled)
+        # The readable header (UAI, version, export date) is judged before any key is asked.
+        if (_refuse_on_identity_or_policy(inspection, expected_uai, None, project_code)
+                or _refuse_on_export_date(inspection, container.created_at, expected_year)):
+            return inspection
         if partner_key is None:
             inspection.key_status = "aucune clé partenaire configurée"
             inspection.refusal = TimetableFileError(
@@ -216,8 +222,6 @@ def inspect_timetable(path: Path | str, *, expected_uai: str = "",
             return inspection
         inspection.key_status = (f"clé du partenaire « {partner_key.partner} » "
                                  f"({partner_key.source})")
-        if _refuse_on_identity_or_policy(inspection, expected_uai, None, project_code):
-            return inspection
         try:
             payload = edt.decrypt_container(container, partner_key.key, partner_key.partner)
         except TimetableFileError as error:
@@ -272,6 +276,28 @@ def inspect_timetable(path: Path | str, *, expected_uai: str = "",
                                       newest_enabled=newest_enabled)
     _refuse_on_identity_or_policy(inspection, expected_uai, expected_year, project_code)
     return inspection
+
+
+def _refuse_on_export_date(inspection: TimetableInspection, created_at: str,
+                           expected_year: int | None) -> bool:
+    """Refuse an encrypted container whose export date (``DATEHEURE``, readable without a
+    key) cannot be that of the expected school year's timetable: exported before April of
+    its first year or after August of its second."""
+    if expected_year is None or not created_at:
+        return False
+    try:
+        exported = dt.date.fromisoformat(created_at[:10])
+    except ValueError:
+        return False
+    if dt.date(expected_year, 4, 1) <= exported <= dt.date(expected_year + 1, 8, 31):
+        return False
+    start = school_year_of(exported)
+    name = inspection.files[0].name if inspection.files else inspection.path.name
+    inspection.refusal = TimetableFileError(
+        "EDT-ANNEE-INCOHERENTE", name,
+        value=f"{start}-{start + 1} (d'après sa date d'export, {exported:%d/%m/%Y})",
+        expected=f"{expected_year}-{expected_year + 1}")
+    return True
 
 
 def _refuse_on_identity_or_policy(inspection: TimetableInspection, expected_uai: str,
