@@ -88,7 +88,7 @@ def test_guard_refusal_exits_with_1(database_url: str, capsys: pytest.CaptureFix
     build_directory(database, steps_done=())
     database.dispose()
     status, _out, err = run(capsys, "--db", database_url, "import-timetable", str(CLEAR),
-                            "--uai", UAI)
+                            "--uai", UAI, "--version", "2020")
     assert status == 1 and "[ordre-des-etapes]" in err and "dérogation" in err
 
 

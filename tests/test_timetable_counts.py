@@ -72,7 +72,7 @@ def test_real_export_with_many_rejects_per_course(database: Database, tmp_path: 
                        for t in teachers[::2]),
         subjects=tuple((f"B{s.key}", s.label, s.code) for s in data.subjects.values()),
         students=())
-    result = import_timetable(database, copy, "0134567U")
+    result = import_timetable(database, copy, "0134567U", declared_version="EDT 2020")
     assert_records_add_up(database, result)
     courses = result.records["cours"]
     groups = result.records["groupes"]

@@ -68,8 +68,19 @@ from yearchange_tui.ent.uai import InvalidUAIError, validate_uai
 from yearchange_tui.importing.models import AafImport, AafImportFile, AafReject
 from yearchange_tui.importing.outcome import ImportOutcome, ImportStatus
 from yearchange_tui.timetable.data import Place, Problem, TimetableData, TtCourse
+from yearchange_tui.timetable.declarations import (
+    SOURCE_FILE,
+    SOURCE_FIRST_IMPORT,
+    declaration_of,
+    record_declaration,
+)
 from yearchange_tui.timetable.models import TimetableImport, TimetablePartnerKey
-from yearchange_tui.timetable.policy import OUTCOME_CODES, Outcome, supported_summary
+from yearchange_tui.timetable.policy import (
+    DECLARATION_CONFLICT,
+    OUTCOME_CODES,
+    Outcome,
+    supported_summary,
+)
 from yearchange_tui.timetable.reader import PartnerKey, TimetableInspection, inspect_timetable
 from yearchange_tui.timetable.rules import explain, severity_of
 from yearchange_tui.timetable.xmlsafe import TimetableFileError
@@ -93,6 +104,8 @@ REJECT_STORE_MODE = "timetable"
 """``aaf_imports.mode`` of the rows that anchor timetable rejects."""
 
 _BATCH = 500
+DECLARATION_CODES = (OUTCOME_CODES[Outcome.UNDECLARED], DECLARATION_CONFLICT)
+"""Refusals that depend on the establishment's declaration (judged once it is known)."""
 
 
 class TimetableUsageError(Exception):
@@ -903,16 +916,20 @@ def import_timetable(database: Database, path: Path | str, uai: str, *,
             path, expected_uai=wanted_uai, expected_year=next_start,
             declared_version=declared_version,
             newest_enabled=bool(project and project.newest_timetable_versions_enabled),
-            partner_key=key, project_code=project.code if project else "")
+            partner_key=key, project_code=project.code if project else "",
+            establishment_version=(declaration_of(session, establishment.id)
+                                   if establishment else None))
         if on_inspected is not None:
             on_inspected(inspection)
-        if inspection.refusal is not None:
-            raise inspection.refusal
+        refusal = inspection.refusal
+        # A version that depends on the establishment's declaration is judged once the
+        # establishment (and, in automatic mode, its right to automatic imports) is known.
+        if refusal is not None and refusal.code not in DECLARATION_CODES:
+            raise refusal
         if invalid_uai is not None:
             raise TimetableUsageError(str(invalid_uai)) from invalid_uai
         if establishment is None or project is None:
             raise TimetableUsageError(f"Établissement inconnu : {wanted_uai}.")
-        overridden = _check_guards(session, establishment, year_n.id)
         if mode == MODE_AUTOMATIC:
             if not project.automatic_timetable_import:
                 raise TimetableFileError("EDT-IMPORT-AUTO-INACTIF", inspection.path.name,
@@ -921,12 +938,16 @@ def import_timetable(database: Database, path: Path | str, uai: str, *,
                                                           year_next.id):
                 raise TimetableFileError("EDT-PREMIER-IMPORT-MANUEL", inspection.path.name,
                                          value=f"{next_start}-{next_start + 1}")
+        if refusal is not None:
+            raise refusal
+        overridden = _check_guards(session, establishment, year_n.id)
         if year_next is None:
             raise TimetableUsageError(
                 f"L'année {next_start}-{next_start + 1} n'existe pas encore : l'étape 4 "
                 "(initialisation de l'annuaire) la crée.")
         result = _apply(session, establishment, year_next, inspection, mode=mode,
                         moment=moment, overridden=overridden)
+        _remember_version(session, establishment.id, inspection, mode, moment)
         result.dry_run = dry_run
         if dry_run:
             session.rollback()
@@ -968,6 +989,20 @@ def _refuse_without_courses(planner: _Planner, file: str) -> None:
     detail = ("causes : " + ", ".join(f"{code} ×{n}" for code, n in causes.most_common(4))
               if causes else "l'export ne contient aucun cours")
     raise TimetableFileError("EDT-AUCUN-COURS", file, value=str(courses["file"]), detail=detail)
+
+
+def _remember_version(session: Session, establishment_id: int,
+                      inspection: TimetableInspection, mode: str, moment: dt.datetime) -> None:
+    """Record the establishment's declaration from a successful import: the version read
+    in the file, or the one the first manual import declared (seed §2.2.3 policy)."""
+    verdict = inspection.verdict
+    version = verdict.version if verdict is not None else None
+    if version is None:
+        return
+    if version.source == "fichier":
+        record_declaration(session, establishment_id, version, SOURCE_FILE, moment)
+    elif mode == MODE_MANUAL and declaration_of(session, establishment_id) is None:
+        record_declaration(session, establishment_id, version, SOURCE_FIRST_IMPORT, moment)
 
 
 def _apply(session: Session, establishment: Establishment, year: SchoolYear,
