@@ -107,7 +107,8 @@ def test_step_5_is_done_when_nothing_blocking_is_missing(database: Database) -> 
     assert isinstance(observer.events[-1], UnitFailed) and observer.events[-1].refused
     # The defaults were filled on the way (periods and dates from the calendar).
     assert report.written[UAI] == {"periodes": 3, "dates_ouverture": 1}
-    import_timetable(database, SAMPLES / "sts" / f"sts_emp_{UAI}_2026.xml", UAI)
+    import_timetable(database, SAMPLES / "sts" / f"sts_emp_{UAI}_2026.xml", UAI,
+                     declared_version="EDT 2020")
     assert codes(database, establishment_id)["cours"] is True  # services but no courses
     import_timetable(database, CLEAR, UAI, declared_version="2020")
     assert codes(database, establishment_id) == {"professeurs-principaux": False,
