@@ -147,3 +147,17 @@ def test_import_aaf_of_a_delta_after_step_3_says_why_and_what_to_ask(cli_work, c
             StepUnit.school_year_id == year.id, StepUnit.step == Step.INIT_DIRECTORY,
             StepUnit.status == UnitStatus.DONE)) == 0
     database.dispose()
+
+
+def test_dry_run_of_step_4_with_a_delta_says_it_would_be_refused(academy_db) -> None:
+    database, academy, aaf = academy_db
+    steps_1_to_3_done(database)
+    delta = two_file_delta(aaf, aaf.parent / "delta")
+    runner = ChangeoverRunner(database, aaf.parent / "storage")
+    outcomes = runner.dry_run(runner.establishments(), (Step.INIT_DIRECTORY,),
+                              RunOptions(aaf_source=(str(delta),)))
+    assert len(outcomes) == len(academy.establishments)
+    for outcome in outcomes:
+        assert any(CODE in warning or "Étape 4 refusée" in warning
+                   for warning in outcome.warnings), outcome.warnings
+    assert next_year_state(database)["classes"] == 0

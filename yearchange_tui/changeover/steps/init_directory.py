@@ -182,6 +182,9 @@ def _previous_year_report(ctx: UnitContext) -> None:
             (nothing was written for it): the unit is left « bloqué », its step 4 to do.
     """
     refusal = _import_refusal(ctx.connection, ctx.establishment_id, ctx.year_id)
+    result = ctx.options.import_result
+    if refusal is None and result is not None:  # a dry run keeps no checkpoint
+        refusal = next((r for r in result.step4_refused if r["uai"] == ctx.uai), None)
     if refusal is not None:
         raise UnitBlocked(refusal["code"], f"{refusal['message']} {refusal['action']}",
                           {"uai": ctx.uai, REFUSAL_KEY: refusal})
