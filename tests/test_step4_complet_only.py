@@ -161,3 +161,18 @@ def test_dry_run_of_step_4_with_a_delta_says_it_would_be_refused(academy_db) -> 
         assert any(CODE in warning or "Étape 4 refusée" in warning
                    for warning in outcome.warnings), outcome.warnings
     assert next_year_state(database)["classes"] == 0
+
+
+def test_a_refused_delta_does_not_rename_the_establishment(academy_db) -> None:
+    database, _academy, aaf = academy_db
+    steps_1_to_3_done(database)
+    delta = two_file_delta(aaf, aaf.parent / "delta")
+    structures = next(delta.glob("*_EtabEducNat_*.xml"))
+    structures.write_bytes(structures.read_bytes().replace(
+        b'ENTStructureNomCourant"><value>CLG$', b'ENTStructureNomCourant"><value>CLG$RENOMME '))
+    with database.session() as session:
+        names = dict(session.execute(select(Establishment.uai, Establishment.name)).all())
+    import_aaf_delivery(ChangeoverRunner(database, aaf.parent / "storage"), [delta])
+    with database.session() as session:
+        assert dict(session.execute(select(Establishment.uai, Establishment.name)).all()) \
+            == names
