@@ -155,16 +155,16 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     show = actions.add_parser("show", parents=[common],
                               help="afficher les déclarations (tous ou --uai)")
     show.add_argument("--uai", action="append", metavar="UAI", help="établissement (répétable)")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help="résultat en JSON")
     show.set_defaults(handler=cmd_timetable_version_show)
     declare = actions.add_parser("set", parents=[common],
                                  help="déclarer le logiciel et la version d'un établissement")
-    declare.add_argument("--uai", required=True, metavar="UAI")
+    declare.add_argument("--uai", required=True, metavar="UAI", help="établissement")
     declare.add_argument("--logiciel", required=True, choices=["edt", "udt"],
                          help="logiciel d'emploi du temps")
     declare.add_argument("--version", dest="declared_version", required=True,
                          metavar="VERSION", help="année EDT (2020) ou version UDT (26)")
-    declare.add_argument("--json", action="store_true")
+    declare.add_argument("--json", action="store_true", help="résultat en JSON")
     declare.set_defaults(handler=cmd_timetable_version_set)
 
     rules = commands.add_parser(
