@@ -110,7 +110,8 @@ def test_step_5_is_done_when_nothing_blocking_is_missing(database: Database) -> 
     with database.session() as session:
         apply_school_life(session, establishment_id, propose_school_life(session,
                                                                          establishment_id))
-    import_timetable(database, SAMPLES / "sts" / f"sts_emp_{UAI}_2026.xml", UAI)
+    import_timetable(database, SAMPLES / "sts" / f"sts_emp_{UAI}_2026.xml", UAI,
+                     declared_version="EDT 2020")
     assert codes(database, establishment_id)["cours"] is True  # services but no courses
     import_timetable(database, CLEAR, UAI, declared_version="2020")
     assert codes(database, establishment_id) == {"professeurs-principaux": False,

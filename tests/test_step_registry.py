@@ -221,7 +221,7 @@ def test_a_step_5_unit_stopped_between_phases_resumes_from_its_checkpoint(
         directory: tuple[Database, int]) -> None:
     database, establishment_id = directory
     choose_defaults(database, establishment_id)
-    import_timetable(database, STS, UAI)
+    import_timetable(database, STS, UAI, declared_version="EDT 2020")
     import_timetable(database, EDT, UAI, declared_version="2020")
     runner = ChangeoverRunner(database, Path("storage-unused"), now=WINDOW,
                               should_stop=stop_after(1))
@@ -258,7 +258,7 @@ def test_a_blocked_step_5_unit_says_what_is_missing_and_checks_again_later(
         assert session.scalar(select(func.count()).select_from(Period)) == 0
     assert isinstance(observer.events[-1], UnitFailed) and observer.events[-1].refused
     assert unit(database, establishment_id, Step.INIT_SCHOOL_LIFE).status is UnitStatus.BLOCKED
-    import_timetable(database, STS, UAI)
+    import_timetable(database, STS, UAI, declared_version="EDT 2020")
     import_timetable(database, EDT, UAI, declared_version="2020")
     assert runner.run_unit(Step.INIT_SCHOOL_LIFE, ref).status == "done"
     assert audits(database, establishment_id, Step.INIT_SCHOOL_LIFE) == [

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from timetable_support import (
     KEY,
     PARTNER,
@@ -34,6 +34,7 @@ from yearchange_tui.ent.models import (
     TeachingService,
 )
 from yearchange_tui.importing.models import AafImport, AafReject
+from yearchange_tui.timetable.declarations import set_declaration
 from yearchange_tui.timetable.drop import process_drop_folder
 from yearchange_tui.timetable.importer import (
     MODE_AUTOMATIC,
@@ -41,7 +42,7 @@ from yearchange_tui.timetable.importer import (
     TimetableUsageError,
     import_timetable,
 )
-from yearchange_tui.timetable.models import TimetableImport
+from yearchange_tui.timetable.models import TimetableDeclaration, TimetableImport
 from yearchange_tui.timetable.reader import PartnerKey
 from yearchange_tui.timetable.rules import RULES
 from yearchange_tui.timetable.xmlsafe import TimetableFileError
@@ -85,6 +86,12 @@ def database(database_url: str) -> Database:
     db = open_database(database_url)
     yield db
     db.dispose()
+
+
+def forget_declarations(database: Database) -> None:
+    """Drop the establishments' declared versions (to probe the policy one version at a time)."""
+    with database.session() as session:
+        session.execute(delete(TimetableDeclaration))
 
 
 def rejects(database: Database, import_id: int | None) -> dict[str, list[str]]:
@@ -177,6 +184,7 @@ def test_declared_versions_for_udt_and_sts(database: Database) -> None:
     build_directory(database)
     outcomes = {}
     for declared in (None, "23", "24", "25", "26", "27", "28"):
+        forget_declarations(database)
         try:
             result = import_timetable(database, UDT_ZIP, UAI, declared_version=declared)
         except TimetableFileError as error:
@@ -184,16 +192,19 @@ def test_declared_versions_for_udt_and_sts(database: Database) -> None:
             continue
         outcomes[declared] = result.inspection.verdict.outcome.value
         codes = set(rejects(database, result.reject_import_id))
-        warning = {None: "EDT-VERSION-NON-DECLAREE", "24": "EDT-VERSION-NON-SUPPORTEE",
+        warning = {"24": "EDT-VERSION-NON-SUPPORTEE",
                    "28": "EDT-VERSION-INCONNUE"}.get(declared)
         assert {c for c in codes if c.startswith("EDT-VERSION")} == ({warning} if warning
                                                                      else set())
-    assert outcomes == {None: "non-declaree", "23": "EDT-VERSION-TROP-ANCIENNE",
+    # Neither in the file nor declared: the policy cannot apply, refused (seed §2.2.3).
+    assert outcomes == {None: "EDT-VERSION-A-DECLARER", "23": "EDT-VERSION-TROP-ANCIENNE",
                         "24": "non-supportee", "25": "supportee", "26": "supportee",
                         "27": "EDT-VERSION-NON-ACTIVEE", "28": "inconnue"}
+    forget_declarations(database)
     sts = import_timetable(database, STS / f"sts_emp_{UAI}_2026.xml", UAI,
                            declared_version="UDT 2020")
     assert sts.inspection.verdict is not None
+    forget_declarations(database)
     with pytest.raises(TimetableFileError) as caught:
         import_timetable(database, STS, UAI, declared_version="EDT 2016")
     assert caught.value.code == "EDT-VERSION-TROP-ANCIENNE"
@@ -206,9 +217,10 @@ def test_reimport_replaces_only_what_timetable_imports_created(database: Databas
     first = import_timetable(database, CLEAR, UAI, declared_version="2020")
     counts = {model.__tablename__: count_rows(database, model)
               for model in (TeachingService, Course, Group, Alternation, GroupMembership)}
-    second = import_timetable(database, UDT_ZIP, UAI, declared_version="26")
+    set_declaration(database, UAI, "udt", "26")  # the establishment changed software
+    second = import_timetable(database, UDT_ZIP, UAI)
     assert second.replaced == {"cours": 9, "services": 8, "groupes": 1, "alternances": 2}
-    third = import_timetable(database, UDT_ZIP, UAI, declared_version="26")
+    third = import_timetable(database, UDT_ZIP, UAI, declared_version="26")  # agrees
     assert third.replaced == {"cours": 8, "services": 7, "groupes": 1, "alternances": 2}
     assert third.created == second.created
     with database.session() as session:
@@ -230,7 +242,7 @@ def test_reimport_replaces_only_what_timetable_imports_created(database: Databas
 def test_dry_run_changes_nothing(database: Database) -> None:
     build_directory(database)
     before = snapshot(database)
-    result = import_timetable(database, STS, UAI, dry_run=True)
+    result = import_timetable(database, STS, UAI, declared_version="EDT 2020", dry_run=True)
     assert result.dry_run and result.created["services"] == 7 and result.import_id is None
     assert snapshot(database) == before
 
@@ -272,7 +284,7 @@ def test_guards(database: Database) -> None:
     establishment_id = build_directory(database, steps_done=())
     before = snapshot(database)
     with pytest.raises(GuardRefused) as caught:
-        import_timetable(database, CLEAR, UAI)
+        import_timetable(database, CLEAR, UAI, declared_version="2020")
     assert caught.value.code == GUARD_STEP_ORDER
     with database.session() as session:
         from yearchange_tui.workflow.units import current_school_year, finish_unit, get_unit
@@ -281,7 +293,7 @@ def test_guards(database: Database) -> None:
         for step in (Step.PURGE_TRASH, Step.ARCHIVE):
             finish_unit(get_unit(session, establishment_id, year.id, step), {})
     with pytest.raises(GuardRefused) as caught:
-        import_timetable(database, CLEAR, UAI)
+        import_timetable(database, CLEAR, UAI, declared_version="2020")
     assert caught.value.code == GUARD_IMPORT_FREEZE
     assert "de l'étape 2" in caught.value.message
     after_refusals = snapshot(database)
@@ -314,19 +326,23 @@ def test_manual_first_then_automatic_drop_folder(database: Database, tmp_path: P
     assert Path(first.moved_to).parent.name == "refuses"
     assert Path(first.moved_to + ".refus.txt").read_text(encoding="utf-8").startswith(
         "[EDT-PREMIER-IMPORT-MANUEL]")
-    import_timetable(database, CLEAR, UAI, declared_version="2020")  # the manual first import
+    import_timetable(database, UDT_ZIP, UAI, declared_version="26")  # the manual first import
     shutil.copy(UDT_ZIP, drop / ("b_" + UDT_ZIP.name))
     shutil.copy(CLEAR, drop / "a_clair.xml")
     (drop / ".cache").write_text("ignoré")
     outcomes = process_drop_folder(database, drop)
-    assert [(o.name, o.status) for o in outcomes] == [("a_clair.xml", "importé"),
-                                                      ("b_" + UDT_ZIP.name, "importé")]
+    # The manual import declared UDT 26: automatic mode applies it; an EDT export is refused.
+    assert [(o.name, o.status, o.code) for o in outcomes] == [
+        ("a_clair.xml", "refusé", "EDT-VERSION-DECLARATION-DIFFERENTE"),
+        ("b_" + UDT_ZIP.name, "importé", "")]
     assert outcomes[0].uai == UAI  # read from the payload, the name has none
     assert sorted(p.name for p in drop.iterdir()) == [".cache", "importes", "refuses"]
     with database.session() as session:
         modes = list(session.scalars(select(TimetableImport.mode).order_by(TimetableImport.id)))
-    assert modes == ["manuel", "automatique", "automatique"]
-    assert count_rows(database, Course) == 8  # the last one, the UDT export, won
+        imported = session.scalar(select(TimetableImport).order_by(TimetableImport.id.desc()))
+    assert modes == ["manuel", "automatique"]
+    assert imported.version_label == "UDT 26 (2020)"  # the declaration, never given by hand
+    assert count_rows(database, Course) == 8
 
 
 # -- reference samples --------------------------------------------------------------------------
@@ -347,12 +363,17 @@ def test_reference_sts_cases_known_outcomes(database: Database) -> None:
                     subjects=(("020700", "FRANCAIS", "FRANC"),), students=())
     outcomes = {}
     for case in [f"case{n}" for n in range(1, 9)]:
-        result = import_timetable(database, OPEN_ENT / case, "0771991W")
+        try:
+            result = import_timetable(database, OPEN_ENT / case, "0771991W",
+                                      declared_version="EDT 2020")
+        except TimetableFileError as refusal:  # no course importable: nothing written
+            outcomes[case] = (refusal.code, refusal.params["detail"])
+            continue
         outcomes[case] = (result.created["services"], result.created["cours"],
                           sorted(c for c in result.rejects_by_code
                                  if c != "EDT-VERSION-NON-DECLAREE"))
     one = (1, 1, [])
-    group_of_3b = (0, 0, ["EDT-CLASSE-INCONNUE"])
+    group_of_3b = ("EDT-AUCUN-COURS", "causes : EDT-CLASSE-INCONNUE ×1")
     assert outcomes == {"case1": one, "case2": group_of_3b, "case3": one, "case4": group_of_3b,
                         "case5": one, "case6": group_of_3b,
                         "case7": (1, 1, ["EDT-CLASSE-INCONNUE", "EDT-MATIERE-INCONNUE"]),
@@ -391,13 +412,12 @@ def test_reference_clear_edt_export_imports(database: Database, tmp_path: Path) 
         students=tuple((f"E{s.key}", s.ine or None, s.last_name, s.first_name,
                         s.birth_date or dt.date(2000, 1, 1), "") for s in
                        data.students.values()))
-    result = import_timetable(database, copy, "0134567U")
+    result = import_timetable(database, copy, "0134567U", declared_version="EDT 2020")
     assert result.inspection.verdict is not None
-    assert result.inspection.verdict.outcome.value == "non-declaree"
+    assert result.inspection.verdict.outcome.value == "supportee"
     assert result.created["cours"] > 500 and result.created["groupes"] > 10
     found = rejects(database, result.reject_import_id)
     # 100 Cours of the export hold a subject only (no teacher, class or group).
-    assert set(found) == {"EDT-CLASSE-INCONNUE", "EDT-COURS-INCOMPLET",
-                          "EDT-VERSION-NON-DECLAREE"}
+    assert set(found) == {"EDT-CLASSE-INCONNUE", "EDT-COURS-INCOMPLET"}
     assert len(found["EDT-COURS-INCOMPLET"]) == 100
     assert set(found["EDT-CLASSE-INCONNUE"]) == {codes[-1]}  # its courses and its groups

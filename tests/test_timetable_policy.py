@@ -50,11 +50,12 @@ def test_every_policy_row(product: str, number: int, without: Outcome,
         assert off.code is not None and off.code.startswith("EDT-VERSION-")
 
 
-def test_undeclared_is_a_warning_not_a_refusal() -> None:
+def test_undeclared_is_refused() -> None:
+    """The policy applies to every import (seed §2.2.3): no version, no import."""
     verdict = evaluate(UDT, None, None, newest_enabled=False)
-    assert verdict.outcome is Outcome.UNDECLARED and verdict.accepted
-    assert verdict.code == "EDT-VERSION-NON-DECLAREE"
-    assert "non déclarée" in verdict.label
+    assert verdict.outcome is Outcome.UNDECLARED and not verdict.accepted
+    assert verdict.code == "EDT-VERSION-A-DECLARER"
+    assert "ni déclarée" in verdict.label
 
 
 def test_the_file_wins_over_the_declaration() -> None:

@@ -14,6 +14,7 @@ from yearchange_tui.aaf import directory as db
 from yearchange_tui.aaf.run import (
     MODE_IMPORT,
     MODE_INIT,
+    STEP4_NEEDS_COMPLET,
     EstablishmentContext,
     ImportRun,
     StructureInfo,
@@ -34,6 +35,8 @@ def establishment_context(run: ImportRun, establishment_id: int) -> Establishmen
     """
     context = run.contexts.get(establishment_id)
     if context is not None:
+        if context.refusal is not None and run.group.is_complet:
+            _admit(run, context)  # a Complet later in the delivery covers it after all
         return context
     row = run.connection.execute(
         select(establishments_table.c.uai, establishments_table.c.name,
@@ -45,7 +48,28 @@ def establishment_context(run: ImportRun, establishment_id: int) -> Establishmen
     run.contexts[establishment_id] = context
     if not in_scope:
         return context
-    mode, target = _mode_and_target(run, context)
+    _admit(run, context)
+    return context
+
+
+def _admit(run: ImportRun, context: EstablishmentContext) -> None:
+    """Decide the establishment's mode and target year, or refuse its step 4.
+
+    Step 4 is the import of the « complet d'initialisation » of year N+1 (seed §6.4):
+    when the import would initialise year N+1 from a dated delivery that is not a
+    Complet, the establishment is left out (nothing is written for it) and the
+    refusal is recorded on its context.
+    """
+    mode, next_year = _mode(run, context)
+    if mode == MODE_INIT and not run.group.is_complet:
+        context.in_scope = False
+        context.refusal = STEP4_NEEDS_COMPLET
+        context.refusal_files = list(run.group.files)
+        return
+    target = next_school_year(run.session, run.year_n) if next_year else run.year_n
+    context.in_scope = True
+    context.refusal = None
+    context.refusal_files = []
     context.mode = mode
     context.year_id = target.id
     context.year_label = target.label
@@ -53,21 +77,24 @@ def establishment_context(run: ImportRun, establishment_id: int) -> Establishmen
     previous = run.session.scalar(select(SchoolYear.id).where(
         SchoolYear.start_year == target.start_year - 1))
     context.previous_year_id = previous
-    return context
 
 
-def _mode_and_target(run: ImportRun, context: EstablishmentContext) -> tuple[str, SchoolYear]:
-    """Update the current year; or initialise year N+1 (step 4, or once step 3 is done)."""
+def _mode(run: ImportRun, context: EstablishmentContext) -> tuple[str, bool]:
+    """Update the current year; or initialise year N+1 (step 4, or once step 3 is done).
+
+    Returns:
+        The mode, and whether the target is year N+1 (rather than year N).
+    """
     year_n = run.year_n
     if run.step4:
-        return MODE_INIT, next_school_year(run.session, year_n)
+        return MODE_INIT, True
     context.overridden = check_aaf_import_allowed(run.session, [context.id], year_n.id)
     statuses = unit_statuses(run.session, context.id, year_n.id)
     if statuses[Step.INIT_DIRECTORY] is UnitStatus.DONE:
-        return MODE_IMPORT, next_school_year(run.session, year_n)
+        return MODE_IMPORT, True
     if statuses[Step.DELETE_OBSOLETE] is UnitStatus.DONE:
-        return MODE_INIT, next_school_year(run.session, year_n)
-    return MODE_IMPORT, year_n
+        return MODE_INIT, True
+    return MODE_IMPORT, False
 
 
 def class_cache(run: ImportRun, context: EstablishmentContext) -> dict[str, int]:

@@ -54,7 +54,7 @@ import gc
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,7 @@ from yearchange_tui.aaf.delivery import (
     open_delivery,
 )
 from yearchange_tui.aaf.finish import finish
-from yearchange_tui.aaf.init_units import notify_progress
+from yearchange_tui.aaf.init_units import notify_progress, step4_refusals
 from yearchange_tui.aaf.links import apply_links
 from yearchange_tui.aaf.nomenclature import (
     apply_nomenclature,
@@ -141,6 +141,7 @@ class ImportResult:
     unknown_attributes: dict[str, int]
     header: dict[str, Any]
     step4_uais: list[str]
+    step4_refused: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -150,7 +151,7 @@ class ImportResult:
             "records_by_kind": self.records_by_kind, "establishments": self.establishments,
             "rejects_by_code": self.rejects_by_code,
             "unknown_attributes": self.unknown_attributes, "header": self.header,
-            "step4": self.step4_uais,
+            "step4": self.step4_uais, "step4_refused": self.step4_refused,
         }
 
     def outcome(self) -> ImportOutcome:
@@ -166,10 +167,15 @@ class ImportResult:
         summary = (f"{head} — {records['total']} enregistrement(s) : {records['imported']} "
                    f"importé(s), {records['refused']} refusé(s), {records['skipped']} hors "
                    f"périmètre ; {sum(self.rejects_by_code.values())} rejet(s)")
+        if self.step4_refused:
+            summary += (f" ; étape 4 refusée pour {len(self.step4_refused)} établissement(s) "
+                        f"[{self.step4_refused[0]['code']}] : "
+                        + ", ".join(refusal["uai"] for refusal in self.step4_refused))
         return ImportOutcome("aaf", ImportStatus.DONE, summary, import_id=self.import_id,
                              dry_run=self.dry_run, counts=counts, rejects=rejects,
                              rejects_by_code=dict(self.rejects_by_code),
-                             details={"records": self.records, "step4": self.step4_uais})
+                             details={"records": self.records, "step4": self.step4_uais,
+                                      "step4_refused": self.step4_refused})
 
 
 def _result(run: ImportRun) -> ImportResult:
@@ -187,7 +193,8 @@ def _result(run: ImportRun) -> ImportResult:
          for kind, counts in run.records_by_kind.items()},
         establishment_summaries(run), dict(sorted(rejects_by_code.items())),
         unknown_summary(run), header(run),
-        sorted(c.uai for c in run.contexts.values() if c.mode == MODE_INIT and c.in_scope))
+        sorted(c.uai for c in run.contexts.values() if c.mode == MODE_INIT and c.in_scope),
+        step4_refusals(run))
 
 
 # --- set-up ------------------------------------------------------------------------------

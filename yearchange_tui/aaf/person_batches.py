@@ -200,8 +200,8 @@ def _attach_relative(run: ImportRun, pending: PendingPerson,
     """
     known = [e for e in establishments or () if e is not None]
     if known:
-        if run.scope is not None and not any(establishment_context(run, e).in_scope
-                                             for e in known):
+        # Out of scope, or every establishment's step 4 refused (not a Complet).
+        if not any(establishment_context(run, e).in_scope for e in known):
             return False
         pending.establishment_id = known[0]
         pending.establishments.update(known)

@@ -42,6 +42,9 @@ BATCH_SIZE = 1000
 MODE_IMPORT = "import"
 MODE_INIT = "step-4"
 
+STEP4_NEEDS_COMPLET = "AAF-ETAPE4-COMPLET-REQUIS"
+"""Step 4 refused for an establishment: the delivery is not its « complet d'initialisation »."""
+
 PERSON_KINDS = (KIND_ELEVE, KIND_PERS_REL_ELEVE, KIND_PERS_EDUC_NAT)
 
 ProgressCallback = Callable[[str], None]
@@ -80,6 +83,8 @@ class EstablishmentContext:
     classes: dict[str, int] | None = None
     groups: dict[str, int] | None = None
     created_class_ids: set[int] = field(default_factory=set)
+    refusal: str | None = None  # step 4 refused (STEP4_NEEDS_COMPLET): nothing written for it
+    refusal_files: list[str] = field(default_factory=list)
 
 
 class RecordRef(NamedTuple):
@@ -140,6 +145,7 @@ class FileGroup:
 
     is_complet: bool = False
     has_structures: bool = False
+    files: list[str] = field(default_factory=list)
     present_rows: list[tuple[str, int, str, int]] = field(default_factory=list)
     link_rows: list[tuple[Any, ...]] = field(default_factory=list)
     covered: set[int] = field(default_factory=set)
@@ -152,7 +158,8 @@ class FileGroup:
     def of(cls, files: Sequence[DeliveryFile]) -> FileGroup:
         """The empty state for one dated delivery's files."""
         return cls(is_complet=any(f.delivery_type == COMPLET for f in files),
-                   has_structures=any(f.kind == KIND_ETAB for f in files))
+                   has_structures=any(f.kind == KIND_ETAB for f in files),
+                   files=[f.name for f in files])
 
 
 @dataclass(eq=False)

@@ -158,7 +158,8 @@ def _establishment(run: ImportRun, row: StructureRow, known: _Known,
         return establishment_id
     if existing is None:
         return None
-    in_scope = run.scope is None or existing.id in run.scope
+    # Out of scope, or its step 4 refused (not its Complet): nothing written for it.
+    in_scope = establishment_context(run, int(existing.id)).in_scope
     same_name = _fold(existing.name) == _fold(row.name)
     name = existing.name if same_name else row.name
     changed = (existing.aaf_jointure != row.jointure or not same_name

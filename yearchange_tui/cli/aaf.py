@@ -109,8 +109,10 @@ def cmd_import_aaf(args: argparse.Namespace) -> int:
         "aaf", lambda: import_aaf_delivery(ChangeoverRunner(database, settings.storage_dir),
                                            args.paths, dry_run=args.dry_run, progress=progress),
         audit_in=None if args.dry_run else database, source=[str(path) for path in args.paths])
-    return report_import(outcome, result, args.json, _print_import, "livraison refusée",
-                         "ce gel")
+    status = report_import(outcome, result, args.json, _print_import, "livraison refusée",
+                           "ce gel")
+    # Step 4 refused for an establishment (not its Complet): a run that did not fully succeed.
+    return 1 if status == 0 and result is not None and result.step4_refused else status
 
 
 def _print_import(result: Any) -> None:
@@ -141,6 +143,9 @@ def _print_import(result: Any) -> None:
             f"{name} ×{count}" for name, count in result.unknown_attributes.items()))
     if result.step4_uais:
         print(f"  étape 4 terminée pour : {', '.join(result.step4_uais)}")
+    for refusal in result.step4_refused:
+        print(f"  ⊘ {refusal['uai']} [{refusal['code']}] {refusal['message']}\n"
+              f"      Action : {refusal['action']}")
     if result.rejects_by_code and not result.dry_run:
         print("  détail : yearchange rejects [--uai UAI] [--code CODE] [--csv]")
 

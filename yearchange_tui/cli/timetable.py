@@ -9,7 +9,8 @@
 - ``school-life-check [--uai U] [--json]`` — what each establishment still misses
   before its cahier de textes can open;
 - ``school-life-init --uai U`` — the wizard's defaults (periods, dates) shown and applied;
-- ``timetable-rules`` — reject codes and the version policy.
+- ``timetable-rules`` — reject codes and the version policy;
+- ``timetable-version show|set`` — each establishment's declared software and version.
 
 ``yearchange run init-school-life`` is run by
 :func:`yearchange_tui.cli.steps.run_init_school_life_command`.
@@ -46,11 +47,12 @@ from yearchange_tui.ent.models import PeriodKind, Project
 from yearchange_tui.french import os_error_text
 from yearchange_tui.importing.outcome import run_import
 from yearchange_tui.importing.rules import table_line
+from yearchange_tui.timetable.declarations import Declaration, declarations, set_declaration
 from yearchange_tui.timetable.drop import process_drop_folder
 from yearchange_tui.timetable.edt import load_private_key
 from yearchange_tui.timetable.importer import MODE_MANUAL, TimetableUsageError, import_timetable
 from yearchange_tui.timetable.models import TimetablePartnerKey
-from yearchange_tui.timetable.policy import policy_table
+from yearchange_tui.timetable.policy import VersionError, policy_table
 from yearchange_tui.timetable.reader import PartnerKey
 from yearchange_tui.timetable.rules import rules_table
 from yearchange_tui.timetable.school_life import (
@@ -144,11 +146,82 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     init.add_argument("--json", action="store_true", help=JSON_HELP)
     init.set_defaults(handler=cmd_school_life_init)
 
+    version = commands.add_parser(
+        "timetable-version", parents=[common],
+        help="logiciel et version d'emploi du temps déclarés par établissement",
+        description="La politique des versions (EDT, UDT) s'applique à tout import : la "
+                    "version de chaque établissement est enregistrée à son premier import "
+                    "manuel (--version ou version lue dans le fichier) ou déclarée ici. Les "
+                    "imports automatiques l'utilisent et refusent un établissement sans "
+                    "déclaration ; un --version contraire à la déclaration est refusé.")
+    actions = version.add_subparsers(dest="action", metavar="ACTION", required=True)
+    show = actions.add_parser("show", parents=[common],
+                              help="afficher les déclarations (tous ou --uai)")
+    show.add_argument("--uai", action="append", metavar="UAI", help="établissement (répétable)")
+    show.add_argument("--json", action="store_true", help="résultat en JSON")
+    show.set_defaults(handler=cmd_timetable_version_show)
+    declare = actions.add_parser("set", parents=[common],
+                                 help="déclarer le logiciel et la version d'un établissement")
+    declare.add_argument("--uai", required=True, metavar="UAI", help="établissement")
+    declare.add_argument("--logiciel", required=True, choices=["edt", "udt"],
+                         help="logiciel d'emploi du temps")
+    declare.add_argument("--version", dest="declared_version", required=True,
+                         metavar="VERSION", help="année EDT (2020) ou version UDT (26)")
+    declare.add_argument("--json", action="store_true", help="résultat en JSON")
+    declare.set_defaults(handler=cmd_timetable_version_set)
+
     rules = commands.add_parser(
         "timetable-rules", parents=[common],
         help="codes de rejet de l'import d'emploi du temps et politique de versions")
     rules.add_argument("--json", action="store_true", help=JSON_HELP)
     rules.set_defaults(handler=cmd_timetable_rules)
+
+
+# --- timetable-version ---------------------------------------------------------------------
+
+
+def _declaration_line(declaration: Declaration) -> str:
+    if declaration.version is None:
+        return (f"{declaration.uai:<9} {declaration.name} — aucune déclaration (les imports "
+                "sans version lue dans le fichier sont refusés)")
+    when = (f", le {declaration.declared_at:%d/%m/%Y}" if declaration.declared_at else "")
+    return (f"{declaration.uai:<9} {declaration.name} — {declaration.version.label} "
+            f"({declaration.source}{when}{', ' + declaration.declared_by if declaration.declared_by else ''})")
+
+
+def cmd_timetable_version_show(args: argparse.Namespace) -> int:
+    """``yearchange timetable-version show [--uai U]``."""
+    _settings, database = open_database_from_args(args, Access.READ_ONLY)
+    with database.session() as session:
+        if args.uai:
+            try:
+                establishments_by_uai(session, args.uai)
+            except UnknownEstablishmentError as error:
+                raise UsageError(str(error)) from error
+        found = declarations(session, args.uai)
+    if args.json:
+        print_json([declaration.to_dict() for declaration in found])
+    else:
+        for declaration in found:
+            print(_declaration_line(declaration))
+    return EXIT_OK
+
+
+def cmd_timetable_version_set(args: argparse.Namespace) -> int:
+    """``yearchange timetable-version set --uai U --logiciel udt --version 27``."""
+    refuse_in_read_only(settings_from_args(args), "la déclaration de version d'emploi du temps")
+    _settings, database = open_database_from_args(args)
+    try:
+        declaration, verdict = set_declaration(database, args.uai, args.logiciel,
+                                               args.declared_version)
+    except (VersionError, UnknownEstablishmentError) as error:
+        raise UsageError(f"Déclaration refusée : {error}") from error
+    if args.json:
+        print_json({**declaration.to_dict(), "verdict": verdict})
+    else:
+        print(f"Déclaré : {_declaration_line(declaration)}")
+        print(f"  politique aujourd'hui : {verdict}")
+    return EXIT_OK
 
 
 # --- import-timetable ----------------------------------------------------------------------
@@ -232,8 +305,16 @@ def _print_result(result: Any) -> None:
     if replaced:
         print("  remplacé  : " + ", ".join(f"{value} {name}" for name, value in replaced.items())
               + " (créés par l'import précédent)")
+    records = result.records
+    if records:
+        total = sum(kind["file"] for kind in records.values())
+        print(f"  fichier   : {total} enregistrement(s) — "
+              f"{total - result.records_rejected} importé(s), "
+              f"{result.records_rejected} non importé(s) (" + ", ".join(
+                  f"{name} {kind['imported']}/{kind['file']}"
+                  for name, kind in records.items() if kind["file"]) + ")")
     if result.rejects_by_code:
-        print(f"  rejets    : {result.records_rejected} élément(s) non importé(s) — " + ", ".join(
+        print(f"  rejets    : {sum(result.rejects_by_code.values())} ligne(s) — " + ", ".join(
             f"{code} ×{count}" for code, count in result.rejects_by_code.items()))
         if not result.dry_run:
             print(f"  détail    : yearchange rejects --import {result.reject_import_id} "

@@ -69,8 +69,19 @@ from yearchange_tui.french import os_error_text
 from yearchange_tui.importing.models import AafImport, AafImportFile, AafReject
 from yearchange_tui.importing.outcome import ImportOutcome, ImportStatus
 from yearchange_tui.timetable.data import Place, Problem, TimetableData, TtCourse
+from yearchange_tui.timetable.declarations import (
+    SOURCE_FILE,
+    SOURCE_FIRST_IMPORT,
+    declaration_of,
+    record_declaration,
+)
 from yearchange_tui.timetable.models import TimetableImport, TimetablePartnerKey
-from yearchange_tui.timetable.policy import OUTCOME_CODES, Outcome, supported_summary
+from yearchange_tui.timetable.policy import (
+    DECLARATION_CONFLICT,
+    OUTCOME_CODES,
+    Outcome,
+    supported_summary,
+)
 from yearchange_tui.timetable.reader import PartnerKey, TimetableInspection, inspect_timetable
 from yearchange_tui.timetable.rules import explain, severity_of
 from yearchange_tui.timetable.xmlsafe import TimetableFileError
@@ -94,6 +105,8 @@ REJECT_STORE_MODE = "timetable"
 """``aaf_imports.mode`` of the rows that anchor timetable rejects."""
 
 _BATCH = 500
+DECLARATION_CODES = (OUTCOME_CODES[Outcome.UNDECLARED], DECLARATION_CONFLICT)
+"""Refusals that depend on the establishment's declaration (judged once it is known)."""
 
 
 class TimetableUsageError(Exception):
@@ -118,6 +131,7 @@ class TimetableImportResult:
     replaced: dict[str, int] = field(default_factory=dict)
     rejects_by_code: dict[str, int] = field(default_factory=dict)
     records_rejected: int = 0
+    records: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -128,7 +142,7 @@ class TimetableImportResult:
                 "import_report_id": self.import_report_id,
                 "inspection": self.inspection.to_dict(), "created": self.created,
                 "replaced": self.replaced, "rejects": self.rejects_by_code,
-                "records_rejected": self.records_rejected}
+                "records_rejected": self.records_rejected, "records": self.records}
 
     def outcome(self) -> ImportOutcome:
         """The typed outcome: what was created and rejected for the establishment."""
@@ -373,6 +387,8 @@ class _Planner:
         self.subject_ids: dict[str, int | None] = {}
         self.teacher_ids: dict[str, int | None] = {}
         self.group_ok: dict[str, bool] = {}
+        self.course_records_imported: set[tuple[str, int]] = set()  # see _course_record
+        self.services_imported = 0  # file services kept
 
     # -- references ------------------------------------------------------------------------
 
@@ -548,9 +564,22 @@ class _Planner:
 
     # -- courses and services ----------------------------------------------------------------
 
+    @staticmethod
+    def _course_record(index: int, course: TtCourse) -> tuple[str, int]:
+        """The file record a course comes from: one EDT « Cours » may give several courses
+        (per teacher and audience), all with its place; without a line, the course alone."""
+        if course.place.line is not None:
+            return course.place.file, course.place.line
+        return "#", index
+
+    @property
+    def courses_imported(self) -> int:
+        """File course records that gave at least one course row."""
+        return len(self.course_records_imported)
+
     def courses(self) -> None:
         reference = self.alternations()
-        for course in self.data.courses:
+        for index, course in enumerate(self.data.courses):
             subject_id = self.subject(course.subject_key, course.place, course=True)
             teachers: list[int | None] = []
             teacher_missing = False
@@ -585,6 +614,7 @@ class _Planner:
                                  record=course.label)
                 teachers = [None]
             alternation = self.alternation_key(course, reference)
+            self.course_records_imported.add(self._course_record(index, course))
             share = 1.0
             if course.weeks is not None and reference:
                 share = min(1.0, len(course.weeks) / len(reference))
@@ -619,6 +649,7 @@ class _Planner:
                     continue
                 group_key = service.group_key
             key = (subject_id, teacher_id, class_id, group_key)
+            self.services_imported += 1
             if key not in self.plan.services:
                 self.plan.services[key] = service.weekly_hours
 
@@ -630,6 +661,21 @@ class _Planner:
                              attribute=problem.attribute, value=problem.value,
                              courses=1 if refused else 0, record=problem.record,
                              detail=problem.detail, what=problem.what)
+
+    def records(self) -> dict[str, dict[str, int]]:
+        """The file's records by kind: in the file, imported, not imported (each counted
+        once, whatever the number of rejects it has)."""
+        data = self.data
+        refused_by_reader = sum(1 for problem in data.problems
+                                if severity_of(problem.code).value == "erreur")
+        course_records = {self._course_record(index, course)
+                          for index, course in enumerate(data.courses)}
+        counts = {"cours": (len(course_records) + refused_by_reader, self.courses_imported),
+                  "services": (len(data.services), self.services_imported),
+                  "groupes": (len(data.groups), sum(1 for key in self.plan.groups
+                                                    if key in data.groups))}
+        return {kind: {"file": total, "imported": imported, "not_imported": total - imported}
+                for kind, (total, imported) in counts.items()}
 
     def run(self) -> None:
         self.problems(self.data.problems)
@@ -871,16 +917,20 @@ def import_timetable(database: Database, path: Path | str, uai: str, *,
             path, expected_uai=wanted_uai, expected_year=next_start,
             declared_version=declared_version,
             newest_enabled=bool(project and project.newest_timetable_versions_enabled),
-            partner_key=key, project_code=project.code if project else "")
+            partner_key=key, project_code=project.code if project else "",
+            establishment_version=(declaration_of(session, establishment.id)
+                                   if establishment else None))
         if on_inspected is not None:
             on_inspected(inspection)
-        if inspection.refusal is not None:
-            raise inspection.refusal
+        refusal = inspection.refusal
+        # A version that depends on the establishment's declaration is judged once the
+        # establishment (and, in automatic mode, its right to automatic imports) is known.
+        if refusal is not None and refusal.code not in DECLARATION_CODES:
+            raise refusal
         if invalid_uai is not None:
             raise TimetableUsageError(str(invalid_uai)) from invalid_uai
         if establishment is None or project is None:
             raise TimetableUsageError(f"Établissement inconnu : {wanted_uai}.")
-        overridden = _check_guards(session, establishment, year_n.id)
         if mode == MODE_AUTOMATIC:
             if not project.automatic_timetable_import:
                 raise TimetableFileError("EDT-IMPORT-AUTO-INACTIF", inspection.path.name,
@@ -889,12 +939,16 @@ def import_timetable(database: Database, path: Path | str, uai: str, *,
                                                           year_next.id):
                 raise TimetableFileError("EDT-PREMIER-IMPORT-MANUEL", inspection.path.name,
                                          value=f"{next_start}-{next_start + 1}")
+        if refusal is not None:
+            raise refusal
+        overridden = _check_guards(session, establishment, year_n.id)
         if year_next is None:
             raise TimetableUsageError(
                 f"L'année {next_start}-{next_start + 1} n'existe pas encore : l'étape 4 "
                 "(initialisation de l'annuaire) la crée.")
         result = _apply(session, establishment, year_next, inspection, mode=mode,
                         moment=moment, overridden=overridden)
+        _remember_version(session, establishment.id, inspection, mode, moment)
         result.dry_run = dry_run
         if dry_run:
             session.rollback()
@@ -918,6 +972,40 @@ def import_timetable(database: Database, path: Path | str, uai: str, *,
         session.close()
 
 
+def _refuse_without_courses(planner: _Planner, file: str) -> None:
+    """All or nothing: an export none of whose courses can be imported writes nothing.
+
+    A services-only export (no course at all) is not concerned.
+
+    Raises:
+        TimetableFileError: ``EDT-AUCUN-COURS``, with the main causes.
+    """
+    courses = planner.records()["cours"]
+    if planner.courses_imported or (not courses["file"] and planner.services_imported):
+        return
+    causes = Counter[str]()
+    for reject in planner.rejects.items.values():
+        if reject.courses and severity_of(reject.code).value == "erreur":
+            causes[reject.code] += reject.courses
+    detail = ("causes : " + ", ".join(f"{code} ×{n}" for code, n in causes.most_common(4))
+              if causes else "l'export ne contient aucun cours")
+    raise TimetableFileError("EDT-AUCUN-COURS", file, value=str(courses["file"]), detail=detail)
+
+
+def _remember_version(session: Session, establishment_id: int,
+                      inspection: TimetableInspection, mode: str, moment: dt.datetime) -> None:
+    """Record the establishment's declaration from a successful import: the version read
+    in the file, or the one the first manual import declared (seed §2.2.3 policy)."""
+    verdict = inspection.verdict
+    version = verdict.version if verdict is not None else None
+    if version is None:
+        return
+    if version.source == "fichier":
+        record_declaration(session, establishment_id, version, SOURCE_FILE, moment)
+    elif mode == MODE_MANUAL and declaration_of(session, establishment_id) is None:
+        record_declaration(session, establishment_id, version, SOURCE_FIRST_IMPORT, moment)
+
+
 def _apply(session: Session, establishment: Establishment, year: SchoolYear,
            inspection: TimetableInspection, *, mode: str,
            moment: dt.datetime, overridden: bool) -> TimetableImportResult:
@@ -931,6 +1019,7 @@ def _apply(session: Session, establishment: Establishment, year: SchoolYear,
     planner.run()
     file_names = ", ".join(f.name for f in inspection.files)
     first_file = inspection.files[0].name if inspection.files else inspection.path.name
+    _refuse_without_courses(planner, first_file)
     if verdict.code and verdict.accepted:
         label = verdict.version.label if verdict.version else (
             "du logiciel" if not inspection.product else inspection.product)
@@ -954,11 +1043,12 @@ def _apply(session: Session, establishment: Establishment, year: SchoolYear,
     reject_rows = planner.rejects.rows({"uai": establishment.uai})
     by_code = Counter(row["code"] for row in reject_rows)
     severities = Counter(row["severity"] for row in reject_rows)
-    rejected_records = sum(r.courses + r.services + r.groups
-                           for r in planner.rejects.items.values())
+    records = planner.records()
+    rejected_records = sum(kind["not_imported"] for kind in records.values())
     operator = operator_identity()["os_user"]
     version_label = verdict.version.label if verdict.version else ""
-    report.created_count = created["services"] + created["cours"] + created["groupes"]
+    # Records of the file: imported + not imported = records in the file.
+    report.created_count = sum(kind["imported"] for kind in records.values())
     report.rejected_count = rejected_records
     report.summary = (f"Import {mode} de l'emploi du temps ({inspection.format_label}"
                       f"{', ' + version_label if version_label else ''}) : "
@@ -968,12 +1058,12 @@ def _apply(session: Session, establishment: Establishment, year: SchoolYear,
     header = json.loads(json.dumps(inspection.header, default=str))
     summary = {"uai": establishment.uai, "format": inspection.format,
                "verdict": verdict.to_dict(), "created": created, "replaced": replaced,
-               "rejects": dict(by_code)}
+               "rejects": dict(by_code), "records": records}
     store = AafImport(
         started_at=moment, finished_at=moment, source=str(inspection.path),
         source_kind=inspection.format, delivery_type=version_label[:20], delivery_date=None,
         mode=REJECT_STORE_MODE, operator=operator,
-        record_count=len(data.courses) + len(data.services),
+        record_count=sum(kind["file"] for kind in records.values()),
         error_count=severities.get("erreur", 0), warning_count=severities.get("avertissement", 0),
         info_count=severities.get("information", 0),
         header=json.dumps(header, ensure_ascii=False, sort_keys=True),
@@ -999,7 +1089,8 @@ def _apply(session: Session, establishment: Establishment, year: SchoolYear,
         version_source=verdict.version.source if verdict.version else "",
         policy_outcome=verdict.outcome.value, operator=operator,
         header=json.dumps(header, ensure_ascii=False, sort_keys=True),
-        counts=json.dumps({"created": created, "replaced": replaced, "rejects": dict(by_code)},
+        counts=json.dumps({"created": created, "replaced": replaced, "rejects": dict(by_code),
+                           "records": records},
                           ensure_ascii=False, sort_keys=True),
         alternation_ids=json.dumps(created_alternations))
     session.add(timetable_import)
@@ -1016,4 +1107,5 @@ def _apply(session: Session, establishment: Establishment, year: SchoolYear,
     result.replaced = replaced
     result.rejects_by_code = dict(sorted(by_code.items()))
     result.records_rejected = rejected_records
+    result.records = records
     return result

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import DateTime, Index, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yearchange_tui.ent.base import Base, fk
@@ -70,5 +70,26 @@ class TimetablePartnerKey(Base):
     configured_by: Mapped[str] = mapped_column(String(100), default="")
 
 
-TIMETABLE_MODELS: tuple[type[Base], ...] = (TimetableImport, TimetablePartnerKey)
+class TimetableDeclaration(Base):
+    """The timetable software and version an establishment uses (seed §2.2.3 policy).
+
+    Recorded from the establishment's first manual import, or set by the
+    ``timetable-version set`` command; every import is judged against it when the file
+    does not carry its version, and automatic imports refuse an establishment without one.
+    """
+
+    __tablename__ = "timetable_declarations"
+    __table_args__ = (UniqueConstraint("establishment_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    establishment_id: Mapped[int] = fk("establishments.id")
+    product: Mapped[str] = mapped_column(String(10))  # EDT, UDT
+    version: Mapped[int] = mapped_column(Integer)  # EDT year (2020) or UDT version (26)
+    source: Mapped[str] = mapped_column(String(40))  # premier import manuel, commande, fichier
+    declared_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    declared_by: Mapped[str] = mapped_column(String(100), default="")
+
+
+TIMETABLE_MODELS: tuple[type[Base], ...] = (TimetableImport, TimetablePartnerKey,
+                                            TimetableDeclaration)
 """Every table of the timetable import."""

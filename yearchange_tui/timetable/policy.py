@@ -7,10 +7,13 @@
 
 The version is read from the file where the format carries it (EDT encrypted
 container: the product year in ``LOGICIEL``); otherwise (clear EDT payload, UDT,
-STS-web) the operator declares it on import and the policy applies to the
-declaration. An undeclared version, or one newer than the policy knows, is a
-warning. The verdict (:class:`VersionVerdict`) is computed and shown before
-anything is written.
+STS-web) the policy applies to the establishment's declaration: the software and version
+recorded from its first manual import or set with ``timetable-version set``
+(:func:`choose_declaration`). An import with neither is refused (the policy applies to
+every import, seed §2.2.3), so the same export gets the same answer with or without
+``--version``; a ``--version`` that contradicts the declaration is refused too. A
+version newer than the policy knows is a warning. The verdict (:class:`VersionVerdict`)
+is computed and shown before anything is written.
 """
 
 from __future__ import annotations
@@ -61,7 +64,8 @@ OUTCOME_LABELS = {
     Outcome.UNSUPPORTED: "! acceptée sans garantie : plus supportée",
     Outcome.TOO_OLD: "⊘ refusée : trop ancienne",
     Outcome.UNKNOWN: "! version inconnue de la politique : import sans garantie",
-    Outcome.UNDECLARED: "! version non déclarée : import sans contrôle",
+    Outcome.UNDECLARED: "⊘ refusée : version ni lue dans le fichier ni déclarée pour "
+                        "l'établissement",
 }
 
 # Outcome → the code stored (warning) or raised (refusal).
@@ -70,9 +74,14 @@ OUTCOME_CODES = {
     Outcome.UNSUPPORTED: "EDT-VERSION-NON-SUPPORTEE",
     Outcome.TOO_OLD: "EDT-VERSION-TROP-ANCIENNE",
     Outcome.UNKNOWN: "EDT-VERSION-INCONNUE",
-    Outcome.UNDECLARED: "EDT-VERSION-NON-DECLAREE",
+    Outcome.UNDECLARED: "EDT-VERSION-A-DECLARER",
 }
-REFUSED = (Outcome.NOT_ACTIVATED, Outcome.TOO_OLD)
+REFUSED = (Outcome.NOT_ACTIVATED, Outcome.TOO_OLD, Outcome.UNDECLARED)
+
+DECLARATION_CONFLICT = "EDT-VERSION-DECLARATION-DIFFERENTE"
+"""Refusal: a ``--version`` or an export of another software than the declaration."""
+SOURCE_ESTABLISHMENT = "déclaration"  # the establishment's, stored
+SOURCE_OPERATOR = "déclarée"
 
 
 @dataclass(frozen=True)
@@ -175,6 +184,38 @@ def parse_declared_version(text: str, product: str | None) -> TimetableVersion:
     if chosen == EDT and number < 1900:
         raise VersionError(f"version « {text} » : une version EDT est une année (« EDT 2020 »)")
     return TimetableVersion(chosen, number, "déclarée")
+
+
+class DeclarationConflict(ValueError):
+    """The import contradicts the establishment's declaration (French ``value``/``detail``)."""
+
+    def __init__(self, value: str, detail: str) -> None:
+        super().__init__(f"{value} ≠ {detail}")
+        self.value = value
+        self.detail = detail
+
+
+def choose_declaration(product: str | None, operator: TimetableVersion | None,
+                       stored: TimetableVersion | None) -> TimetableVersion | None:
+    """The declaration the policy applies to when the file does not carry its version.
+
+    Args:
+        product: the export's product (``EDT``, ``UDT``), None for STS-web files.
+        operator: the operator's ``--version``, if any.
+        stored: the establishment's declaration, if any.
+
+    Raises:
+        DeclarationConflict: the export is of another software than the declaration, or
+            ``--version`` contradicts it.
+    """
+    if stored is None:
+        return operator
+    if product and stored.product != product:
+        raise DeclarationConflict(f"un export {product}", stored.label)
+    if operator is not None and (operator.product, operator.number) != (stored.product,
+                                                                         stored.number):
+        raise DeclarationConflict(f"--version {operator.label}", stored.label)
+    return stored
 
 
 def edt_version_from_logiciel(logiciel: str) -> TimetableVersion | None:

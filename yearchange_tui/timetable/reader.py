@@ -14,21 +14,26 @@ be shown first. Runs on the caller's thread.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from yearchange_tui.ent.school_year import school_year_of
 from yearchange_tui.timetable import edt, sts, udt
 from yearchange_tui.timetable.data import TimetableData
 from yearchange_tui.timetable.policy import (
+    DECLARATION_CONFLICT,
     EDT,
     UDT,
+    DeclarationConflict,
     Outcome,
     TimetableVersion,
     VersionError,
     VersionVerdict,
+    choose_declaration,
     edt_version_from_logiciel,
     evaluate,
     parse_declared_version,
@@ -169,7 +174,9 @@ def _classify_file(path: Path, root: str) -> tuple[str, list[tuple[Path, str]]]:
 def inspect_timetable(path: Path | str, *, expected_uai: str = "",
                       expected_year: int | None = None, declared_version: str | None = None,
                       newest_enabled: bool = False, partner_key: PartnerKey | None = None,
-                      project_code: str = "") -> TimetableInspection:
+                      project_code: str = "",
+                      establishment_version: TimetableVersion | None = None
+                      ) -> TimetableInspection:
     """Recognise, read and judge an export; nothing is written anywhere.
 
     Args:
@@ -180,6 +187,8 @@ def inspect_timetable(path: Path | str, *, expected_uai: str = "",
         newest_enabled: the project's activation of EDT 2021 / UDT 27.
         partner_key: the key to open an encrypted EDT container.
         project_code: for messages.
+        establishment_version: the establishment's declaration (software and version),
+            which the policy applies to when the file does not carry its version.
 
     Raises:
         TimetableFileError: the export cannot be read (missing, unknown format, unsafe or
@@ -196,6 +205,16 @@ def inspect_timetable(path: Path | str, *, expected_uai: str = "",
         except VersionError as error:
             raise TimetableFileError("EDT-FORMAT-INCONNU", path.name, value=path.name,
                                      detail=str(error)) from error
+    conflict: DeclarationConflict | None = None
+    if kind == "edt-chiffre":
+        # The container carries its version: the policy applies to it; a declaration
+        # that differs is only noted (and updated from the file once imported).
+        declared = declared or establishment_version
+    else:
+        try:
+            declared = choose_declaration(product, declared, establishment_version)
+        except DeclarationConflict as error:
+            conflict = error
     detected: TimetableVersion | None = None
     payload: bytes | Path | None = None
     if kind == "edt-chiffre":
@@ -206,6 +225,10 @@ def inspect_timetable(path: Path | str, *, expected_uai: str = "",
         inspection.uai, inspection.uai_source = container.uai, "fichier"
         detected = edt_version_from_logiciel(container.logiciel)
         inspection.verdict = evaluate(EDT, detected, declared, newest_enabled=newest_enabled)
+        # The readable header (UAI, version, export date) is judged before any key is asked.
+        if (_refuse_on_identity_or_policy(inspection, expected_uai, None, project_code)
+                or _refuse_on_export_date(inspection, container.created_at, expected_year)):
+            return inspection
         if partner_key is None:
             inspection.key_status = "aucune clé partenaire configurée"
             inspection.refusal = TimetableFileError(
@@ -216,8 +239,6 @@ def inspect_timetable(path: Path | str, *, expected_uai: str = "",
             return inspection
         inspection.key_status = (f"clé du partenaire « {partner_key.partner} » "
                                  f"({partner_key.source})")
-        if _refuse_on_identity_or_policy(inspection, expected_uai, None, project_code):
-            return inspection
         try:
             payload = edt.decrypt_container(container, partner_key.key, partner_key.partner)
         except TimetableFileError as error:
@@ -270,13 +291,38 @@ def inspect_timetable(path: Path | str, *, expected_uai: str = "",
     if inspection.verdict is None:
         inspection.verdict = evaluate(product or "", detected, declared,
                                       newest_enabled=newest_enabled)
-    _refuse_on_identity_or_policy(inspection, expected_uai, expected_year, project_code)
+    _refuse_on_identity_or_policy(inspection, expected_uai, expected_year, project_code,
+                                  conflict)
     return inspection
 
 
+def _refuse_on_export_date(inspection: TimetableInspection, created_at: str,
+                           expected_year: int | None) -> bool:
+    """Refuse an encrypted container whose export date (``DATEHEURE``, readable without a
+    key) cannot be that of the expected school year's timetable: exported before April of
+    its first year or after August of its second."""
+    if expected_year is None or not created_at:
+        return False
+    try:
+        exported = dt.date.fromisoformat(created_at[:10])
+    except ValueError:
+        return False
+    if dt.date(expected_year, 4, 1) <= exported <= dt.date(expected_year + 1, 8, 31):
+        return False
+    start = school_year_of(exported)
+    name = inspection.files[0].name if inspection.files else inspection.path.name
+    inspection.refusal = TimetableFileError(
+        "EDT-ANNEE-INCOHERENTE", name,
+        value=f"{start}-{start + 1} (d'après sa date d'export, {exported:%d/%m/%Y})",
+        expected=f"{expected_year}-{expected_year + 1}")
+    return True
+
+
 def _refuse_on_identity_or_policy(inspection: TimetableInspection, expected_uai: str,
-                                  expected_year: int | None, project_code: str) -> bool:
-    """Set the refusal for another establishment or year, or a refused version."""
+                                  expected_year: int | None, project_code: str,
+                                  conflict: DeclarationConflict | None = None) -> bool:
+    """Set the refusal for another establishment or year, an import that contradicts the
+    establishment's declaration, or a version the policy refuses (or cannot judge)."""
     name = inspection.files[0].name if inspection.files else inspection.path.name
     if expected_uai and inspection.uai and inspection.uai != expected_uai.upper():
         inspection.refusal = TimetableFileError(
@@ -290,7 +336,18 @@ def _refuse_on_identity_or_policy(inspection: TimetableInspection, expected_uai:
             "EDT-ANNEE-INCOHERENTE", name, value=f"{start}-{start + 1}",
             expected=f"{expected_year}-{expected_year + 1}")
         return True
+    if conflict is not None:
+        inspection.refusal = TimetableFileError(DECLARATION_CONFLICT, name,
+                                                value=conflict.value, detail=conflict.detail)
+        return True
     verdict = inspection.verdict
+    if verdict is not None and verdict.outcome is Outcome.UNDECLARED:
+        software = {EDT: "EDT", UDT: "UnDeuxTemps"}.get(verdict.product, "EDT ou UnDeuxTemps")
+        inspection.refusal = TimetableFileError(
+            "EDT-VERSION-A-DECLARER", name,
+            detail=f"export {software}, aucune version déclarée pour l'établissement "
+                   f"{inspection.uai or ''} ni donnée par --version".replace("  ", " "))
+        return True
     if verdict is not None and not verdict.accepted:
         assert verdict.version is not None and verdict.code is not None
         detail = (supported_summary(verdict.product)

@@ -92,6 +92,21 @@ _RULE_LIST: tuple[Rule, ...] = (
          "l'import AAF d'initialisation) : l'import est refusé.",
          "Attendre l'activation de la nouvelle version pour le projet (équipe projet, MOE) "
          "ou exporter depuis une version supportée ; rien n'a été importé."),
+    Rule("EDT-VERSION-A-DECLARER", Severity.FILE, "Version à déclarer",
+         "La version du logiciel d'emploi du temps n'est ni lue dans le fichier ni déclarée "
+         "pour l'établissement ({detail}) : la politique des versions ne peut pas "
+         "s'appliquer, l'import est refusé.",
+         "Déclarer le logiciel et la version de l'établissement (yearchange "
+         "timetable-version set --uai UAI --logiciel udt --version 26), ou la donner à "
+         "l'import manuel (--version), qui l'enregistre ; rien n'a été importé."),
+    Rule("EDT-VERSION-DECLARATION-DIFFERENTE", Severity.FILE, "Version contraire à la "
+         "déclaration",
+         "L'import donne {value} alors que l'établissement a déclaré {detail} : l'import est "
+         "refusé, la même version s'applique à tous ses imports.",
+         "Importer sans --version (la déclaration s'applique) ou, si l'établissement a "
+         "changé de logiciel ou de version, changer sa déclaration (yearchange "
+         "timetable-version set --uai UAI --logiciel edt|udt --version V) ; rien n'a été "
+         "importé."),
     Rule("EDT-PREMIER-IMPORT-MANUEL", Severity.FILE, "Premier import manuel obligatoire",
          "Le premier import de l'emploi du temps de l'année {value} doit être manuel : aucun "
          "import manuel réussi pour cet établissement, le dépôt automatique est refusé.",
@@ -102,6 +117,13 @@ _RULE_LIST: tuple[Rule, ...] = (
          "dépôt automatique est refusé.",
          "Importer l'emploi du temps à la main (yearchange import-timetable) ou faire activer "
          "l'option pour le projet."),
+    Rule("EDT-AUCUN-COURS", Severity.FILE, "Aucun cours importable",
+         "Aucun des {value} cours de l'export n'est importable ({detail}) : l'import est "
+         "refusé en entier, rien n'a été écrit (ni service, ni groupe, ni alternance) et "
+         "l'emploi du temps déjà importé est conservé.",
+         "Vérifier l'établissement (--uai) et que son annuaire N+1 est initialisé (étape 4 : "
+         "classes, enseignants, matières), corriger dans le logiciel d'emploi du temps si "
+         "besoin, puis refaire l'import."),
     # -- a record is not imported -------------------------------------------------------------
     Rule("EDT-CLASSE-INCONNUE", Severity.ERROR, "Classe inconnue",
          "La classe « {value} », citée par {record}, n'existe pas dans l'annuaire {year} : "

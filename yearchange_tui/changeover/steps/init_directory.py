@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, aliased
 
 from yearchange_tui.aaf.delivery import open_delivery
 from yearchange_tui.aaf.importer import MODE_INIT, ImportResult, import_delivery
+from yearchange_tui.aaf.init_units import step4_refusal
 from yearchange_tui.aaf.parser import AafFileError
 from yearchange_tui.changeover.steps.base import (
     BatchContext,
@@ -36,6 +37,7 @@ from yearchange_tui.changeover.steps.base import (
     Phase,
     RunOptions,
     StepDefinition,
+    UnitBlocked,
     UnitContext,
     step_order_guard,
 )
@@ -44,12 +46,14 @@ from yearchange_tui.ent.models import Establishment, Person
 from yearchange_tui.importing.models import AafImport, AafImportFile, AafReject
 from yearchange_tui.workflow.guards import GuardRefused, check_aaf_import_allowed
 from yearchange_tui.workflow.models import STEP_PREREQUISITES, Step, StepUnit, UnitStatus
-from yearchange_tui.workflow.units import NoCurrentYearError, current_school_year
+from yearchange_tui.workflow.units import NoCurrentYearError, current_school_year, get_unit
 
 STEP = Step.INIT_DIRECTORY
 INITIAL_LOAD = "initial-load"
 IMPORT_PHASE = "import"
 PREVIOUS_YEAR_CODE = "AAF-CLASSE-N-1-PROBABLE"
+REFUSAL_KEY = "refus_etape_4"
+"""Key of the « import » phase counts of a unit whose delivery was not its Complet."""
 
 
 class DeliveryUnavailableError(Exception):
@@ -101,7 +105,15 @@ def resolve_delivery(database: Database, options: RunOptions) -> None:
 
 
 def directory_guard(check: GuardInput) -> frozenset[str]:
-    """Step 3 done, unless the establishment has no people yet (an initial load)."""
+    """Step 3 done, unless the establishment has no people yet (an initial load).
+
+    A unit whose last import was refused (not its Complet) starts again from the import:
+    nothing was written for it, so the next delivery is imported for it.
+    """
+    unit = get_unit(check.session, check.establishment.id, check.school_year_id, STEP)
+    if unit is not None and _import_refusal(check.session.connection(), check.establishment.id,
+                                            check.school_year_id) is not None:
+        unit.checkpoint = "{}"
     has_people = check.session.scalar(select(Person.id).where(
         Person.establishment_id == check.establishment.id).limit(1)) is not None
     if not has_people:
@@ -134,17 +146,48 @@ def import_for_units(batch: BatchContext) -> dict[int, dict[str, Any]]:
     batch.options.import_result = result
     summaries = {summary["uai"]: summary for summary in result.establishments
                  if summary["uai"]}
+    refused = {refusal["uai"]: refusal for refusal in result.step4_refused}
+    files = [row["name"] for row in result.files]
     counts: dict[int, dict[str, Any]] = {}
     for ref in batch.establishments:
         summary = summaries.get(ref.uai)
-        # In scope but absent from the delivery: initialised with nothing.
-        counts[ref.id] = (_json_ready(summary) if summary is not None
-                          else {"uai": ref.uai, "absent_from_delivery": True})
+        refusal = refused.get(ref.uai)
+        if summary is None and refusal is None:
+            # Not in the delivery at all: a delivery that does not cover it is not its step 4.
+            refusal = step4_refusal(ref.uai, ref.name, files, absent=True)
+            result.step4_refused.append(refusal)
+        if refusal is not None:
+            counts[ref.id] = {"uai": ref.uai, REFUSAL_KEY: refusal}
+        else:
+            counts[ref.id] = _json_ready(summary or {})
+    result.step4_refused.sort(key=lambda refusal: refusal["uai"])
     return counts
 
 
+def _import_refusal(connection: Any, establishment_id: int, year_id: int) -> dict[str, Any] | None:
+    """The step-4 refusal the unit's « import » phase recorded, if any."""
+    text = connection.scalar(select(StepUnit.checkpoint).where(
+        StepUnit.establishment_id == establishment_id, StepUnit.school_year_id == year_id,
+        StepUnit.step == STEP))
+    phase = json.loads(text or "{}").get("phases", {}).get(IMPORT_PHASE) or {}
+    refusal = phase.get(REFUSAL_KEY)
+    return refusal if isinstance(refusal, dict) else None
+
+
 def _previous_year_report(ctx: UnitContext) -> None:
-    """Report the classes the initialisation import flagged as likely year N-1 classes."""
+    """Report the classes the initialisation import flagged as likely year N-1 classes.
+
+    Raises:
+        UnitBlocked: the import was not this establishment's « complet d'initialisation »
+            (nothing was written for it): the unit is left « bloqué », its step 4 to do.
+    """
+    refusal = _import_refusal(ctx.connection, ctx.establishment_id, ctx.year_id)
+    result = ctx.options.import_result
+    if refusal is None and result is not None:  # a dry run keeps no checkpoint
+        refusal = next((r for r in result.step4_refused if r["uai"] == ctx.uai), None)
+    if refusal is not None:
+        raise UnitBlocked(refusal["code"], f"{refusal['message']} {refusal['action']}",
+                          {"uai": ctx.uai, REFUSAL_KEY: refusal})
     latest = ctx.connection.scalar(select(func.max(AafImport.id)).where(
         AafImport.mode == MODE_INIT))
     rows = ctx.connection.execute(select(AafReject.record_id, AafReject.message).where(

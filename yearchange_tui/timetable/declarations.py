@@ -1,0 +1,151 @@
+"""Each establishment's timetable software and version: the declaration the policy uses.
+
+The seed's version policy (§2.2.3) applies to every import, and most exports (UDT ZIP,
+clear EDT payload, STS-web) do not say their version. The declaration says it once per
+establishment: recorded from its first successful manual import (from ``--version`` or
+the version read in the file), updated when an export reads another version, or set by
+``yearchange timetable-version set``. :func:`~yearchange_tui.timetable.policy.choose_declaration`
+decides how an import uses it.
+
+Runs on the caller's thread (CLI, engine import child).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from yearchange_tui.ent.base import utcnow
+from yearchange_tui.ent.database import Database
+from yearchange_tui.ent.models import Establishment, Project
+from yearchange_tui.timetable.models import TimetableDeclaration
+from yearchange_tui.timetable.policy import (
+    EDT,
+    SOURCE_ESTABLISHMENT,
+    UDT,
+    TimetableVersion,
+    VersionError,
+    evaluate,
+    parse_declared_version,
+)
+from yearchange_tui.workflow.audit import audit, operator_identity
+from yearchange_tui.workflow.establishments import establishment_by_uai
+
+SOURCE_FIRST_IMPORT = "premier import manuel"
+SOURCE_COMMAND = "commande"
+SOURCE_FILE = "fichier"
+SOFTWARE = {"edt": EDT, "udt": UDT}
+"""``--logiciel`` values → product."""
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """One establishment's declaration, as shown by ``timetable-version show``."""
+
+    uai: str
+    name: str
+    version: TimetableVersion | None
+    source: str = ""
+    declared_at: dt.datetime | None = None
+    declared_by: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"uai": self.uai, "name": self.name,
+                "logiciel": self.version.product if self.version else None,
+                "version": self.version.number if self.version else None,
+                "label": self.version.label if self.version else None,
+                "source": self.source,
+                "declared_at": self.declared_at.isoformat() if self.declared_at else None,
+                "declared_by": self.declared_by}
+
+
+def declaration_of(session: Session, establishment_id: int) -> TimetableVersion | None:
+    """The establishment's declared software and version, if any."""
+    row = session.scalar(select(TimetableDeclaration).where(
+        TimetableDeclaration.establishment_id == establishment_id))
+    if row is None:
+        return None
+    return TimetableVersion(row.product, row.version, SOURCE_ESTABLISHMENT)
+
+
+def record_declaration(session: Session, establishment_id: int, version: TimetableVersion,
+                       source: str, now: dt.datetime | None = None) -> bool:
+    """Record (or change) the establishment's declaration; True when it changed."""
+    row = session.scalar(select(TimetableDeclaration).where(
+        TimetableDeclaration.establishment_id == establishment_id))
+    if row is not None and (row.product, row.version) == (version.product, version.number):
+        return False
+    if row is None:
+        row = TimetableDeclaration(establishment_id=establishment_id)
+        session.add(row)
+    row.product = version.product
+    row.version = version.number
+    row.source = source
+    row.declared_at = now or utcnow()
+    row.declared_by = operator_identity()["os_user"]
+    session.flush()
+    return True
+
+
+def parse_software_version(software: str, text: str) -> TimetableVersion:
+    """``--logiciel udt --version 27`` → UDT 27 (French :class:`VersionError` if not)."""
+    product = SOFTWARE.get((software or "").strip().lower())
+    if product is None:
+        raise VersionError(f"logiciel « {software} » inconnu : attendu « edt » ou « udt »")
+    version = parse_declared_version(text, product)
+    return TimetableVersion(version.product, version.number, SOURCE_ESTABLISHMENT)
+
+
+def set_declaration(database: Database, uai: str, software: str, text: str
+                    ) -> tuple[Declaration, str]:
+    """``timetable-version set``: record the establishment's declaration, audited.
+
+    Returns:
+        The declaration and the policy's French verdict on it today.
+
+    Raises:
+        VersionError: the software or the version cannot be read.
+        UnknownEstablishmentError: no establishment has this UAI.
+    """
+    version = parse_software_version(software, text)
+    with database.session() as session:
+        ref = establishment_by_uai(session, uai)
+        establishment = session.get(Establishment, ref.id)
+        assert establishment is not None
+        previous = declaration_of(session, ref.id)
+        record_declaration(session, ref.id, version, SOURCE_COMMAND)
+        audit(session, "timetable-version", "done", establishment_id=ref.id,
+              details={"product": version.product, "version": version.number,
+                       "previous": previous.label if previous else None})
+        project = session.get(Project, establishment.project_id)
+        verdict = evaluate(version.product, None, version,
+                           newest_enabled=bool(project and
+                                               project.newest_timetable_versions_enabled))
+        row = session.scalar(select(TimetableDeclaration).where(
+            TimetableDeclaration.establishment_id == ref.id))
+        assert row is not None
+        return (Declaration(ref.uai, ref.name, version, row.source, row.declared_at,
+                            row.declared_by), verdict.label)
+
+
+def declarations(session: Session, uais: list[str] | None = None) -> list[Declaration]:
+    """Every establishment (or those asked) with its declaration, by UAI."""
+    query = (select(Establishment, TimetableDeclaration)
+             .outerjoin(TimetableDeclaration,
+                        TimetableDeclaration.establishment_id == Establishment.id)
+             .order_by(Establishment.uai))
+    if uais:
+        query = query.where(Establishment.uai.in_([uai.upper() for uai in uais]))
+    found = []
+    for establishment, row in session.execute(query):
+        version = (TimetableVersion(row.product, row.version, SOURCE_ESTABLISHMENT)
+                   if row is not None else None)
+        found.append(Declaration(establishment.uai, establishment.name, version,
+                                 row.source if row else "", row.declared_at if row else None,
+                                 row.declared_by if row else ""))
+    return found
