@@ -7,6 +7,7 @@ remembers where it came from, so ``yearchange config`` can tell the operator.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,8 +76,18 @@ class Settings:
         return Path(self["data_dir"])
 
     def describe(self) -> list[tuple[str, str, str]]:
-        """Rows of (name, value, source) for display."""
-        return [(name, str(setting.value), setting.source) for name, setting in self.values.items()]
+        """Rows of (name, value, source) for display; passwords in URLs are masked."""
+        return [(name, mask_password(str(setting.value)), setting.source)
+                for name, setting in self.values.items()]
+
+
+# ``scheme://user:password@host``: the password part of a URL's authority.
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*):[^@/?#\s]*@")
+
+
+def mask_password(text: str) -> str:
+    """``text`` with every URL password replaced by ``***`` (for display and logs)."""
+    return _URL_PASSWORD.sub(lambda match: f"{match['head']}:***@", text)
 
 
 _ENV = {"db": "YEARCHANGE_DB", "storage": "YEARCHANGE_STORAGE", "read_only": "YEARCHANGE_READ_ONLY"}
