@@ -35,7 +35,7 @@ from yearchange_tui.scheduling.models import (
     TaskStatus,
 )
 from yearchange_tui.scheduling.state import EngineState, engine_log
-from yearchange_tui.workflow.audit import audit
+from yearchange_tui.workflow.audit import audit, on_behalf_of
 from yearchange_tui.workflow.calendar import (
     CalendarError,
     Milestone,
@@ -114,7 +114,9 @@ class RequestHandlers:
         for request_id, action, params, requester_read_only, requested_by in rows:
             try:
                 decoded = json.loads(params or "{}")
-                status, message = self.handle(request_id, action, decoded, requester_read_only)
+                with on_behalf_of(requested_by):
+                    status, message = self.handle(request_id, action, decoded,
+                                                  requester_read_only)
             except (ValueError, CalendarError, UnknownEstablishmentError) as error:
                 status, message = RequestStatus.REFUSED, str(error)
             except Exception as error:
