@@ -41,8 +41,8 @@ def system_user() -> str:
 
 
 def declared_ssh_client() -> str:
-    """The SSH client address from ``SSH_CONNECTION``, marked declared; empty without it."""
-    connection = os.environ.get("SSH_CONNECTION", "").split()
+    """The SSH client address (``SSH_CONNECTION``, else ``SSH_CLIENT``), marked declared."""
+    connection = (os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_CLIENT") or "").split()
     return f"{connection[0]} {DECLARED}" if connection else ""
 
 
