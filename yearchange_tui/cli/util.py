@@ -21,6 +21,7 @@ from yearchange_tui.ent.database import (
     Database,
     open_database,
     open_existing_database,
+    wait_for_write_lock,
 )
 from yearchange_tui.workflow.localtime import iso_local
 
@@ -67,13 +68,15 @@ def snake_id(label: str) -> str:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Resolve settings from the global options of ``args``."""
     cli = {"db": getattr(args, "db", None), "storage": getattr(args, "storage", None),
-           "read_only": getattr(args, "read_only", False)}
+           "read_only": getattr(args, "read_only", False),
+           "lock_timeout": getattr(args, "lock_timeout", None)}
     config_file = getattr(args, "config", None)
     return load_settings(cli, config_file=Path(config_file) if config_file else None)
 
 
 def open_database_from_args(args: argparse.Namespace, access: Access = Access.READ_WRITE, *,
-                            migrate: bool = False) -> tuple[Settings, Database]:
+                            migrate: bool = False,
+                            wait_for_lock: bool = True) -> tuple[Settings, Database]:
     """Open the database named by the settings, for one command.
 
     Without ``migrate`` nothing is created or upgraded: a missing database, an empty one or
@@ -88,18 +91,33 @@ def open_database_from_args(args: argparse.Namespace, access: Access = Access.RE
         migrate: create or upgrade the schema, reporting on stderr (the engine). Under
             ``--read-only`` nothing is migrated and the connection stays read-write: a
             read-only engine changes no ENT data but records its lease and events.
+        wait_for_lock: a read-write command first waits (up to the ``lock_timeout``
+            setting, saying so on stderr) while another program writes to a SQLite
+            database, and is refused with ``BASE-VERROUILLEE`` (exit 2, nothing written)
+            if it is still locked; the console opens without waiting.
 
     Raises:
-        DatabaseError: the database is missing, empty, at another schema or unreachable.
+        DatabaseError: the database is missing, empty, at another schema, unreachable or
+            locked.
     """
     settings = settings_from_args(args)
+    timeout = settings.lock_timeout
     if migrate:
         if settings.read_only:
-            return settings, open_existing_database(settings.db_url, Access.READ_WRITE)
-        return settings, open_database(settings.db_url, report=lambda line: err(f"… {line}"))
+            return settings, open_existing_database(settings.db_url, Access.READ_WRITE,
+                                                    lock_timeout=timeout)
+        return settings, open_database(settings.db_url, report=lambda line: err(f"… {line}"),
+                                       lock_timeout=timeout)
     if settings.read_only and access is Access.READ_WRITE:
         access = Access.READ_ONLY
-    return settings, open_existing_database(settings.db_url, access)
+    database = open_existing_database(settings.db_url, access, lock_timeout=timeout)
+    if access is Access.READ_WRITE and wait_for_lock:
+        try:
+            wait_for_write_lock(settings.db_url, timeout, report=err)
+        except BaseException:
+            database.dispose()
+            raise
+    return settings, database
 
 
 def refuse_in_read_only(settings: Settings, what: str) -> None:

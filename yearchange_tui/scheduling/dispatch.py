@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yearchange_tui.changeover.runner import ChangeoverRunner
+from yearchange_tui.ent.errors import describe_error
 from yearchange_tui.ent.models import Establishment
 from yearchange_tui.scheduling.calendar_sync import NOTICE_MILESTONES, miss_unit, missed_reason
 from yearchange_tui.scheduling.lease import is_paused
@@ -272,7 +273,7 @@ class Dispatcher:
                 status, reason = self._execute(spec, runner, ref)
         except Exception as error:
             log.exception("Unité %s (tâche n°%d) en échec.", spec.milestone.value, spec.task_id)
-            status, reason = TaskStatus.FAILED, str(error)
+            status, reason = TaskStatus.FAILED, describe_error(error)
         finally:
             self._finish_task(spec, status, reason)
 

@@ -39,6 +39,7 @@ from sqlalchemy import event
 from yearchange_tui.changeover.runner import ChangeoverRunner
 from yearchange_tui.changeover.steps.init_directory import import_aaf_delivery
 from yearchange_tui.ent.database import Database, open_database
+from yearchange_tui.ent.errors import describe_error
 from yearchange_tui.importing.outcome import ImportOutcome, run_import
 from yearchange_tui.scheduling.api import RequestAction
 from yearchange_tui.scheduling.events import EventWriter
@@ -131,7 +132,7 @@ def _child_main(sender: Any, url: str, storage_root: str, action_value: str,
         outcome = ImportOutcome.interrupted(kind)
     except Exception as error:  # noqa: BLE001 - every failure goes back to the engine
         details = traceback.format_exc()
-        outcome = ImportOutcome.failed(kind, str(error) or type(error).__name__)
+        outcome = ImportOutcome.failed(kind, describe_error(error))
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the answer is on its way
         if writer is not None:

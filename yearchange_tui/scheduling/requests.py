@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from yearchange_tui.changeover.runner import ChangeoverRunner
 from yearchange_tui.changeover.steps import step_definition
 from yearchange_tui.changeover.steps.archive import RedoRefused, reset_archives_for_redo
+from yearchange_tui.ent.errors import describe_error
 from yearchange_tui.scheduling.api import (
     CHANGING_ACTIONS,
     READ_ONLY_ENGINE_ACTIONS,
@@ -121,7 +122,7 @@ class RequestHandlers:
                 status, message = RequestStatus.REFUSED, str(error)
             except Exception as error:
                 log.exception("Demande n°%d (%s) en échec.", request_id, action)
-                status, message = RequestStatus.FAILED, str(error)
+                status, message = RequestStatus.FAILED, describe_error(error)
             self._answer(request_id, action, requested_by, status, message)
         # After the answers: an import thread writes its own answer over "running".
         self.imports.start_pending()
