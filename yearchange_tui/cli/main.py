@@ -277,7 +277,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except OperationalError as error:
         if not is_lock_error(error):
-            raise
+            described = describe_error(error)
+            if described == str(error):
+                raise
+            _err(f"yearchange : {described}.")  # disk full under the database…
+            return EXIT_FAILED
         # Another program kept a SQLite database locked longer than the wait allowed.
         settings = _settings_or_none(args)
         if settings is None:
