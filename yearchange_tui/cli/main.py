@@ -36,6 +36,7 @@ from yearchange_tui.cli.util import (
     UsageError,
     err,
     open_database_from_args,
+    private_files,
     settings_from_args,
 )
 from yearchange_tui.config import ConfigError, Settings, load_settings
@@ -254,9 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = getattr(args, "handler", open_console)
 
     try:
-        cli_engine.configure_timezone(args)
-        status = handler(args)
-        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        with private_files(args):
+            cli_engine.configure_timezone(args)
+            status = handler(args)
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return status
     except (UsageError, ConfigError, DatabaseError, ReadOnlyError, NoCurrentYearError) as error:
         _err(f"yearchange : {error}")
