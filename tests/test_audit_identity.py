@@ -15,6 +15,8 @@ from changeover_support import Academy, make_academy
 from sqlalchemy import select, update
 from test_scheduling_engine import running_engine
 
+from yearchange_tui.ent.database import open_database
+from yearchange_tui.importing.models import AafImport
 from yearchange_tui.scheduling.api import RequestAction
 from yearchange_tui.scheduling.client import DatabaseEngineClient
 from yearchange_tui.scheduling.models import EngineRequest
@@ -72,3 +74,27 @@ def test_runs_the_engine_executes_on_request_are_recorded_for_the_requester(
         details = json.loads(entry.details)
         assert details["requested_by"] == SUPPORT
         assert details["executed_by"].startswith(f"{REAL_USER}@")
+
+
+def test_imports_the_engine_runs_on_request_are_recorded_for_the_requester(
+        database_url: str, tmp_path: Path) -> None:
+    delivery = Path(__file__).resolve().parents[1] / "sample_data" / "aaf" / "livraison"
+    database = open_database(database_url)
+    try:
+        client = DatabaseEngineClient(database)
+        request_id = client.request(RequestAction.IMPORT_AAF, path=str(delivery))
+        with database.session() as session:
+            session.execute(update(EngineRequest).where(EngineRequest.id == request_id)
+                            .values(requested_by=SUPPORT))
+        with running_engine(database, tmp_path / "storage"):
+            state = client.wait_for_request(request_id, 180)
+        assert state is not None and state["status"] == "done", state
+        with database.session() as session:
+            entries = list(session.scalars(select(AuditEntry).where(
+                AuditEntry.action == "import-aaf")))
+            operators = set(session.scalars(select(AafImport.operator)))
+        assert [(entry.outcome, entry.os_user) for entry in entries] == [("done", "alice")]
+        assert json.loads(entries[0].details)["requested_by"] == SUPPORT
+        assert operators == {"alice"}
+    finally:
+        database.dispose()

@@ -49,7 +49,7 @@ from yearchange_tui.scheduling.models import (
 )
 from yearchange_tui.scheduling.requests import RequestHandlers
 from yearchange_tui.scheduling.state import EngineState, engine_log
-from yearchange_tui.workflow.audit import identity_label, operator_identity
+from yearchange_tui.workflow.audit import identity_label, process_identity
 from yearchange_tui.workflow.calendar import Milestone
 from yearchange_tui.workflow.units import utcnow
 
@@ -293,4 +293,4 @@ class Engine:
 
 def engine_identity() -> str:
     """Who asks: OS user, host, pid (and SSH client) for request rows."""
-    return identity_label(operator_identity())
+    return identity_label(process_identity())

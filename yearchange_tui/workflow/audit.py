@@ -46,15 +46,21 @@ def declared_ssh_client() -> str:
     return f"{connection[0]} {DECLARED}" if connection else ""
 
 
-def operator_identity() -> dict[str, Any]:
+def process_identity() -> dict[str, Any]:
     """OS user (real uid), declared SSH client address, host and pid of this process."""
     return {"os_user": system_user(), "ssh_client": declared_ssh_client(),
             "host": socket.gethostname(), "pid": os.getpid()}
 
 
+def operator_identity() -> dict[str, Any]:
+    """Who the work is for: the requester this thread works for, else this process."""
+    requester = current_requester()
+    return requester_identity(requester) if requester else process_identity()
+
+
 def identity_label(identity: dict[str, Any] | None = None) -> str:
     """``user@host pid N[ depuis CLIENT (déclaré)]``: who asks, in request rows."""
-    identity = identity or operator_identity()
+    identity = identity or process_identity()
     ssh = f" depuis {identity['ssh_client']}" if identity["ssh_client"] else ""
     return f"{identity['os_user']}@{identity['host']} pid {identity['pid']}{ssh}"
 
@@ -101,7 +107,7 @@ def audit(session: Session, action: str, outcome: str, *, establishment_id: int 
         override: True when a guard override let the action through.
         details: counts and reasons (JSON).
     """
-    identity = operator_identity()
+    identity = process_identity()
     requester = current_requester()
     if requester:
         details = {**(details or {}), "requested_by": requester,
