@@ -37,11 +37,11 @@ def _in_tmpfs(mount_point: Path, options: str, then: str) -> list[str]:
 
 def test_describe_error_speaks_french() -> None:
     assert describe_error(OSError(28, "No space left on device", "/srv/a.zip")) == \
-        "disque plein : plus d'espace libre pour écrire /srv/a.zip"
+        "plus de place sur le disque : /srv/a.zip"
     assert describe_error(PermissionError(13, "Permission denied", "/srv/x")) == \
         "permission refusée : /srv/x"
     assert describe_error(OSError(30, "Read-only file system", "/srv/y")) == \
-        "système de fichiers en lecture seule : impossible d'écrire /srv/y"
+        "système de fichiers en lecture seule : /srv/y"
     assert describe_error(ValueError("déjà en français")) == "déjà en français"
 
 
@@ -60,7 +60,7 @@ def test_disk_full_during_step_2_names_the_archive_in_french(tmp_path: Path) -> 
                          "--all", "--yes")
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
-    assert "disque plein : plus d'espace libre pour écrire " + str(small) in output
+    assert "plus de place sur le disque : " + str(small) in output
     assert "Errno" not in output and "No space left" not in output
     assert "Traceback" not in output
 
@@ -71,9 +71,9 @@ def test_read_only_file_system_in_french(tmp_path: Path) -> None:
     mount_point.mkdir()
     result = _yearchange(_in_tmpfs(mount_point, "ro", "true"), "sample", "--out",
                          str(mount_point / "academie"))
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == ("yearchange : système de fichiers en lecture seule : "
-                                     f"impossible d'écrire {mount_point / 'academie'}.")
+                                     f"{mount_point / 'academie'}.")
 
 
 @needs_root_tools
@@ -83,5 +83,5 @@ def test_permission_denied_in_french(tmp_path: Path) -> None:
     # Root without the capabilities that let it ignore permissions: a plain account.
     prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
     result = _yearchange(prefix, "sample", "--out", str(closed / "academie"))
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == f"yearchange : permission refusée : {closed / 'academie'}."

@@ -134,3 +134,19 @@ def test_console_rejects_export_neutralises_formulas(tmp_path: Path) -> None:
     _assert_neutralised([row[7] for row in read[1:]])
     _assert_neutralised([row[9] for row in read[1:]])
     assert {row[10] for row in read[1:]} == {"'=1+1"}
+
+
+def test_dry_run_warnings_report_neutralises_formulas(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from yearchange_tui.changeover.dry_run import DryRunWarning, write_warnings_csv
+
+    warnings = [DryRunWarning(uai="0750654D", name=payload, step=Step.PURGE_TRASH,
+                              code="CORBEILLE-RECENTE", message=f"Rubrique « x » {payload}",
+                              made_at=dt.datetime(2026, 7, 1, 9, 0))
+                for payload in PAYLOADS]
+    path = tmp_path / "rapport.csv"
+    with path.open("w", encoding="utf-8", newline="") as stream:
+        assert write_warnings_csv(warnings, stream) == len(PAYLOADS)
+    rows = _read(path.read_bytes())
+    _assert_neutralised([row[1] for row in rows[1:]])

@@ -85,3 +85,16 @@ def write_csv(handle: IO[bytes], header: Sequence[Any], rows: Iterable[Sequence[
             buffer.truncate()
     handle.write(buffer.getvalue().encode("utf-8"))
     return count
+
+
+def write_csv_text(stream: IO[str], header: Sequence[Any], rows: Iterable[Sequence[Any]]) -> int:
+    """Stream the CSV (BOM first) to a text stream opened with ``newline=""``; returns the
+    number of rows."""
+    stream.write(BOM)
+    writer = _writer(stream)
+    writer.writerow(safe_row(header))
+    count = 0
+    for row in rows:
+        writer.writerow(safe_row(row))
+        count += 1
+    return count
