@@ -37,7 +37,8 @@ def test_database_archives_and_engine_log_are_private(tmp_path: Path) -> None:
     result = _yearchange("sample", "--out", str(out), "--establishments", "1")
     assert result.returncode == 0, result.stderr
     options = ["--db", f"sqlite:///{out / 'yearchange.db'}", "--storage", str(out / "storage")]
-    result = _yearchange(*options, "run", "archive", "--all", "--yes")
+    result = _yearchange(*options, "run", "archive", "--all", "--yes", "--hors-fenetre",
+                         "--reason", "test des droits des fichiers")
     assert result.returncode == 0, result.stdout + result.stderr
     archives = list((out / "storage").rglob("*.zip"))
     assert archives
