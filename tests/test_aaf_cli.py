@@ -72,7 +72,8 @@ def test_import_then_rejects_as_a_user(work, sample_dir: Path, capsys) -> None:
     assert "18 rejet(s)" in out and "→ Vérifier la saisie de l'INE dans SIECLE" in out
 
     assert main([*options, "rejects", "--code", "AAF-INE-PARTAGE", "--csv"]) == 0
-    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out), delimiter=";"))
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out.lstrip("\ufeff")),
+                               delimiter=";"))
     assert len(rows) == 2 and {row["code"] for row in rows} == {"AAF-INE-PARTAGE"}
     assert all(row["ligne"] and row["fichier"].endswith(".xml") for row in rows)
 

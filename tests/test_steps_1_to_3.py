@@ -572,7 +572,7 @@ def test_audit_records_who_ran_what_with_counts(academy: Academy, monkeypatch) -
     runner.run(Step.PURGE_TRASH, runner.establishments())
     with academy.database.session() as session:
         entry = session.scalars(select(AuditEntry).where(AuditEntry.outcome == "done")).one()
-    assert entry.ssh_client == "192.0.2.7" and entry.step == "purge-trash"
+    assert entry.ssh_client == "192.0.2.7 (déclaré)" and entry.step == "purge-trash"
     assert json.loads(entry.details)["counts"]["rubriques supprimées"] > 0
 
 

@@ -7,6 +7,7 @@ remembers where it came from, so ``yearchange config`` can tell the operator.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,16 +71,41 @@ class Settings:
         return bool(self["read_only"])
 
     @property
+    def lock_timeout(self) -> float:
+        """Seconds a command waits for a SQLite database another program is writing to."""
+        return float(self["lock_timeout"])
+
+    @property
+    def group(self) -> str:
+        """The group that may read what the tool creates (empty: the account's own)."""
+        return str(self["group"] or "")
+
+    @property
     def data_dir(self) -> Path:
         """The per-user data folder."""
         return Path(self["data_dir"])
 
     def describe(self) -> list[tuple[str, str, str]]:
-        """Rows of (name, value, source) for display."""
-        return [(name, str(setting.value), setting.source) for name, setting in self.values.items()]
+        """Rows of (name, value, source) for display; passwords in URLs are masked."""
+        return [(name, mask_password(str(setting.value)), setting.source)
+                for name, setting in self.values.items()]
 
 
-_ENV = {"db": "YEARCHANGE_DB", "storage": "YEARCHANGE_STORAGE", "read_only": "YEARCHANGE_READ_ONLY"}
+# ``scheme://user:password@host``: the password part of a URL's authority.
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*):[^@/?#\s]*@")
+
+
+def mask_password(text: str) -> str:
+    """``text`` with every URL password replaced by ``***`` (for display and logs)."""
+    return _URL_PASSWORD.sub(lambda match: f"{match['head']}:***@", text)
+
+
+_ENV = {"db": "YEARCHANGE_DB", "storage": "YEARCHANGE_STORAGE", "read_only": "YEARCHANGE_READ_ONLY",
+        "lock_timeout": "YEARCHANGE_LOCK_TIMEOUT", "group": "YEARCHANGE_GROUP"}
+_KEYS = ("db", "storage", "read_only", "lock_timeout", "group")
+DEFAULT_LOCK_TIMEOUT = 30.0
+# Everything the tool creates is private to its account and group (minors' data).
+FILE_UMASK = 0o027
 _BOOL_TRUE = {"1", "true", "yes", "oui", "on"}
 
 
@@ -100,6 +126,8 @@ def load_settings(cli: dict[str, Any] | None = None, *,
         "db": Setting(f"sqlite:///{data_dir / 'yearchange.db'}", "défaut"),
         "storage": Setting(str(data_dir / "storage"), "défaut"),
         "read_only": Setting(False, "défaut"),
+        "lock_timeout": Setting(DEFAULT_LOCK_TIMEOUT, "défaut"),
+        "group": Setting("", "défaut"),
     })
     path = config_file or default_config_file()
     try:
@@ -121,7 +149,7 @@ def load_settings(cli: dict[str, Any] | None = None, *,
             if key in ("keys", "theme", "engine"):
                 settings.values[key] = Setting(value, str(path))
                 continue
-            if key not in ("db", "storage", "read_only"):
+            if key not in _KEYS:
                 raise ConfigError(f"Clé inconnue « {key} » dans {path}.")
             settings.values[key] = Setting(value, str(path))
     for key, variable in _ENV.items():
@@ -132,4 +160,15 @@ def load_settings(cli: dict[str, Any] | None = None, *,
     for key, value in (cli or {}).items():
         if value is not None and value is not False:
             settings.values[key] = Setting(value, f"--{key.replace('_', '-')}")
+    _check_lock_timeout(settings.values["lock_timeout"])
     return settings
+
+
+def _check_lock_timeout(setting: Setting) -> None:
+    try:
+        seconds = float(setting.value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if isinstance(setting.value, bool) or not 0 <= seconds <= 86400:
+        raise ConfigError(f"Délai d'attente d'une base verrouillée invalide « {setting.value} » "
+                          f"({setting.source}) : un nombre de secondes entre 0 et 86400.")

@@ -237,6 +237,19 @@ def _copy(source, target: Path, budget: _SizeBudget, declared: int) -> None:  # 
             out.write(block)
 
 
+def _regular_member(info: zipfile.ZipInfo) -> bool:
+    """False for a symbolic link, device, FIFO… stored in a ZIP written on Unix.
+
+    The file type lives in the high 16 bits of ``external_attr`` (Unix mode) only when
+    the archive was made on Unix (``create_system`` 3); a type of 0 is a regular file —
+    Python's ``zipfile.writestr`` stores permissions alone (``0o600``) — as is a mode of 0.
+    """
+    if info.create_system != 3:
+        return True
+    kind = stat.S_IFMT(info.external_attr >> 16)
+    return kind in (0, stat.S_IFREG)
+
+
 def _extract_zip(archive: Path, target: Path, shown: str) -> list[tuple[Path, str]]:
     budget = _SizeBudget(shown)
     extracted: list[tuple[Path, str]] = []
@@ -244,10 +257,9 @@ def _extract_zip(archive: Path, target: Path, shown: str) -> list[tuple[Path, st
         with zipfile.ZipFile(archive) as bundle:
             for info in bundle.infolist():
                 member = _safe_member_path(info.filename, shown)
-                mode = info.external_attr >> 16
                 if info.is_dir() or not _wanted_member(member):
                     continue
-                if mode and not stat.S_ISREG(mode):
+                if not _regular_member(info):
                     raise AafFileError("AAF-ARCHIVE-INVALIDE", shown, value=shown,
                                        detail=f"« {info.filename} » n'est pas un fichier ordinaire")
                 budget.add(info.file_size)

@@ -12,11 +12,9 @@ builder feeds the real archive and the dry run's counting sink.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import functools
 import html
-import io
 import itertools
 import re
 from collections import defaultdict
@@ -30,6 +28,7 @@ from sqlalchemy.orm import aliased
 
 from yearchange_tui.changeover.effects import ZipBuilder
 from yearchange_tui.changeover.zipwriter import STREAM_THRESHOLD, Member, deflate
+from yearchange_tui.ent.csvfile import csv_bytes, decimal_comma
 from yearchange_tui.ent.models import (
     ActivityAttachment,
     ActivityDistribution,
@@ -163,7 +162,7 @@ def _sql_date(connection: Connection, column: Any) -> Any:
 
 @functools.lru_cache(maxsize=4096)
 def _decimal_comma(value: float) -> str:
-    return f"{value:g}".replace(".", ",")
+    return decimal_comma(value)
 
 
 def _number(value: float | None) -> str:
@@ -173,15 +172,6 @@ def _number(value: float | None) -> str:
 
 def _person_name(last: str | None, first: str | None) -> str:
     return f"{last or ''} {first or ''}".strip()
-
-
-def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
-    """CSV in French spreadsheet conventions: UTF-8 with BOM, ``;`` separator, CRLF."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows(rows)  # None is written as an empty field
-    return b"\xef\xbb\xbf" + buffer.getvalue().encode("utf-8")
 
 
 def _attachment_name(file_id: int, original_name: str) -> str:

@@ -7,7 +7,6 @@ with one audit entry per establishment and step, and compared with the real run 
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,6 +20,7 @@ from yearchange_tui.changeover.effects import RecordingEffects, Tally
 from yearchange_tui.changeover.outcomes import UnitOutcome
 from yearchange_tui.changeover.steps import step_definition
 from yearchange_tui.changeover.steps.base import RunOptions, StepDefinition, UnitBlocked
+from yearchange_tui.ent.csvfile import write_csv_text
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import Establishment, SchoolYear
 from yearchange_tui.workflow.access_block import unblocked_establishments
@@ -229,7 +229,8 @@ def _warnings(database: Database, year_id: int, uais: Sequence[str], codes: Sequ
 
 
 def write_warnings_csv(warnings: Iterable[DryRunWarning], stream: TextIO) -> int:
-    """Write the report as CSV for a spreadsheet: UTF-8 with BOM, « ; », CRLF.
+    """Write the report as CSV for a spreadsheet (UTF-8 with BOM, « ; », CRLF, formulas
+    neutralised: :mod:`yearchange_tui.ent.csvfile`).
 
     Args:
         warnings: the rows.
@@ -238,12 +239,6 @@ def write_warnings_csv(warnings: Iterable[DryRunWarning], stream: TextIO) -> int
     Returns:
         The number of warnings written.
     """
-    stream.write("\ufeff")
-    writer = csv.writer(stream, delimiter=";", lineterminator="\r\n")
-    writer.writerow(REPORT_COLUMNS)
-    written = 0
-    for warning in warnings:
-        writer.writerow((warning.uai, warning.name, warning.step_text, warning.code,
-                         warning.message, f"{warning.made_at:%Y-%m-%d %H:%M}"))
-        written += 1
-    return written
+    return write_csv_text(stream, REPORT_COLUMNS, (
+        (warning.uai, warning.name, warning.step_text, warning.code, warning.message,
+         f"{warning.made_at:%Y-%m-%d %H:%M}") for warning in warnings))

@@ -350,8 +350,15 @@ class RealEffects(Effects):
             path.parent.mkdir(parents=True, exist_ok=True)
             self._made_folders.add(path.parent)
         temporary = path.with_name(f".{path.name}.part")
-        with temporary.open("wb") as handle:
-            yield handle
+        try:
+            with temporary.open("wb") as handle:
+                yield handle
+        except OSError as error:
+            # Disk full…: no partial file left, and the error names the archive.
+            temporary.unlink(missing_ok=True)
+            if error.filename is None:
+                raise OSError(error.errno, error.strerror, str(path)) from error
+            raise
         os.replace(temporary, path)
         self.unsynced = True
 

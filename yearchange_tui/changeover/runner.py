@@ -43,6 +43,7 @@ from yearchange_tui.changeover.steps.base import (
     UnitContext,
 )
 from yearchange_tui.ent.database import Database, open_database
+from yearchange_tui.ent.errors import describe_error
 from yearchange_tui.ent.models import Establishment, Person, SchoolYear
 from yearchange_tui.workflow.audit import audit
 from yearchange_tui.workflow.establishments import (
@@ -479,7 +480,7 @@ class ChangeoverRunner:
 
     def _fail(self, started: _Started, phase: str, error: Exception) -> UnitOutcome:
         establishment, step = started.establishment, started.step
-        message = f"phase « {phase} » : {error}"
+        message = f"phase « {phase} » : {describe_error(error)}"
         trace = "".join(traceback.format_exception(error))
         log.debug("Unité %s %s en échec :\n%s", establishment.uai, step.value, trace)
         with self.database.session() as session:

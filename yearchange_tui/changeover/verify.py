@@ -20,7 +20,13 @@ from yearchange_tui.ent.models import (
     SchoolYear,
     TrashEntry,
 )
-from yearchange_tui.workflow.models import ArchiveManifest, Step, StepUnit, UnitStatus
+from yearchange_tui.workflow.models import (
+    UNIT_STATUS_LABELS,
+    ArchiveManifest,
+    Step,
+    StepUnit,
+    UnitStatus,
+)
 
 
 def _sha256(path: Path) -> str:
@@ -119,6 +125,14 @@ def verify(session: Session, storage_root: Path, establishment_ids: list[int],
             problem = check_archive(storage_root, relative_path, size, sha256)
             if problem:
                 report.problems.append(problem)
+        archive_status = statuses.get(Step.ARCHIVE)
+        if archive_status is None:
+            report.problems.append("étape 2 (archivage) jamais lancée : aucune archive de "
+                                   "l'année à vérifier")
+        elif UnitStatus(archive_status) not in (UnitStatus.DONE, UnitStatus.SKIPPED):
+            label = UNIT_STATUS_LABELS[UnitStatus(archive_status)]
+            report.problems.append(f"étape 2 (archivage) non terminée (état : {label}) : les "
+                                   "archives de l'année ne sont pas complètes")
         if Step.ARCHIVE in done:
             if not manifests:
                 report.problems.append("étape 2 terminée sans archive enregistrée")

@@ -8,7 +8,6 @@ whole (nothing changed).
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import sys
 from pathlib import Path
@@ -31,6 +30,7 @@ from yearchange_tui.cli.util import (
     print_json,
 )
 from yearchange_tui.ent.base import utcnow
+from yearchange_tui.ent.csvfile import write_csv
 from yearchange_tui.ent.database import Access
 from yearchange_tui.ent.models import Person
 from yearchange_tui.ent.uai import InvalidUAIError, validate_uai
@@ -231,12 +231,12 @@ def _as_dict(row: Any) -> dict[str, Any]:
 
 
 def _write_csv(rows: list[Any]) -> None:
-    writer = csv.writer(sys.stdout, delimiter=";", lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        writer.writerow((row.import_id, row.uai, row.code, row.severity, row.file_name,
-                         row.line or "", row.record_id, row.kind, row.request, row.attribute,
-                         row.raw_value, row.message, row.action))
+    sys.stdout.flush()
+    write_csv(sys.stdout.buffer, CSV_COLUMNS, (
+        (row.import_id, row.uai, row.code, row.severity, row.file_name, row.line or "",
+         row.record_id, row.kind, row.request, row.attribute, row.raw_value, row.message,
+         row.action) for row in rows))
+    sys.stdout.buffer.flush()
 
 
 def _print_rejects(rows: list[Any], import_ids: list[int] | None) -> None:

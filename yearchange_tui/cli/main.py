@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
+
 from yearchange_tui import __version__
 from yearchange_tui.changeover.runner import ReadOnlyError
 from yearchange_tui.cli import aaf as cli_aaf
@@ -35,11 +37,19 @@ from yearchange_tui.cli.util import (
     UsageError,
     err,
     open_database_from_args,
+    private_files,
     settings_from_args,
 )
-from yearchange_tui.config import ConfigError, Settings
-from yearchange_tui.ent.database import DatabaseError, open_database
-from yearchange_tui.french import os_error_text, plural
+from yearchange_tui.config import ConfigError, Settings, load_settings
+from yearchange_tui.ent.database import (
+    CODE_LOCKED,
+    DatabaseError,
+    is_lock_error,
+    locked_message,
+    open_database,
+)
+from yearchange_tui.ent.errors import describe_error
+from yearchange_tui.french import plural
 from yearchange_tui.sample.build import SampleOutputError, build_sample
 from yearchange_tui.workflow.units import NoCurrentYearError
 
@@ -54,7 +64,7 @@ def open_console(args: argparse.Namespace) -> int:
     # Textual is loaded only when a console opens, not for the other commands.
     from yearchange_tui.tui.app import run_console
 
-    settings, database = open_database_from_args(args)
+    settings, database = open_database_from_args(args, wait_for_lock=False)
     return int(run_console(settings, database, config_file=getattr(args, "config", None),
                            theme=getattr(args, "theme", None)))
 
@@ -72,6 +82,9 @@ def _global_options() -> argparse.ArgumentParser:
                         help="mode consultation : aucune modification (équipes support)")
     common.add_argument("--config", metavar="FICHIER", default=argparse.SUPPRESS,
                         help="fichier de configuration TOML (variable YEARCHANGE_CONFIG)")
+    common.add_argument("--lock-timeout", metavar="S", type=float, default=argparse.SUPPRESS,
+                        help="secondes d'attente d'une base SQLite verrouillée par un autre "
+                             "programme (variable YEARCHANGE_LOCK_TIMEOUT ; défaut 30)")
     return common
 
 
@@ -244,9 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = getattr(args, "handler", open_console)
 
     try:
-        cli_engine.configure_timezone(args)
-        status = handler(args)
-        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        with private_files(args):
+            cli_engine.configure_timezone(args)
+            status = handler(args)
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return status
     except (UsageError, ConfigError, DatabaseError, ReadOnlyError, NoCurrentYearError) as error:
         _err(f"yearchange : {error}")
@@ -260,12 +274,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         # A file or folder the command cannot use (missing, no permission, disk full…):
         # the system's reason in French, with the path, never a traceback.
-        where = f" : {error.filename}" if error.filename else ""
-        _err(f"yearchange : {os_error_text(error)}{where}.")
+        _err(f"yearchange : {describe_error(error)}.")
         return EXIT_USAGE
     except KeyboardInterrupt:
         _err("yearchange : interrompu.")
         return EXIT_FAILED
+    except OperationalError as error:
+        if not is_lock_error(error):
+            described = describe_error(error)
+            if described == str(error):
+                raise
+            _err(f"yearchange : {described}.")  # disk full under the database…
+            return EXIT_FAILED
+        # Another program kept a SQLite database locked longer than the wait allowed.
+        settings = _settings_or_none(args)
+        if settings is None:
+            settings = load_settings({})
+        try:
+            message = locked_message(settings.db_url, settings.lock_timeout)
+        except DatabaseError:
+            message = locked_message("sqlite:///", settings.lock_timeout)
+        _err(f"yearchange : [{CODE_LOCKED}] {message}")
+        return EXIT_USAGE
+
+
+def _settings_or_none(args: argparse.Namespace) -> Settings | None:
+    try:
+        return _settings(args)
+    except (ConfigError, DatabaseError, UsageError):
+        return None
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -8,19 +8,27 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import grp
 import json
+import os
 import re
+import stat
 import sys
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from yearchange_tui.config import Settings, load_settings
+from yearchange_tui.config import FILE_UMASK, ConfigError, Settings, load_settings
 from yearchange_tui.ent.database import (
     Access,
     Database,
+    DatabaseError,
     open_database,
     open_existing_database,
+    sqlite_path,
+    wait_for_write_lock,
 )
 from yearchange_tui.workflow.localtime import iso_local
 
@@ -67,13 +75,15 @@ def snake_id(label: str) -> str:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Resolve settings from the global options of ``args``."""
     cli = {"db": getattr(args, "db", None), "storage": getattr(args, "storage", None),
-           "read_only": getattr(args, "read_only", False)}
+           "read_only": getattr(args, "read_only", False),
+           "lock_timeout": getattr(args, "lock_timeout", None)}
     config_file = getattr(args, "config", None)
     return load_settings(cli, config_file=Path(config_file) if config_file else None)
 
 
 def open_database_from_args(args: argparse.Namespace, access: Access = Access.READ_WRITE, *,
-                            migrate: bool = False) -> tuple[Settings, Database]:
+                            migrate: bool = False,
+                            wait_for_lock: bool = True) -> tuple[Settings, Database]:
     """Open the database named by the settings, for one command.
 
     Without ``migrate`` nothing is created or upgraded: a missing database, an empty one or
@@ -88,18 +98,33 @@ def open_database_from_args(args: argparse.Namespace, access: Access = Access.RE
         migrate: create or upgrade the schema, reporting on stderr (the engine). Under
             ``--read-only`` nothing is migrated and the connection stays read-write: a
             read-only engine changes no ENT data but records its lease and events.
+        wait_for_lock: a read-write command first waits (up to the ``lock_timeout``
+            setting, saying so on stderr) while another program writes to a SQLite
+            database, and is refused with ``BASE-VERROUILLEE`` (exit 2, nothing written)
+            if it is still locked; the console opens without waiting.
 
     Raises:
-        DatabaseError: the database is missing, empty, at another schema or unreachable.
+        DatabaseError: the database is missing, empty, at another schema, unreachable or
+            locked.
     """
     settings = settings_from_args(args)
+    timeout = settings.lock_timeout
     if migrate:
         if settings.read_only:
-            return settings, open_existing_database(settings.db_url, Access.READ_WRITE)
-        return settings, open_database(settings.db_url, report=lambda line: err(f"… {line}"))
+            return settings, open_existing_database(settings.db_url, Access.READ_WRITE,
+                                                    lock_timeout=timeout)
+        return settings, open_database(settings.db_url, report=lambda line: err(f"… {line}"),
+                                       lock_timeout=timeout)
     if settings.read_only and access is Access.READ_WRITE:
         access = Access.READ_ONLY
-    return settings, open_existing_database(settings.db_url, access)
+    database = open_existing_database(settings.db_url, access, lock_timeout=timeout)
+    if access is Access.READ_WRITE and wait_for_lock:
+        try:
+            wait_for_write_lock(settings.db_url, timeout, report=err)
+        except BaseException:
+            database.dispose()
+            raise
+    return settings, database
 
 
 def refuse_in_read_only(settings: Settings, what: str) -> None:
@@ -107,3 +132,71 @@ def refuse_in_read_only(settings: Settings, what: str) -> None:
     if settings.read_only:
         raise UsageError(f"Mode consultation (--read-only) : {what} — action interdite, rien "
                          "n'a été modifié.")
+
+
+def _group_id(name: str) -> int:
+    try:
+        return int(name) if name.isdigit() else grp.getgrnam(name).gr_gid
+    except KeyError as error:
+        raise ConfigError(f"Groupe inconnu « {name} » (réglage group / YEARCHANGE_GROUP) : "
+                          "créez-le ou corrigez le réglage.") from error
+
+
+def share_with_group(settings: Settings) -> None:
+    """Give the configured group the folders the tool writes to, setgid.
+
+    The database's folder, the storage root and the data folder (with its logs and
+    exports), when they exist: their group becomes the configured one and their setgid bit
+    makes every file and folder created inside inherit it (readable by the group, never
+    by others, under :data:`FILE_UMASK`).
+
+    Raises:
+        ConfigError: the group does not exist, or a folder cannot be given to it.
+    """
+    if not settings.group:
+        return
+    gid = _group_id(settings.group)
+    folders = [settings.storage_dir, settings.data_dir, settings.data_dir / "logs",
+               settings.data_dir / "exports"]
+    try:
+        database = sqlite_path(settings.db_url)
+    except DatabaseError:
+        database = None
+    if database is not None:
+        folders.insert(0, database.parent)
+    for folder in folders:
+        try:
+            info = folder.stat()
+        except OSError:
+            continue  # not created yet: the folder above it passes the group on
+        if not stat.S_ISDIR(info.st_mode):
+            continue
+        try:
+            if info.st_gid != gid:
+                os.chown(folder, -1, gid)
+            if not info.st_mode & stat.S_ISGID:
+                folder.chmod(stat.S_IMODE(info.st_mode) | stat.S_ISGID)
+        except OSError as error:
+            raise ConfigError(f"Impossible de confier le dossier {folder} au groupe "
+                              f"« {settings.group} » : {error.strerror}.") from error
+
+
+@contextmanager
+def private_files(args: argparse.Namespace) -> Iterator[None]:
+    """Everything created while the command runs is private to its account and group.
+
+    Sets the umask to :data:`FILE_UMASK` (files 0640, folders 0750: minors' data is never
+    readable by other accounts) and hands the configured group its folders; the previous
+    umask is restored afterwards.
+    """
+    previous = os.umask(FILE_UMASK)
+    try:
+        try:
+            settings = settings_from_args(args)
+        except ConfigError:
+            settings = None  # reported by the command that needs the settings
+        if settings is not None:
+            share_with_group(settings)
+        yield
+    finally:
+        os.umask(previous)

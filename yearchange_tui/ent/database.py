@@ -11,8 +11,11 @@ transaction are allowed, a commit is refused).
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import os
+import sqlite3
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,6 +41,10 @@ CODE_FOREIGN = "BASE-INCONNUE"
 CODE_OLDER = "BASE-A-METTRE-A-JOUR"
 CODE_NEWER = "BASE-PLUS-RECENTE"
 CODE_COMMIT_REFUSED = "BASE-ECRITURE-INTERDITE"
+CODE_LOCKED = "BASE-VERROUILLEE"
+
+# Seconds a connection waits for a SQLite database another program is writing to.
+DEFAULT_LOCK_TIMEOUT = 30.0
 
 
 class DatabaseError(Exception):
@@ -102,22 +109,80 @@ class Database:
         self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection, _record, *,  # type: ignore[no-untyped-def]
+                    busy_ms: int = int(DEFAULT_LOCK_TIMEOUT * 1000)) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
     cursor.close()
 
 
-def _sqlite_read_only_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_read_only_pragmas(dbapi_connection, _record, *,  # type: ignore[no-untyped-def]
+                              busy_ms: int = int(DEFAULT_LOCK_TIMEOUT * 1000)) -> None:
     # The journal mode is the file's own (WAL once created); setting it would write.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
     cursor.execute("PRAGMA query_only=ON")
     cursor.close()
+
+
+def is_lock_error(error: BaseException) -> bool:
+    """True for SQLite's « database is locked » (another program is writing)."""
+    original = getattr(error, "orig", error)
+    return isinstance(original, sqlite3.OperationalError) and "locked" in str(original)
+
+
+def locked_message(url: str, seconds: float) -> str:
+    """The French refusal when a SQLite database stayed locked for ``seconds``."""
+    return (f"La base {display_url(url)} est restée verrouillée par un autre programme qui "
+            f"y écrit pendant {seconds:g} s ; rien n'a été modifié. Réessayez quand il aura "
+            "fini, ou allongez l'attente (lock_timeout dans le fichier de configuration, ou "
+            "YEARCHANGE_LOCK_TIMEOUT).")
+
+
+def wait_for_write_lock(url: str, timeout: float = DEFAULT_LOCK_TIMEOUT,
+                        report: Callable[[str], None] | None = None,
+                        poll: float = 0.2) -> None:
+    """Wait until a SQLite database can be written, saying so once while it waits.
+
+    Takes and releases SQLite's write lock (``BEGIN IMMEDIATE`` then ``ROLLBACK``):
+    nothing is written. Other backends lock rows, not the database: nothing to wait for.
+
+    Raises:
+        DatabaseError: ``BASE-VERROUILLEE`` when another program still holds the lock
+            after ``timeout`` seconds.
+    """
+    path = sqlite_path(url)
+    if path is None or not path.is_file():
+        return
+    try:
+        connection = sqlite3.connect(str(path), timeout=0, isolation_level=None)
+    except sqlite3.Error as error:
+        raise DatabaseError(f"Base de données {display_url(url)} inaccessible : {error}") from error
+    deadline = time.monotonic() + timeout
+    announced = False
+    try:
+        while True:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                connection.execute("ROLLBACK")
+                return
+            except sqlite3.OperationalError as error:
+                if not is_lock_error(error):
+                    raise DatabaseError(f"Base de données {display_url(url)} inaccessible : "
+                                        f"{error}") from error
+            if time.monotonic() >= deadline:
+                raise DatabaseError(locked_message(url, timeout), CODE_LOCKED)
+            if not announced and report is not None:
+                report(f"… La base {display_url(url)} est verrouillée par un autre programme "
+                       f"qui y écrit : attente de sa libération (jusqu'à {timeout:g} s)…")
+            announced = True
+            time.sleep(poll)
+    finally:
+        connection.close()
 
 
 def _refuse_commit(_connection: Any) -> None:
@@ -163,13 +228,15 @@ def sqlite_path(url: str) -> Path | None:
     return Path(database).expanduser()
 
 
-def create_db_engine(url: str, access: Access = Access.READ_WRITE) -> Engine:
+def create_db_engine(url: str, access: Access = Access.READ_WRITE, *,
+                     lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Engine:
     """Create an engine for ``url`` with the project's connection settings.
 
     Args:
         url: SQLAlchemy URL.
         access: ``READ_ONLY`` opens SQLite with ``mode=ro`` and PostgreSQL with
             ``default_transaction_read_only=on``; ``ROLLBACK_ONLY`` refuses every commit.
+        lock_timeout: seconds a SQLite statement waits for another program's write lock.
 
     Raises:
         DatabaseError: when the URL is not understood or its driver is missing.
@@ -178,18 +245,20 @@ def create_db_engine(url: str, access: Access = Access.READ_WRITE) -> Engine:
     parsed = _parse(url)
     if parsed.get_backend_name() == "sqlite":
         path = sqlite_path(url)
+        busy_ms = int(lock_timeout * 1000)
         if access is Access.READ_ONLY and path is not None:
             # The driver's own URI syntax: the path percent-encoded, mode=ro.
             location = urllib.parse.quote(str(path.resolve()))
             engine = create_engine(URL.create(parsed.drivername, database=f"file:{location}",
                                               query={"mode": "ro", "uri": "true"}),
-                                   connect_args={"timeout": 30})
-            event.listen(engine, "connect", _sqlite_read_only_pragmas)
+                                   connect_args={"timeout": lock_timeout})
+            event.listen(engine, "connect",
+                         functools.partial(_sqlite_read_only_pragmas, busy_ms=busy_ms))
         else:
             if path is not None and access is Access.READ_WRITE:
                 path.parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"timeout": 30})
-            event.listen(engine, "connect", _sqlite_pragmas)
+            engine = create_engine(url, connect_args={"timeout": lock_timeout})
+            event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_ms=busy_ms))
     else:
         connect_args: dict[str, Any] = {}
         if access is Access.READ_ONLY:
@@ -286,7 +355,8 @@ def upgrade(engine: Engine, report: Callable[[str], None] | None = None) -> bool
 
 
 def open_database(url: str, *, migrate: bool = True,
-                  report: Callable[[str], None] | None = None) -> Database:
+                  report: Callable[[str], None] | None = None,
+                  lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Database:
     """Open the database at ``url``, creating or upgrading its schema on first use.
 
     For the commands that may create or migrate (``engine``, ``sample``, ``demo``,
@@ -296,11 +366,12 @@ def open_database(url: str, *, migrate: bool = True,
         url: SQLAlchemy URL (``sqlite:///path``, ``postgresql://…``).
         migrate: create or upgrade the schema when needed.
         report: receives a French line when the schema is created or upgraded.
+        lock_timeout: seconds a SQLite statement waits for another program's write lock.
 
     Raises:
         DatabaseError: when the database cannot be reached or upgraded.
     """
-    engine = create_db_engine(url)
+    engine = create_db_engine(url, lock_timeout=lock_timeout)
     if migrate:
         try:
             upgrade(engine, report)
@@ -375,7 +446,8 @@ def check_schema(engine: Engine, url: str) -> str:
     raise _refuse_newer(url, revision)
 
 
-def open_existing_database(url: str, access: Access = Access.READ_WRITE) -> Database:
+def open_existing_database(url: str, access: Access = Access.READ_WRITE, *,
+                           lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Database:
     """Open a database that already has this version's schema; create or migrate nothing.
 
     A missing SQLite file is not created (nor its folder), an empty database is not
@@ -384,6 +456,7 @@ def open_existing_database(url: str, access: Access = Access.READ_WRITE) -> Data
     Args:
         url: SQLAlchemy URL (``sqlite:///path``, ``postgresql://…``).
         access: read-write, read-only (the connection refuses writes) or rollback-only.
+        lock_timeout: seconds a SQLite statement waits for another program's write lock.
 
     Raises:
         DatabaseError: with a stable code (``BASE-ABSENTE``, ``BASE-VIDE``,
@@ -396,11 +469,12 @@ def open_existing_database(url: str, access: Access = Access.READ_WRITE) -> Data
                             f"{_how_to_create(url)}", CODE_MISSING)
     # The schema is checked through a read-only connection first: a read-write SQLite
     # connection would set WAL mode, which writes to an empty file.
-    probe = create_db_engine(url, Access.READ_ONLY)
+    probe = create_db_engine(url, Access.READ_ONLY, lock_timeout=lock_timeout)
     try:
         check_schema(probe, url)
     finally:
         probe.dispose()
-    engine = probe if access is Access.READ_ONLY else create_db_engine(url, access)
+    engine = (probe if access is Access.READ_ONLY
+              else create_db_engine(url, access, lock_timeout=lock_timeout))
     return Database(url=normalise_url(url), engine=engine,
                     sessions=sessionmaker(engine, expire_on_commit=False), access=access)

@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 
 from yearchange_tui.changeover.runner import year_units
 from yearchange_tui.ent.database import Database
+from yearchange_tui.ent.errors import describe_error
 from yearchange_tui.ent.models import Establishment, Project
-from yearchange_tui.french import os_error_text
 from yearchange_tui.importing.models import AafImport, AafReject
 from yearchange_tui.scheduling.api import (
     CHANGING_ACTIONS,
@@ -505,8 +505,8 @@ def connect(database: Database, storage: Path | str, *, read_only: bool = False,
         process = spawn_engine(database.url, storage, log_file=log_path,
                                config_file=config_file)
     except OSError as error:
-        raise EngineStartError(f"Le moteur n'a pas pu être lancé ({os_error_text(error)}). Journal : "
-                               f"{log_path}") from error
+        raise EngineStartError(f"Le moteur n'a pas pu être lancé ({describe_error(error)}). "
+                               f"Journal : {log_path}") from error
     client.spawned_pid = process.pid
     if not wait_for_engine(database, process, timeout=wait):
         raise EngineStartError(

@@ -17,11 +17,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yearchange_tui.changeover.runner import ChangeoverRunner
+from yearchange_tui.ent.errors import describe_error
 from yearchange_tui.ent.models import Establishment
 from yearchange_tui.scheduling.calendar_sync import NOTICE_MILESTONES, miss_unit, missed_reason
 from yearchange_tui.scheduling.lease import is_paused
-from yearchange_tui.scheduling.models import ACTIVE_TASK_STATUSES, EngineTask, TaskStatus
+from yearchange_tui.scheduling.models import (
+    ACTIVE_TASK_STATUSES,
+    EngineRequest,
+    EngineTask,
+    TaskStatus,
+)
 from yearchange_tui.scheduling.state import EngineState, RunningTask, engine_log
+from yearchange_tui.workflow.audit import on_behalf_of
 from yearchange_tui.workflow.calendar import MILESTONE_ORDER, Milestone, as_utc
 from yearchange_tui.workflow.establishments import EstablishmentRef
 from yearchange_tui.workflow.guards import GUARD_STEP_ORDER, has_override
@@ -248,16 +255,25 @@ class Dispatcher:
         return ChangeoverRunner(state.database, state.storage_root, observer=state.events,
                                 read_only=state.config.read_only, should_stop=should_stop)
 
+    def requester(self, request_id: int | None) -> str | None:
+        """Who sent the request that caused a task (None for the calendar's own tasks)."""
+        if request_id is None:
+            return None
+        with self.state.database.session() as session:
+            return session.scalar(select(EngineRequest.requested_by).where(
+                EngineRequest.id == request_id)) or None
+
     def run_task(self, spec: TaskSpec) -> None:
-        """Run one task to its end (unit worker thread)."""
+        """Run one task to its end (unit worker thread), audited for its requester."""
         status, reason = TaskStatus.FAILED, ""
         try:
             runner = self.runner(spec.task_id)
             ref = next(r for r in runner.establishments() if r.id == spec.establishment_id)
-            status, reason = self._execute(spec, runner, ref)
+            with on_behalf_of(self.requester(spec.request_id)):
+                status, reason = self._execute(spec, runner, ref)
         except Exception as error:
             log.exception("Unité %s (tâche n°%d) en échec.", spec.milestone.value, spec.task_id)
-            status, reason = TaskStatus.FAILED, str(error)
+            status, reason = TaskStatus.FAILED, describe_error(error)
         finally:
             self._finish_task(spec, status, reason)
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -50,7 +49,7 @@ from yearchange_tui.scheduling.models import (
 )
 from yearchange_tui.scheduling.requests import RequestHandlers
 from yearchange_tui.scheduling.state import EngineState, engine_log
-from yearchange_tui.workflow.audit import operator_identity
+from yearchange_tui.workflow.audit import identity_label, process_identity
 from yearchange_tui.workflow.calendar import Milestone
 from yearchange_tui.workflow.units import utcnow
 
@@ -294,6 +293,4 @@ class Engine:
 
 def engine_identity() -> str:
     """Who asks: OS user, host, pid (and SSH client) for request rows."""
-    identity = operator_identity()
-    ssh = f" depuis {identity['ssh_client']}" if identity["ssh_client"] else ""
-    return f"{identity['os_user']}@{identity['host']} pid {os.getpid()}{ssh}"
+    return identity_label(process_identity())

@@ -18,6 +18,7 @@ from yearchange_tui.scheduling.api import RequestAction
 from yearchange_tui.scheduling.imports import ImportChild
 from yearchange_tui.scheduling.models import EngineRequest, RequestStatus
 from yearchange_tui.scheduling.state import EngineState, engine_log
+from yearchange_tui.workflow.audit import current_requester
 
 log = engine_log()
 
@@ -29,6 +30,8 @@ class ImportOrder:
     request_id: int
     action: RequestAction
     params: dict[str, Any]
+    # Who sent the request: the child's audit entries are recorded for them.
+    requester: str | None = None
 
 
 def import_status(outcome: ImportOutcome | None, exitcode: int | None,
@@ -69,7 +72,7 @@ class ImportRequests:
 
     def submit(self, request_id: int, action: RequestAction, params: dict[str, Any]) -> None:
         """Keep an accepted request for :meth:`start_pending` (main thread)."""
-        self.pending.append(ImportOrder(request_id, action, dict(params)))
+        self.pending.append(ImportOrder(request_id, action, dict(params), current_requester()))
 
     def start_pending(self) -> None:
         """Start one ``import-N`` thread per submitted request (main thread)."""
@@ -108,7 +111,8 @@ class ImportRequests:
         details, exitcode = "", None
         with self.lock:
             child = None if self.state.stopping else ImportChild(
-                self.state.database.url, self.state.storage_root, order.action, order.params)
+                self.state.database.url, self.state.storage_root, order.action, order.params,
+                requester=order.requester)
             if child is not None:
                 self.children[order.request_id] = child
         if child is not None:

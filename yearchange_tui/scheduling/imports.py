@@ -39,10 +39,12 @@ from sqlalchemy import event
 from yearchange_tui.changeover.runner import ChangeoverRunner
 from yearchange_tui.changeover.steps.init_directory import import_aaf_delivery
 from yearchange_tui.ent.database import Database, open_database
+from yearchange_tui.ent.errors import describe_error
 from yearchange_tui.importing.outcome import ImportOutcome, run_import
 from yearchange_tui.scheduling.api import RequestAction
 from yearchange_tui.scheduling.events import EventWriter
 from yearchange_tui.timetable.importer import MODE_MANUAL, TimetableUsageError, import_timetable
+from yearchange_tui.workflow.audit import on_behalf_of
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +112,7 @@ class _StopPoint:
 
 
 def _child_main(sender: Any, url: str, storage_root: str, action_value: str,
-                params: dict[str, Any]) -> None:
+                params: dict[str, Any], requester: str | None = None) -> None:
     """Body of the child process: run the import, send (outcome, traceback text)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine decides when the child stops
     stop_point = _StopPoint()
@@ -126,12 +128,14 @@ def _child_main(sender: Any, url: str, storage_root: str, action_value: str,
         # Each file read goes to the journal at once: the console shows the import moving.
         writer = EventWriter(database)
         progress = partial(_import_progress, writer, KINDS[action])
-        outcome = run_import_request(database, Path(storage_root), action, params, progress)
+        with on_behalf_of(requester):  # audited for whoever sent the request
+            outcome = run_import_request(database, Path(storage_root), action, params,
+                                         progress)
     except ImportInterrupted:
         outcome = ImportOutcome.interrupted(kind)
     except Exception as error:  # noqa: BLE001 - every failure goes back to the engine
         details = traceback.format_exc()
-        outcome = ImportOutcome.failed(kind, str(error) or type(error).__name__)
+        outcome = ImportOutcome.failed(kind, describe_error(error))
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the answer is on its way
         if writer is not None:
@@ -146,7 +150,7 @@ class ImportChild:
     """One import request running in a child process (see the module docstring)."""
 
     def __init__(self, url: str, storage_root: Path, action: RequestAction,
-                 params: dict[str, Any]) -> None:
+                 params: dict[str, Any], *, requester: str | None = None) -> None:
         context = multiprocessing.get_context("spawn")
         receiver, sender = context.Pipe(duplex=False)
         self.kind = KINDS[action]
@@ -154,7 +158,7 @@ class ImportChild:
         # Not a daemon: the AAF importer starts reader processes of its own.
         self.process = context.Process(target=_child_main,
                                        args=(sender, url, str(storage_root), action.value,
-                                             params),
+                                             params, requester),
                                        name=f"yearchange-import-{self.kind}")
         try:
             self.process.start()

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from yearchange_tui.changeover.runner import ChangeoverRunner
 from yearchange_tui.changeover.steps import step_definition
 from yearchange_tui.changeover.steps.archive import RedoRefused, reset_archives_for_redo
+from yearchange_tui.ent.errors import describe_error
 from yearchange_tui.scheduling.api import (
     CHANGING_ACTIONS,
     READ_ONLY_ENGINE_ACTIONS,
@@ -41,7 +42,7 @@ from yearchange_tui.workflow.access_block import (
     set_block_window,
     set_establishment_message,
 )
-from yearchange_tui.workflow.audit import audit
+from yearchange_tui.workflow.audit import audit, on_behalf_of
 from yearchange_tui.workflow.calendar import (
     CalendarError,
     Milestone,
@@ -125,12 +126,14 @@ class RequestHandlers:
         for request_id, action, params, requester_read_only, requested_by in rows:
             try:
                 decoded = json.loads(params or "{}")
-                status, message = self.handle(request_id, action, decoded, requester_read_only)
+                with on_behalf_of(requested_by):
+                    status, message = self.handle(request_id, action, decoded,
+                                                  requester_read_only)
             except (ValueError, CalendarError, UnknownEstablishmentError) as error:
                 status, message = RequestStatus.REFUSED, str(error)
             except Exception as error:
                 log.exception("Demande n°%d (%s) en échec.", request_id, action)
-                status, message = RequestStatus.FAILED, str(error)
+                status, message = RequestStatus.FAILED, describe_error(error)
             self._answer(request_id, action, requested_by, status, message)
         # After the answers: an import thread writes its own answer over "running".
         self.imports.start_pending()

@@ -3,6 +3,10 @@
 The engine gets its own session (``setsid``): a hang-up of the console's terminal or SSH
 connection (SIGHUP to the console's session) never reaches it. Its output goes to a log
 file; the console then attaches to it through the database. Never imports Textual.
+
+The database URL (which may hold a password) is never on the engine's command line, which
+every local account can read (``ps``, ``/proc/PID/cmdline``): it goes in the child's
+environment (``YEARCHANGE_DB``), readable only by the same account.
 """
 
 from __future__ import annotations
@@ -28,17 +32,30 @@ def default_log_file() -> Path:
     return default_data_dir() / "logs" / "engine.log"
 
 
-def engine_command(db_url: str, storage: Path | str, *, log_file: Path,
+DB_VARIABLE = "YEARCHANGE_DB"
+
+
+def engine_command(storage: Path | str, *, log_file: Path,
                    config_file: Path | None = None, read_only: bool = False,
                    extra_args: tuple[str, ...] = ()) -> list[str]:
-    """The command line of a headless engine that logs to ``log_file`` only."""
-    command = [sys.executable, "-m", "yearchange_tui", "--db", db_url, "--storage", str(storage)]
+    """The command line of a headless engine that logs to ``log_file`` only.
+
+    It holds no database URL: :func:`engine_environment` passes it.
+    """
+    command = [sys.executable, "-m", "yearchange_tui", "--storage", str(storage)]
     if config_file is not None:
         command += ["--config", str(config_file)]
     if read_only:
         command.append("--read-only")
     command += ["engine", "--log-file", str(log_file), "--no-stdout", *extra_args]
     return command
+
+
+def engine_environment(db_url: str, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The engine's environment: ``env`` (default: this process's) with the database URL."""
+    environment = dict(env if env is not None else os.environ)
+    environment[DB_VARIABLE] = db_url
+    return environment
 
 
 def spawn_engine(db_url: str, storage: Path | str, *, log_file: Path,
@@ -54,10 +71,10 @@ def spawn_engine(db_url: str, storage: Path | str, *, log_file: Path,
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as output:
         return subprocess.Popen(
-            engine_command(db_url, storage, log_file=log_file, config_file=config_file,
+            engine_command(storage, log_file=log_file, config_file=config_file,
                            read_only=read_only, extra_args=extra_args),
             stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True, env=env if env is not None else os.environ.copy())
+            start_new_session=True, close_fds=True, env=engine_environment(db_url, env))
 
 
 def wait_for_engine(database: Database, process: subprocess.Popen[bytes] | None = None,

@@ -10,7 +10,6 @@ Queries run on a worker thread of the console; nothing here touches a widget.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import json
@@ -24,6 +23,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, or_, select
 
 from yearchange_tui.ent.base import utcnow
+from yearchange_tui.ent.csvfile import write_csv
 from yearchange_tui.importing.models import AafReject
 from yearchange_tui.workflow.calendar import timezone
 from yearchange_tui.workflow.establishments import normalise_uai
@@ -125,14 +125,11 @@ def export_csv(rows: Iterable[RejectRow], folder: Path, now: dt.datetime | None 
     stamp = (now or utcnow().astimezone(timezone())).strftime("%Y%m%d-%H%M%S")
     path = folder / f"rejets-{stamp}.csv"
     temporary = path.with_suffix(".csv.tmp")
-    with temporary.open("w", encoding="utf-8-sig", newline="") as handle:
-        writer = csv.writer(handle, delimiter=";", lineterminator="\n")
-        writer.writerow(CSV_HEADER)
-        for row in rows:
-            writer.writerow((row.import_id, row.uai, row.code, row.severity, row.kind,
-                             row.file_name, row.line or "", row.record_id, row.attribute,
-                             row.raw_value, row.message, row.action,
-                             "oui" if row.handled else "non"))
+    with temporary.open("wb") as handle:
+        write_csv(handle, CSV_HEADER, (
+            (row.import_id, row.uai, row.code, row.severity, row.kind, row.file_name,
+             row.line or "", row.record_id, row.attribute, row.raw_value, row.message,
+             row.action, "oui" if row.handled else "non") for row in rows))
     temporary.replace(path)
     return path
 
