@@ -98,7 +98,9 @@ def test_a_read_only_client_dry_run_is_refused_by_the_engine_and_recorded(
         session.add(row)
         session.flush()
         request_id = row.id
-    handlers(academy).process()
+    engine = handlers(academy)
+    engine.process()
+    assert engine.state.events.drain()  # the journal is written by its own thread
     state = DatabaseEngineClient(academy.database).request_state(request_id)
     assert state is not None and state["status"] == "refused"
     assert "mode consultation" in str(state["message"])

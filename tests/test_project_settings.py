@@ -189,7 +189,7 @@ def test_project_set_and_show_round_trip_and_are_audited(
     assert row["project"] == "ENT-LYON" and row["changes"]["block_start"] == "2026-08-21"
     # The plan shows the project's warnings and rhythm.
     status, out, _ = run(capsys, "plan", "--uai", COLLEGE, *places)
-    assert "Avertissement groupes libres                    jeu. 25/06/2026 08:00" in out
+    assert "Avertissement groupes libres jeu. 25/06/2026 08:00 projet" in " ".join(out.split())
     assert "mercredi   delta du mercredi    jeudi matin" in out and "mardi   " not in out
 
 
@@ -331,7 +331,8 @@ def test_step_5_writes_nothing_without_valeurs_par_defaut_nor_on_a_blocked_unit(
     assert "Emploi du temps non importé" in report.refused[UAI]
     assert report.written[UAI] == {} and written_rows(database, establishment_id) == (0, 0)
     # Chosen and only the periods and dates missing: the defaults are written, step 5 done.
-    import_timetable(database, SAMPLES / "sts" / f"sts_emp_{UAI}_2026.xml", UAI)
+    import_timetable(database, SAMPLES / "sts" / f"sts_emp_{UAI}_2026.xml", UAI,
+                     declared_version="EDT 2020")
     import_timetable(database, SAMPLES / "edt" / f"Edt_To_{PARTNER}_{UAI}_Enclair.xml",
                      UAI, declared_version="2020")
     report = run_init_school_life(database, [establishment_id])

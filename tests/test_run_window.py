@@ -158,9 +158,12 @@ def test_the_engine_refuses_a_run_before_closure_unless_the_request_carries_a_re
             reason="rattrapage"), 60, until_units_finish=True)
     assert accepted is not None and accepted["status"] == "done", accepted
     assert ("purge-trash", UnitStatus.DONE) in units(database)
-    assert window_audits(database)[-1][2:] == (True, {
-        "guard": "hors-fenetre", "reason": "rattrapage",
-        "problem": window_audits(database)[-1][3]["problem"]})
+    override, details = window_audits(database)[-1][2:]
+    assert override is True
+    assert details["guard"] == "hors-fenetre" and details["reason"] == "rattrapage"
+    assert "avant la fermeture" in str(details["problem"])
+    # Run on request: the audit names who asked, and the engine that executed it.
+    assert details["requested_by"] and details["executed_by"]
 
 
 @pytest.fixture

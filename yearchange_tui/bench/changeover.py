@@ -41,17 +41,13 @@ STEP3_COUNT_SUFFIX = "supprimé"
 _CLEAR_DOOMED = "DELETE FROM doomed_files"
 _RAW_STEP3 = (
     ("DELETE FROM rubric_rights WHERE group_id IN (SELECT id FROM groups WHERE establishment_id=:e "
-     "AND ((kind='free' AND lifetime='school_year' AND id NOT IN (SELECT group_id FROM "
-     "teaching_services WHERE group_id IS NOT NULL)) OR kind='option'))"),
+     "AND ((kind='free' AND lifetime='school_year') OR kind='option'))"),
     ("DELETE FROM group_managers WHERE group_id IN (SELECT id FROM groups WHERE establishment_id=:e "
-     "AND ((kind='free' AND lifetime='school_year' AND id NOT IN (SELECT group_id FROM "
-     "teaching_services WHERE group_id IS NOT NULL)) OR kind='option'))"),
+     "AND ((kind='free' AND lifetime='school_year') OR kind='option'))"),
     ("DELETE FROM group_memberships WHERE group_id IN (SELECT id FROM groups WHERE "
-     "establishment_id=:e AND ((kind='free' AND lifetime='school_year' AND id NOT IN (SELECT "
-     "group_id FROM teaching_services WHERE group_id IS NOT NULL)) OR kind='option'))"),
-    ("DELETE FROM groups WHERE establishment_id=:e AND ((kind='free' AND lifetime='school_year' "
-     "AND id NOT IN (SELECT group_id FROM teaching_services WHERE group_id IS NOT NULL)) "
-     "OR kind='option')"),
+     "establishment_id=:e AND ((kind='free' AND lifetime='school_year') OR kind='option'))"),
+    ("DELETE FROM groups WHERE establishment_id=:e AND ((kind='free' AND lifetime='school_year')"
+     " OR kind='option')"),
     "DELETE FROM course_replacements WHERE establishment_id=:e AND school_year_id<=:y",
     "DELETE FROM attendance_events WHERE establishment_id=:e AND school_year_id<=:y",
     "DELETE FROM roll_calls WHERE establishment_id=:e AND school_year_id<=:y",

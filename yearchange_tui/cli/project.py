@@ -16,6 +16,7 @@ from typing import Any
 
 from yearchange_tui.cli.util import (
     EXIT_OK,
+    JSON_HELP,
     UsageError,
     err,
     open_database_from_args,
@@ -125,7 +126,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     sub = project.add_subparsers(dest="project_command", metavar="ACTION")
     show = sub.add_parser("show", parents=[common], help="afficher les paramètres")
     _project_options(show)
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help=JSON_HELP)
     show.set_defaults(handler=cmd_project_show)
     change = sub.add_parser("set", parents=[common], help="modifier des paramètres (audité)")
     _project_options(change)
@@ -144,7 +145,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
             "set", parents=[common], help="dates et message du blocage d'un établissement",
             description="Modifie le blocage d'un établissement dans les limites du projet, "
                         "si le projet l'autorise (cahier des charges §6.4).")
-        edit.add_argument("--uai", required=True, metavar="UAI")
+        edit.add_argument("--uai", required=True, metavar="UAI",
+                          help="l'établissement dont on règle le blocage")
         edit.add_argument("--debut", type=_date_or_none, default=argparse.SUPPRESS,
                           metavar="AAAA-MM-JJ", help="premier jour (« aucune » : celui du projet)")
         edit.add_argument("--fin", type=_date_or_none, default=argparse.SUPPRESS,
@@ -152,7 +154,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         edit.add_argument("--message", default=argparse.SUPPRESS,
                           help="message propre à l'établissement (« » : celui du projet)")
         edit.add_argument("--year", type=int, metavar="AAAA", help="année N (défaut : en cours)")
-        edit.add_argument("--json", action="store_true")
+        edit.add_argument("--json", action="store_true", help=JSON_HELP)
         edit.set_defaults(handler=cmd_access_block_set)
 
 
