@@ -87,3 +87,18 @@ def test_the_journal_shows_paris_time() -> None:
             assert "! 09:30:00 Disque presque plein." in screen_text(app)
 
     run(scenario)
+
+
+def test_requests_and_journal_lines_read_in_paris_time() -> None:
+    """A time SQLite gives back naive (stored UTC) reads in Paris time on the requests
+    screen, in a whole journal line and in the requests command, like the grid's journal."""
+    from yearchange_tui.cli.requests import request_json
+    from yearchange_tui.scheduling.api import RequestView
+    from yearchange_tui.scheduling.models import RequestStatus
+    from yearchange_tui.tui.screens.requests import local_time
+
+    stored = dt.datetime(2026, 12, 7, 13, 0, 5)  # naive: UTC, as SQLite returns it
+    assert local_time(stored) == "07/12 14:00:05"
+    view = RequestView(id=1, created_at=stored, requested_by="root@vm", action="pause",
+                       what="Pause", status=RequestStatus.DONE)
+    assert request_json(view)["created_at"] == "2026-12-07T14:00:05+01:00"

@@ -29,7 +29,6 @@ from yearchange_tui.cli.util import (
 )
 from yearchange_tui.ent.database import Access
 from yearchange_tui.scheduling.client import queue_table
-from yearchange_tui.workflow.calendar import timezone
 from yearchange_tui.workflow.establishments import (
     UnknownEstablishmentError,
     establishment_by_uai,
@@ -43,6 +42,7 @@ from yearchange_tui.workflow.guards import (
     run_window_problems,
     window_refusal_message,
 )
+from yearchange_tui.workflow.localtime import format_local
 from yearchange_tui.workflow.models import (
     UNIT_STATUS_GLYPHS,
     UNIT_STATUS_LABELS,
@@ -272,7 +272,7 @@ def _print_warnings(rows: list[Any], args: argparse.Namespace) -> None:
             current = row.uai
             print()
             print_paragraph(f"{row.uai} — {row.name} (passage à blanc du "
-                            f"{row.made_at.astimezone(timezone()):%d/%m/%Y à %H:%M})")
+                            f"{format_local(row.made_at, '%d/%m/%Y à %H:%M')})")
             table = tables.table(("étape", {"no_wrap": True}), ("code", {"no_wrap": True}),
                                  ("message", {"ratio": 1, "min_width": 20}))
         assert table is not None

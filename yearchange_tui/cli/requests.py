@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import shutil
 import textwrap
 from typing import Any
@@ -13,7 +12,7 @@ from yearchange_tui.ent.database import Access
 from yearchange_tui.scheduling.api import RequestView
 from yearchange_tui.scheduling.client import DatabaseEngineClient
 from yearchange_tui.scheduling.models import REQUEST_STATUS_GLYPHS, REQUEST_STATUS_LABELS
-from yearchange_tui.workflow.calendar import DEFAULT_TIMEZONE, timezone
+from yearchange_tui.workflow.localtime import format_local, iso_local, zone_name
 
 DEFAULT_LIMIT = 20
 """Requests listed without ``--all``: the newest ones."""
@@ -33,14 +32,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     requests.set_defaults(handler=cmd_requests)
 
 
-def _iso(moment: dt.datetime | None, zone: dt.tzinfo) -> str | None:
-    return moment.astimezone(zone).isoformat() if moment is not None else None
-
-
-def request_json(view: RequestView, zone: dt.tzinfo) -> dict[str, Any]:
+def request_json(view: RequestView) -> dict[str, Any]:
     """One request as JSON: snake_case keys, French labels beside the stable values."""
-    return {"id": view.id, "created_at": _iso(view.created_at, zone),
-            "finished_at": _iso(view.finished_at, zone), "requested_by": view.requested_by,
+    return {"id": view.id, "created_at": iso_local(view.created_at),
+            "finished_at": iso_local(view.finished_at), "requested_by": view.requested_by,
             "read_only_client": view.read_only, "action": view.action, "what": view.what,
             "status": view.status.value, "status_label": REQUEST_STATUS_LABELS[view.status],
             "message": view.message}
@@ -56,9 +51,8 @@ def cmd_requests(args: argparse.Namespace) -> int:
         database.dispose()
     more = not args.all and len(views) > DEFAULT_LIMIT
     views = views[:DEFAULT_LIMIT] if more else views
-    zone = timezone(DEFAULT_TIMEZONE)
     if args.json:
-        print_json({"requests": [request_json(view, zone) for view in views],
+        print_json({"requests": [request_json(view) for view in views],
                     "complete": not more})
         return EXIT_OK
     if not views:
@@ -66,10 +60,10 @@ def cmd_requests(args: argparse.Namespace) -> int:
         return EXIT_OK
     width = max(60, min(shutil.get_terminal_size((80, 24)).columns, 120))
     print(textwrap.fill(f"Demandes au moteur, de la plus récente à la plus ancienne (heure de "
-                        f"{DEFAULT_TIMEZONE}) :", width))
+                        f"{zone_name()}) :", width))
     for view in views:
         state = f"{REQUEST_STATUS_GLYPHS[view.status]} {REQUEST_STATUS_LABELS[view.status]}"
-        when = view.created_at.astimezone(zone).strftime("%d/%m/%Y %H:%M:%S")
+        when = format_local(view.created_at, "%d/%m/%Y %H:%M:%S")
         head = f"n° {view.id:<5} {when}  {state:<12} {view.what}"
         print(textwrap.fill(head, width, subsequent_indent=" " * 9, break_long_words=False,
                             break_on_hyphens=False))

@@ -18,7 +18,7 @@ from yearchange_tui.tui.bindings import bindings_for
 from yearchange_tui.tui.screens.base import ConsoleScreen
 from yearchange_tui.tui.screens.grid import event_line
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
-from yearchange_tui.workflow.calendar import timezone
+from yearchange_tui.workflow.localtime import to_local
 
 LEVELS = (("info", "tout"), ("warning", "avertissements et erreurs"), ("error", "erreurs"))
 LEVEL_RANK = {"info": 0, "warning": 1, "error": 2}
@@ -30,7 +30,7 @@ MAX_LINES = 5000
 
 def event_text(event: EngineEventView) -> str:
     """A journal event whole, in French: when, level, where, message, then its data."""
-    at = event.at.astimezone(timezone()) if event.at.tzinfo is not None else event.at
+    at = to_local(event.at)  # the journal's lines read the same
     lines = [(f"Le {at:%d/%m/%Y à %H:%M:%S} — "
              f"{LEVEL_WORDS.get(event.level, event.level)} "
              f"({KIND_WORDS.get(event.kind, event.kind)})")]

@@ -60,8 +60,10 @@ class ConfirmModal(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog-box"):
             yield Label(self.title_text, id="dialog-title")
-            for line in self.lines:
-                yield Static(line, classes="dialog-line")
+            # What will happen scrolls on a short terminal: the field to type in stays shown.
+            with VerticalScroll(id="dialog-lines"):
+                for line in self.lines:
+                    yield Static(line, classes="dialog-line")
             if self.challenge is not None:
                 what = ("l'UAI" if not self.challenge.isdigit() else
                         "le nombre d'établissements")
@@ -137,8 +139,9 @@ class WindowOverrideModal(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog-box"):
             yield Label(f"Seconde confirmation — {self.title_text}", id="dialog-title")
-            for line in window_lines(self.problems)[:-1]:
-                yield Static(line, classes="dialog-line")
+            with VerticalScroll(id="dialog-lines"):
+                for line in window_lines(self.problems)[:-1]:
+                    yield Static(line, classes="dialog-line")
             yield Static(f"Pour passer outre, tapez : {OVERRIDE_CHALLENGE}",
                          id="override-challenge")
             yield Input(id="override-input", compact=True, placeholder=OVERRIDE_CHALLENGE)

@@ -19,6 +19,7 @@ from yearchange_tui.scheduling.models import (
 from yearchange_tui.tui.bindings import bindings_for
 from yearchange_tui.tui.screens.base import ConsoleScreen
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
+from yearchange_tui.workflow.localtime import format_local
 
 REFRESH_INTERVAL = 1.0
 """Seconds between two reads of the request table while the screen shows."""
@@ -36,12 +37,8 @@ def request_state(view: RequestView) -> str:
 
 
 def local_time(moment: dt.datetime | None) -> str:
-    """``07/12 14:02:11`` in the console's time zone."""
-    if moment is None:
-        return "—"
-    if moment.tzinfo is not None:
-        moment = moment.astimezone()
-    return f"{moment:%d/%m %H:%M:%S}"
+    """``07/12 14:02:11`` in the operator's time zone."""
+    return format_local(moment, "%d/%m %H:%M:%S")
 
 
 def request_line(view: RequestView) -> str:
