@@ -354,7 +354,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--reason s'emploie avec --hors-fenetre ou --redo.")
     _settings, runner = _runner(args)
     establishments = _select(runner, None if args.all else args.uai)
-    problems = _window_check(runner, step, establishments, args)
+    # A redo repairs archives of a step 2 already run: the window guard is for first runs.
+    problems = [] if args.redo else _window_check(runner, step, establishments, args)
     _confirm(definition, establishments, args.yes)
     if problems:
         with runner.database.session() as session:

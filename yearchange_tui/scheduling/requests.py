@@ -252,7 +252,9 @@ class RequestHandlers:
         if not milestone.runs_units:
             raise ValueError(f"« {milestone.label} » n'est pas une opération exécutable")
         refs = self.refs(params)
-        if milestone.step is not None:
+        # A redo repairs archives of a step 2 already run (its window was decided then) and
+        # deletes nothing of year N: the window guard is for the first run of steps 1 to 3.
+        if milestone.step is not None and not params.get("redo"):
             refusal = self.window_refusal(milestone.step, refs, params)
             if refusal:
                 return RequestStatus.REFUSED, refusal
