@@ -54,10 +54,8 @@ from yearchange_tui.workflow.calendar import (
     set_date,
 )
 from yearchange_tui.workflow.establishments import EstablishmentRef, UnknownEstablishmentError
-from yearchange_tui.workflow.guards import GUARD_STEP_ORDER, GuardRefused, check_run_window
+from yearchange_tui.workflow.guards import GuardRefused, check_run_window, step_order_missing
 from yearchange_tui.workflow.models import (
-    STEP_PREREQUISITES,
-    GuardOverride,
     Step,
     StepUnit,
     UnitStatus,
@@ -276,29 +274,12 @@ class RequestHandlers:
         later with nobody watching. The whole request is refused with the establishments
         whose prerequisite is not done (an MOE override of the step order lifts it).
         """
-        prerequisites = STEP_PREREQUISITES[step]
-        if not prerequisites:
-            return ""
-        ids = [ref.id for ref in refs]
         with self.state.database.session() as session:
             year = current_school_year(session)
-            overrides = {row for row in session.scalars(select(
-                GuardOverride.establishment_id).where(
-                GuardOverride.guard == GUARD_STEP_ORDER, GuardOverride.revoked.is_(False)))}
-            if None in overrides:
-                return ""
-            done = {(row[0], row[1]) for row in session.execute(select(
-                StepUnit.establishment_id, StepUnit.step).where(
-                StepUnit.establishment_id.in_(ids), StepUnit.school_year_id == year.id,
-                StepUnit.step.in_(list(prerequisites)), StepUnit.status == UnitStatus.DONE))}
-        lines = []
-        for prerequisite in prerequisites:
-            missing = [ref.uai for ref in refs if ref.id not in overrides
-                       and (ref.id, prerequisite) not in done]
-            if missing:
-                lines.append(f"l'étape {prerequisite.number} ({prerequisite.label}) n'est pas "
-                             f"terminée pour {len(missing)} établissement(s) : "
-                             f"{list_for(missing)}")
+            missing = step_order_missing(session, refs, year.id, step)
+        lines = [f"l'étape {prerequisite.number} ({prerequisite.label}) n'est pas terminée pour "
+                 f"{len(uais)} établissement(s) : {list_for(uais)}"
+                 for prerequisite, uais in missing.items()]
         if not lines:
             return ""
         return (f"étape {step.number} refusée : " + " ; ".join(lines)

@@ -125,6 +125,29 @@ def check_step_order(session: Session, establishment_id: int, school_year_id: in
                        f"avant la fin de : {names}.", uai)
 
 
+def step_order_missing(session: Session, refs: Sequence[EstablishmentRef],
+                       school_year_id: int, step: Step) -> dict[Step, list[str]]:
+    """:func:`check_step_order` for many establishments at once (set-based): for each
+    prerequisite of ``step`` not done, the UAIs of ``refs`` that lack it; an MOE override of
+    the step order (for one establishment or for all) lifts it."""
+    prerequisites = STEP_PREREQUISITES[step]
+    if not prerequisites:
+        return {}
+    overrides = set(session.scalars(select(GuardOverride.establishment_id).where(
+        GuardOverride.guard == GUARD_STEP_ORDER, GuardOverride.revoked.is_(False))))
+    if None in overrides:
+        return {}
+    done = {(row[0], row[1]) for row in session.execute(select(
+        StepUnit.establishment_id, StepUnit.step).where(
+        StepUnit.establishment_id.in_([ref.id for ref in refs]),
+        StepUnit.school_year_id == school_year_id,
+        StepUnit.step.in_(list(prerequisites)), StepUnit.status == UnitStatus.DONE))}
+    missing = {prerequisite: [ref.uai for ref in refs if ref.id not in overrides
+                              and (ref.id, prerequisite) not in done]
+               for prerequisite in prerequisites}
+    return {prerequisite: uais for prerequisite, uais in missing.items() if uais}
+
+
 def _frozen(session: Session, establishment_ids: Iterable[int], school_year_id: int,
             starts: tuple[Step, ...], end: Step, guard: str, what: str) -> bool:
     overridden = False
