@@ -605,7 +605,10 @@ def _print_plan(plan: Any) -> None:
     tables.print_table(windows_table, indent=2)
     current = None
     milestones = None
-    # The date and the source stay on one line; the milestone's name wraps between words.
+    # The milestone's name stays whole; the date, then the source, wrap between words.
+    label_width = max((len(planned.milestone.label) for planned in plan.milestones), default=10)
+    # What is left beside it: the date gets its share, the source at least 16 columns.
+    when_width = max(15, tables.width() - 2 - label_width - 1 - 14 - 1)
     for planned in plan.milestones:
         if planned.uai != current:
             if milestones is not None:
@@ -615,9 +618,9 @@ def _print_plan(plan: Any) -> None:
             print_paragraph(f"{planned.uai}  {planned.name} "
                             f"({KIND_WORDS.get(planned.kind, planned.kind)}, projet "
                             f"{planned.project_code})")
-            milestones = tables.table(("jalon", {"ratio": 1, "min_width": 16}),
-                                      ("quand", {"no_wrap": True}),
-                                      ("source", {"no_wrap": True}))
+            milestones = tables.table(("jalon", {"min_width": label_width}),
+                                      ("quand", {"max_width": when_width}),
+                                      ("source", {"min_width": 13}))
         assert milestones is not None
         when = _fmt_date(planned.on_date)
         if planned.due_at is not None:
