@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import shutil
-import textwrap
 from typing import Any
 
+from yearchange_tui.cli.tables import print_paragraph
 from yearchange_tui.cli.util import EXIT_OK, open_database_from_args, print_json
 from yearchange_tui.ent.database import Access
 from yearchange_tui.scheduling.api import RequestView
@@ -58,19 +57,15 @@ def cmd_requests(args: argparse.Namespace) -> int:
     if not views:
         print("Aucune demande au moteur.")
         return EXIT_OK
-    width = max(60, min(shutil.get_terminal_size((80, 24)).columns, 120))
-    print(textwrap.fill(f"Demandes au moteur, de la plus récente à la plus ancienne (heure de "
-                        f"{zone_name()}) :", width))
+    print_paragraph(f"Demandes au moteur, de la plus récente à la plus ancienne (heure de "
+                    f"{zone_name()}) :")
     for view in views:
         state = f"{REQUEST_STATUS_GLYPHS[view.status]} {REQUEST_STATUS_LABELS[view.status]}"
         when = format_local(view.created_at, "%d/%m/%Y %H:%M:%S")
-        head = f"n° {view.id:<5} {when}  {state:<12} {view.what}"
-        print(textwrap.fill(head, width, subsequent_indent=" " * 9, break_long_words=False,
-                            break_on_hyphens=False))
+        print_paragraph(f"n° {view.id:<5} {when}  {state:<12} {view.what}", "", " " * 9)
         who = view.requested_by + (" (mode consultation)" if view.read_only else "")
-        tail = f"par {who}" + (f" — réponse : {view.message}" if view.message else "")
-        print(textwrap.fill(tail, width, initial_indent=" " * 9, subsequent_indent=" " * 9,
-                            break_long_words=False, break_on_hyphens=False))
+        print_paragraph(f"par {who}" + (f" — réponse : {view.message}" if view.message else ""),
+                        " " * 9)
     if more:
         print(f"Les {DEFAULT_LIMIT} dernières seulement : --all pour toutes.")
     return EXIT_OK
