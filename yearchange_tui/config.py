@@ -16,6 +16,7 @@ from typing import Any
 from platformdirs import user_config_dir, user_data_dir
 
 from yearchange_tui.french import os_error_text, toml_error_text
+from yearchange_tui.importing.limits import InputLimits
 
 APP_NAME = "yearchange_tui"
 
@@ -79,6 +80,12 @@ class Settings:
     def group(self) -> str:
         """The group that may read what the tool creates (empty: the account's own)."""
         return str(self["group"] or "")
+
+    @property
+    def input_limits(self) -> InputLimits:
+        """The caps on what an import reads (defaults, then the ``[limits]`` section)."""
+        setting = self.values.get("limits")
+        return InputLimits().with_values(dict(setting.value) if setting else {})
 
     @property
     def data_dir(self) -> Path:
@@ -149,6 +156,9 @@ def load_settings(cli: dict[str, Any] | None = None, *,
             if key in ("keys", "theme", "engine"):
                 settings.values[key] = Setting(value, str(path))
                 continue
+            if key == "limits":
+                settings.values[key] = Setting(_checked_limits(value, path), str(path))
+                continue
             if key not in _KEYS:
                 raise ConfigError(f"Clé inconnue « {key} » dans {path}.")
             settings.values[key] = Setting(value, str(path))
@@ -172,3 +182,19 @@ def _check_lock_timeout(setting: Setting) -> None:
     if isinstance(setting.value, bool) or not 0 <= seconds <= 86400:
         raise ConfigError(f"Délai d'attente d'une base verrouillée invalide « {setting.value} » "
                           f"({setting.source}) : un nombre de secondes entre 0 et 86400.")
+
+
+def _checked_limits(section: Any, path: Path) -> dict[str, int]:
+    """The ``[limits]`` section: known keys, each a whole number of at least 1."""
+    if not isinstance(section, dict):
+        raise ConfigError(f"La clé « limits » de {path} doit être une section [limits].")
+    checked: dict[str, int] = {}
+    for key, value in section.items():
+        if key not in InputLimits.config_keys():
+            raise ConfigError(f"Clé inconnue « {key} » dans la section [limits] de {path} "
+                              f"(clés possibles : {', '.join(InputLimits.config_keys())}).")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"Limite invalide « {key} = {value} » dans {path} : un nombre "
+                              "entier supérieur ou égal à 1.")
+        checked[key] = value
+    return checked

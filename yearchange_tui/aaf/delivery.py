@@ -7,8 +7,10 @@ delivery date, a Complet before a Delta of the same date, then structures,
 subjects, MEF, students, relatives, staff, then chunk number.
 
 Archives are extracted into a private temporary folder with every member path
-checked (no absolute path, no ``..``, no link or device, bounded size and
-compression ratio). The file contents are checked later by the parser.
+checked (no absolute path, no ``..``, no link or device) and the archive's caps
+counted while it is extracted: members, decompressed size and compression ratio
+(:mod:`~yearchange_tui.importing.limits`, configurable). The file contents are checked
+later by the parser.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from yearchange_tui.aaf.parser import AafFileError, Prologue, delivery_refusal, inspect_prologue
+from yearchange_tui.importing.limits import MIB, cap_text
+from yearchange_tui.importing.limits import current as input_limits
 
 KIND_ETAB = "EtabEducNat"
 KIND_MATIERE = "MatiereEducNat"
@@ -60,9 +64,8 @@ _TYPE_IN_NAME = re.compile(r"(?:^|[_\-.])(Complet|Delta)(?:[_\-.]|\d|$)", re.IGN
 _DATE_IN_NAME = re.compile(r"(?:^|[_\-.])((?:19|20)\d{6})(?:[_\-.]|$)")
 _UAI_IN_NAME = re.compile(r"^ENT_(\d{7}[A-Z])_", re.IGNORECASE)
 _ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".zip")
-MAX_EXTRACTED_BYTES = 20 * 1024 ** 3
-MAX_COMPRESSION_RATIO = 200
-_RATIO_CHECK_BYTES = 1024 * 1024
+_RATIO_FLOOR = 4096
+"""Bytes under which a member's compression ratio is not judged (it cannot be a bomb)."""
 
 
 @dataclass
@@ -209,21 +212,66 @@ def _wanted_member(member: PurePosixPath) -> bool:
 
 
 class _SizeBudget:
-    def __init__(self, archive: str) -> None:
+    """The caps of one archive, counted while it is extracted (see :mod:`~yearchange_tui.importing.limits`).
+
+    Members are counted as they are met, declared sizes before a member is written and
+    the bytes really written block by block: the archive is refused as soon as a cap is
+    crossed, whatever the way its content is split into members.
+    """
+
+    def __init__(self, archive: str, compressed: int) -> None:
         self.archive = archive
+        self.compressed = compressed
+        self.limits = input_limits()
+        self.entries = 0
+        self.declared = 0
         self.total = 0
 
-    def add(self, size: int) -> None:
-        self.total += size
-        if self.total > MAX_EXTRACTED_BYTES:
-            raise AafFileError("AAF-ARCHIVE-INVALIDE", self.archive, value=self.archive,
-                               detail="contenu décompressé trop volumineux")
+    def _refuse(self, detail: str) -> AafFileError:
+        return AafFileError("AAF-ARCHIVE-INVALIDE", self.archive, value=self.archive,
+                            detail=detail)
+
+    def count(self, entries: int = 1) -> None:
+        """Count members of the archive (any kind): refused above the entry cap."""
+        self.entries += entries
+        if self.entries > self.limits.aaf_archive_entries:
+            raise self._refuse(f"au moins {self.entries} entrées, au-delà de la "
+                               f"{cap_text('aaf_archive_entries')}")
+
+    def _size_refusal(self) -> AafFileError:
+        return self._refuse(f"contenu décompressé au-delà de la {cap_text('aaf_archive_mib')}")
+
+    def add(self, member: str, size: int, compressed: int | None) -> None:
+        """Check a member's declared size before it is written.
+
+        Args:
+            member: its name in the archive.
+            size: its declared decompressed size.
+            compressed: its compressed size (``None`` in a tar, compressed as a whole).
+        """
+        self.declared += size
+        if self.declared > self.limits.aaf_archive_mib * MIB:
+            raise self._size_refusal()
+        if compressed is not None:
+            self.check_ratio(member, size, compressed)
+        self.check_ratio(member, self.declared, self.compressed)
 
     def check_ratio(self, member: str, size: int, compressed: int) -> None:
-        if size > _RATIO_CHECK_BYTES and size > MAX_COMPRESSION_RATIO * max(compressed, 1):
-            raise AafFileError("AAF-ARCHIVE-INVALIDE", self.archive, value=self.archive,
-                               detail=f"taux de compression anormal pour « {member} » "
-                                      "(bombe de décompression ?)")
+        """Refuse ``size`` bytes out of ``compressed`` above the compression ratio cap.
+
+        Below :data:`_RATIO_FLOOR` bytes nothing is a bomb (and members are counted).
+        """
+        ratio = self.limits.aaf_compression_ratio
+        if size > _RATIO_FLOOR and size > ratio * max(compressed, 1):
+            raise self._refuse(f"taux de compression anormal pour « {member} » (bombe de "
+                               f"décompression ?), au-delà de la "
+                               f"{cap_text('aaf_compression_ratio')}")
+
+    def written(self, size: int) -> None:
+        """Count bytes really written: refused as soon as the size cap is crossed."""
+        self.total += size
+        if self.total > self.limits.aaf_archive_mib * MIB:
+            raise self._size_refusal()
 
 
 def _copy(source, target: Path, budget: _SizeBudget, declared: int) -> None:  # type: ignore[no-untyped-def]
@@ -234,6 +282,7 @@ def _copy(source, target: Path, budget: _SizeBudget, declared: int) -> None:  # 
             if written > declared:
                 raise AafFileError("AAF-ARCHIVE-INVALIDE", budget.archive, value=budget.archive,
                                    detail="taille d'un fichier différente de celle annoncée")
+            budget.written(len(block))
             out.write(block)
 
 
@@ -251,19 +300,20 @@ def _regular_member(info: zipfile.ZipInfo) -> bool:
 
 
 def _extract_zip(archive: Path, target: Path, shown: str) -> list[tuple[Path, str]]:
-    budget = _SizeBudget(shown)
+    budget = _SizeBudget(shown, archive.stat().st_size)
     extracted: list[tuple[Path, str]] = []
     try:
         with zipfile.ZipFile(archive) as bundle:
-            for info in bundle.infolist():
+            members = bundle.infolist()
+            budget.count(len(members))  # the central directory lists them all: before writing
+            for info in members:
                 member = _safe_member_path(info.filename, shown)
                 if info.is_dir() or not _wanted_member(member):
                     continue
                 if not _regular_member(info):
                     raise AafFileError("AAF-ARCHIVE-INVALIDE", shown, value=shown,
                                        detail=f"« {info.filename} » n'est pas un fichier ordinaire")
-                budget.add(info.file_size)
-                budget.check_ratio(info.filename, info.file_size, info.compress_size)
+                budget.add(info.filename, info.file_size, info.compress_size)
                 destination = target / Path(*member.parts)
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 with bundle.open(info) as source:
@@ -276,12 +326,12 @@ def _extract_zip(archive: Path, target: Path, shown: str) -> list[tuple[Path, st
 
 
 def _extract_tar(archive: Path, target: Path, shown: str) -> list[tuple[Path, str]]:
-    budget = _SizeBudget(shown)
+    budget = _SizeBudget(shown, archive.stat().st_size)
     extracted: list[tuple[Path, str]] = []
-    compressed = archive.stat().st_size
     try:
         with tarfile.open(archive, "r:*") as bundle:
             for info in bundle:
+                budget.count()
                 member = _safe_member_path(info.name, shown)
                 if info.isdir():
                     continue
@@ -293,8 +343,7 @@ def _extract_tar(archive: Path, target: Path, shown: str) -> list[tuple[Path, st
                     continue
                 if not _wanted_member(member):
                     continue
-                budget.add(info.size)
-                budget.check_ratio(info.name, budget.total, compressed)
+                budget.add(info.name, info.size, None)
                 destination = target / Path(*member.parts)
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 source = bundle.extractfile(info)

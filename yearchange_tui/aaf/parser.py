@@ -12,7 +12,8 @@
   Latin-1 bytes under an ISO-8859-1 declaration), no declaration means UTF-8,
   numeric character references are decoded by the parser, and HTML named entities
   (``&eacute;``…), which real deliveries have carried, are turned into numeric
-  references on the fly. Any other named entity refuses the file.
+  references on the fly, in UTF-16 and UTF-32 files too. Any other named entity
+  refuses the file.
 
 A problem with a whole file raises :class:`AafFileError` (stable code, French
 message, file and line). Runs on the caller's thread.
@@ -84,8 +85,7 @@ def malformed_refusal(path: Path, file: str) -> AafFileError | None:
         prologue = inspect_prologue(path, file)
         declared = prologue.declared_encoding
         with path.open("rb") as handle:
-            stream: BinaryIO | HtmlEntityFilter = (HtmlEntityFilter(handle, file)
-                                                   if prologue.ascii_compatible else handle)
+            stream = entity_stream(handle, file, prologue)
             parser = etree.XMLPullParser(events=("end",), remove_comments=True,
                                          **SAFE_PARSER_OPTIONS)
             for chunk in iter(lambda: stream.read(_READ_BYTES), b""):
@@ -279,15 +279,23 @@ class HtmlEntityFilter:
     ``&eacute;`` becomes ``&#233;`` (same meaning, valid XML); the five XML entities
     are left alone; any other named entity raises :class:`AafFileError`. Line ends
     are untouched, so parser line numbers stay right.
+
+    A file in an encoding that is not ASCII-compatible (UTF-16, UTF-32: ``encoding``)
+    goes through the same rewriting: its bytes are decoded as they are read, rewritten
+    and encoded again in that encoding (with its byte order mark, as the file has one).
     """
 
-    def __init__(self, raw: BinaryIO, file: str, digest: Any = None) -> None:
+    def __init__(self, raw: BinaryIO, file: str, digest: Any = None,
+                 encoding: str | None = None) -> None:
         self._raw = raw
         self._file = file
         self._digest = digest
         self._pending = b""
         self._lines_before = 1
         self._eof = False
+        self._encoding = encoding
+        self._decoder = codecs.getincrementaldecoder(encoding)() if encoding else None
+        self._encoder = codecs.getincrementalencoder(encoding)() if encoding else None
 
     def _replace(self, block: bytes) -> bytes:
         if b"&" not in block:
@@ -304,6 +312,22 @@ class HtmlEntityFilter:
 
         return _ENTITY.sub(substitute, block)
 
+    def _utf8(self, chunk: bytes) -> bytes:
+        """``chunk`` as UTF-8 (a file in UTF-16 or UTF-32 is decoded as it is read)."""
+        if self._decoder is None:
+            return chunk
+        try:
+            return self._decoder.decode(chunk, final=not chunk).encode("utf-8")
+        except UnicodeDecodeError as error:
+            raise AafFileError("AAF-ENCODAGE-INVALIDE", self._file, self._lines_before,
+                               value=self._encoding,
+                               detail="octets invalides pour cet encodage") from error
+
+    def _encoded(self, block: bytes) -> bytes:
+        if self._encoder is None:
+            return block
+        return self._encoder.encode(block.decode("utf-8"))
+
     def read(self, size: int = -1) -> bytes:
         """Read up to about ``size`` bytes of rewritten content (``b""`` at the end)."""
         while True:
@@ -314,11 +338,12 @@ class HtmlEntityFilter:
                                        max(size, 4096))
                 if chunk and self._digest is not None:
                     self._digest.update(chunk)
+                text = self._utf8(chunk)
                 if not chunk:
                     self._eof = True
-                    block, self._pending = self._pending, b""
+                    block, self._pending = self._pending + text, b""
                 else:
-                    data = self._pending + chunk
+                    data = self._pending + text
                     # Keep back a possibly cut entity reference for the next read.
                     cut = data.rfind(b"&", max(0, len(data) - 40))
                     if cut != -1 and b";" not in data[cut:]:
@@ -329,7 +354,16 @@ class HtmlEntityFilter:
                         continue
             out = self._replace(block)
             self._lines_before += block.count(b"\n")
-            return out
+            return self._encoded(out)
+
+
+def entity_stream(handle: BinaryIO, file: str, prologue: Prologue,
+                  digest: Any = None) -> HtmlEntityFilter:
+    """The stream every reading of an AAF file parses: HTML named entities rewritten (an
+    unknown one refuses the file) whatever the file's encoding."""
+    encoding = None if prologue.ascii_compatible else (prologue.bom_encoding
+                                                        or prologue.declared_encoding)
+    return HtmlEntityFilter(handle, file, digest, encoding)
 
 
 def inspect_prologue(path: Path, file: str) -> Prologue:
@@ -391,14 +425,43 @@ def _check_docinfo(root: etree._Element, file: str) -> None:
 
 
 def _prescan_tree(handle: BinaryIO, file: str, prologue: Prologue) -> None:
-    """Read the root tag and the first record's category with a pull parser."""
+    """Read the root tag and the first record's category with a pull parser.
+
+    The events the parser gives only once it is closed (a short file, a root element
+    at the very end) are read like the others: the root check applies whatever the size.
+    """
     parser = etree.XMLPullParser(events=("start", "end", "comment"), **SAFE_PARSER_OPTIONS)
-    stream: BinaryIO | HtmlEntityFilter = (HtmlEntityFilter(handle, file)
-                                           if prologue.ascii_compatible else handle)
+    stream = entity_stream(handle, file, prologue)
+    state = {"operational": False, "request": False}
+
+    def read_events() -> bool:
+        """Read the pending events; True once the first record's category is known."""
+        for event, element in parser.read_events():
+            if event == "comment":
+                if prologue.root_tag and not state["request"]:
+                    prologue.comments.append((element.text or "").strip())
+                continue
+            tag = element.tag if isinstance(element.tag, str) else ""
+            if event == "start" and tag in REQUEST_TAGS:
+                state["request"] = True
+            if event == "start" and not prologue.root_tag:
+                prologue.root_tag = tag
+                _check_docinfo(element, file)
+                if tag != ROOT_TAG:
+                    raise AafFileError("AAF-RACINE-INATTENDUE", file, element.sourceline,
+                                       value=tag or "?")
+            elif event == "start" and tag == "operationalAttributes":
+                state["operational"] = True
+            elif event == "end" and state["operational"] and tag == "attr":
+                value = element.findtext("value") or ""
+                prologue.category = (element.get("name") or "", value.strip())
+                return True
+            elif event == "end" and tag in REQUEST_TAGS:
+                prologue.category = ("", "")
+                return True
+        return False
+
     read = 0
-    in_operational = False
-    in_request = False
-    category_name = ""
     try:
         while read < _PRESCAN_LIMIT:
             chunk = stream.read(_PRESCAN_STEP)
@@ -406,33 +469,12 @@ def _prescan_tree(handle: BinaryIO, file: str, prologue: Prologue) -> None:
                 break
             read += len(chunk)
             parser.feed(chunk)
-            for event, element in parser.read_events():
-                if event == "comment":
-                    if prologue.root_tag and not in_request:
-                        prologue.comments.append((element.text or "").strip())
-                    continue
-                tag = element.tag if isinstance(element.tag, str) else ""
-                if event == "start" and tag in REQUEST_TAGS:
-                    in_request = True
-                if event == "start" and not prologue.root_tag:
-                    prologue.root_tag = tag
-                    _check_docinfo(element, file)
-                    if tag != ROOT_TAG:
-                        raise AafFileError("AAF-RACINE-INATTENDUE", file, element.sourceline,
-                                           value=tag or "?")
-                elif event == "start" and tag == "operationalAttributes":
-                    in_operational = True
-                elif event == "end" and in_operational and tag == "attr":
-                    category_name = element.get("name") or ""
-                    value = element.findtext("value") or ""
-                    prologue.category = (category_name, value.strip())
-                    return
-                elif event == "end" and tag in REQUEST_TAGS:
-                    prologue.category = ("", "")
-                    return
+            if read_events():
+                return
         else:
             return
         parser.close()
+        read_events()
     except etree.XMLSyntaxError as error:
         raise _REFUSE.refuse_syntax_error(error, file, prologue.declared_encoding) from error
 
@@ -451,20 +493,6 @@ class FileHeader:
         for comment in prologue.comments:
             header.fields.update(parse_header_comment(comment))
         return header
-
-
-class _Hashing:
-    """A binary stream that feeds what it reads to a digest."""
-
-    def __init__(self, raw: BinaryIO, digest: Any) -> None:
-        self._raw = raw
-        self._digest = digest
-
-    def read(self, size: int = -1) -> bytes:
-        """Read and hash."""
-        chunk = self._raw.read(size)
-        self._digest.update(chunk)
-        return chunk
 
 
 class AafFileReader:
@@ -506,9 +534,7 @@ class AafFileReader:
         """
         digest = hashlib.sha256()
         with self.path.open("rb") as handle:
-            stream: BinaryIO | HtmlEntityFilter | _Hashing = (
-                HtmlEntityFilter(handle, self.file, digest) if self.prologue.ascii_compatible
-                else _Hashing(handle, digest))
+            stream = entity_stream(handle, self.file, self.prologue, digest)
             # End events of requests only: one Python step per record.
             context = etree.iterparse(stream, events=("end",), tag=_REQUEST_TAG_TUPLE,
                                       remove_comments=True, **SAFE_PARSER_OPTIONS)

@@ -30,6 +30,7 @@ from yearchange_tui.ent.database import (
     sqlite_path,
     wait_for_write_lock,
 )
+from yearchange_tui.importing.limits import configure as configure_input_limits
 from yearchange_tui.workflow.localtime import iso_local
 
 EXIT_OK = 0
@@ -78,7 +79,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
            "read_only": getattr(args, "read_only", False),
            "lock_timeout": getattr(args, "lock_timeout", None)}
     config_file = getattr(args, "config", None)
-    return load_settings(cli, config_file=Path(config_file) if config_file else None)
+    settings = load_settings(cli, config_file=Path(config_file) if config_file else None)
+    configure_input_limits(settings.input_limits)
+    return settings
 
 
 def open_database_from_args(args: argparse.Namespace, access: Access = Access.READ_WRITE, *,

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from yearchange_tui.ent.school_year import school_year_of
+from yearchange_tui.importing.limits import MIB, cap_text
+from yearchange_tui.importing.limits import current as input_limits
 from yearchange_tui.timetable import edt, sts, udt
 from yearchange_tui.timetable.data import TimetableData
 from yearchange_tui.timetable.policy import (
@@ -127,6 +129,19 @@ def _file_info(path: Path, kind: str) -> FileInfo:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return FileInfo(path.name, str(path.resolve()), path.stat().st_size, digest.hexdigest(), kind)
+
+
+def _check_size(path: Path, key: str) -> None:
+    """Refuse a file above its cap (``sts_file_mib``, ``edt_file_mib``) before it is parsed.
+
+    Raises:
+        TimetableFileError: ``EDT-FICHIER-TROP-VOLUMINEUX``, naming the cap.
+    """
+    size = path.stat().st_size
+    if size > getattr(input_limits(), key) * MIB:
+        shown = f"{size / MIB:.1f}".replace(".", ",")
+        raise TimetableFileError("EDT-FICHIER-TROP-VOLUMINEUX", path.name, value=path.name,
+                                 detail=f"{shown} Mio, au-delà de la {cap_text(key)}")
 
 
 def _classify(path: Path) -> tuple[str, list[tuple[Path, str]]]:
@@ -246,6 +261,7 @@ def inspect_timetable(path: Path | str, *, expected_uai: str = "",
             return inspection
     elif kind == "edt":
         file_path = files[0][0]
+        _check_size(file_path, "edt_file_mib")
         inspection.files.append(_file_info(file_path, edt.PAYLOAD_ROOT))
         payload = file_path
     if kind in ("edt-chiffre", "edt"):
@@ -277,6 +293,8 @@ def inspect_timetable(path: Path | str, *, expected_uai: str = "",
         inspection.uai_source = "nom du fichier" if inspection.uai else ""
         inspection.data = udt.parse_udt(udt_source)
     else:
+        for file_path, _root in files:
+            _check_size(file_path, "sts_file_mib")
         for file_path, root in files:
             inspection.files.append(_file_info(file_path, root))
         data, roots = sts.parse_sts([(p, p.name) for p, _root in files])

@@ -58,6 +58,12 @@ _RULE_LIST: tuple[Rule, ...] = (
          "jamais développées.", _NEW_EXPORT),
     Rule("EDT-ARCHIVE-INVALIDE", Severity.FILE, "Archive invalide ou dangereuse",
          "L'archive « {value} » est illisible ou dangereuse : {detail}.", _NEW_EXPORT),
+    Rule("EDT-FICHIER-TROP-VOLUMINEUX", Severity.FILE, "Fichier trop volumineux",
+         "Le fichier « {value} » est trop volumineux ({detail}) : il est refusé avant "
+         "d'être lu.",
+         "Vérifier que c'est bien l'export ENT du logiciel d'emploi du temps ; s'il est "
+         "authentique, relever la limite nommée dans la section [limits] du fichier de "
+         "configuration. Rien n'a été importé."),
     Rule("EDT-UAI-INCOHERENT", Severity.FILE, "UAI incohérent",
          "Le fichier concerne l'établissement {value} et non {expected} ({detail}).",
          "Vérifier l'établissement choisi (--uai) et le fichier déposé ; rien n'a été "

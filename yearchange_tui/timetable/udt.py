@@ -17,9 +17,9 @@ holds it, plus the teaching weeks without a weekly file when the theoretical wee
 holds it; teaching weeks are the calendar's weeks minus the closures.
 
 Archives are checked before reading: no path outside the archive, no link, no
-encrypted entry, at most :data:`MAX_ENTRIES` entries, :data:`MAX_ENTRY_BYTES` per
-entry and :data:`MAX_TOTAL_BYTES` in all (counted while inflating). Nothing is
-extracted to disk. Runs on the caller's thread.
+encrypted entry, and the caps of :mod:`~yearchange_tui.importing.limits` (entries, size
+per entry and in all, counted while inflating; configurable). Nothing is extracted to
+disk. Runs on the caller's thread.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from pathlib import Path, PurePosixPath
 from lxml import etree
 
 from yearchange_tui.ent.school_year import school_year_opening_on
+from yearchange_tui.importing.limits import MIB, cap_text
+from yearchange_tui.importing.limits import current as input_limits
 from yearchange_tui.timetable.data import (
     Place,
     TimetableData,
@@ -55,9 +57,6 @@ _ENTRY = re.compile(r"^(udcal_\d{2}(?:_\d{2})?|semaines)\.xml$", re.IGNORECASE)
 _WEEKLY = re.compile(r"^udcal_12_(\d{2})\.xml$", re.IGNORECASE)
 REQUIRED = ("udcal_04.xml", "udcal_05.xml", "udcal_07.xml", "udcal_08.xml", "udcal_11.xml",
             "udcal_12.xml")
-MAX_ENTRIES = 1000
-MAX_ENTRY_BYTES = 64 * 1024 * 1024
-MAX_TOTAL_BYTES = 512 * 1024 * 1024
 
 
 def uai_from_name(name: str) -> str:
@@ -97,12 +96,16 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str,
                 break
             size += len(chunk)
             budget[0] -= len(chunk)
-            if size > MAX_ENTRY_BYTES or budget[0] < 0:
+            if size > input_limits().udt_entry_mib * MIB:
                 raise TimetableFileError(
                     "EDT-ARCHIVE-INVALIDE", label, value=label,
-                    detail=f"« {info.filename} » dépasse {MAX_ENTRY_BYTES // (1024 * 1024)} Mo "
-                           f"une fois décompressé (ou l'archive {MAX_TOTAL_BYTES // (1024 * 1024)}"
-                           " Mo) : archive piégée")
+                    detail=f"« {info.filename} » une fois décompressé dépasse la "
+                           f"{cap_text('udt_entry_mib')} : archive piégée")
+            if budget[0] < 0:
+                raise TimetableFileError(
+                    "EDT-ARCHIVE-INVALIDE", label, value=label,
+                    detail=f"contenu décompressé au-delà de la {cap_text('udt_archive_mib')} : "
+                           "archive piégée")
             chunks.append(chunk)
     return b"".join(chunks)
 
@@ -120,12 +123,14 @@ def open_zip(path: Path) -> UdtSource:
     except (zipfile.BadZipFile, OSError, ValueError) as error:
         raise TimetableFileError("EDT-ARCHIVE-INVALIDE", label, value=label,
                                  detail=f"ZIP illisible ({error})") from error
-    budget = [MAX_TOTAL_BYTES]
+    limits = input_limits()
+    budget = [limits.udt_archive_mib * MIB]
     with archive:
         infos = archive.infolist()
-        if len(infos) > MAX_ENTRIES:
+        if len(infos) > limits.udt_archive_entries:
             raise TimetableFileError("EDT-ARCHIVE-INVALIDE", label, value=label,
-                                     detail=f"{len(infos)} entrées (au plus {MAX_ENTRIES})")
+                                     detail=f"{len(infos)} entrées, au-delà de la "
+                                            f"{cap_text('udt_archive_entries')}")
         for info in infos:
             _check_entry_name(info.filename, label)
             if info.flag_bits & 0x1:
@@ -164,9 +169,9 @@ def open_folder(path: Path) -> UdtSource:
     for file in sorted(path.iterdir()):
         if not file.is_file() or file.is_symlink() or not _ENTRY.match(file.name):
             continue
-        if file.stat().st_size > MAX_ENTRY_BYTES:
+        if file.stat().st_size > input_limits().udt_entry_mib * MIB:
             raise TimetableFileError("EDT-ARCHIVE-INVALIDE", file.name, value=file.name,
-                                     detail="fichier trop volumineux")
+                                     detail=f"fichier au-delà de la {cap_text('udt_entry_mib')}")
         source.files[file.name.lower()] = (file.name, file.read_bytes())
     _check_complete(source)
     return source
