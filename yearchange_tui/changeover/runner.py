@@ -46,6 +46,13 @@ from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.errors import describe_error
 from yearchange_tui.ent.models import Establishment, Person, SchoolYear
 from yearchange_tui.workflow.audit import audit
+from yearchange_tui.workflow.claims import (
+    Claim,
+    ClaimHeartbeat,
+    UnitClaimedError,
+    claim_unit,
+    release_claim,
+)
 from yearchange_tui.workflow.establishments import (
     EstablishmentRef,
     UnknownEstablishmentError,
@@ -98,6 +105,7 @@ class _Started:
     year: SchoolYear
     obsolete: list[int]
     notes: list[str]
+    claim: Claim
 
     @property
     def step(self) -> Step:
@@ -299,12 +307,26 @@ class ChangeoverRunner:
             assert unit is not None
             if unit.status is UnitStatus.DONE:
                 return UnitOutcome(uai, step, "already-done", json.loads(unit.counts or "{}"))
+            # Every path that runs a unit claims it first (engine, CLI, worker processes):
+            # a second claimant is refused, a dead holder's claim is taken over.
+            try:
+                claim = claim_unit(session.connection(), unit.id,
+                                   f"L'étape {definition.number} ({definition.label}) de {uai}")
+            except UnitClaimedError as refusal:
+                session.rollback()
+                self.observer.notify(UnitFailed(uai, step.value, str(refusal), refused=True))
+                return UnitOutcome(uai, step, "refused", error=str(refusal), code=refusal.code)
+            session.refresh(unit)
+            if unit.status is UnitStatus.DONE:  # finished by the holder we just followed
+                release_claim(session.connection(), claim)
+                return UnitOutcome(uai, step, "already-done", json.loads(unit.counts or "{}"))
             notes: set[str] = set()
             try:
                 for guard in definition.guards:
                     notes |= guard(GuardInput(session, self.storage_root, establishment,
                                               year.id, step))
             except GuardRefused as refusal:
+                release_claim(session.connection(), claim)
                 return self._refuse(session, unit, establishment, step, refusal.code,
                                     refusal.message)
             ctx = self.unit_context(session.connection(),
@@ -317,10 +339,16 @@ class ChangeoverRunner:
                   details={"notes": sorted(notes)} if notes else None)
             unit_id = unit.id
             state = checkpoint(unit)
+        ClaimHeartbeat.of(self.database).hold(claim)
         self.observer.notify(UnitStarted(uai, step.value, len(phases)))
         self._remove_pending_files(unit_id, state)
         return _Started(definition, establishment, unit_id, phases, state, year, obsolete,
-                        sorted(notes))
+                        sorted(notes), claim)
+
+    def _release(self, session: Session, started: _Started) -> None:
+        """Give the unit's claim up, in the transaction that records how it stopped."""
+        release_claim(session.connection(), started.claim)
+        ClaimHeartbeat.of(self.database).drop(started.claim)
 
     def _save_phase(self, connection: Any, unit: _Started, name: str, index: int,
                     counts: dict[str, Any], warnings: list[str],
@@ -411,6 +439,7 @@ class ChangeoverRunner:
             unit = session.get(StepUnit, started.unit_id)
             assert unit is not None
             finish_unit(unit, counts)
+            self._release(session, started)
             differences = self._differences(session, establishment.id, started.year.id, step,
                                             counts, unit.started_at)
             audit(session, "run", "done", establishment_id=establishment.id, step=step.value,
@@ -454,6 +483,7 @@ class ChangeoverRunner:
             assert unit is not None
             unit.status = UnitStatus.BLOCKED
             unit.error = blocked.message
+            self._release(session, started)
             unit.counts = json.dumps(counts, ensure_ascii=False, sort_keys=True)
             audit(session, "run", "blocked", establishment_id=establishment.id,
                   step=step.value, override=OVERRIDE in started.notes,
@@ -473,6 +503,7 @@ class ChangeoverRunner:
             assert unit is not None
             unit.status = UnitStatus.PENDING
             unit.error = message
+            self._release(session, started)
             audit(session, "run", "cancelled", establishment_id=started.establishment.id,
                   step=started.step.value, details={"phases_done": done, "phases": total})
         return UnitOutcome(started.establishment.uai, started.step, "cancelled", error=message,
@@ -487,6 +518,7 @@ class ChangeoverRunner:
             unit = session.get(StepUnit, started.unit_id)
             assert unit is not None
             fail_unit(unit, message)
+            self._release(session, started)
             audit(session, "run", "failed", establishment_id=establishment.id, step=step.value,
                   details={"error": message})
         self.observer.notify(UnitFailed(establishment.uai, step.value, message))

@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from yearchange_tui.ent.database import Database
 from yearchange_tui.scheduling.models import EngineLease
 from yearchange_tui.workflow.calendar import as_utc
+from yearchange_tui.workflow.claims import pid_alive
 from yearchange_tui.workflow.units import utcnow
 
 LEASE_NAME = "engine"
@@ -68,28 +68,6 @@ class LeaseInfo:
         if now - self.heartbeat_at > ttl:
             return False
         return self.host != socket.gethostname() or pid_alive(self.pid)
-
-
-def pid_alive(pid: int) -> bool:
-    """True when a process with this id exists on this host."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    """True for a process that has exited but was not reaped yet (Linux ``/proc``)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def holder_name() -> str:

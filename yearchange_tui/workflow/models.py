@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     String,
@@ -165,6 +166,24 @@ class StepUnit(Base):
     counts: Mapped[str] = mapped_column(Text, default="{}")
     error: Mapped[str] = mapped_column(Text, default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class UnitClaim(Base):
+    """Who runs a unit right now: the claim a process takes before it runs the unit.
+
+    One row per running unit (deleted when the unit stops); see
+    :mod:`yearchange_tui.workflow.claims`.
+    """
+
+    __tablename__ = "unit_claims"
+
+    unit_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("step_units.id", ondelete="CASCADE"), primary_key=True)
+    token: Mapped[str] = mapped_column(String(32))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    claimed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 class DryRunReport(Base):
