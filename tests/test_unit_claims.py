@@ -15,11 +15,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from changeover_support import make_academy
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from yearchange_tui.ent.models import Establishment
 from yearchange_tui.workflow.claims import ClaimHeartbeat, claim_unit, read_claim
@@ -59,12 +60,12 @@ def wait_for_claim(database, process: subprocess.Popen[str]) -> UnitClaim:
     raise AssertionError("the run never claimed its unit")
 
 
-def archive_unit(database, uai: str) -> StepUnit:
+def archive_unit(database, uai: str, step: Step = Step.ARCHIVE) -> StepUnit:
     with database.session() as session:
         year = current_school_year(session)
         establishment = session.scalars(select(Establishment).where(
             Establishment.uai == uai)).one()
-        unit = get_unit(session, establishment.id, year.id, Step.ARCHIVE)
+        unit = get_unit(session, establishment.id, year.id, step)
         assert unit is not None
         session.expunge(unit)
         return unit
@@ -180,3 +181,59 @@ def test_the_holder_keeps_its_claims_alive_with_a_heartbeat(
         assert time.monotonic() < deadline, "the heartbeat never refreshed the claim"
         time.sleep(0.05)
     beat.drop(claim)
+
+
+def test_the_engine_waits_for_a_unit_another_process_runs_and_says_who(
+        database_url: str, tmp_path: Path) -> None:
+    from test_scheduling_engine import running_engine, tasks, wait_until
+
+    from yearchange_tui.scheduling.api import RequestAction
+    from yearchange_tui.scheduling.client import DatabaseEngineClient
+    from yearchange_tui.scheduling.models import TaskStatus
+
+    academy = make_academy(database_url, tmp_path / "storage")
+    database = academy.database
+    with database.session() as session:
+        uai = session.scalars(select(Establishment.uai)).one()
+        year = current_school_year(session)
+        establishment_id = session.scalar(select(Establishment.id))
+        unit_id = get_unit(session, establishment_id, year.id, Step.PURGE_TRASH).id
+    now = dt.datetime.now(dt.UTC)
+    with database.engine.begin() as connection:  # `yearchange run 1` on worker-b, running
+        connection.execute(insert(UnitClaim).values(
+            unit_id=unit_id, token="b" * 32, host="worker-b.example", pid=4242,
+            claimed_at=now, heartbeat_at=now))
+    alive = threading.Event()
+    alive.set()
+
+    def worker_b_heartbeat() -> None:  # worker-b stays alive until it finishes below
+        while alive.is_set():
+            with database.engine.begin() as connection:
+                connection.execute(update(UnitClaim).where(UnitClaim.host == "worker-b.example")
+                                   .values(heartbeat_at=dt.datetime.now(dt.UTC)))
+            time.sleep(1)
+
+    beating = threading.Thread(target=worker_b_heartbeat, daemon=True)
+    beating.start()
+    client = DatabaseEngineClient(database)
+    with running_engine(database, academy.storage):
+        client.request(RequestAction.RUN, step="1", uais=[uai])
+
+        def purge_task():
+            return next((t for t in reversed(tasks(database))  # the request's, not the calendar's
+                         if t.milestone == Step.PURGE_TRASH.value and t.origin != "calendar"),
+                        None)
+
+        wait_until(lambda: (task := purge_task()) is not None
+                   and task.status is TaskStatus.WAITING, "étape 1 en attente")
+        task = purge_task()
+        assert "déjà en cours d'exécution par worker-b.example (pid 4242)" in task.reason
+        [view] = client.establishments()
+        assert view.units[Step.PURGE_TRASH].status is not UnitStatus.DONE
+        alive.clear()
+        beating.join()
+        with database.engine.begin() as connection:  # worker-b finished and let go
+            connection.execute(delete(UnitClaim))
+        wait_until(lambda: purge_task().status is TaskStatus.DONE, "étape 1 faite")
+    unit = archive_unit(database, uai, Step.PURGE_TRASH)
+    assert unit.status is UnitStatus.DONE and unit.attempts == 1

@@ -30,9 +30,16 @@ from yearchange_tui.scheduling.models import (
 from yearchange_tui.scheduling.state import EngineState, RunningTask, engine_log
 from yearchange_tui.workflow.audit import on_behalf_of
 from yearchange_tui.workflow.calendar import MILESTONE_ORDER, Milestone, as_utc
+from yearchange_tui.workflow.claims import CLAIM_REFUSED_CODE, ClaimInfo, claim_info, wall_now
 from yearchange_tui.workflow.establishments import EstablishmentRef
 from yearchange_tui.workflow.guards import GUARD_STEP_ORDER, has_override
-from yearchange_tui.workflow.models import STEP_PREREQUISITES, Step, StepUnit, UnitStatus
+from yearchange_tui.workflow.models import (
+    STEP_PREREQUISITES,
+    Step,
+    StepUnit,
+    UnitClaim,
+    UnitStatus,
+)
 
 log = engine_log()
 
@@ -79,6 +86,9 @@ class _DispatchState:
 
     statuses: dict[tuple[int, int], dict[Step, UnitStatus]]
     active: set[tuple[int, int, str]]
+    held: dict[tuple[int, int, Step], ClaimInfo]
+    """Units another live process runs (``yearchange run``, a worker), by (establishment,
+    year, step)."""
 
     @classmethod
     def load(cls, session: Session) -> _DispatchState:
@@ -90,7 +100,15 @@ class _DispatchState:
         active = {(row[0], row[1], row[2]) for row in session.execute(select(
             EngineTask.establishment_id, EngineTask.school_year_id, EngineTask.milestone)
             .where(EngineTask.status.in_(ACTIVE_TASK_STATUSES)))}
-        return cls(statuses, active)
+        held = {}
+        now = wall_now()
+        for row in session.execute(select(
+                StepUnit.establishment_id, StepUnit.school_year_id, StepUnit.step,
+                UnitClaim).join(UnitClaim, UnitClaim.unit_id == StepUnit.id)):
+            claim = claim_info(row[3])
+            if claim.is_live(now) and not claim.is_this_process():
+                held[(row[0], row[1], Step(row[2]))] = claim
+        return cls(statuses, active, held)
 
 
 @dataclass
@@ -219,6 +237,9 @@ class Dispatcher:
         step = milestone.step if milestone is not None else None
         if step is None:
             return ""
+        holder = known.held.get((task.establishment_id, task.school_year_id, step))
+        if holder is not None:
+            return f"en attente : déjà en cours d'exécution par {holder.holder_text()}"
         statuses = known.statuses.get((task.establishment_id, task.school_year_id), {})
         missing = [p for p in STEP_PREREQUISITES[step]
                    if statuses.get(p, UnitStatus.PENDING) is not UnitStatus.DONE]
@@ -292,6 +313,8 @@ class Dispatcher:
         outcome = runner.run_unit(step, ref)
         if outcome.status in ("done", "already-done"):
             return TaskStatus.DONE, ""
+        if outcome.code == CLAIM_REFUSED_CODE:  # run elsewhere meanwhile: wait for it
+            return TaskStatus.WAITING, outcome.error
         if outcome.status == "refused":
             return TaskStatus.BLOCKED, outcome.error
         if outcome.status == "cancelled":
@@ -329,7 +352,7 @@ class Dispatcher:
                 if task is not None:
                     task.status = status
                     task.reason = reason
-                    if status is TaskStatus.QUEUED:
+                    if status in (TaskStatus.QUEUED, TaskStatus.WAITING):
                         task.started_at = None
                     else:
                         task.finished_at = state.clock()

@@ -33,7 +33,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.database import Database
 from yearchange_tui.workflow.calendar import as_utc
 from yearchange_tui.workflow.localtime import format_local
@@ -48,6 +47,11 @@ HEARTBEAT_INTERVAL = 15.0
 """Seconds between two heartbeats of the claims a process holds."""
 
 CLAIM_REFUSED_CODE = "UNITE-DEJA-PRISE"
+
+
+def wall_now() -> dt.datetime:
+    """Real time (UTC), never the package's pinned business clock: liveness is about now."""
+    return dt.datetime.now(dt.UTC)
 
 
 def pid_alive(pid: int) -> bool:
@@ -90,6 +94,10 @@ class ClaimInfo:
             return pid_alive(self.pid)
         return now - self.heartbeat_at <= ttl
 
+    def is_this_process(self) -> bool:
+        """True for a claim held by the calling process."""
+        return self.host == socket.gethostname() and self.pid == os.getpid()
+
     def holder_text(self) -> str:
         """« hôte (pid N) depuis le JJ/MM/AAAA HH:MM », in the operator's zone."""
         return (f"{self.host} (pid {self.pid}) depuis le "
@@ -118,7 +126,8 @@ class Claim:
     previous: ClaimInfo | None
 
 
-def _info(row: Any) -> ClaimInfo:
+def claim_info(row: Any) -> ClaimInfo:
+    """A stored claim (a :class:`UnitClaim` or a row of its columns) as :class:`ClaimInfo`."""
     claimed_at, heartbeat_at = as_utc(row.claimed_at), as_utc(row.heartbeat_at)
     assert claimed_at is not None and heartbeat_at is not None
     return ClaimInfo(unit_id=row.unit_id, token=row.token, host=row.host, pid=row.pid,
@@ -128,12 +137,12 @@ def _info(row: Any) -> ClaimInfo:
 def read_claim(connection: Connection, unit_id: int) -> ClaimInfo | None:
     """The claim on a unit, or None."""
     row = connection.execute(select(UnitClaim).where(UnitClaim.unit_id == unit_id)).first()
-    return _info(row) if row is not None else None
+    return claim_info(row) if row is not None else None
 
 
 def read_claims(connection: Connection) -> dict[int, ClaimInfo]:
     """Every claim, by unit id (what runs where)."""
-    return {row.unit_id: _info(row) for row in connection.execute(select(UnitClaim))}
+    return {row.unit_id: claim_info(row) for row in connection.execute(select(UnitClaim))}
 
 
 def _insert(connection: Connection) -> Any:
@@ -156,7 +165,7 @@ def claim_unit(connection: Connection, unit_id: int, what: str,
     Raises:
         UnitClaimedError: another live process holds the claim.
     """
-    now = now or utcnow()
+    now = now or wall_now()
     token = uuid.uuid4().hex
     values = {"unit_id": unit_id, "token": token, "host": socket.gethostname(),
               "pid": os.getpid(), "claimed_at": now, "heartbeat_at": now}
@@ -235,7 +244,7 @@ class ClaimHeartbeat:
             try:
                 with self.database.engine.begin() as connection:
                     connection.execute(update(UnitClaim).where(
-                        UnitClaim.token.in_(tokens)).values(heartbeat_at=utcnow()))
+                        UnitClaim.token.in_(tokens)).values(heartbeat_at=wall_now()))
             except SQLAlchemyError as error:  # a busy database: the next beat tries again
                 log.warning("Signe de vie des unités en cours non enregistré : %s", error)
 
