@@ -110,6 +110,10 @@ def open_database_from_args(args: argparse.Namespace, access: Access = Access.RE
     settings = settings_from_args(args)
     timeout = settings.lock_timeout
     if migrate:
+        if not settings.read_only:
+            denied = database_write_denied(settings)
+            if denied is not None:
+                settings.grant_read_only(denied)
         if settings.read_only:
             return settings, open_existing_database(settings.db_url, Access.READ_WRITE,
                                                     lock_timeout=timeout)
@@ -118,7 +122,9 @@ def open_database_from_args(args: argparse.Namespace, access: Access = Access.RE
     if settings.read_only and access is Access.READ_WRITE:
         access = Access.READ_ONLY
     database = open_existing_database(settings.db_url, access, lock_timeout=timeout)
-    if access is Access.READ_WRITE and wait_for_lock:
+    if database.write_denied is not None:
+        settings.grant_read_only(database.write_denied)
+    if database.access is Access.READ_WRITE and wait_for_lock:
         try:
             wait_for_write_lock(settings.db_url, timeout, report=err)
         except BaseException:
@@ -127,10 +133,36 @@ def open_database_from_args(args: argparse.Namespace, access: Access = Access.RE
     return settings, database
 
 
+def database_write_denied(settings: Settings) -> str | None:
+    """Why the configured database refuses this account's writes (French), None when it
+    accepts them or cannot be opened yet (the command that opens it reports that)."""
+    try:
+        database = open_existing_database(settings.db_url, Access.READ_ONLY,
+                                          lock_timeout=settings.lock_timeout)
+    except DatabaseError:
+        return None
+    try:
+        return database.write_denied
+    finally:
+        database.dispose()
+
+
 def refuse_in_read_only(settings: Settings, what: str) -> None:
-    """Raise a usage error when the run is read-only (support staff)."""
+    """Raise a usage error when the run is read-only: the ``--read-only`` setting (support
+    staff), or the database refusing this account's writes (a read-only PostgreSQL role,
+    a SQLite file this account cannot write). The one check every changing command makes
+    before it opens the database.
+
+    Args:
+        settings: the run's settings (the database's answer is recorded in them).
+        what: the refused action, in French (``l'étape 2``).
+    """
+    if not settings.read_only:
+        denied = database_write_denied(settings)
+        if denied is not None:
+            settings.grant_read_only(denied)
     if settings.read_only:
-        raise UsageError(f"Mode consultation (--read-only) : {what} — action interdite, rien "
+        raise UsageError(f"{settings.read_only_reason} : {what} — action interdite, rien "
                          "n'a été modifié.")
 
 
