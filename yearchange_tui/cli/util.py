@@ -28,6 +28,7 @@ from yearchange_tui.ent.database import (
     open_database,
     open_existing_database,
     sqlite_path,
+    sqlite_write_denied,
     wait_for_write_lock,
 )
 from yearchange_tui.workflow.localtime import iso_local
@@ -140,7 +141,10 @@ def database_write_denied(settings: Settings) -> str | None:
         database = open_existing_database(settings.db_url, Access.READ_ONLY,
                                           lock_timeout=settings.lock_timeout)
     except DatabaseError:
-        return None
+        try:  # unreadable now (a WAL file no engine holds open): the file's mode still tells
+            return sqlite_write_denied(settings.db_url)
+        except DatabaseError:
+            return None
     try:
         return database.write_denied
     finally:

@@ -288,6 +288,19 @@ def _sqlite_uri_read_only(url: str) -> bool:
     return _parse(url).query.get("mode") == "ro"
 
 
+def sqlite_write_denied(url: str) -> str | None:
+    """Why a SQLite database refuses this account's writes (French), from its URL and its
+    file's mode alone (nothing opened); None when it accepts them or is not SQLite."""
+    if _parse(url).get_backend_name() != "sqlite":
+        return None
+    if _sqlite_uri_read_only(url):
+        return "la base SQLite est ouverte avec mode=ro"
+    path = sqlite_path(url)
+    if path is not None and path.is_file() and not os.access(path, os.W_OK):
+        return f"le fichier {path} n'est pas accessible en écriture pour ce compte"
+    return None
+
+
 def write_denied(engine: Engine, url: str) -> str | None:
     """Why the database refuses this account's writes, in French; None when it accepts them.
 
@@ -301,12 +314,7 @@ def write_denied(engine: Engine, url: str) -> str | None:
         url: the database's URL (SQLite: its file).
     """
     if engine.dialect.name == "sqlite":
-        if _sqlite_uri_read_only(url):
-            return "la base SQLite est ouverte avec mode=ro"
-        path = sqlite_path(url)
-        if path is not None and path.is_file() and not os.access(path, os.W_OK):
-            return f"le fichier {path} n'est pas accessible en écriture pour ce compte"
-        return None
+        return sqlite_write_denied(url)
     if engine.dialect.name != "postgresql":
         return None
     with engine.connect() as connection:
