@@ -173,8 +173,8 @@ def test_a_support_login_role_given_grant_readonly_can_only_read(
         capsys: pytest.CaptureFixture[str]) -> None:
     url, owner, storage, roles = pg_academy
     role = f"yc_support_{uuid.uuid4().hex[:8]}"
-    sql(url, f'CREATE ROLE "{role}" LOGIN')
     roles.append(role)
+    sql(url, f'CREATE ROLE "{role}" LOGIN')
 
     status, out, err = cli(capsys, "--db", url, "db", "grant-readonly", role)
     assert status == 0, err
@@ -207,8 +207,8 @@ def test_grant_readonly_creates_a_nologin_role_that_support_accounts_join(
     assert f"✓ Rôle {group} créé (NOLOGIN)" in out
     assert sql(url, f"SELECT rolcanlogin FROM pg_roles WHERE rolname = '{group}'") is False
     member = f"yc_alice_{uuid.uuid4().hex[:8]}"
-    sql(url, f'CREATE ROLE "{member}" LOGIN IN ROLE "{group}"')
     roles.append(member)
+    sql(url, f'CREATE ROLE "{member}" LOGIN IN ROLE "{group}"')
     assert_support_is_read_only(capsys, as_role(url, member), storage, owner)
 
 
