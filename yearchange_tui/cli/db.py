@@ -174,14 +174,14 @@ def _grant_readonly(engine: Any, role: str, *, login: bool) -> bool:
                 f"GRANT USAGE ON SCHEMA {schema} TO {quoted}",
                 # Whatever it held before: it keeps reading, never writes.
                 (f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER "
-                f"ON ALL TABLES IN SCHEMA {schema} FROM {quoted}"),
+                 f"ON ALL TABLES IN SCHEMA {schema} FROM {quoted}"),
                 f"REVOKE CREATE ON SCHEMA {schema} FROM {quoted}",
                 f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {quoted}",
                 f"GRANT SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {quoted}",
                 # Tables the next migrations create (by this same account) are readable too.
                 (f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT ON TABLES "
-                f"TO {quoted}"),
+                 f"TO {quoted}"),
                 (f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT ON SEQUENCES "
-                f"TO {quoted}")):
+                 f"TO {quoted}")):
             connection.execute(text(statement))
     return not exists

@@ -90,15 +90,18 @@ def open_database_from_args(args: argparse.Namespace, access: Access = Access.RE
     Without ``migrate`` nothing is created or upgraded: a missing database, an empty one or
     an older schema is refused (exit 2) with the command to run. With ``--read-only``
     every command reads: a read-write open becomes read-only (writing commands are
-    refused before they open, see :func:`refuse_in_read_only`).
+    refused before they open, see :func:`refuse_in_read_only`). When the database itself
+    refuses this account's writes (a role given ``db grant-readonly``, a SQLite file it
+    cannot write or opened ``mode=ro``), the connection is read-only and the returned
+    settings say so (``read_only``, with the database as its source), as with the flag.
 
     Args:
         args: the command's arguments (global options).
         access: what the command does with the database: ``READ_ONLY`` for a command that
             only reads, ``ROLLBACK_ONLY`` for a dry run, ``READ_WRITE`` otherwise.
-        migrate: create or upgrade the schema, reporting on stderr (the engine). Under
-            ``--read-only`` nothing is migrated and the connection stays read-write: a
-            read-only engine changes no ENT data but records its lease and events.
+        migrate: create or upgrade the schema, reporting on stderr (the engine, which
+            refuses to start read-only before it opens the database). Under
+            ``--read-only`` nothing is migrated.
         wait_for_lock: a read-write command first waits (up to the ``lock_timeout``
             setting, saying so on stderr) while another program writes to a SQLite
             database, and is refused with ``BASE-VERROUILLEE`` (exit 2, nothing written)
@@ -111,10 +114,6 @@ def open_database_from_args(args: argparse.Namespace, access: Access = Access.RE
     settings = settings_from_args(args)
     timeout = settings.lock_timeout
     if migrate:
-        if not settings.read_only:
-            denied = database_write_denied(settings)
-            if denied is not None:
-                settings.grant_read_only(denied)
         if settings.read_only:
             return settings, open_existing_database(settings.db_url, Access.READ_WRITE,
                                                     lock_timeout=timeout)
