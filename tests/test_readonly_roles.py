@@ -265,6 +265,11 @@ def test_a_read_only_engine_is_refused_and_takes_no_lease(
         assert "Mode consultation (--read-only) : le démarrage d'un moteur" in err
         assert "rien n'a été modifié" in err
         assert not lease_held(owner)
+    config = tmp_path / "config.toml"
+    config.write_text("[engine]\nread_only = true\n", encoding="utf-8")
+    status, _out, err = cli(capsys, *where, "--config", str(config), "engine", "--no-stdout")
+    assert status == 2
+    assert "read_only = true dans la section [engine]" in err and not lease_held(owner)
     # The operator's engine then starts: nothing locked it out.
     process = spawn_engine(url, storage, log_file=tmp_path / "engine.log",
                            extra_args=("--poll", "0.2"))
