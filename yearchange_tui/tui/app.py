@@ -898,6 +898,9 @@ def quit_summary(client: DatabaseEngineClient) -> str:
     info = client.lease()
     if info is None or not client.engine_live():
         return "Console fermée. Aucun moteur ne tourne sur cette base."
+    if client.read_only:  # support staff cannot stop it: no command to offer
+        return (f"Console fermée. Le moteur {info.holder} continue de tourner (calendrier et "
+                "demandes).")
     return (f"Console fermée. Le moteur {info.holder} continue de tourner (calendrier et "
             f"demandes) ; pour l'arrêter : {engine_stop_command(client)}")
 
