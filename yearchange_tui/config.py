@@ -71,6 +71,31 @@ class Settings:
         """Support-staff mode: nothing that changes data is allowed."""
         return bool(self["read_only"])
 
+    def grant_read_only(self, reason: str) -> None:
+        """Record the database's answer: it refuses this account's writes (``reason``, French).
+
+        From then on :attr:`read_only` is true whatever the flag said, and
+        :attr:`read_only_reason` names the database as the source.
+        """
+        self.values["read_only"] = Setting(True, f"{READ_ONLY_BY_DATABASE} ({reason})")
+
+    @property
+    def read_only_by_database(self) -> bool:
+        """True when the database itself refuses this account's writes."""
+        return self.values["read_only"].source.startswith(READ_ONLY_BY_DATABASE)
+
+    @property
+    def read_only_reason(self) -> str:
+        """Why this run is read-only, in French, capitalised to open a sentence
+        (« Accès en lecture seule accordé par la base (…) » or « Mode consultation
+        (--read-only) »); empty when it is not."""
+        if not self.read_only:
+            return ""
+        setting = self.values["read_only"]
+        reason = (setting.source if self.read_only_by_database
+                  else f"mode consultation ({setting.source})")
+        return reason[:1].upper() + reason[1:]
+
     @property
     def lock_timeout(self) -> float:
         """Seconds a command waits for a SQLite database another program is writing to."""
@@ -106,6 +131,9 @@ def mask_password(text: str) -> str:
     """``text`` with every URL password replaced by ``***`` (for display and logs)."""
     return _URL_PASSWORD.sub(lambda match: f"{match['head']}:***@", text)
 
+
+READ_ONLY_BY_DATABASE = "accès en lecture seule accordé par la base"
+"""The source of the read-only setting when the database refuses the account's writes."""
 
 _ENV = {"db": "YEARCHANGE_DB", "storage": "YEARCHANGE_STORAGE", "read_only": "YEARCHANGE_READ_ONLY",
         "lock_timeout": "YEARCHANGE_LOCK_TIMEOUT", "group": "YEARCHANGE_GROUP"}

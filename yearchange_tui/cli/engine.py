@@ -282,11 +282,23 @@ def _remove_handler(handler: logging.Handler) -> None:
         logging.getLogger(name).removeHandler(handler)
 
 
+ENGINE_READ_ONLY = ("le démarrage d'un moteur (un moteur en consultation prendrait le bail et "
+                    "bloquerait celui de l'opérateur ; seul un compte qui peut écrire dans la "
+                    "base lance le moteur)")
+
+
 def cmd_engine(args: argparse.Namespace) -> int:
     """``yearchange engine``: the headless engine (blocks until SIGTERM)."""
     # The engine module loads APScheduler, which only this command needs.
     from yearchange_tui.scheduling.engine import Engine, EngineConfig
 
+    # A read-only engine would hold the lease and lock the operator's engine out: refused
+    # before anything is opened or taken (the flag, or the database's own answer).
+    refuse_in_read_only(settings_from_args(args), ENGINE_READ_ONLY)
+    if _engine_settings(args).get("read_only"):
+        raise UsageError(f"read_only = true dans la section [engine] du fichier de "
+                         f"configuration : {ENGINE_READ_ONLY} — action interdite, rien n'a "
+                         "été modifié.")
     settings, database = open_database_from_args(args, migrate=True)
     engine_settings = _engine_settings(args)
     log_file = (args.log_file or Path(engine_settings.get("log_file")

@@ -13,6 +13,7 @@ from yearchange_tui.cli.util import (
     UsageError,
     err,
     print_json,
+    refuse_in_read_only,
     settings_from_args,
 )
 from yearchange_tui.importing.outcome import CODE_BAD_REQUEST, ImportOutcome, ImportStatus
@@ -25,9 +26,15 @@ def refuse_import_in_read_only(args: argparse.Namespace, what: str) -> None:
         args: the command's arguments (global options and ``dry_run``).
         what: the French name of the import (``l'import AAF``).
     """
-    if settings_from_args(args).read_only and not args.dry_run:
-        raise UsageError(f"Mode consultation (--read-only) : {what} — action interdite, rien "
-                         "n'a été modifié (--dry-run reste possible).")
+    settings = settings_from_args(args)
+    if settings.read_only and args.dry_run:
+        return  # --read-only: a dry run keeps nothing
+    try:
+        refuse_in_read_only(settings, what)
+    except UsageError as error:
+        if settings.read_only_by_database:
+            raise  # the database refuses even a dry run's uncommitted writes
+        raise UsageError(f"{str(error).rstrip('.')} (--dry-run reste possible).") from None
 
 
 def report_refused(outcome: ImportOutcome, as_json: bool, refused: str, lifted: str) -> int:

@@ -28,6 +28,7 @@ from yearchange_tui.ent.database import (
     open_database,
     open_existing_database,
     sqlite_path,
+    sqlite_write_denied,
     wait_for_write_lock,
 )
 from yearchange_tui.importing.limits import configure as configure_input_limits
@@ -92,15 +93,18 @@ def open_database_from_args(args: argparse.Namespace, access: Access = Access.RE
     Without ``migrate`` nothing is created or upgraded: a missing database, an empty one or
     an older schema is refused (exit 2) with the command to run. With ``--read-only``
     every command reads: a read-write open becomes read-only (writing commands are
-    refused before they open, see :func:`refuse_in_read_only`).
+    refused before they open, see :func:`refuse_in_read_only`). When the database itself
+    refuses this account's writes (a role given ``db grant-readonly``, a SQLite file it
+    cannot write or opened ``mode=ro``), the connection is read-only and the returned
+    settings say so (``read_only``, with the database as its source), as with the flag.
 
     Args:
         args: the command's arguments (global options).
         access: what the command does with the database: ``READ_ONLY`` for a command that
             only reads, ``ROLLBACK_ONLY`` for a dry run, ``READ_WRITE`` otherwise.
-        migrate: create or upgrade the schema, reporting on stderr (the engine). Under
-            ``--read-only`` nothing is migrated and the connection stays read-write: a
-            read-only engine changes no ENT data but records its lease and events.
+        migrate: create or upgrade the schema, reporting on stderr (the engine, which
+            refuses to start read-only before it opens the database). Under
+            ``--read-only`` nothing is migrated.
         wait_for_lock: a read-write command first waits (up to the ``lock_timeout``
             setting, saying so on stderr) while another program writes to a SQLite
             database, and is refused with ``BASE-VERROUILLEE`` (exit 2, nothing written)
@@ -121,7 +125,9 @@ def open_database_from_args(args: argparse.Namespace, access: Access = Access.RE
     if settings.read_only and access is Access.READ_WRITE:
         access = Access.READ_ONLY
     database = open_existing_database(settings.db_url, access, lock_timeout=timeout)
-    if access is Access.READ_WRITE and wait_for_lock:
+    if database.write_denied is not None:
+        settings.grant_read_only(database.write_denied)
+    if database.access is Access.READ_WRITE and wait_for_lock:
         try:
             wait_for_write_lock(settings.db_url, timeout, report=err)
         except BaseException:
@@ -130,10 +136,39 @@ def open_database_from_args(args: argparse.Namespace, access: Access = Access.RE
     return settings, database
 
 
+def database_write_denied(settings: Settings) -> str | None:
+    """Why the configured database refuses this account's writes (French), None when it
+    accepts them or cannot be opened yet (the command that opens it reports that)."""
+    try:
+        database = open_existing_database(settings.db_url, Access.READ_ONLY,
+                                          lock_timeout=settings.lock_timeout)
+    except DatabaseError:
+        try:  # unreadable now (a WAL file no engine holds open): the file's mode still tells
+            return sqlite_write_denied(settings.db_url)
+        except DatabaseError:
+            return None
+    try:
+        return database.write_denied
+    finally:
+        database.dispose()
+
+
 def refuse_in_read_only(settings: Settings, what: str) -> None:
-    """Raise a usage error when the run is read-only (support staff)."""
+    """Raise a usage error when the run is read-only: the ``--read-only`` setting (support
+    staff), or the database refusing this account's writes (a read-only PostgreSQL role,
+    a SQLite file this account cannot write). The one check every changing command makes
+    before it opens the database.
+
+    Args:
+        settings: the run's settings (the database's answer is recorded in them).
+        what: the refused action, in French (``l'étape 2``).
+    """
+    if not settings.read_only:
+        denied = database_write_denied(settings)
+        if denied is not None:
+            settings.grant_read_only(denied)
     if settings.read_only:
-        raise UsageError(f"Mode consultation (--read-only) : {what} — action interdite, rien "
+        raise UsageError(f"{settings.read_only_reason} : {what} — action interdite, rien "
                          "n'a été modifié.")
 
 

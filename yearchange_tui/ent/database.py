@@ -80,6 +80,9 @@ class Database:
     engine: Engine
     sessions: sessionmaker[Session]
     access: Access = Access.READ_WRITE
+    write_denied: str | None = None
+    """Why the database itself refuses this account's writes (French), None when it
+    accepts them: see :func:`write_denied`."""
 
     @property
     def is_sqlite(self) -> bool:
@@ -272,6 +275,60 @@ def create_db_engine(url: str, access: Access = Access.READ_WRITE, *,
     if access is Access.ROLLBACK_ONLY:
         event.listen(engine, "commit", _refuse_commit)
     return engine
+
+
+# Tables every changing action writes (a run's units, the audit, the engine's lease and
+# requests): an account that may not insert into them cannot change anything.
+CORE_TABLES = ("step_units", "audit_entries", "engine_lease", "engine_requests")
+
+
+def _sqlite_uri_read_only(url: str) -> bool:
+    """True for a SQLite URL that asks the driver itself for ``mode=ro``
+    (``sqlite:///file:/srv/yearchange.db?mode=ro&uri=true``)."""
+    return _parse(url).query.get("mode") == "ro"
+
+
+def sqlite_write_denied(url: str) -> str | None:
+    """Why a SQLite database refuses this account's writes (French), from its URL and its
+    file's mode alone (nothing opened); None when it accepts them or is not SQLite."""
+    if _parse(url).get_backend_name() != "sqlite":
+        return None
+    if _sqlite_uri_read_only(url):
+        return "la base SQLite est ouverte avec mode=ro"
+    path = sqlite_path(url)
+    if path is not None and path.is_file() and not os.access(path, os.W_OK):
+        return f"le fichier {path} n'est pas accessible en écriture pour ce compte"
+    return None
+
+
+def write_denied(engine: Engine, url: str) -> str | None:
+    """Why the database refuses this account's writes, in French; None when it accepts them.
+
+    The database's answer, not a client flag: on PostgreSQL the role lacks ``INSERT`` on
+    one of :data:`CORE_TABLES` (``yearchange db grant-readonly``) or the server is a
+    read-only standby; on SQLite the file is not writable by this account or the URL
+    opens it with ``mode=ro``. Never writes anything.
+
+    Args:
+        engine: an engine on the database (a read-only one is enough).
+        url: the database's URL (SQLite: its file).
+    """
+    if engine.dialect.name == "sqlite":
+        return sqlite_write_denied(url)
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as connection:
+        user = connection.execute(text("SELECT current_user")).scalar()
+        if connection.execute(text("SELECT pg_is_in_recovery()")).scalar():
+            return "le serveur PostgreSQL est un serveur de secours en lecture seule"
+        for table in CORE_TABLES:
+            allowed = connection.execute(text(
+                "SELECT to_regclass(:t) IS NULL OR has_table_privilege(:t, 'INSERT')"),
+                {"t": table}).scalar()
+            if not allowed:
+                return (f"le rôle PostgreSQL « {user} » ne peut que lire, sans droit "
+                        f"d'INSERT sur {table}")
+    return None
 
 
 def alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
@@ -472,9 +529,16 @@ def open_existing_database(url: str, access: Access = Access.READ_WRITE, *,
     probe = create_db_engine(url, Access.READ_ONLY, lock_timeout=lock_timeout)
     try:
         check_schema(probe, url)
+        denied = write_denied(probe, url)
+    except DBAPIError as error:
+        raise DatabaseError(_unreachable(url, error)) from error
     finally:
         probe.dispose()
+    if denied is not None:
+        # The database refuses this account's writes: every use of it is read-only.
+        access = Access.READ_ONLY
     engine = (probe if access is Access.READ_ONLY
               else create_db_engine(url, access, lock_timeout=lock_timeout))
     return Database(url=normalise_url(url), engine=engine,
-                    sessions=sessionmaker(engine, expire_on_commit=False), access=access)
+                    sessions=sessionmaker(engine, expire_on_commit=False), access=access,
+                    write_denied=denied)

@@ -497,6 +497,9 @@ def connect(database: Database, storage: Path | str, *, read_only: bool = False,
         EngineStartError: the engine could not be started, stopped before taking the lease,
             or did not take it within ``wait`` seconds (French message with the log path).
     """
+    # Read-only by the flag or by the database's own answer (it refuses this account's
+    # writes): support staff never start the engine.
+    read_only = read_only or database.read_only
     client = DatabaseEngineClient(database, read_only=read_only, timezone_name=timezone_name)
     if not start_engine or read_only or client.engine_live():
         return client

@@ -898,8 +898,38 @@ def quit_summary(client: DatabaseEngineClient) -> str:
     info = client.lease()
     if info is None or not client.engine_live():
         return "Console fermée. Aucun moteur ne tourne sur cette base."
+    if client.read_only:  # support staff cannot stop it: no command to offer
+        return (f"Console fermée. Le moteur {info.holder} continue de tourner (calendrier et "
+                "demandes).")
     return (f"Console fermée. Le moteur {info.holder} continue de tourner (calendrier et "
             f"demandes) ; pour l'arrêter : {engine_stop_command(client)}")
+
+
+def build_console(settings: Settings, database: Database, *, config_file: str | None = None,
+                  theme: str | None = None) -> tuple[YearChangeApp, ConsoleEngine]:
+    """The console app on ``database`` and its engine client (starting a detached engine
+    when none runs and the run may write), not yet running: :func:`run_console` runs it,
+    tests drive it with a pilot."""
+    engine = connect_engine(settings, database, config_file)
+    if settings.read_only_by_database:
+        # The database refuses this account's writes: say why the console only reads.
+        why = (f"{settings.read_only_reason}. La console s'ouvre en mode consultation "
+               "(aucune modification possible, aucun moteur lancé).")
+        engine = ConsoleEngine(engine.client, "\n".join(
+            line for line in (why, engine.notice) if line), engine.severity)
+    rejects = open_rejects_source(database, settings.data_dir)
+    values = settings.values
+    configured_theme, extra_dirs = _theme_setting(
+        values["theme"].value if "theme" in values else None)
+    app = YearChangeApp(
+        engine.client, read_only=settings.read_only, rejects=rejects,
+        details=DatabaseDetailSource(database, rejects),
+        school_life=DatabaseSchoolLifeSource(database, read_only=settings.read_only),
+        keys=values["keys"].value if "keys" in values else None,
+        theme=theme or configured_theme, theme_dirs=theme_dirs_for(extra_dirs),
+        data_dir=settings.data_dir, aaf_hint=_aaf_hint(database),
+        engine_notice=engine.notice, engine_notice_severity=engine.severity)
+    return app, engine
 
 
 def run_console(settings: Settings, database: Database, *, config_file: str | None = None,
@@ -913,19 +943,8 @@ def run_console(settings: Settings, database: Database, *, config_file: str | No
     """
     with console_log(console_log_file()):
         try:
-            engine = connect_engine(settings, database, config_file)
-            rejects = open_rejects_source(database, settings.data_dir)
-            values = settings.values
-            configured_theme, extra_dirs = _theme_setting(
-                values["theme"].value if "theme" in values else None)
-            app = YearChangeApp(
-                engine.client, read_only=settings.read_only, rejects=rejects,
-                details=DatabaseDetailSource(database, rejects),
-                school_life=DatabaseSchoolLifeSource(database, read_only=settings.read_only),
-                keys=values["keys"].value if "keys" in values else None,
-                theme=theme or configured_theme, theme_dirs=theme_dirs_for(extra_dirs),
-                data_dir=settings.data_dir, aaf_hint=_aaf_hint(database),
-                engine_notice=engine.notice, engine_notice_severity=engine.severity)
+            app, engine = build_console(settings, database, config_file=config_file,
+                                        theme=theme)
             try:
                 status = app.run()
             finally:
