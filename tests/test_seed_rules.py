@@ -124,3 +124,65 @@ def test_deactivation_notices_are_sent_and_suspended_for_students_and_parents(
     database.dispose()
     assert [(row["sent"], row["suspended"]) for row in audited] == [
         (0, 1), (0, 1), (1, 0), (1, 0)]
+
+
+def test_each_establishment_reads_its_own_rejects_published_to_its_heads(
+        options: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """Seed checklist row 20 (§3.3 « Sensibiliser les administrateurs à consulter les
+    rejets sur leur portail ») and issue #15's « rejects --publish »: each establishment's
+    rejects of an AAF import are written as a CSV (the one CSV writer) in its own space and
+    sent to its heads like the sanctions CSV, audited; publishing again replaces, and says
+    so. The sample delivery: 0999001W has 15 rejects and one head, 0999002X no head."""
+    status, _, err = run(capsys, *options, "import-aaf",
+                         *map(str, sorted(DELIVERY.glob("*_Complet_*.xml"))))
+    assert status == 0, err
+    status, out, _ = run(capsys, *options, "rejects", "--uai", "0999001W", "--json")
+    expected = json.loads(out)
+    assert len(expected) == 15
+
+    status, out, err = run(capsys, *options, "rejects", "--publish")
+    assert status == 0, err
+    relative = "0999001W/rejets/rejets-0999001W-import-1.csv"
+    assert out.splitlines() == [
+        "Rejets de l'import AAF n° 1 publiés pour 1 établissement(s) :",
+        "  ✓ 0999001W : 15 rejet(s) (4 avertissement(s), 10 erreur(s), 1 information(s))",
+        "    → 1 chef(s) d'établissement",
+        f"    {relative}",
+        "  ⊘ 0999002X : aucun chef d'établissement (profil direction) à qui publier",
+        "    [REJETS-SANS-DIRECTION]"]
+    assert max(len(line) for line in out.splitlines()) <= 80
+    storage = Path(options[3])
+    text = (storage / relative).read_bytes().decode("utf-8")
+    assert text.startswith("\ufeffimport;uai;code;severite;fichier;ligne;identifiant;")
+    assert sorted(line.split(";")[2] for line in text[1:].split("\r\n")[1:]
+                  if line.startswith("1;0999001W;")) == sorted(row["code"] for row in expected)
+    assert not (storage / "0999002X" / "rejets").exists()
+
+    def published() -> list[tuple[str, int, str]]:
+        database = open_database(options[1])
+        try:
+            with database.session() as session:
+                return [tuple(row) for row in session.execute(
+                    select(Person.aaf_jointure, Message.establishment_id, Message.subject)
+                    .join(MessageCopy, MessageCopy.message_id == Message.id)
+                    .join(Person, Person.id == MessageCopy.owner_id)
+                    .where(Message.subject.like("[Import AAF]%")))]
+        finally:
+            database.dispose()
+
+    [(head, _establishment, subject)] = published()
+    assert subject == "[Import AAF] Rejets de l'import n° 1"
+
+    # Again: the earlier publication is replaced, and the output says so.
+    status, again, _ = run(capsys, *options, "rejects", "--publish", "--uai", "0999001W")
+    assert status == 0
+    assert "— remplace la publication précédente" in again
+    assert [row[0] for row in published()] == [head]
+    assert (storage / relative).read_bytes().decode("utf-8") == text
+    database = open_database(options[1])
+    with database.session() as session:
+        audited = [json.loads(row) for row in session.scalars(select(AuditEntry.details).where(
+            AuditEntry.action == "rejects-publish").order_by(AuditEntry.id))]
+    database.dispose()
+    assert [(row["uai"], row["rejects"], row["replaced"]) for row in audited] == [
+        ("0999001W", 15, False), ("0999001W", 15, True)]
