@@ -186,3 +186,36 @@ def test_each_establishment_reads_its_own_rejects_published_to_its_heads(
     database.dispose()
     assert [(row["uai"], row["rejects"], row["replaced"]) for row in audited] == [
         ("0999001W", 15, False), ("0999001W", 15, True)]
+
+
+def test_a_group_of_last_year_is_reported_through_the_real_step_4_import(
+        options: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue #13 item 9 (year N-1 groups, AAF-GROUPE-N-1-PROBABLE) end to end: the sample
+    delivery (real AAF format) is imported, steps 1 to 3 really run (step 3 keeps the
+    group history and deletes the year's AAF groups), and the same Complet imported as
+    step 4 brings LATIN back with last year's students: the import reports it, with its
+    explanation and action, and nothing else as a year N-1 group."""
+    complet = [str(path) for path in sorted(DELIVERY.glob("*_Complet_*.xml"))]
+    status, _, err = run(capsys, *options, "import-aaf", *complet)
+    assert status == 0, err
+    status, out, _ = run(capsys, *options, "rejects", "--code", "AAF-GROUPE-N-1-PROBABLE",
+                         "--json")
+    assert status == 0 and json.loads(out) == []  # no history yet: nothing reported
+    for step in ("1", "2", "3"):
+        status, _, err = run(capsys, *options, "run", step, "--all", "--yes",
+                             "--hors-fenetre", "--reason", "test de bout en bout")
+        assert status == 0, err
+    status, out, err = run(capsys, *options, "import-aaf", *complet)
+    assert status == 0, err
+    assert "étape 4 terminée pour : 0999001W, 0999002X" in out
+    assert "AAF-GROUPE-N-1-PROBABLE 1" in out
+    status, out, _ = run(capsys, *options, "rejects", "--code", "AAF-GROUPE-N-1-PROBABLE",
+                         "--json")
+    [found] = json.loads(out)
+    assert (found["uai"], found["record_id"], found["severity"]) == (
+        "0999002X", "LATIN", "avertissement")
+    assert found["message"] == (
+        "Le groupe « LATIN » (0999002X) ressemble à un groupe de l'année passée : même code "
+        "qu'un groupe de l'année passée et 2 élève(s) sur 2 y étaient déjà.")
+    assert found["action"].startswith("Vérifier dans STS-web que ce groupe n'a pas été "
+                                      "conservé dans les choix de bascule")
