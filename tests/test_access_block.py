@@ -76,6 +76,12 @@ def setup(database_url: str):
     database.dispose()
 
 
+def in_pre_rentree(monkeypatch: pytest.MonkeyPatch, summer: int) -> None:
+    """Pin the package clock on the template's « Rentrée des enseignants » (1 September),
+    the only time an establishment may amend its block (seed §6.4, checklist row 129)."""
+    monkeypatch.setattr(base, "clock", lambda: dt.datetime(summer, 9, 1, 8, 0, tzinfo=dt.UTC))
+
+
 def decide(database: Database, person_id: int, day: dt.date):
     with database.session() as session:
         return access_decision(session, person_id, day)
@@ -97,8 +103,10 @@ def test_students_and_parents_are_blocked_during_the_project_window(setup) -> No
     assert not decide(database, ids["teacher_parent"], inside).blocked
 
 
-def test_establishment_may_shorten_or_lengthen_within_the_project_limits(setup) -> None:
+def test_establishment_may_shorten_or_lengthen_within_the_project_limits(
+        setup, monkeypatch: pytest.MonkeyPatch) -> None:
     database, ids = setup
+    in_pre_rentree(monkeypatch, 2026)
     with database.session() as session:
         window = set_establishment_block(session, ids["establishment"], None,
                                          dt.date(2026, 9, 8))
@@ -116,8 +124,10 @@ def test_establishment_may_shorten_or_lengthen_within_the_project_limits(setup) 
             set_establishment_block(session, ids["establishment"], None, dt.date(2026, 9, 30))
 
 
-def test_establishment_dates_need_the_project_permission(setup) -> None:
+def test_establishment_dates_need_the_project_permission(
+        setup, monkeypatch: pytest.MonkeyPatch) -> None:
     database, ids = setup
+    in_pre_rentree(monkeypatch, 2026)
     with database.session() as session:
         session.get(Project, ids["project"]).access_block_override_allowed = False
         with pytest.raises(AccessBlockError, match="n'autorise pas"):
@@ -237,7 +247,9 @@ PROJECT_WINDOW = (d(8, 20), d(9, 1))  # the sample project's own dates
 
 @pytest.mark.parametrize("level", ["establishment", "kind", "project"])
 def test_plan_and_access_block_agree_for_every_edit(level: str, sample: Sample,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+                                                    capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    in_pre_rentree(monkeypatch, YEAR + 1)
     where = {"establishment": ["--uai", sample.uai], "kind": ["--kind", sample.kind],
              "project": ["--project", sample.project]}[level]
     # What is left once the edits are removed: the project's dates, or none at all when
@@ -306,7 +318,9 @@ def database_state(sample: Sample) -> tuple[object, ...]:
 ])
 def test_an_out_of_limit_date_is_refused_and_changes_nothing(
         argv: list[str], code: str, words: str, sample: Sample,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    in_pre_rentree(monkeypatch, YEAR + 1)
     before_plan = run(capsys, *sample.options, "plan", "--json")[1]
     before = database_state(sample)
     argv = [a.format(uai=sample.uai, project=sample.project, kind=sample.kind) for a in argv]
@@ -320,7 +334,9 @@ def test_an_out_of_limit_date_is_refused_and_changes_nothing(
 
 
 def test_establishment_dates_need_the_project_permission_on_the_command_line(
-        sample: Sample, capsys: pytest.CaptureFixture[str]) -> None:
+        sample: Sample, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    in_pre_rentree(monkeypatch, YEAR + 1)
     database = open_database(sample.options[1])
     with database.session() as session:
         session.scalar(select(Project).where(Project.code == sample.project)
@@ -338,8 +354,10 @@ def test_establishment_dates_need_the_project_permission_on_the_command_line(
     assert_agree(sample, capsys, (PROJECT_WINDOW[0], d(9, 5)))
 
 
-def test_a_refused_edit_by_any_writer_writes_nothing(sample: Sample) -> None:
+def test_a_refused_edit_by_any_writer_writes_nothing(sample: Sample,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The calendar API the engine's ``set-date`` requests use refuses the same dates."""
+    in_pre_rentree(monkeypatch, YEAR + 1)
     before = database_state(sample)
     database = open_database(sample.options[1])
     with (pytest.raises(AccessBlockError, match="BLOCAGE-APRES-MI-SEPTEMBRE"),
@@ -394,3 +412,42 @@ def test_without_a_date_access_block_answers_for_today_by_the_one_clock(
     monkeypatch.setattr(base, "clock", lambda: dt.datetime(2027, 9, 2, 9, 0, tzinfo=dt.UTC))
     status, out, _ = run(capsys, *sample.options, "access-block", "--login", sample.login)
     assert status == 0 and out.startswith("✓ accès ouvert le 02/09/2027")
+
+
+def test_an_establishment_amends_its_block_only_during_the_pre_rentree(
+        sample: Sample, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seed checklist row 129 (§6.4): « Lors de la pré-rentrée, […] les établissements
+    pourront amender le paramétrage projet » — an establishment's own dates or message are
+    refused outside the pré-rentrée (the calendar's « Rentrée des enseignants » to the eve
+    of the « Rentrée des élèves »), with a French reason naming the period; nothing changes.
+    The project's own edits are not limited."""
+    moment = [dt.datetime(YEAR + 1, 8, 25, 8, 0, tzinfo=dt.UTC)]
+    monkeypatch.setattr(base, "clock", lambda: moment[0])
+    before = database_state(sample)
+    for argv in (["access-block", "set", "--uai", sample.uai, "--fin", "2027-09-03"],
+                 ["access-block", "set", "--uai", sample.uai, "--message", "Fermé."],
+                 ["plan", "set", "access-block-end", "2027-09-03", "--uai", sample.uai]):
+        status, _, err = run(capsys, *sample.options, *argv)
+        assert status == 2, argv
+        assert "[BLOCAGE-HORS-PRE-RENTREE]" in err
+        assert ("que pendant la pré-rentrée, le 01/09/2027 ; nous sommes le 25/08/2027"
+                in err), err
+    assert database_state(sample) == before
+    assert run(capsys, *sample.options, "plan", "set", "access-block-end", "2027-09-03",
+               "--project", sample.project)[0] == 0
+
+    # The project moves its pré-rentrée: three days of teachers before the students.
+    assert run(capsys, *sample.options, "plan", "set", "teachers-start", "2027-08-30",
+               "--project", sample.project)[0] == 0
+    moment[0] = dt.datetime(YEAR + 1, 8, 31, 8, 0, tzinfo=dt.UTC)
+    status, out, err = run(capsys, *sample.options, "access-block", "set", "--uai",
+                           sample.uai, "--fin", "2027-09-02", "--message", "Fermé.")
+    assert status == 0, err
+    assert "blocage du 20/08/2027 au 02/09/2027 (établissement)" in out
+    moment[0] = dt.datetime(YEAR + 1, 9, 2, 8, 0, tzinfo=dt.UTC)  # the students' day
+    status, _, err = run(capsys, *sample.options, "access-block", "set", "--uai",
+                         sample.uai, "--fin", "2027-09-01")
+    assert status == 2
+    assert "pendant la pré-rentrée, du 30/08/2027 au 01/09/2027 ; nous sommes le 02/09/2027" in (
+        err)

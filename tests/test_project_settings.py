@@ -28,6 +28,7 @@ from timetable_support import PARTNER, SAMPLES, UAI, build_directory
 from yearchange_tui.changeover.notices import WARNING_SUBJECT
 from yearchange_tui.changeover.steps.init_school_life import run_init_school_life
 from yearchange_tui.cli.main import main
+from yearchange_tui.ent import base
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.models import (
     Establishment,
@@ -228,7 +229,10 @@ def test_the_warnings_sent_with_an_example_link_say_so(
 
 
 def test_access_block_set_for_one_establishment_within_the_project_limits(
-        places: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+        places: list[str], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # During the pré-rentrée (template « Rentrée des enseignants », 01/09; checklist row 129).
+    monkeypatch.setattr(base, "clock", lambda: dt.datetime(2026, 9, 1, 8, 0, tzinfo=dt.UTC))
     login = student_login(places, COLLEGE)
     status, out, err = run(capsys, "access-block", "set", "--uai", COLLEGE, "--debut",
                            "2026-08-24", "--fin", "2026-09-04", "--message",

@@ -132,3 +132,52 @@ def test_timetable_version_commands(database_url: str, tmp_path: Path, capsys) -
             AuditEntry.action == "timetable-version")).all()
         assert len(audited) == 1
     database.dispose()
+
+
+def test_the_projects_automatic_mode_has_its_command_and_is_shown(
+        database_url: str, tmp_path: Path, capsys) -> None:
+    """Seed checklist row 15 (§2.2.3): automatic mode only if the project has the K+ module
+    « Import emplois du temps automatisé ». ``timetable-version show`` says whether each
+    establishment's project has it, ``timetable-version set --import-automatique`` sets it
+    (audited), and the drop folder follows it."""
+    database = open_database(database_url)
+    build_directory(database, automatic=False)
+    import_timetable(database, UDT_ZIP, UAI, declared_version="26")  # manual first import
+    database.dispose()
+    options = ["--db", database_url, "--storage", str(tmp_path)]
+    assert main([*options, "timetable-version", "show"]) == 0
+    assert "import automatique : non (module K+ inactif pour le projet ENT-TEST)" in (
+        capsys.readouterr().out)
+    drop = tmp_path / "depot"
+    drop.mkdir()
+    shutil.copy(UDT_ZIP, drop / UDT_ZIP.name)
+    database = open_database(database_url)
+    with pytest.raises(TimetableFileError) as caught:
+        import_timetable(database, UDT_ZIP, UAI, mode=MODE_AUTOMATIC, dry_run=True)
+    assert caught.value.code == "EDT-IMPORT-AUTO-INACTIF"
+    database.dispose()
+
+    assert main([*options, "timetable-version", "set", "--import-automatique", "oui",
+                 "--uai", UAI]) == 0
+    assert capsys.readouterr().out == (
+        "Projet ENT-TEST : import automatique des emplois du temps permis (module K+ "
+        "activé)\n")
+    assert main([*options, "timetable-version", "show", "--json"]) == 0
+    (shown,) = json.loads(capsys.readouterr().out)
+    assert (shown["project"], shown["automatic_import"]) == ("ENT-TEST", True)
+    assert main([*options, "timetable-version", "set", "--import-automatique", "oui"]) == 0
+    assert capsys.readouterr().out.endswith("activé) — inchangé\n")
+    database = open_database(database_url)
+    (done,) = process_drop_folder(database, drop)
+    assert done.status == "importé"
+    with database.session() as session:
+        audited = [json.loads(row) for row in session.scalars(select(AuditEntry.details).where(
+            AuditEntry.action == "timetable-automatic-import").order_by(AuditEntry.id))]
+    assert [(row["project"], row["enabled"], row["before"]) for row in audited] == [
+        ("ENT-TEST", True, False), ("ENT-TEST", True, True)]
+    database.dispose()
+    # Nothing to set, or a version without its software: refused in French, exit 2.
+    assert main([*options, "timetable-version", "set"]) == 2
+    assert "Rien à déclarer" in capsys.readouterr().err
+    assert main([*options, "timetable-version", "set", "--uai", UAI, "--version", "26"]) == 2
+    assert "se déclarent ensemble" in capsys.readouterr().err

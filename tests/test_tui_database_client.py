@@ -23,6 +23,7 @@ from tui_support import make_app, run, screen_text, wait_until
 
 from yearchange_tui.cli.main import main
 from yearchange_tui.config import Settings, load_settings
+from yearchange_tui.ent import base
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.scheduling.api import EngineMode, RequestAction
 from yearchange_tui.scheduling.client import DatabaseEngineClient
@@ -123,8 +124,10 @@ def test_the_rejects_browser_and_the_detail_read_an_aaf_import(
 
 
 def test_the_detail_names_where_the_access_block_dates_come_from_in_french(
-        fresh_sample: tuple[str, Database, Path]) -> None:
+        fresh_sample: tuple[str, Database, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     db_url, database, storage = fresh_sample
+    # An establishment's own dates are set during its pré-rentrée (checklist row 129).
+    monkeypatch.setattr(base, "clock", lambda: dt.datetime(2026, 9, 1, 8, 0, tzinfo=dt.UTC))
     source = DatabaseDetailSource(database, open_rejects_source(database, storage.parent))
     assert source.detail("0693422V").access_block.endswith("(dates du projet).")
     places = ["--db", db_url, "--storage", str(storage)]

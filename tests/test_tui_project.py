@@ -3,6 +3,7 @@ applies them through the access block's one owner (issue #13, item 3; seed §6.4
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from yearchange_tui.scheduling.api import RequestAction
 from yearchange_tui.tui.fake_engine import FakeEngine
 from yearchange_tui.tui.grid_model import COLUMNS
 from yearchange_tui.tui.widgets.calendar_grid import CalendarGrid
+from yearchange_tui.workflow.calendar import Milestone, Target, set_date, timezone
 from yearchange_tui.workflow.models import AuditEntry
 
 BLOCK_COLUMN = [column.key for column in COLUMNS].index("access-block")
@@ -58,6 +60,14 @@ def test_the_console_block_edit_goes_through_the_owner_in_a_real_engine(
     out = copy_sample(tmp_path / "academie", 2, 7, 2025)
     url = f"sqlite:///{out / 'yearchange.db'}"
     database = open_database(url)
+    # The detached engine runs on the real clock: the project's pré-rentrée (checklist row
+    # 129, the only time an establishment amends its block) is put around today.
+    today = dt.datetime.now(dt.UTC).astimezone(timezone("Europe/Paris")).date()
+    with database.session() as session:
+        project_id = session.scalar(select(Project.id))
+        for milestone, day in ((Milestone.TEACHERS_START, today - dt.timedelta(days=1)),
+                               (Milestone.START_OF_TERM, today + dt.timedelta(days=2))):
+            set_date(session, 2025, milestone, day, target=Target(project_id=project_id))
 
     def own_block() -> tuple[object, ...]:
         with database.session() as session:

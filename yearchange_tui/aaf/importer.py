@@ -142,6 +142,9 @@ class ImportResult:
     header: dict[str, Any]
     step4_uais: list[str]
     step4_refused: list[dict[str, Any]] = field(default_factory=list)
+    deactivation_notices: list[str] = field(default_factory=list)
+    """French lines, per establishment, of the deactivation notices sent or suspended
+    after the import (filled by the change-over's import, seed §6.4)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -152,6 +155,7 @@ class ImportResult:
             "rejects_by_code": self.rejects_by_code,
             "unknown_attributes": self.unknown_attributes, "header": self.header,
             "step4": self.step4_uais, "step4_refused": self.step4_refused,
+            "deactivation_notices": self.deactivation_notices,
         }
 
     def outcome(self) -> ImportOutcome:

@@ -16,6 +16,12 @@ from typing import Any
 from sqlalchemy import func, select
 
 from yearchange_tui.aaf.rules import RULES, rules_table
+from yearchange_tui.changeover.rejects_publication import (
+    CSV_COLUMNS,
+    PublicationError,
+    csv_row,
+    publish_rejects,
+)
 from yearchange_tui.changeover.runner import ChangeoverRunner
 from yearchange_tui.changeover.steps.init_directory import import_aaf_delivery
 from yearchange_tui.cli.importing import refuse_import_in_read_only, report_import
@@ -28,6 +34,8 @@ from yearchange_tui.cli.util import (
     err,
     open_database_from_args,
     print_json,
+    refuse_in_read_only,
+    settings_from_args,
 )
 from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.csvfile import write_csv
@@ -40,9 +48,7 @@ from yearchange_tui.importing.rules import SEVERITY_LABELS, table_line
 from yearchange_tui.timetable.rules import RULES as TIMETABLE_RULES
 from yearchange_tui.workflow.access_block import access_decision
 from yearchange_tui.workflow.calendar import timezone
-
-CSV_COLUMNS = ("import", "uai", "code", "severite", "fichier", "ligne", "identifiant", "type",
-               "requete", "attribut", "valeur", "explication", "action")
+from yearchange_tui.workflow.establishments import UnknownEstablishmentError
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -79,6 +85,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     output.add_argument("--json", action="store_true", help="JSON (avec le XML de chaque rejet)")
     rejects.add_argument("--codes", action="store_true",
                          help="afficher la liste documentée des codes de rejet")
+    rejects.add_argument("--publish", action="store_true",
+                         help="publier à chaque établissement (ou --uai) ses rejets de l'import "
+                              "(dernier, ou --import N) : fichier CSV dans son espace, joint à "
+                              "un message à ses chefs d'établissement ; une nouvelle "
+                              "publication du même import remplace la précédente")
     rejects.set_defaults(handler=cmd_rejects)
 
     block = commands.add_parser(
@@ -146,6 +157,8 @@ def _print_import(result: Any) -> None:
     for refusal in result.step4_refused:
         print(f"  ⊘ {refusal['uai']} [{refusal['code']}] {refusal['message']}\n"
               f"      Action : {refusal['action']}")
+    for line in result.deactivation_notices:
+        print(f"  {line}")
     if result.rejects_by_code and not result.dry_run:
         print("  détail : yearchange rejects [--uai UAI] [--code CODE] [--csv]")
 
@@ -181,6 +194,8 @@ def cmd_rejects(args: argparse.Namespace) -> int:
             uais.append(validate_uai(uai))
         except InvalidUAIError as error:
             raise UsageError(str(error)) from error
+    if args.publish:
+        return _publish(args, uais, codes)
     _settings, database = open_database_from_args(args, Access.READ_ONLY)
     with database.session() as session:
         if args.all:
@@ -222,6 +237,41 @@ def cmd_rejects(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _publish(args: argparse.Namespace, uais: list[str], codes: list[str]) -> int:
+    """``yearchange rejects --publish [--uai U] [--import N]``."""
+    if args.all or args.csv or codes or args.severity:
+        raise UsageError("--publish publie tous les rejets d'un import : il ne s'emploie "
+                         "qu'avec --uai, --import et --json.")
+    refuse_in_read_only(settings_from_args(args), "la publication des rejets")
+    settings, database = open_database_from_args(args)
+    try:
+        published = publish_rejects(ChangeoverRunner(database, settings.storage_dir),
+                                    args.import_id, uais or None)
+    except (PublicationError, UnknownEstablishmentError) as error:
+        raise UsageError(str(error)) from error
+    if args.json:
+        print_json([publication.as_dict() for publication in published])
+        return EXIT_OK
+    if not published:
+        print("Aucun rejet à publier dans cet import.")
+        return EXIT_OK
+    done = [p for p in published if not p.problem]
+    print(f"Rejets de l'import AAF n° {published[0].import_id} publiés pour {len(done)} "
+          f"établissement(s) :")
+    for publication in published:
+        if publication.problem:
+            print_paragraph(f"⊘ {publication.uai} : {publication.problem}", "  ", "    ")
+            continue
+        detail = ", ".join(f"{count} {severity}(s)"
+                           for severity, count in sorted(publication.by_severity.items()))
+        print_paragraph(f"✓ {publication.uai} : {publication.rejects} rejet(s) ({detail}) → "
+                        f"{publication.recipients} chef(s) d'établissement"
+                        + (" — remplace la publication précédente" if publication.replaced
+                           else ""), "  ", "    ")
+        print(f"    {publication.path}")
+    return EXIT_OK
+
+
 def _as_dict(row: Any) -> dict[str, Any]:
     return {"import": row.import_id, "uai": row.uai, "code": row.code,
             "severity": row.severity, "file": row.file_name, "line": row.line,
@@ -232,10 +282,7 @@ def _as_dict(row: Any) -> dict[str, Any]:
 
 def _write_csv(rows: list[Any]) -> None:
     sys.stdout.flush()
-    write_csv(sys.stdout.buffer, CSV_COLUMNS, (
-        (row.import_id, row.uai, row.code, row.severity, row.file_name, row.line or "",
-         row.record_id, row.kind, row.request, row.attribute, row.raw_value, row.message,
-         row.action) for row in rows))
+    write_csv(sys.stdout.buffer, CSV_COLUMNS, (csv_row(row) for row in rows))
     sys.stdout.buffer.flush()
 
 

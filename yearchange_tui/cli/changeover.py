@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from yearchange_tui.changeover.dry_run import dry_run_warnings, write_warnings_csv
+from yearchange_tui.changeover.notices import deactivation_line, send_deactivation_notices
 from yearchange_tui.changeover.runner import ChangeoverRunner, unit_table
 from yearchange_tui.changeover.steps import DRY_RUN, UNIT_STEPS, StepDefinition, step_definition
 from yearchange_tui.changeover.steps.archive import RedoRefused, reset_archives_for_redo
@@ -121,11 +122,14 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
     notify = commands.add_parser(
         "notify", parents=[common],
-        help="avertir les gestionnaires des groupes libres limités à l'année scolaire")
-    notify.add_argument("which", choices=["warning", "second-warning"],
-                        help="premier ou second avertissement")
-    notify.add_argument("--deletion-date", required=True, metavar="AAAA-MM-JJ",
-                        help="jour du passage de l'étape 3, cité dans le message")
+        help="avertir les gestionnaires des groupes libres limités à l'année scolaire, ou "
+             "les comptes désactivés")
+    notify.add_argument("which", choices=["warning", "second-warning", "deactivation"],
+                        help="premier ou second avertissement, ou notifications de "
+                             "désactivation en attente (hors suspension du projet)")
+    notify.add_argument("--deletion-date", metavar="AAAA-MM-JJ",
+                        help="jour du passage de l'étape 3, cité dans le message "
+                             "(avertissements)")
     target = notify.add_mutually_exclusive_group()
     target.add_argument("--uai", action="append", metavar="UAI",
                         help="établissement (répétable)")
@@ -476,11 +480,26 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
-    """``yearchange notify warning|second-warning``."""
-    deletion_date = _date(args.deletion_date, "--deletion-date")
-    assert deletion_date is not None
+    """``yearchange notify warning|second-warning|deactivation``."""
     if not args.uai and not args.all:
         raise UsageError("Précisez les établissements : --uai UAI (répétable) ou --all.")
+    if args.which == "deactivation":
+        refuse_in_read_only(settings_from_args(args), "l'envoi des notifications")
+        _settings, runner = _runner(args)
+        sent = send_deactivation_notices(runner, _select(runner, None if args.all
+                                                         else args.uai))
+        if args.json:
+            print_json([{"uai": o.uai, "sent": o.sent, "suspended": o.suspended,
+                         "suspended_until": o.suspended_until.isoformat()
+                         if o.suspended_until else None} for o in sent])
+            return EXIT_OK
+        for outcome in sent:
+            print(f"✓ {deactivation_line(outcome)}")
+        return EXIT_OK
+    if not args.deletion_date:
+        raise UsageError("--deletion-date AAAA-MM-JJ est nécessaire pour un avertissement.")
+    deletion_date = _date(args.deletion_date, "--deletion-date")
+    assert deletion_date is not None
     refuse_in_read_only(settings_from_args(args), "l'envoi des avertissements")
     _settings, runner = _runner(args)
     establishments = _select(runner, None if args.all else args.uai)

@@ -143,7 +143,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         actions = block.add_subparsers(dest="access_block_command", metavar="ACTION")
         edit = actions.add_parser(
             "set", parents=[common], help="dates et message du blocage d'un établissement",
-            description="Modifie le blocage d'un établissement dans les limites du projet, "
+            description="Modifie le blocage d'un établissement pendant la pré-rentrée, dans "
+                        "les limites du projet, "
                         "si le projet l'autorise (cahier des charges §6.4).")
         edit.add_argument("--uai", required=True, metavar="UAI",
                           help="l'établissement dont on règle le blocage")
@@ -278,7 +279,7 @@ def cmd_access_block_set(args: argparse.Namespace) -> int:
                 set_block_window(session, year, Target(establishment_id=ref.id), starts, ends,
                                  actor=operator_identity()["os_user"])
             if hasattr(args, "message"):
-                set_establishment_message(session, ref.id, args.message)
+                set_establishment_message(session, ref.id, args.message, school_year_start=year)
             session.refresh(establishment)
             window = effective_window(session, establishment, year)
             project = session.get(Project, establishment.project_id)

@@ -10,7 +10,8 @@
   before its cahier de textes can open;
 - ``school-life-init --uai U`` — the wizard's defaults (periods, dates) shown and applied;
 - ``timetable-rules`` — reject codes and the version policy;
-- ``timetable-version show|set`` — each establishment's declared software and version.
+- ``timetable-version show|set`` — each establishment's declared software and version, and
+  whether its project may import automatically (the K+ module, ``--import-automatique``).
 
 ``yearchange run init-school-life`` is run by
 :func:`yearchange_tui.cli.steps.run_init_school_life_command`.
@@ -47,7 +48,12 @@ from yearchange_tui.ent.models import PeriodKind, Project
 from yearchange_tui.french import os_error_text
 from yearchange_tui.importing.outcome import run_import
 from yearchange_tui.importing.rules import table_line
-from yearchange_tui.timetable.declarations import Declaration, declarations, set_declaration
+from yearchange_tui.timetable.declarations import (
+    Declaration,
+    declarations,
+    set_automatic_import,
+    set_declaration,
+)
 from yearchange_tui.timetable.drop import process_drop_folder
 from yearchange_tui.timetable.edt import load_private_key
 from yearchange_tui.timetable.importer import MODE_MANUAL, TimetableUsageError, import_timetable
@@ -63,6 +69,7 @@ from yearchange_tui.timetable.school_life import (
 )
 from yearchange_tui.workflow.audit import audit, operator_identity
 from yearchange_tui.workflow.establishments import UnknownEstablishmentError, establishments_by_uai
+from yearchange_tui.workflow.project_settings import ProjectSettingsError
 from yearchange_tui.workflow.units import NoCurrentYearError
 
 
@@ -160,13 +167,22 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     show.add_argument("--uai", action="append", metavar="UAI", help="établissement (répétable)")
     show.add_argument("--json", action="store_true", help="résultat en JSON")
     show.set_defaults(handler=cmd_timetable_version_show)
-    declare = actions.add_parser("set", parents=[common],
-                                 help="déclarer le logiciel et la version d'un établissement")
-    declare.add_argument("--uai", required=True, metavar="UAI", help="établissement")
-    declare.add_argument("--logiciel", required=True, choices=["edt", "udt"],
+    declare = actions.add_parser(
+        "set", parents=[common],
+        help="déclarer le logiciel et la version d'un établissement, ou le mode automatique "
+             "du projet")
+    declare.add_argument("--uai", metavar="UAI", help="établissement")
+    declare.add_argument("--logiciel", choices=["edt", "udt"],
                          help="logiciel d'emploi du temps")
-    declare.add_argument("--version", dest="declared_version", required=True,
+    declare.add_argument("--version", dest="declared_version",
                          metavar="VERSION", help="année EDT (2020) ou version UDT (26)")
+    declare.add_argument("--import-automatique", dest="automatic", type=_yes_no,
+                         metavar="oui|non",
+                         help="le projet a le module K+ « Import emplois du temps automatisé » "
+                              "(mode automatique permis après le premier import manuel)")
+    declare.add_argument("--project", metavar="P",
+                         help="projet visé par --import-automatique (défaut : celui de --uai, "
+                              "ou le seul projet)")
     declare.add_argument("--json", action="store_true", help="résultat en JSON")
     declare.set_defaults(handler=cmd_timetable_version_set)
 
@@ -180,13 +196,32 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 # --- timetable-version ---------------------------------------------------------------------
 
 
+_YES = {"oui": True, "o": True, "non": False, "n": False}
+
+
+def _yes_no(text: str) -> bool:
+    try:
+        return _YES[text.strip().lower()]
+    except KeyError as error:
+        raise argparse.ArgumentTypeError(f"« {text} » : oui ou non attendu") from error
+
+
+def _automatic_text(declaration: Declaration) -> str:
+    if declaration.automatic_import:
+        return "import automatique : permis (module K+ du projet, après un import manuel)"
+    return (f"import automatique : non (module K+ inactif pour le projet "
+            f"{declaration.project})")
+
+
 def _declaration_line(declaration: Declaration) -> str:
     if declaration.version is None:
         return (f"{declaration.uai:<9} {declaration.name} — aucune déclaration (les imports "
-                "sans version lue dans le fichier sont refusés)")
+                f"sans version lue dans le fichier sont refusés) ; "
+                f"{_automatic_text(declaration)}")
     when = (f", le {declaration.declared_at:%d/%m/%Y}" if declaration.declared_at else "")
     return (f"{declaration.uai:<9} {declaration.name} — {declaration.version.label} "
-            f"({declaration.source}{when}{', ' + declaration.declared_by if declaration.declared_by else ''})")
+            f"({declaration.source}{when}{', ' + declaration.declared_by if declaration.declared_by else ''})"
+            f" ; {_automatic_text(declaration)}")
 
 
 def cmd_timetable_version_show(args: argparse.Namespace) -> int:
@@ -210,15 +245,36 @@ def cmd_timetable_version_show(args: argparse.Namespace) -> int:
 def cmd_timetable_version_set(args: argparse.Namespace) -> int:
     """``yearchange timetable-version set --uai U --logiciel udt --version 27``."""
     refuse_in_read_only(settings_from_args(args), "la déclaration de version d'emploi du temps")
+    declaring = args.logiciel is not None or args.declared_version is not None
+    if not declaring and args.automatic is None:
+        raise UsageError("Rien à déclarer : --uai, --logiciel et --version, ou "
+                         "--import-automatique oui|non.")
+    if declaring and not (args.uai and args.logiciel and args.declared_version):
+        raise UsageError("--logiciel et --version se déclarent ensemble, avec --uai.")
     _settings, database = open_database_from_args(args)
+    answer: dict[str, Any] = {}
     try:
-        declaration, verdict = set_declaration(database, args.uai, args.logiciel,
-                                               args.declared_version)
-    except (VersionError, UnknownEstablishmentError) as error:
+        if args.automatic is not None:
+            code, changed = set_automatic_import(database, args.automatic,
+                                                 project_code=args.project, uai=args.uai)
+            answer["automatic_import_setting"] = {"project": code, "enabled": args.automatic,
+                                          "changed": changed}
+        if declaring:
+            declaration, verdict = set_declaration(database, args.uai, args.logiciel,
+                                                   args.declared_version)
+            answer.update({**declaration.to_dict(), "verdict": verdict})
+    except (VersionError, UnknownEstablishmentError, ProjectSettingsError) as error:
         raise UsageError(f"Déclaration refusée : {error}") from error
     if args.json:
-        print_json({**declaration.to_dict(), "verdict": verdict})
-    else:
+        print_json(answer)
+        return EXIT_OK
+    if "automatic_import_setting" in answer:
+        state = answer["automatic_import_setting"]
+        print(f"Projet {state['project']} : import automatique des emplois du temps "
+              + ("permis (module K+ activé)" if state["enabled"] else
+                 "refusé (module K+ inactif)")
+              + ("" if state["changed"] else " — inchangé"))
+    if declaring:
         print(f"Déclaré : {_declaration_line(declaration)}")
         print(f"  politique aujourd'hui : {verdict}")
     return EXIT_OK

@@ -438,7 +438,8 @@ class RequestHandlers:
                                      actor="moteur (demande)")
                 if "message" in params:
                     set_establishment_message(session, target.establishment_id,
-                                              params["message"] or None)
+                                              params["message"] or None,
+                                              school_year_start=year)
                 audit(session, "access-block", "set", establishment_id=target.establishment_id,
                       details={"uai": uai, "year": year, "debut": str(starts),
                                "fin": str(ends), "message": params.get("message")})

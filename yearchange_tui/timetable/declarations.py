@@ -7,6 +7,11 @@ the version read in the file), updated when an export reads another version, or 
 ``yearchange timetable-version set``. :func:`~yearchange_tui.timetable.policy.choose_declaration`
 decides how an import uses it.
 
+The project's automatic mode (seed §2.2.3: « En fonction de l'activation du module K+
+Import emplois du temps automatisé de votre projet, il est ensuite possible d'utiliser le
+mode automatique ») is shown with each declaration and set here too
+(:func:`set_automatic_import`, ``timetable-version set --import-automatique``), audited.
+
 Runs on the caller's thread (CLI, engine import child).
 """
 
@@ -34,6 +39,7 @@ from yearchange_tui.timetable.policy import (
 )
 from yearchange_tui.workflow.audit import audit, operator_identity
 from yearchange_tui.workflow.establishments import establishment_by_uai
+from yearchange_tui.workflow.project_settings import find_project
 
 SOURCE_FIRST_IMPORT = "premier import manuel"
 SOURCE_COMMAND = "commande"
@@ -52,6 +58,8 @@ class Declaration:
     source: str = ""
     declared_at: dt.datetime | None = None
     declared_by: str = ""
+    project: str = ""
+    automatic_import: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -61,7 +69,8 @@ class Declaration:
                 "label": self.version.label if self.version else None,
                 "source": self.source,
                 "declared_at": self.declared_at.isoformat() if self.declared_at else None,
-                "declared_by": self.declared_by}
+                "declared_by": self.declared_by, "project": self.project,
+                "automatic_import": self.automatic_import}
 
 
 def declaration_of(session: Session, establishment_id: int) -> TimetableVersion | None:
@@ -130,22 +139,59 @@ def set_declaration(database: Database, uai: str, software: str, text: str
             TimetableDeclaration.establishment_id == ref.id))
         assert row is not None
         return (Declaration(ref.uai, ref.name, version, row.source, row.declared_at,
-                            row.declared_by), verdict.label)
+                            row.declared_by, project.code if project else "",
+                            bool(project and project.automatic_timetable_import)),
+                verdict.label)
 
 
 def declarations(session: Session, uais: list[str] | None = None) -> list[Declaration]:
     """Every establishment (or those asked) with its declaration, by UAI."""
-    query = (select(Establishment, TimetableDeclaration)
+    query = (select(Establishment, TimetableDeclaration, Project.code,
+                    Project.automatic_timetable_import)
              .outerjoin(TimetableDeclaration,
                         TimetableDeclaration.establishment_id == Establishment.id)
+             .join(Project, Project.id == Establishment.project_id)
              .order_by(Establishment.uai))
     if uais:
         query = query.where(Establishment.uai.in_([uai.upper() for uai in uais]))
     found = []
-    for establishment, row in session.execute(query):
+    for establishment, row, code, automatic in session.execute(query):
         version = (TimetableVersion(row.product, row.version, SOURCE_ESTABLISHMENT)
                    if row is not None else None)
         found.append(Declaration(establishment.uai, establishment.name, version,
                                  row.source if row else "", row.declared_at if row else None,
-                                 row.declared_by if row else ""))
+                                 row.declared_by if row else "", code, bool(automatic)))
     return found
+
+
+def set_automatic_import(database: Database, enabled: bool, *, project_code: str | None = None,
+                         uai: str | None = None) -> tuple[str, bool]:
+    """Record whether the project has the K+ module « Import emplois du temps automatisé »
+    (seed §2.2.3): automatic imports (``watch-timetables``, the engine's drop folder) are
+    refused for its establishments without it. Audited.
+
+    Args:
+        database: the database.
+        enabled: the module is active.
+        project_code: the project (default: the project of ``uai``, else the only one).
+        uai: an establishment of the project.
+
+    Returns:
+        The project's code and whether the setting changed (False: it already was so).
+
+    Raises:
+        ProjectSettingsError: unknown or ambiguous project.
+        UnknownEstablishmentError: no establishment has this UAI.
+    """
+    with database.session() as session:
+        if uai and not project_code:
+            ref = establishment_by_uai(session, uai)
+            project = session.get(Project, ref.project_id)
+            assert project is not None
+        else:
+            project = find_project(session, project_code)
+        before = bool(project.automatic_timetable_import)
+        project.automatic_timetable_import = bool(enabled)
+        audit(session, "timetable-automatic-import", "done", details={
+            "project": project.code, "enabled": bool(enabled), "before": before})
+        return project.code, before != bool(enabled)

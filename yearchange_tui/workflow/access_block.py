@@ -20,7 +20,9 @@ The rules of an edit (:func:`check_block_edit`), taken from the seed:
   :func:`unblocked_establishments` say so in ``plan`` and ``dry-run``); an establishment's
   own dates and message need the project's permission (« sous réserve de l'autorisation
   de la MOA ») and stay within the project's limits (:func:`establishment_limits`: its
-  earliest start and latest end, else its own start and mid-September).
+  earliest start and latest end, else its own start and mid-September), and only during
+  the pré-rentrée (:func:`check_pre_rentree`: from the calendar's « Rentrée des
+  enseignants » to the eve of its « Rentrée des élèves »).
 
 The project's other block settings are set here too: the message (:data:`DEFAULT_MESSAGE`
 is the seed's example, used while the project sets none), the profiles, the limits, and
@@ -45,6 +47,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.models import (
     Establishment,
     Person,
@@ -66,10 +69,17 @@ from yearchange_tui.workflow.calendar import (
     store_date,
     stores_in_own_columns,
 )
+from yearchange_tui.workflow.localtime import operator_zone
 from yearchange_tui.workflow.units import current_school_year
 
 LATEST_END = (9, 15)
 """(month, day): a block, or a suspension of deactivation notices, ends mid-September at most."""
+
+PRE_RENTREE_RULE = ("Cahier des charges §6.4 : « Lors de la pré-rentrée, sous réserve de "
+                    "l'autorisation de la MOA, les établissements pourront amender le "
+                    "paramétrage projet » ; le projet fixe la pré-rentrée au calendrier "
+                    "(Rentrée des enseignants, Rentrée des élèves).")
+"""The rule every pré-rentrée refusal states."""
 
 RULE = ("Règle du blocage des accès (cahier des charges §6.4) : il commence au plus tôt à "
         "l'initialisation de l'annuaire (étape 4) et se termine au plus tard à la "
@@ -233,7 +243,7 @@ def check_block_edits(session: Session, school_year_start: int,
                 f"{edit.milestone.label} : une date est nécessaire (« plan unset » rétablit "
                 "la date du niveau supérieur ; un projet sans blocage ne bloque aucun profil).")
         if not edit.remove and edit.target.establishment_id is not None:
-            _check_permission(session, edit.target.establishment_id)
+            _check_permission(session, edit.target.establishment_id, school_year_start)
     uais = sorted({uai for edit in edits for uai in _affected_uais(session, edit.target)})
     if not uais:
         return
@@ -308,7 +318,10 @@ def _check_project_limits(session: Session, uai: str, establishment_id: int,
             f"projet {project.code}) ; il finirait le {window.ends_on:%d/%m/%Y}.")
 
 
-def _check_permission(session: Session, establishment_id: int) -> None:
+def _check_permission(session: Session, establishment_id: int,
+                      school_year_start: int | None = None) -> None:
+    """An establishment's own block edit (dates or message): the project must allow it,
+    and only during the pré-rentrée (:func:`check_pre_rentree`)."""
     establishment = session.get(Establishment, establishment_id)
     project = session.get(Project, establishment.project_id) if establishment else None
     if establishment is not None and project is not None and not (
@@ -318,6 +331,57 @@ def _check_permission(session: Session, establishment_id: int) -> None:
             f"{establishment.uai} : le projet {project.code} n'autorise pas les établissements "
             "à modifier le blocage des accès, dates ou message (autorisation de la MOA "
             "nécessaire).")
+    if establishment is not None:
+        check_pre_rentree(session, establishment, school_year_start)
+
+
+def pre_rentree(session: Session, establishment: Establishment,
+                school_year_start: int) -> tuple[dt.date, dt.date] | None:
+    """The pré-rentrée of an establishment for the change-over of year N: from its
+    « Rentrée des enseignants » to the eve of its « Rentrée des élèves » (both calendar
+    milestones, the plan's dates: template, project, kind, establishment), both included.
+    None when the plan has no teachers' date."""
+    plan = build_plan(session, school_year_start, uais=[establishment.uai])
+    teachers = plan.get(establishment.id, Milestone.TEACHERS_START)
+    students = plan.get(establishment.id, Milestone.START_OF_TERM)
+    if teachers is None or teachers.on_date is None:
+        return None
+    last = teachers.on_date
+    if students is not None and students.on_date is not None:
+        last = max(last, students.on_date - dt.timedelta(days=1))
+    return teachers.on_date, last
+
+
+def check_pre_rentree(session: Session, establishment: Establishment,
+                      school_year_start: int | None = None,
+                      today: dt.date | None = None) -> None:
+    """Refuse an establishment's own block edit outside its pré-rentrée (seed §6.4:
+    « Lors de la pré-rentrée, […] les établissements pourront amender le paramétrage
+    projet »). ``today`` is the operator's date (default: the package clock).
+
+    Raises:
+        AccessBlockError: ``BLOCAGE-HORS-PRE-RENTREE``, naming the period.
+    """
+    if today is None:
+        today = utcnow().astimezone(operator_zone()).date()
+    year = school_year_start if school_year_start is not None else changeover_year(today)
+    period = pre_rentree(session, establishment, year)
+    if period is None:
+        raise AccessBlockError(
+            "BLOCAGE-HORS-PRE-RENTREE",
+            f"{establishment.uai} : pas de date de pré-rentrée (« Rentrée des enseignants ») "
+            f"au calendrier du changement d'année {year}-{year + 1} ; un établissement ne "
+            "modifie son blocage que pendant la pré-rentrée (yearchange plan set "
+            "teachers-start).", rule=PRE_RENTREE_RULE)
+    first, last = period
+    if not first <= today <= last:
+        span = (f"le {first:%d/%m/%Y}" if first == last
+                else f"du {first:%d/%m/%Y} au {last:%d/%m/%Y}")
+        raise AccessBlockError(
+            "BLOCAGE-HORS-PRE-RENTREE",
+            f"{establishment.uai} : un établissement ne modifie son blocage des accès (dates "
+            f"ou message) que pendant la pré-rentrée, {span} ; nous sommes le "
+            f"{today:%d/%m/%Y}.", rule=PRE_RENTREE_RULE)
 
 
 def _establishment_ids(plan: Plan) -> dict[str, int]:
@@ -623,16 +687,17 @@ def check_message(message: str) -> None:
 
 
 def set_establishment_message(session: Session, establishment_id: int,
-                              message: str | None) -> None:
+                              message: str | None, *,
+                              school_year_start: int | None = None) -> None:
     """Set (or, with None or "", clear) an establishment's own block message.
 
     Raises:
         AccessBlockError: the project does not allow establishments to amend the block,
-            or the message is refused (:func:`check_message`).
+            it is not the pré-rentrée, or the message is refused (:func:`check_message`).
     """
     if message:
         check_message(message)
-    _check_permission(session, establishment_id)
+    _check_permission(session, establishment_id, school_year_start)
     establishment = session.get(Establishment, establishment_id)
     assert establishment is not None
     establishment.access_block_message = message or None

@@ -31,6 +31,7 @@ from yearchange_tui.aaf.delivery import open_delivery
 from yearchange_tui.aaf.importer import MODE_INIT, ImportResult, import_delivery
 from yearchange_tui.aaf.init_units import step4_refusal
 from yearchange_tui.aaf.parser import AafFileError
+from yearchange_tui.changeover.notices import deactivation_line, send_deactivation_notices
 from yearchange_tui.changeover.steps.base import (
     BatchContext,
     GuardInput,
@@ -302,13 +303,23 @@ def import_aaf_delivery(runner: Any, paths: Sequence[Path | str], *, dry_run: bo
                 check_aaf_import_allowed(session, list(session.scalars(select(Establishment.id))),
                                          current_school_year(session).id)
     if not due:
-        return import_delivery(runner.database, sources, dry_run=dry_run,
-                               observer=runner.observer, progress=progress,
-                               now=runner.fixed_now)
-    refs = [ref for ref in runner.establishments() if ref.id in set(due)]
-    options = RunOptions(aaf_source=tuple(sources), whole_delivery=True, progress=progress)
-    outcomes = runner.run_units(STEP, refs, options=options)
-    if options.import_result is None:
-        errors = "; ".join(f"{o.uai} : {o.error}" for o in outcomes if o.error)
-        raise RuntimeError(f"L'import AAF (étape 4) n'a pas abouti : {errors}")
-    return options.import_result
+        result = import_delivery(runner.database, sources, dry_run=dry_run,
+                                 observer=runner.observer, progress=progress,
+                                 now=runner.fixed_now)
+    else:
+        refs = [ref for ref in runner.establishments() if ref.id in set(due)]
+        options = RunOptions(aaf_source=tuple(sources), whole_delivery=True,
+                             progress=progress)
+        outcomes = runner.run_units(STEP, refs, options=options)
+        if options.import_result is None:
+            errors = "; ".join(f"{o.uai} : {o.error}" for o in outcomes if o.error)
+            raise RuntimeError(f"L'import AAF (étape 4) n'a pas abouti : {errors}")
+        result = options.import_result
+    if not dry_run:
+        # People the delivery deactivated are told (seed §6.4), unless suspended.
+        touched = {summary["uai"] for summary in result.establishments if summary["uai"]}
+        result.deactivation_notices = [
+            deactivation_line(outcome) for outcome in send_deactivation_notices(
+                runner, [ref for ref in runner.establishments() if ref.uai in touched])
+            if outcome.sent or outcome.suspended]
+    return result
