@@ -139,7 +139,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     request.add_argument("--path", metavar="CHEMIN",
                          help="livraison AAF ou emploi du temps à importer")
     request.add_argument("--hors-fenetre", action="store_true", dest="hors_fenetre",
-                         help="run des étapes 1 à 3 : passer outre la fenêtre et la fermeture "
+                         help="run ou retry des étapes 1 à 3 : passer outre la fenêtre et la fermeture "
                               "(exige --reason, tracé)")
     request.add_argument("--reason", metavar="MOTIF", help="motif de --hors-fenetre")
     request.add_argument("--wait", action="store_true",
@@ -513,8 +513,10 @@ def cmd_engine_request(args: argparse.Namespace) -> int:
     if action is RequestAction.IMPORT_TIMETABLE and args.uai:
         params["uai"] = params["uais"][0]
     if args.hors_fenetre:
-        if action is not RequestAction.RUN or not (args.reason or "").strip():
-            raise UsageError("--hors-fenetre s'emploie avec run et un motif : --reason MOTIF.")
+        if action not in (RequestAction.RUN, RequestAction.RETRY) or not (
+                args.reason or "").strip():
+            raise UsageError("--hors-fenetre s'emploie avec run ou retry et un motif : "
+                             "--reason MOTIF.")
         params["hors_fenetre"] = True
         params["reason"] = args.reason
     if action in (RequestAction.RUN, RequestAction.SET_DATE) and not args.step:
