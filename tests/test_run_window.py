@@ -251,7 +251,7 @@ def test_a_retry_of_steps_1_to_3_is_window_guarded_by_the_engine(
     refused = ask(step="purge-trash", uais=[uai])
     assert refused["status"] == "refused", refused
     assert "avant la fermeture de l'établissement" in str(refused["message"])
-    assert "hors_fenetre" in str(refused["message"])
+    assert "--hors-fenetre --reason MOTIF" in str(refused["message"])
     accepted = ask(step="purge-trash", uais=[uai], hors_fenetre=True, reason="reprise MOA")
     assert accepted["status"] == "done", accepted
     assert "1 unité(s) en échec relancée(s)" in str(accepted["message"])

@@ -65,11 +65,10 @@ from yearchange_tui.workflow.calendar import (
     remove_window,
     resolve_target,
     set_date,
-    timezone,
     unset_date,
 )
 from yearchange_tui.workflow.establishments import normalise_uai
-from yearchange_tui.workflow.localtime import TimezoneError
+from yearchange_tui.workflow.localtime import TimezoneError, operator_zone
 from yearchange_tui.workflow.localtime import configure as configure_operator_zone
 from yearchange_tui.workflow.units import current_school_year
 
@@ -491,7 +490,7 @@ def cmd_engine_status(args: argparse.Namespace) -> int:
 
 
 def _local(moment: dt.datetime, client: Any) -> str:
-    local = moment.astimezone(timezone(client.timezone_name))
+    local = moment.astimezone(operator_zone(client.timezone_name))
     return f"{WEEKDAYS[local.weekday()]} {local:%d/%m/%Y %H:%M}"
 
 
@@ -556,7 +555,7 @@ def cmd_engine_request(args: argparse.Namespace) -> int:
 # -- plan --------------------------------------------------------------------------------
 
 def _calendar_errors() -> tuple[type[Exception], ...]:
-    return (CalendarError,)
+    return (CalendarError, TimezoneError)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -587,7 +586,7 @@ def _fmt_date(day: dt.date | None) -> str:
 
 
 def _print_plan(plan: Any) -> None:
-    zone = timezone(plan.timezone_name)
+    zone = operator_zone(plan.timezone_name)
     start = plan.school_year_start
     print_paragraph(f"Calendrier du changement d'année {start}-{start + 1} → {start + 1}-"
                     f"{start + 2} (heures de {plan.timezone_name})")
@@ -731,7 +730,7 @@ def cmd_window_list(args: argparse.Namespace) -> int:
         print_json({code: [w.as_dict() for w in windows] for code, windows in plan.windows.items()})
         return EXIT_OK
 
-    zone = timezone(plan.timezone_name)
+    zone = operator_zone(plan.timezone_name)
     for code, windows in sorted(plan.windows.items()):
         for window in windows:
             begin, end = window.starts_at.astimezone(zone), window.ends_at.astimezone(zone)
@@ -746,7 +745,7 @@ def cmd_window_add(args: argparse.Namespace) -> int:
 
     _settings, database = _edit_context(args)
     try:
-        zone = timezone(_timezone_name(args))
+        zone = operator_zone(_timezone_name(args))
         starts_at = parse_local_datetime(args.start, zone)
         ends_at = parse_local_datetime(args.end, zone)
         with database.session() as session:

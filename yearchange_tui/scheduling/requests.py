@@ -75,9 +75,6 @@ Answer = tuple[RequestStatus, str]
 
 REQUESTS_PER_PASS = 50
 
-WINDOW_REMEDY = ("Pour passer outre : demande avec hors_fenetre et un motif (reason) — "
-                 "console : seconde confirmation ; CLI : engine-request run --hors-fenetre "
-                 "--reason MOTIF.")
 
 
 def before_unit_message(cells: list[tuple[str, Step, str]]) -> str:
@@ -319,7 +316,7 @@ class RequestHandlers:
         with self.state.database.session() as session:
             try:
                 check_run_window(session, refs, step, self.state.clock(), reason=reason,
-                                 remedy=WINDOW_REMEDY, timezone_name=self.state.config.timezone)
+                                 timezone_name=self.state.config.timezone)
             except GuardRefused as refusal:
                 return refusal.message
         return ""
