@@ -179,7 +179,8 @@ class FakeEngine:
         """The recorded requests, newest first (done at once when ``auto``)."""
         with self._lock:
             views = [RequestView(
-                id=index + 1, created_at=self.now, requested_by="console-test:4242",
+                id=index + 1, created_at=stored_time(self.now),
+                requested_by="console-test:4242",
                 action=action.value, what=describe_request(action.value, params),
                 status=self.answers.get(index + 1, (
                     RequestStatus.DONE if self.auto else RequestStatus.QUEUED, ""))[0],
@@ -416,6 +417,18 @@ class FakeEngine:
                 "Cahier de textes de la classe 6B vide : l'archive ne contiendra que son "
                 "sommaire.", made_at))
         return warnings
+
+    # -- project settings --------------------------------------------------------------------------
+
+    def project_settings(self) -> list[dict[str, Any]]:
+        """Scripted settings of one project (the console's Maj+P dialog)."""
+        year = FIXED_NOW.year
+        return [{"project": "ACAD-GRENOBLE",
+                 "access_block": {"starts_on": f"{year}-08-20", "ends_on": f"{year}-08-31",
+                                  "message": "", "message_is_default": True,
+                                  "establishments_may_amend": False},
+                 "free_groups": {"warning_on": f"{year}-06-30", "second_warning_on": None,
+                                 "lifetime_url_template": ""}}]
 
     # -- detail ----------------------------------------------------------------------------------
 

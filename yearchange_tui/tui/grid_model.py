@@ -382,7 +382,7 @@ class GridModel:
             return {"*"}
         changed = {key for key, cell in new_cells.items() if old_cells.get(key) != cell}
         if changed and uai in self.row_index:
-            for key in changed:
+            for key in changed - {"access-block"}:
                 before, after = old_cells[key].state, new_cells[key].state
                 if before is not None:
                     self.visible_counts[before] -= 1
@@ -454,12 +454,13 @@ class GridModel:
         return [row.uai for row in self.rows if row.uai]
 
     def counts(self, uais: Iterable[str] | None = None) -> Counter[CellKey]:
-        """Cells per state over the step columns of ``uais`` (all when None); a unit waiting
-        in the engine's queue counts under its queue state, never as « planifié »."""
+        """Cells per state over the columns of ``uais`` (all when None); a unit waiting
+        in the engine's queue counts under its queue state, never as « planifié », and an
+        access block in force is not work « en cours » (as :func:`_running_keys`)."""
         counter: Counter[CellKey] = Counter()
         for uai in (self.views if uais is None else uais):
-            for cell in self.cells[uai].values():
-                if cell.state is not None:
+            for key, cell in self.cells[uai].items():
+                if cell.state is not None and key != "access-block":
                     counter[cell.state] += 1
         return counter
 
@@ -477,8 +478,24 @@ def _running_keys(view: EstablishmentView) -> list[str]:
             and UnitStatus(unit.status) is UnitStatus.RUNNING]
 
 
-def counts_line(counts: Counter[CellKey]) -> list[tuple[str, str]]:
+HEADER_NARROW_WORDS: dict[CellKey, str] = {
+    **NARROW_WORDS, **QUEUE_STATE_NARROW,
+    UnitStatus.PENDING: "", UnitStatus.DONE: "", UnitStatus.SKIPPED: ""}
+"""The header's words at 80 columns: the grid's narrow cell words for what needs the
+operator (échec, file, int.…); ○ ✓ – alone for the calm states."""
+
+
+def counts_line(counts: Counter[CellKey], density: Density = Density.WIDE
+                ) -> list[tuple[str, str]]:
     """Header fragments ``("failed", "✗ 3 échec")`` (colour class suffix, text) for each
-    state present, most urgent first; queued, waiting and interrupted units apart."""
-    return [(state_style(key), f"{state_glyph(key)} {counts[key]} {state_label(key)}")
+    state present, most urgent first; queued, waiting and interrupted units apart.
+    ``NARROW`` uses the grid's short words (``✗ 3 échec``, ``‖ 1 int.``); ``MEDIUM`` drops
+    the words (``✗ 3``) when even those would not fit: the glyphs are those of the cells,
+    explained in the help (F1)."""
+    def word(key: CellKey) -> str:
+        if density is Density.NARROW:
+            return f" {HEADER_NARROW_WORDS[key]}" if HEADER_NARROW_WORDS[key] else ""
+        return "" if density is Density.MEDIUM else f" {state_label(key)}"
+
+    return [(state_style(key), f"{state_glyph(key)} {counts[key]}{word(key)}")
             for key in STATUS_URGENCY if counts.get(key)]

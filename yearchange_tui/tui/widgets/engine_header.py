@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from yearchange_tui.scheduling.api import EngineMode, EngineStatus
-from yearchange_tui.tui.grid_model import CellKey, counts_line
+from yearchange_tui.tui.grid_model import CellKey, Density, counts_line
 from yearchange_tui.workflow.localtime import format_local, to_local, wall_clock
 
 MODE_GLYPHS = {EngineMode.ATTACHED: "●", EngineMode.OBSERVER: "◎", EngineMode.NONE: "✗"}
@@ -104,7 +104,14 @@ class EngineHeader(Widget):
         clock = wall_clock(self.now)
         first.append(f"{WEEKDAYS[clock.weekday()]} {clock:%d/%m %H:%M}")
         second = Text(no_wrap=True, overflow="ellipsis")
-        pieces = counts_line(self.counts)
+        shown = (f"{self.shown}/{self.total} étab." if self.shown != self.total
+                 else f"{self.total} étab.")
+        room = (self.content_size.width or 80) - len(shown) - 3
+        for density in (Density.WIDE, Density.NARROW, Density.MEDIUM):
+            # Shorter words, then none, so that every count shows (80 columns).
+            pieces = counts_line(self.counts, density)
+            if sum(len(piece) + 1 for _style, piece in pieces) <= room:
+                break
         for index, (style, piece) in enumerate(pieces):
             if index:
                 second.append(" ")
@@ -113,8 +120,6 @@ class EngineHeader(Widget):
         if not pieces:
             second.append("aucune unité", dim)
         second.append(" │ ", dim)
-        shown = (f"{self.shown}/{self.total} étab." if self.shown != self.total
-                 else f"{self.total} étab.")
         second.append(shown)
         if self.filter_text:
             second.append(f" │ filtre : {self.filter_text}", dim)
