@@ -151,6 +151,18 @@ def test_no_engine_header_snapshot(tmp_path: Path) -> None:
 # -- every screen after step 4, at 80×24 ---------------------------------------------------------
 
 
+class ProjectFakeEngine(FakeEngine):
+    """The scripted engine with one project's settings (the console's Maj+P dialog)."""
+
+    def project_settings(self) -> list[dict[str, Any]]:
+        return [{"project": "ACAD-GRENOBLE",
+                 "access_block": {"starts_on": "2026-08-20", "ends_on": "2026-08-31",
+                                  "message": "", "message_is_default": True,
+                                  "establishments_may_amend": False},
+                 "free_groups": {"warning_on": "2026-06-30", "second_warning_on": None,
+                                 "lifetime_url_template": ""}}]
+
+
 def after_step_4() -> FakeEngine:
     """An académie the day after step 4: steps 1 to 4 done almost everywhere, the access
     block in force, and the leftovers an operator must read at 80 columns (a step 4 refused
@@ -158,7 +170,7 @@ def after_step_4() -> FakeEngine:
     from yearchange_tui.scheduling.api import RequestAction
     from yearchange_tui.scheduling.models import RequestStatus
 
-    fake = FakeEngine(30)
+    fake = ProjectFakeEngine(30)
     uais = fake.uais
     for uai in uais:
         fake.set_unit(uai, "dry-run", status=UnitStatus.DONE)

@@ -418,18 +418,6 @@ class FakeEngine:
                 "sommaire.", made_at))
         return warnings
 
-    # -- project settings --------------------------------------------------------------------------
-
-    def project_settings(self) -> list[dict[str, Any]]:
-        """Scripted settings of one project (the console's Maj+P dialog)."""
-        year = FIXED_NOW.year
-        return [{"project": "ACAD-GRENOBLE",
-                 "access_block": {"starts_on": f"{year}-08-20", "ends_on": f"{year}-08-31",
-                                  "message": "", "message_is_default": True,
-                                  "establishments_may_amend": False},
-                 "free_groups": {"warning_on": f"{year}-06-30", "second_warning_on": None,
-                                 "lifetime_url_template": ""}}]
-
     # -- detail ----------------------------------------------------------------------------------
 
     def detail(self, uai: str) -> EstablishmentDetail | None:
