@@ -184,3 +184,24 @@ def test_no_step_asks_whether_it_is_a_dry_run() -> None:
                     node.ctx, ast.Load):
                 readers.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not readers, readers
+
+
+def _defined_names(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = {node.name for node in tree.body
+             if isinstance(node, ast.FunctionDef | ast.ClassDef)}
+    names |= {target.id for node in tree.body if isinstance(node, ast.Assign)
+              for target in node.targets if isinstance(target, ast.Name)}
+    return names
+
+
+def test_one_owner_of_the_time_zone_and_of_the_window_remedy() -> None:
+    """localtime is the one entry point to a time zone; the window refusal's way out is
+    worded once (guards), whichever of the CLI, the engine or the console refuses."""
+    package = ROOT / "yearchange_tui"
+    zone_owners = {str(path.relative_to(package)) for path in package.rglob("*.py")
+                   if {"timezone", "operator_zone"} & _defined_names(path)}
+    assert zone_owners == {"workflow/localtime.py"}
+    remedy_owners = {str(path.relative_to(package)) for path in package.rglob("*.py")
+                     if "WINDOW_REMEDY" in _defined_names(path)}
+    assert remedy_owners == {"workflow/guards.py"}

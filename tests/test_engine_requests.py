@@ -245,3 +245,59 @@ def test_the_console_lists_the_engine_refusal_of_a_step_3_asked_too_early(
             assert "étape 3 refusée : l'étape 1 (Purge de la corbeille)" in text
 
     run(scenario)
+
+
+def add_task(academy: Academy, uai: str, step: Step, status: TaskStatus, reason: str) -> None:
+    """An engine task of ``step`` for ``uai`` that ended before its unit began."""
+    with academy.database.session() as session:
+        year = current_school_year(session)
+        establishment_id = session.scalar(select(Establishment.id).where(
+            Establishment.uai == uai))
+        session.add(EngineTask(origin="request", milestone=step.value,
+                               establishment_id=establishment_id, school_year_id=year.id,
+                               status=status, due_at=utcnow(), reason=reason,
+                               created_at=utcnow(), finished_at=utcnow()))
+
+
+def test_a_retry_of_a_cell_refused_before_any_unit_says_why_it_has_no_effect(
+        academy: Academy) -> None:
+    _first, second = uais(academy)
+    add_task(academy, second, Step.INIT_DIRECTORY, TaskStatus.FAILED,
+             "aucune livraison AAF importée")
+    view = {v.uai: v for v in DatabaseEngineClient(academy.database).establishments()}[second]
+    assert view.units[Step.INIT_DIRECTORY].status is UnitStatus.FAILED  # what Maj+R sees
+    state = ask(academy, RequestAction.RETRY, step="init-directory", uais=[second])
+    assert state["status"] == "no-effect" and state["label"] == "sans effet"
+    message = str(state["message"])
+    assert message.startswith("aucune unité en échec à relancer : " + second)
+    assert "aucune livraison AAF importée" in message
+    assert "redemandez l'étape 4 (r)" in message
+    assert task_count(academy) == 1  # nothing queued
+
+
+def test_a_unit_cancelled_before_it_started_shows_interrupted_everywhere(
+        academy: Academy) -> None:
+    first, _second = uais(academy)
+    ask(academy, RequestAction.RUN, step="1", uais=[first])  # queued, nothing runs it
+    state = ask(academy, RequestAction.CANCEL, uais=[first])
+    assert state["status"] == "done" and "1 unité(s) retirée(s)" in str(state["message"])
+    view = {v.uai: v for v in DatabaseEngineClient(academy.database).establishments()}[first]
+    unit = view.units[Step.PURGE_TRASH]
+    assert unit.status is UnitStatus.PENDING and unit.queue == "interrupted"
+    assert "annulée par l'opérateur" in unit.error
+    # The detail reads the same state.
+    from yearchange_tui.tui.detail_source import DatabaseDetailSource
+    from yearchange_tui.tui.rejects_source import open_rejects_source
+    detail = DatabaseDetailSource(academy.database, open_rejects_source(
+        academy.database, academy.storage)).detail(first)
+    assert detail is not None
+    step = next(step for step in detail.steps if step.key == "purge-trash")
+    assert step.queue == "interrupted"
+    # And so does `yearchange status`.
+    result = yearchange(academy.url, "status")
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith(first))
+    assert line.split()[1:3] == ["‖", "interr."]  # step 1's cell, not « ○ planifié »
+    result = yearchange(academy.url, "status", "--json")
+    row = next(row for row in json.loads(result.stdout) if row["uai"] == first)
+    assert row["steps"]["purge-trash"]["queue"] == "interrupted"

@@ -42,10 +42,10 @@ from yearchange_tui.scheduling.engine import Engine, EngineConfig
 from yearchange_tui.scheduling.models import EngineTask
 from yearchange_tui.timetable.importer import import_timetable
 from yearchange_tui.workflow.audit import AuditEntry
-from yearchange_tui.workflow.calendar import timezone
+from yearchange_tui.workflow.localtime import operator_zone
 from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
 
-PARIS = timezone("Europe/Paris")
+PARIS = operator_zone("Europe/Paris")
 LYCEE, COLLEGE = "0016980G", "0693422V"  # the sample (2 establishments, seed 7, 2025)
 
 # Seed §6.4, the example of the redirect page, word for word.

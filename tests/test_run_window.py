@@ -213,3 +213,80 @@ def test_the_console_says_before_asking_and_needs_a_second_confirmation_and_a_re
     assert request.action == "run"
     assert json.loads(request.params) == {"step": "delete-obsolete", "uais": [first],
                                           "hors_fenetre": True, "reason": "fermeture avancee"}
+
+
+def fail_unit_of(database: Database, uai: str, step: str) -> None:
+    """A unit of ``step`` that ran and failed (what Maj+R and ``retry`` act on)."""
+    from yearchange_tui.workflow.models import Step
+    from yearchange_tui.workflow.units import current_school_year, get_unit
+    with database.session() as session:
+        year = current_school_year(session)
+        establishment_id = session.scalar(select(Establishment.id).where(
+            Establishment.uai == uai))
+        unit = get_unit(session, establishment_id, year.id, Step(step))
+        assert unit is not None
+        unit.status, unit.attempts, unit.error = UnitStatus.FAILED, 1, "disque plein"
+
+
+def test_a_retry_of_steps_1_to_3_is_window_guarded_by_the_engine(
+        open_year: tuple[str, Path, Database]) -> None:
+    from yearchange_tui.ent.base import utcnow
+    from yearchange_tui.scheduling.import_requests import ImportRequests
+    from yearchange_tui.scheduling.requests import RequestHandlers
+    from yearchange_tui.scheduling.state import EngineState
+
+    _url, storage, database = open_year
+    [uai] = uais_of(database)
+    fail_unit_of(database, uai, "purge-trash")
+    client = DatabaseEngineClient(database)
+
+    def ask(**params: object) -> dict[str, object]:
+        request_id = client.request(RequestAction.RETRY, **params)
+        state = EngineState.create(database, storage, EngineConfig(), utcnow)
+        RequestHandlers(state, ImportRequests(state)).process()
+        answer = client.request_state(request_id)
+        assert answer is not None
+        return answer
+
+    refused = ask(step="purge-trash", uais=[uai])
+    assert refused["status"] == "refused", refused
+    assert "avant la fermeture de l'établissement" in str(refused["message"])
+    assert "--hors-fenetre --reason MOTIF" in str(refused["message"])
+    accepted = ask(step="purge-trash", uais=[uai], hors_fenetre=True, reason="reprise MOA")
+    assert accepted["status"] == "done", accepted
+    assert "1 unité(s) en échec relancée(s)" in str(accepted["message"])
+    override, details = window_audits(database)[-1][2:]
+    assert override is True and details["reason"] == "reprise MOA"
+
+
+def test_the_console_retry_out_of_window_needs_the_second_confirmation_and_a_reason(
+        sample_2025: Database) -> None:
+    database = sample_2025
+    first = uais_of(database)[0]
+    fail_unit_of(database, first, "purge-trash")
+    client = DatabaseEngineClient(database, clock=lambda: BEFORE_THE_SUMMER)
+
+    async def scenario() -> None:
+        app = make_app(client)
+        async with app.run_test(size=(100, 40)) as pilot:
+            await app.sync()
+            await pilot.pause()
+            await pilot.press("R")  # cursor column: 1 Corbeille, its unit failed
+            assert await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+            await pilot.pause()
+            text = screen_text(app)
+            assert "Relancer les échecs de l'étape 1" in text
+            assert "⚠ Hors fenêtre ou avant la fermeture — 1 établissement(s) :" in text
+            await pilot.press(*first.lower(), "enter")
+            assert await wait_until(pilot, lambda: isinstance(app.screen, WindowOverrideModal))
+            await pilot.press(*"hors fenetre", "enter")
+            await pilot.press(*"reprise", "enter")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+
+    run(scenario)
+    with database.session() as session:
+        [request] = session.scalars(select(EngineRequest)).all()
+    assert request.action == "retry"
+    assert json.loads(request.params) == {"step": "purge-trash", "uais": [first],
+                                          "hors_fenetre": True, "reason": "reprise"}

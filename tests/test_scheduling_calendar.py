@@ -25,11 +25,11 @@ from yearchange_tui.workflow.calendar import (
     set_date,
     template_dates,
     template_windows,
-    timezone,
     unset_date,
 )
+from yearchange_tui.workflow.localtime import operator_zone
 
-PARIS = timezone("Europe/Paris")
+PARIS = operator_zone("Europe/Paris")
 
 
 def _paris(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:

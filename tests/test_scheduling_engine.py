@@ -42,12 +42,13 @@ from yearchange_tui.scheduling.models import (
     RequestStatus,
     TaskStatus,
 )
-from yearchange_tui.workflow.calendar import Milestone, add_window, set_date, timezone
+from yearchange_tui.workflow.calendar import Milestone, add_window, set_date
 from yearchange_tui.workflow.events import UnitProgressed
+from yearchange_tui.workflow.localtime import operator_zone
 from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
 from yearchange_tui.workflow.units import current_school_year, get_unit
 
-PARIS = timezone("Europe/Paris")
+PARIS = operator_zone("Europe/Paris")
 STEPS_1_TO_3 = (Step.PURGE_TRASH, Step.ARCHIVE, Step.DELETE_OBSOLETE)
 
 

@@ -18,7 +18,8 @@ from yearchange_tui.scheduling.api import RequestAction
 from yearchange_tui.tui.fake_engine import FakeEngine
 from yearchange_tui.tui.grid_model import COLUMNS
 from yearchange_tui.tui.widgets.calendar_grid import CalendarGrid
-from yearchange_tui.workflow.calendar import Milestone, Target, set_date, timezone
+from yearchange_tui.workflow.calendar import Milestone, Target, set_date
+from yearchange_tui.workflow.localtime import operator_zone
 from yearchange_tui.workflow.models import AuditEntry
 
 BLOCK_COLUMN = [column.key for column in COLUMNS].index("access-block")
@@ -62,7 +63,7 @@ def test_the_console_block_edit_goes_through_the_owner_in_a_real_engine(
     database = open_database(url)
     # The detached engine runs on the real clock: the project's pré-rentrée (checklist row
     # 129, the only time an establishment amends its block) is put around today.
-    today = dt.datetime.now(dt.UTC).astimezone(timezone("Europe/Paris")).date()
+    today = dt.datetime.now(dt.UTC).astimezone(operator_zone("Europe/Paris")).date()
     with database.session() as session:
         project_id = session.scalar(select(Project.id))
         for milestone, day in ((Milestone.TEACHERS_START, today - dt.timedelta(days=1)),

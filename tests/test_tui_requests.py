@@ -156,3 +156,69 @@ def test_the_requests_screen_lists_each_request_with_the_engine_answer() -> None
             assert any(title.startswith("Aller aux demandes (Maj+D)") for title in titles)
 
     run(scenario)
+
+
+def test_the_header_and_the_state_filter_count_the_queue_apart_from_planned() -> None:
+    from yearchange_tui.tui.widgets.engine_header import EngineHeader
+
+    fake = FakeEngine(4)
+    first, second, third, _fourth = fake.uais
+    fake.set_unit(first, "purge-trash", queue="queued")
+    fake.set_unit(second, "purge-trash", queue="waiting")
+    fake.set_unit(third, "purge-trash", queue="interrupted")
+    fake.set_unit(third, "archive", queue="interrupted")
+
+    async def scenario() -> None:
+        app = make_app(fake)
+        async with app.run_test(size=(160, 30)) as pilot:
+            await settle(app, pilot)
+            header = str(app.screen.query_one(EngineHeader).render())
+            assert "≡ 1 en file" in header and "⋯ 1 prérequis" in header
+            assert "‖ 2 interrompu" in header
+            # The planned count leaves out the 4 units the engine has in its queue.
+            planned = app.model.counts()[UnitStatus.PENDING]
+            assert f"○ {planned} planifié" in header
+            pending = sum(cell.status is UnitStatus.PENDING
+                          for cells in app.model.cells.values()
+                          for key, cell in cells.items() if key != "access-block")
+            assert planned == pending - 4
+            # The state filter finds them by their queue state, not as « planifié ».
+            shown = []
+            for _ in range(8):
+                await pilot.press("f")
+                shown.append((app.model.filter.describe(), list(app.model.visible_uais)))
+            assert ("état ‖ interrompu", [third]) in shown
+            assert ("état ≡ en file", [first]) in shown
+            assert ("état ⋯ prérequis", [second]) in shown
+
+    run(scenario)
+
+
+def test_at_80_columns_the_header_keeps_every_count_and_the_establishments() -> None:
+    from yearchange_tui.tui.widgets.engine_header import EngineHeader
+
+    fake = FakeEngine(30)
+    for uai in fake.uais:
+        fake.set_view(uai, access_blocked=True)
+        fake.set_unit(uai, "access-block", status=UnitStatus.RUNNING)  # in force: not work
+        for key in ("purge-trash", "archive", "delete-obsolete", "init-directory"):
+            fake.set_unit(uai, key, status=UnitStatus.DONE, dry_run_done=True)
+    first, second, third, fourth = fake.uais[:4]
+    fake.set_unit(first, "init-directory", status=UnitStatus.FAILED, error="x")
+    fake.set_unit(second, "init-school-life", queue="queued")
+    fake.set_unit(third, "init-school-life", queue="waiting")
+    fake.set_unit(fourth, "delete-obsolete", status=UnitStatus.PENDING, queue="interrupted")
+
+    async def scenario() -> None:
+        app = make_app(fake)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            header = screen_text(app).splitlines()[1]
+            assert "…" not in header, header
+            assert header.rstrip().endswith("│ 30 étab."), header
+            for piece in ("✗ 1 échec", "‖ 1 int.", "⋯ 1 prér.", "≡ 1 file"):
+                assert piece in header, (piece, header)
+            assert "◐" not in header  # the blocks in force are not « en cours »
+            assert isinstance(app.screen.query_one(EngineHeader), EngineHeader)
+
+    run(scenario)

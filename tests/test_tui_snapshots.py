@@ -146,3 +146,123 @@ def test_no_engine_header_snapshot(tmp_path: Path) -> None:
     """No engine runs (it could not start): the header says so and that requests wait."""
     svg = _capture(_grid, SIZES["80x24"], "yearchange-dark", EngineMode.NONE)
     check_snapshot("grid-no-engine-80x24", svg, tmp_path)
+
+
+# -- every screen after step 4, at 80×24 ---------------------------------------------------------
+
+
+class ProjectFakeEngine(FakeEngine):
+    """The scripted engine with one project's settings (the console's Maj+P dialog)."""
+
+    def project_settings(self) -> list[dict[str, Any]]:
+        return [{"project": "ACAD-GRENOBLE",
+                 "access_block": {"starts_on": "2026-08-20", "ends_on": "2026-08-31",
+                                  "message": "", "message_is_default": True,
+                                  "establishments_may_amend": False},
+                 "free_groups": {"warning_on": "2026-06-30", "second_warning_on": None,
+                                 "lifetime_url_template": ""}}]
+
+
+def after_step_4() -> FakeEngine:
+    """An académie the day after step 4: steps 1 to 4 done almost everywhere, the access
+    block in force, and the leftovers an operator must read at 80 columns (a step 4 refused
+    before its unit began, a step 3 interrupted, step 5 queued, running and waiting)."""
+    from yearchange_tui.scheduling.api import RequestAction
+    from yearchange_tui.scheduling.models import RequestStatus
+
+    fake = ProjectFakeEngine(30)
+    uais = fake.uais
+    for uai in uais:
+        fake.set_unit(uai, "dry-run", status=UnitStatus.DONE)
+        fake.set_unit(uai, "warnings", status=UnitStatus.DONE)
+        for key in ("purge-trash", "archive", "delete-obsolete", "init-directory"):
+            fake.set_unit(uai, key, status=UnitStatus.DONE, dry_run_done=True)
+        fake.set_view(uai, access_blocked=True)
+        fake.set_unit(uai, "access-block", status=UnitStatus.RUNNING,
+                      error="accès élèves et parents bloqués jusqu'au 31/08/2026")
+    refused, interrupted, queued, running, waiting = uais[1:6]
+    fake.set_unit(refused, "init-directory", status=UnitStatus.FAILED,
+                  error="en échec (demande n° 2) : aucune livraison AAF importée")
+    fake.set_unit(interrupted, "delete-obsolete", status=UnitStatus.PENDING,
+                  queue="interrupted", error="annulée par l'opérateur (demande n°3)")
+    fake.set_unit(interrupted, "init-directory", status=UnitStatus.PENDING)
+    fake.set_unit(queued, "init-school-life", queue="queued",
+                  error="en file d'attente du moteur")
+    fake.progress(running, "init-school-life", 3, 8, rate=0.5, eta=10)
+    fake.set_unit(waiting, "init-school-life", queue="waiting",
+                  error="en attente de l'étape 4")
+    for action, params, answer in (
+            (RequestAction.RUN, {"step": "init-directory", "uais": uais},
+             (RequestStatus.DONE, "4 Annuaire : 29 unité(s) en file, 1 déjà terminée(s)")),
+            (RequestAction.RUN, {"step": "init-directory", "uais": [refused]},
+             (RequestStatus.FAILED, "aucune livraison AAF importée")),
+            (RequestAction.CANCEL, {"uais": [interrupted]},
+             (RequestStatus.DONE, ("0 unité(s) retirée(s) de la file, 1 en cours "
+                                   "s'arrête(nt) à leur prochain point de reprise"))),
+            (RequestAction.RETRY, {"step": "init-directory", "uais": [refused]},
+             (RequestStatus.NO_EFFECT, "aucune unité en échec à relancer : " + refused
+              + ", étape 4 arrêtée avant de commencer — aucune livraison AAF importée ; "
+              "levez la cause puis redemandez l'étape 4 (r) : une relance ne reprend "
+              "qu'une unité commencée")),
+            (RequestAction.RUN, {"step": "init-school-life", "uais": [queued, running]},
+             (RequestStatus.DONE, "5 Vie scolaire : 2 unité(s) en file"))):
+        request_id = fake.request(action, **params)
+        fake.answers[request_id] = answer
+    fake.log("Moteur démarré sur moteur-test:4242.")
+    fake.log("Étape 4 terminée pour 28 établissements.", kind="unit", step="init-directory")
+    fake.log(f"Étape 4 en échec : aucune livraison AAF importée ({refused}).", "error",
+             uai=refused, kind="unit", step="init-directory")
+    fake.log(f"Étape 3 interrompue : annulée par l'opérateur ({interrupted}).", "warning",
+             uai=interrupted, kind="unit", step="delete-obsolete")
+    fake.log("Blocage des accès élèves et parents en vigueur jusqu'au 31/08/2026.")
+    return fake
+
+
+async def _requests(app: Any, pilot: Any, fake: FakeEngine) -> None:
+    await pilot.press("D")
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def _dry_run_report(app: Any, pilot: Any, fake: FakeEngine) -> None:
+    await pilot.press("w")
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def _project(app: Any, pilot: Any, fake: FakeEngine) -> None:
+    await pilot.press("P")
+    await pilot.pause()
+
+
+async def _detail_interrupted(app: Any, pilot: Any, fake: FakeEngine) -> None:
+    await pilot.press("down", "down", "enter")  # the establishment whose step 3 was cancelled
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+AFTER_STEP_4: dict[str, Steps] = {
+    "grid": _grid, "detail": _detail_interrupted, "rejects": _rejects,
+    "timeline": _timeline, "log": _log, "requests": _requests,
+    "dry-run-report": _dry_run_report, "project": _project, "help": _help}
+"""Every console screen but the step-5 wizard, whose 80×24 snapshot
+(``school-life-80x24``) is taken on a real database after step 4 (test_tui_school_life)."""
+
+
+@pytest.mark.parametrize("screen", list(AFTER_STEP_4))
+def test_after_step_4_snapshot(screen: str, tmp_path: Path) -> None:
+    captured: list[str] = []
+
+    async def scenario() -> None:
+        fake = after_step_4()
+        app = make_app(fake, theme="yearchange-dark")
+        async with app.run_test(size=SIZES["80x24"]) as pilot:
+            await settle(app, pilot)
+            await AFTER_STEP_4[screen](app, pilot, fake)
+            for box in app.screen.query(Input):
+                box.cursor_blink = False
+            await pilot.pause()
+            captured.append(app.export_screenshot())
+
+    run(scenario)
+    check_snapshot(f"after-step-4-{screen}-80x24", captured[0], tmp_path)

@@ -47,8 +47,8 @@ from yearchange_tui.importing.outcome import run_import
 from yearchange_tui.importing.rules import SEVERITY_LABELS, table_line
 from yearchange_tui.timetable.rules import RULES as TIMETABLE_RULES
 from yearchange_tui.workflow.access_block import access_decision
-from yearchange_tui.workflow.calendar import timezone
 from yearchange_tui.workflow.establishments import UnknownEstablishmentError
+from yearchange_tui.workflow.localtime import operator_zone
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -321,7 +321,7 @@ def cmd_access_block(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise UsageError(f"Date invalide « {args.at} » : AAAA-MM-JJ attendu.") from error
     else:
-        moment = utcnow().astimezone(timezone()).date()
+        moment = utcnow().astimezone(operator_zone()).date()
     _settings, database = open_database_from_args(args, Access.READ_ONLY)
     with database.session() as session:
         column = Person.login if args.login else Person.aaf_jointure

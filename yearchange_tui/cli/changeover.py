@@ -37,8 +37,8 @@ from yearchange_tui.workflow.establishments import (
 from yearchange_tui.workflow.guards import (
     GuardRefused,
     WindowProblem,
-    check_run_window,
     grant_override,
+    grant_window_override,
     record_window_refusal,
     run_window_problems,
     window_refusal_message,
@@ -288,8 +288,6 @@ def _print_warnings(rows: list[Any], args: argparse.Namespace) -> None:
         print_paragraph("Export tableur : yearchange dry-run --report --csv FICHIER.")
 
 
-WINDOW_REMEDY = ("Pour passer outre (tracé dans l'audit) : relancez avec "
-                 "--hors-fenetre --reason MOTIF.")
 
 
 def print_vigilance(definition: StepDefinition) -> None:
@@ -304,13 +302,15 @@ def print_vigilance(definition: StepDefinition) -> None:
 def _window_check(runner: ChangeoverRunner, step: Step, establishments: list[Any],
                   args: argparse.Namespace) -> list[WindowProblem]:
     """Refuse (exit 2, audited, nothing changed) steps 1 to 3 outside the window or before
-    closure without ``--hors-fenetre``; with it, say so before anything is asked."""
+    closure without ``--hors-fenetre``; with it, say so before anything is asked. The one
+    window check of ``run``: the override of the problems found here is audited once the
+    operator has confirmed (:func:`grant_window_override`)."""
     with runner.database.session() as session:
         problems = run_window_problems(session, establishments, step, runner.now())
         if problems and not args.hors_fenetre:
             record_window_refusal(session, step, problems)
     if problems and not args.hors_fenetre:
-        raise UsageError(window_refusal_message(step, problems, WINDOW_REMEDY))
+        raise UsageError(window_refusal_message(step, problems))
     if problems:
         err(f"⚠ Hors fenêtre ou avant la fermeture — {len(problems)} établissement(s), "
             f"dérogation --hors-fenetre (motif : {args.reason}) :")
@@ -364,8 +364,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if problems:
         with runner.database.session() as session:
             try:
-                check_run_window(session, establishments, step, runner.now(),
-                                 reason=args.reason)
+                grant_window_override(session, step, problems, args.reason)
             except GuardRefused as refusal:
                 raise UsageError(refusal.message) from refusal
     if args.redo:

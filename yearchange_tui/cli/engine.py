@@ -65,11 +65,10 @@ from yearchange_tui.workflow.calendar import (
     remove_window,
     resolve_target,
     set_date,
-    timezone,
     unset_date,
 )
 from yearchange_tui.workflow.establishments import normalise_uai
-from yearchange_tui.workflow.localtime import TimezoneError
+from yearchange_tui.workflow.localtime import TimezoneError, operator_zone
 from yearchange_tui.workflow.localtime import configure as configure_operator_zone
 from yearchange_tui.workflow.units import current_school_year
 
@@ -139,7 +138,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     request.add_argument("--path", metavar="CHEMIN",
                          help="livraison AAF ou emploi du temps à importer")
     request.add_argument("--hors-fenetre", action="store_true", dest="hors_fenetre",
-                         help="run des étapes 1 à 3 : passer outre la fenêtre et la fermeture "
+                         help="run ou retry des étapes 1 à 3 : passer outre la fenêtre et la fermeture "
                               "(exige --reason, tracé)")
     request.add_argument("--reason", metavar="MOTIF", help="motif de --hors-fenetre")
     request.add_argument("--wait", action="store_true",
@@ -503,7 +502,7 @@ def cmd_engine_status(args: argparse.Namespace) -> int:
 
 
 def _local(moment: dt.datetime, client: Any) -> str:
-    local = moment.astimezone(timezone(client.timezone_name))
+    local = moment.astimezone(operator_zone(client.timezone_name))
     return f"{WEEKDAYS[local.weekday()]} {local:%d/%m/%Y %H:%M}"
 
 
@@ -525,8 +524,10 @@ def cmd_engine_request(args: argparse.Namespace) -> int:
     if action is RequestAction.IMPORT_TIMETABLE and args.uai:
         params["uai"] = params["uais"][0]
     if args.hors_fenetre:
-        if action is not RequestAction.RUN or not (args.reason or "").strip():
-            raise UsageError("--hors-fenetre s'emploie avec run et un motif : --reason MOTIF.")
+        if action not in (RequestAction.RUN, RequestAction.RETRY) or not (
+                args.reason or "").strip():
+            raise UsageError("--hors-fenetre s'emploie avec run ou retry et un motif : "
+                             "--reason MOTIF.")
         params["hors_fenetre"] = True
         params["reason"] = args.reason
     if action in (RequestAction.RUN, RequestAction.SET_DATE) and not args.step:
@@ -566,7 +567,7 @@ def cmd_engine_request(args: argparse.Namespace) -> int:
 # -- plan --------------------------------------------------------------------------------
 
 def _calendar_errors() -> tuple[type[Exception], ...]:
-    return (CalendarError,)
+    return (CalendarError, TimezoneError)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -597,7 +598,7 @@ def _fmt_date(day: dt.date | None) -> str:
 
 
 def _print_plan(plan: Any) -> None:
-    zone = timezone(plan.timezone_name)
+    zone = operator_zone(plan.timezone_name)
     start = plan.school_year_start
     print_paragraph(f"Calendrier du changement d'année {start}-{start + 1} → {start + 1}-"
                     f"{start + 2} (heures de {plan.timezone_name})")
@@ -741,7 +742,7 @@ def cmd_window_list(args: argparse.Namespace) -> int:
         print_json({code: [w.as_dict() for w in windows] for code, windows in plan.windows.items()})
         return EXIT_OK
 
-    zone = timezone(plan.timezone_name)
+    zone = operator_zone(plan.timezone_name)
     for code, windows in sorted(plan.windows.items()):
         for window in windows:
             begin, end = window.starts_at.astimezone(zone), window.ends_at.astimezone(zone)
@@ -756,7 +757,7 @@ def cmd_window_add(args: argparse.Namespace) -> int:
 
     _settings, database = _edit_context(args)
     try:
-        zone = timezone(_timezone_name(args))
+        zone = operator_zone(_timezone_name(args))
         starts_at = parse_local_datetime(args.start, zone)
         ends_at = parse_local_datetime(args.end, zone)
         with database.session() as session:

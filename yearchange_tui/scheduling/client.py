@@ -329,7 +329,8 @@ def unit_state(unit: StepUnit | None,
     not started yet reads its newest engine task: queued, waiting for a prerequisite, or
     refused / failed before the unit began (a step-4 request before any delivery leaves no
     unit row: the cell says the refusal, not the planned date). A unit that began and is
-    back to pending was interrupted (cancelled, or the engine stopped) and resumes later.
+    back to pending was interrupted (cancelled, or the engine stopped) and resumes later;
+    one cancelled before it began is interrupted too (never « planifié »).
     """
     status = UnitStatus(unit.status) if unit is not None else UnitStatus.PENDING
     error = unit.error if unit is not None else ""
@@ -346,6 +347,10 @@ def unit_state(unit: StepUnit | None,
     started = unit is not None and (unit.attempts or 0) > 0
     if started:
         return status, QueueState.INTERRUPTED, error or reason
+    if task_status is TaskStatus.CANCELLED:
+        # Cancelled before it began: not « planifié » (nothing will run it until asked
+        # again or its calendar date comes back), but stopped by the operator.
+        return status, QueueState.INTERRUPTED, reason or "annulée par l'opérateur"
     request = f" (demande n° {task.request_id})" if task is not None and task.request_id else ""
     if task_status is TaskStatus.BLOCKED:
         return UnitStatus.BLOCKED, None, f"refusée par le moteur{request} : {reason}"

@@ -85,7 +85,7 @@ class Engine:
         """Build the engine (nothing starts before :meth:`run`).
 
         Raises:
-            CalendarError: for an unknown time zone in ``config``.
+            TimezoneError: for an unknown time zone in ``config``.
         """
         self.state = EngineState.create(database, Path(storage_root), config or EngineConfig(),
                                         clock)

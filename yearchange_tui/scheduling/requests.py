@@ -27,6 +27,7 @@ from yearchange_tui.scheduling.api import (
     READ_ONLY_REFUSAL,
     RequestAction,
 )
+from yearchange_tui.scheduling.client import queue_states
 from yearchange_tui.scheduling.import_requests import ImportRequests
 from yearchange_tui.scheduling.lease import set_paused
 from yearchange_tui.scheduling.models import (
@@ -74,9 +75,16 @@ Answer = tuple[RequestStatus, str]
 
 REQUESTS_PER_PASS = 50
 
-WINDOW_REMEDY = ("Pour passer outre : demande avec hors_fenetre et un motif (reason) — "
-                 "console : seconde confirmation ; CLI : engine-request run --hors-fenetre "
-                 "--reason MOTIF.")
+
+
+def before_unit_message(cells: list[tuple[str, Step, str]]) -> str:
+    """Why a retry finds nothing to run on cells the engine refused or failed before any
+    unit began (a step-4 request before any AAF delivery): the reason and the way out."""
+    first_uai, step, reason = cells[0]
+    more = f" (et {len(cells) - 1} autre(s))" if len(cells) > 1 else ""
+    return (f" : {first_uai}{more}, étape {step.number} arrêtée avant de commencer — "
+            f"{reason or 'sans motif'} ; levez la cause puis redemandez l'étape "
+            f"{step.number} (r) : une relance ne reprend qu'une unité commencée")
 
 
 def request_uais(params: dict[str, Any]) -> list[str]:
@@ -308,7 +316,7 @@ class RequestHandlers:
         with self.state.database.session() as session:
             try:
                 check_run_window(session, refs, step, self.state.clock(), reason=reason,
-                                 remedy=WINDOW_REMEDY, timezone_name=self.state.config.timezone)
+                                 timezone_name=self.state.config.timezone)
             except GuardRefused as refusal:
                 return refusal.message
         return ""
@@ -357,24 +365,43 @@ class RequestHandlers:
 
     def retry(self, request_id: int, _action: RequestAction,
               params: dict[str, Any]) -> Answer:
-        """``retry``: queue the failed units again."""
+        """``retry``: queue the failed units again.
+
+        Steps 1 to 3 pass the same window guard as a first run (``hors_fenetre`` and a
+        ``reason`` to override it). A cell refused or failed before any unit existed has
+        nothing to retry: the answer says so, with the engine's reason and what to do.
+        """
         with self.state.database.session() as session:
             year = current_school_year(session)
             query = select(StepUnit.establishment_id, StepUnit.step).where(
                 StepUnit.school_year_id == year.id, StepUnit.status == UnitStatus.FAILED)
+            wanted: Step | None = None
             if params.get("step"):
-                step = parse_milestone(str(params["step"])).step
-                if step is None:
+                wanted = parse_milestone(str(params["step"])).step
+                if wanted is None:
                     raise ValueError("seules les étapes 1 à 5 se relancent")
-                query = query.where(StepUnit.step == step)
-            if request_uais(params):
-                query = query.where(StepUnit.establishment_id.in_(
-                    [ref.id for ref in self.refs(params)]))
+                query = query.where(StepUnit.step == wanted)
+            named = {ref.id for ref in self.refs(params)} if request_uais(params) else None
+            if named is not None:
+                query = query.where(StepUnit.establishment_id.in_(named))
             failed = session.execute(query).all()
             refs = {ref.id: ref for ref in self.refs({})}
+            before_unit = [
+                (refs[establishment_id].uai, Step(key), reason)
+                for (establishment_id, key), (status, _queue, reason)
+                in sorted(queue_states(session, year.id).items())
+                if status in (UnitStatus.FAILED, UnitStatus.BLOCKED)
+                and (named is None or establishment_id in named)
+                and (wanted is None or key == wanted.value)
+                and (establishment_id, key) not in {(e, Step(k).value) for e, k in failed}
+                and establishment_id in refs]
         by_step: dict[Step, list[EstablishmentRef]] = {}
         for establishment_id, step in failed:
             by_step.setdefault(Step(step), []).append(refs[establishment_id])
+        for step, step_refs in by_step.items():
+            refusal = self.window_refusal(step, step_refs, params)
+            if refusal:
+                return RequestStatus.REFUSED, refusal
         queued = busy = 0
         for step, step_refs in by_step.items():
             milestone = milestone_of(step)
@@ -384,7 +411,8 @@ class RequestHandlers:
             queued += q
             busy += b
         if not failed:
-            return RequestStatus.NO_EFFECT, "aucune unité en échec à relancer"
+            return RequestStatus.NO_EFFECT, "aucune unité en échec à relancer" + (
+                before_unit_message(before_unit) if before_unit else "")
         return (RequestStatus.DONE if queued else RequestStatus.NO_EFFECT), (
             f"{queued} unité(s) en échec relancée(s)" + (f", {busy} déjà en file" if busy else ""))
 

@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo
 from yearchange_tui.ent.database import Database
 from yearchange_tui.scheduling.config import EngineConfig
 from yearchange_tui.scheduling.events import EventWriter
-from yearchange_tui.workflow.calendar import Plan, timezone
+from yearchange_tui.workflow.calendar import Plan
+from yearchange_tui.workflow.localtime import operator_zone
 
 ENGINE_LOGGER = "yearchange_tui.scheduling.engine"
 """Every collaborator logs under the engine's name, the one operators read in its log."""
@@ -69,9 +70,9 @@ class EngineState:
         """The state of a new engine, with its events writer.
 
         Raises:
-            CalendarError: for an unknown time zone in ``config``.
+            TimezoneError: for an unknown time zone in ``config``.
         """
-        zone = timezone(config.timezone)
+        zone = operator_zone(config.timezone)
         events = EventWriter(database, progress_interval=config.progress_interval,
                              max_rows=config.events_max_rows,
                              max_age=dt.timedelta(days=config.events_max_age_days), clock=clock)

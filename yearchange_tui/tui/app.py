@@ -417,20 +417,21 @@ class YearChangeApp(App[int]):
         """Confirm a step; steps 1 to 3 need the count (or the UAI) typed, and out of the
         window or before closure a second typed confirmation and a reason."""
         check = getattr(self.bridge.client, "run_window_problems", None)
-        if Step(step_key) in DRY_RUN_STEPS and not retry and check is not None:
-            self.run_worker(partial(self._window_worker, check, step_key, uais), thread=True,
+        if Step(step_key) in DRY_RUN_STEPS and check is not None:  # a retry too
+            self.run_worker(partial(self._window_worker, check, step_key, uais, retry),
+                            thread=True,
                             group="window-check", exit_on_error=False,
                             description="fenêtre des étapes 1 à 3")
             return
         self._confirm_run(step_key, uais, retry, [])
 
     def _window_worker(self, check: Callable[[Step, list[str]], list[str]], step_key: str,
-                       uais: list[str]) -> None:
+                       uais: list[str], retry: bool = False) -> None:
         try:
             problems = check(Step(step_key), uais)
         except Exception:  # noqa: BLE001 - the engine decides anyway; ask as usual
             problems = []
-        self.call_from_thread(self._confirm_run, step_key, uais, False, problems)
+        self.call_from_thread(self._confirm_run, step_key, uais, retry, problems)
 
     def _confirm_run(self, step_key: str, uais: list[str], retry: bool,
                      problems: list[str]) -> None:

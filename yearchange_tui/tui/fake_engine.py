@@ -179,7 +179,8 @@ class FakeEngine:
         """The recorded requests, newest first (done at once when ``auto``)."""
         with self._lock:
             views = [RequestView(
-                id=index + 1, created_at=self.now, requested_by="console-test:4242",
+                id=index + 1, created_at=stored_time(self.now),
+                requested_by="console-test:4242",
                 action=action.value, what=describe_request(action.value, params),
                 status=self.answers.get(index + 1, (
                     RequestStatus.DONE if self.auto else RequestStatus.QUEUED, ""))[0],

@@ -99,13 +99,38 @@ NARROW_WORDS = {
 MEDIUM_WORDS = {**UNIT_STATUS_LABELS, UnitStatus.PENDING: "attente"}
 QUEUE_WIDE_WORDS = {**QUEUE_STATE_SHORT, QueueState.INTERRUPTED: "interrompu"}
 
+CellKey = UnitStatus | QueueState
+"""What a cell is counted and filtered as: its place in the engine's queue when it waits
+there (en file, prérequis, interrompu), else its unit status (:attr:`CellState.state`)."""
+
 # Most urgent first: the order of the state sort and of the header counts.
-STATUS_URGENCY = (UnitStatus.FAILED, UnitStatus.BLOCKED, UnitStatus.MISSED,
-                  UnitStatus.RUNNING, UnitStatus.PENDING, UnitStatus.DONE, UnitStatus.SKIPPED)
-STATE_FILTERS: tuple[UnitStatus | None, ...] = (None, UnitStatus.RUNNING, UnitStatus.FAILED,
-                                                UnitStatus.BLOCKED, UnitStatus.MISSED,
-                                                UnitStatus.PENDING, UnitStatus.DONE,
-                                                UnitStatus.SKIPPED)
+STATUS_URGENCY: tuple[CellKey, ...] = (
+    UnitStatus.FAILED, UnitStatus.BLOCKED, UnitStatus.MISSED, UnitStatus.RUNNING,
+    QueueState.INTERRUPTED, QueueState.WAITING, QueueState.QUEUED, UnitStatus.PENDING,
+    UnitStatus.DONE, UnitStatus.SKIPPED)
+STATE_FILTERS: tuple[CellKey | None, ...] = (
+    None, UnitStatus.RUNNING, UnitStatus.FAILED, UnitStatus.BLOCKED, UnitStatus.MISSED,
+    QueueState.QUEUED, QueueState.WAITING, QueueState.INTERRUPTED, UnitStatus.PENDING,
+    UnitStatus.DONE, UnitStatus.SKIPPED)
+
+
+def state_glyph(key: CellKey) -> str:
+    """The glyph of a counted state (the cell's own glyph)."""
+    if isinstance(key, QueueState):
+        return QUEUE_STATE_GLYPHS[key]
+    return UNIT_STATUS_GLYPHS[key]
+
+
+def state_label(key: CellKey) -> str:
+    """The French word of a counted state (header counts, state filter)."""
+    if isinstance(key, QueueState):
+        return QUEUE_WIDE_WORDS[key]
+    return UNIT_STATUS_LABELS[key]
+
+
+def state_style(key: CellKey) -> str:
+    """The colour class suffix of a counted state (a waiting unit is still pending)."""
+    return UnitStatus.PENDING.value if isinstance(key, QueueState) else key.value
 KIND_FILTERS: tuple[str | None, ...] = (None, "college", "lycee", "other")
 
 
@@ -149,6 +174,12 @@ class CellState:
         if self.status is UnitStatus.PENDING:
             return WORD_PLANNED if self.planned_on else WORD_WAITING
         return UNIT_STATUS_LABELS[self.status]
+
+    @property
+    def state(self) -> CellKey | None:
+        """What the cell counts as: its queue state when it waits, else its status (None:
+        not planned). The header counts, the state filter and the state sort read this."""
+        return self.queue if self.queue is not None else self.status
 
     @property
     def style_name(self) -> str:
@@ -291,7 +322,7 @@ class GridFilter:
     """What the operator narrowed the grid to."""
 
     text: str = ""
-    status: UnitStatus | None = None
+    status: CellKey | None = None
     kind: str | None = None
 
     def describe(self) -> str:
@@ -300,7 +331,7 @@ class GridFilter:
         if self.text:
             parts.append(f"« {self.text} »")
         if self.status is not None:
-            parts.append(f"état {UNIT_STATUS_GLYPHS[self.status]} {UNIT_STATUS_LABELS[self.status]}")
+            parts.append(f"état {state_glyph(self.status)} {state_label(self.status)}")
         if self.kind is not None:
             parts.append(KIND_LABELS.get(self.kind, self.kind))
         return ", ".join(parts)
@@ -318,7 +349,7 @@ class GridModel:
     grouped: bool = False
     rows: list[GridRow] = field(default_factory=list)
     row_index: dict[str, int] = field(default_factory=dict)
-    visible_counts: Counter[UnitStatus] = field(default_factory=Counter)
+    visible_counts: Counter[CellKey] = field(default_factory=Counter)
     """Cells per state over the visible rows, kept up to date by :meth:`update`."""
     running_keys: set[tuple[str, str]] = field(default_factory=set)
     """(uai, column key) of the units running now."""
@@ -351,8 +382,8 @@ class GridModel:
             return {"*"}
         changed = {key for key, cell in new_cells.items() if old_cells.get(key) != cell}
         if changed and uai in self.row_index:
-            for key in changed:
-                before, after = old_cells[key].status, new_cells[key].status
+            for key in changed - {"access-block"}:
+                before, after = old_cells[key].state, new_cells[key].state
                 if before is not None:
                     self.visible_counts[before] -= 1
                 if after is not None:
@@ -374,7 +405,7 @@ class GridModel:
         if wanted.kind is not None and view.kind != wanted.kind:
             return False
         if wanted.status is not None and all(
-                cell.status is not wanted.status for cell in self.cells[view.uai].values()):
+                cell.state is not wanted.status for cell in self.cells[view.uai].values()):
             return False
         if wanted.text:
             needle = wanted.text.casefold()
@@ -391,7 +422,7 @@ class GridModel:
             return (view.kind, view.uai)
         cell = self.cells[view.uai].get(self.sort_column, CellState(None))
         if self.sort_key is SortKey.STATE:
-            rank = (STATUS_URGENCY.index(cell.status) if cell.status is not None
+            rank = (STATUS_URGENCY.index(cell.state) if cell.state is not None
                     else len(STATUS_URGENCY))
             return (rank, -(cell.percent or 0), view.uai)
         if self.sort_key is SortKey.DATE:
@@ -422,13 +453,15 @@ class GridModel:
         """UAIs of the visible establishments, in grid order."""
         return [row.uai for row in self.rows if row.uai]
 
-    def counts(self, uais: Iterable[str] | None = None) -> Counter[UnitStatus]:
-        """Cells per state over the step columns of ``uais`` (all when None)."""
-        counter: Counter[UnitStatus] = Counter()
+    def counts(self, uais: Iterable[str] | None = None) -> Counter[CellKey]:
+        """Cells per state over the columns of ``uais`` (all when None); a unit waiting
+        in the engine's queue counts under its queue state, never as « planifié », and an
+        access block in force is not work « en cours » (as :func:`_running_keys`)."""
+        counter: Counter[CellKey] = Counter()
         for uai in (self.views if uais is None else uais):
-            for cell in self.cells[uai].values():
-                if cell.status is not None:
-                    counter[cell.status] += 1
+            for key, cell in self.cells[uai].items():
+                if cell.state is not None and key != "access-block":
+                    counter[cell.state] += 1
         return counter
 
     def running(self) -> list[tuple[str, str, Any]]:
@@ -445,7 +478,24 @@ def _running_keys(view: EstablishmentView) -> list[str]:
             and UnitStatus(unit.status) is UnitStatus.RUNNING]
 
 
-def counts_line(counts: Counter[UnitStatus]) -> list[tuple[UnitStatus, str]]:
-    """Header fragments ``"✗ 3 échec"`` for each state present, most urgent first."""
-    return [(status, f"{UNIT_STATUS_GLYPHS[status]} {counts[status]} {UNIT_STATUS_LABELS[status]}")
-            for status in STATUS_URGENCY if counts.get(status)]
+HEADER_NARROW_WORDS: dict[CellKey, str] = {
+    **NARROW_WORDS, **QUEUE_STATE_NARROW,
+    UnitStatus.PENDING: "", UnitStatus.DONE: "", UnitStatus.SKIPPED: ""}
+"""The header's words at 80 columns: the grid's narrow cell words for what needs the
+operator (échec, file, int.…); ○ ✓ – alone for the calm states."""
+
+
+def counts_line(counts: Counter[CellKey], density: Density = Density.WIDE
+                ) -> list[tuple[str, str]]:
+    """Header fragments ``("failed", "✗ 3 échec")`` (colour class suffix, text) for each
+    state present, most urgent first; queued, waiting and interrupted units apart.
+    ``NARROW`` uses the grid's short words (``✗ 3 échec``, ``‖ 1 int.``); ``MEDIUM`` drops
+    the words (``✗ 3``) when even those would not fit: the glyphs are those of the cells,
+    explained in the help (F1)."""
+    def word(key: CellKey) -> str:
+        if density is Density.NARROW:
+            return f" {HEADER_NARROW_WORDS[key]}" if HEADER_NARROW_WORDS[key] else ""
+        return "" if density is Density.MEDIUM else f" {state_label(key)}"
+
+    return [(state_style(key), f"{state_glyph(key)} {counts[key]}{word(key)}")
+            for key in STATUS_URGENCY if counts.get(key)]

@@ -25,8 +25,8 @@ from sqlalchemy import func, or_, select
 from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.csvfile import write_csv
 from yearchange_tui.importing.models import AafReject
-from yearchange_tui.workflow.calendar import timezone
 from yearchange_tui.workflow.establishments import normalise_uai
+from yearchange_tui.workflow.localtime import operator_zone
 
 SEVERITY_ORDER = ("erreur", "avertissement", "information")
 CSV_HEADER = ("import", "uai", "code", "gravité", "type", "fichier", "ligne", "enregistrement",
@@ -122,7 +122,7 @@ def matches(row: RejectRow, query: RejectQuery) -> bool:
 def export_csv(rows: Iterable[RejectRow], folder: Path, now: dt.datetime | None = None) -> Path:
     """Write ``rows`` as a CSV (``;``, UTF-8 with BOM for spreadsheets); return its path."""
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = (now or utcnow().astimezone(timezone())).strftime("%Y%m%d-%H%M%S")
+    stamp = (now or utcnow().astimezone(operator_zone())).strftime("%Y%m%d-%H%M%S")
     path = folder / f"rejets-{stamp}.csv"
     temporary = path.with_suffix(".csv.tmp")
     with temporary.open("wb") as handle:

@@ -37,8 +37,8 @@ from yearchange_tui.workflow.localtime import (
     DEFAULT_TIMEZONE,  # noqa: F401 -- re-exported: the calendar's default zone
     TimezoneError,
     iso_local,
+    operator_zone,
     zone_name,
-    zone_of,
 )
 from yearchange_tui.workflow.models import AuditEntry, CalendarDate, MaintenanceWindowRow, Step
 from yearchange_tui.workflow.units import current_school_year, utcnow
@@ -157,19 +157,6 @@ def parse_milestone(value: str) -> Milestone:
 def scope_of(milestone: Milestone) -> str | None:
     """The maintenance-window scope a milestone runs in ("1-3", "4"), or None."""
     return _SCOPE_OF.get(milestone)
-
-
-def timezone(name: str | None = None) -> ZoneInfo:
-    """The calendar's time zone: ``name``, or the operator's zone
-    (:mod:`yearchange_tui.workflow.localtime`, ``Europe/Paris`` unless configured).
-
-    Raises:
-        CalendarError: for an unknown zone name.
-    """
-    try:
-        return zone_of(name or zone_name())
-    except TimezoneError as error:
-        raise CalendarError(str(error)) from error
 
 
 def as_utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -637,7 +624,10 @@ def build_plan(session: Session, school_year_start: int | None = None,
         NoCurrentYearError: when no year is given and none is current.
     """
     timezone_name = timezone_name or zone_name()
-    zone = timezone(timezone_name)
+    try:
+        zone = operator_zone(timezone_name)
+    except TimezoneError as error:
+        raise CalendarError(str(error)) from error
     year = _school_year(session, school_year_start)
     start = year.start_year
     template = template_dates(start)
@@ -974,7 +964,7 @@ def steps_one_to_three_problem(plan: Plan, establishment_id: int, now: dt.dateti
         establishment_id: the establishment.
         now: the moment of the run (aware).
     """
-    zone = timezone(plan.timezone_name)
+    zone = operator_zone(plan.timezone_name)
     problems: list[str] = []
     closure = plan.get(establishment_id, Milestone.CLOSURE)
     if (closure is not None and closure.on_date is not None

@@ -50,6 +50,11 @@ GUARD_RUN_WINDOW = "hors-fenetre"
 WINDOW_STEPS = (Step.PURGE_TRASH, Step.ARCHIVE, Step.DELETE_OBSOLETE)
 """The steps an operator may not start before closure or outside their window."""
 
+WINDOW_REMEDY = ("Pour passer outre (tracé dans l'audit) : --hors-fenetre --reason MOTIF "
+                 "(yearchange run, ou engine-request run / retry) ; dans la console, une "
+                 "seconde confirmation et un motif.")
+"""The way out of a window refusal, the same wherever it is refused (CLI, engine, console)."""
+
 _STARTED = (UnitStatus.RUNNING, UnitStatus.DONE, UnitStatus.FAILED)
 
 
@@ -227,7 +232,7 @@ def run_window_problems(session: Session, establishments: Sequence[Establishment
 
 
 def window_refusal_message(step: Step, problems: Sequence[WindowProblem],
-                           remedy: str = "") -> str:
+                           remedy: str = WINDOW_REMEDY) -> str:
     """The French refusal of a step asked outside the window or before closure."""
     lines = [(f"Étape {step.number} ({step.label}) refusée pour {len(problems)} "
              "établissement(s) hors fenêtre ou avant la fermeture :")]
@@ -246,7 +251,7 @@ def record_window_refusal(session: Session, step: Step,
 
 
 def check_run_window(session: Session, establishments: Sequence[EstablishmentRef], step: Step,
-                     now: dt.datetime, *, reason: str | None = None, remedy: str = "",
+                     now: dt.datetime, *, reason: str | None = None,
                      timezone_name: str = DEFAULT_TIMEZONE) -> list[WindowProblem]:
     """Refuse ``step`` for establishments before closure or outside their window, unless
     the operator gives ``reason`` (``--hors-fenetre``): then each is audited as an
@@ -262,11 +267,22 @@ def check_run_window(session: Session, establishments: Sequence[EstablishmentRef
     if not problems:
         return []
     if reason is None:
-        raise GuardRefused(GUARD_RUN_WINDOW, window_refusal_message(step, problems, remedy))
+        raise GuardRefused(GUARD_RUN_WINDOW, window_refusal_message(step, problems))
+    grant_window_override(session, step, problems, reason)
+    return problems
+
+
+def grant_window_override(session: Session, step: Step, problems: Sequence[WindowProblem],
+                          reason: str) -> None:
+    """Audit the ``--hors-fenetre`` override of ``problems`` (found by
+    :func:`run_window_problems`) in the session's transaction.
+
+    Raises:
+        GuardRefused: code ``hors-fenetre``, for an empty reason.
+    """
     if not reason.strip():
         raise GuardRefused(GUARD_RUN_WINDOW, "un passage hors fenêtre doit être motivé")
     for problem in problems:
         audit(session, "override", "granted", establishment_id=problem.establishment_id,
               step=step.value, override=True,
               details={"guard": GUARD_RUN_WINDOW, "reason": reason, "problem": problem.problem})
-    return problems

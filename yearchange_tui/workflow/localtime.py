@@ -57,9 +57,14 @@ def zone_name() -> str:
     return _zone_name
 
 
-def operator_zone() -> ZoneInfo:
-    """The operator's zone."""
-    return zone_of(_zone_name)
+def operator_zone(name: str | None = None) -> ZoneInfo:
+    """The operator's zone, or the zone called ``name`` when one is given (a plan or an
+    engine configured with its own): the one entry point to a time zone.
+
+    Raises:
+        TimezoneError: for an unknown name.
+    """
+    return zone_of(name or _zone_name)
 
 
 def to_local(value: dt.datetime) -> dt.datetime:

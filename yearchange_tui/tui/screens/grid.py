@@ -20,6 +20,8 @@ from yearchange_tui.tui.grid_model import (
     STEP_COLUMN_KEYS,
     GridModel,
     SortKey,
+    state_glyph,
+    state_label,
 )
 from yearchange_tui.tui.screens.base import ConsoleScreen
 from yearchange_tui.tui.screens.modals import (
@@ -36,8 +38,6 @@ from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
 from yearchange_tui.tui.widgets.progress_pane import ProgressPane
 from yearchange_tui.workflow.localtime import to_local
 from yearchange_tui.workflow.models import (
-    UNIT_STATUS_GLYPHS,
-    UNIT_STATUS_LABELS,
     Step,
     UnitStatus,
 )
@@ -274,7 +274,7 @@ class GridScreen(ConsoleScreen):
         self._rows_changed()
         status = model.filter.status
         self.notify("Filtre d'état : " + ("tous" if status is None else
-                    f"{UNIT_STATUS_GLYPHS[status]} {UNIT_STATUS_LABELS[status]}"), timeout=2)
+                    f"{state_glyph(status)} {state_label(status)}"), timeout=2)
 
     def action_filter_kind(self) -> None:
         """Cycle the kind filter: all, collèges, lycées, others."""

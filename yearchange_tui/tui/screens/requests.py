@@ -50,6 +50,10 @@ def request_line(view: RequestView) -> str:
             f"{view.what} · {request_state(view)}{answer}")
 
 
+NARROW_WIDTH = 100
+"""Below this many columns the table leaves the answer and the sender to the line below."""
+
+
 class RequestsScreen(ConsoleScreen):
     """The request table, newest first, read again every second while shown."""
 
@@ -66,6 +70,9 @@ class RequestsScreen(ConsoleScreen):
         super().__init__()
         self.views: list[RequestView] = []
         self.loaded = False
+        self.narrow = False
+        """At 80 columns the answer and the sender are read on the line below the table
+        (whole), not in columns cut after three letters."""
 
     def compose(self) -> ComposeResult:
         yield Static("Demandes au moteur", id="requests-title")
@@ -76,7 +83,11 @@ class RequestsScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("N°", "Heure", "État", "Demande", "Réponse du moteur", "Par")
+        self.narrow = self.app.size.width < NARROW_WIDTH
+        if self.narrow:
+            table.add_columns("N°", "Heure", "État", "Demande (réponse en bas)")
+        else:
+            table.add_columns("N°", "Heure", "État", "Demande", "Réponse du moteur", "Par")
         table.focus()
         self.set_interval(REFRESH_INTERVAL, self.reload, name="requests-refresh")
         self.reload()
@@ -114,10 +125,12 @@ class RequestsScreen(ConsoleScreen):
         table.clear()
         for view in views:
             style = STATUS_STYLES.get(view.status, "")
-            table.add_row(str(view.id), local_time(view.created_at),
-                          Text(request_state(view), style=style), view.what,
-                          Text(view.message or "—", no_wrap=True, overflow="ellipsis"),
-                          view.requested_by, key=str(view.id))
+            cells: list[Any] = [str(view.id), local_time(view.created_at),
+                                Text(request_state(view), style=style), view.what]
+            if not self.narrow:
+                cells += [Text(view.message or "—", no_wrap=True, overflow="ellipsis"),
+                          view.requested_by]
+            table.add_row(*cells, key=str(view.id))
         title = self.query_one("#requests-title", Static)
         counts: dict[RequestStatus, int] = {}
         for view in views:

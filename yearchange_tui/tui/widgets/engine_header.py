@@ -13,9 +13,8 @@ from rich.text import Text
 from textual.widget import Widget
 
 from yearchange_tui.scheduling.api import EngineMode, EngineStatus
-from yearchange_tui.tui.grid_model import counts_line
+from yearchange_tui.tui.grid_model import CellKey, Density, counts_line
 from yearchange_tui.workflow.localtime import format_local, to_local, wall_clock
-from yearchange_tui.workflow.models import UnitStatus
 
 MODE_GLYPHS = {EngineMode.ATTACHED: "●", EngineMode.OBSERVER: "◎", EngineMode.NONE: "✗"}
 WEEKDAYS = ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim.")
@@ -64,7 +63,7 @@ class EngineHeader(Widget):
         self.status: EngineStatus | None = None
         self.read_only = False
         self.now = dt.datetime(2000, 1, 1)
-        self.counts: Counter[UnitStatus] = Counter()
+        self.counts: Counter[CellKey] = Counter()
         self.shown = 0
         self.total = 0
         self.filter_text = ""
@@ -72,7 +71,7 @@ class EngineHeader(Widget):
         self._last: tuple[object, ...] = ()
 
     def update_state(self, *, status: EngineStatus | None, read_only: bool, now: dt.datetime,
-                     counts: Counter[UnitStatus], shown: int, total: int, filter_text: str,
+                     counts: Counter[CellKey], shown: int, total: int, filter_text: str,
                      problem: str = "") -> None:
         """New values; repaints only when something visible changed."""
         now = now.replace(second=0, microsecond=0)
@@ -105,17 +104,22 @@ class EngineHeader(Widget):
         clock = wall_clock(self.now)
         first.append(f"{WEEKDAYS[clock.weekday()]} {clock:%d/%m %H:%M}")
         second = Text(no_wrap=True, overflow="ellipsis")
-        pieces = counts_line(self.counts)
-        for index, (status, piece) in enumerate(pieces):
+        shown = (f"{self.shown}/{self.total} étab." if self.shown != self.total
+                 else f"{self.total} étab.")
+        room = (self.content_size.width or 80) - len(shown) - 3
+        for density in (Density.WIDE, Density.NARROW, Density.MEDIUM):
+            # Shorter words, then none, so that every count shows (80 columns).
+            pieces = counts_line(self.counts, density)
+            if sum(len(piece) + 1 for _style, piece in pieces) <= room:
+                break
+        for index, (style, piece) in enumerate(pieces):
             if index:
                 second.append(" ")
-            second.append(piece, self.get_component_rich_style(f"status--{status.value}",
+            second.append(piece, self.get_component_rich_style(f"status--{style}",
                                                                partial=True))
         if not pieces:
             second.append("aucune unité", dim)
         second.append(" │ ", dim)
-        shown = (f"{self.shown}/{self.total} étab." if self.shown != self.total
-                 else f"{self.total} étab.")
         second.append(shown)
         if self.filter_text:
             second.append(f" │ filtre : {self.filter_text}", dim)

@@ -172,11 +172,13 @@ class TimelineChart(Widget):
         legend.append("✓ fait  ", done_style)
         legend.append("▒ fenêtre  ", window_style)
         legend.append(f"┃ aujourd'hui {data.today:%d/%m}  ", today_style)
+        legend.append("· lundi", dim)
         per_column = "1 jour" if step <= 1 else f"{step:.1f} jours".replace(".", ",")
-        legend.append(f"· lundi  {per_column} par colonne, du {first:%d/%m} au {last:%d/%m}",
-                      dim)
+        scale = Text(f"{per_column} par colonne, du {first:%d/%m} au {last:%d/%m}", style=dim,
+                     no_wrap=True, overflow="ellipsis")  # its own line: whole at 80 columns
         lines.append(Text(""))
         lines.append(legend)
+        lines.append(scale)
         for start, end, label in data.windows[:3]:
             lines.append(Text(f"▒ {start:%d/%m}–{end:%d/%m} : {label}", style=dim,
                               no_wrap=True, overflow="ellipsis"))
