@@ -42,7 +42,7 @@ from yearchange_tui.changeover.steps.base import (
     UnitBlocked,
     UnitContext,
 )
-from yearchange_tui.ent.database import Database, open_database
+from yearchange_tui.ent.database import Database, open_database, refresh_statistics
 from yearchange_tui.ent.errors import describe_error
 from yearchange_tui.ent.models import Establishment, Person, SchoolYear
 from yearchange_tui.workflow.audit import audit
@@ -218,9 +218,15 @@ class ChangeoverRunner:
             definition.prepare(self.database, options)
         if definition.batch is None:
             if workers > 1 and len(establishments) > 1:
-                return self._run_parallel(step, establishments, workers)
-            return [self._run_one(definition, establishment, options)
-                    for establishment in establishments]
+                outcomes_in_order = self._run_parallel(step, establishments, workers)
+            else:
+                outcomes_in_order = [self._run_one(definition, establishment, options)
+                                     for establishment in establishments]
+            if step is Step.DELETE_OBSOLETE and establishments:
+                # Step 3's bulk deletes leave dead rows and stale statistics (PostgreSQL):
+                # reclaim and re-plan once, after every unit (issue 16).
+                refresh_statistics(self.database, vacuum=True)
+            return outcomes_in_order
         outcomes: dict[int, UnitOutcome] = {}
         started: list[_Started] = []
         for establishment in establishments:
