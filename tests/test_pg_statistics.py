@@ -10,12 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from changeover_support import make_academy
 from sqlalchemy import text
 
 from yearchange_tui.aaf.importer import import_delivery
 from yearchange_tui.cli.main import main
 from yearchange_tui.ent.database import Database, open_database, refresh_statistics
 from yearchange_tui.sample.fill import refuse_filled_database
+from yearchange_tui.workflow.models import Step
 
 ARGS = ["sample", "--establishments", "1", "--seed", "3", "--year", "2025"]
 
@@ -96,3 +98,28 @@ def test_refresh_statistics_does_nothing_on_sqlite(tmp_path: Path) -> None:
         assert refresh_statistics(database, vacuum=True) == []
     finally:
         database.dispose()
+
+
+def test_step_3_vacuums_and_analyses_what_it_deleted(database_url: str, tmp_path: Path) -> None:
+    """After step 3's bulk deletes the tables are vacuumed and analysed: the planner's
+    estimate of ``grades`` drops to what is left (PostgreSQL)."""
+    if not _is_pg(database_url):
+        pytest.skip("VACUUM ANALYZE : PostgreSQL seulement")
+    academy = make_academy(database_url, tmp_path / "storage")
+    try:
+        runner = academy.runner()
+        establishments = runner.establishments()
+        for step in (Step.PURGE_TRASH, Step.ARCHIVE, Step.DELETE_OBSOLETE):
+            outcomes = runner.run(step, establishments)
+            assert [o.status for o in outcomes] == ["done"], outcomes
+        with academy.database.engine.connect() as connection:
+            vacuumed = dict(connection.execute(text(
+                "SELECT relname, last_vacuum FROM pg_stat_user_tables")).all())
+            left = connection.execute(text("SELECT count(*) FROM grades")).scalar()
+        stats = _analysed(academy.database)
+        for table in ("grades", "classes", "courses"):
+            assert vacuumed[table] is not None, table
+            assert stats[table][0] is not None, table
+        assert stats["grades"][1] == left
+    finally:
+        academy.database.dispose()

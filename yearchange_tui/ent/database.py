@@ -535,8 +535,9 @@ def refresh_statistics(database: Database, tables: list[str] | None = None, *,
     with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text(f"{command} " + ", ".join(preparer.quote(n) for n in names)))
     seconds = time.perf_counter() - started
+    duration = f"{seconds:.1f}".replace(".", ",")
     line = (f"Statistiques PostgreSQL mises à jour ({command}) : "
-            f"{plural(len(names), 'table')}, {seconds:.1f} s.")
+            f"{plural(len(names), 'table')}, {duration} s.")
     log.info(line)
     if report is not None:
         report(line)
