@@ -42,7 +42,7 @@ from yearchange_tui.changeover.steps.base import (
     UnitBlocked,
     UnitContext,
 )
-from yearchange_tui.ent.database import Database, open_database, refresh_statistics
+from yearchange_tui.ent.database import Access, Database, open_database, refresh_statistics
 from yearchange_tui.ent.errors import describe_error
 from yearchange_tui.ent.models import Establishment, Person, SchoolYear
 from yearchange_tui.workflow.audit import audit
@@ -182,8 +182,19 @@ class ChangeoverRunner:
 
     def dry_run(self, establishments: list[EstablishmentRef],
                 steps: tuple[Step, ...] = DRY_RUN_STEPS,
-                options: RunOptions | None = None) -> list[UnitOutcome]:
-        """Simulate ``steps`` for each establishment (see :func:`dry_run.dry_run_units`)."""
+                options: RunOptions | None = None, workers: int = 1) -> list[UnitOutcome]:
+        """Simulate ``steps`` for each establishment (see :func:`dry_run.dry_run_units`).
+
+        With ``workers`` > 1, establishments are simulated at the same time, each in a
+        worker process with its own connection (a read-write database only: a read-only
+        one is simulated here, one establishment after the other). Outcomes come back in
+        the order of ``establishments``, each establishment's steps in order.
+        """
+        if (workers > 1 and len(establishments) > 1 and options is None
+                and self.database.access is Access.READ_WRITE):
+            per_establishment = self._in_workers(
+                _dry_run_in_worker, establishments, workers, steps)
+            return [outcome for outcomes in per_establishment for outcome in outcomes]
         return dry_run_units(self, establishments, steps, options)
 
     # -- real runs -------------------------------------------------------------------------
@@ -243,6 +254,12 @@ class ChangeoverRunner:
 
     def _run_parallel(self, step: Step, establishments: list[EstablishmentRef],
                       workers: int) -> list[UnitOutcome]:
+        return self._in_workers(_run_unit_in_worker, establishments, workers, step)
+
+    def _in_workers(self, function: Callable[..., Any], establishments: list[EstablishmentRef],
+                    workers: int, what: Any) -> list[Any]:
+        """``function(url, storage, now, what, ref, events)`` for each establishment, in
+        ``workers`` processes; the workers' events reach this runner's observer."""
         context = multiprocessing.get_context("spawn")
         manager = context.Manager()
         events = manager.Queue()
@@ -261,8 +278,8 @@ class ChangeoverRunner:
                 # Largest establishments first, so no worker is left alone with a big one
                 # at the end; outcomes are still returned in the given order.
                 sizes = self._establishment_sizes()
-                futures = {ref.id: pool.submit(_run_unit_in_worker, self.database.url,
-                                               str(self.storage_root), self.fixed_now, step,
+                futures = {ref.id: pool.submit(function, self.database.url,
+                                               str(self.storage_root), self.fixed_now, what,
                                                ref, events)
                            for ref in sorted(establishments,
                                              key=lambda ref: -sizes.get(ref.id, 0))}
@@ -540,6 +557,17 @@ def _run_unit_in_worker(url: str, storage_root: str, now: dt.datetime | None, st
         database = _worker_databases[url] = open_database(url, migrate=False)
     runner = ChangeoverRunner(database, Path(storage_root), _QueueObserver(events), now)
     return runner.run_unit(step, establishment)
+
+
+def _dry_run_in_worker(url: str, storage_root: str, now: dt.datetime | None,
+                       steps: tuple[Step, ...], establishment: EstablishmentRef,
+                       events: Any) -> list[UnitOutcome]:
+    """Simulate ``steps`` for one establishment in a worker process (``dry-run --workers``)."""
+    database = _worker_databases.get(url)
+    if database is None:
+        database = _worker_databases[url] = open_database(url, migrate=False)
+    runner = ChangeoverRunner(database, Path(storage_root), _QueueObserver(events), now)
+    return runner.dry_run([establishment], steps)
 
 
 _worker_databases: dict[str, Database] = {}
