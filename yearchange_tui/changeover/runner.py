@@ -42,7 +42,13 @@ from yearchange_tui.changeover.steps.base import (
     UnitBlocked,
     UnitContext,
 )
-from yearchange_tui.ent.database import Access, Database, open_database, refresh_statistics
+from yearchange_tui.ent.database import (
+    Access,
+    Database,
+    open_database,
+    refresh_statistics,
+    tables_changed_in_transaction,
+)
 from yearchange_tui.ent.errors import describe_error
 from yearchange_tui.ent.models import Establishment, Person, SchoolYear
 from yearchange_tui.workflow.audit import audit
@@ -229,15 +235,9 @@ class ChangeoverRunner:
             definition.prepare(self.database, options)
         if definition.batch is None:
             if workers > 1 and len(establishments) > 1:
-                outcomes_in_order = self._run_parallel(step, establishments, workers)
-            else:
-                outcomes_in_order = [self._run_one(definition, establishment, options)
-                                     for establishment in establishments]
-            if step is Step.DELETE_OBSOLETE and establishments:
-                # Step 3's bulk deletes leave dead rows and stale statistics (PostgreSQL):
-                # reclaim and re-plan once, after every unit (issue 16).
-                refresh_statistics(self.database, vacuum=True)
-            return outcomes_in_order
+                return self._run_parallel(step, establishments, workers)
+            return [self._run_one(definition, establishment, options)
+                    for establishment in establishments]
         outcomes: dict[int, UnitOutcome] = {}
         started: list[_Started] = []
         for establishment in establishments:
@@ -399,6 +399,7 @@ class ChangeoverRunner:
         """Run the phases the unit has not committed yet, then finish it."""
         definition = unit.definition
         done_phases = unit.state.get("phases", {})
+        changed: set[str] = set()
         for index, (name, run) in enumerate(unit.phases, start=1):
             if name in done_phases:
                 continue
@@ -415,6 +416,7 @@ class ChangeoverRunner:
                     counts, _lists = tally.as_dicts()
                     self._save_phase(connection, unit, name, index, counts, ctx.warnings,
                                      ctx.files_to_remove)
+                    changed.update(tables_changed_in_transaction(connection))
             except UnitBlocked as blocked:
                 return self._block(unit, blocked)
             except Exception as error:  # any failure is recorded on the unit
@@ -425,6 +427,10 @@ class ChangeoverRunner:
             self._remove_pending_files(unit.unit_id, unit.state)
             self.observer.notify(UnitProgressed(unit.establishment.uai, unit.step.value, index,
                                                 len(unit.phases)))
+        if unit.step is Step.DELETE_OBSOLETE and changed:
+            # Step 3's bulk deletes leave dead rows and stale statistics (PostgreSQL):
+            # reclaim them and re-plan, on the tables this unit changed (issue 16).
+            refresh_statistics(self.database, sorted(changed), vacuum=True)
         return self._finish(unit)
 
     def _finish(self, started: _Started) -> UnitOutcome:
