@@ -201,8 +201,11 @@ def step2_floor(work: FloorWork, workers: int, folder: Path) -> float:
     writes (then fsyncs) a share of the archive bytes; stored members cost their writing.
     """
     shares: list[list[bytes]] = [[] for _ in range(workers)]
+    loads = [0] * workers
     for payload in sorted(work.to_deflate, key=len, reverse=True):
-        min(shares, key=lambda share: sum(map(len, share))).append(payload)
+        lightest = loads.index(min(loads))
+        shares[lightest].append(payload)
+        loads[lightest] += len(payload)
     level = archive_level()
     targets = [str(folder / f"plancher-{index}.bin") for index in range(workers)]
     per_share = -(-work.written // workers)
