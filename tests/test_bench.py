@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from yearchange_tui.bench.changeover import run_bench
+from yearchange_tui.bench.changeover import floor_work, run_bench, step2_floor
+from yearchange_tui.changeover.zipwriter import ZipWriter, deflate, pack
 
 # A measurement: run by CI, left out of the inner loop (`pytest -m "not slow"`).
 pytestmark = pytest.mark.slow
@@ -36,3 +37,32 @@ def test_bench_measures_steps_2_and_3_against_their_floors(tmp_path: Path) -> No
         assert step2[key] > 0, key
     for key in ("engine_rows_per_s", "raw_sql_rows_per_s", "ratio"):
         assert step3[key] > 0, key
+    # Like with like: the same processes, the machine's load beside every figure.
+    assert step2["zlib_mb_per_s_per_core"] == pytest.approx(step2["zlib_mb_per_s"] / 2, abs=0.01)
+    for part in (step2, step3, result["aaf"]):
+        assert "load" in part
+
+
+def test_step2_floor_deflates_each_distinct_member_once_and_stores_the_rest(
+        tmp_path: Path) -> None:
+    """Two archives sharing a page and a PDF: the floor deflates the page once and only
+    writes the PDF, like the engine (issue 16)."""
+    page = b"<html>" + b"<p>activite commune</p>" * 400 + b"</html>"
+    pdf = b"%PDF-1.7\n" + bytes(range(256)) * 40
+    written = 0
+    for index in (1, 2):
+        path = tmp_path / f"eleve-{index}.zip"
+        with path.open("wb") as sink:
+            writer = ZipWriter(sink)
+            writer.add_member("activite.html", deflate(page))
+            writer.add_member("sujet.pdf", pack("sujet.pdf", pdf))
+            writer.add_bytes(f"eleve-{index}.html", f"<p>{index}</p>".encode())
+            writer.close()
+        written += path.stat().st_size
+    work = floor_work(tmp_path, ["eleve-1.zip", "eleve-2.zip"])
+    assert work.uncompressed == 2 * (len(page) + len(pdf)) + len(b"<p>1</p>") * 2
+    assert work.written == written
+    assert sorted(work.to_deflate, key=len) == [b"<p>1</p>", b"<p>2</p>", page]
+    assert work.stored == len(pdf)
+    assert step2_floor(work, 2, tmp_path) > 0
+    assert not list(tmp_path.glob("plancher-*"))

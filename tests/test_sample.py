@@ -175,3 +175,17 @@ def test_the_filler_works_on_every_backend(database_url: str, tmp_path: Path) ->
             fill_database(connection, tmp_path / "storage2", academy)
     finally:
         database.dispose()
+
+
+def test_ten_thousand_sample_uais_are_valid_and_distinct() -> None:
+    """A national ENT: one département holds only 10,000 numbers (issue 16)."""
+    import random
+
+    from yearchange_tui.ent.uai import is_valid_uai
+    from yearchange_tui.sample.roster import _uai_for
+
+    rng, used = random.Random(5), set()
+    uais = [_uai_for(rng, "069", used) for _ in range(10_001)]
+    assert len(set(uais)) == 10_001
+    assert all(is_valid_uai(uai) for uai in uais)
+    assert sum(uai.startswith("069") for uai in uais) == 10_000

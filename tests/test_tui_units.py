@@ -449,3 +449,13 @@ def test_a_request_toast_is_the_engine_answer() -> None:
     assert failed.severity == "error" and failed.text.endswith("en échec : fichier illisible")
     queued = answer_message("Étape 1 demandée.", 10, None)
     assert queued.text.startswith("Étape 1 demandée. (demande n° 10) : en file")
+
+
+def test_ten_thousand_fake_establishments_have_valid_distinct_uais() -> None:
+    """``console-bench --establishments 9001`` crashed on « 06910000 » (issue 16)."""
+    from yearchange_tui.ent.uai import is_valid_uai
+
+    uais = [view.uai for view in fake_establishments(20_000)]
+    assert len(set(uais)) == 20_000
+    assert all(is_valid_uai(uai) for uai in uais)
+    assert uais[:3] == [view.uai for view in fake_establishments(3)]

@@ -101,7 +101,11 @@ from yearchange_tui.aaf.run import (
 from yearchange_tui.aaf.structures import apply_structure, load_structures
 from yearchange_tui.aaf.summaries import establishment_summaries, header, unknown_summary
 from yearchange_tui.ent.base import utcnow
-from yearchange_tui.ent.database import Database
+from yearchange_tui.ent.database import (
+    Database,
+    refresh_statistics,
+    tables_changed_in_transaction,
+)
 from yearchange_tui.ent.models import SchoolYear
 from yearchange_tui.ent.school_year import (
     school_year_bounds,
@@ -393,11 +397,13 @@ def import_delivery(database: Database, paths: Sequence[Path | str], *,
                 result = _result(run)
             finally:
                 source.close()
+            changed: list[str] = []
             if dry_run:
                 session.rollback()
                 result.import_id = None
                 result.dry_run = True
             else:
+                changed = tables_changed_in_transaction(connection)
                 session.commit()
         except AafFileError as error:  # every malformed file named in one refusal
             session.rollback()
@@ -407,4 +413,7 @@ def import_delivery(database: Database, paths: Sequence[Path | str], *,
             raise
         finally:
             session.close()
+    # The planner needs statistics on what was just filled (PostgreSQL; issue 16).
+    if changed:
+        refresh_statistics(database, changed, report=progress)
     return result

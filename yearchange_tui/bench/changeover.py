@@ -2,18 +2,23 @@
 
 - Step 3: rows deleted per second by the engine, against raw SQL ``DELETE`` statements of
   the same rows on a copy of the same database.
-- Step 2: archive throughput (uncompressed MB/s), against raw ``zlib`` compression of the
-  same bytes.
+- Step 2: archive throughput (uncompressed MB/s), against the machine's floor for the same
+  archives with the same number of processes: each distinct member the engine deflated,
+  deflated once at the engine's level (:func:`archive_level`), and the archive bytes
+  written and fsynced (stored members, already compressed, cost only their writing).
+  With the same processes on both sides, the ratio is also the per-core ratio.
 - AAF import (when the AAF package provides ``bench_aaf``): records per second end to
   end, against a bare lxml ``iterparse`` of the same files.
 
 Figures are ratios to the floor (1.0 = as fast as the floor); absolute numbers are shown
-for context only.
+for context only, each with the machine's 1-minute load average taken right after it
+(a shared machine flatters neither side, but say so beside the figures).
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import sqlite3
@@ -23,6 +28,8 @@ import time
 import zipfile
 import zlib
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +37,7 @@ from sqlalchemy import select
 
 from yearchange_tui.bench.aaf import bench_aaf
 from yearchange_tui.changeover.runner import ChangeoverRunner
+from yearchange_tui.changeover.zipwriter import archive_level
 from yearchange_tui.ent.database import open_database
 from yearchange_tui.sample.build import build_sample
 from yearchange_tui.workflow.models import ArchiveManifest, Step
@@ -120,21 +128,98 @@ def _raw_step3(db_path: Path, establishment_ids: list[int], year_start: int) -> 
     return deleted, elapsed
 
 
-def _zlib_floor(storage: Path, relative_paths: list[str]) -> tuple[int, float]:
-    """Compress the uncompressed content of the archives with zlib; bytes and seconds."""
-    payloads: list[bytes] = []
+def load_average() -> float | None:
+    """The machine's 1-minute load average (None where the system does not give it)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+@dataclass
+class FloorWork:
+    """What step 2's floor does: the distinct members of the archives, and bytes to write."""
+
+    uncompressed: int
+    """Bytes of every member of every archive (what the engine's throughput counts)."""
+    written: int
+    """Bytes of the archives on disk (what the floor writes, then fsyncs)."""
+    to_deflate: list[bytes]
+    """Distinct members the engine deflated (each deflated once, like the engine)."""
+    stored: int
+    """Bytes of the distinct members the engine stored (already compressed)."""
+
+
+def floor_work(storage: Path, relative_paths: list[str]) -> FloorWork:
+    """Read the archives step 2 wrote: the work of its floor, duplicates counted once."""
+    seen: set[tuple[int, int, int]] = set()
+    work = FloorWork(0, 0, [], 0)
     for relative_path in relative_paths:
         if not relative_path.endswith(".zip"):
             continue
+        work.written += (storage / relative_path).stat().st_size
         with zipfile.ZipFile(storage / relative_path) as archive:
-            payloads.extend(archive.read(name) for name in archive.namelist())
-    total = sum(len(payload) for payload in payloads)
+            for info in archive.infolist():
+                work.uncompressed += info.file_size
+                key = (info.CRC, info.file_size, info.compress_type)
+                if key in seen:
+                    continue
+                seen.add(key)
+                if info.compress_type == zipfile.ZIP_STORED:
+                    work.stored += info.file_size
+                else:
+                    work.to_deflate.append(archive.read(info))
+    return work
+
+
+def _floor_share(payloads: list[bytes], level: int, write_bytes: int, target: str) -> float:
+    """One process's share of the floor: deflate its members, write its share of the
+    archive bytes and fsync them. Seconds, measured inside the process."""
     started = time.perf_counter()
+    blocks = []
     for payload in payloads:
-        compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
-        compressor.compress(payload)
-        compressor.flush()
-    return total, time.perf_counter() - started
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
+        blocks.append(compressor.compress(payload) + compressor.flush())
+    padding = bytes(1 << 20)
+    with open(target, "wb") as sink:
+        left = write_bytes
+        for block in blocks:
+            sink.write(block[:left])
+            left -= min(left, len(block))
+        while left > 0:
+            sink.write(padding[:left])
+            left -= min(left, len(padding))
+        sink.flush()
+        os.fsync(sink.fileno())
+    return time.perf_counter() - started
+
+
+def step2_floor(work: FloorWork, workers: int, folder: Path) -> float:
+    """Step 2's floor with the engine's number of processes: seconds of the slowest share.
+
+    Each process deflates a share of the distinct members at the engine's level and
+    writes (then fsyncs) a share of the archive bytes; stored members cost their writing.
+    """
+    shares: list[list[bytes]] = [[] for _ in range(workers)]
+    loads = [0] * workers
+    for payload in sorted(work.to_deflate, key=len, reverse=True):
+        lightest = loads.index(min(loads))
+        shares[lightest].append(payload)
+        loads[lightest] += len(payload)
+    level = archive_level()
+    targets = [str(folder / f"plancher-{index}.bin") for index in range(workers)]
+    per_share = -(-work.written // workers)
+    try:
+        if workers == 1:
+            return _floor_share(shares[0], level, work.written, targets[0])
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            times = list(pool.map(_floor_share, shares, [level] * workers,
+                                  [per_share] * workers, targets))
+        return max(times)
+    finally:
+        for target in targets:
+            Path(target).unlink(missing_ok=True)
 
 
 def _copy_db(source: Path, target: Path) -> None:
@@ -191,13 +276,16 @@ def run_bench(establishments: int, work: Path, progress: Any = None, repeats: in
             manifests = session.execute(select(ArchiveManifest.relative_path,
                                                ArchiveManifest.size)).all()
         database.dispose()
+    step2_load = load_average()
     _copy_db(scratch, after_step2)
     zlib_times: list[float] = []
-    uncompressed = 0
+    floor = floor_work(storage, [row[0] for row in manifests])
+    uncompressed = floor.uncompressed
     for attempt in range(repeats):
-        say(f"plancher : zlib sur les mêmes octets, mesure {attempt + 1}/{repeats}…")
-        uncompressed, seconds = _zlib_floor(storage, [row[0] for row in manifests])
-        zlib_times.append(seconds)
+        say(f"plancher : zlib et écriture des mêmes octets ({workers} processus), "
+            f"mesure {attempt + 1}/{repeats}…")
+        zlib_times.append(step2_floor(floor, workers, work))
+    floor_load = load_average()
 
     step3_times: list[float] = []
     raw_times: list[float] = []
@@ -214,6 +302,7 @@ def run_bench(establishments: int, work: Path, progress: Any = None, repeats: in
         _copy_db(after_step2, scratch)
         raw_rows, seconds = _raw_step3(scratch, [ref.id for ref in refs], sample.academy.year)
         raw_times.append(seconds)
+        step3_load = load_average()
         # Step 3 removed photo and credentials files: rebuild them for the next attempt.
         if attempt + 1 < repeats:
             _restore_deleted_files(work / "academie" / "yearchange.db", storage)
@@ -231,20 +320,32 @@ def run_bench(establishments: int, work: Path, progress: Any = None, repeats: in
                   "raw_sql_seconds": [round(t, 3) for t in raw_times],
                   "engine_rows_per_s": round(engine_rows_s), "raw_sql_rows_per_s": round(raw_rows_s),
                   "ratio": round(engine_rows_s / raw_rows_s, 3),
+                  "load": step3_load,
                   "all_done": all(o.status == "done" for o in outcomes3)},
         "step2": {"workers": workers, "archives": len(manifests),
                   "archive_bytes": sum(row[1] for row in manifests),
                   "uncompressed_bytes": uncompressed,
                   "engine_seconds": [round(t, 3) for t in step2_times],
                   "zlib_seconds": [round(t, 3) for t in zlib_times],
+                  "archive_level": archive_level(),
+                  "distinct_deflated_bytes": sum(map(len, floor.to_deflate)),
+                  "distinct_stored_bytes": floor.stored,
                   "engine_mb_per_s": round(engine_mb_s, 2), "zlib_mb_per_s": round(zlib_mb_s, 2),
+                  "engine_mb_per_s_per_core": round(engine_mb_s / workers, 2),
+                  "zlib_mb_per_s_per_core": round(zlib_mb_s / workers, 2),
                   "ratio": round(engine_mb_s / zlib_mb_s, 3),
+                  "load": step2_load, "floor_load": floor_load,
                   "all_done": all(o.status == "done" for o in outcomes2)},
     }
     say("import AAF…")
     result["aaf"] = bench_aaf(work / "academie", quick=establishments <= 3)
+    if result["aaf"]:
+        result["aaf"]["load"] = load_average()
     say("console : 1 000 établissements, 8 unités en cours…")
     result["console"] = _console_in_own_process()
+    if result["console"]:
+        result["console"]["load"] = load_average()
+    result["cores"] = os.cpu_count()
     return result
 
 

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Select, and_, bindparam, case, func, select
 from sqlalchemy.orm import aliased
 
 from yearchange_tui.changeover.effects import ZipBuilder
-from yearchange_tui.changeover.zipwriter import STREAM_THRESHOLD, Member, deflate
+from yearchange_tui.changeover.zipwriter import STREAM_THRESHOLD, Member, deflate, pack
 from yearchange_tui.ent.csvfile import csv_bytes, decimal_comma
 from yearchange_tui.ent.models import (
     ActivityAttachment,
@@ -129,11 +129,14 @@ def _page(title: str, body: str, stylesheet: str | None = None) -> str:
             f"<title>{html.escape(title)}</title>{style}</head><body>\n{body}\n</body></html>\n")
 
 
-_STYLE_MEMBER = deflate(_STYLE.encode("utf-8"))
+@functools.cache
+def _style_member() -> Member:
+    """The stylesheet, deflated once per process (at the configured level)."""
+    return deflate(_STYLE.encode("utf-8"))
 
 
 def _add_stylesheet(builder: ZipBuilder) -> None:
-    builder.add_member("style.css", _STYLE_MEMBER)
+    builder.add_member("style.css", _style_member())
 
 
 def _date(value: dt.date | dt.datetime | None) -> str:
@@ -312,14 +315,15 @@ class FileCache:
         self.members: dict[str, Member] = {}
 
     def add_to(self, builder: ZipBuilder, name: str, relative_path: str) -> None:
-        """Add the stored file to the archive under ``name`` (deflated once per phase)."""
+        """Add the stored file to the archive under ``name`` (compressed once per phase;
+        stored when already compressed)."""
         member = self.members.get(relative_path)
         if member is None:
             path = self.storage_root / relative_path
             if path.stat().st_size > STREAM_THRESHOLD or self.used > self.limit_bytes:
                 builder.add_file(name, path)
                 return
-            member = deflate(path.read_bytes())
+            member = pack(name, path.read_bytes())
             self.members[relative_path] = member
             self.used += len(member.compressed)
         builder.add_member(name, member)

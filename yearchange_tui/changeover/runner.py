@@ -42,7 +42,13 @@ from yearchange_tui.changeover.steps.base import (
     UnitBlocked,
     UnitContext,
 )
-from yearchange_tui.ent.database import Database, open_database
+from yearchange_tui.ent.database import (
+    Access,
+    Database,
+    open_database,
+    refresh_statistics,
+    tables_changed_in_transaction,
+)
 from yearchange_tui.ent.errors import describe_error
 from yearchange_tui.ent.models import Establishment, Person, SchoolYear
 from yearchange_tui.workflow.audit import audit
@@ -190,8 +196,19 @@ class ChangeoverRunner:
 
     def dry_run(self, establishments: list[EstablishmentRef],
                 steps: tuple[Step, ...] = DRY_RUN_STEPS,
-                options: RunOptions | None = None) -> list[UnitOutcome]:
-        """Simulate ``steps`` for each establishment (see :func:`dry_run.dry_run_units`)."""
+                options: RunOptions | None = None, workers: int = 1) -> list[UnitOutcome]:
+        """Simulate ``steps`` for each establishment (see :func:`dry_run.dry_run_units`).
+
+        With ``workers`` > 1, establishments are simulated at the same time, each in a
+        worker process with its own connection (a read-write database only: a read-only
+        one is simulated here, one establishment after the other). Outcomes come back in
+        the order of ``establishments``, each establishment's steps in order.
+        """
+        if (workers > 1 and len(establishments) > 1 and options is None
+                and self.database.access is Access.READ_WRITE):
+            per_establishment = self._in_workers(
+                _dry_run_in_worker, establishments, workers, steps)
+            return [outcome for outcomes in per_establishment for outcome in outcomes]
         return dry_run_units(self, establishments, steps, options)
 
     # -- real runs -------------------------------------------------------------------------
@@ -245,6 +262,12 @@ class ChangeoverRunner:
 
     def _run_parallel(self, step: Step, establishments: list[EstablishmentRef],
                       workers: int) -> list[UnitOutcome]:
+        return self._in_workers(_run_unit_in_worker, establishments, workers, step)
+
+    def _in_workers(self, function: Callable[..., Any], establishments: list[EstablishmentRef],
+                    workers: int, what: Any) -> list[Any]:
+        """``function(url, storage, now, what, ref, events)`` for each establishment, in
+        ``workers`` processes; the workers' events reach this runner's observer."""
         context = multiprocessing.get_context("spawn")
         manager = context.Manager()
         events = manager.Queue()
@@ -263,8 +286,8 @@ class ChangeoverRunner:
                 # Largest establishments first, so no worker is left alone with a big one
                 # at the end; outcomes are still returned in the given order.
                 sizes = self._establishment_sizes()
-                futures = {ref.id: pool.submit(_run_unit_in_worker, self.database.url,
-                                               str(self.storage_root), self.fixed_now, step,
+                futures = {ref.id: pool.submit(function, self.database.url,
+                                               str(self.storage_root), self.fixed_now, what,
                                                ref, events)
                            for ref in sorted(establishments,
                                              key=lambda ref: -sizes.get(ref.id, 0))}
@@ -404,6 +427,7 @@ class ChangeoverRunner:
         """Run the phases the unit has not committed yet, then finish it."""
         definition = unit.definition
         done_phases = unit.state.get("phases", {})
+        changed: set[str] = set()
         for index, (name, run) in enumerate(unit.phases, start=1):
             if name in done_phases:
                 continue
@@ -420,6 +444,7 @@ class ChangeoverRunner:
                     counts, _lists = tally.as_dicts()
                     self._save_phase(connection, unit, name, index, counts, ctx.warnings,
                                      ctx.files_to_remove)
+                    changed.update(tables_changed_in_transaction(connection))
             except UnitBlocked as blocked:
                 return self._block(unit, blocked)
             except Exception as error:  # any failure is recorded on the unit
@@ -430,6 +455,10 @@ class ChangeoverRunner:
             self._remove_pending_files(unit.unit_id, unit.state)
             self.observer.notify(UnitProgressed(unit.establishment.uai, unit.step.value, index,
                                                 len(unit.phases)))
+        if unit.step is Step.DELETE_OBSOLETE and changed:
+            # Step 3's bulk deletes leave dead rows and stale statistics (PostgreSQL):
+            # reclaim them and re-plan, on the tables this unit changed (issue 16).
+            refresh_statistics(self.database, sorted(changed), vacuum=True)
         return self._finish(unit)
 
     def _finish(self, started: _Started) -> UnitOutcome:
@@ -566,6 +595,17 @@ def _run_unit_in_worker(url: str, storage_root: str, now: dt.datetime | None, st
         database = _worker_databases[url] = open_database(url, migrate=False)
     runner = ChangeoverRunner(database, Path(storage_root), _QueueObserver(events), now)
     return runner.run_unit(step, establishment)
+
+
+def _dry_run_in_worker(url: str, storage_root: str, now: dt.datetime | None,
+                       steps: tuple[Step, ...], establishment: EstablishmentRef,
+                       events: Any) -> list[UnitOutcome]:
+    """Simulate ``steps`` for one establishment in a worker process (``dry-run --workers``)."""
+    database = _worker_databases.get(url)
+    if database is None:
+        database = _worker_databases[url] = open_database(url, migrate=False)
+    runner = ChangeoverRunner(database, Path(storage_root), _QueueObserver(events), now)
+    return runner.dry_run([establishment], steps)
 
 
 _worker_databases: dict[str, Database] = {}

@@ -4,18 +4,26 @@ Why not :mod:`zipfile`: the archives hold tens of thousands of small pages, and 
 per-archive ZIPs of students repeat the same activity pages and attachments. This
 writer deflates a member once and can write the same compressed bytes into many
 archives (``Member``), and its per-member cost is a few ``struct.pack`` calls. It writes
-plain PKZIP 2.0 (deflate, UTF-8 names, fixed 1980-01-01 dates so archives are
+plain PKZIP 2.0 (deflate or stored, UTF-8 names, fixed 1980-01-01 dates so archives are
 reproducible); :mod:`zipfile` reads and tests them (``testzip``) in the tests and in
 ``yearchange verify``. Members whose size is not known in advance (large attachments,
 streamed) use a data descriptor; archives needing ZIP64 are refused.
+
+Already-compressed attachments (PDF, JPEG, PNG, ZIP, office documents, videos…),
+recognised by their extension or their first bytes, are *stored*: deflating them costs
+CPU for no gain. The rest is deflated at :func:`archive_level` (``YEARCHANGE_ARCHIVE_LEVEL``,
+default 6). Both decisions depend only on the member's name and bytes, so an interrupted
+and resumed step 2 writes the same archives byte for byte.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import struct
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 _LOCAL = struct.Struct("<IHHHHHIIIHH")
@@ -25,6 +33,7 @@ _DESCRIPTOR = struct.Struct("<IIII")
 _UTF8 = 0x0800
 _STREAMED = 0x0008
 _DEFLATE = 8
+_STORED = 0
 _DOS_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01
 _DOS_TIME = 0
 _VERSION = 20
@@ -40,19 +49,79 @@ class _Sink(Protocol):
     def write(self, data: bytes) -> int: ...
 
 
+LEVEL_VARIABLE = "YEARCHANGE_ARCHIVE_LEVEL"
+DEFAULT_LEVEL = 6
+"""zlib's default: level 1 is about 3× faster on the archives' HTML and CSV but their
+archives are larger; 6 stays the default until a measurement on real data says otherwise."""
+
+INCOMPRESSIBLE_SUFFIXES = frozenset({
+    ".pdf", ".jpg", ".jpeg", ".png", ".gif", ".webp", ".heic", ".zip", ".gz", ".tgz", ".bz2",
+    ".xz", ".7z", ".rar", ".docx", ".xlsx", ".pptx", ".odt", ".ods", ".odp", ".odg", ".epub",
+    ".mp3", ".m4a", ".ogg", ".opus", ".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi",
+})
+"""Extensions of formats that are already compressed."""
+
+_INCOMPRESSIBLE_MAGIC = (
+    b"%PDF", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"PK\x03\x04",
+    b"\x1f\x8b", b"7z\xbc\xaf\x27\x1c", b"\xfd7zXZ\x00", b"Rar!", b"OggS", b"\x1a\x45\xdf\xa3",
+)
+"""First bytes of the same formats (a photo saved without its extension)."""
+
+
+class ArchiveLevelError(ValueError):
+    """``YEARCHANGE_ARCHIVE_LEVEL`` is not a deflate level (French message)."""
+
+
+@functools.cache
+def archive_level() -> int:
+    """The deflate level of the archives: ``YEARCHANGE_ARCHIVE_LEVEL`` (1 to 9), else 6.
+
+    Raises:
+        ArchiveLevelError: the variable is set to something else than 1 to 9.
+    """
+    value = os.environ.get(LEVEL_VARIABLE, "").strip()
+    if not value:
+        return DEFAULT_LEVEL
+    if value not in {str(level) for level in range(1, 10)}:
+        raise ArchiveLevelError(
+            f"[ARCHIVE-NIVEAU-INVALIDE] {LEVEL_VARIABLE} « {value} » : niveau de compression "
+            "de 1 (rapide) à 9 (compact) attendu.")
+    return int(value)
+
+
+def is_incompressible(name: str, head: bytes) -> bool:
+    """True when a member named ``name`` starting with ``head`` is already compressed."""
+    if PurePosixPath(name).suffix.lower() in INCOMPRESSIBLE_SUFFIXES:
+        return True
+    if head[4:8] == b"ftyp":  # MP4, MOV, HEIC
+        return True
+    return head.startswith(_INCOMPRESSIBLE_MAGIC)
+
+
 @dataclass(frozen=True)
 class Member:
-    """A member deflated once, writable into any number of archives."""
+    """A member compressed once, writable into any number of archives."""
 
     crc: int
     compressed: bytes
     size: int
+    method: int = _DEFLATE
 
 
 def deflate(data: bytes) -> Member:
-    """Compress ``data`` as a ZIP member (raw deflate, default level)."""
-    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    """Compress ``data`` as a ZIP member (raw deflate at :func:`archive_level`)."""
+    compressor = zlib.compressobj(archive_level(), zlib.DEFLATED, -15)
     return Member(zlib.crc32(data), compressor.compress(data) + compressor.flush(), len(data))
+
+
+def store(data: bytes) -> Member:
+    """``data`` as a stored (uncompressed) ZIP member."""
+    return Member(zlib.crc32(data), data, len(data), _STORED)
+
+
+def pack(name: str, data: bytes) -> Member:
+    """``data`` stored when already compressed (by name or first bytes), else deflated."""
+    return store(data) if is_incompressible(name, data[:16]) else deflate(data)
 
 
 class ZipWriter:
@@ -68,54 +137,60 @@ class ZipWriter:
         self.offset += len(data)
 
     def _record(self, name: bytes, flags: int, crc: int, compressed: int, size: int,
-                header_offset: int) -> None:
+                header_offset: int, method: int = _DEFLATE) -> None:
         if compressed > _LIMIT or size > _LIMIT or header_offset > _LIMIT:
             raise ArchiveTooLargeError("archive de plus de 4 Gio : ZIP64 non pris en charge")
         if len(self.central) >= 0xFFFF:
             raise ArchiveTooLargeError("archive de plus de 65 535 fichiers")
         self.central.append(_CENTRAL.pack(
-            0x02014B50, _VERSION, _VERSION, flags, _DEFLATE, _DOS_TIME, _DOS_DATE, crc,
+            0x02014B50, _VERSION, _VERSION, flags, method, _DOS_TIME, _DOS_DATE, crc,
             compressed, size, len(name), 0, 0, 0, 0, 0, header_offset) + name)
 
     def add_member(self, name: str, member: Member) -> None:
-        """Write an already deflated member."""
+        """Write an already compressed (or stored) member."""
         encoded = name.encode("utf-8")
         header_offset = self.offset
-        self._write(_LOCAL.pack(0x04034B50, _VERSION, _UTF8, _DEFLATE, _DOS_TIME, _DOS_DATE,
-                                member.crc, len(member.compressed), member.size, len(encoded),
-                                0) + encoded)
+        self._write(_LOCAL.pack(0x04034B50, _VERSION, _UTF8, member.method, _DOS_TIME,
+                                _DOS_DATE, member.crc, len(member.compressed), member.size,
+                                len(encoded), 0) + encoded)
         self._write(member.compressed)
         self._record(encoded, _UTF8, member.crc, len(member.compressed), member.size,
-                     header_offset)
+                     header_offset, member.method)
 
     def add_bytes(self, name: str, data: bytes) -> None:
         """Deflate and write ``data``."""
         self.add_member(name, deflate(data))
 
     def add_file(self, name: str, path: Path) -> None:
-        """Write a file; large files are streamed with a data descriptor."""
+        """Write a file (stored when already compressed); large files are streamed with a
+        data descriptor."""
         if path.stat().st_size <= STREAM_THRESHOLD:
-            self.add_bytes(name, path.read_bytes())
+            self.add_member(name, pack(name, path.read_bytes()))
             return
         encoded = name.encode("utf-8")
         flags = _UTF8 | _STREAMED
         header_offset = self.offset
-        self._write(_LOCAL.pack(0x04034B50, _VERSION, flags, _DEFLATE, _DOS_TIME, _DOS_DATE,
-                                0, 0, 0, len(encoded), 0) + encoded)
-        compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
-        crc = size = compressed = 0
         with path.open("rb") as source:
-            while chunk := source.read(1 << 16):
+            chunk = source.read(1 << 16)
+            method = _STORED if is_incompressible(name, chunk[:16]) else _DEFLATE
+            self._write(_LOCAL.pack(0x04034B50, _VERSION, flags, method, _DOS_TIME, _DOS_DATE,
+                                    0, 0, 0, len(encoded), 0) + encoded)
+            compressor = (zlib.compressobj(archive_level(), zlib.DEFLATED, -15)
+                          if method == _DEFLATE else None)
+            crc = size = compressed = 0
+            while chunk:
                 crc = zlib.crc32(chunk, crc)
                 size += len(chunk)
-                block = compressor.compress(chunk)
+                block = compressor.compress(chunk) if compressor is not None else chunk
                 compressed += len(block)
                 self._write(block)
-        block = compressor.flush()
-        compressed += len(block)
-        self._write(block)
+                chunk = source.read(1 << 16)
+        if compressor is not None:
+            block = compressor.flush()
+            compressed += len(block)
+            self._write(block)
         self._write(_DESCRIPTOR.pack(0x08074B50, crc, compressed, size))
-        self._record(encoded, flags, crc, compressed, size, header_offset)
+        self._record(encoded, flags, crc, compressed, size, header_offset, method)
 
     def close(self) -> None:
         """Write the central directory and the end record."""

@@ -29,6 +29,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     bench.set_defaults(handler=cmd_bench)
 
 
+def _load(value: float | None) -> str:
+    return "" if value is None else f"[charge {value:.2f}]"
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """``yearchange bench``."""
     count = args.establishments or (3 if args.quick else 20)
@@ -47,14 +51,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return EXIT_OK
     s2, s3 = result["step2"], result["step3"]
     print(f"Banc d'essai — {count} établissements (académie construite en "
-          f"{result['sample_build_seconds']} s)")
+          f"{result['sample_build_seconds']} s) ; {result['cores']} cœurs, charge 1 min "
+          "relevée après chaque mesure (machine partagée : comparer les ratios, pas les débits)")
     print(f"  étape 3 : {s3['engine_rows_per_s']} lignes/s, plancher DELETE SQL brut "
-          f"{s3['raw_sql_rows_per_s']} lignes/s → ratio {s3['ratio']}")
+          f"{s3['raw_sql_rows_per_s']} lignes/s → ratio {s3['ratio']} {_load(s3['load'])}")
     print(f"  étape 2 : {s2['engine_mb_per_s']} Mo/s (non compressés, {s2['archives']} archives, "
-          f"{s2['workers']} processus), plancher zlib {s2['zlib_mb_per_s']} Mo/s → ratio "
-          f"{s2['ratio']}")
+          f"{s2['workers']} processus, niveau {s2['archive_level']}) {_load(s2['load'])}")
+    print(f"    plancher zlib + écriture (mêmes processus, membres distincts une fois) : "
+          f"{s2['zlib_mb_per_s']} Mo/s {_load(s2['floor_load'])}")
+    print(f"    par cœur : {s2['engine_mb_per_s_per_core']} Mo/s contre "
+          f"{s2['zlib_mb_per_s_per_core']} Mo/s → ratio {s2['ratio']}")
     aaf = result.get("aaf")
     if aaf:
+        print(f"  import AAF : {aaf['import_records_per_s']} enregistrements/s, plancher "
+              f"{aaf['floor_records_per_s']} → ratio (horloge) {aaf['ratio']}, "
+              f"ratio CPU {aaf['ratio_cpu']} {_load(aaf.get('load'))}")
         for key, value in aaf.items():
             print(f"  AAF {key} : {value}")
     console = result.get("console")

@@ -81,6 +81,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     dry.add_argument("--csv", metavar="FICHIER",
                      help="avec --report : écrire le rapport en CSV (UTF-8 avec BOM, « ; », "
                           "fins de ligne CRLF) dans FICHIER, ou « - » pour la sortie standard")
+    dry.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="établissements simulés en parallèle, chacun dans son processus "
+                          "(défaut 1)")
     dry.add_argument("--json", action="store_true", help=JSON_HELP)
     dry.set_defaults(handler=cmd_dry_run)
 
@@ -184,7 +187,9 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     now = dt.datetime.combine(at, dt.time(12), tzinfo=dt.UTC) if at else None
     settings, runner = _runner(args, now)
     establishments = _select(runner, args.uai)
-    outcomes = runner.dry_run(establishments, DRY_RUN.replays)
+    if args.workers < 1:
+        raise UsageError("--workers doit être au moins 1.")
+    outcomes = runner.dry_run(establishments, DRY_RUN.replays, workers=args.workers)
     if args.json:
         print_json([outcome.as_dict() for outcome in outcomes])
         return EXIT_OK

@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser(
         "sample", parents=[common], help="écrire une académie d'exemple dans un dossier",
         description="Écrit DIR/yearchange.db (SQLite), DIR/storage/, DIR/aaf/ (livraison AAF "
-                    "N+1) et DIR/timetables/.")
+                    "N+1) et DIR/timetables/. Avec --db, la base donnée (vide, PostgreSQL "
+                    "par exemple) reçoit l'académie au lieu de DIR/yearchange.db.")
     sample.add_argument("--establishments", type=int, default=3, metavar="N",
                         help="nombre d'établissements (défaut 3)")
     sample.add_argument("--seed", type=int, default=1, metavar="S",
@@ -177,13 +178,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
     count = _positive(args.establishments, "--establishments")
     progress = None if args.json else (lambda line: _err(f"… {line}"))
     try:
-        result = build_sample(args.out, count, args.seed, args.year, progress)
+        # Only an explicit --db (not YEARCHANGE_DB) sends the sample to another database.
+        result = build_sample(args.out, count, args.seed, args.year, progress,
+                              db_url=getattr(args, "db", None))
     except SampleOutputError as error:
         raise UsageError(str(error)) from error
     out = result.out_dir
     _print_sample(result, args.json, f"Académie d'exemple écrite dans {out}")
     if not args.json:
-        print(f"\nPour l'utiliser : yearchange --db sqlite:///{out / 'yearchange.db'} "
+        print(f"\nPour l'utiliser : yearchange --db {result.summary()['db']} "
               f"--storage {out / 'storage'} …")
     return EXIT_OK
 

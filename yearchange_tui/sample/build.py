@@ -2,7 +2,8 @@
 
 Layout of the output folder (the CLI contract of ``yearchange sample``)::
 
-    DIR/yearchange.db      SQLite database with year N content
+    DIR/yearchange.db      SQLite database with year N content (unless ``--db`` names
+                           another, empty, database: PostgreSQL for an académie at scale)
     DIR/storage/           documents, attachments, photos, credentials files
     DIR/aaf/               the N+1 AAF "complet d'initialisation" (ficAlimMENESR)
     DIR/timetables/        the N+1 timetable exports (STS-web, UDT, EDT)
@@ -18,9 +19,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from yearchange_tui.ent.database import open_database
+from yearchange_tui.ent.database import (
+    Database,
+    DatabaseError,
+    display_url,
+    open_database,
+    refresh_statistics,
+    tables_changed_in_transaction,
+)
 from yearchange_tui.sample.aaf_writer import write_aaf_delivery
-from yearchange_tui.sample.fill import FillStats, fill_database
+from yearchange_tui.sample.fill import (
+    FillStats,
+    SampleDatabaseNotEmptyError,
+    fill_database,
+    refuse_filled_database,
+)
 from yearchange_tui.sample.roster import SampleAcademy, build_academy
 from yearchange_tui.sample.timetable_writer import write_timetables
 
@@ -63,7 +76,7 @@ class SampleResult:
             "bytes": self.stats.bytes,
             "aaf_files": [path.name for path in self.aaf_files],
             "timetable_files": [path.name for path in self.timetable_files],
-            "db": self.db_url,
+            "db": display_url(self.db_url),
             "storage": str(self.storage_dir),
         }
 
@@ -86,8 +99,24 @@ def _prepare(out_dir: Path) -> None:
     (out_dir / MARKER_FILE).write_text("académie d'exemple yearchange_tui\n", encoding="utf-8")
 
 
+def _open_empty(db_url: str, progress: Callable[[str], None] | None) -> Database:
+    """Open (creating the schema of) a database given with ``--db``; it must hold nothing."""
+    try:
+        database = open_database(db_url, report=progress)
+    except DatabaseError as error:
+        raise SampleOutputError(error.message) from error
+    try:
+        with database.engine.connect() as connection:
+            refuse_filled_database(connection)
+    except SampleDatabaseNotEmptyError as error:
+        database.dispose()
+        raise SampleOutputError(f"{display_url(db_url)} : {error}") from error
+    return database
+
+
 def build_sample(out_dir: Path, establishment_count: int, seed: int, year: int | None = None,
-                 progress: Callable[[str], None] | None = None) -> SampleResult:
+                 progress: Callable[[str], None] | None = None,
+                 db_url: str | None = None) -> SampleResult:
     """Write a sample académie into ``out_dir`` (an empty folder or a previous sample).
 
     Args:
@@ -96,6 +125,8 @@ def build_sample(out_dir: Path, establishment_count: int, seed: int, year: int |
         seed: random seed; the same seed and year give byte-identical AAF files.
         year: start year of school year N (default: the school year in progress).
         progress: receives French progress lines.
+        db_url: the database to fill (``--db``; it must be empty); default a SQLite
+            ``yearchange.db`` in ``out_dir``.
 
     Raises:
         SampleOutputError: when ``out_dir`` holds something else than a sample.
@@ -103,14 +134,23 @@ def build_sample(out_dir: Path, establishment_count: int, seed: int, year: int |
 
     started = time.perf_counter()
     out_dir = out_dir.expanduser().resolve()
-    _prepare(out_dir)
+    given = _open_empty(db_url, progress) if db_url is not None else None
+    try:
+        _prepare(out_dir)
+    except BaseException:
+        if given is not None:
+            given.dispose()
+        raise
     academy = build_academy(establishment_count, seed, year)
-    db_url = f"sqlite:///{out_dir / 'yearchange.db'}"
+    if db_url is None:
+        db_url = f"sqlite:///{out_dir / 'yearchange.db'}"
     storage_dir = out_dir / "storage"
-    database = open_database(db_url, report=progress)
+    database = given or open_database(db_url, report=progress)
     try:
         with database.engine.begin() as connection:
             stats = fill_database(connection, storage_dir, academy, progress)
+            changed = tables_changed_in_transaction(connection)
+        refresh_statistics(database, changed, report=progress)
     finally:
         database.dispose()
     aaf_files = write_aaf_delivery(academy, out_dir / "aaf")

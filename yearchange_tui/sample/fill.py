@@ -65,6 +65,17 @@ class SampleDatabaseNotEmptyError(Exception):
     """The target database already holds a project (French message)."""
 
 
+def refuse_filled_database(connection: Connection) -> None:
+    """Refuse a database that already holds a project (a sample goes into an empty one).
+
+    Raises:
+        SampleDatabaseNotEmptyError: when the database already holds a project.
+    """
+    if connection.execute(select(func.count()).select_from(Project.__table__)).scalar():
+        raise SampleDatabaseNotEmptyError(
+            "La base contient déjà un projet : l'académie d'exemple se construit dans une base vide.")
+
+
 @dataclass
 class FillStats:
     """What the filler wrote."""
@@ -864,9 +875,7 @@ def fill_database(connection: Connection, storage_root: Path, academy: SampleAca
     Raises:
         SampleDatabaseNotEmptyError: when the database already holds a project.
     """
-    if connection.execute(select(func.count()).select_from(Project.__table__)).scalar():
-        raise SampleDatabaseNotEmptyError(
-            "La base contient déjà un projet : l'académie d'exemple se construit dans une base vide.")
+    refuse_filled_database(connection)
     storage_root.mkdir(parents=True, exist_ok=True)
     writer = _RowWriter(connection, storage_root)
     y = academy.year

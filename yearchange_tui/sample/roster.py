@@ -319,12 +319,28 @@ class _People:
         return prefix + digits
 
 
+_UAI_DRAWS = 64
+"""Random draws in the establishment's department before taking the next free number."""
+
+
 def _uai_for(rng: random.Random, department: str, used: set[str]) -> str:
-    while True:
+    """A valid UAI not in ``used``, in ``department`` while it has free numbers.
+
+    A département holds 10,000 UAIs: when random draws keep meeting used ones (a national
+    ENT), the first free number is taken, from this département then the next ones.
+    """
+    for _ in range(_UAI_DRAWS):
         uai = make_uai(department + f"{rng.randrange(10000):04d}")
         if uai not in used:
             used.add(uai)
             return uai
+    first = int(department) * 10_000
+    for digits in range(first, first + 10_000_000):
+        uai = make_uai(f"{digits % 10_000_000:07d}")
+        if uai not in used:
+            used.add(uai)
+            return uai
+    raise ValueError("plus aucun UAI libre")
 
 
 def _classes_for(kind: str, counts: dict[str, int]) -> list[SampleClass]:

@@ -73,13 +73,30 @@ def _planned_dates(kind: str, year: int) -> dict[str, dt.date | None]:
             "init-school-life": dt.date(year + 1, 8, 28)}
 
 
+def fake_uai(index: int) -> str:
+    """The valid UAI of the ``index``-th fake establishment; distinct for every index.
+
+    The first 9,000 spread over the eight departments with numbers 1000-9999; then the
+    numbers 0000-0999 of the same departments; then departments 100 and up (valid UAIs,
+    seven digits and their key letter, for a national ENT of any size; issue 16).
+    """
+    if index < 9000:
+        department, number = _DEPARTMENTS[index % len(_DEPARTMENTS)], 1000 + index
+    elif index < 9000 + 1000 * len(_DEPARTMENTS):
+        rest = index - 9000
+        department, number = _DEPARTMENTS[rest % len(_DEPARTMENTS)], rest // len(_DEPARTMENTS)
+    else:
+        rest = index - 9000 - 1000 * len(_DEPARTMENTS)
+        department, number = f"{100 + rest // 10_000:03d}", rest % 10_000
+    return make_uai(f"{department}{number:04d}")
+
+
 def fake_establishments(count: int, year: int = 2025) -> list[EstablishmentView]:
     """``count`` deterministic establishments, every step planned and pending."""
     views = []
     for index in range(count):
         kind = "college" if index % 3 else "lycee"
-        department = _DEPARTMENTS[index % len(_DEPARTMENTS)]
-        uai = make_uai(f"{department}{1000 + index:04d}")
+        uai = fake_uai(index)
         person = _PEOPLE[index % len(_PEOPLE)]
         name = f"{'Collège' if kind == 'college' else 'Lycée'} {person}"
         project = _PROJECTS[index % 2 if count > 4 else 0]
