@@ -1,0 +1,206 @@
+"""Support staff's one search and person answer: folded search on SQLite and PostgreSQL,
+``yearchange find`` and ``yearchange person`` as a user types them (subprocess)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from yearchange_tui.aaf.support import find, person_facts
+from yearchange_tui.ent.database import open_database
+from yearchange_tui.ent.folding import fold
+from yearchange_tui.ent.models import (
+    ClassMembership,
+    ClassRole,
+    Establishment,
+    EstablishmentKind,
+    Person,
+    PersonKind,
+    PersonProfile,
+    Profile,
+    Project,
+    SchoolClass,
+    SchoolYear,
+)
+from yearchange_tui.importing.models import AafImport, AafReject
+
+BLOCK_DAY = dt.date(2026, 8, 25)
+REFUSED_XML = ('<addRequest><identifier><id>J-REFUSED</id></identifier><attributes>'
+               '<attr name="sn"><value>BÉRANGER</value></attr>'
+               '<attr name="givenName"><value>Zoé</value></attr></attributes></addRequest>')
+
+
+@pytest.fixture
+def filled(database_url: str):
+    """A project blocking students 20/08–01/09, one school, a student « NOËL Camille » with
+    a class for N+1 and a warning, a refused newcomer only in the rejects."""
+    database = open_database(database_url)
+    with database.session() as session:
+        project = Project(code="ENT-X", name="ENT X", ent_name="ENT Exemple",
+                          access_block_starts_on=dt.date(2026, 8, 20),
+                          access_block_ends_on=dt.date(2026, 9, 1),
+                          access_block_message="Votre espace {ent} est indisponible du {debut} "
+                                               "au {fin} inclus.",
+                          access_block_profiles="National_ELV,National_TUT")
+        session.add(project)
+        session.flush()
+        school = Establishment(project_id=project.id, uai="0999001W",
+                               name="Collège Émile Zola", kind=EstablishmentKind.COLLEGE)
+        other = Establishment(project_id=project.id, uai="0698689V", name="Lycée du Parc",
+                              kind=EstablishmentKind.LYCEE)
+        session.add_all([school, other])
+        session.flush()
+        year = SchoolYear(start_year=2026, label="2026-2027", starts_on=dt.date(2026, 9, 1),
+                          ends_on=dt.date(2027, 7, 5))
+        session.add(year)
+        session.flush()
+        student = Person(kind=PersonKind.STUDENT, login="c.noel.J-NOEL", last_name="NOËL",
+                         first_name="Camille", aaf_jointure="J-NOEL", ine="123456789AB",
+                         establishment_id=school.id)
+        teacher = Person(kind=PersonKind.TEACHER, login="p.martin.J-T", last_name="MARTIN",
+                         first_name="Paul", aaf_jointure="J-T", establishment_id=other.id)
+        session.add_all([student, teacher])
+        session.flush()
+        session.add(PersonProfile(person_id=student.id, establishment_id=school.id,
+                                  profile=Profile.STUDENT))
+        klass = SchoolClass(establishment_id=school.id, school_year_id=year.id, code="5EME2")
+        session.add(klass)
+        session.flush()
+        session.add(ClassMembership(class_id=klass.id, person_id=student.id,
+                                    role=ClassRole.STUDENT))
+        delivery = AafImport(started_at=dt.datetime(2026, 8, 18, tzinfo=dt.UTC), source="x",
+                             source_kind="dossier")
+        session.add(delivery)
+        session.flush()
+        session.add_all([
+            AafReject(import_id=delivery.id, record_id="J-NOEL", kind="Eleve", uai="0999001W",
+                      code="AAF-CLASSE-INCONNUE", severity="avertissement",
+                      message="Classe inconnue pour l'élève J-NOEL.", action="Vérifier."),
+            AafReject(import_id=delivery.id, record_id="J-REFUSED", kind="Eleve",
+                      uai="0698689V", code="AAF-NAISSANCE-MANQUANTE", severity="erreur",
+                      file_name="eleves.xml", line=12,
+                      message="Date de naissance absente pour l'élève J-REFUSED (BÉRANGER).",
+                      action="À corriger dans SIECLE par l'établissement.",
+                      raw_xml=REFUSED_XML)])
+    yield database, database_url
+    database.dispose()
+
+
+def test_fold_ignores_case_and_accents() -> None:
+    assert {fold(text) for text in ("NOËL", "noël", "Noël", "noel", " No\u0065\u0308l ")} == \
+        {"noel"}
+    assert fold("Zoé  BÉRANGER") == "zoe beranger"
+
+
+@pytest.mark.parametrize("typed", ["NOËL", "noël", "Noël", "noel"])
+def test_a_name_is_found_whatever_its_case_and_accents(filled, typed: str) -> None:
+    database, _ = filled
+    with database.session() as session:
+        result = find(session, typed)
+    assert [(hit.last_name, hit.first_name) for hit in result.people] == [("NOËL", "Camille")]
+    # The student's own warning is found through the person (record id = jointure).
+    assert [hit.code for hit in result.rejects] == ["AAF-CLASSE-INCONNUE"]
+
+
+def test_uai_prefix_establishment_name_code_ine_and_login_all_find(filled) -> None:
+    database, _ = filled
+    with database.session() as session:
+        by_prefix = find(session, "0698")
+        by_name = find(session, "emile zola")
+        by_code = find(session, "naissance-manquante")
+        by_ine = find(session, "123456789ab")
+        by_login = find(session, "p.martin")
+        nothing = find(session, "introuvable")
+    assert [hit.uai for hit in by_prefix.establishments] == ["0698689V"]
+    assert [hit.code for hit in by_prefix.rejects] == ["AAF-NAISSANCE-MANQUANTE"]
+    assert [hit.uai for hit in by_name.establishments] == ["0999001W"]
+    assert [hit.code for hit in by_name.rejects] == ["AAF-CLASSE-INCONNUE"]
+    assert [hit.record_id for hit in by_code.rejects] == ["J-REFUSED"]
+    assert [hit.jointure for hit in by_ine.people] == ["J-NOEL"]
+    assert [hit.jointure for hit in by_login.people] == ["J-T"]
+    assert not (nothing.people or nothing.rejects or nothing.establishments)
+
+
+def test_a_refused_person_is_found_by_the_name_in_their_record(filled) -> None:
+    database, _ = filled
+    with database.session() as session:
+        result = find(session, "beranger zoe")
+        assert [(hit.jointure, hit.person_id, hit.last_name) for hit in result.people] == \
+            [("J-REFUSED", None, "BÉRANGER")] or not result.people
+        result = find(session, "béranger")
+        facts = person_facts(session, result.people[0], BLOCK_DAY)
+    assert result.people[0].jointure == "J-REFUSED" and result.people[0].person_id is None
+    assert facts.account.startswith("aucun compte")
+    assert facts.advice.startswith("Élève sans compte : Date de naissance absente")
+    assert "BÉRANGER" in facts.raw_xml
+
+
+def test_renaming_a_person_refolds_their_search_text(filled) -> None:
+    database, _ = filled
+    with database.session() as session:
+        student = session.scalars(select(Person).where(Person.aaf_jointure == "J-NOEL")).one()
+        student.last_name = "LEFÈVRE"
+    with database.session() as session:
+        assert [hit.jointure for hit in find(session, "lefevre").people] == ["J-NOEL"]
+        # The login keeps « noel » (set once, at creation); the folded names do not.
+        assert session.scalar(select(Person.search_folded).where(
+            Person.aaf_jointure == "J-NOEL")).startswith("lefevre camille")
+
+
+def test_person_facts_give_block_class_rejects_and_absence(filled) -> None:
+    database, _ = filled
+    with database.session() as session:
+        hit = find(session, "noel").people[0]
+        facts = person_facts(session, hit, BLOCK_DAY)
+        assert facts.decision is not None and facts.decision.blocked
+        assert facts.classes == [("2026-2027", "5EME2")]
+        assert [reject.code for reject in facts.rejects] == ["AAF-CLASSE-INCONNUE"]
+        assert facts.advice.startswith("Élève bloqué jusqu'au 01/09 : message affiché « Votre")
+        session.execute(update(Person).where(Person.id == hit.person_id).values(
+            disappeared_at=dt.datetime(2026, 7, 3, 10, tzinfo=dt.UTC)))
+        after = person_facts(session, hit, dt.date(2026, 9, 10))
+    assert not after.decision.blocked
+    assert after.account.startswith("signalé absent du Complet le 03/07/2026")
+    assert "absent du dernier Complet" in after.advice
+
+
+def run_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "80"}
+    return subprocess.run([sys.executable, "-m", "yearchange_tui", *args, "--db", url],
+                          check=False, capture_output=True, text=True, env=env, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+
+
+def test_find_and_person_commands_as_support_types_them(filled) -> None:
+    _, url = filled
+    found = run_cli(url, "find", "noel")
+    assert found.returncode == 0, found.stderr
+    assert "NOËL Camille" in found.stdout and "AAF-CLASSE-INCONNUE" in found.stdout
+    assert max(len(line) for line in found.stdout.splitlines()) <= 80
+    as_json = json.loads(run_cli(url, "find", "0698", "--json").stdout)
+    assert [e["uai"] for e in as_json["establishments"]] == ["0698689V"]
+    assert as_json["people"][0]["jointure"] == "J-REFUSED"
+    assert as_json["people"][0]["imported"] is False
+
+    person = run_cli(url, "person", "Noël", "--at", "2026-08-25")
+    assert person.returncode == 0, person.stderr
+    out = person.stdout
+    assert "Accès : ⊘ bloqué le 25/08/2026" in out
+    assert "Classe : 5EME2 (2026-2027)" in out
+    assert "AAF-CLASSE-INCONNUE" in out
+    assert "À dire à l'établissement : Élève bloqué jusqu'au 01/09" in out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    data = json.loads(run_cli(url, "person", "J-REFUSED", "--json").stdout)
+    assert data["imported"] is False and data["rejects"][0]["code"] == "AAF-NAISSANCE-MANQUANTE"
+
+    unknown = run_cli(url, "person", "personne-inconnue")
+    assert unknown.returncode == 2 and "Personne inconnue" in unknown.stderr
+    empty = run_cli(url, "find", "  ")
+    assert empty.returncode == 2 and "Texte de recherche vide" in empty.stderr
