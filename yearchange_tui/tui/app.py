@@ -107,7 +107,8 @@ DRAIN_INTERVAL = 0.1
 EVENT_MEMORY = 5000
 SCREEN_SCOPES = frozenset({"grid", "timeline", "rejects", "log", "detail", "school-life",
                            "requests",
-                           "dry-run-report"})
+                           "dry-run-report",
+                           "person"})
 """Screens with bindings of their own (a binding's scope is its screen's HELP_NAME)."""
 
 

@@ -20,10 +20,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
+from yearchange_tui.aaf.support import PersonFacts, find, person_facts, reject_condition
 from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.csvfile import write_csv
+from yearchange_tui.ent.folding import fold, reject_search_text
 from yearchange_tui.importing.models import AafReject
 from yearchange_tui.workflow.calendar import timezone
 from yearchange_tui.workflow.establishments import normalise_uai
@@ -97,10 +99,13 @@ class RejectsSource(Protocol):
     def set_handled(self, reject_ids: Iterable[int], handled: bool) -> None:
         """Mark rejects handled (or not)."""
 
+    def person(self, jointure: str, day: dt.date) -> PersonFacts | None:
+        """The facts of the person with this AAF jointure on ``day`` (None when unknown)."""
+
 
 def matches(row: RejectRow, query: RejectQuery) -> bool:
     """True when ``row`` passes ``query`` (used by in-memory sources)."""
-    if query.uai and row.uai != normalise_uai(query.uai):
+    if query.uai and not row.uai.startswith(normalise_uai(query.uai)):
         return False
     if query.code and row.code != query.code.strip().upper():
         return False
@@ -111,10 +116,11 @@ def matches(row: RejectRow, query: RejectQuery) -> bool:
     if query.hide_handled and row.handled:
         return False
     if query.text:
-        needle = query.text.casefold()
-        haystack = (f"{row.code} {row.record_id} {row.raw_value} {row.message} "
-                    f"{row.attribute} {row.uai}")
-        if needle not in haystack.casefold():
+        # The in-memory form of aaf.support.reject_condition (no directory to join here).
+        needle = fold(query.text)
+        haystack = reject_search_text(row.code, row.record_id, row.attribute, row.raw_value,
+                                      row.message)
+        if needle not in haystack and not row.uai.startswith(normalise_uai(query.text)):
             return False
     return True
 
@@ -188,6 +194,10 @@ class EmptyRejectsSource:
     def set_handled(self, reject_ids: Iterable[int], handled: bool) -> None:
         """Nothing to mark."""
 
+    def person(self, jointure: str, day: dt.date) -> PersonFacts | None:
+        """No one."""
+        return None
+
 
 class DatabaseRejectsSource:
     """Rejects of the AAF package's table, read with SQLAlchemy.
@@ -211,24 +221,22 @@ class DatabaseRejectsSource:
         model = self.model
         statement = select(model)
         if query.uai:
-            statement = statement.where(model.uai == normalise_uai(query.uai))
+            statement = statement.where(model.uai.startswith(normalise_uai(query.uai),
+                                                             autoescape=True))
         if query.code:
             statement = statement.where(model.code == query.code.strip().upper())
         if query.severity:
             statement = statement.where(model.severity == query.severity)
         if query.kind:
             statement = statement.where(model.kind == query.kind)
-        if query.text:
-            pattern = f"%{query.text}%"
-            statement = statement.where(or_(model.message.ilike(pattern),
-                                            model.record_id.ilike(pattern),
-                                            model.raw_value.ilike(pattern),
-                                            model.code.ilike(pattern)))
         handled = self.handled_store.ids()
         if query.hide_handled and handled:
             statement = statement.where(model.id.not_in(handled))
-        matched = statement.subquery()
         with self.database.session() as session:
+            if query.text:
+                # The one search of support staff (yearchange find): folded, people included.
+                statement = statement.where(reject_condition(session, query.text))
+            matched = statement.subquery()
             by_severity = {severity: int(count) for severity, count in session.execute(
                 select(matched.c.severity, func.count()).group_by(matched.c.severity))}
             records = session.scalars(statement.order_by(
@@ -251,6 +259,13 @@ class DatabaseRejectsSource:
     def set_handled(self, reject_ids: Iterable[int], handled: bool) -> None:
         """Mark rejects handled in the store beside the database."""
         self.handled_store.set(reject_ids, handled)
+
+    def person(self, jointure: str, day: dt.date) -> PersonFacts | None:
+        """The person of this jointure (in the directory, or only in the rejects)."""
+        with self.database.session() as session:
+            hit = next((hit for hit in find(session, jointure, limit=50).people
+                        if hit.jointure == jointure), None)
+            return person_facts(session, hit, day) if hit is not None else None
 
 
 def _row_from_record(record: Any, handled: bool) -> RejectRow:
@@ -309,6 +324,10 @@ class MemoryRejectsSource:
                 "code": sorted({row.code for row in rows}),
                 "severity": list(SEVERITY_ORDER),
                 "kind": sorted({row.kind for row in rows if row.kind})}
+
+    def person(self, jointure: str, day: dt.date) -> PersonFacts | None:
+        """No directory in memory."""
+        return None
 
     def set_handled(self, reject_ids: Iterable[int], handled: bool) -> None:
         """Mark in memory."""

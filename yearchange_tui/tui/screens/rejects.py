@@ -13,6 +13,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Footer, Input, Select, Static
 from textual.worker import Worker, WorkerState
 
+from yearchange_tui.aaf.run import PERSON_KINDS
 from yearchange_tui.importing.rules import SEVERITY_LABELS
 from yearchange_tui.scheduling.api import EngineEventView
 from yearchange_tui.tui.bindings import bindings_for
@@ -23,6 +24,7 @@ from yearchange_tui.tui.rejects_source import (
     export_csv,
 )
 from yearchange_tui.tui.screens.base import ConsoleScreen
+from yearchange_tui.tui.screens.person import PersonScreen
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
 
 SHORT_SEVERITY = {"erreur": "✗ erreur", "avertissement": "! avert.", "information": "i info"}
@@ -67,7 +69,7 @@ class RejectsScreen(ConsoleScreen):
     def compose(self) -> ComposeResult:
         yield Static("Rejets AAF : chargement…", id="rejects-title")
         with Horizontal(id="rejects-filters"):
-            yield Input(id="filter-uai", placeholder="UAI", compact=True, max_length=8)
+            yield Input(id="filter-uai", placeholder="u UAI", compact=True, max_length=8)
             yield Select([], prompt="code", id="filter-code", compact=True)
             yield Select([(label, key) for key, label in SEVERITY_LABELS.items()],
                          prompt="gravité", id="filter-severity", compact=True)
@@ -174,11 +176,25 @@ class RejectsScreen(ConsoleScreen):
             title.append(f"Rejets AAF — {len(page.rows)}")
             if page.total != len(page.rows):
                 title.append(f" affichés sur {page.total}")
+            filters = self.filters_shown()
+            if filters:
+                title.append(f" · {filters} · Échap : effacer")
             title.append(" · t : traité · x : export CSV · Entrée : détail")
             if self.hide_handled:
                 title.append(" · traités masqués")
         self.query_one("#rejects-title", Static).update(title)
         self._show_detail()
+
+    def filters_shown(self) -> str:
+        """Every filter set, as the title line shows it: « UAI 0698… · « noel » »."""
+        query = self.current_query()
+        parts = []
+        if query.uai:
+            parts.append(f"UAI {query.uai.upper()}{'' if len(query.uai) >= 8 else '…'}")
+        parts.extend(value for value in (query.code, query.severity, query.kind) if value)
+        if query.text:
+            parts.append(f"« {query.text} »")
+        return " · ".join(parts)
 
     def _current_row(self) -> RejectRow | None:
         table = self.query_one(DataTable)
@@ -230,6 +246,18 @@ class RejectsScreen(ConsoleScreen):
     def action_search(self) -> None:
         """Focus the search box."""
         self.query_one("#filter-text", Input).focus()
+
+    def action_filter_uai(self) -> None:
+        """Focus the UAI filter (a UAI's beginning is enough)."""
+        self.query_one("#filter-uai", Input).focus()
+
+    def action_open_person(self) -> None:
+        """The person screen of the current reject's record (why can't they log in)."""
+        row = self._current_row()
+        if row is None or not row.record_id or row.kind not in PERSON_KINDS:
+            self.notify("Ce rejet ne concerne pas une personne.", timeout=3)
+            return
+        self.app.push_screen(PersonScreen(row.record_id))
 
     def action_toggle_detail(self) -> None:
         """Enter: the detail takes the screen, or gives it back."""
