@@ -15,6 +15,7 @@ from yearchange_tui.tui.rejects_source import DatabaseRejectsSource, HandledStor
 from yearchange_tui.tui.screens.modals import HelpModal
 from yearchange_tui.tui.screens.person import PersonScreen
 from yearchange_tui.tui.screens.rejects import RejectsScreen
+from yearchange_tui.workflow.audit import system_user
 
 # The scripted console's clock is 03/07/2026: the block covers it.
 BLOCK = (dt.date(2026, 7, 1), dt.date(2026, 9, 1))
@@ -33,7 +34,8 @@ def codes(browser: RejectsScreen) -> list[str]:
 
 def test_support_finds_a_schools_rejects_and_a_student_read_only(source, tmp_path) -> None:
     async def scenario() -> None:
-        app = make_app(FakeEngine(3), data_dir=tmp_path, rejects=source, read_only=True)
+        app = make_app(FakeEngine(3), data_dir=tmp_path, rejects=source, read_only=True,
+                       exports_dir=tmp_path / "mes-exports")
         async with app.run_test(size=(80, 24)) as pilot:
             await settle(app, pilot)
             await pilot.press("f4")
@@ -46,6 +48,21 @@ def test_support_finds_a_schools_rejects_and_a_student_read_only(source, tmp_pat
             assert await wait_until(pilot, lambda: codes(browser) ==
                                     ["AAF-NAISSANCE-MANQUANTE"])
             assert "UAI 0698…" in screen_text(app)
+            # Handled: who and when, in the detail and the export named for the school.
+            await pilot.press("t")
+            assert await wait_until(pilot, lambda: any(
+                row.handled for row in browser.rows.values()))
+            row = next(iter(browser.rows.values()))
+            assert row.handled_by.startswith(system_user()) and row.handled_at is not None
+            assert await wait_until(pilot, lambda: f"✓ traité par {system_user()} le "
+                                    in screen_text(app))
+            await pilot.press("x")
+            await app.workers.wait_for_complete()
+            exports = list((tmp_path / "mes-exports").glob("rejets-0698689V-*.csv"))
+            assert len(exports) == 1
+            lines = exports[0].read_text(encoding="utf-8-sig").splitlines()
+            assert lines[0].endswith("traité;traité par;traité le")
+            assert f";oui;{system_user()}" in lines[1]
             await pilot.press("escape")
             assert await wait_until(pilot, lambda: len(browser.rows) == 2)
             # Live narrowing as the name is typed: « noel » finds NOËL's own warning.

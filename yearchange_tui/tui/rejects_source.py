@@ -27,12 +27,15 @@ from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.csvfile import write_csv
 from yearchange_tui.ent.folding import fold, reject_search_text
 from yearchange_tui.importing.models import AafReject
+from yearchange_tui.workflow.audit import declared_ssh_client, system_user
 from yearchange_tui.workflow.calendar import timezone
 from yearchange_tui.workflow.establishments import normalise_uai
+from yearchange_tui.workflow.localtime import format_local
 
 SEVERITY_ORDER = ("erreur", "avertissement", "information")
 CSV_HEADER = ("import", "uai", "code", "gravité", "type", "fichier", "ligne", "enregistrement",
-              "attribut", "valeur", "explication", "action suggérée", "traité")
+              "attribut", "valeur", "explication", "action suggérée", "traité", "traité par",
+              "traité le")
 NOTE_NO_SOURCE = "Aucune source de rejets AAF pour cette console : aucun rejet à afficher."
 
 
@@ -55,6 +58,20 @@ class RejectRow:
     action: str
     raw_xml: str
     handled: bool = False
+    handled_by: str = ""  # OS user (workflow.audit.system_user), with the declared SSH client
+    handled_at: dt.datetime | None = None  # UTC
+
+    @property
+    def handled_note(self) -> str:
+        """« ✓ traité par alice (depuis 10.0.0.9 (déclaré)) le 07/12/2026 09:50 »."""
+        if not self.handled:
+            return ""
+        note = "✓ traité"
+        if self.handled_by:
+            note += f" par {self.handled_by}"
+        if self.handled_at is not None:
+            note += f" le {format_local(self.handled_at)}"
+        return note
 
     @property
     def where(self) -> str:
@@ -125,54 +142,95 @@ def matches(row: RejectRow, query: RejectQuery) -> bool:
     return True
 
 
-def export_csv(rows: Iterable[RejectRow], folder: Path, now: dt.datetime | None = None) -> Path:
-    """Write ``rows`` as a CSV (``;``, UTF-8 with BOM for spreadsheets); return its path."""
+def export_csv(rows: Iterable[RejectRow], folder: Path, now: dt.datetime | None = None,
+               uai: str = "") -> Path:
+    """Write ``rows`` as a CSV (``;``, UTF-8 with BOM for spreadsheets); return its path.
+
+    Named for its reader: ``rejets-<UAI>-<date>.csv`` when the rows are one establishment's
+    (``uai``), else ``rejets-<date>.csv``.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     stamp = (now or utcnow().astimezone(timezone())).strftime("%Y%m%d-%H%M%S")
-    path = folder / f"rejets-{stamp}.csv"
+    path = folder / (f"rejets-{uai}-{stamp}.csv" if uai else f"rejets-{stamp}.csv")
     temporary = path.with_suffix(".csv.tmp")
     with temporary.open("wb") as handle:
         write_csv(handle, CSV_HEADER, (
             (row.import_id, row.uai, row.code, row.severity, row.kind, row.file_name,
              row.line or "", row.record_id, row.attribute, row.raw_value, row.message,
-             row.action, "oui" if row.handled else "non") for row in rows))
+             row.action, "oui" if row.handled else "non", row.handled_by,
+             format_local(row.handled_at, empty="") if row.handled else "") for row in rows))
     temporary.replace(path)
     return path
 
 
 class HandledStore:
-    """Reject ids marked handled, in a JSON file (one per database)."""
+    """Reject ids marked handled, with who and when, in a JSON file (one per database).
+
+    The file maps each id to ``{"by": …, "at": ISO UTC}``; an older file (a bare list of
+    ids) still reads, its marks without who nor when.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._ids: set[int] | None = None
+        self._marks: dict[int, dict[str, str]] | None = None
 
-    def _load(self) -> set[int]:
-        if self._ids is None:
+    def _load(self) -> dict[int, dict[str, str]]:
+        if self._marks is None:
             try:
-                self._ids = set(json.loads(self.path.read_text(encoding="utf-8")))
+                raw = json.loads(self.path.read_text(encoding="utf-8"))
             except (OSError, ValueError, TypeError):
-                self._ids = set()
-        return self._ids
+                raw = {}
+            if isinstance(raw, list):
+                self._marks = {int(item): {} for item in raw}
+            elif isinstance(raw, dict):
+                self._marks = {int(key): value if isinstance(value, dict) else {}
+                               for key, value in raw.items()}
+            else:
+                self._marks = {}
+        return self._marks
 
     def ids(self) -> set[int]:
         """The handled ids."""
         with self._lock:
             return set(self._load())
 
-    def set(self, reject_ids: Iterable[int], handled: bool) -> None:
-        """Add or remove ids, and save atomically."""
+    def marks(self) -> dict[int, tuple[str, dt.datetime | None]]:
+        """Who marked each handled id, and when (UTC)."""
         with self._lock:
-            ids = self._load()
+            return {key: (value.get("by", ""), _parse_utc(value.get("at", "")))
+                    for key, value in self._load().items()}
+
+    def set(self, reject_ids: Iterable[int], handled: bool) -> None:
+        """Add (as this OS user, now) or remove ids, and save atomically."""
+        with self._lock:
+            marks = self._load()
             if handled:
-                ids.update(reject_ids)
+                mark = {"by": handler_label(), "at": utcnow().isoformat(timespec="seconds")}
+                for reject_id in reject_ids:
+                    marks[reject_id] = mark
             else:
-                ids.difference_update(reject_ids)
+                for reject_id in reject_ids:
+                    marks.pop(reject_id, None)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             temporary = self.path.with_suffix(".tmp")
-            temporary.write_text(json.dumps(sorted(ids)), encoding="utf-8")
+            temporary.write_text(json.dumps({str(key): value for key, value in
+                                             sorted(marks.items())}), encoding="utf-8")
             temporary.replace(self.path)
+
+
+def handler_label() -> str:
+    """Who marks a reject handled: the OS user (real uid) and the declared SSH client."""
+    ssh = declared_ssh_client()
+    return f"{system_user()} (depuis {ssh})" if ssh else system_user()
+
+
+def _parse_utc(text: str) -> dt.datetime | None:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 class EmptyRejectsSource:
@@ -229,7 +287,7 @@ class DatabaseRejectsSource:
             statement = statement.where(model.severity == query.severity)
         if query.kind:
             statement = statement.where(model.kind == query.kind)
-        handled = self.handled_store.ids()
+        handled = self.handled_store.marks()
         if query.hide_handled and handled:
             statement = statement.where(model.id.not_in(handled))
         with self.database.session() as session:
@@ -242,7 +300,7 @@ class DatabaseRejectsSource:
             records = session.scalars(statement.order_by(
                 model.import_id.desc(), model.uai, model.file_name, model.line, model.id)
                 .limit(query.limit)).all()
-            rows = [_row_from_record(record, record.id in handled) for record in records]
+            rows = [_row_from_record(record, handled.get(record.id)) for record in records]
         return RejectPage(rows, sum(by_severity.values()), by_severity)
 
     def facets(self) -> dict[str, list[str]]:
@@ -268,14 +326,15 @@ class DatabaseRejectsSource:
             return person_facts(session, hit, day) if hit is not None else None
 
 
-def _row_from_record(record: Any, handled: bool) -> RejectRow:
+def _row_from_record(record: Any, mark: tuple[str, dt.datetime | None] | None) -> RejectRow:
     return RejectRow(id=record.id, import_id=record.import_id, uai=record.uai or "",
                      code=record.code, severity=record.severity, kind=record.kind or "",
                      file_name=record.file_name or "", line=record.line,
                      record_id=record.record_id or "", attribute=record.attribute or "",
                      raw_value=record.raw_value or "", message=record.message,
                      action=record.action or "", raw_xml=record.raw_xml or "",
-                     handled=handled)
+                     handled=mark is not None, handled_by=mark[0] if mark else "",
+                     handled_at=mark[1] if mark else None)
 
 
 def handled_store_for(database_url: str, data_dir: Path) -> HandledStore:
@@ -334,4 +393,7 @@ class MemoryRejectsSource:
         with self._lock:
             for reject_id in reject_ids:
                 if reject_id in self._rows:
-                    self._rows[reject_id] = replace(self._rows[reject_id], handled=handled)
+                    self._rows[reject_id] = replace(
+                        self._rows[reject_id], handled=handled,
+                        handled_by=handler_label() if handled else "",
+                        handled_at=utcnow() if handled else None)

@@ -22,6 +22,7 @@ from yearchange_tui.tui.rejects_source import (
     RejectQuery,
     RejectRow,
     export_csv,
+    handler_label,
 )
 from yearchange_tui.tui.screens.base import ConsoleScreen
 from yearchange_tui.tui.screens.person import PersonScreen
@@ -35,9 +36,9 @@ def reject_detail(row: RejectRow) -> Group:
     where = row.where or "—"
     header = Text(f"{SEVERITY_LABELS.get(row.severity, row.severity)} · {row.code} · "
                   f"{row.uai or 'sans établissement'} · {where}", style="bold")
-    if row.handled:
-        header.append("  ✓ traité")
     lines: list[Any] = [header]
+    if row.handled:
+        lines.append(Text(row.handled_note))
     if row.record_id or row.kind:
         lines.append(Text(" ".join(part for part in ("Enregistrement", row.kind, row.record_id)
                                    if part)))
@@ -274,8 +275,8 @@ class RejectsScreen(ConsoleScreen):
             return
         handled = not row.handled
         self.console.rejects.set_handled([row.id], handled)
-        self.notify(f"Rejet {row.code} ({row.uai}) : " + ("traité" if handled else "à traiter"),
-                    timeout=2)
+        self.notify(f"Rejet {row.code} ({row.uai}) : "
+                    + (f"traité par {handler_label()}" if handled else "à traiter"), timeout=2)
         self.reload()
 
     def action_hide_handled(self) -> None:
@@ -291,7 +292,9 @@ class RejectsScreen(ConsoleScreen):
           description="export des rejets")
     def _export(self, query: RejectQuery) -> tuple[str, int]:
         page = self.console.rejects.query(query)
-        path = export_csv(page.rows, self.console.data_dir / "exports", self.console.now())
+        uais = {row.uai for row in page.rows}
+        uai = next(iter(uais)) if len(uais) == 1 else ""
+        path = export_csv(page.rows, self.console.exports_dir, self.console.now(), uai=uai)
         return str(path), len(page.rows)
 
     def action_clear_filters(self) -> None:
