@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, update
 from support_data import fill_support_database
 
-from yearchange_tui.aaf.support import find, person_facts
+from yearchange_tui.aaf.support import PersonHit, best_person_hits, find, person_facts
 from yearchange_tui.ent.folding import fold
 from yearchange_tui.ent.models import (
     Person,
@@ -139,7 +139,21 @@ def test_find_and_person_commands_as_support_types_them(filled) -> None:
     data = json.loads(run_cli(url, "person", "J-REFUSED", "--json").stdout)
     assert data["imported"] is False and data["rejects"][0]["code"] == "AAF-NAISSANCE-MANQUANTE"
 
+    # « béranger » is cited in no one else's reject here; « noël » is in NOËL's own only.
+    chosen = run_cli(url, "person", "BÉRANGER")
+    assert "Compte : aucun compte : l'import AAF a refusé" in chosen.stdout
+    assert "Date de naissance absente" in chosen.stdout
+
     unknown = run_cli(url, "person", "personne-inconnue")
     assert unknown.returncode == 2 and "Personne inconnue" in unknown.stderr
     empty = run_cli(url, "find", "  ")
     assert empty.returncode == 2 and "Texte de recherche vide" in empty.stderr
+
+
+def test_person_prefers_the_one_named_over_one_whose_reject_cites_the_name() -> None:
+    named = PersonHit("1000010", 7, "MÜLLER", "Clément", "student", "c.muller.1000010", "U")
+    citing = PersonHit("1000609", None, "GÉRARD", "Anaïs", "Eleve", "", "U")
+    assert best_person_hits([named, citing], "muller clement") == [named]
+    assert best_person_hits([named, citing], "1000609") == [citing]
+    twins = PersonHit("3010218", 9, "MÜLLER", "Clément", "relative", "c.muller.3010218", "V")
+    assert best_person_hits([named, twins], "Müller") == [named, twins]

@@ -26,7 +26,7 @@ from sqlalchemy import ColumnElement, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from yearchange_tui.aaf.run import PERSON_KINDS
-from yearchange_tui.ent.folding import fold
+from yearchange_tui.ent.folding import fold, person_search_text
 from yearchange_tui.ent.models import (
     ClassMembership,
     Establishment,
@@ -185,6 +185,19 @@ def find(session: Session, text: str, limit: int = 20) -> FindResult:
                                        attributes.get("givenName", ""), kind, "", uai or ""))
         result.people_total += 1
     return result
+
+
+def best_person_hits(hits: list[PersonHit], text: str) -> list[PersonHit]:
+    """The hits ``text`` names best: the one whose jointure or login it is, else those whose
+    own name or INE holds it (not those found through a reject that cites the name)."""
+    typed = text.strip().casefold()
+    exact = [hit for hit in hits if typed in (hit.jointure.casefold(), hit.login.casefold())]
+    if exact:
+        return exact[:1]
+    folded = fold(text)
+    named = [hit for hit in hits
+             if folded in person_search_text(hit.last_name, hit.first_name, "")]
+    return named or hits
 
 
 def record_attributes(raw_xml: str) -> dict[str, str]:

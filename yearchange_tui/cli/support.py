@@ -15,6 +15,7 @@ from yearchange_tui.aaf.support import (
     KIND_LABELS,
     FindResult,
     PersonHit,
+    best_person_hits,
     facts_lines,
     find,
     person_facts,
@@ -145,10 +146,7 @@ def cmd_person(args: argparse.Namespace) -> int:
     _settings, database = open_database_from_args(args, Access.READ_ONLY)
     with database.session() as session:
         hits = find(session, text, limit=10).people
-        exact = [hit for hit in hits if text.strip().casefold() in
-                 (hit.jointure.casefold(), hit.login.casefold())]
-        if exact:
-            hits = exact[:1]
+        hits = best_person_hits(hits, text)
         if not hits:
             raise UsageError(f"Personne inconnue : « {text} » (ni nom, ni login, ni jointure, "
                              "ni INE ; essayez yearchange find).")
