@@ -334,6 +334,18 @@ def person_facts(session: Session, hit: PersonHit, day: dt.date) -> PersonFacts:
     return facts
 
 
+def _classes_by_year(classes: list[tuple[str, str]]) -> str:
+    """« 5EME2 (2026-2027) » or « 2027-2028 : 3C, 3E ; 2026-2027 : 4D » (newest year first)."""
+    if not classes:
+        return "aucune"
+    years: dict[str, list[str]] = {}
+    for label, code in classes:
+        years.setdefault(label, []).append(code)
+    if all(len(codes) == 1 for codes in years.values()):
+        return " ; ".join(f"{codes[0]} ({label})" for label, codes in years.items())
+    return " ; ".join(f"{label} : {', '.join(codes)}" for label, codes in years.items())
+
+
 def facts_lines(facts: PersonFacts) -> list[tuple[str, str]]:
     """The person's facts as (label, French text) lines, for the CLI and the console."""
     hit = facts.hit
@@ -346,8 +358,7 @@ def facts_lines(facts: PersonFacts) -> list[tuple[str, str]]:
              ("Identifiants", f"jointure {hit.jointure or '—'} · login {hit.login or '—'}"),
              ("Établissement", facts.establishment or "—"),
              ("Compte", facts.account),
-             ("Classe", " ; ".join(f"{code} ({label})" for label, code in facts.classes)
-              or "aucune"),
+             ("Classe", _classes_by_year(facts.classes)),
              ("Accès", facts.access)]
     if facts.decision is not None and facts.decision.blocked and facts.decision.message:
         lines.append(("Message affiché", facts.decision.message))
