@@ -23,7 +23,9 @@ from yearchange_tui.importing.models import AafImport, AafReject
 
 REFUSED_XML = ('<addRequest><identifier><id>J-REFUSED</id></identifier><attributes>'
                '<attr name="sn"><value>BÉRANGER</value></attr>'
-               '<attr name="givenName"><value>Zoé</value></attr></attributes></addRequest>')
+               '<attr name="givenName"><value>Zoé</value></attr>'
+               '<attr name="ENTEleveClasses"><value>10003$6A</value></attr>'
+               '</attributes></addRequest>')
 
 
 def fill_support_database(database_url: str,

@@ -79,6 +79,7 @@ def test_a_refused_person_is_found_by_the_name_in_their_record(filled) -> None:
     assert facts.account.startswith("aucun compte")
     assert facts.advice.startswith("Élève sans compte : Date de naissance absente")
     assert "BÉRANGER" in facts.raw_xml
+    assert facts.classes == [("demandée par la livraison, non créée", "6A")]
 
 
 def test_renaming_a_person_refolds_their_search_text(filled) -> None:

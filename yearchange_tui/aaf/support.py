@@ -328,6 +328,12 @@ def person_facts(session: Session, hit: PersonHit, day: dt.date) -> PersonFacts:
                                       else row.file_name, row.message, row.action)
                          for row in rows]
         facts.raw_xml = next((row.raw_xml for row in rows if row.raw_xml), "")
+        if hit.person_id is None and facts.raw_xml:
+            # Refused: the class the delivery asked for (« structure$CODE »), not created.
+            delivered = record_attributes(facts.raw_xml).get("ENTEleveClasses", "")
+            if delivered:
+                facts.classes = [("demandée par la livraison, non créée",
+                                  delivered.rpartition("$")[2])]
         if not facts.establishment and hit.uai:
             name = session.scalar(select(Establishment.name).where(Establishment.uai == hit.uai))
             facts.establishment = f"{hit.uai} {name or ''}".strip()
