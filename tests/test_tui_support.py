@@ -50,6 +50,9 @@ def test_support_finds_a_schools_rejects_and_a_student_read_only(source, tmp_pat
             assert "UAI 0698…" in screen_text(app)
             # Handled: who and when, in the detail and the export named for the school.
             await pilot.press("t")
+            assert await wait_until(pilot, lambda: not browser.rows)  # hidden, and counted
+            assert "1 traité masqué" in screen_text(app)
+            await pilot.press("h")
             assert await wait_until(pilot, lambda: any(
                 row.handled for row in browser.rows.values()))
             row = next(iter(browser.rows.values()))

@@ -99,6 +99,7 @@ class RejectPage:
     rows: list[RejectRow]
     total: int
     by_severity: dict[str, int] = field(default_factory=dict)
+    handled: int = 0  # handled rejects the other filters match (hidden or not)
 
 
 class RejectsSource(Protocol):
@@ -288,12 +289,14 @@ class DatabaseRejectsSource:
         if query.kind:
             statement = statement.where(model.kind == query.kind)
         handled = self.handled_store.marks()
-        if query.hide_handled and handled:
-            statement = statement.where(model.id.not_in(handled))
         with self.database.session() as session:
             if query.text:
                 # The one search of support staff (yearchange find): folded, people included.
                 statement = statement.where(reject_condition(session, query.text))
+            handled_count = session.scalar(select(func.count()).select_from(
+                statement.where(model.id.in_(list(handled))).subquery())) if handled else 0
+            if query.hide_handled and handled:
+                statement = statement.where(model.id.not_in(list(handled)))
             matched = statement.subquery()
             by_severity = {severity: int(count) for severity, count in session.execute(
                 select(matched.c.severity, func.count()).group_by(matched.c.severity))}
@@ -301,7 +304,7 @@ class DatabaseRejectsSource:
                 model.import_id.desc(), model.uai, model.file_name, model.line, model.id)
                 .limit(query.limit)).all()
             rows = [_row_from_record(record, handled.get(record.id)) for record in records]
-        return RejectPage(rows, sum(by_severity.values()), by_severity)
+        return RejectPage(rows, sum(by_severity.values()), by_severity, int(handled_count or 0))
 
     def facets(self) -> dict[str, list[str]]:
         """Distinct UAIs, codes and kinds present, plus the severities."""
@@ -370,10 +373,12 @@ class MemoryRejectsSource:
         """Rejects matching ``query``."""
         with self._lock:
             found = [row for row in self._rows.values() if matches(row, query)]
+            handled = sum(1 for row in self._rows.values() if row.handled and matches(
+                row, replace(query, hide_handled=False)))
         found.sort(key=lambda row: (-row.import_id, row.uai, row.file_name, row.line or 0,
                                     row.id))
         return RejectPage(found[:query.limit], len(found),
-                          dict(Counter(row.severity for row in found)))
+                          dict(Counter(row.severity for row in found)), handled)
 
     def facets(self) -> dict[str, list[str]]:
         """Values present."""

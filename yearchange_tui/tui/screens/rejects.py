@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Footer, Input, Select, Static
 from textual.worker import Worker, WorkerState
 
 from yearchange_tui.aaf.run import PERSON_KINDS
+from yearchange_tui.french import plural
 from yearchange_tui.importing.rules import SEVERITY_LABELS
 from yearchange_tui.scheduling.api import EngineEventView
 from yearchange_tui.tui.bindings import bindings_for
@@ -63,7 +64,7 @@ class RejectsScreen(ConsoleScreen):
         super().__init__()
         self.rows: dict[str, RejectRow] = {}
         self.total = 0
-        self.hide_handled = False
+        self.hide_handled = True  # handled rejects are hidden by default, and counted
         self._last_stream_reload = 0.0
         self._facets_loaded = False
 
@@ -177,12 +178,14 @@ class RejectsScreen(ConsoleScreen):
             title.append(f"Rejets AAF — {len(page.rows)}")
             if page.total != len(page.rows):
                 title.append(f" affichés sur {page.total}")
+            if page.handled:
+                title.append(f" · {plural(page.handled, 'traité masqué', 'traités masqués')}"
+                             if self.hide_handled else
+                             f" · {plural(page.handled, 'traité', 'traités')}")
             filters = self.filters_shown()
             if filters:
                 title.append(f" · {filters} · Échap : effacer")
             title.append(" · t : traité · x : export CSV · Entrée : détail")
-            if self.hide_handled:
-                title.append(" · traités masqués")
         self.query_one("#rejects-title", Static).update(title)
         self._show_detail()
 
