@@ -48,8 +48,9 @@ HELP_TEXTS: dict[str, tuple[str, str]] = {
          "suggérée et l'enregistrement XML brut. p ouvre la fiche de la personne du rejet "
          "(compte, classe, blocage des accès, rejets, phrase à dire à l'établissement). "
          "t marque le rejet comme traité (annotation du support, possible en mode "
-         "consultation), h masque les rejets traités, x exporte la liste filtrée en CSV dans "
-         "le dossier de données. Échap efface tous les filtres. En ligne de commande : "
+         "consultation), avec qui et quand ; les rejets traités sont masqués et comptés, h les "
+         "montre ou les masque. x exporte la liste filtrée en CSV dans le dossier des "
+         "exports (nommé rejets-UAI-date.csv pour un seul établissement). Échap efface tous les filtres. En ligne de commande : "
          "yearchange find TEXTE, yearchange person RECHERCHE.")),
     "person": (
         "Fiche d'une personne",
