@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from alembic import command
+from sqlalchemy import select, text, update
 from support_data import fill_support_database
 
 from yearchange_tui.aaf.support import PersonHit, best_person_hits, find, person_facts
+from yearchange_tui.ent.database import alembic_config, create_db_engine
 from yearchange_tui.ent.folding import fold
 from yearchange_tui.ent.models import (
     Person,
@@ -158,3 +160,32 @@ def test_person_prefers_the_one_named_over_one_whose_reject_cites_the_name() -> 
     assert best_person_hits([named, citing], "1000609") == [citing]
     twins = PersonHit("3010218", 9, "MÜLLER", "Clément", "relative", "c.muller.3010218", "V")
     assert best_person_hits([named, twins], "Müller") == [named, twins]
+
+
+def test_the_migration_backfills_the_folded_columns(database_url: str) -> None:
+    """Rows written before 0015 are found afterwards: the migration folds them."""
+    engine = create_db_engine(database_url)
+    config = alembic_config(engine)
+    command.upgrade(config, "0013")
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO people (id, kind, login, title, last_name, first_name, email, "
+            "message_archive_policy, aaf_jointure) VALUES (1, 'student', 'c.noel.J1', '', "
+            "'NOËL', 'Camille', '', 'school_year', 'J1')"))
+        connection.execute(text(
+            "INSERT INTO aaf_imports (id, started_at, source, source_kind, delivery_type, mode, "
+            "operator, record_count, error_count, warning_count, info_count, header, summary, "
+            "unknown_attributes) VALUES (1, '2026-08-18 06:00:00', 'x', 'dossier', '', "
+            "'import', '', 0, 0, 0, 0, '{}', '{}', '{}')"))
+        connection.execute(text(
+            "INSERT INTO aaf_rejects (id, import_id, file_name, record_id, kind, request, uai, "
+            "code, severity, attribute, raw_value, message, action, raw_xml) VALUES (1, 1, '', "
+            "'J9', 'Eleve', 'add', '0999001W', 'AAF-NAISSANCE-MANQUANTE', 'erreur', '', '', "
+            "'Date de naissance absente : ÉLODIE', '', '')"))
+    command.upgrade(config, "0015")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT search_folded FROM people")).scalar() == \
+            "noel camille camille noel"
+        assert connection.execute(text("SELECT search_folded FROM aaf_rejects")).scalar() == \
+            "aaf-naissance-manquante j9 date de naissance absente : elodie"
+    engine.dispose()
