@@ -2,8 +2,9 @@
 
 With a database, rejects are read from the AAF reject store (``aaf_rejects``); without
 one, the browser is empty and says why, in French. "Handled" marks are a support-staff
-annotation kept beside the ENT data (a small JSON file in the user data folder), so
-marking a reject handled is allowed in read-only mode.
+annotation kept beside the ENT data (a small JSON file in the user data folder, with who
+marked each and when), so marking a reject handled is allowed in read-only mode. The text
+search is the support search of :mod:`yearchange_tui.aaf.support` (``yearchange find``).
 
 Queries run on a worker thread of the console; nothing here touches a widget.
 """
