@@ -422,13 +422,17 @@ def test_rejects_browser_filters_marks_and_exports(tmp_path: Path) -> None:
             await pilot.press("t")
             assert await wait_until(pilot, lambda: fake.rejects.query(
                 RejectQuery(hide_handled=True)).total == 5)
-            await pilot.press("h")
-            assert await wait_until(pilot, lambda: "Rejets AAF — 5" in screen_text(app))
+            # Handled rejects are hidden by default, and counted; h shows them.
+            assert await wait_until(pilot, lambda: "Rejets AAF — 5 · 1 traité masqué"
+                                    in screen_text(app))
             await pilot.press("x")
             await app.workers.wait_for_complete()
             exports = list((tmp_path / "exports").glob("rejets-*.csv"))
             assert len(exports) == 1
             assert len(exports[0].read_text(encoding="utf-8-sig").splitlines()) == 6
+            await pilot.press("h")
+            assert await wait_until(pilot, lambda: "Rejets AAF — 6 · 1 traité"
+                                    in screen_text(app))
             await pilot.press("slash", *"doublon")
             browser = app.screen
             assert isinstance(browser, RejectsScreen)

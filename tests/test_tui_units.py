@@ -49,6 +49,7 @@ from yearchange_tui.tui.theming import (
 )
 from yearchange_tui.tui.widgets.calendar_grid import STEP_WIDTH, compute_layout
 from yearchange_tui.tui.widgets.fkey_bar import fkey_items
+from yearchange_tui.workflow.audit import system_user
 from yearchange_tui.workflow.calendar import SOURCES
 from yearchange_tui.workflow.models import UNIT_STATUS_GLYPHS, Step, UnitStatus
 
@@ -328,7 +329,8 @@ def test_memory_rejects_filter_mark_and_export(tmp_path: Path) -> None:
     path = export_csv(source.query(RejectQuery()).rows, tmp_path, dt.datetime(2026, 7, 3))
     content = path.read_text(encoding="utf-8-sig").splitlines()
     assert content[0].startswith("import;uai;code;gravité")
-    assert len(content) == 7 and content[1].endswith(";oui")
+    assert len(content) == 7 and f";oui;{system_user()}" in content[1]
+    assert content[2].endswith(";non;;")
 
 
 def test_handled_marks_survive_a_restart(tmp_path: Path) -> None:
@@ -336,6 +338,21 @@ def test_handled_marks_survive_a_restart(tmp_path: Path) -> None:
     store.set([3, 4], True)
     store.set([4], False)
     assert HandledStore(tmp_path / "marks.json").ids() == {3}
+    by, at = HandledStore(tmp_path / "marks.json").marks()[3]
+    assert by.startswith(system_user()) and at is not None and at.tzinfo is not None
+
+
+def test_an_older_handled_file_still_reads_without_who_nor_when(tmp_path: Path) -> None:
+    (tmp_path / "marks.json").write_text("[5, 7]", encoding="utf-8")
+    assert HandledStore(tmp_path / "marks.json").marks() == {5: ("", None), 7: ("", None)}
+
+
+def test_one_establishments_export_is_named_for_it(tmp_path: Path) -> None:
+    rows = FakeEngine(6).rejects.query(RejectQuery()).rows
+    named = export_csv(rows[:1], tmp_path, dt.datetime(2026, 7, 3, 9, 5), uai=rows[0].uai)
+    assert named.name == f"rejets-{rows[0].uai}-20260703-090500.csv"
+    assert export_csv(rows, tmp_path, dt.datetime(2026, 7, 3)).name == \
+        "rejets-20260703-000000.csv"
 
 
 def test_every_source_of_an_access_block_date_reads_as_correct_french() -> None:

@@ -117,6 +117,11 @@ class Settings:
         """The per-user data folder."""
         return Path(self["data_dir"])
 
+    @property
+    def exports_dir(self) -> Path:
+        """Where the console writes its CSV exports (``exports``, default DATA/exports)."""
+        return Path(self["exports"]).expanduser()
+
     def describe(self) -> list[tuple[str, str, str]]:
         """Rows of (name, value, source) for display; passwords in URLs are masked."""
         return [(name, mask_password(str(setting.value)), setting.source)
@@ -136,8 +141,9 @@ READ_ONLY_BY_DATABASE = "accès en lecture seule accordé par la base"
 """The source of the read-only setting when the database refuses the account's writes."""
 
 _ENV = {"db": "YEARCHANGE_DB", "storage": "YEARCHANGE_STORAGE", "read_only": "YEARCHANGE_READ_ONLY",
-        "lock_timeout": "YEARCHANGE_LOCK_TIMEOUT", "group": "YEARCHANGE_GROUP"}
-_KEYS = ("db", "storage", "read_only", "lock_timeout", "group")
+        "lock_timeout": "YEARCHANGE_LOCK_TIMEOUT", "group": "YEARCHANGE_GROUP",
+        "exports": "YEARCHANGE_EXPORTS"}
+_KEYS = ("db", "storage", "read_only", "lock_timeout", "group", "exports")
 DEFAULT_LOCK_TIMEOUT = 30.0
 # Everything the tool creates is private to its account and group (minors' data).
 FILE_UMASK = 0o027
@@ -163,6 +169,7 @@ def load_settings(cli: dict[str, Any] | None = None, *,
         "read_only": Setting(False, "défaut"),
         "lock_timeout": Setting(DEFAULT_LOCK_TIMEOUT, "défaut"),
         "group": Setting("", "défaut"),
+        "exports": Setting(str(data_dir / "exports"), "défaut"),
     })
     path = config_file or default_config_file()
     try:

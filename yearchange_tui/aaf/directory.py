@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Boolean, Connection, Date, DateTime, Table, and_, delete, select
 
 from yearchange_tui.aaf.models import AafClassHistory, AafGroupHistory, AafTeacherSubject
+from yearchange_tui.ent.folding import person_search_text
 from yearchange_tui.ent.models import (
     ClassMembership,
     ClassRole,
@@ -224,7 +225,7 @@ def fetch_ine_owners(connection: Connection, ines: Iterable[str]) -> dict[str, A
 
 _NEW_PERSON_COLUMNS = ("aaf_jointure", "login", "kind", "establishment_id", "ine", "title",
                        "last_name", "first_name", "birth_date", "email", "disappeared_at",
-                       "message_archive_policy")
+                       "message_archive_policy", "search_folded")
 
 
 def insert_new_people(connection: Connection,
@@ -248,7 +249,8 @@ def insert_new_people(connection: Connection,
             birth = to_date(birth)
         values.append((jointure, make_login(str(first_name or ""), str(last_name or ""), jointure),
                        get("kind"), get("establishment_id"), get("ine"), get("title") or "",
-                       last_name, first_name, birth, get("email") or "", None, policy))
+                       last_name, first_name, birth, get("email") or "", None, policy,
+                       person_search_text(last_name, first_name, get("ine"))))
     insert_tuples(connection, people, _NEW_PERSON_COLUMNS, values)
     found = select_in(connection,
                       "SELECT aaf_jointure, id FROM people WHERE aaf_jointure IN ({in})",
@@ -268,7 +270,10 @@ def insert_tuples(connection: Connection, table: Table, columns: Sequence[str],
 
 def update_people(connection: Connection, rows: list[dict[str, Any]]) -> None:
     """Update changed people (``id`` plus every managed column)."""
-    bulk_update(connection, people, PERSON_COLUMNS, rows)
+    for row in rows:
+        row["search_folded"] = person_search_text(row.get("last_name"), row.get("first_name"),
+                                                  row.get("ine"))
+    bulk_update(connection, people, (*PERSON_COLUMNS, "search_folded"), rows)
 
 
 def flag_disappeared(connection: Connection, person_ids: Sequence[int], now: dt.datetime) -> int:

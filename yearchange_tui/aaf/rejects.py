@@ -35,6 +35,7 @@ from yearchange_tui.aaf.run import (
     RecordRef,
     count,
 )
+from yearchange_tui.ent.folding import reject_search_text
 from yearchange_tui.importing.models import AafReject
 from yearchange_tui.importing.rules import plural
 
@@ -105,7 +106,9 @@ def reject(run: ImportRun, code: str, ref: RecordRef, *, raw: Prepared | None = 
            "record_id": ref.identifier[:64], "kind": ref.kind, "request": ref.request,
            "establishment_id": establishment_id, "uai": uai, "code": code,
            "severity": RULES[code].severity.value, "attribute": attribute[:100],
-           "raw_value": value, "message": message, "action": action, "raw_xml": ""}
+           "raw_value": value, "message": message, "action": action, "raw_xml": "",
+           "search_folded": reject_search_text(code, ref.identifier[:64], attribute[:100],
+                                               value, message)}
     run.reject_counts[establishment_id][code] += 1
     if raw_xml is not None:
         row["raw_xml"] = raw_xml

@@ -27,6 +27,7 @@ from yearchange_tui.cli import db as cli_db
 from yearchange_tui.cli import engine as cli_engine
 from yearchange_tui.cli import project as cli_project
 from yearchange_tui.cli import requests as cli_requests
+from yearchange_tui.cli import support as cli_support
 from yearchange_tui.cli import timetable as cli_timetable
 from yearchange_tui.cli.parser import FrenchParser
 from yearchange_tui.cli.util import (
@@ -56,7 +57,8 @@ from yearchange_tui.workflow.units import NoCurrentYearError
 # Modules that add their commands with ``register(commands, common)``.
 COMMAND_MODULES = (cli_changeover, cli_aaf, cli_timetable, cli_engine, cli_console, cli_bench,
                    cli_db, cli_requests,
-                   cli_project)
+                   cli_project,
+                   cli_support)
 
 
 def open_console(args: argparse.Namespace) -> int:

@@ -195,7 +195,7 @@ def share_with_group(settings: Settings) -> None:
         return
     gid = _group_id(settings.group)
     folders = [settings.storage_dir, settings.data_dir, settings.data_dir / "logs",
-               settings.data_dir / "exports"]
+               settings.exports_dir]
     try:
         database = sqlite_path(settings.db_url)
     except DatabaseError:

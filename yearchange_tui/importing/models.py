@@ -12,6 +12,7 @@ from sqlalchemy import Date, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yearchange_tui.ent.base import Base, fk
+from yearchange_tui.ent.folding import reject_search_default
 
 
 class AafImport(Base):
@@ -81,6 +82,7 @@ class AafReject(Base):
         Index("ix_aaf_rejects_import_uai", "import_id", "uai"),
         Index("ix_aaf_rejects_import_code", "import_id", "code"),
         Index("ix_aaf_rejects_establishment", "establishment_id"),
+        Index("ix_aaf_rejects_record_id", "record_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -100,3 +102,6 @@ class AafReject(Base):
     message: Mapped[str] = mapped_column(Text)
     action: Mapped[str] = mapped_column(Text, default="")
     raw_xml: Mapped[str] = mapped_column(Text, default="")
+    # Folded code, record id, attribute, value and message (ent/folding.py), for the search.
+    search_folded: Mapped[str] = mapped_column(Text, default=reject_search_default,
+                                               server_default="")

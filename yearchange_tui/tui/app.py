@@ -107,7 +107,8 @@ DRAIN_INTERVAL = 0.1
 EVENT_MEMORY = 5000
 SCREEN_SCOPES = frozenset({"grid", "timeline", "rejects", "log", "detail", "school-life",
                            "requests",
-                           "dry-run-report"})
+                           "dry-run-report",
+                           "person"})
 """Screens with bindings of their own (a binding's scope is its screen's HELP_NAME)."""
 
 
@@ -151,7 +152,7 @@ class YearChangeApp(App[int]):
             pinned in tests and snapshots).
         poll_interval: seconds between two reads of the engine.
         start_poller: poll on a thread (tests may poll by hand with :meth:`sync`).
-        data_dir: where exports (CSV) are written.
+        data_dir: the data folder (exports go to ``exports_dir``, default DATA/exports).
         aaf_hint: the path proposed for an AAF import.
         problems: French problems found while starting (shown once).
         engine_notice: why this console runs no engine of its own (shown once), or ``""``.
@@ -174,7 +175,8 @@ class YearChangeApp(App[int]):
                  poll_interval: float = 0.5, start_poller: bool = True,
                  data_dir: Path | None = None, aaf_hint: str = "",
                  problems: Iterable[str] = (), engine_notice: str = "",
-                 engine_notice_severity: SeverityLevel = "information") -> None:
+                 engine_notice_severity: SeverityLevel = "information",
+                 exports_dir: Path | None = None) -> None:
         super().__init__()
         self.client = client
         self.read_only = read_only or client.read_only
@@ -185,6 +187,7 @@ class YearChangeApp(App[int]):
         self.theme_dirs = list(theme_dirs)
         self._now = now or local_now
         self.data_dir = data_dir or Path.cwd()
+        self.exports_dir = exports_dir or self.data_dir / "exports"
         self.aaf_hint = aaf_hint
         self.start_poller = start_poller
         self.board = ProgressBoard()
@@ -929,7 +932,8 @@ def build_console(settings: Settings, database: Database, *, config_file: str | 
         keys=values["keys"].value if "keys" in values else None,
         theme=theme or configured_theme, theme_dirs=theme_dirs_for(extra_dirs),
         data_dir=settings.data_dir, aaf_hint=_aaf_hint(database),
-        engine_notice=engine.notice, engine_notice_severity=engine.severity)
+        engine_notice=engine.notice, engine_notice_severity=engine.severity,
+        exports_dir=settings.exports_dir)
     return app, engine
 
 

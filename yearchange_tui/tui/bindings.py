@@ -26,7 +26,7 @@ class KeySpec:
     keys: str
     action: str
     label: str
-    scope: str  # app, grid, rejects, log, detail, timeline, school-life, requests
+    scope: str  # app, grid, rejects, person, log, detail, timeline, school-life, requests
     changes_data: bool = False
     show: bool = True
     key_display: str | None = None
@@ -90,6 +90,11 @@ SPECS: tuple[KeySpec, ...] = (
     KeySpec("rejects-export", "x", "export_csv", "Export CSV", "rejects"),
     KeySpec("rejects-clear", "escape", "clear_filters", "Effacer filtres", "rejects",
             show=False, key_display="Échap"),
+    KeySpec("rejects-uai", "u", "filter_uai", "UAI", "rejects"),
+    KeySpec("rejects-person", "p", "open_person", "Personne", "rejects"),
+    # One person (support staff).
+    KeySpec("person-close", "escape", "close", "Retour aux rejets", "person",
+            key_display="Échap"),
     # Log.
     KeySpec("log-search", "slash", "search", "Filtrer", "log", key_display="/"),
     KeySpec("log-level", "n", "cycle_level", "Niveau", "log"),

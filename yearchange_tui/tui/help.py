@@ -40,11 +40,26 @@ HELP_TEXTS: dict[str, tuple[str, str]] = {
          "aujourd'hui. Échap revient à la grille.")),
     "rejects": (
         "Rejets des imports AAF",
-        ("Les rejets des livraisons AAF, par établissement. Filtrez par UAI, code, gravité et "
-         "type ; / cherche dans les messages. Entrée affiche le détail : l'explication, "
-         "l'action suggérée et l'enregistrement XML brut. t marque le rejet comme traité "
-         "(annotation du support, possible en mode consultation), h masque les rejets "
-         "traités, x exporte la liste filtrée en CSV dans le dossier de données.")),
+        ("Les rejets des livraisons AAF, par établissement. u va au filtre UAI (le début "
+         "d'une UAI suffit), puis Entrée ; filtrez aussi par code, gravité et type. / cherche "
+         "partout, sans casse ni accents (« noel » trouve « NOËL ») : UAI, nom "
+         "d'établissement, code, identifiant (jointure, INE), login et noms ; la liste se "
+         "resserre à chaque lettre. Entrée affiche le détail : l'explication, l'action "
+         "suggérée et l'enregistrement XML brut. p ouvre la fiche de la personne du rejet "
+         "(compte, classe, blocage des accès, rejets, phrase à dire à l'établissement). "
+         "t marque le rejet comme traité (annotation du support, possible en mode "
+         "consultation), avec qui et quand ; les rejets traités sont masqués et comptés, h les "
+         "montre ou les masque. x exporte la liste filtrée en CSV dans le dossier des "
+         "exports (nommé rejets-UAI-date.csv pour un seul établissement). Échap efface tous les filtres. En ligne de commande : "
+         "yearchange find TEXTE, yearchange person RECHERCHE.")),
+    "person": (
+        "Fiche d'une personne",
+        ("Pourquoi cette personne ne peut-elle pas se connecter ? Son identité telle "
+         "qu'importée, son établissement, son compte (créé, signalé absent du Complet, ou "
+         "refusé par l'import), sa classe N+1, la réponse du blocage des accès pour "
+         "aujourd'hui et ses dates, chacun de ses rejets avec explication et action, la "
+         "phrase à dire à l'établissement et son dernier enregistrement XML. Échap revient "
+         "aux rejets. En ligne de commande : yearchange person RECHERCHE.")),
     "log": (
         "Journal du moteur",
         ("Les évènements du moteur, du plus ancien au plus récent : ✗ erreur, ! avertissement, "

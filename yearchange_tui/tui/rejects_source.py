@@ -2,8 +2,9 @@
 
 With a database, rejects are read from the AAF reject store (``aaf_rejects``); without
 one, the browser is empty and says why, in French. "Handled" marks are a support-staff
-annotation kept beside the ENT data (a small JSON file in the user data folder), so
-marking a reject handled is allowed in read-only mode.
+annotation kept beside the ENT data (a small JSON file in the user data folder, with who
+marked each and when), so marking a reject handled is allowed in read-only mode. The text
+search is the support search of :mod:`yearchange_tui.aaf.support` (``yearchange find``).
 
 Queries run on a worker thread of the console; nothing here touches a widget.
 """
@@ -20,17 +21,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
+from yearchange_tui.aaf.support import PersonFacts, find, person_facts, reject_condition
 from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.csvfile import write_csv
+from yearchange_tui.ent.folding import fold, reject_search_text
 from yearchange_tui.importing.models import AafReject
+from yearchange_tui.workflow.audit import declared_ssh_client, system_user
 from yearchange_tui.workflow.establishments import normalise_uai
-from yearchange_tui.workflow.localtime import operator_zone
+from yearchange_tui.workflow.localtime import format_local, operator_zone
 
 SEVERITY_ORDER = ("erreur", "avertissement", "information")
 CSV_HEADER = ("import", "uai", "code", "gravité", "type", "fichier", "ligne", "enregistrement",
-              "attribut", "valeur", "explication", "action suggérée", "traité")
+              "attribut", "valeur", "explication", "action suggérée", "traité", "traité par",
+              "traité le")
 NOTE_NO_SOURCE = "Aucune source de rejets AAF pour cette console : aucun rejet à afficher."
 
 
@@ -53,6 +58,20 @@ class RejectRow:
     action: str
     raw_xml: str
     handled: bool = False
+    handled_by: str = ""  # OS user (workflow.audit.system_user), with the declared SSH client
+    handled_at: dt.datetime | None = None  # UTC
+
+    @property
+    def handled_note(self) -> str:
+        """« ✓ traité par alice (depuis 10.0.0.9 (déclaré)) le 07/12/2026 09:50 »."""
+        if not self.handled:
+            return ""
+        note = "✓ traité"
+        if self.handled_by:
+            note += f" par {self.handled_by}"
+        if self.handled_at is not None:
+            note += f" le {format_local(self.handled_at)}"
+        return note
 
     @property
     def where(self) -> str:
@@ -80,6 +99,7 @@ class RejectPage:
     rows: list[RejectRow]
     total: int
     by_severity: dict[str, int] = field(default_factory=dict)
+    handled: int = 0  # handled rejects the other filters match (hidden or not)
 
 
 class RejectsSource(Protocol):
@@ -97,10 +117,13 @@ class RejectsSource(Protocol):
     def set_handled(self, reject_ids: Iterable[int], handled: bool) -> None:
         """Mark rejects handled (or not)."""
 
+    def person(self, jointure: str, day: dt.date) -> PersonFacts | None:
+        """The facts of the person with this AAF jointure on ``day`` (None when unknown)."""
+
 
 def matches(row: RejectRow, query: RejectQuery) -> bool:
     """True when ``row`` passes ``query`` (used by in-memory sources)."""
-    if query.uai and row.uai != normalise_uai(query.uai):
+    if query.uai and not row.uai.startswith(normalise_uai(query.uai)):
         return False
     if query.code and row.code != query.code.strip().upper():
         return False
@@ -111,62 +134,104 @@ def matches(row: RejectRow, query: RejectQuery) -> bool:
     if query.hide_handled and row.handled:
         return False
     if query.text:
-        needle = query.text.casefold()
-        haystack = (f"{row.code} {row.record_id} {row.raw_value} {row.message} "
-                    f"{row.attribute} {row.uai}")
-        if needle not in haystack.casefold():
+        # The in-memory form of aaf.support.reject_condition (no directory to join here).
+        needle = fold(query.text)
+        haystack = reject_search_text(row.code, row.record_id, row.attribute, row.raw_value,
+                                      row.message)
+        if needle not in haystack and not row.uai.startswith(normalise_uai(query.text)):
             return False
     return True
 
 
-def export_csv(rows: Iterable[RejectRow], folder: Path, now: dt.datetime | None = None) -> Path:
-    """Write ``rows`` as a CSV (``;``, UTF-8 with BOM for spreadsheets); return its path."""
+def export_csv(rows: Iterable[RejectRow], folder: Path, now: dt.datetime | None = None,
+               uai: str = "") -> Path:
+    """Write ``rows`` as a CSV (``;``, UTF-8 with BOM for spreadsheets); return its path.
+
+    Named for its reader: ``rejets-<UAI>-<date>.csv`` when the rows are one establishment's
+    (``uai``), else ``rejets-<date>.csv``.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     stamp = (now or utcnow().astimezone(operator_zone())).strftime("%Y%m%d-%H%M%S")
-    path = folder / f"rejets-{stamp}.csv"
+    path = folder / (f"rejets-{uai}-{stamp}.csv" if uai else f"rejets-{stamp}.csv")
     temporary = path.with_suffix(".csv.tmp")
     with temporary.open("wb") as handle:
         write_csv(handle, CSV_HEADER, (
             (row.import_id, row.uai, row.code, row.severity, row.kind, row.file_name,
              row.line or "", row.record_id, row.attribute, row.raw_value, row.message,
-             row.action, "oui" if row.handled else "non") for row in rows))
+             row.action, "oui" if row.handled else "non", row.handled_by,
+             format_local(row.handled_at, empty="") if row.handled else "") for row in rows))
     temporary.replace(path)
     return path
 
 
 class HandledStore:
-    """Reject ids marked handled, in a JSON file (one per database)."""
+    """Reject ids marked handled, with who and when, in a JSON file (one per database).
+
+    The file maps each id to ``{"by": …, "at": ISO UTC}``; an older file (a bare list of
+    ids) still reads, its marks without who nor when.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._ids: set[int] | None = None
+        self._marks: dict[int, dict[str, str]] | None = None
 
-    def _load(self) -> set[int]:
-        if self._ids is None:
+    def _load(self) -> dict[int, dict[str, str]]:
+        if self._marks is None:
             try:
-                self._ids = set(json.loads(self.path.read_text(encoding="utf-8")))
+                raw = json.loads(self.path.read_text(encoding="utf-8"))
             except (OSError, ValueError, TypeError):
-                self._ids = set()
-        return self._ids
+                raw = {}
+            if isinstance(raw, list):
+                self._marks = {int(item): {} for item in raw}
+            elif isinstance(raw, dict):
+                self._marks = {int(key): value if isinstance(value, dict) else {}
+                               for key, value in raw.items()}
+            else:
+                self._marks = {}
+        return self._marks
 
     def ids(self) -> set[int]:
         """The handled ids."""
         with self._lock:
             return set(self._load())
 
-    def set(self, reject_ids: Iterable[int], handled: bool) -> None:
-        """Add or remove ids, and save atomically."""
+    def marks(self) -> dict[int, tuple[str, dt.datetime | None]]:
+        """Who marked each handled id, and when (UTC)."""
         with self._lock:
-            ids = self._load()
+            return {key: (value.get("by", ""), _parse_utc(value.get("at", "")))
+                    for key, value in self._load().items()}
+
+    def set(self, reject_ids: Iterable[int], handled: bool) -> None:
+        """Add (as this OS user, now) or remove ids, and save atomically."""
+        with self._lock:
+            marks = self._load()
             if handled:
-                ids.update(reject_ids)
+                mark = {"by": handler_label(), "at": utcnow().isoformat(timespec="seconds")}
+                for reject_id in reject_ids:
+                    marks[reject_id] = mark
             else:
-                ids.difference_update(reject_ids)
+                for reject_id in reject_ids:
+                    marks.pop(reject_id, None)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             temporary = self.path.with_suffix(".tmp")
-            temporary.write_text(json.dumps(sorted(ids)), encoding="utf-8")
+            temporary.write_text(json.dumps({str(key): value for key, value in
+                                             sorted(marks.items())}), encoding="utf-8")
             temporary.replace(self.path)
+
+
+def handler_label() -> str:
+    """Who marks a reject handled: the OS user (real uid) and the declared SSH client."""
+    ssh = declared_ssh_client()
+    return f"{system_user()} (depuis {ssh})" if ssh else system_user()
+
+
+def _parse_utc(text: str) -> dt.datetime | None:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 class EmptyRejectsSource:
@@ -187,6 +252,10 @@ class EmptyRejectsSource:
 
     def set_handled(self, reject_ids: Iterable[int], handled: bool) -> None:
         """Nothing to mark."""
+
+    def person(self, jointure: str, day: dt.date) -> PersonFacts | None:
+        """No one."""
+        return None
 
 
 class DatabaseRejectsSource:
@@ -211,31 +280,31 @@ class DatabaseRejectsSource:
         model = self.model
         statement = select(model)
         if query.uai:
-            statement = statement.where(model.uai == normalise_uai(query.uai))
+            statement = statement.where(model.uai.startswith(normalise_uai(query.uai),
+                                                             autoescape=True))
         if query.code:
             statement = statement.where(model.code == query.code.strip().upper())
         if query.severity:
             statement = statement.where(model.severity == query.severity)
         if query.kind:
             statement = statement.where(model.kind == query.kind)
-        if query.text:
-            pattern = f"%{query.text}%"
-            statement = statement.where(or_(model.message.ilike(pattern),
-                                            model.record_id.ilike(pattern),
-                                            model.raw_value.ilike(pattern),
-                                            model.code.ilike(pattern)))
-        handled = self.handled_store.ids()
-        if query.hide_handled and handled:
-            statement = statement.where(model.id.not_in(handled))
-        matched = statement.subquery()
+        handled = self.handled_store.marks()
         with self.database.session() as session:
+            if query.text:
+                # The one search of support staff (yearchange find): folded, people included.
+                statement = statement.where(reject_condition(session, query.text))
+            handled_count = session.scalar(select(func.count()).select_from(
+                statement.where(model.id.in_(list(handled))).subquery())) if handled else 0
+            if query.hide_handled and handled:
+                statement = statement.where(model.id.not_in(list(handled)))
+            matched = statement.subquery()
             by_severity = {severity: int(count) for severity, count in session.execute(
                 select(matched.c.severity, func.count()).group_by(matched.c.severity))}
             records = session.scalars(statement.order_by(
                 model.import_id.desc(), model.uai, model.file_name, model.line, model.id)
                 .limit(query.limit)).all()
-            rows = [_row_from_record(record, record.id in handled) for record in records]
-        return RejectPage(rows, sum(by_severity.values()), by_severity)
+            rows = [_row_from_record(record, handled.get(record.id)) for record in records]
+        return RejectPage(rows, sum(by_severity.values()), by_severity, int(handled_count or 0))
 
     def facets(self) -> dict[str, list[str]]:
         """Distinct UAIs, codes and kinds present, plus the severities."""
@@ -252,15 +321,23 @@ class DatabaseRejectsSource:
         """Mark rejects handled in the store beside the database."""
         self.handled_store.set(reject_ids, handled)
 
+    def person(self, jointure: str, day: dt.date) -> PersonFacts | None:
+        """The person of this jointure (in the directory, or only in the rejects)."""
+        with self.database.session() as session:
+            hit = next((hit for hit in find(session, jointure, limit=50).people
+                        if hit.jointure == jointure), None)
+            return person_facts(session, hit, day) if hit is not None else None
 
-def _row_from_record(record: Any, handled: bool) -> RejectRow:
+
+def _row_from_record(record: Any, mark: tuple[str, dt.datetime | None] | None) -> RejectRow:
     return RejectRow(id=record.id, import_id=record.import_id, uai=record.uai or "",
                      code=record.code, severity=record.severity, kind=record.kind or "",
                      file_name=record.file_name or "", line=record.line,
                      record_id=record.record_id or "", attribute=record.attribute or "",
                      raw_value=record.raw_value or "", message=record.message,
                      action=record.action or "", raw_xml=record.raw_xml or "",
-                     handled=handled)
+                     handled=mark is not None, handled_by=mark[0] if mark else "",
+                     handled_at=mark[1] if mark else None)
 
 
 def handled_store_for(database_url: str, data_dir: Path) -> HandledStore:
@@ -296,10 +373,12 @@ class MemoryRejectsSource:
         """Rejects matching ``query``."""
         with self._lock:
             found = [row for row in self._rows.values() if matches(row, query)]
+            handled = sum(1 for row in self._rows.values() if row.handled and matches(
+                row, replace(query, hide_handled=False)))
         found.sort(key=lambda row: (-row.import_id, row.uai, row.file_name, row.line or 0,
                                     row.id))
         return RejectPage(found[:query.limit], len(found),
-                          dict(Counter(row.severity for row in found)))
+                          dict(Counter(row.severity for row in found)), handled)
 
     def facets(self) -> dict[str, list[str]]:
         """Values present."""
@@ -310,9 +389,16 @@ class MemoryRejectsSource:
                 "severity": list(SEVERITY_ORDER),
                 "kind": sorted({row.kind for row in rows if row.kind})}
 
+    def person(self, jointure: str, day: dt.date) -> PersonFacts | None:
+        """No directory in memory."""
+        return None
+
     def set_handled(self, reject_ids: Iterable[int], handled: bool) -> None:
         """Mark in memory."""
         with self._lock:
             for reject_id in reject_ids:
                 if reject_id in self._rows:
-                    self._rows[reject_id] = replace(self._rows[reject_id], handled=handled)
+                    self._rows[reject_id] = replace(
+                        self._rows[reject_id], handled=handled,
+                        handled_by=handler_label() if handled else "",
+                        handled_at=utcnow() if handled else None)

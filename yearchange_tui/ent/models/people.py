@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import Boolean, Date, DateTime, Index, String, UniqueConstraint
+from sqlalchemy import Boolean, Date, DateTime, Index, String, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yearchange_tui.ent.base import Base, enum_column, fk
+from yearchange_tui.ent.folding import PERSON_FOLD_MAX, person_search_default, person_search_text
 from yearchange_tui.ent.models.enums import MessageArchivePolicy, PersonKind, Profile
 
 
@@ -34,6 +36,16 @@ class Person(Base):
         enum_column(MessageArchivePolicy), default=MessageArchivePolicy.SCHOOL_YEAR)
     # Set when a complete AAF delivery no longer carries the person (flagged, not deleted).
     disappeared_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Folded names and INE (ent/folding.py), written with the row, for the support search.
+    search_folded: Mapped[str] = mapped_column(String(PERSON_FOLD_MAX),
+                                               default=person_search_default,
+                                               server_default="", index=True)
+
+
+@event.listens_for(Person, "before_update")
+def _refold_person(_mapper: Any, _connection: Any, person: Person) -> None:
+    """An ORM update of names or INE refolds the search column (bulk writers set it)."""
+    person.search_folded = person_search_text(person.last_name, person.first_name, person.ine)
 
 
 class PersonProfile(Base):

@@ -159,7 +159,7 @@ class DryRunReportScreen(ConsoleScreen):
           description="export des avertissements")
     def _export(self, warnings: list[DryRunWarning]) -> tuple[str, int]:
         stamp = f"{self.console.now():%Y%m%d-%H%M%S}"
-        path = export_warnings(warnings, self.console.data_dir / "exports", stamp)
+        path = export_warnings(warnings, self.console.exports_dir, stamp)
         return str(path), len(warnings)
 
     def action_close(self) -> None:

@@ -13,6 +13,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Footer, Input, Select, Static
 from textual.worker import Worker, WorkerState
 
+from yearchange_tui.aaf.run import PERSON_KINDS
+from yearchange_tui.french import plural
 from yearchange_tui.importing.rules import SEVERITY_LABELS
 from yearchange_tui.scheduling.api import EngineEventView
 from yearchange_tui.tui.bindings import bindings_for
@@ -21,8 +23,10 @@ from yearchange_tui.tui.rejects_source import (
     RejectQuery,
     RejectRow,
     export_csv,
+    handler_label,
 )
 from yearchange_tui.tui.screens.base import ConsoleScreen
+from yearchange_tui.tui.screens.person import PersonScreen
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
 
 SHORT_SEVERITY = {"erreur": "✗ erreur", "avertissement": "! avert.", "information": "i info"}
@@ -33,9 +37,9 @@ def reject_detail(row: RejectRow) -> Group:
     where = row.where or "—"
     header = Text(f"{SEVERITY_LABELS.get(row.severity, row.severity)} · {row.code} · "
                   f"{row.uai or 'sans établissement'} · {where}", style="bold")
-    if row.handled:
-        header.append("  ✓ traité")
     lines: list[Any] = [header]
+    if row.handled:
+        lines.append(Text(row.handled_note))
     if row.record_id or row.kind:
         lines.append(Text(" ".join(part for part in ("Enregistrement", row.kind, row.record_id)
                                    if part)))
@@ -60,14 +64,14 @@ class RejectsScreen(ConsoleScreen):
         super().__init__()
         self.rows: dict[str, RejectRow] = {}
         self.total = 0
-        self.hide_handled = False
+        self.hide_handled = True  # handled rejects are hidden by default, and counted
         self._last_stream_reload = 0.0
         self._facets_loaded = False
 
     def compose(self) -> ComposeResult:
         yield Static("Rejets AAF : chargement…", id="rejects-title")
         with Horizontal(id="rejects-filters"):
-            yield Input(id="filter-uai", placeholder="UAI", compact=True, max_length=8)
+            yield Input(id="filter-uai", placeholder="u UAI", compact=True, max_length=8)
             yield Select([], prompt="code", id="filter-code", compact=True)
             yield Select([(label, key) for key, label in SEVERITY_LABELS.items()],
                          prompt="gravité", id="filter-severity", compact=True)
@@ -174,11 +178,27 @@ class RejectsScreen(ConsoleScreen):
             title.append(f"Rejets AAF — {len(page.rows)}")
             if page.total != len(page.rows):
                 title.append(f" affichés sur {page.total}")
+            if page.handled:
+                title.append(f" · {plural(page.handled, 'traité masqué', 'traités masqués')}"
+                             if self.hide_handled else
+                             f" · {plural(page.handled, 'traité', 'traités')}")
+            filters = self.filters_shown()
+            if filters:
+                title.append(f" · {filters} · Échap : effacer")
             title.append(" · t : traité · x : export CSV · Entrée : détail")
-            if self.hide_handled:
-                title.append(" · traités masqués")
         self.query_one("#rejects-title", Static).update(title)
         self._show_detail()
+
+    def filters_shown(self) -> str:
+        """Every filter set, as the title line shows it: « UAI 0698… · « noel » »."""
+        query = self.current_query()
+        parts = []
+        if query.uai:
+            parts.append(f"UAI {query.uai.upper()}{'' if len(query.uai) >= 8 else '…'}")
+        parts.extend(value for value in (query.code, query.severity, query.kind) if value)
+        if query.text:
+            parts.append(f"« {query.text} »")
+        return " · ".join(parts)
 
     def _current_row(self) -> RejectRow | None:
         table = self.query_one(DataTable)
@@ -231,6 +251,18 @@ class RejectsScreen(ConsoleScreen):
         """Focus the search box."""
         self.query_one("#filter-text", Input).focus()
 
+    def action_filter_uai(self) -> None:
+        """Focus the UAI filter (a UAI's beginning is enough)."""
+        self.query_one("#filter-uai", Input).focus()
+
+    def action_open_person(self) -> None:
+        """The person screen of the current reject's record (why can't they log in)."""
+        row = self._current_row()
+        if row is None or not row.record_id or row.kind not in PERSON_KINDS:
+            self.notify("Ce rejet ne concerne pas une personne.", timeout=3)
+            return
+        self.app.push_screen(PersonScreen(row.record_id))
+
     def action_toggle_detail(self) -> None:
         """Enter: the detail takes the screen, or gives it back."""
         self.toggle_class("-detail-expanded")
@@ -246,8 +278,8 @@ class RejectsScreen(ConsoleScreen):
             return
         handled = not row.handled
         self.console.rejects.set_handled([row.id], handled)
-        self.notify(f"Rejet {row.code} ({row.uai}) : " + ("traité" if handled else "à traiter"),
-                    timeout=2)
+        self.notify(f"Rejet {row.code} ({row.uai}) : "
+                    + (f"traité par {handler_label()}" if handled else "à traiter"), timeout=2)
         self.reload()
 
     def action_hide_handled(self) -> None:
@@ -263,7 +295,9 @@ class RejectsScreen(ConsoleScreen):
           description="export des rejets")
     def _export(self, query: RejectQuery) -> tuple[str, int]:
         page = self.console.rejects.query(query)
-        path = export_csv(page.rows, self.console.data_dir / "exports", self.console.now())
+        uais = {row.uai for row in page.rows}
+        uai = next(iter(uais)) if len(uais) == 1 else ""
+        path = export_csv(page.rows, self.console.exports_dir, self.console.now(), uai=uai)
         return str(path), len(page.rows)
 
     def action_clear_filters(self) -> None:

@@ -1,7 +1,7 @@
 """Unit claims: a unit runs only after one process claimed it (host, pid, heartbeat)
 
 Revision ID: 0018
-Revises: 0013
+Revises: 0015
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0018'
-down_revision = '0013'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,191 @@
+"""Support staff's one search and person answer: folded search on SQLite and PostgreSQL,
+``yearchange find`` and ``yearchange person`` as a user types them (subprocess)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import select, text, update
+from support_data import fill_support_database
+
+from yearchange_tui.aaf.support import PersonHit, best_person_hits, find, person_facts
+from yearchange_tui.ent.database import alembic_config, create_db_engine
+from yearchange_tui.ent.folding import fold
+from yearchange_tui.ent.models import (
+    Person,
+)
+
+BLOCK_DAY = dt.date(2026, 8, 25)
+
+
+@pytest.fixture
+def filled(database_url: str):
+    """A project blocking students 20/08–01/09, one school, a student « NOËL Camille » with
+    a class for N+1 and a warning, a refused newcomer only in the rejects."""
+    database = fill_support_database(database_url)
+    yield database, database_url
+    database.dispose()
+
+
+def test_fold_ignores_case_and_accents() -> None:
+    assert {fold(text) for text in ("NOËL", "noël", "Noël", "noel", " No\u0065\u0308l ")} == \
+        {"noel"}
+    assert fold("Zoé  BÉRANGER") == "zoe beranger"
+
+
+@pytest.mark.parametrize("typed", ["NOËL", "noël", "Noël", "noel"])
+def test_a_name_is_found_whatever_its_case_and_accents(filled, typed: str) -> None:
+    database, _ = filled
+    with database.session() as session:
+        result = find(session, typed)
+    assert [(hit.last_name, hit.first_name) for hit in result.people] == [("NOËL", "Camille")]
+    # The student's own warning is found through the person (record id = jointure).
+    assert [hit.code for hit in result.rejects] == ["AAF-CLASSE-INCONNUE"]
+
+
+def test_uai_prefix_establishment_name_code_ine_and_login_all_find(filled) -> None:
+    database, _ = filled
+    with database.session() as session:
+        by_prefix = find(session, "0698")
+        by_name = find(session, "emile zola")
+        by_code = find(session, "naissance-manquante")
+        by_ine = find(session, "123456789ab")
+        by_login = find(session, "p.martin")
+        nothing = find(session, "introuvable")
+    assert [hit.uai for hit in by_prefix.establishments] == ["0698689V"]
+    assert [hit.code for hit in by_prefix.rejects] == ["AAF-NAISSANCE-MANQUANTE"]
+    assert [hit.uai for hit in by_name.establishments] == ["0999001W"]
+    assert [hit.code for hit in by_name.rejects] == ["AAF-CLASSE-INCONNUE"]
+    assert [hit.record_id for hit in by_code.rejects] == ["J-REFUSED"]
+    assert [hit.jointure for hit in by_ine.people] == ["J-NOEL"]
+    assert [hit.jointure for hit in by_login.people] == ["J-T"]
+    assert not (nothing.people or nothing.rejects or nothing.establishments)
+
+
+def test_a_refused_person_is_found_by_the_name_in_their_record(filled) -> None:
+    database, _ = filled
+    with database.session() as session:
+        result = find(session, "beranger zoe")
+        assert [(hit.jointure, hit.person_id, hit.last_name) for hit in result.people] == \
+            [("J-REFUSED", None, "BÉRANGER")] or not result.people
+        result = find(session, "béranger")
+        facts = person_facts(session, result.people[0], BLOCK_DAY)
+    assert result.people[0].jointure == "J-REFUSED" and result.people[0].person_id is None
+    assert facts.account.startswith("aucun compte")
+    assert facts.advice.startswith("Élève sans compte : Date de naissance absente")
+    assert "BÉRANGER" in facts.raw_xml
+    assert facts.classes == [("demandée par la livraison, non créée", "6A")]
+
+
+def test_renaming_a_person_refolds_their_search_text(filled) -> None:
+    database, _ = filled
+    with database.session() as session:
+        student = session.scalars(select(Person).where(Person.aaf_jointure == "J-NOEL")).one()
+        student.last_name = "LEFÈVRE"
+    with database.session() as session:
+        assert [hit.jointure for hit in find(session, "lefevre").people] == ["J-NOEL"]
+        # The login keeps « noel » (set once, at creation); the folded names do not.
+        assert session.scalar(select(Person.search_folded).where(
+            Person.aaf_jointure == "J-NOEL")).startswith("lefevre camille")
+
+
+def test_person_facts_give_block_class_rejects_and_absence(filled) -> None:
+    database, _ = filled
+    with database.session() as session:
+        hit = find(session, "noel").people[0]
+        facts = person_facts(session, hit, BLOCK_DAY)
+        assert facts.decision is not None and facts.decision.blocked
+        assert facts.classes == [("2026-2027", "5EME2")]
+        assert [reject.code for reject in facts.rejects] == ["AAF-CLASSE-INCONNUE"]
+        assert facts.advice.startswith("Élève bloqué jusqu'au 01/09 : message affiché « Votre")
+        session.execute(update(Person).where(Person.id == hit.person_id).values(
+            disappeared_at=dt.datetime(2026, 7, 3, 10, tzinfo=dt.UTC)))
+        after = person_facts(session, hit, dt.date(2026, 9, 10))
+    assert not after.decision.blocked
+    assert after.account.startswith("signalé absent du Complet le 03/07/2026")
+    assert "absent du dernier Complet" in after.advice
+
+
+def run_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "80"}
+    return subprocess.run([sys.executable, "-m", "yearchange_tui", *args, "--db", url],
+                          check=False, capture_output=True, text=True, env=env, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+
+
+def test_find_and_person_commands_as_support_types_them(filled) -> None:
+    _, url = filled
+    found = run_cli(url, "find", "noel")
+    assert found.returncode == 0, found.stderr
+    assert "NOËL Camille" in found.stdout and "AAF-CLASSE-INCONNUE" in found.stdout
+    assert max(len(line) for line in found.stdout.splitlines()) <= 80
+    as_json = json.loads(run_cli(url, "find", "0698", "--json").stdout)
+    assert [e["uai"] for e in as_json["establishments"]] == ["0698689V"]
+    assert as_json["people"][0]["jointure"] == "J-REFUSED"
+    assert as_json["people"][0]["imported"] is False
+
+    person = run_cli(url, "person", "Noël", "--at", "2026-08-25")
+    assert person.returncode == 0, person.stderr
+    out = person.stdout
+    assert "Accès : ⊘ bloqué le 25/08/2026" in out
+    assert "Classe : 5EME2 (2026-2027)" in out
+    assert "AAF-CLASSE-INCONNUE" in out
+    assert "À dire à l'établissement : Élève bloqué jusqu'au 01/09" in out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    data = json.loads(run_cli(url, "person", "J-REFUSED", "--json").stdout)
+    assert data["imported"] is False and data["rejects"][0]["code"] == "AAF-NAISSANCE-MANQUANTE"
+
+    # « béranger » is cited in no one else's reject here; « noël » is in NOËL's own only.
+    chosen = run_cli(url, "person", "BÉRANGER")
+    assert "Compte : aucun compte : l'import AAF a refusé" in chosen.stdout
+    assert "Date de naissance absente" in chosen.stdout
+
+    unknown = run_cli(url, "person", "personne-inconnue")
+    assert unknown.returncode == 2 and "Personne inconnue" in unknown.stderr
+    empty = run_cli(url, "find", "  ")
+    assert empty.returncode == 2 and "Texte de recherche vide" in empty.stderr
+
+
+def test_person_prefers_the_one_named_over_one_whose_reject_cites_the_name() -> None:
+    named = PersonHit("1000010", 7, "MÜLLER", "Clément", "student", "c.muller.1000010", "U")
+    citing = PersonHit("1000609", None, "GÉRARD", "Anaïs", "Eleve", "", "U")
+    assert best_person_hits([named, citing], "muller clement") == [named]
+    assert best_person_hits([named, citing], "1000609") == [citing]
+    twins = PersonHit("3010218", 9, "MÜLLER", "Clément", "relative", "c.muller.3010218", "V")
+    assert best_person_hits([named, twins], "Müller") == [named, twins]
+
+
+def test_the_migration_backfills_the_folded_columns(database_url: str) -> None:
+    """Rows written before 0015 are found afterwards: the migration folds them."""
+    engine = create_db_engine(database_url)
+    config = alembic_config(engine)
+    command.upgrade(config, "0013")
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO people (id, kind, login, title, last_name, first_name, email, "
+            "message_archive_policy, aaf_jointure) VALUES (1, 'student', 'c.noel.J1', '', "
+            "'NOËL', 'Camille', '', 'school_year', 'J1')"))
+        connection.execute(text(
+            "INSERT INTO aaf_imports (id, started_at, source, source_kind, delivery_type, mode, "
+            "operator, record_count, error_count, warning_count, info_count, header, summary, "
+            "unknown_attributes) VALUES (1, '2026-08-18 06:00:00', 'x', 'dossier', '', "
+            "'import', '', 0, 0, 0, 0, '{}', '{}', '{}')"))
+        connection.execute(text(
+            "INSERT INTO aaf_rejects (id, import_id, file_name, record_id, kind, request, uai, "
+            "code, severity, attribute, raw_value, message, action, raw_xml) VALUES (1, 1, '', "
+            "'J9', 'Eleve', 'add', '0999001W', 'AAF-NAISSANCE-MANQUANTE', 'erreur', '', '', "
+            "'Date de naissance absente : ÉLODIE', '', '')"))
+    command.upgrade(config, "0015")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT search_folded FROM people")).scalar() == \
+            "noel camille camille noel"
+        assert connection.execute(text("SELECT search_folded FROM aaf_rejects")).scalar() == \
+            "aaf-naissance-manquante j9 date de naissance absente : elodie"
+    engine.dispose()
