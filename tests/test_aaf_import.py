@@ -209,7 +209,7 @@ def test_header_and_files_are_recorded(database: Database) -> None:
 def test_importing_twice_changes_nothing_more(database: Database) -> None:
     import_delivery(database, [DELIVERY])
     before = table_counts(database)
-    second = import_delivery(database, [DELIVERY])
+    second = import_delivery(database, [DELIVERY], reimport=True)  # applied again on purpose
     after = table_counts(database)
     for table in ("people", "classes", "class_memberships", "student_relatives", "rubrics",
                   "rubric_rights", "person_profiles", "group_memberships", "head_teachers"):

@@ -9,8 +9,11 @@ subjects, MEF, students, relatives, staff, then chunk number.
 Archives are extracted into a private temporary folder with every member path
 checked (no absolute path, no ``..``, no link or device) and the archive's caps
 counted while it is extracted: members, decompressed size and compression ratio
-(:mod:`~yearchange_tui.importing.limits`, configurable). The file contents are checked
-later by the parser.
+(:mod:`~yearchange_tui.importing.limits`, configurable); each extracted file's
+SHA-256 is computed while it is written. The folder
+(:func:`~yearchange_tui.importing.scratch.scratch_folder`) is removed when the delivery
+is closed, and on SIGTERM or SIGHUP; one left by a killed import is removed when the
+next delivery is opened. The file contents are checked later by the parser.
 """
 
 from __future__ import annotations
@@ -18,19 +21,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-import shutil
 import stat
 import tarfile
-import tempfile
 import zipfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from yearchange_tui.aaf.parser import AafFileError, Prologue, delivery_refusal, inspect_prologue
 from yearchange_tui.importing.limits import MIB, cap_text
 from yearchange_tui.importing.limits import current as input_limits
+from yearchange_tui.importing.scratch import remove_stale, scratch_folder
 
 KIND_ETAB = "EtabEducNat"
 KIND_MATIERE = "MatiereEducNat"
@@ -274,8 +276,10 @@ class _SizeBudget:
             raise self._size_refusal()
 
 
-def _copy(source, target: Path, budget: _SizeBudget, declared: int) -> None:  # type: ignore[no-untyped-def]
+def _copy(source, target: Path, budget: _SizeBudget, declared: int) -> str:  # type: ignore[no-untyped-def]
+    """Copy one member block by block; return its SHA-256 (computed on the way)."""
     written = 0
+    digest = hashlib.sha256()
     with target.open("wb") as out:
         for block in iter(lambda: source.read(1024 * 1024), b""):
             written += len(block)
@@ -283,7 +287,9 @@ def _copy(source, target: Path, budget: _SizeBudget, declared: int) -> None:  # 
                 raise AafFileError("AAF-ARCHIVE-INVALIDE", budget.archive, value=budget.archive,
                                    detail="taille d'un fichier différente de celle annoncée")
             budget.written(len(block))
+            digest.update(block)
             out.write(block)
+    return digest.hexdigest()
 
 
 def _regular_member(info: zipfile.ZipInfo) -> bool:
@@ -299,7 +305,8 @@ def _regular_member(info: zipfile.ZipInfo) -> bool:
     return kind in (0, stat.S_IFREG)
 
 
-def _extract_zip(archive: Path, target: Path, shown: str) -> list[tuple[Path, str]]:
+def _extract_zip(archive: Path, target: Path, shown: str,
+                 digests: dict[Path, str]) -> list[tuple[Path, str]]:
     budget = _SizeBudget(shown, archive.stat().st_size)
     extracted: list[tuple[Path, str]] = []
     try:
@@ -317,7 +324,7 @@ def _extract_zip(archive: Path, target: Path, shown: str) -> list[tuple[Path, st
                 destination = target / Path(*member.parts)
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 with bundle.open(info) as source:
-                    _copy(source, destination, budget, info.file_size)
+                    digests[destination] = _copy(source, destination, budget, info.file_size)
                 extracted.append((destination, f"{shown}/{member.as_posix()}"))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError,
             NotImplementedError) as error:
@@ -325,7 +332,8 @@ def _extract_zip(archive: Path, target: Path, shown: str) -> list[tuple[Path, st
     return extracted
 
 
-def _extract_tar(archive: Path, target: Path, shown: str) -> list[tuple[Path, str]]:
+def _extract_tar(archive: Path, target: Path, shown: str,
+                 digests: dict[Path, str]) -> list[tuple[Path, str]]:
     budget = _SizeBudget(shown, archive.stat().st_size)
     extracted: list[tuple[Path, str]] = []
     try:
@@ -350,7 +358,7 @@ def _extract_tar(archive: Path, target: Path, shown: str) -> list[tuple[Path, st
                 if source is None:
                     continue
                 with source:
-                    _copy(source, destination, budget, info.size)
+                    digests[destination] = _copy(source, destination, budget, info.size)
                 extracted.append((destination, f"{shown}/{member.as_posix()}"))
     except (tarfile.TarError, OSError, EOFError) as error:
         raise AafFileError("AAF-ARCHIVE-INVALIDE", shown, value=shown, detail=str(error)) from error
@@ -380,7 +388,8 @@ def open_delivery(paths: Sequence[Path | str]) -> Iterator[Delivery]:
 
     Yields:
         The delivery, files in application order. Archives are extracted into a
-        temporary folder removed on exit.
+        temporary folder removed on exit (and on SIGTERM or SIGHUP); their files'
+        SHA-256 are known from the extraction.
 
     Raises:
         AafFileError: a missing path, an empty delivery, an unsafe archive, a file
@@ -388,8 +397,10 @@ def open_delivery(paths: Sequence[Path | str]) -> Iterator[Delivery]:
     """
     if not paths:
         raise AafFileError("AAF-LIVRAISON-VIDE", value="(aucun chemin)")
+    remove_stale("aaf")  # folders left by an import killed outright (kill -9)
     workdir: Path | None = None
-    try:
+    digests: dict[Path, str] = {}
+    with ExitStack() as cleanup:
         candidates: list[tuple[Path, str]] = []
         ignored: list[str] = []
         kinds: set[str] = set()
@@ -405,14 +416,14 @@ def open_delivery(paths: Sequence[Path | str]) -> Iterator[Delivery]:
                 kinds.add("dossier")
             elif _is_archive(path):
                 if workdir is None:
-                    workdir = Path(tempfile.mkdtemp(prefix="yearchange-aaf-"))
+                    workdir = cleanup.enter_context(scratch_folder("aaf"))
                 target = workdir / f"{len(kinds)}-{len(candidates)}"
                 target.mkdir()
                 if path.name.lower().endswith(".zip"):
-                    candidates.extend(_extract_zip(path, target, path.name))
+                    candidates.extend(_extract_zip(path, target, path.name, digests))
                     kinds.add("zip")
                 else:
-                    candidates.extend(_extract_tar(path, target, path.name))
+                    candidates.extend(_extract_tar(path, target, path.name, digests))
                     kinds.add("tgz")
             else:
                 candidates.append((path, path.name))
@@ -423,10 +434,9 @@ def open_delivery(paths: Sequence[Path | str]) -> Iterator[Delivery]:
             files = [_describe(path, name) for path, name in candidates]
         except AafFileError as error:  # every malformed file named in one refusal
             raise delivery_refusal(error, candidates) from error
+        for delivery_file in files:
+            delivery_file._sha256 = digests.get(delivery_file.path)
         files.sort(key=DeliveryFile.sort_key)
         source_kind = kinds.pop() if len(kinds) == 1 else "mixte"
         yield Delivery([str(Path(p).expanduser().resolve()) for p in paths], source_kind,
                        files, ignored)
-    finally:
-        if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)

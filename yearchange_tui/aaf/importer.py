@@ -112,6 +112,7 @@ from yearchange_tui.ent.school_year import (
     school_year_carried_by_aaf,
     school_year_label,
 )
+from yearchange_tui.importing.identity import AlreadyImportedError, previous_import
 from yearchange_tui.importing.models import AafImport
 from yearchange_tui.importing.outcome import ImportOutcome, ImportStatus
 from yearchange_tui.workflow.audit import operator_identity
@@ -149,6 +150,7 @@ class ImportResult:
     deactivation_notices: list[str] = field(default_factory=list)
     """French lines, per establishment, of the deactivation notices sent or suspended
     after the import (filled by the change-over's import, seed §6.4)."""
+    reimport_of: int | None = None  # --reimport: the earlier import of the same delivery
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -160,6 +162,7 @@ class ImportResult:
             "unknown_attributes": self.unknown_attributes, "header": self.header,
             "step4": self.step4_uais, "step4_refused": self.step4_refused,
             "deactivation_notices": self.deactivation_notices,
+            "reimport_of": self.reimport_of,
         }
 
     def outcome(self) -> ImportOutcome:
@@ -179,11 +182,15 @@ class ImportResult:
             summary += (f" ; étape 4 refusée pour {len(self.step4_refused)} établissement(s) "
                         f"[{self.step4_refused[0]['code']}] : "
                         + ", ".join(refusal["uai"] for refusal in self.step4_refused))
+        details: dict[str, Any] = {"records": self.records, "step4": self.step4_uais,
+                                   "step4_refused": self.step4_refused}
+        if self.reimport_of is not None:
+            # Audited: the operator imported a delivery already imported (--reimport).
+            summary += f" ; réimport de la livraison de l'import n° {self.reimport_of}"
+            details["reimport_of"] = self.reimport_of
         return ImportOutcome("aaf", ImportStatus.DONE, summary, import_id=self.import_id,
                              dry_run=self.dry_run, counts=counts, rejects=rejects,
-                             rejects_by_code=dict(self.rejects_by_code),
-                             details={"records": self.records, "step4": self.step4_uais,
-                                      "step4_refused": self.step4_refused})
+                             rejects_by_code=dict(self.rejects_by_code), details=details)
 
 
 def _result(run: ImportRun) -> ImportResult:
@@ -357,8 +364,16 @@ def cyclic_gc_paused() -> Iterator[None]:
 def import_delivery(database: Database, paths: Sequence[Path | str], *,
                     scope: set[int] | None = None, step4: bool = False, dry_run: bool = False,
                     observer: Observer | None = None, progress: ProgressCallback | None = None,
-                    now: dt.datetime | None = None) -> ImportResult:
+                    now: dt.datetime | None = None, reimport: bool = False) -> ImportResult:
     """Validate and apply an AAF delivery in one transaction.
+
+    Every import path (``import-aaf``, the engine's import requests from the console,
+    step 4's units) comes here, so this is where a delivery already imported is
+    recognised: the same files with the same SHA-256 as an import committed before
+    (:func:`~yearchange_tui.importing.identity.previous_import`) is answered
+    :class:`~yearchange_tui.importing.identity.AlreadyImportedError` and nothing is
+    written, unless ``reimport``. A step-4 import (``step4``) initialises year N+1,
+    which the earlier import did not: it is never refused for that.
 
     Args:
         database: the open database.
@@ -371,12 +386,16 @@ def import_delivery(database: Database, paths: Sequence[Path | str], *,
             initialised (step 4).
         progress: receives one French line per file read.
         now: the time recorded (tests).
+        reimport: import the delivery even if it was already imported (the result's
+            ``reimport_of`` names the earlier import; the caller audits it).
 
     Returns:
         What was imported, refused and flagged.
 
     Raises:
         AafFileError: a file or the delivery is refused whole (nothing changed).
+        AlreadyImportedError: the same delivery was already imported, and ``reimport``
+            was not asked (nothing changed).
         GuardRefused: an establishment is between its steps 1 and 3 (nothing changed).
     """
     observer = observer or NullObserver()
@@ -385,6 +404,11 @@ def import_delivery(database: Database, paths: Sequence[Path | str], *,
         session = database.sessions()
         run: ImportRun | None = None
         try:
+            previous = None if step4 else previous_import(
+                session, ((f.name, f.sha256) for f in delivery.files))
+            if previous is not None and not reimport:
+                raise AlreadyImportedError.of(previous)
+            reimport_of = previous.id if previous is not None else None
             connection = session.connection()
             groups = delivery.groups()
             # Started first: a reader process parses while the database is prepared.
@@ -395,6 +419,7 @@ def import_delivery(database: Database, paths: Sequence[Path | str], *,
                                  dry_run=dry_run)
                 _Importer(run, source).apply(groups)
                 result = _result(run)
+                result.reimport_of = reimport_of
             finally:
                 source.close()
             changed: list[str] = []

@@ -65,6 +65,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     importer.add_argument("--dry-run", action="store_true",
                           help="à blanc : tout valider et compter, ne rien enregistrer")
     importer.add_argument("--json", action="store_true", help="résumé en JSON")
+    importer.add_argument("--reimport", action="store_true",
+                          help="importer de nouveau une livraison déjà importée (mêmes "
+                               "fichiers, même SHA-256) ; tracé dans l'audit")
     importer.set_defaults(handler=cmd_import_aaf)
 
     rejects = commands.add_parser(
@@ -118,7 +121,8 @@ def cmd_import_aaf(args: argparse.Namespace) -> int:
     outcome, result = run_import(
         # After step 3 an import is step 4: its units run through the runner's lifecycle.
         "aaf", lambda: import_aaf_delivery(ChangeoverRunner(database, settings.storage_dir),
-                                           args.paths, dry_run=args.dry_run, progress=progress),
+                                           args.paths, dry_run=args.dry_run, progress=progress,
+                                           reimport=args.reimport),
         audit_in=None if args.dry_run else database, source=[str(path) for path in args.paths])
     status = report_import(outcome, result, args.json, _print_import, "livraison refusée",
                            "ce gel")
@@ -134,6 +138,8 @@ def _print_import(result: Any) -> None:
     print(f"{head} — {kind}, {len(result.files)} fichier(s), {records['total']} "
           f"enregistrement(s) : {records['imported']} importé(s), {records['refused']} "
           f"refusé(s), {records['skipped']} hors périmètre.")
+    if result.reimport_of is not None:
+        print(f"  réimport (--reimport) de la livraison de l'import n° {result.reimport_of}")
     common = result.header.get("common") or {}
     if common:
         print("  en-tête : " + ", ".join(f'{key}="{value}"' for key, value in common.items()))

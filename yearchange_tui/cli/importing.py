@@ -73,6 +73,13 @@ def report_import(outcome: ImportOutcome, result: Any, as_json: bool,
         raise UsageError(outcome.message)
     if outcome.status is ImportStatus.REFUSED:
         return report_refused(outcome, as_json, refused, lifted)
+    if outcome.status is ImportStatus.ALREADY_IMPORTED:
+        # Nothing to do (exit 0, like a step already done): said, with its code.
+        if as_json:
+            print_json(dict(outcome.details))
+        else:
+            print(f"[{outcome.code}] {outcome.message}\n  {outcome.action}")
+        return outcome.exit_status
     assert result is not None
     if as_json:
         print_json(result.to_dict())

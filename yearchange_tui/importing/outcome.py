@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from yearchange_tui.importing.identity import AlreadyImportedError
 from yearchange_tui.importing.xmlsafe import RefusedFileError
 from yearchange_tui.workflow.audit import audit
 from yearchange_tui.workflow.guards import GuardRefused
@@ -41,6 +42,7 @@ class ImportStatus(enum.StrEnum):
     REFUSED = "refused"  # a file refused whole, a guard, a bad request: nothing written
     FAILED = "failed"  # an unexpected error: nothing written
     INTERRUPTED = "interrupted"  # stopped before its commit: nothing written
+    ALREADY_IMPORTED = "already-imported"  # the same delivery was imported: nothing to do
 
 
 @dataclass(frozen=True)
@@ -84,9 +86,10 @@ class ImportOutcome:
 
     @property
     def exit_status(self) -> int:
-        """The command's exit status: 0 done, 2 bad input (a refused file, a bad request),
-        1 otherwise (a guard, a failure, an interruption)."""
-        if self.status is ImportStatus.DONE:
+        """The command's exit status: 0 done or nothing to do (already imported), 2 bad
+        input (a refused file, a bad request), 1 otherwise (a guard, a failure, an
+        interruption)."""
+        if self.status in (ImportStatus.DONE, ImportStatus.ALREADY_IMPORTED):
             return 0
         if self.status is ImportStatus.REFUSED and not self.by_guard:
             return 2
@@ -111,6 +114,9 @@ class ImportOutcome:
                     "rejects": dict(self.rejects_by_code), **self.details}
         if self.by_guard:
             return {"source": list(source), "guard": self.code, "message": self.message}
+        if self.status is ImportStatus.ALREADY_IMPORTED:
+            return {"source": list(source), "code": self.code, "import_id": self.import_id,
+                    "message": self.message}
         return {"source": list(source), "code": self.code, "file": self.file,
                 "line": self.line, "message": self.message}
 
@@ -126,6 +132,14 @@ class ImportOutcome:
         """An import a change-over guard refused (nothing written)."""
         return cls(kind, ImportStatus.REFUSED, f"[{refusal.code}] {refusal.message}",
                    code=refusal.code, message=refusal.message, by_guard=True)
+
+    @classmethod
+    def already_imported(cls, kind: str, answer: AlreadyImportedError) -> ImportOutcome:
+        """The delivery was already imported (nothing written); ``import_id`` is that
+        earlier import."""
+        return cls(kind, ImportStatus.ALREADY_IMPORTED, answer.message, code=answer.code,
+                   message=answer.message, action=answer.action,
+                   import_id=answer.import_id, details=answer.as_dict())
 
     @classmethod
     def bad_request(cls, kind: str, message: str) -> ImportOutcome:
@@ -191,6 +205,8 @@ def run_import(kind: str, call: Callable[[], ResultT], *,
         outcome = ImportOutcome.refused_file(kind, error)
     except GuardRefused as refusal:
         outcome = ImportOutcome.refused_by_guard(kind, refusal)
+    except AlreadyImportedError as answer:
+        outcome = ImportOutcome.already_imported(kind, answer)
     except (NoCurrentYearError, *bad_request) as error:
         return ImportOutcome.bad_request(kind, str(error)), None
     else:

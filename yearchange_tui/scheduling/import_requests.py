@@ -52,8 +52,10 @@ def import_status(outcome: ImportOutcome | None, exitcode: int | None,
         return RequestStatus.FAILED, ("le processus d'import s'est arrêté sans réponse "
                                       f"(code {exitcode})")
     status = {ImportStatus.DONE: RequestStatus.DONE,
-              ImportStatus.REFUSED: RequestStatus.REFUSED}.get(outcome.status,
-                                                               RequestStatus.FAILED)
+              ImportStatus.REFUSED: RequestStatus.REFUSED,
+              # The same delivery was imported before: nothing to do.
+              ImportStatus.ALREADY_IMPORTED: RequestStatus.NO_EFFECT}.get(
+                  outcome.status, RequestStatus.FAILED)
     return status, outcome.summary
 
 

@@ -63,7 +63,8 @@ def run_import_request(database: Database, storage_root: Path, action: RequestAc
         database: the open database.
         storage_root: the storage root (an AAF import after step 3 runs step 4's units).
         action: :attr:`RequestAction.IMPORT_AAF` or :attr:`RequestAction.IMPORT_TIMETABLE`.
-        params: ``path`` (and ``uai`` for a timetable; ``version`` optional).
+        params: ``path`` (and ``uai`` for a timetable; ``version`` optional; ``reimport``
+            to import an AAF delivery already imported).
         progress: receives one French line per AAF file read (the console shows them).
 
     Returns:
@@ -77,8 +78,8 @@ def run_import_request(database: Database, storage_root: Path, action: RequestAc
     if action is RequestAction.IMPORT_AAF:
         # After step 3 an import is step 4: its units run through the runner's lifecycle.
         runner = ChangeoverRunner(database, storage_root)
-        return run_import("aaf", lambda: import_aaf_delivery(runner, [Path(path)],
-                                                             progress=progress),
+        return run_import("aaf", lambda: import_aaf_delivery(
+            runner, [Path(path)], progress=progress, reimport=bool(params.get("reimport"))),
                           audit_in=database, source=[path])[0]
     return run_import(
         "timetable", lambda: import_timetable(

@@ -279,7 +279,8 @@ def establishments_due_for_step_4(session: Session) -> list[int]:
 
 
 def import_aaf_delivery(runner: Any, paths: Sequence[Path | str], *, dry_run: bool = False,
-                        progress: Callable[[str], None] | None = None) -> ImportResult:
+                        progress: Callable[[str], None] | None = None,
+                        reimport: bool = False) -> ImportResult:
     """``yearchange import-aaf``: apply a whole delivery; for the establishments whose
     step 3 is done, the import is the « import » phase of their step-4 unit.
 
@@ -288,10 +289,13 @@ def import_aaf_delivery(runner: Any, paths: Sequence[Path | str], *, dry_run: bo
         paths: the delivery (folder, archive or files).
         dry_run: do everything, report, then roll back (no unit is touched).
         progress: receives one French line per file read.
+        reimport: import it even if the same delivery was already imported.
 
     Raises:
         AafFileError: the delivery is refused whole (nothing imported).
         GuardRefused: an establishment is between its steps 1 and 3 (nothing changed).
+        AlreadyImportedError: the same delivery was already imported (nothing changed;
+            an import that is step 4 for an establishment is never refused for that).
     """
     sources = [str(path) for path in paths]
     due: list[int] = []
@@ -305,7 +309,7 @@ def import_aaf_delivery(runner: Any, paths: Sequence[Path | str], *, dry_run: bo
     if not due:
         result = import_delivery(runner.database, sources, dry_run=dry_run,
                                  observer=runner.observer, progress=progress,
-                                 now=runner.fixed_now)
+                                 now=runner.fixed_now, reimport=reimport)
     else:
         refs = [ref for ref in runner.establishments() if ref.id in set(due)]
         options = RunOptions(aaf_source=tuple(sources), whole_delivery=True,

@@ -1,0 +1,82 @@
+"""Is this delivery one already imported? The same files, with the same SHA-256 each.
+
+Every import records its files with their SHA-256 (``aaf_import_files``, computed while
+the files are streamed). A delivery whose files — by base name and SHA-256, wherever
+they come from (a folder, the same archive renamed, the files given one by one) — are
+exactly those of an import committed before is the same delivery:
+:func:`previous_import` finds that import, and :class:`AlreadyImportedError` is the
+importer's answer unless the operator asked to import it again (``--reimport``).
+Runs on the caller's thread.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from pathlib import PurePosixPath
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from yearchange_tui.importing.models import AafImport, AafImportFile
+from yearchange_tui.workflow.localtime import format_local, iso_local
+
+CODE_ALREADY_IMPORTED = "AAF-LIVRAISON-DEJA-IMPORTEE"
+"""The delivery was already imported (same files, same SHA-256): nothing changed."""
+
+TIMETABLE_MODE = "timetable"
+
+
+def fingerprint(files: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The identity of a delivery: its files' (base name, SHA-256), sorted."""
+    return sorted((PurePosixPath(name).name, sha256) for name, sha256 in files)
+
+
+def previous_import(session: Session, files: Iterable[tuple[str, str]]) -> AafImport | None:
+    """The newest committed AAF import of exactly these files, or None.
+
+    Args:
+        session: an open session.
+        files: the delivery's files as (name, SHA-256).
+    """
+    wanted = fingerprint(files)
+    if not wanted:
+        return None
+    candidates = session.scalars(
+        select(AafImportFile.import_id).distinct()
+        .join(AafImport, AafImport.id == AafImportFile.import_id)
+        .where(AafImportFile.sha256 == wanted[0][1], AafImport.mode != TIMETABLE_MODE,
+               AafImport.finished_at.is_not(None)))
+    for import_id in sorted(candidates, reverse=True):
+        rows = session.execute(select(AafImportFile.name, AafImportFile.sha256)
+                               .where(AafImportFile.import_id == import_id)).all()
+        if fingerprint((name, sha256) for name, sha256 in rows) == wanted:
+            return session.get(AafImport, import_id)
+    return None
+
+
+class AlreadyImportedError(Exception):
+    """The delivery was already imported: nothing was changed (French message)."""
+
+    code = CODE_ALREADY_IMPORTED
+
+    def __init__(self, import_id: int, imported_at: dt.datetime | None) -> None:
+        self.import_id = import_id
+        self.imported_at = imported_at
+        when = format_local(imported_at, "%d/%m/%Y à %H:%M") if imported_at else "?"
+        self.message = (f"Livraison déjà importée le {when} (import AAF n° {import_id}) : "
+                        "mêmes fichiers, même empreinte SHA-256 ; rien n'a été modifié.")
+        self.action = ("Rien à faire. Pour l'importer de nouveau quand même : "
+                       "yearchange import-aaf --reimport CHEMIN (tracé dans l'audit).")
+        super().__init__(self.message)
+
+    @classmethod
+    def of(cls, previous: AafImport) -> AlreadyImportedError:
+        """The answer for a delivery already imported as ``previous``."""
+        return cls(previous.id, previous.finished_at or previous.started_at)
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready view."""
+        return {"already_imported": True, "code": self.code, "import_id": self.import_id,
+                "imported_at": iso_local(self.imported_at), "message": self.message,
+                "action": self.action}
