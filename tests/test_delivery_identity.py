@@ -187,9 +187,13 @@ def _scratch(tmpdir: Path) -> list[Path]:
     return sorted(path for path in tmpdir.glob("yearchange-aaf-*") if path.is_dir())
 
 
-def _default_signals() -> None:  # in the child, before exec: as from a terminal
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_DFL)
+# ``yearchange`` as from a terminal: SIGTERM and SIGHUP with their default action, even if
+# the test runner was started with them ignored (nohup), which a child would inherit.
+LAUNCH = ("import runpy, signal, sys\n"
+          "for signum in (signal.SIGTERM, signal.SIGHUP):\n"
+          "    signal.signal(signum, signal.SIG_DFL)\n"
+          "sys.argv = ['yearchange', *sys.argv[1:]]\n"
+          "runpy.run_module('yearchange_tui', run_name='__main__')\n")
 
 
 def _start_import(tmp_path: Path, *paths: Path) -> tuple[subprocess.Popen[bytes], Path]:
@@ -198,10 +202,10 @@ def _start_import(tmp_path: Path, *paths: Path) -> tuple[subprocess.Popen[bytes]
     env = {**os.environ, "TMPDIR": str(tmpdir)}
     url = f"sqlite:///{tmp_path / 'yearchange.db'}"
     open_database(url).dispose()  # an empty, up-to-date database
-    command = [sys.executable, "-m", "yearchange_tui", "--db", url, "--storage",
+    command = [sys.executable, "-c", LAUNCH, "--db", url, "--storage",
                str(tmp_path / "storage"), "import-aaf", *map(str, paths)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, preexec_fn=_default_signals)
+                               stderr=subprocess.PIPE)
     return process, tmpdir
 
 
@@ -218,7 +222,7 @@ def _stalled_import(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
     while not _scratch(tmpdir) or \
             len(list(_scratch(tmpdir)[0].rglob("*.xml"))) < len(_xml_files()):
         if process.poll() is not None:
-            out, err = process.communicate()
+            _out, err = process.communicate()
             pytest.fail(f"import ended before its extraction folder appeared: {err.decode()}")
         if time.monotonic() > deadline:
             process.kill()
@@ -250,7 +254,7 @@ def test_a_killed_imports_folder_goes_with_the_next_import_not_a_live_ones(
     (live / "0-0" / "en-cours.xml").write_text("<ficAlimMENESR/>", encoding="utf-8")
 
     again, _ = _start_import(tmp_path, _zip_of_delivery(tmp_path / "encore.zip"))
-    out, err = again.communicate(timeout=600)
+    _out, err = again.communicate(timeout=600)
     assert again.returncode == 0, err.decode()
     assert not stale[0].exists()
     assert (live / "0-0" / "en-cours.xml").exists()

@@ -1,8 +1,9 @@
 """CLI commands of the AAF importer: ``import-aaf``, ``rejects`` and ``access-block``.
 
 ``cli.py`` calls :func:`register`. Operator text is French; exit status 0 on
-success, 1 when a guard refused the import, 2 for bad usage or a delivery refused
-whole (nothing changed).
+success or when the delivery was already imported (nothing to do, nothing changed; see
+``--reimport``), 1 when a guard refused the import, 2 for bad usage or a delivery
+refused whole (nothing changed).
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         description="Valide et applique une livraison AAF (ficAlimMENESR) en une transaction. "
                     "Pour un établissement dont l'étape 3 est terminée, l'import est l'étape 4 "
                     "(initialisation de l'annuaire N+1). Un fichier refusé (XML mal formé ou "
-                    "dangereux, type incohérent…) ne change rien (code de sortie 2).")
+                    "dangereux, type incohérent…) ne change rien (code de sortie 2). Une livraison "
+                    "déjà importée (mêmes fichiers, même SHA-256) n'est pas réimportée (rien à "
+                    "faire, code de sortie 0), sauf avec --reimport.")
     importer.add_argument("paths", nargs="+", metavar="CHEMIN", type=Path,
                           help="dossier, archive .tgz/.zip ou fichiers XML de la livraison")
     importer.add_argument("--dry-run", action="store_true",
