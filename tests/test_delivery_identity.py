@@ -259,3 +259,56 @@ def test_a_killed_imports_folder_goes_with_the_next_import_not_a_live_ones(
     assert not stale[0].exists()
     assert (live / "0-0" / "en-cours.xml").exists()
     assert _scratch(tmpdir) == [live]
+
+
+def test_an_import_stopped_inside_its_transaction_leaves_nothing(database_url: str,
+                                                                 tmp_path: Path) -> None:
+    """SIGTERM while the import waits inside its transaction (PostgreSQL: the test holds a
+    lock on the import table): no folder left, nothing written."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a lock another session holds, waited for inside the import: PostgreSQL")
+    from sqlalchemy import create_engine, text
+
+    from yearchange_tui.ent.database import normalise_url
+    from yearchange_tui.ent.models import SchoolYear
+
+    open_database(database_url).dispose()
+    locker = create_engine(normalise_url(database_url))
+    watcher = create_engine(normalise_url(database_url), isolation_level="AUTOCOMMIT")
+    holding = locker.connect()
+    try:
+        holding.begin()
+        holding.execute(text("LOCK TABLE aaf_imports IN EXCLUSIVE MODE"))  # reads allowed
+        tmpdir = tmp_path / "tmp"
+        tmpdir.mkdir()
+        command = [sys.executable, "-c", LAUNCH, "--db", database_url, "--storage",
+                   str(tmp_path / "storage"), "import-aaf",
+                   str(_zip_of_delivery(tmp_path / "livraison.zip"))]
+        process = subprocess.Popen(command, env={**os.environ, "TMPDIR": str(tmpdir)},
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120  # a guard against a hang, not a timing assertion
+        with watcher.connect() as connection:
+            while not connection.scalar(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'")):
+                assert process.poll() is None, process.communicate()[1].decode()
+                if time.monotonic() > deadline:
+                    process.kill()
+                    pytest.fail("the import never waited for the lock")
+                time.sleep(0.05)
+        assert len(_scratch(tmpdir)) == 1  # extracted, and waiting inside its transaction
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=120)
+        assert process.returncode == -signal.SIGTERM
+        assert _scratch(tmpdir) == []
+    finally:
+        holding.close()
+        locker.dispose()
+        watcher.dispose()
+    database = open_database(database_url)
+    try:
+        with database.session() as session:  # its school year and import entry rolled back
+            assert session.scalar(select(func.count()).select_from(AafImport)) == 0
+            assert session.scalar(select(func.count()).select_from(SchoolYear)) == 0
+    finally:
+        database.dispose()
