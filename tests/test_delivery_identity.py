@@ -148,8 +148,10 @@ def test_a_changed_file_is_a_new_delivery(options, tmp_path, capsys) -> None:
     changed.mkdir()
     for path in _xml_files():
         data = path.read_bytes()
-        if path.name.startswith("ENT_99_Delta_"):
-            data = data.replace(b"</ficAlimMENESR>", b"<!-- renvoi -->\n</ficAlimMENESR>")
+        if path.name.startswith("ENT_99_Delta_"):  # same name, same size, one byte changed
+            changed_data = data.replace(b"-->\n\n", b"--> \n", 1)
+            assert changed_data != data and len(changed_data) == len(data)
+            data = changed_data
         (changed / path.name).write_bytes(data)
     capsys.readouterr()
     assert main([*options, "import-aaf", str(changed)]) == 0

@@ -404,8 +404,7 @@ def import_delivery(database: Database, paths: Sequence[Path | str], *,
         session = database.sessions()
         run: ImportRun | None = None
         try:
-            previous = None if step4 else previous_import(
-                session, ((f.name, f.sha256) for f in delivery.files))
+            previous = None if step4 else previous_import(session, delivery.files)
             if previous is not None and not reimport:
                 raise AlreadyImportedError.of(previous)
             reimport_of = previous.id if previous is not None else None

@@ -4,7 +4,8 @@ Every import records its files with their SHA-256 (``aaf_import_files``, compute
 the files are streamed). A delivery whose files — by base name and SHA-256, wherever
 they come from (a folder, the same archive renamed, the files given one by one) — are
 exactly those of an import committed before is the same delivery:
-:func:`previous_import` finds that import, and :class:`AlreadyImportedError` is the
+:func:`previous_import` finds that import (hashing the files only when an earlier
+import has files of the same names and sizes), and :class:`AlreadyImportedError` is the
 importer's answer unless the operator asked to import it again (``--reimport``).
 Runs on the caller's thread.
 """
@@ -12,8 +13,9 @@ Runs on the caller's thread.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import PurePosixPath
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,30 +29,51 @@ CODE_ALREADY_IMPORTED = "AAF-LIVRAISON-DEJA-IMPORTEE"
 TIMETABLE_MODE = "timetable"
 
 
-def fingerprint(files: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The identity of a delivery: its files' (base name, SHA-256), sorted."""
-    return sorted((PurePosixPath(name).name, sha256) for name, sha256 in files)
+class DeliveredFile(Protocol):
+    """A file of the delivery being imported (:class:`~yearchange_tui.aaf.delivery.DeliveryFile`)."""
+
+    name: str
+    size: int
+
+    @property
+    def sha256(self) -> str:
+        """Its SHA-256 (computed on first use, the file streamed)."""
+        ...
 
 
-def previous_import(session: Session, files: Iterable[tuple[str, str]]) -> AafImport | None:
+def _base(name: str) -> str:
+    return PurePosixPath(name).name
+
+
+def previous_import(session: Session, files: Sequence[DeliveredFile]) -> AafImport | None:
     """The newest committed AAF import of exactly these files, or None.
+
+    The files are compared by base name and SHA-256. Their SHA-256 are only computed
+    when an earlier import has files of the same names and sizes: a new delivery costs
+    no extra read.
 
     Args:
         session: an open session.
-        files: the delivery's files as (name, SHA-256).
+        files: the delivery's files.
     """
-    wanted = fingerprint(files)
-    if not wanted:
+    if not files:
         return None
+    shape = sorted((_base(f.name), f.size) for f in files)
     candidates = session.scalars(
         select(AafImportFile.import_id).distinct()
         .join(AafImport, AafImport.id == AafImportFile.import_id)
-        .where(AafImportFile.sha256 == wanted[0][1], AafImport.mode != TIMETABLE_MODE,
+        .where(AafImportFile.size == shape[0][1], AafImport.mode != TIMETABLE_MODE,
                AafImport.finished_at.is_not(None)))
+    wanted: list[tuple[str, str]] | None = None
     for import_id in sorted(candidates, reverse=True):
-        rows = session.execute(select(AafImportFile.name, AafImportFile.sha256)
+        rows = session.execute(select(AafImportFile.name, AafImportFile.size,
+                                      AafImportFile.sha256)
                                .where(AafImportFile.import_id == import_id)).all()
-        if fingerprint((name, sha256) for name, sha256 in rows) == wanted:
+        if sorted((_base(name), size) for name, size, _sha in rows) != shape:
+            continue
+        if wanted is None:
+            wanted = sorted((_base(f.name), f.sha256) for f in files)
+        if sorted((_base(name), sha) for name, _size, sha in rows) == wanted:
             return session.get(AafImport, import_id)
     return None
 
