@@ -177,10 +177,11 @@ REFERENCE = SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / 
     "aaf_samples" / "edificeio_entcore" / "feeder_aaf-test"
 
 
-def _import_json(options: list[str], paths: list[Path], capsys) -> dict:  # type: ignore[no-untyped-def]
+def _import_json(options: list[str], paths: list[Path], capsys,  # type: ignore[no-untyped-def]
+                 *extra: str) -> dict:
     from yearchange_tui.cli.main import main
 
-    assert main([*options, "import-aaf", *map(str, paths), "--json"]) == 0
+    assert main([*options, "import-aaf", *map(str, paths), "--json", *extra]) == 0
     return json.loads(capsys.readouterr().out)
 
 
@@ -219,8 +220,9 @@ def test_a_complet_then_a_delta_without_structures_account_for_every_person(
     first = _import_json(cli_options, complet, capsys)
     lines = _assert_every_person_once(first)
     assert lines["created"] > 20 and lines["refused"] > 5
-    # The same Complet again: the very same people, now unchanged.
-    again = _import_json(cli_options, complet, capsys)
+    # The same Complet again (--reimport: it was already imported): the very same people,
+    # now unchanged.
+    again = _import_json(cli_options, complet, capsys, "--reimport")
     assert _assert_every_person_once(again)["unchanged"] == lines["created"]
 
     delta = tmp_path / "ENT_99_Delta_20260820_Eleve_0000.xml"
@@ -250,8 +252,9 @@ def test_a_complet_then_a_delta_without_structures_account_for_every_person(
         assert session.scalar(select(Person.last_name).where(
             Person.aaf_jointure == "1000104")) == "NOUVEAUNOM"
     database.dispose()
-    # The French summary says it too, in that establishment's line.
-    assert main([*cli_options, "import-aaf", str(delta), "--dry-run"]) == 0
+    # The French summary says it too, in that establishment's line (a dry run of the same
+    # delivery, already imported: --reimport shows what importing it again would do).
+    assert main([*cli_options, "import-aaf", str(delta), "--dry-run", "--reimport"]) == 0
     out = capsys.readouterr().out
     assert "0999001W" in out
     assert "0 créé(s), 0 mis à jour, 1 inchangé(s), 1 retiré(s) (deleteRequest), 0 refusé(s)" \

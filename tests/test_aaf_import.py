@@ -236,7 +236,8 @@ def test_absent_from_a_complet_is_flagged_then_restored(database: Database, tmp_
         assert person(session, "1000110").disappeared_at is not None
         assert person(session, "1000109").disappeared_at is None
     eleve.write_bytes(original)
-    result = import_delivery(database, [folder])
+    # The first Complet again: already imported, so applied again on purpose (--reimport).
+    result = import_delivery(database, [folder], reimport=True)
     college = next(s for s in result.establishments if s["uai"] == "0999001W")
     assert college["restored"] == 1
     with database.session() as session:
