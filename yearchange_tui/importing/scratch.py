@@ -33,6 +33,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from yearchange_tui.workflow.claims import pid_alive
+
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 """Signals whose default action ends the process: the folders go first."""
 
@@ -49,18 +51,6 @@ _replaced: dict[int, Any] = {}
 def folder_prefix(kind: str) -> str:
     """The name prefix of this process's folders of ``kind`` (``yearchange-aaf-<pid>-``)."""
     return f"yearchange-{kind}-{os.getpid()}-"
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: someone else's live process
-        return True
-    return True
 
 
 def remove_stale(kind: str, root: Path | None = None) -> list[Path]:
@@ -91,7 +81,7 @@ def remove_stale(kind: str, root: Path | None = None) -> list[Path]:
         except OSError:
             continue
         if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() \
-                or _alive(int(match["pid"])):
+                or pid_alive(int(match["pid"])):
             continue
         shutil.rmtree(entry.path, ignore_errors=True)
         removed.append(Path(entry.path))
