@@ -56,8 +56,8 @@ PUSHED = (DetailScreen, DryRunReportScreen, SettingsModal, SchoolLifeScreen)
 # database (each detail, step-5 wizard and requests list is read again) cost about 0.6 s
 # of CPU each, a quarter of an hour on a loaded 2-core machine. By default each screen is
 # opened and closed 10 times after the warm-up (80 screens, about a minute of CPU): before
-# the fix that kept 23.8 MB and 617 footer keys, after it 3.0 MB (3.2 MB after 30 times,
-# the growth is Textual's bounded caches filling);
+# the fix that kept 23.8 MB and 617 footer keys, after it 3.0 MB (3.2 MB after 30 times:
+# about 1.7 KB per open beyond the first ones, mostly bounded caches filling);
 # YEARCHANGE_MEMORY_CYCLES=200 runs the count (same bound).
 CYCLES = int(os.environ.get("YEARCHANGE_MEMORY_CYCLES", "10"))
 WARM_UP = 3  # first opens build the mode screens and fill Textual's bounded caches
