@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from textual import events, on
 from textual.screen import Screen
 
 from yearchange_tui.tui.bindings import CHANGING_ACTION_NAMES
+from yearchange_tui.tui.release import release_render_caches
 from yearchange_tui.tui.widgets.engine_header import EngineHeader
 
 if TYPE_CHECKING:
@@ -20,6 +22,13 @@ class ConsoleScreen(Screen[None]):
     def console(self) -> YearChangeApp:
         """The app, typed."""
         return self.app  # type: ignore[return-value]
+
+    @on(events.ScreenResume)
+    def _release_closed_screens(self) -> None:
+        """A screen shows again, so another one was closed or left (a dialog, a detail, a
+        mode): let go of what the widgets removed on the way rendered (issue 14, item 15).
+        Subclasses' own ``on_screen_resume`` still runs."""
+        self.call_after_refresh(release_render_caches)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Nothing that changes data in read-only mode: the key shows greyed (None), and

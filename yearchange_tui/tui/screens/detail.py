@@ -11,7 +11,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from yearchange_tui.importing.rules import SEVERITY_LABELS
@@ -21,6 +21,7 @@ from yearchange_tui.tui.grid_model import COLUMNS, KIND_LABELS
 from yearchange_tui.tui.screens.base import ConsoleScreen
 from yearchange_tui.tui.screens.grid import step_choices
 from yearchange_tui.tui.screens.modals import StepChoiceModal
+from yearchange_tui.tui.widgets.console_footer import ConsoleFooter
 from yearchange_tui.tui.widgets.engine_header import EngineHeader
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
 from yearchange_tui.workflow.localtime import format_local
@@ -156,7 +157,7 @@ class DetailScreen(ConsoleScreen):
         with VerticalScroll(id="detail-scroll"):
             yield Static(Text(f"{self.uai} : chargement…"), id="detail-live")
             yield Static("", id="detail-body")
-        yield Footer(compact=True)
+        yield ConsoleFooter()
         yield FKeyBar()
 
     def on_mount(self) -> None:

@@ -13,12 +13,13 @@ from typing import Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets import Input, OptionList, Static
 from textual.worker import Worker, WorkerState
 
 from yearchange_tui.changeover.dry_run import DryRunWarning, write_warnings_csv
 from yearchange_tui.tui.bindings import bindings_for
 from yearchange_tui.tui.screens.base import ConsoleScreen
+from yearchange_tui.tui.widgets.console_footer import ConsoleFooter
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
 
 
@@ -62,7 +63,7 @@ class DryRunReportScreen(ConsoleScreen):
         yield Input(id="report-search", compact=True,
                     placeholder="Filtrer : UAI, nom, code, texte — Entrée : garder, "
                                 "Échap : effacer")
-        yield Footer(compact=True)
+        yield ConsoleFooter()
         yield FKeyBar()
 
     def on_mount(self) -> None:

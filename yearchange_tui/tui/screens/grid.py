@@ -8,7 +8,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import ContentSwitcher, Footer, Input, RichLog, Static
+from textual.widgets import ContentSwitcher, Input, RichLog, Static
 
 from yearchange_tui.scheduling.api import EngineEventView, RequestAction
 from yearchange_tui.tui.bindings import bindings_for
@@ -33,6 +33,7 @@ from yearchange_tui.tui.screens.modals import (
 )
 from yearchange_tui.tui.screens.project import edit_access_block, edit_project
 from yearchange_tui.tui.widgets.calendar_grid import CalendarGrid
+from yearchange_tui.tui.widgets.console_footer import ConsoleFooter
 from yearchange_tui.tui.widgets.engine_header import EngineHeader
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
 from yearchange_tui.tui.widgets.progress_pane import ProgressPane
@@ -102,7 +103,7 @@ class GridScreen(ConsoleScreen):
             yield ProgressPane(id="pane-progress")
             yield RichLog(id="pane-rejects", max_lines=1000, wrap=False, auto_scroll=True)
             yield RichLog(id="pane-log", max_lines=1000, wrap=False, auto_scroll=True)
-        yield Footer(compact=True)
+        yield ConsoleFooter()
         yield FKeyBar()
 
     @property

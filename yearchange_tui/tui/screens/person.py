@@ -11,12 +11,13 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from yearchange_tui.aaf.support import PersonFacts, facts_lines
 from yearchange_tui.tui.bindings import bindings_for
 from yearchange_tui.tui.screens.base import ConsoleScreen
+from yearchange_tui.tui.widgets.console_footer import ConsoleFooter
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
 from yearchange_tui.workflow.localtime import wall_clock
 
@@ -61,7 +62,7 @@ class PersonScreen(ConsoleScreen):
         yield Static(f"Personne {self.jointure} : lecture…", id="person-title")
         with VerticalScroll(id="person-scroll"):
             yield Static("", id="person-body")
-        yield Footer(compact=True)
+        yield ConsoleFooter()
         yield FKeyBar()
 
     def on_mount(self) -> None:

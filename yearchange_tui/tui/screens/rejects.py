@@ -10,7 +10,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import DataTable, Footer, Input, Select, Static
+from textual.widgets import DataTable, Input, Select, Static
 from textual.worker import Worker, WorkerState
 
 from yearchange_tui.aaf.run import PERSON_KINDS
@@ -27,6 +27,7 @@ from yearchange_tui.tui.rejects_source import (
 )
 from yearchange_tui.tui.screens.base import ConsoleScreen
 from yearchange_tui.tui.screens.person import PersonScreen
+from yearchange_tui.tui.widgets.console_footer import ConsoleFooter
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
 
 SHORT_SEVERITY = {"erreur": "✗ erreur", "avertissement": "! avert.", "information": "i info"}
@@ -81,7 +82,7 @@ class RejectsScreen(ConsoleScreen):
         yield table
         with VerticalScroll(id="rejects-detail"):
             yield Static("", id="rejects-detail-body")
-        yield Footer(compact=True)
+        yield ConsoleFooter()
         yield FKeyBar()
 
     def on_mount(self) -> None:

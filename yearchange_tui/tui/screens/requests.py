@@ -8,7 +8,7 @@ from typing import Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from yearchange_tui.scheduling.api import EngineEventView, RequestView
 from yearchange_tui.scheduling.models import (
@@ -18,6 +18,7 @@ from yearchange_tui.scheduling.models import (
 )
 from yearchange_tui.tui.bindings import bindings_for
 from yearchange_tui.tui.screens.base import ConsoleScreen
+from yearchange_tui.tui.widgets.console_footer import ConsoleFooter
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
 from yearchange_tui.workflow.localtime import format_local
 
@@ -78,7 +79,7 @@ class RequestsScreen(ConsoleScreen):
         yield Static("Demandes au moteur", id="requests-title")
         yield DataTable(id="requests-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="request-info")
-        yield Footer(compact=True)
+        yield ConsoleFooter()
         yield FKeyBar()
 
     def on_mount(self) -> None:

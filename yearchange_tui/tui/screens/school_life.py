@@ -24,7 +24,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.widget import Widget
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Input, Label, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from yearchange_tui.ent.models import PeriodKind
@@ -51,6 +51,7 @@ from yearchange_tui.tui.school_life_source import (
 )
 from yearchange_tui.tui.screens.base import ConsoleScreen
 from yearchange_tui.tui.screens.modals import ConfirmModal
+from yearchange_tui.tui.widgets.console_footer import ConsoleFooter
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
 from yearchange_tui.workflow.models import UNIT_STATUS_GLYPHS, UNIT_STATUS_LABELS, UnitStatus
 
@@ -310,7 +311,7 @@ class SchoolLifeScreen(ConsoleScreen):
             yield Button("Valider", id="school-life-apply", compact=True)
             yield Button("Recalculer les périodes", id="school-life-recut", compact=True)
             yield Button("Fermer", id="school-life-close", compact=True)
-        yield Footer(compact=True)
+        yield ConsoleFooter()
         yield FKeyBar()
 
     def on_mount(self) -> None:

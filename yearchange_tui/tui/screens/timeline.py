@@ -8,11 +8,11 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
-from textual.widgets import Footer
 
 from yearchange_tui.tui.bindings import bindings_for
 from yearchange_tui.tui.grid_model import COLUMNS
 from yearchange_tui.tui.screens.base import ConsoleScreen
+from yearchange_tui.tui.widgets.console_footer import ConsoleFooter
 from yearchange_tui.tui.widgets.engine_header import EngineHeader
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
 from yearchange_tui.tui.widgets.timeline_chart import TimelineChart, TimelineData, season
@@ -42,7 +42,7 @@ class TimelineScreen(ConsoleScreen):
     def compose(self) -> ComposeResult:
         yield EngineHeader(id="header")
         yield TimelineChart(id="timeline")
-        yield Footer(compact=True)
+        yield ConsoleFooter()
         yield FKeyBar()
 
     def on_mount(self) -> None:

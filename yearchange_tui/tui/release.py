@@ -1,0 +1,35 @@
+"""What the console does so that a closed screen leaves nothing behind (issue 14, item 15).
+
+Two Textual caches outlive the widgets they were filled for, as long as nothing else
+changes:
+
+- the watchers a node registers on another one (``watch``, ``data_bind``) are stored on
+  the observed node and only pruned when the observed value changes (Textual issue
+  6666): :func:`release_closed_watchers` drops those of closed nodes;
+- ``StylesCache.get_inner_outer`` is an ``lru_cache(1024)`` on an instance method, so it
+  keeps up to 1,024 widgets' style caches alive, each with the lines it last rendered:
+  :func:`release_render_caches` empties it (the open screens' entries come back on their
+  next render).
+"""
+
+from __future__ import annotations
+
+from textual._styles_cache import StylesCache
+from textual.dom import DOMNode
+
+
+def release_closed_watchers(observed: DOMNode) -> int:
+    """Forget the watchers of ``observed`` whose watching node is closed; return how many."""
+    watchers: dict[str, list[tuple[DOMNode, object]]] = getattr(observed, "__watchers", {})
+    released = 0
+    for entries in watchers.values():
+        kept = [(node, callback) for node, callback in entries
+                if not (node._closing or node._closed)]
+        released += len(entries) - len(kept)
+        entries[:] = kept
+    return released
+
+
+def release_render_caches() -> None:
+    """Let the style caches (and rendered lines) of removed widgets be collected."""
+    StylesCache.get_inner_outer.cache_clear()
