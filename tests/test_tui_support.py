@@ -89,6 +89,10 @@ def test_support_finds_a_schools_rejects_and_a_student_read_only(source, tmp_pat
             assert await wait_until(pilot, lambda: isinstance(app.screen, PersonScreen)
                                     and app.screen.facts is not None)
             assert "aucun compte" in screen_text(app)
+            # Several words, any order: « zoe beranger » finds her reject as well.
+            await pilot.press("escape", "escape", "slash", *"zoe beranger", "enter")
+            assert await wait_until(pilot, lambda: codes(browser) ==
+                                    ["AAF-NAISSANCE-MANQUANTE"])
             await pilot.press("escape", "f1")
             assert await wait_until(pilot, lambda: isinstance(app.screen, HelpModal))
             # F1 on the browser lists the UAI key with the others.

@@ -22,7 +22,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from lxml import etree
-from sqlalchemy import ColumnElement, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from yearchange_tui.aaf.run import PERSON_KINDS
@@ -104,44 +104,65 @@ def _needles(text: str) -> tuple[str, str]:
     return text.strip().upper(), fold(text)
 
 
+def words(text: str) -> list[str]:
+    """The folded words of ``text``: each must match, in any order (« beranger zoe »)."""
+    return fold(text).split()
+
+
 def matching_uais(session: Session, text: str) -> list[str]:
-    """UAIs of the establishments whose UAI starts with ``text`` or whose name holds it.
+    """UAIs of the establishments whose UAI starts with ``text`` or whose name holds every
+    word of it.
 
     Establishments are few (an académie's hundreds): their names are folded here.
     """
     upper, folded = _needles(text)
     if not folded:
         return []
+    needles = folded.split()
     found = []
     for uai, name in session.execute(select(Establishment.uai, Establishment.name)
                                      .order_by(Establishment.uai)):
-        if uai.upper().startswith(upper) or folded in fold(name or ""):
+        folded_name = fold(name or "")
+        if uai.upper().startswith(upper) or all(word in folded_name for word in needles):
             found.append(uai)
     return found
 
 
+def _person_word(word: str) -> ColumnElement[bool]:
+    return or_(Person.search_folded.contains(word, autoescape=True),
+               func.lower(Person.login).contains(word, autoescape=True),
+               func.lower(Person.aaf_jointure).contains(word, autoescape=True))
+
+
 def person_condition(text: str) -> ColumnElement[bool]:
-    """People whose names or INE (folded), login or jointure hold ``text``."""
-    _upper, folded = _needles(text)
-    if not folded:
+    """People whose names or INE (folded), login or jointure hold every word of ``text``."""
+    needles = words(text)
+    if not needles:
         return false()
-    return or_(Person.search_folded.contains(folded, autoescape=True),
-               func.lower(Person.login).contains(folded, autoescape=True),
-               func.lower(Person.aaf_jointure).contains(folded, autoescape=True))
+    return and_(*(_person_word(word) for word in needles))
+
+
+def _reject_word(session: Session, word: str) -> ColumnElement[bool]:
+    uais = matching_uais(session, word)
+    return or_(AafReject.uai.startswith(word.upper(), autoescape=True),
+               AafReject.uai.in_(uais) if uais else false(),
+               AafReject.search_folded.contains(word, autoescape=True),
+               AafReject.record_id.in_(select(Person.aaf_jointure)
+                                       .where(_person_word(word))))
 
 
 def reject_condition(session: Session, text: str) -> ColumnElement[bool]:
-    """Rejects ``text`` names: its establishment (UAI prefix, name), its code, record id,
-    attribute, value or message (folded), or a person it is about (name, login, INE)."""
+    """Rejects ``text`` names, every word of it matching in any order: its establishment
+    (UAI prefix, name), its code, record id, attribute, value, message or the name in its
+    record (folded), or a person it is about (name, login, INE). A whole text that is an
+    establishment's name (« emile zola ») names its rejects too."""
     upper, folded = _needles(text)
     if not folded:
         return false()
-    uais = matching_uais(session, text)
+    whole = matching_uais(session, text)
     return or_(AafReject.uai.startswith(upper, autoescape=True),
-               AafReject.uai.in_(uais) if uais else false(),
-               AafReject.search_folded.contains(folded, autoescape=True),
-               AafReject.record_id.in_(select(Person.aaf_jointure)
-                                       .where(person_condition(text))))
+               AafReject.uai.in_(whole) if whole else false(),
+               and_(*(_reject_word(session, word) for word in folded.split())))
 
 
 def find(session: Session, text: str, limit: int = 20) -> FindResult:
@@ -194,9 +215,10 @@ def best_person_hits(hits: list[PersonHit], text: str) -> list[PersonHit]:
     exact = [hit for hit in hits if typed in (hit.jointure.casefold(), hit.login.casefold())]
     if exact:
         return exact[:1]
-    folded = fold(text)
+    needles = words(text)
     named = [hit for hit in hits
-             if folded in person_search_text(hit.last_name, hit.first_name, "")]
+             if all(word in person_search_text(hit.last_name, hit.first_name, "")
+                    for word in needles)]
     return named or hits
 
 
