@@ -13,9 +13,15 @@ from pathlib import Path
 import pytest
 from alembic import command
 from sqlalchemy import select, text, update
-from support_data import REFUSED_XML, fill_support_database
+from support_data import REFUSED_XML, fill_support_database, plant_last_year_class
 
-from yearchange_tui.aaf.support import PersonHit, best_person_hits, find, person_facts
+from yearchange_tui.aaf.support import (
+    PersonHit,
+    best_person_hits,
+    facts_lines,
+    find,
+    person_facts,
+)
 from yearchange_tui.ent.database import alembic_config, create_db_engine
 from yearchange_tui.ent.folding import fold
 from yearchange_tui.ent.models import (
@@ -130,6 +136,31 @@ def test_person_facts_give_block_class_rejects_and_absence(filled) -> None:
     assert not after.decision.blocked
     assert after.account.startswith("signalé absent du Complet le 03/07/2026")
     assert "absent du dernier Complet" in after.advice
+
+
+def test_a_class_that_looks_like_last_years_is_flagged_on_the_person(filled) -> None:
+    """Issue #15: the person's N+1 class flagged « classe N-1 probable » by the step-4
+    detection (same code last year, with the same students), in the facts, the lines of
+    the person screen and ``yearchange person``, and in what to tell the school."""
+    database, url = filled
+    with database.session() as session:
+        before = person_facts(session, find(session, "noel").people[0], dt.date(2026, 9, 10))
+    assert before.old_classes == []
+    assert not any(label == "Classe N-1 probable" for label, _ in facts_lines(before))
+    plant_last_year_class(database)
+    with database.session() as session:
+        after = person_facts(session, find(session, "noel").people[0], dt.date(2026, 9, 10))
+    assert [code for code, _ in after.old_classes] == ["5EME2"]
+    assert ("Classe N-1 probable", ("5EME2 : même code qu'une classe de l'année passée et "
+            "1 élève sur 1 y était déjà")) in facts_lines(after)
+    assert after.advice.startswith("Élève dans la classe 5EME2, classe N-1 probable")
+    shown = run_cli(url, "person", "noel", "--at", "2026-09-10")
+    assert shown.returncode == 0, shown.stderr
+    assert "Classe N-1 probable : 5EME2 : même code qu'une classe de l'année" in \
+        " ".join(shown.stdout.split())
+    assert max(len(line) for line in shown.stdout.splitlines()) <= 80
+    data = json.loads(run_cli(url, "person", "noel", "--json").stdout)
+    assert [c["code"] for c in data["likely_previous_year_classes"]] == ["5EME2"]
 
 
 def run_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:

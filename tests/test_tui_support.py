@@ -7,7 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from support_data import fill_support_database
+from support_data import fill_support_database, plant_last_year_class
 from textual.widgets import Input
 from tui_support import make_app, run, screen_text, settle, wait_until
 
@@ -118,3 +118,31 @@ def test_support_finds_a_schools_rejects_and_a_student_read_only(source, tmp_pat
             assert ("u", "UAI  [rejects-uai]") in app.keys_for("rejects")
 
     run(scenario)
+
+
+def test_the_person_screen_flags_a_class_that_looks_like_last_years(
+        database_url: str, tmp_path: Path) -> None:
+    """The step-4 « classe N-1 probable » detection, on the person screen at 80x24."""
+    database = fill_support_database(database_url, BLOCK)
+    plant_last_year_class(database)
+    source = DatabaseRejectsSource(database, HandledStore(tmp_path / "handled.json"))
+
+    async def scenario() -> None:
+        app = make_app(FakeEngine(3), data_dir=tmp_path, rejects=source, read_only=True)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            await pilot.press("f4")
+            browser = app.screen
+            assert isinstance(browser, RejectsScreen)
+            await pilot.press("slash", *"noel", "enter")
+            assert await wait_until(pilot, lambda: codes(browser) == ["AAF-CLASSE-INCONNUE"])
+            await pilot.press("p")
+            assert await wait_until(pilot, lambda: isinstance(app.screen, PersonScreen)
+                                    and app.screen.facts is not None)
+            text = screen_text(app)
+            assert "Classe N-1 probable" in text and "même code qu'une classe" in text
+
+    try:
+        run(scenario)
+    finally:
+        database.dispose()

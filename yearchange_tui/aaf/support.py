@@ -9,7 +9,8 @@ value or message, and a person by name, INE, login or jointure — all compared 
 
 :func:`person_facts` gathers what answers "why can't this person log in": the record
 as imported (or the refused record, when the import refused it), the account state
-(created, flagged absent from a Complet), the class for N+1 (and N), the access-block
+(created, flagged absent from a Complet), the class for N+1 (and N; flagged « classe N-1
+probable » by the step-4 detection when it looks like last year's), the access-block
 answer from :func:`~yearchange_tui.workflow.access_block.access_decision` (the one
 owner of that rule), the person's rejects, and a line to tell the school.
 
@@ -25,6 +26,8 @@ from lxml import etree
 from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
+from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
+from yearchange_tui.aaf.rules import RULES
 from yearchange_tui.aaf.run import PERSON_KINDS
 from yearchange_tui.ent.folding import fold, person_search_text
 from yearchange_tui.ent.models import (
@@ -269,6 +272,9 @@ class PersonFacts:
     decision: AccessDecision | None = None
     rejects: list[PersonReject] = field(default_factory=list)
     raw_xml: str = ""
+    # Their newest year's classes that look like last year's (code, reason), from the
+    # step-4 detection (:func:`~yearchange_tui.aaf.classes_n1.likely_previous_year_classes`).
+    old_classes: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def imported(self) -> bool:
@@ -310,6 +316,10 @@ class PersonFacts:
                 self.decision.window is not None:
             return (f"{kind} bloqué jusqu'au {self.decision.window.ends_on:%d/%m} : message "
                     f"affiché « {self.decision.message} »")
+        if self.old_classes:
+            code, reason = self.old_classes[0]
+            return (f"{kind} dans la classe {code}, classe N-1 probable ({reason}) : "
+                    f"{RULES['AAF-CLASSE-N-1-PROBABLE'].action}")
         if self.absent_since is not None:
             return (f"{kind} absent du dernier Complet AAF (depuis le "
                     f"{format_local(self.absent_since, '%d/%m/%Y')}) : vérifier sa saisie dans SIECLE ou STS ; "
@@ -341,6 +351,7 @@ def person_facts(session: Session, hit: PersonHit, day: dt.date) -> PersonFacts:
                 .where(ClassMembership.person_id == person.id)
                 .order_by(SchoolYear.start_year.desc(), SchoolClass.code))]
             facts.decision = access_decision(session, person.id, day)
+            facts.old_classes = _old_classes(session, person.id)
     if hit.jointure:
         rows = list(session.scalars(select(AafReject).where(
             AafReject.record_id == hit.jointure).order_by(AafReject.import_id.desc(),
@@ -360,6 +371,32 @@ def person_facts(session: Session, hit: PersonHit, day: dt.date) -> PersonFacts:
             name = session.scalar(select(Establishment.name).where(Establishment.uai == hit.uai))
             facts.establishment = f"{hit.uai} {name or ''}".strip()
     return facts
+
+
+def _old_classes(session: Session, person_id: int) -> list[tuple[str, str]]:
+    """The person's classes of their newest year that the step-4 detection flags as
+    « classe N-1 probable » (code, French reason)."""
+    rows = session.execute(
+        select(SchoolYear.id, SchoolYear.start_year, SchoolClass.establishment_id,
+               SchoolClass.code)
+        .join(SchoolClass, SchoolClass.school_year_id == SchoolYear.id)
+        .join(ClassMembership, ClassMembership.class_id == SchoolClass.id)
+        .where(ClassMembership.person_id == person_id)
+        .order_by(SchoolYear.start_year.desc())).all()
+    if not rows:
+        return []
+    year_id, start_year = rows[0][0], rows[0][1]
+    newest = [(establishment_id, code) for row_year, _start, establishment_id, code in rows
+              if row_year == year_id]
+    previous = session.scalar(select(SchoolYear.id).where(
+        SchoolYear.start_year == start_year - 1))
+    flagged: list[tuple[str, str]] = []
+    for establishment_id in sorted({establishment_id for establishment_id, _ in newest}):
+        findings = {finding.code: finding.reason for finding in likely_previous_year_classes(
+            session.connection(), establishment_id, year_id, previous)}
+        flagged.extend((code, findings[code]) for where, code in sorted(newest)
+                       if where == establishment_id and code in findings)
+    return flagged
 
 
 def _classes_by_year(classes: list[tuple[str, str]]) -> str:
@@ -387,6 +424,8 @@ def facts_lines(facts: PersonFacts) -> list[tuple[str, str]]:
              ("Établissement", facts.establishment or "—"),
              ("Compte", facts.account),
              ("Classe", _classes_by_year(facts.classes)),
+             *(("Classe N-1 probable", f"{code} : {reason}")
+               for code, reason in facts.old_classes),
              ("Accès", facts.access)]
     if facts.decision is not None and facts.decision.blocked and facts.decision.message:
         lines.append(("Message affiché", facts.decision.message))
