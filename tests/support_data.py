@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import select
+
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.models import (
     ClassMembership,
@@ -81,3 +83,20 @@ def fill_support_database(database_url: str,
                       action="À corriger dans SIECLE par l'établissement.",
                       raw_xml=REFUSED_XML)])
     return database
+
+
+def plant_last_year_class(database: Database) -> None:
+    """Last year (2025-2026) NOËL was already in 5EME2: this year's 5EME2 looks like last
+    year's (the step-4 « classe N-1 probable » detection)."""
+    with database.session() as session:
+        student = session.scalars(select(Person).where(Person.aaf_jointure == "J-NOEL")).one()
+        last_year = SchoolYear(start_year=2025, label="2025-2026",
+                               starts_on=dt.date(2025, 9, 1), ends_on=dt.date(2026, 7, 4))
+        session.add(last_year)
+        session.flush()
+        klass = SchoolClass(establishment_id=student.establishment_id,
+                            school_year_id=last_year.id, code="5EME2")
+        session.add(klass)
+        session.flush()
+        session.add(ClassMembership(class_id=klass.id, person_id=student.id,
+                                    role=ClassRole.STUDENT))

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 from pathlib import Path
 
@@ -20,7 +21,13 @@ from yearchange_tui.changeover.notices import DEACTIVATION_SUBJECT
 from yearchange_tui.cli.main import main
 from yearchange_tui.ent import base
 from yearchange_tui.ent.database import open_database
-from yearchange_tui.ent.models import Message, MessageCopy, Person
+from yearchange_tui.ent.models import (
+    Message,
+    MessageAttachment,
+    MessageCopy,
+    Person,
+    StoredFile,
+)
 from yearchange_tui.workflow.models import AuditEntry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,12 +134,14 @@ def test_deactivation_notices_are_sent_and_suspended_for_students_and_parents(
 
 
 def test_each_establishment_reads_its_own_rejects_published_to_its_heads(
-        options: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+        options: list[str], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Seed checklist row 20 (§3.3 « Sensibiliser les administrateurs à consulter les
     rejets sur leur portail ») and issue #15's « rejects --publish »: each establishment's
     rejects of an AAF import are written as a CSV (the one CSV writer) in its own space and
     sent to its heads like the sanctions CSV, audited; publishing again replaces, and says
     so. The sample delivery: 0999001W has 15 rejects and one head, 0999002X no head."""
+    pin(monkeypatch, [dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC)])
     status, _, err = run(capsys, *options, "import-aaf",
                          *map(str, sorted(DELIVERY.glob("*_Complet_*.xml"))))
     assert status == 0, err
@@ -148,6 +157,7 @@ def test_each_establishment_reads_its_own_rejects_published_to_its_heads(
         "  ✓ 0999001W : 15 rejet(s) (4 avertissement(s), 10 erreur(s), 1 information(s))",
         "    → 1 chef(s) d'établissement",
         f"    {relative}",
+        "    0999001W/rejets/rejets-0999001W-import-1.html",
         "  ⊘ 0999002X : aucun chef d'établissement (profil direction) à qui publier",
         "    [REJETS-SANS-DIRECTION]"]
     assert max(len(line) for line in out.splitlines()) <= 80
@@ -173,8 +183,31 @@ def test_each_establishment_reads_its_own_rejects_published_to_its_heads(
     [(head, _establishment, subject)] = published()
     assert subject == "[Import AAF] Rejets de l'import n° 1"
 
-    # Again: the earlier publication is replaced, and the output says so.
+    # The printable HTML of the same rows is attached beside the CSV, escaped, in French.
+    page = (storage / "0999001W/rejets/rejets-0999001W-import-1.html").read_text("utf-8")
+    assert page.startswith("<!DOCTYPE html>") and '<html lang="fr">' in page
+    assert page.count("<tr><td>1</td><td>0999001W</td>") == 15
+    assert "<th>Explication</th>" in page
+    # Every explanation is there, escaped (« l'import » as « l&#x27;import »).
+    assert all(f"<td>{html.escape(row['message'])}</td>" in page for row in expected)
+    database = open_database(options[1])
+    with database.session() as session:
+        attached = sorted(session.scalars(select(StoredFile.relative_path).join(
+            MessageAttachment, MessageAttachment.stored_file_id == StoredFile.id)))
+    database.dispose()
+    assert attached == sorted([relative, "0999001W/rejets/rejets-0999001W-import-1.html"])
+
+    # Again: refused for that establishment, saying when (operator's zone) and how to
+    # send again; nothing is sent twice.
     status, again, _ = run(capsys, *options, "rejects", "--publish", "--uai", "0999001W")
+    assert status == 0
+    assert "⊘ 0999001W : déjà publiés le 07/12/2026 à 10:00 ; --republier pour les" in again
+    assert "[REJETS-DEJA-PUBLIES]" in again
+    assert [row[0] for row in published()] == [head]
+
+    # --republier sends again, replacing the earlier message and files, and says so.
+    status, again, _ = run(capsys, *options, "rejects", "--publish", "--uai", "0999001W",
+                           "--republier")
     assert status == 0
     assert "— remplace la publication précédente" in again
     assert [row[0] for row in published()] == [head]
@@ -186,6 +219,31 @@ def test_each_establishment_reads_its_own_rejects_published_to_its_heads(
     database.dispose()
     assert [(row["uai"], row["rejects"], row["replaced"]) for row in audited] == [
         ("0999001W", 15, False), ("0999001W", 15, True)]
+
+
+def test_rejects_html_writes_one_printable_page_per_establishment(
+        options: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """``rejects --html --uai U --output DIR``: the establishment's rejects as a printable,
+    escaped French page, the same rows as the CSV; read-only, nothing published."""
+    status, _, err = run(capsys, *options, "import-aaf",
+                         *map(str, sorted(DELIVERY.glob("*_Complet_*.xml"))))
+    assert status == 0, err
+    status, out, _ = run(capsys, *options, "rejects", "--uai", "0999001W", "--csv")
+    csv_lines = [line for line in out.lstrip("\ufeff").splitlines()[1:] if line]
+    folder = tmp_path / "imprimer"
+    status, out, err = run(capsys, *options, "rejects", "--html", "--uai", "0999001W",
+                           "--output", str(folder))
+    assert status == 0, err
+    page_path = folder / "rejets-0999001W-import-1.html"
+    assert out.splitlines() == [str(page_path)]
+    page = page_path.read_text("utf-8")
+    assert page.count("<tr><td>") == len(csv_lines) == 15
+    assert "Rejets de l&#x27;import AAF n° 1 — 0999001W" in page
+    assert sorted(page.split("<td>AAF-")[i + 1].split("<")[0] for i in range(15)) == \
+        sorted(line.split(";")[2].removeprefix("AAF-") for line in csv_lines)
+    status, _, err = run(capsys, *options, "rejects", "--html", "--output", str(folder),
+                         "--code", "AAF-NAISSANCE-MANQUANTE")
+    assert status == 2 and "--html" in err
 
 
 def test_a_group_of_last_year_is_reported_through_the_real_step_4_import(

@@ -13,9 +13,15 @@ from pathlib import Path
 import pytest
 from alembic import command
 from sqlalchemy import select, text, update
-from support_data import fill_support_database
+from support_data import REFUSED_XML, fill_support_database, plant_last_year_class
 
-from yearchange_tui.aaf.support import PersonHit, best_person_hits, find, person_facts
+from yearchange_tui.aaf.support import (
+    PersonHit,
+    best_person_hits,
+    facts_lines,
+    find,
+    person_facts,
+)
 from yearchange_tui.ent.database import alembic_config, create_db_engine
 from yearchange_tui.ent.folding import fold
 from yearchange_tui.ent.models import (
@@ -72,9 +78,6 @@ def test_uai_prefix_establishment_name_code_ine_and_login_all_find(filled) -> No
 def test_a_refused_person_is_found_by_the_name_in_their_record(filled) -> None:
     database, _ = filled
     with database.session() as session:
-        result = find(session, "beranger zoe")
-        assert [(hit.jointure, hit.person_id, hit.last_name) for hit in result.people] == \
-            [("J-REFUSED", None, "BÉRANGER")] or not result.people
         result = find(session, "béranger")
         facts = person_facts(session, result.people[0], BLOCK_DAY)
     assert result.people[0].jointure == "J-REFUSED" and result.people[0].person_id is None
@@ -82,6 +85,28 @@ def test_a_refused_person_is_found_by_the_name_in_their_record(filled) -> None:
     assert facts.advice.startswith("Élève sans compte : Date de naissance absente")
     assert "BÉRANGER" in facts.raw_xml
     assert facts.classes == [("demandée par la livraison, non créée", "6A")]
+
+
+@pytest.mark.parametrize("typed", ["Zoé Béranger", "beranger zoe", "ZOE  béranger"])
+def test_every_word_must_match_in_any_order(filled, typed: str) -> None:
+    """Several words: each must match, in any order — the refused person by the names in
+    their record, and their reject with them."""
+    database, _ = filled
+    with database.session() as session:
+        result = find(session, typed)
+    assert [(hit.jointure, hit.person_id) for hit in result.people] == [("J-REFUSED", None)]
+    assert [hit.code for hit in result.rejects] == ["AAF-NAISSANCE-MANQUANTE"]
+
+
+def test_words_may_match_different_things_but_all_must_match(filled) -> None:
+    database, _ = filled
+    with database.session() as session:
+        both = find(session, "camille 0999")  # a name and the UAI's beginning
+        mixed = find(session, "noel beranger")  # two different people: nobody
+        directory = find(session, "Camille Noël")
+    assert [hit.code for hit in both.rejects] == ["AAF-CLASSE-INCONNUE"]
+    assert not mixed.people and not mixed.rejects
+    assert [hit.jointure for hit in directory.people] == ["J-NOEL"]
 
 
 def test_renaming_a_person_refolds_their_search_text(filled) -> None:
@@ -111,6 +136,31 @@ def test_person_facts_give_block_class_rejects_and_absence(filled) -> None:
     assert not after.decision.blocked
     assert after.account.startswith("signalé absent du Complet le 03/07/2026")
     assert "absent du dernier Complet" in after.advice
+
+
+def test_a_class_that_looks_like_last_years_is_flagged_on_the_person(filled) -> None:
+    """Issue #15: the person's N+1 class flagged « classe N-1 probable » by the step-4
+    detection (same code last year, with the same students), in the facts, the lines of
+    the person screen and ``yearchange person``, and in what to tell the school."""
+    database, url = filled
+    with database.session() as session:
+        before = person_facts(session, find(session, "noel").people[0], dt.date(2026, 9, 10))
+    assert before.old_classes == []
+    assert not any(label == "Classe N-1 probable" for label, _ in facts_lines(before))
+    plant_last_year_class(database)
+    with database.session() as session:
+        after = person_facts(session, find(session, "noel").people[0], dt.date(2026, 9, 10))
+    assert [code for code, _ in after.old_classes] == ["5EME2"]
+    assert ("Classe N-1 probable", ("5EME2 : même code qu'une classe de l'année passée et "
+            "1 élève sur 1 y était déjà")) in facts_lines(after)
+    assert after.advice.startswith("Élève dans la classe 5EME2, classe N-1 probable")
+    shown = run_cli(url, "person", "noel", "--at", "2026-09-10")
+    assert shown.returncode == 0, shown.stderr
+    assert "Classe N-1 probable : 5EME2 : même code qu'une classe de l'année" in \
+        " ".join(shown.stdout.split())
+    assert max(len(line) for line in shown.stdout.splitlines()) <= 80
+    data = json.loads(run_cli(url, "person", "noel", "--json").stdout)
+    assert [c["code"] for c in data["likely_previous_year_classes"]] == ["5EME2"]
 
 
 def run_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -160,6 +210,35 @@ def test_person_prefers_the_one_named_over_one_whose_reject_cites_the_name() -> 
     assert best_person_hits([named, citing], "1000609") == [citing]
     twins = PersonHit("3010218", 9, "MÜLLER", "Clément", "relative", "c.muller.3010218", "V")
     assert best_person_hits([named, twins], "Müller") == [named, twins]
+
+
+def test_migration_0019_folds_the_refused_persons_name_into_their_rejects(
+        database_url: str) -> None:
+    """A reject written before 0019 is found by the names in its record afterwards."""
+    engine = create_db_engine(database_url)
+    config = alembic_config(engine)
+    command.upgrade(config, "0018")
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO aaf_imports (id, started_at, source, source_kind, delivery_type, mode, "
+            "operator, record_count, error_count, warning_count, info_count, header, summary, "
+            "unknown_attributes) VALUES (1, '2026-08-18 06:00:00', 'x', 'dossier', '', "
+            "'import', '', 0, 0, 0, 0, '{}', '{}', '{}')"))
+        connection.execute(text(
+            "INSERT INTO aaf_rejects (id, import_id, file_name, record_id, kind, request, uai, "
+            "code, severity, attribute, raw_value, message, action, raw_xml, search_folded) "
+            "VALUES (1, 1, '', 'J9', 'Eleve', 'add', '0999001W', 'AAF-NAISSANCE-MANQUANTE', "
+            "'erreur', '', '', 'Date absente', '', :xml, 'aaf-naissance-manquante j9 date "
+            "absente')"), {"xml": REFUSED_XML})
+    command.upgrade(config, "0019")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT search_folded FROM aaf_rejects")).scalar() == \
+            "aaf-naissance-manquante j9 date absente beranger zoe"
+    command.downgrade(config, "0018")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT search_folded FROM aaf_rejects")).scalar() == \
+            "aaf-naissance-manquante j9 date absente"
+    engine.dispose()
 
 
 def test_the_migration_backfills_the_folded_columns(database_url: str) -> None:

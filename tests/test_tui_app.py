@@ -12,7 +12,7 @@ from yearchange_tui.scheduling.api import RequestAction
 from yearchange_tui.tui.fake_engine import FakeEngine
 from yearchange_tui.tui.rejects_source import RejectQuery
 from yearchange_tui.tui.screens.detail import DetailScreen
-from yearchange_tui.tui.screens.modals import ConfirmModal, HelpModal, QuitModal
+from yearchange_tui.tui.screens.modals import ConfirmModal, HelpModal, QuitModal, TextPromptModal
 from yearchange_tui.tui.screens.rejects import RejectsScreen
 from yearchange_tui.tui.widgets.calendar_grid import CalendarGrid
 from yearchange_tui.workflow.models import Step, UnitStatus
@@ -426,6 +426,8 @@ def test_rejects_browser_filters_marks_and_exports(tmp_path: Path) -> None:
             assert await wait_until(pilot, lambda: "Rejets AAF — 5 · 1 traité masqué"
                                     in screen_text(app))
             await pilot.press("x")
+            assert await wait_until(pilot, lambda: isinstance(app.screen, TextPromptModal))
+            await pilot.press("enter")  # the configured folder, as pre-filled
             await app.workers.wait_for_complete()
             exports = list((tmp_path / "exports").glob("rejets-*.csv"))
             assert len(exports) == 1

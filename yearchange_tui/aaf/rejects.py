@@ -108,7 +108,7 @@ def reject(run: ImportRun, code: str, ref: RecordRef, *, raw: Prepared | None = 
            "severity": RULES[code].severity.value, "attribute": attribute[:100],
            "raw_value": value, "message": message, "action": action, "raw_xml": "",
            "search_folded": reject_search_text(code, ref.identifier[:64], attribute[:100],
-                                               value, message)}
+                                               value, message, name)}
     run.reject_counts[establishment_id][code] += 1
     if raw_xml is not None:
         row["raw_xml"] = raw_xml

@@ -9,7 +9,8 @@ value or message, and a person by name, INE, login or jointure — all compared 
 
 :func:`person_facts` gathers what answers "why can't this person log in": the record
 as imported (or the refused record, when the import refused it), the account state
-(created, flagged absent from a Complet), the class for N+1 (and N), the access-block
+(created, flagged absent from a Complet), the class for N+1 (and N; flagged « classe N-1
+probable » by the step-4 detection when it looks like last year's), the access-block
 answer from :func:`~yearchange_tui.workflow.access_block.access_decision` (the one
 owner of that rule), the person's rejects, and a line to tell the school.
 
@@ -22,9 +23,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from lxml import etree
-from sqlalchemy import ColumnElement, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
+from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
+from yearchange_tui.aaf.rules import RULES
 from yearchange_tui.aaf.run import PERSON_KINDS
 from yearchange_tui.ent.folding import fold, person_search_text
 from yearchange_tui.ent.models import (
@@ -104,44 +107,65 @@ def _needles(text: str) -> tuple[str, str]:
     return text.strip().upper(), fold(text)
 
 
+def words(text: str) -> list[str]:
+    """The folded words of ``text``: each must match, in any order (« beranger zoe »)."""
+    return fold(text).split()
+
+
 def matching_uais(session: Session, text: str) -> list[str]:
-    """UAIs of the establishments whose UAI starts with ``text`` or whose name holds it.
+    """UAIs of the establishments whose UAI starts with ``text`` or whose name holds every
+    word of it.
 
     Establishments are few (an académie's hundreds): their names are folded here.
     """
     upper, folded = _needles(text)
     if not folded:
         return []
+    needles = folded.split()
     found = []
     for uai, name in session.execute(select(Establishment.uai, Establishment.name)
                                      .order_by(Establishment.uai)):
-        if uai.upper().startswith(upper) or folded in fold(name or ""):
+        folded_name = fold(name or "")
+        if uai.upper().startswith(upper) or all(word in folded_name for word in needles):
             found.append(uai)
     return found
 
 
+def _person_word(word: str) -> ColumnElement[bool]:
+    return or_(Person.search_folded.contains(word, autoescape=True),
+               func.lower(Person.login).contains(word, autoescape=True),
+               func.lower(Person.aaf_jointure).contains(word, autoescape=True))
+
+
 def person_condition(text: str) -> ColumnElement[bool]:
-    """People whose names or INE (folded), login or jointure hold ``text``."""
-    _upper, folded = _needles(text)
-    if not folded:
+    """People whose names or INE (folded), login or jointure hold every word of ``text``."""
+    needles = words(text)
+    if not needles:
         return false()
-    return or_(Person.search_folded.contains(folded, autoescape=True),
-               func.lower(Person.login).contains(folded, autoescape=True),
-               func.lower(Person.aaf_jointure).contains(folded, autoescape=True))
+    return and_(*(_person_word(word) for word in needles))
+
+
+def _reject_word(session: Session, word: str) -> ColumnElement[bool]:
+    uais = matching_uais(session, word)
+    return or_(AafReject.uai.startswith(word.upper(), autoescape=True),
+               AafReject.uai.in_(uais) if uais else false(),
+               AafReject.search_folded.contains(word, autoescape=True),
+               AafReject.record_id.in_(select(Person.aaf_jointure)
+                                       .where(_person_word(word))))
 
 
 def reject_condition(session: Session, text: str) -> ColumnElement[bool]:
-    """Rejects ``text`` names: its establishment (UAI prefix, name), its code, record id,
-    attribute, value or message (folded), or a person it is about (name, login, INE)."""
+    """Rejects ``text`` names, every word of it matching in any order: its establishment
+    (UAI prefix, name), its code, record id, attribute, value, message or the name in its
+    record (folded), or a person it is about (name, login, INE). A whole text that is an
+    establishment's name (« emile zola ») names its rejects too."""
     upper, folded = _needles(text)
     if not folded:
         return false()
-    uais = matching_uais(session, text)
+    whole = matching_uais(session, text)
     return or_(AafReject.uai.startswith(upper, autoescape=True),
-               AafReject.uai.in_(uais) if uais else false(),
-               AafReject.search_folded.contains(folded, autoescape=True),
-               AafReject.record_id.in_(select(Person.aaf_jointure)
-                                       .where(person_condition(text))))
+               AafReject.uai.in_(whole) if whole else false(),
+               and_(*(_reject_word(session, word) for word in folded.split())))
 
 
 def find(session: Session, text: str, limit: int = 20) -> FindResult:
@@ -194,9 +218,10 @@ def best_person_hits(hits: list[PersonHit], text: str) -> list[PersonHit]:
     exact = [hit for hit in hits if typed in (hit.jointure.casefold(), hit.login.casefold())]
     if exact:
         return exact[:1]
-    folded = fold(text)
+    needles = words(text)
     named = [hit for hit in hits
-             if folded in person_search_text(hit.last_name, hit.first_name, "")]
+             if all(word in person_search_text(hit.last_name, hit.first_name, "")
+                    for word in needles)]
     return named or hits
 
 
@@ -247,6 +272,9 @@ class PersonFacts:
     decision: AccessDecision | None = None
     rejects: list[PersonReject] = field(default_factory=list)
     raw_xml: str = ""
+    # Their newest year's classes that look like last year's (code, reason), from the
+    # step-4 detection (:func:`~yearchange_tui.aaf.classes_n1.likely_previous_year_classes`).
+    old_classes: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def imported(self) -> bool:
@@ -288,6 +316,10 @@ class PersonFacts:
                 self.decision.window is not None:
             return (f"{kind} bloqué jusqu'au {self.decision.window.ends_on:%d/%m} : message "
                     f"affiché « {self.decision.message} »")
+        if self.old_classes:
+            code, reason = self.old_classes[0]
+            return (f"{kind} dans la classe {code}, classe N-1 probable ({reason}) : "
+                    f"{RULES['AAF-CLASSE-N-1-PROBABLE'].action}")
         if self.absent_since is not None:
             return (f"{kind} absent du dernier Complet AAF (depuis le "
                     f"{format_local(self.absent_since, '%d/%m/%Y')}) : vérifier sa saisie dans SIECLE ou STS ; "
@@ -319,6 +351,7 @@ def person_facts(session: Session, hit: PersonHit, day: dt.date) -> PersonFacts:
                 .where(ClassMembership.person_id == person.id)
                 .order_by(SchoolYear.start_year.desc(), SchoolClass.code))]
             facts.decision = access_decision(session, person.id, day)
+            facts.old_classes = _old_classes(session, person.id)
     if hit.jointure:
         rows = list(session.scalars(select(AafReject).where(
             AafReject.record_id == hit.jointure).order_by(AafReject.import_id.desc(),
@@ -338,6 +371,32 @@ def person_facts(session: Session, hit: PersonHit, day: dt.date) -> PersonFacts:
             name = session.scalar(select(Establishment.name).where(Establishment.uai == hit.uai))
             facts.establishment = f"{hit.uai} {name or ''}".strip()
     return facts
+
+
+def _old_classes(session: Session, person_id: int) -> list[tuple[str, str]]:
+    """The person's classes of their newest year that the step-4 detection flags as
+    « classe N-1 probable » (code, French reason)."""
+    rows = session.execute(
+        select(SchoolYear.id, SchoolYear.start_year, SchoolClass.establishment_id,
+               SchoolClass.code)
+        .join(SchoolClass, SchoolClass.school_year_id == SchoolYear.id)
+        .join(ClassMembership, ClassMembership.class_id == SchoolClass.id)
+        .where(ClassMembership.person_id == person_id)
+        .order_by(SchoolYear.start_year.desc())).all()
+    if not rows:
+        return []
+    year_id, start_year = rows[0][0], rows[0][1]
+    newest = [(establishment_id, code) for row_year, _start, establishment_id, code in rows
+              if row_year == year_id]
+    previous = session.scalar(select(SchoolYear.id).where(
+        SchoolYear.start_year == start_year - 1))
+    flagged: list[tuple[str, str]] = []
+    for establishment_id in sorted({establishment_id for establishment_id, _ in newest}):
+        findings = {finding.code: finding.reason for finding in likely_previous_year_classes(
+            session.connection(), establishment_id, year_id, previous)}
+        flagged.extend((code, findings[code]) for where, code in sorted(newest)
+                       if where == establishment_id and code in findings)
+    return flagged
 
 
 def _classes_by_year(classes: list[tuple[str, str]]) -> str:
@@ -365,6 +424,8 @@ def facts_lines(facts: PersonFacts) -> list[tuple[str, str]]:
              ("Établissement", facts.establishment or "—"),
              ("Compte", facts.account),
              ("Classe", _classes_by_year(facts.classes)),
+             *(("Classe N-1 probable", f"{code} : {reason}")
+               for code, reason in facts.old_classes),
              ("Accès", facts.access)]
     if facts.decision is not None and facts.decision.blocked and facts.decision.message:
         lines.append(("Message affiché", facts.decision.message))

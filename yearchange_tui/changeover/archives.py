@@ -129,6 +129,12 @@ def _page(title: str, body: str, stylesheet: str | None = None) -> str:
             f"<title>{html.escape(title)}</title>{style}</head><body>\n{body}\n</body></html>\n")
 
 
+def printable_page(title: str, body: str) -> str:
+    """A self-contained printable HTML page (French, the archives' inline style); ``title``
+    is escaped here, ``body`` must already be escaped HTML."""
+    return _page(title, body)
+
+
 @functools.cache
 def _style_member() -> Member:
     """The stylesheet, deflated once per process (at the configured level)."""

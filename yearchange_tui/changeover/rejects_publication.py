@@ -5,19 +5,25 @@ les administrateurs à consulter les rejets sur leur portail »; checklist row 2
 rejects in the import, a CSV (the one CSV writer, :mod:`yearchange_tui.ent.csvfile`, the
 columns of ``rejects --csv``) in the establishment's space
 (``<UAI>/rejets/rejets-<UAI>-import-<N>.csv``) attached to an internal message to its
-heads (profile direction) — the path the step-2 sanctions CSV takes. Publishing the same
-import again replaces the earlier message and file (and says so); every publication is
-audited. Runs on the caller's thread.
+heads (profile direction) — the path the step-2 sanctions CSV takes, with a printable
+HTML of the same rows beside it (``rejets-<UAI>-import-<N>.html``, :func:`html_document`,
+also written alone by ``rejects --html``). An import is published once per
+establishment: publishing it again is refused for that establishment (« déjà publiés
+le … », date in the operator's zone) unless ``republish`` (``--republier``), which
+replaces the earlier message and files; every publication is audited. Runs on the
+caller's thread.
 """
 
 from __future__ import annotations
 
+import html
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Connection, delete, func, select
 
+from yearchange_tui.changeover.archives import printable_page
 from yearchange_tui.changeover.effects import RealEffects, Tally
 from yearchange_tui.ent.csvfile import csv_bytes
 from yearchange_tui.ent.models import (
@@ -30,6 +36,7 @@ from yearchange_tui.ent.models import (
 )
 from yearchange_tui.importing.models import AafImport, AafReject
 from yearchange_tui.workflow.audit import audit
+from yearchange_tui.workflow.localtime import format_local
 
 if TYPE_CHECKING:
     from yearchange_tui.changeover.runner import ChangeoverRunner
@@ -67,12 +74,51 @@ class Publication:
     path: str
     replaced: bool
     problem: str = ""  # why nothing was published (French), when nothing was
+    html_path: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"uai": self.uai, "import": self.import_id, "rejects": self.rejects,
                 "by_severity": self.by_severity, "recipients": self.recipients,
-                "path": self.path, "replaced": self.replaced, "problem": self.problem}
+                "path": self.path, "html_path": self.html_path, "replaced": self.replaced,
+                "problem": self.problem}
+
+
+HTML_HEADINGS = ("Import", "UAI", "Code", "Sévérité", "Fichier", "Ligne", "Identifiant",
+                 "Type", "Requête", "Attribut", "Valeur", "Explication", "Action")
+"""French headings of the printable HTML, one per :data:`CSV_COLUMNS` column."""
+
+
+def html_name(uai: str, import_id: int) -> str:
+    """The printable file's name: ``rejets-<UAI>-import-<N>.html``."""
+    return f"rejets-{uai}-import-{import_id}.html"
+
+
+def _rows(connection: Connection, import_id: int, uai: str) -> Any:
+    """The establishment's rejects of the import, streamed, in file and line order."""
+    return connection.execute(
+        select(AafReject.__table__).where(AafReject.import_id == import_id,
+                                          AafReject.uai == uai)
+        .order_by(AafReject.file_name, AafReject.line, AafReject.id)
+        .execution_options(yield_per=2000))
+
+
+def html_document(connection: Connection, import_id: int, uai: str, name: str) -> bytes:
+    """A printable HTML (French, escaped) of one establishment's rejects of an import: the
+    rows and columns of the CSV, under the archives' page and style."""
+    cells = []
+    count = 0
+    for row in _rows(connection, import_id, uai):
+        count += 1
+        cells.append("<tr>" + "".join(f"<td>{html.escape(str(value))}</td>"
+                                      for value in csv_row(row)) + "</tr>")
+    head = "".join(f"<th>{html.escape(label)}</th>" for label in HTML_HEADINGS)
+    title = f"Rejets de l'import AAF n° {import_id} — {uai}"
+    body = (f"<h1>{html.escape(title)}</h1>"
+            f"<p>{html.escape(name)} — {count} rejet(s) ou avertissement(s). Chaque ligne "
+            "donne le fichier, la ligne, l'explication et l'action à mener.</p>"
+            f"<table><tr>{head}</tr>{''.join(cells)}</table>")
+    return printable_page(title, body).encode("utf-8")
 
 
 def subject(import_id: int) -> str:
@@ -101,13 +147,17 @@ def latest_aaf_import(runner: ChangeoverRunner) -> int | None:
 
 
 def publish_rejects(runner: ChangeoverRunner, import_id: int | None = None,
-                    uais: list[str] | None = None) -> list[Publication]:
+                    uais: list[str] | None = None,
+                    republish: bool = False) -> list[Publication]:
     """Publish each establishment's rejects of an AAF import to its heads.
 
     Args:
         runner: the change-over runner (database and storage).
         import_id: the import (default: the latest AAF delivery).
         uais: only these establishments (default: every one with rejects in the import).
+        republish: send again to an establishment the import was already published to
+            (replacing the earlier message and files); without it, that establishment is
+            refused (``REJETS-DEJA-PUBLIES``).
 
     Returns:
         One :class:`Publication` per establishment, by UAI.
@@ -152,26 +202,40 @@ def publish_rejects(runner: ChangeoverRunner, import_id: int | None = None,
                     "aucun chef d'établissement (profil direction) à qui publier "
                     "[REJETS-SANS-DIRECTION]"))
                 continue
+            earlier = _earlier(connection, ref.id, import_id)
+            if earlier is not None and not republish:
+                published.append(Publication(
+                    ref.uai, import_id, total, dict(severities), 0, "", False,
+                    f"déjà publiés le {format_local(earlier, '%d/%m/%Y à %H:%M')} ; "
+                    "--republier pour les envoyer à nouveau [REJETS-DEJA-PUBLIES]"))
+                continue
             replaced = _remove_earlier(connection, ref.id, import_id)
-            rows = connection.execute(
-                select(AafReject.__table__).where(AafReject.import_id == import_id,
-                                                  AafReject.uai == ref.uai)
-                .order_by(AafReject.file_name, AafReject.line, AafReject.id)
-                .execution_options(yield_per=2000))
-            data = csv_bytes(CSV_COLUMNS, (csv_row(row) for row in rows))
+            data = csv_bytes(CSV_COLUMNS, (csv_row(row)
+                                           for row in _rows(connection, import_id, ref.uai)))
+            html_path = f"{ref.uai}/rejets/{html_name(ref.uai, import_id)}"
+            printable = html_document(connection, import_id, ref.uai, ref.name)
             RealEffects(runner.storage_root, tally).send_message(
                 connection, establishment_id=ref.id, recipient_ids=heads,
                 subject=subject(import_id), body=body(ref.name, import_id, total,
                                                       dict(severities)),
-                sent_at=now, attachments=[(path, data, "text/csv")],
+                sent_at=now, attachments=[(path, data, "text/csv"),
+                                          (html_path, printable, "text/html")],
                 label="rejets publiés")
         publication = Publication(ref.uai, import_id, total, dict(severities), len(heads),
-                                  path, replaced)
+                                  path, replaced, html_path=html_path)
         with runner.database.session() as session:
             audit(session, "rejects-publish", "done", establishment_id=ref.id,
                   details=publication.as_dict())
         published.append(publication)
     return published
+
+
+def _earlier(connection: Connection, establishment_id: int,
+             import_id: int) -> Any:
+    """When the import was last published to the establishment (None: never)."""
+    return connection.scalar(select(func.max(Message.sent_at)).where(
+        Message.establishment_id == establishment_id, Message.subject == subject(import_id),
+        Message.is_system.is_(True)))
 
 
 def _remove_earlier(connection: Any, establishment_id: int, import_id: int) -> bool:

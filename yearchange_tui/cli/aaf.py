@@ -21,6 +21,9 @@ from yearchange_tui.changeover.rejects_publication import (
     CSV_COLUMNS,
     PublicationError,
     csv_row,
+    html_document,
+    html_name,
+    latest_aaf_import,
     publish_rejects,
 )
 from yearchange_tui.changeover.runner import ChangeoverRunner
@@ -30,6 +33,7 @@ from yearchange_tui.cli.steps import summary_line
 from yearchange_tui.cli.tables import print_paragraph
 from yearchange_tui.cli.util import (
     EXIT_OK,
+    EXIT_USAGE,
     JSON_HELP,
     UsageError,
     err,
@@ -43,6 +47,7 @@ from yearchange_tui.ent.csvfile import write_csv
 from yearchange_tui.ent.database import Access
 from yearchange_tui.ent.models import Person
 from yearchange_tui.ent.uai import InvalidUAIError, validate_uai
+from yearchange_tui.french import os_error_text
 from yearchange_tui.importing.models import AafImport, AafReject
 from yearchange_tui.importing.outcome import run_import
 from yearchange_tui.importing.rules import SEVERITY_LABELS, table_line
@@ -94,8 +99,19 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     rejects.add_argument("--publish", action="store_true",
                          help="publier à chaque établissement (ou --uai) ses rejets de l'import "
                               "(dernier, ou --import N) : fichier CSV dans son espace, joint à "
-                              "un message à ses chefs d'établissement ; une nouvelle "
-                              "publication du même import remplace la précédente")
+                              "un message à ses chefs d'établissement, avec sa version "
+                              "HTML imprimable ; un import déjà publié à un établissement "
+                              "n'est pas renvoyé sans --republier")
+    rejects.add_argument("--republier", dest="republish", action="store_true",
+                         help="avec --publish : renvoyer aussi aux établissements déjà "
+                              "servis (remplace la publication précédente, journalisé)")
+    output.add_argument("--html", action="store_true",
+                        help="écrire pour chaque établissement (--uai, sinon chacun ayant "
+                             "des rejets) un fichier HTML imprimable de ses rejets de "
+                             "l'import (dernier, ou --import N)")
+    rejects.add_argument("--output", metavar="DOSSIER", type=Path,
+                         help="avec --html : dossier des fichiers (défaut : le dossier "
+                              "courant)")
     rejects.set_defaults(handler=cmd_rejects)
 
     block = commands.add_parser(
@@ -203,8 +219,14 @@ def cmd_rejects(args: argparse.Namespace) -> int:
             uais.append(validate_uai(uai))
         except InvalidUAIError as error:
             raise UsageError(str(error)) from error
+    if args.republish and not args.publish:
+        raise UsageError("--republier s'emploie avec --publish.")
+    if args.output is not None and not args.html:
+        raise UsageError("--output s'emploie avec --html.")
     if args.publish:
         return _publish(args, uais, codes)
+    if args.html:
+        return _write_html(args, uais, codes)
     _settings, database = open_database_from_args(args, Access.READ_ONLY)
     with database.session() as session:
         if args.all:
@@ -248,14 +270,14 @@ def cmd_rejects(args: argparse.Namespace) -> int:
 
 def _publish(args: argparse.Namespace, uais: list[str], codes: list[str]) -> int:
     """``yearchange rejects --publish [--uai U] [--import N]``."""
-    if args.all or args.csv or codes or args.severity:
+    if args.all or args.csv or args.html or codes or args.severity:
         raise UsageError("--publish publie tous les rejets d'un import : il ne s'emploie "
-                         "qu'avec --uai, --import et --json.")
+                         "qu'avec --uai, --import, --republier et --json.")
     refuse_in_read_only(settings_from_args(args), "la publication des rejets")
     settings, database = open_database_from_args(args)
     try:
         published = publish_rejects(ChangeoverRunner(database, settings.storage_dir),
-                                    args.import_id, uais or None)
+                                    args.import_id, uais or None, republish=args.republish)
     except (PublicationError, UnknownEstablishmentError) as error:
         raise UsageError(str(error)) from error
     if args.json:
@@ -278,6 +300,48 @@ def _publish(args: argparse.Namespace, uais: list[str], codes: list[str]) -> int
                         + (" — remplace la publication précédente" if publication.replaced
                            else ""), "  ", "    ")
         print(f"    {publication.path}")
+        print(f"    {publication.html_path}")
+    return EXIT_OK
+
+
+def _write_html(args: argparse.Namespace, uais: list[str], codes: list[str]) -> int:
+    """``yearchange rejects --html [--uai U] [--import N] [--output DIR]``."""
+    if args.all or codes or args.severity:
+        raise UsageError("--html écrit tous les rejets d'un import par établissement : il ne "
+                         "s'emploie qu'avec --uai, --import et --output.")
+    settings, database = open_database_from_args(args, Access.READ_ONLY)
+    runner = ChangeoverRunner(database, settings.storage_dir)
+    import_id = args.import_id if args.import_id is not None else latest_aaf_import(runner)
+    if import_id is None:
+        raise UsageError("Aucun import AAF dans la base. [REJETS-AUCUN-IMPORT]")
+    with database.session() as session:
+        if session.get(AafImport, import_id) is None:
+            raise UsageError(f"Import AAF n° {import_id} inconnu. [REJETS-IMPORT-INCONNU]")
+        with_rejects = set(session.scalars(select(AafReject.uai).where(
+            AafReject.import_id == import_id, AafReject.uai != "").distinct()))
+    try:
+        refs = [ref for ref in runner.establishments(uais or None)
+                if uais or ref.uai in with_rejects]
+    except UnknownEstablishmentError as error:
+        raise UsageError(str(error)) from error
+    folder = args.output or Path()
+    written = []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for ref in refs:
+            with database.engine.connect() as connection:
+                data = html_document(connection, import_id, ref.uai, ref.name)
+            path = folder / html_name(ref.uai, import_id)
+            path.write_bytes(data)
+            written.append(path)
+    except OSError as error:
+        err(f"Impossible d'écrire les fichiers HTML : {os_error_text(error)} "
+            "[REJETS-HTML-ECRITURE]")
+        return EXIT_USAGE
+    if not written:
+        print(f"Aucun rejet dans l'import AAF n° {import_id}.")
+    for path in written:
+        print(path)
     return EXIT_OK
 
 

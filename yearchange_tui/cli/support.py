@@ -162,6 +162,8 @@ def cmd_person(args: argparse.Namespace) -> int:
                     "account": facts.account, "absent_since": (
                         facts.absent_since.isoformat() if facts.absent_since else None),
                     "classes": [{"year": label, "code": code} for label, code in facts.classes],
+                    "likely_previous_year_classes": [
+                        {"code": code, "reason": reason} for code, reason in facts.old_classes],
                     "blocked": bool(decision and decision.blocked),
                     "access": facts.access,
                     "block_message": decision.message if decision else "",

@@ -13,6 +13,8 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
+from lxml import etree
+
 PERSON_FOLD_MAX = 400
 """Length of ``people.search_folded``."""
 
@@ -35,9 +37,33 @@ def person_search_text(last_name: Any, first_name: Any, ine: Any) -> str:
 
 
 def reject_search_text(code: Any, record_id: Any, attribute: Any, raw_value: Any,
-                       message: Any) -> str:
-    """What ``aaf_rejects.search_folded`` holds: code, record id, attribute, value, message."""
-    return fold_parts((code, record_id, attribute, raw_value, message))
+                       message: Any, name: Any = None) -> str:
+    """What ``aaf_rejects.search_folded`` holds: code, record id, attribute, value, message
+    and the name of the person or structure the record is about (a person the import
+    refused is found by name only through it)."""
+    return fold_parts((code, record_id, attribute, raw_value, message, name))
+
+
+_NAME_ATTRIBUTES = ("sn", "givenName")
+
+
+def record_name(raw_xml: Any) -> str:
+    """« BÉRANGER Zoé »: the last and first names (``sn``, ``givenName``) of an AAF
+    record's XML ("" when it has none or is unreadable)."""
+    if not raw_xml or not str(raw_xml).strip():
+        return ""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    try:
+        root = etree.fromstring(str(raw_xml).encode("utf-8"), parser)
+    except etree.XMLSyntaxError:
+        return ""
+    found: dict[str, str] = {}
+    for attr in root.iter("{*}attr", "attr"):
+        name = attr.get("name")
+        if name in _NAME_ATTRIBUTES and name not in found:
+            found[name] = next((value.text or "" for value in attr.iter("{*}value", "value")),
+                               "").strip()
+    return " ".join(found[key] for key in _NAME_ATTRIBUTES if found.get(key))
 
 
 def _current(context: Any) -> dict[str, Any]:
@@ -56,4 +82,4 @@ def reject_search_default(context: Any) -> str:
     params = _current(context)
     return reject_search_text(params.get("code"), params.get("record_id"),
                               params.get("attribute"), params.get("raw_value"),
-                              params.get("message"))
+                              params.get("message"), record_name(params.get("raw_xml")))

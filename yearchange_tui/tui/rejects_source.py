@@ -135,10 +135,11 @@ def matches(row: RejectRow, query: RejectQuery) -> bool:
         return False
     if query.text:
         # The in-memory form of aaf.support.reject_condition (no directory to join here).
-        needle = fold(query.text)
         haystack = reject_search_text(row.code, row.record_id, row.attribute, row.raw_value,
                                       row.message)
-        if needle not in haystack and not row.uai.startswith(normalise_uai(query.text)):
+        if not row.uai.startswith(normalise_uai(query.text)) and not all(
+                word in haystack or row.uai.startswith(word.upper())
+                for word in fold(query.text).split()):
             return False
     return True
 

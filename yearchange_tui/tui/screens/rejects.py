@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.console import Group
@@ -14,7 +15,7 @@ from textual.widgets import DataTable, Input, Select, Static
 from textual.worker import Worker, WorkerState
 
 from yearchange_tui.aaf.run import PERSON_KINDS
-from yearchange_tui.french import plural
+from yearchange_tui.french import os_error_text, plural
 from yearchange_tui.importing.rules import SEVERITY_LABELS
 from yearchange_tui.scheduling.api import EngineEventView
 from yearchange_tui.tui.bindings import bindings_for
@@ -26,6 +27,7 @@ from yearchange_tui.tui.rejects_source import (
     handler_label,
 )
 from yearchange_tui.tui.screens.base import ConsoleScreen
+from yearchange_tui.tui.screens.modals import TextPromptModal
 from yearchange_tui.tui.screens.person import PersonScreen
 from yearchange_tui.tui.widgets.console_footer import ConsoleFooter
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
@@ -140,7 +142,9 @@ class RejectsScreen(ConsoleScreen):
                 path, count = event.worker.result
                 self.notify(f"{count} rejet(s) exporté(s) : {path}", timeout=10)
             elif event.state is WorkerState.ERROR:
-                self.notify(f"Export impossible : {event.worker.error}", severity="error")
+                error = event.worker.error
+                reason = os_error_text(error) if isinstance(error, OSError) else str(error)
+                self.notify(f"Export impossible : {reason}", severity="error")
 
     def _set_facets(self, facets: dict[str, list[str]]) -> None:
         self._facets_loaded = True
@@ -289,16 +293,26 @@ class RejectsScreen(ConsoleScreen):
         self.reload()
 
     def action_export_csv(self) -> None:
-        """Export the filtered rejects as CSV in the data folder."""
-        self._export(self.current_query(limit=1_000_000))
+        """Ask for the export folder (pre-filled with the configured one), then export the
+        filtered rejects there as CSV."""
+        query = self.current_query(limit=1_000_000)
+
+        def chosen(folder: str | None) -> None:
+            if folder:
+                self._export(query, Path(folder).expanduser())
+
+        self.app.push_screen(TextPromptModal(
+            "Export CSV des rejets", ["Dossier de l'export (créé s'il n'existe pas) :"],
+            value=str(self.console.exports_dir), placeholder="/chemin/vers/le/dossier",
+            validate=_folder_problem), chosen)
 
     @work(thread=True, exclusive=True, group="rejects-export", exit_on_error=False,
           description="export des rejets")
-    def _export(self, query: RejectQuery) -> tuple[str, int]:
+    def _export(self, query: RejectQuery, folder: Path) -> tuple[str, int]:
         page = self.console.rejects.query(query)
         uais = {row.uai for row in page.rows}
         uai = next(iter(uais)) if len(uais) == 1 else ""
-        path = export_csv(page.rows, self.console.exports_dir, self.console.now(), uai=uai)
+        path = export_csv(page.rows, folder, self.console.now(), uai=uai)
         return str(path), len(page.rows)
 
     def action_clear_filters(self) -> None:
@@ -313,3 +327,13 @@ class RejectsScreen(ConsoleScreen):
                 self.query_one(widget_id, Select).clear()
         self.reload()
         self.query_one(DataTable).focus()
+
+
+def _folder_problem(text: str) -> str:
+    """Why ``text`` cannot be the export folder (French), or ''."""
+    if not text.strip():
+        return "Indiquez un dossier."
+    path = Path(text.strip()).expanduser()
+    if path.exists() and not path.is_dir():
+        return f"{path} n'est pas un dossier."
+    return ""
