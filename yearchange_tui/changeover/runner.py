@@ -206,8 +206,8 @@ class ChangeoverRunner:
         """
         if (workers > 1 and len(establishments) > 1 and options is None
                 and self.database.access is Access.READ_WRITE):
-            per_establishment = self._in_workers(
-                _dry_run_in_worker, establishments, workers, steps)
+            per_establishment = in_workers(
+                self, _dry_run_in_worker, establishments, workers, steps)
             return [outcome for outcomes in per_establishment for outcome in outcomes]
         return dry_run_units(self, establishments, steps, options)
 
@@ -262,48 +262,7 @@ class ChangeoverRunner:
 
     def _run_parallel(self, step: Step, establishments: list[EstablishmentRef],
                       workers: int) -> list[UnitOutcome]:
-        return self._in_workers(_run_unit_in_worker, establishments, workers, step)
-
-    def _in_workers(self, function: Callable[..., Any], establishments: list[EstablishmentRef],
-                    workers: int, what: Any) -> list[Any]:
-        """``function(url, storage, now, what, ref, events)`` for each establishment, in
-        ``workers`` processes; the workers' events reach this runner's observer."""
-        context = multiprocessing.get_context("spawn")
-        manager = context.Manager()
-        events = manager.Queue()
-
-        def forward() -> None:
-            while True:
-                event = events.get()
-                if event is None:
-                    return
-                self.observer.notify(event)
-
-        forwarder = threading.Thread(target=forward, name="unit-events", daemon=True)
-        forwarder.start()
-        try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                # Largest establishments first, so no worker is left alone with a big one
-                # at the end; outcomes are still returned in the given order.
-                sizes = self._establishment_sizes()
-                futures = {ref.id: pool.submit(function, self.database.url,
-                                               str(self.storage_root), self.fixed_now, what,
-                                               ref, events)
-                           for ref in sorted(establishments,
-                                             key=lambda ref: -sizes.get(ref.id, 0))}
-                outcomes = [futures[ref.id].result() for ref in establishments]
-        finally:
-            events.put(None)
-            forwarder.join(timeout=10)
-            manager.shutdown()
-        return outcomes
-
-    def _establishment_sizes(self) -> dict[int, int]:
-        """People per establishment: how the work of a unit grows."""
-        with self.database.session() as session:
-            return {row[0]: int(row[1]) for row in session.execute(
-                select(Person.establishment_id, func.count())
-                .group_by(Person.establishment_id)).all() if row[0] is not None}
+        return in_workers(self, _run_unit_in_worker, establishments, workers, step)
 
     def run_unit(self, step: Step, establishment: EstablishmentRef,
                  options: RunOptions | None = None) -> UnitOutcome:
@@ -469,8 +428,8 @@ class ChangeoverRunner:
             assert unit is not None
             finish_unit(unit, counts)
             self._release(session, started)
-            differences = self._differences(session, establishment.id, started.year.id, step,
-                                            counts, unit.started_at)
+            differences = dry_run_differences(session, establishment.id, started.year.id,
+                                              step, counts, unit.started_at)
             audit(session, "run", "done", establishment_id=establishment.id, step=step.value,
                   override=OVERRIDE in started.notes,
                   details={"counts": counts, "differences": differences})
@@ -554,23 +513,66 @@ class ChangeoverRunner:
         return UnitOutcome(establishment.uai, step, "failed", error=message,
                            notes=started.notes, traceback=trace)
 
-    def _differences(self, session: Session, establishment_id: int, year_id: int, step: Step,
-                     counts: dict[str, Any], started_at: dt.datetime | None) -> list[dict[str, Any]]:
-        """Compare real counts with the last dry run made before the unit started."""
-        query = select(DryRunReport.counts).where(
-            DryRunReport.establishment_id == establishment_id,
-            DryRunReport.school_year_id == year_id, DryRunReport.step == step)
-        if started_at is not None:
-            query = query.where(DryRunReport.created_at <= started_at)
-        report = session.scalar(query.order_by(DryRunReport.created_at.desc(),
-                                               DryRunReport.id.desc()).limit(1))
-        if report is None:
-            return []
-        planned = json.loads(report)
-        numbers = {key for key in set(planned) | set(counts)
-                   if isinstance(planned.get(key, 0), int) and isinstance(counts.get(key, 0), int)}
-        return [{"count": key, "dry_run": planned.get(key, 0), "real": counts.get(key, 0)}
-                for key in sorted(numbers) if planned.get(key, 0) != counts.get(key, 0)]
+def in_workers(runner: ChangeoverRunner, function: Callable[..., Any],
+               establishments: list[EstablishmentRef], workers: int, what: Any) -> list[Any]:
+    """``function(url, storage, now, what, ref, events)`` for each establishment, in
+    ``workers`` processes; the workers' events reach the runner's observer."""
+    context = multiprocessing.get_context("spawn")
+    manager = context.Manager()
+    events = manager.Queue()
+
+    def forward() -> None:
+        while True:
+            event = events.get()
+            if event is None:
+                return
+            runner.observer.notify(event)
+
+    forwarder = threading.Thread(target=forward, name="unit-events", daemon=True)
+    forwarder.start()
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            # Largest establishments first, so no worker is left alone with a big one
+            # at the end; outcomes are still returned in the given order.
+            sizes = establishment_sizes(runner.database)
+            futures = {ref.id: pool.submit(function, runner.database.url,
+                                           str(runner.storage_root), runner.fixed_now, what,
+                                           ref, events)
+                       for ref in sorted(establishments,
+                                         key=lambda ref: -sizes.get(ref.id, 0))}
+            outcomes = [futures[ref.id].result() for ref in establishments]
+    finally:
+        events.put(None)
+        forwarder.join(timeout=10)
+        manager.shutdown()
+    return outcomes
+
+def establishment_sizes(database: Database) -> dict[int, int]:
+    """People per establishment: how the work of a unit grows."""
+    with database.session() as session:
+        return {row[0]: int(row[1]) for row in session.execute(
+            select(Person.establishment_id, func.count())
+            .group_by(Person.establishment_id)).all() if row[0] is not None}
+
+
+def dry_run_differences(session: Session, establishment_id: int, year_id: int, step: Step,
+                        counts: dict[str, Any],
+                        started_at: dt.datetime | None) -> list[dict[str, Any]]:
+    """Compare real counts with the last dry run made before the unit started."""
+    query = select(DryRunReport.counts).where(
+        DryRunReport.establishment_id == establishment_id,
+        DryRunReport.school_year_id == year_id, DryRunReport.step == step)
+    if started_at is not None:
+        query = query.where(DryRunReport.created_at <= started_at)
+    report = session.scalar(query.order_by(DryRunReport.created_at.desc(),
+                                           DryRunReport.id.desc()).limit(1))
+    if report is None:
+        return []
+    planned = json.loads(report)
+    numbers = {key for key in set(planned) | set(counts)
+               if isinstance(planned.get(key, 0), int) and isinstance(counts.get(key, 0), int)}
+    return [{"count": key, "dry_run": planned.get(key, 0), "real": counts.get(key, 0)}
+            for key in sorted(numbers) if planned.get(key, 0) != counts.get(key, 0)]
 
 
 class _QueueObserver:

@@ -204,17 +204,18 @@ def release_claim(connection: Connection, claim: Claim) -> None:
 class ClaimHeartbeat:
     """Refreshes the heartbeat of the claims this process holds on one database.
 
-    One daemon thread per database, started with the first claim; a failed heartbeat (a
-    busy SQLite database) is logged and tried again at the next interval.
+    A daemon thread runs only while this process holds claims there (so a process that
+    runs no unit stays single-threaded, which the AAF readers' plain fork needs); a failed
+    heartbeat (a busy SQLite database) is logged and tried again at the next interval.
     """
 
     def __init__(self, database: Database, interval: float = HEARTBEAT_INTERVAL) -> None:
         self.database = database
         self.interval = interval
         self.tokens: set[str] = set()
-        self.tokens_lock = threading.Lock()
-        self.thread = threading.Thread(target=self._beat, name="unit-claims", daemon=True)
-        self.thread.start()
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.thread: threading.Thread | None = None
 
     @classmethod
     def of(cls, database: Database) -> ClaimHeartbeat:
@@ -227,20 +228,31 @@ class ClaimHeartbeat:
             return beat
 
     def hold(self, claim: Claim) -> None:
-        with self.tokens_lock:
+        """Keep ``claim`` alive until :meth:`drop`."""
+        with self.lock:
             self.tokens.add(claim.token)
+            if self.thread is None:
+                self.wake.clear()
+                self.thread = threading.Thread(target=self._beat, name="unit-claims",
+                                               daemon=True)
+                self.thread.start()
 
     def drop(self, claim: Claim) -> None:
-        with self.tokens_lock:
+        """Stop keeping ``claim`` alive; the thread ends with the last claim."""
+        with self.lock:
             self.tokens.discard(claim.token)
+            if not self.tokens:
+                self.wake.set()
 
     def _beat(self) -> None:
-        stop = threading.Event()
-        while not stop.wait(self.interval):
-            with self.tokens_lock:
+        while True:
+            self.wake.wait(self.interval)
+            with self.lock:
+                if not self.tokens:
+                    self.thread = None
+                    return
+                self.wake.clear()
                 tokens = sorted(self.tokens)
-            if not tokens:
-                continue
             try:
                 with self.database.engine.begin() as connection:
                     connection.execute(update(UnitClaim).where(
