@@ -364,7 +364,8 @@ def cyclic_gc_paused() -> Iterator[None]:
 def import_delivery(database: Database, paths: Sequence[Path | str], *,
                     scope: set[int] | None = None, step4: bool = False, dry_run: bool = False,
                     observer: Observer | None = None, progress: ProgressCallback | None = None,
-                    now: dt.datetime | None = None, reimport: bool = False) -> ImportResult:
+                    now: dt.datetime | None = None, reimport: bool = False,
+                    for_step4: bool = False) -> ImportResult:
     """Validate and apply an AAF delivery in one transaction.
 
     Every import path (``import-aaf``, the engine's import requests from the console,
@@ -372,8 +373,9 @@ def import_delivery(database: Database, paths: Sequence[Path | str], *,
     recognised: the same files with the same SHA-256 as an import committed before
     (:func:`~yearchange_tui.importing.identity.previous_import`) is answered
     :class:`~yearchange_tui.importing.identity.AlreadyImportedError` and nothing is
-    written, unless ``reimport``. A step-4 import (``step4``) initialises year N+1,
-    which the earlier import did not: it is never refused for that.
+    written, unless ``reimport``. Step 4's own import (``step4``, or ``for_step4`` for the
+    whole delivery read by step 4's batch phase, which decides per establishment)
+    initialises year N+1, which the earlier import did not: it is never refused for that.
 
     Args:
         database: the open database.
@@ -388,6 +390,7 @@ def import_delivery(database: Database, paths: Sequence[Path | str], *,
         now: the time recorded (tests).
         reimport: import the delivery even if it was already imported (the result's
             ``reimport_of`` names the earlier import; the caller audits it).
+        for_step4: the import is step 4's batch phase (never recognised as a repeat).
 
     Returns:
         What was imported, refused and flagged.
@@ -404,7 +407,7 @@ def import_delivery(database: Database, paths: Sequence[Path | str], *,
         session = database.sessions()
         run: ImportRun | None = None
         try:
-            previous = None if step4 else previous_import(session, delivery.files)
+            previous = None if step4 or for_step4 else previous_import(session, delivery.files)
             if previous is not None and not reimport:
                 raise AlreadyImportedError.of(previous)
             reimport_of = previous.id if previous is not None else None

@@ -472,7 +472,7 @@ class RealEffects(Effects):
                    ) -> ImportResult:
         assert self.database is not None
         return import_delivery(self.database, paths, scope=scope, step4=initialise,
-                               progress=progress, now=now)
+                               progress=progress, now=now, for_step4=True)
 
     def record_manifest(self, connection: Connection, *, establishment_id: int,
                         school_year_id: int, key: str, kind: str, relative_path: str,
@@ -595,7 +595,7 @@ class RecordingEffects(Effects):
                    ) -> ImportResult:
         assert self.database is not None
         return import_delivery(self.database, paths, scope=scope, step4=initialise,
-                               dry_run=True, progress=progress, now=now)
+                               dry_run=True, progress=progress, now=now, for_step4=True)
 
     def record_manifest(self, connection: Connection, *, establishment_id: int,
                         school_year_id: int, key: str, kind: str, relative_path: str,
