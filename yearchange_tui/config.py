@@ -15,6 +15,7 @@ from typing import Any
 
 from platformdirs import user_config_dir, user_data_dir
 
+from yearchange_tui.ent.database import DEFAULT_LOCK_TIMEOUT
 from yearchange_tui.french import os_error_text, toml_error_text
 from yearchange_tui.importing.limits import InputLimits
 
@@ -144,7 +145,6 @@ _ENV = {"db": "YEARCHANGE_DB", "storage": "YEARCHANGE_STORAGE", "read_only": "YE
         "lock_timeout": "YEARCHANGE_LOCK_TIMEOUT", "group": "YEARCHANGE_GROUP",
         "exports": "YEARCHANGE_EXPORTS"}
 _KEYS = ("db", "storage", "read_only", "lock_timeout", "group", "exports")
-DEFAULT_LOCK_TIMEOUT = 30.0
 # Everything the tool creates is private to its account and group (minors' data).
 FILE_UMASK = 0o027
 _BOOL_TRUE = {"1", "true", "yes", "oui", "on"}

@@ -8,6 +8,7 @@ and its noun. Standard library only.
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
 import re
 import tomllib
@@ -74,3 +75,13 @@ def plural(count: int, singular: str, plural_form: str | None = None) -> str:
     ``plural(2, "travail", "travaux")`` → ``2 travaux``."""
     noun = singular if abs(count) < 2 else (plural_form or f"{singular}s")
     return f"{count} {noun}"
+
+
+MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+          "septembre", "octobre", "novembre", "décembre")
+
+
+def long_date(day: dt.date, *, with_year: bool = True, first: str = "1") -> str:
+    """``15 juillet 2026`` (``first="1er"``: ``1er septembre``), in the messages' words."""
+    text = f"{first if day.day == 1 else day.day} {MONTHS[day.month - 1]}"
+    return f"{text} {day.year}" if with_year else text

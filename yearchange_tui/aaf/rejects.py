@@ -36,8 +36,8 @@ from yearchange_tui.aaf.run import (
     count,
 )
 from yearchange_tui.ent.folding import reject_search_text
+from yearchange_tui.french import plural
 from yearchange_tui.importing.models import AafReject
-from yearchange_tui.importing.rules import plural
 
 KIND_LABELS = {KIND_ELEVE: "l'élève", KIND_PERS_REL_ELEVE: "le responsable",
                KIND_PERS_EDUC_NAT: "le personnel", KIND_ETAB: "la structure",

@@ -22,14 +22,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from lxml import etree
 from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from yearchange_tui.aaf.classes_n1 import likely_previous_year_classes
 from yearchange_tui.aaf.rules import RULES
 from yearchange_tui.aaf.run import PERSON_KINDS
-from yearchange_tui.ent.folding import fold, person_search_text
+from yearchange_tui.ent.folding import fold, person_search_text, record_attributes
 from yearchange_tui.ent.models import (
     ClassMembership,
     Establishment,
@@ -112,20 +111,26 @@ def words(text: str) -> list[str]:
     return fold(text).split()
 
 
-def matching_uais(session: Session, text: str) -> list[str]:
+def establishment_names(session: Session) -> list[tuple[str, str]]:
+    """Every establishment's (UAI, folded name), by UAI: read once per search."""
+    return [(uai, fold(name or "")) for uai, name in session.execute(
+        select(Establishment.uai, Establishment.name).order_by(Establishment.uai))]
+
+
+def matching_uais(session: Session, text: str,
+                  names: list[tuple[str, str]] | None = None) -> list[str]:
     """UAIs of the establishments whose UAI starts with ``text`` or whose name holds every
     word of it.
 
-    Establishments are few (an académie's hundreds): their names are folded here.
+    Establishments are few (an académie's hundreds): their names are folded here, or come
+    folded from :func:`establishment_names` when a search asks several times.
     """
     upper, folded = _needles(text)
     if not folded:
         return []
     needles = folded.split()
     found = []
-    for uai, name in session.execute(select(Establishment.uai, Establishment.name)
-                                     .order_by(Establishment.uai)):
-        folded_name = fold(name or "")
+    for uai, folded_name in names if names is not None else establishment_names(session):
         if uai.upper().startswith(upper) or all(word in folded_name for word in needles):
             found.append(uai)
     return found
@@ -145,8 +150,9 @@ def person_condition(text: str) -> ColumnElement[bool]:
     return and_(*(_person_word(word) for word in needles))
 
 
-def _reject_word(session: Session, word: str) -> ColumnElement[bool]:
-    uais = matching_uais(session, word)
+def _reject_word(session: Session, word: str,
+                 names: list[tuple[str, str]]) -> ColumnElement[bool]:
+    uais = matching_uais(session, word, names)
     return or_(AafReject.uai.startswith(word.upper(), autoescape=True),
                AafReject.uai.in_(uais) if uais else false(),
                AafReject.search_folded.contains(word, autoescape=True),
@@ -154,7 +160,8 @@ def _reject_word(session: Session, word: str) -> ColumnElement[bool]:
                                        .where(_person_word(word))))
 
 
-def reject_condition(session: Session, text: str) -> ColumnElement[bool]:
+def reject_condition(session: Session, text: str,
+                     names: list[tuple[str, str]] | None = None) -> ColumnElement[bool]:
     """Rejects ``text`` names, every word of it matching in any order: its establishment
     (UAI prefix, name), its code, record id, attribute, value, message or the name in its
     record (folded), or a person it is about (name, login, INE). A whole text that is an
@@ -162,10 +169,12 @@ def reject_condition(session: Session, text: str) -> ColumnElement[bool]:
     upper, folded = _needles(text)
     if not folded:
         return false()
-    whole = matching_uais(session, text)
+    if names is None:
+        names = establishment_names(session)
+    whole = matching_uais(session, text, names)
     return or_(AafReject.uai.startswith(upper, autoescape=True),
                AafReject.uai.in_(whole) if whole else false(),
-               and_(*(_reject_word(session, word) for word in folded.split())))
+               and_(*(_reject_word(session, word, names) for word in folded.split())))
 
 
 def find(session: Session, text: str, limit: int = 20) -> FindResult:
@@ -173,10 +182,12 @@ def find(session: Session, text: str, limit: int = 20) -> FindResult:
     result = FindResult(text)
     if not fold(text):
         return result
-    names = {uai: name for uai, name in session.execute(
-        select(Establishment.uai, Establishment.name))}
+    establishments = list(session.execute(select(Establishment.uai, Establishment.name)
+                                          .order_by(Establishment.uai)))
+    names = dict(establishments)
+    folded_names = [(uai, fold(name or "")) for uai, name in establishments]
     result.establishments = [EstablishmentHit(uai, names.get(uai, ""))
-                             for uai in matching_uais(session, text)][:limit]
+                             for uai in matching_uais(session, text, folded_names)][:limit]
     directory = select(Person, Establishment.uai).outerjoin(
         Establishment, Establishment.id == Person.establishment_id).where(person_condition(text))
     result.people_total = session.scalar(
@@ -186,7 +197,7 @@ def find(session: Session, text: str, limit: int = 20) -> FindResult:
         result.people.append(PersonHit(person.aaf_jointure or "", person.id, person.last_name,
                                        person.first_name, str(person.kind), person.login,
                                        uai or ""))
-    condition = reject_condition(session, text)
+    condition = reject_condition(session, text, folded_names)
     result.rejects_total = session.scalar(
         select(func.count()).select_from(AafReject).where(condition)) or 0
     for row in session.scalars(select(AafReject).where(condition).order_by(
@@ -201,10 +212,11 @@ def find(session: Session, text: str, limit: int = 20) -> FindResult:
                       AafReject.record_id.not_in(
                           select(Person.aaf_jointure).where(Person.aaf_jointure.is_not(None))))
                .group_by(AafReject.record_id, AafReject.kind, AafReject.uai)
-               .order_by(AafReject.record_id).limit(limit))
-    for record_id, kind, uai, last in session.execute(refused):
-        xml = session.scalar(select(AafReject.raw_xml).where(AafReject.id == last)) or ""
-        attributes = record_attributes(xml)
+               .order_by(AafReject.record_id).limit(limit)).subquery()
+    for record_id, kind, uai, xml in session.execute(
+            select(refused.c.record_id, refused.c.kind, refused.c.uai, AafReject.raw_xml)
+            .join(AafReject, AafReject.id == refused.c.last).order_by(refused.c.record_id)):
+        attributes = record_attributes(xml or "")
         result.people.append(PersonHit(record_id, None, attributes.get("sn", ""),
                                        attributes.get("givenName", ""), kind, "", uai or ""))
         result.people_total += 1
@@ -223,24 +235,6 @@ def best_person_hits(hits: list[PersonHit], text: str) -> list[PersonHit]:
              if all(word in person_search_text(hit.last_name, hit.first_name, "")
                     for word in needles)]
     return named or hits
-
-
-def record_attributes(raw_xml: str) -> dict[str, str]:
-    """First value of each ``<attr name="…">`` of an AAF record (empty when unreadable)."""
-    if not raw_xml.strip():
-        return {}
-    try:
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-        root = etree.fromstring(raw_xml.encode("utf-8"), parser)
-    except etree.XMLSyntaxError:
-        return {}
-    found: dict[str, str] = {}
-    for attr in root.iter("{*}attr", "attr"):
-        name = attr.get("name")
-        value = next((v.text or "" for v in attr.iter("{*}value", "value")), "")
-        if name and name not in found:
-            found[name] = value.strip()
-    return found
 
 
 # --- one person ----------------------------------------------------------------------------

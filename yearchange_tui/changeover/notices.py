@@ -38,6 +38,7 @@ from yearchange_tui.ent.models import (
     PersonKind,
     Project,
 )
+from yearchange_tui.french import long_date
 from yearchange_tui.workflow.access_block import deactivation_notices_suspended
 from yearchange_tui.workflow.audit import audit
 from yearchange_tui.workflow.establishments import EstablishmentRef
@@ -52,18 +53,9 @@ WARNING_SUBJECT = "[Changement d’année] Suppression des groupes libres limit�
 SUMMARY_SUBJECT = ("[Changement d'année] Bilan des suppressions de groupes libres limités à "
                    "l'année scolaire")
 
-_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-           "septembre", "octobre", "novembre", "décembre")
-
-
-def french_date(day: dt.date) -> str:
-    """``15 juillet 2026``."""
-    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
-
-
 def warning_body(deletion_date: dt.date, groups: list[tuple[str, str]]) -> str:
     """Body of the first and second warnings; ``groups`` is (name, lifetime URL)."""
-    when = french_date(deletion_date)
+    when = long_date(deletion_date)
     lines = "\n".join(f"- {name} ([modifier la durée de vie]({url}))" for name, url in groups)
     return (
         "Bonjour,\n\n"
@@ -84,7 +76,7 @@ def summary_body(deletion_date: dt.date, group_names: list[str]) -> str:
     return (
         "Bonjour,\n\n"
         "Dans le cadre de la procédure de changement d'année, les groupes libres à durée de vie "
-        f"limitée à l'année scolaire ont été supprimés le {french_date(deletion_date)}.\n\n"
+        f"limitée à l'année scolaire ont été supprimés le {long_date(deletion_date)}.\n\n"
         "Vous trouverez ci-après la liste des groupes supprimés dont vous étiez le ou l'un des "
         "gestionnaires :\n\n"
         f"{lines}\n\n"
@@ -188,7 +180,7 @@ def deactivation_body(ent_name: str, since: dt.date) -> str:
     return (
         "Bonjour,\n\n"
         f"Votre compte {ent_name} n'est plus transmis par l'annuaire académique depuis le "
-        f"{french_date(since)} : il a été désactivé.\n\n"
+        f"{long_date(since)} : il a été désactivé.\n\n"
         "S'il s'agit d'une erreur, adressez-vous à votre établissement.\n\n"
         "Cordialement")
 

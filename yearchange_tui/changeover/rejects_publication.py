@@ -25,13 +25,12 @@ from sqlalchemy import Connection, delete, func, select
 
 from yearchange_tui.changeover.archives import printable_page
 from yearchange_tui.changeover.effects import RealEffects, Tally
+from yearchange_tui.changeover.steps.archive import heads_query
 from yearchange_tui.ent.csvfile import csv_bytes
 from yearchange_tui.ent.models import (
     Message,
     MessageAttachment,
     MessageCopy,
-    PersonProfile,
-    Profile,
     StoredFile,
 )
 from yearchange_tui.importing.models import AafImport, AafReject
@@ -187,15 +186,11 @@ def publish_rejects(runner: ChangeoverRunner, import_id: int | None = None,
                 .group_by(AafReject.severity)).all()))
             total = sum(severities.values())
             path = f"{ref.uai}/rejets/rejets-{ref.uai}-import-{import_id}.csv"
-            heads = list(connection.scalars(
-                select(PersonProfile.person_id).where(
-                    PersonProfile.establishment_id == ref.id,
-                    PersonProfile.profile == Profile.DIRECTION)
-                .distinct().order_by(PersonProfile.person_id)))
             if not total:
                 published.append(Publication(ref.uai, import_id, 0, {}, 0, "", False,
                                              "aucun rejet dans cet import, rien à publier"))
                 continue
+            heads = list(connection.scalars(heads_query(ref.id)))
             if not heads:
                 published.append(Publication(
                     ref.uai, import_id, total, dict(severities), 0, "", False,

@@ -88,6 +88,7 @@ from yearchange_tui.workflow.units import (
     fail_unit,
     finish_unit,
     get_unit,
+    merge_counts,
     utcnow,
 )
 
@@ -117,18 +118,6 @@ class _Started:
     def step(self) -> Step:
         assert self.definition.key is not None
         return self.definition.key
-
-
-def _merge_counts(total: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """Numbers add up across phases; other values (summaries) are replaced."""
-    merged = dict(total)
-    for key, value in new.items():
-        previous = merged.get(key)
-        if isinstance(value, int) and isinstance(previous, int):
-            merged[key] = previous + value
-        else:
-            merged[key] = value
-    return dict(sorted(merged.items()))
 
 
 class ChangeoverRunner:
@@ -338,7 +327,7 @@ class ChangeoverRunner:
         """Record a committed phase in the unit's checkpoint (in the phase's transaction)."""
         state = unit.state
         state.setdefault("phases", {})[name] = counts
-        state["counts"] = _merge_counts(state.get("counts", {}), counts)
+        state["counts"] = merge_counts(state.get("counts", {}), counts)
         state["warnings"] = [*state.get("warnings", []), *warnings]
         state["pending_files"] = files_to_remove
         connection.execute(update(StepUnit).where(StepUnit.id == unit.unit_id).values(
@@ -465,7 +454,7 @@ class ChangeoverRunner:
     def _block(self, started: _Started, blocked: UnitBlocked) -> UnitOutcome:
         """A phase found the unit cannot be done yet: « bloqué » with its counts."""
         establishment, step = started.establishment, started.step
-        counts = _merge_counts(started.state.get("counts", {}), blocked.counts)
+        counts = merge_counts(started.state.get("counts", {}), blocked.counts)
         with self.database.session() as session:
             unit = session.get(StepUnit, started.unit_id)
             assert unit is not None
@@ -585,9 +574,9 @@ class _QueueObserver:
         self.queue.put(event)
 
 
-def _run_unit_in_worker(url: str, storage_root: str, now: dt.datetime | None, step: Step,
-                        establishment: EstablishmentRef, events: Any) -> UnitOutcome:
-    """Run one unit in a worker process, with its own database connection.
+def _worker_runner(url: str, storage_root: str, now: dt.datetime | None,
+                   events: Any) -> ChangeoverRunner:
+    """A runner in a worker process, with its own database connection.
 
     A worker keeps its database (engine, pooled connection, compiled statements) for the
     units that follow; it is closed when the pool ends the process.
@@ -595,19 +584,20 @@ def _run_unit_in_worker(url: str, storage_root: str, now: dt.datetime | None, st
     database = _worker_databases.get(url)
     if database is None:
         database = _worker_databases[url] = open_database(url, migrate=False)
-    runner = ChangeoverRunner(database, Path(storage_root), _QueueObserver(events), now)
-    return runner.run_unit(step, establishment)
+    return ChangeoverRunner(database, Path(storage_root), _QueueObserver(events), now)
+
+
+def _run_unit_in_worker(url: str, storage_root: str, now: dt.datetime | None, step: Step,
+                        establishment: EstablishmentRef, events: Any) -> UnitOutcome:
+    """Run one unit in a worker process."""
+    return _worker_runner(url, storage_root, now, events).run_unit(step, establishment)
 
 
 def _dry_run_in_worker(url: str, storage_root: str, now: dt.datetime | None,
                        steps: tuple[Step, ...], establishment: EstablishmentRef,
                        events: Any) -> list[UnitOutcome]:
     """Simulate ``steps`` for one establishment in a worker process (``dry-run --workers``)."""
-    database = _worker_databases.get(url)
-    if database is None:
-        database = _worker_databases[url] = open_database(url, migrate=False)
-    runner = ChangeoverRunner(database, Path(storage_root), _QueueObserver(events), now)
-    return runner.dry_run([establishment], steps)
+    return _worker_runner(url, storage_root, now, events).dry_run([establishment], steps)
 
 
 _worker_databases: dict[str, Database] = {}

@@ -36,6 +36,7 @@ from yearchange_tui.cli.util import (
     EXIT_USAGE,
     JSON_HELP,
     UsageError,
+    day_option,
     err,
     open_database_from_args,
     print_json,
@@ -328,12 +329,11 @@ def _write_html(args: argparse.Namespace, uais: list[str], codes: list[str]) -> 
     written = []
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for ref in refs:
-            with database.engine.connect() as connection:
-                data = html_document(connection, import_id, ref.uai, ref.name)
-            path = folder / html_name(ref.uai, import_id)
-            path.write_bytes(data)
-            written.append(path)
+        with database.engine.connect() as connection:
+            for ref in refs:
+                path = folder / html_name(ref.uai, import_id)
+                path.write_bytes(html_document(connection, import_id, ref.uai, ref.name))
+                written.append(path)
     except OSError as error:
         err(f"Impossible d'écrire les fichiers HTML : {os_error_text(error)} "
             "[REJETS-HTML-ECRITURE]")
@@ -389,10 +389,7 @@ def cmd_access_block(args: argparse.Namespace) -> int:
                          "(ou « access-block set --uai UAI » pour modifier un blocage).")
 
     if args.at:
-        try:
-            moment: dt.date = dt.date.fromisoformat(args.at)
-        except ValueError as error:
-            raise UsageError(f"Date invalide « {args.at} » : AAAA-MM-JJ attendu.") from error
+        moment: dt.date = day_option(args.at)
     else:
         moment = utcnow().astimezone(operator_zone()).date()
     _settings, database = open_database_from_args(args, Access.READ_ONLY)

@@ -31,6 +31,7 @@ from yearchange_tui.cli.util import (
 from yearchange_tui.ent.database import Access
 from yearchange_tui.scheduling.client import queue_table
 from yearchange_tui.workflow.establishments import (
+    KIND_LABELS,
     UnknownEstablishmentError,
     establishment_by_uai,
 )
@@ -451,7 +452,6 @@ def _with_queue_states(table: list[dict[str, Any]],
             if status is not None:
                 state["status"] = status.value
                 state["error"] = reason or state["error"]
-KIND_LABELS = {"college": "collège", "lycee": "lycée", "other": "autre"}
 
 
 def _status_row(row: dict[str, Any]) -> dict[str, Any]:

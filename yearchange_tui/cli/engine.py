@@ -67,7 +67,7 @@ from yearchange_tui.workflow.calendar import (
     set_date,
     unset_date,
 )
-from yearchange_tui.workflow.establishments import normalise_uai
+from yearchange_tui.workflow.establishments import KIND_LABELS, normalise_uai
 from yearchange_tui.workflow.localtime import TimezoneError, operator_zone
 from yearchange_tui.workflow.localtime import configure as configure_operator_zone
 from yearchange_tui.workflow.units import current_school_year
@@ -75,7 +75,6 @@ from yearchange_tui.workflow.units import current_school_year
 ACTIONS = ("run", "dry-run", "pause", "resume", "cancel", "retry", "import-aaf",
            "import-timetable", "set-date")
 WEEKDAYS = ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim.")
-KIND_WORDS = {"college": "collège", "lycee": "lycée", "other": "autre"}
 _LOGGER_LEVELS = {"yearchange_tui": logging.INFO, "apscheduler": logging.WARNING}
 
 
@@ -629,7 +628,7 @@ def _print_plan(plan: Any) -> None:
             current = planned.uai
             print()
             print_paragraph(f"{planned.uai}  {planned.name} "
-                            f"({KIND_WORDS.get(planned.kind, planned.kind)}, projet "
+                            f"({KIND_LABELS.get(planned.kind, planned.kind)}, projet "
                             f"{planned.project_code})")
             milestones = tables.table(("jalon", {"min_width": label_width}),
                                       ("quand", {"max_width": when_width}),

@@ -16,6 +16,7 @@ from typing import Any
 
 from yearchange_tui.cli.util import (
     EXIT_OK,
+    FRENCH_YES_NO,
     JSON_HELP,
     UsageError,
     err,
@@ -23,6 +24,7 @@ from yearchange_tui.cli.util import (
     print_json,
     refuse_in_read_only,
     settings_from_args,
+    yes_no,
 )
 from yearchange_tui.ent.database import Access
 from yearchange_tui.ent.models import Establishment, Project
@@ -50,7 +52,7 @@ from yearchange_tui.workflow.project_settings import (
 from yearchange_tui.workflow.units import current_school_year
 
 _REFUSED = (AccessBlockError, CalendarError, ProjectSettingsError, UnknownEstablishmentError)
-_YES = {"oui": True, "non": False, "o": True, "n": False, "yes": True, "no": False}
+_YES = {**FRENCH_YES_NO, "yes": True, "no": False}
 _SCHOOL_LIFE = {"defaut": True, "défaut": True, "etablissement": False, "établissement": False}
 
 
@@ -65,10 +67,7 @@ def _date_or_none(text: str) -> dt.date | None:
 
 
 def _yes_no(text: str) -> bool:
-    try:
-        return _YES[text.strip().lower()]
-    except KeyError as error:
-        raise argparse.ArgumentTypeError(f"« {text} » : oui ou non attendu") from error
+    return yes_no(text, _YES)
 
 
 def _school_life(text: str) -> bool:

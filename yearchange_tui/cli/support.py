@@ -8,7 +8,6 @@ the same functions the console's rejects browser and person screen read.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from typing import Any
 
 from yearchange_tui.aaf.support import (
@@ -25,6 +24,7 @@ from yearchange_tui.cli.util import (
     EXIT_OK,
     JSON_HELP,
     UsageError,
+    day_option,
     open_database_from_args,
     print_json,
 )
@@ -137,10 +137,7 @@ def cmd_person(args: argparse.Namespace) -> int:
     """``yearchange person RECHERCHE [--at DATE]``."""
     text = _check_text(args.query)
     if args.at:
-        try:
-            day = dt.date.fromisoformat(args.at)
-        except ValueError as error:
-            raise UsageError(f"Date invalide « {args.at} » : AAAA-MM-JJ attendu.") from error
+        day = day_option(args.at)
     else:
         day = local_now().date()
     _settings, database = open_database_from_args(args, Access.READ_ONLY)

@@ -13,7 +13,6 @@ import os
 import shutil
 import sys
 import textwrap
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -67,12 +66,3 @@ def paragraph(text: str, indent: str = "", subsequent: str | None = None) -> str
 def print_paragraph(text: str, indent: str = "", subsequent: str | None = None) -> None:
     """Print :func:`paragraph`."""
     print(paragraph(text, indent, subsequent))
-
-
-def shown_items(items: Sequence[str], show_all: bool, limit: int = 5) -> str:
-    """A list on one line: every item with ``show_all``, else the first ``limit`` and how
-    many more there are (exact), naming ``--all``."""
-    if show_all or len(items) <= limit:
-        return ", ".join(items)
-    return (", ".join(items[:limit]) + f" et {len(items) - limit} autre(s) "
-            "(--all pour la liste complète)")

@@ -41,6 +41,7 @@ from yearchange_tui.cli.util import (
     print_json,
     refuse_in_read_only,
     settings_from_args,
+    yes_no,
 )
 from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.database import Access
@@ -176,7 +177,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                          help="logiciel d'emploi du temps")
     declare.add_argument("--version", dest="declared_version",
                          metavar="VERSION", help="année EDT (2020) ou version UDT (26)")
-    declare.add_argument("--import-automatique", dest="automatic", type=_yes_no,
+    declare.add_argument("--import-automatique", dest="automatic", type=yes_no,
                          metavar="oui|non",
                          help="le projet a le module K+ « Import emplois du temps automatisé » "
                               "(mode automatique permis après le premier import manuel)")
@@ -194,16 +195,6 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 # --- timetable-version ---------------------------------------------------------------------
-
-
-_YES = {"oui": True, "o": True, "non": False, "n": False}
-
-
-def _yes_no(text: str) -> bool:
-    try:
-        return _YES[text.strip().lower()]
-    except KeyError as error:
-        raise argparse.ArgumentTypeError(f"« {text} » : oui ou non attendu") from error
 
 
 def _automatic_text(declaration: Declaration) -> str:

@@ -48,6 +48,26 @@ class UsageError(Exception):
     """Bad usage or bad input: printed in French on stderr, exit status 2."""
 
 
+FRENCH_YES_NO = {"oui": True, "o": True, "non": False, "n": False}
+"""The answers a yes/no option takes (``--import-automatique oui``)."""
+
+
+def yes_no(text: str, words: dict[str, bool] = FRENCH_YES_NO) -> bool:
+    """An option's « oui » / « non » (argparse ``type``)."""
+    try:
+        return words[text.strip().lower()]
+    except KeyError as error:
+        raise argparse.ArgumentTypeError(f"« {text} » : oui ou non attendu") from error
+
+
+def day_option(text: str) -> dt.date:
+    """An ``--at AAAA-MM-JJ`` option's day (exit 2 with a French message otherwise)."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as error:
+        raise UsageError(f"Date invalide « {text} » : AAAA-MM-JJ attendu.") from error
+
+
 def err(message: str) -> None:
     """Print a line on stderr."""
     print(message, file=sys.stderr)

@@ -47,22 +47,28 @@ def reject_search_text(code: Any, record_id: Any, attribute: Any, raw_value: Any
 _NAME_ATTRIBUTES = ("sn", "givenName")
 
 
-def record_name(raw_xml: Any) -> str:
-    """« BÉRANGER Zoé »: the last and first names (``sn``, ``givenName``) of an AAF
-    record's XML ("" when it has none or is unreadable)."""
-    if not raw_xml or not str(raw_xml).strip():
-        return ""
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+def record_attributes(raw_xml: str) -> dict[str, str]:
+    """First value of each ``<attr name="…">`` of an AAF record (empty when unreadable)."""
+    if not raw_xml.strip():
+        return {}
     try:
-        root = etree.fromstring(str(raw_xml).encode("utf-8"), parser)
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+        root = etree.fromstring(raw_xml.encode("utf-8"), parser)
     except etree.XMLSyntaxError:
-        return ""
+        return {}
     found: dict[str, str] = {}
     for attr in root.iter("{*}attr", "attr"):
         name = attr.get("name")
-        if name in _NAME_ATTRIBUTES and name not in found:
-            found[name] = next((value.text or "" for value in attr.iter("{*}value", "value")),
-                               "").strip()
+        value = next((v.text or "" for v in attr.iter("{*}value", "value")), "")
+        if name and name not in found:
+            found[name] = value.strip()
+    return found
+
+
+def record_name(raw_xml: Any) -> str:
+    """« BÉRANGER Zoé »: the last and first names (``sn``, ``givenName``) of an AAF
+    record's XML ("" when it has none or is unreadable)."""
+    found = record_attributes(str(raw_xml or ""))
     return " ".join(found[key] for key in _NAME_ATTRIBUTES if found.get(key))
 
 

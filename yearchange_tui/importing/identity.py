@@ -59,16 +59,19 @@ def previous_import(session: Session, files: Sequence[DeliveredFile]) -> AafImpo
     if not files:
         return None
     shape = sorted((_base(f.name), f.size) for f in files)
-    candidates = session.scalars(
+    candidates = (
         select(AafImportFile.import_id).distinct()
         .join(AafImport, AafImport.id == AafImportFile.import_id)
         .where(AafImportFile.size == shape[0][1], AafImport.mode != TIMETABLE_MODE,
                AafImport.finished_at.is_not(None)))
+    files_of: dict[int, list[tuple[str, int, str]]] = {}
+    for import_id, name, size, sha in session.execute(select(
+            AafImportFile.import_id, AafImportFile.name, AafImportFile.size,
+            AafImportFile.sha256).where(AafImportFile.import_id.in_(candidates))):
+        files_of.setdefault(import_id, []).append((name, size, sha))
     wanted: list[tuple[str, str]] | None = None
-    for import_id in sorted(candidates, reverse=True):
-        rows = session.execute(select(AafImportFile.name, AafImportFile.size,
-                                      AafImportFile.sha256)
-                               .where(AafImportFile.import_id == import_id)).all()
+    for import_id in sorted(files_of, reverse=True):
+        rows = files_of[import_id]
         if sorted((_base(name), size) for name, size, _sha in rows) != shape:
             continue
         if wanted is None:

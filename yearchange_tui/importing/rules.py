@@ -66,12 +66,6 @@ def _contract(text: str, value: str) -> tuple[str, str]:
     return text, value
 
 
-def plural(count: int, singular: str, plural_form: str | None = None) -> str:
-    """``1 occurrence``, ``3 occurrences``: a count with its noun agreed (0 and 1 singular)."""
-    word = singular if abs(count) < 2 else (plural_form or singular + "s")
-    return f"{count} {word}"
-
-
 def format_template(template: str, params: Mapping[str, object]) -> str:
     """Fill a French explanation or action template; a missing value shows as ``?``.
 

@@ -27,6 +27,7 @@ from yearchange_tui.tui.rejects_source import (
     RejectsSource,
 )
 from yearchange_tui.workflow.access_block import effective_window
+from yearchange_tui.workflow.calendar import as_utc
 from yearchange_tui.workflow.establishments import UnknownEstablishmentError, establishment_by_uai
 from yearchange_tui.workflow.models import ArchiveManifest, DryRunReport, Step, StepUnit
 from yearchange_tui.workflow.units import (
@@ -179,11 +180,6 @@ def _json(text: str | None, default: Any) -> Any:
         return default
 
 
-def _aware(moment: dt.datetime) -> dt.datetime:
-    """A stored time as an aware UTC time (SQLite gives them back naive)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
-
-
 def compared_dry_run(reports: list[Any], started_at: dt.datetime | None
                      ) -> tuple[Any | None, list[Any]]:
     """The dry run the real run of a step is compared with, and the later ones.
@@ -198,9 +194,9 @@ def compared_dry_run(reports: list[Any], started_at: dt.datetime | None
     """
     if started_at is None:
         return (reports[-1] if reports else None), []
-    start = _aware(started_at)
-    before = [report for report in reports if _aware(report.created_at) <= start]
-    after = [report for report in reports if _aware(report.created_at) > start]
+    start = as_utc(started_at)
+    before = [report for report in reports if as_utc(report.created_at) <= start]
+    after = [report for report in reports if as_utc(report.created_at) > start]
     return (before[-1] if before else None), after
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from yearchange_tui.changeover.steps import UNIT_STEPS, StepDefinition
 from yearchange_tui.scheduling.api import EstablishmentView
+from yearchange_tui.workflow.establishments import KIND_LABELS
 from yearchange_tui.workflow.models import UNIT_STATUS_GLYPHS, UNIT_STATUS_LABELS, UnitStatus
 from yearchange_tui.workflow.units import (
     QUEUE_STATE_GLYPHS,
@@ -78,7 +79,6 @@ COLUMNS: tuple[ColumnDef, ...] = SEED_COLUMNS + tuple(
 COLUMN_BY_KEY = {column.key: column for column in COLUMNS}
 STEP_COLUMN_KEYS = tuple(column.key for column in COLUMNS if column.real_step)
 
-KIND_LABELS = {"college": "collège", "lycee": "lycée", "other": "autre"}
 KIND_SHORT = {"college": "col.", "lycee": "lyc.", "other": "aut."}
 
 # Words of a pending cell: "planifié" when it has a date, "en attente" otherwise.

@@ -56,6 +56,7 @@ from yearchange_tui.ent.models import (
     Profile,
     Project,
 )
+from yearchange_tui.french import long_date
 from yearchange_tui.workflow.calendar import (
     SOURCES,
     CalendarError,
@@ -236,14 +237,17 @@ def check_block_edits(session: Session, school_year_start: int,
     Raises:
         AccessBlockError: the rule broken, in French, with a stable code.
     """
+    checked: set[int] = set()  # an establishment's start and end: one permission check
     for edit in edits:
         if not edit.remove and edit.on_date is None:
             raise AccessBlockError(
                 "BLOCAGE-SANS-DATE",
                 f"{edit.milestone.label} : une date est nécessaire (« plan unset » rétablit "
                 "la date du niveau supérieur ; un projet sans blocage ne bloque aucun profil).")
-        if not edit.remove and edit.target.establishment_id is not None:
-            _check_permission(session, edit.target.establishment_id, school_year_start)
+        establishment_id = edit.target.establishment_id
+        if not edit.remove and establishment_id is not None and establishment_id not in checked:
+            checked.add(establishment_id)
+            _check_permission(session, establishment_id, school_year_start)
     uais = sorted({uai for edit in edits for uai in _affected_uais(session, edit.target)})
     if not uais:
         return
@@ -635,15 +639,6 @@ is given only when it differs from the end's), ``{annee}`` (the school year N+1)
 
 PLACEHOLDERS = ("ent", "debut", "fin", "debut_texte", "fin_texte", "annee")
 
-_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-           "septembre", "octobre", "novembre", "décembre")
-
-
-def _long_date(day: dt.date, with_year: bool = True) -> str:
-    text = f"{'1er' if day.day == 1 else day.day} {_MONTHS[day.month - 1]}"
-    return f"{text} {day.year}" if with_year else text
-
-
 def message_template(project: Project, establishment: Establishment | None = None) -> str:
     """The block message before its placeholders are filled: the establishment's own
     (when its project allows establishments to amend the block), else the project's, else
@@ -659,9 +654,10 @@ def render_message(project: Project, window: AccessWindow,
     """The message shown to a blocked user, its placeholders filled in."""
     message = message_template(project, establishment)
     year = changeover_year(window.ends_on) + 1
-    values = {"debut_texte": _long_date(window.starts_on,
-                                        window.starts_on.year != window.ends_on.year),
-              "fin_texte": _long_date(window.ends_on),
+    values = {"debut_texte": long_date(
+                  window.starts_on, first="1er",
+                  with_year=window.starts_on.year != window.ends_on.year),
+              "fin_texte": long_date(window.ends_on, first="1er"),
               "debut": f"{window.starts_on:%d/%m/%Y}", "fin": f"{window.ends_on:%d/%m/%Y}",
               "annee": f"{year}-{year + 1}", "ent": project.ent_name}
     for key, value in values.items():

@@ -140,11 +140,6 @@ def read_claim(connection: Connection, unit_id: int) -> ClaimInfo | None:
     return claim_info(row) if row is not None else None
 
 
-def read_claims(connection: Connection) -> dict[int, ClaimInfo]:
-    """Every claim, by unit id (what runs where)."""
-    return {row.unit_id: claim_info(row) for row in connection.execute(select(UnitClaim))}
-
-
 def _insert(connection: Connection) -> Any:
     dialect = connection.dialect.name
     module = postgresql if dialect == "postgresql" else sqlite

@@ -17,6 +17,9 @@ from sqlalchemy.orm import Session
 
 from yearchange_tui.ent.models import Establishment, EstablishmentKind
 
+KIND_LABELS = {"college": "collège", "lycee": "lycée", "other": "autre"}
+"""The French word of each establishment kind (grid, status, plan)."""
+
 
 class UnknownEstablishmentError(Exception):
     """A UAI given by the operator is not in the database (French message)."""

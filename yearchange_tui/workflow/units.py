@@ -92,6 +92,18 @@ def finish_unit(unit: StepUnit, counts: dict[str, Any]) -> None:
     unit.progress_done = unit.progress_total
 
 
+def merge_counts(total: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Numbers add up across phases; other values (summaries) are replaced."""
+    merged = dict(total)
+    for key, value in new.items():
+        previous = merged.get(key)
+        if isinstance(value, int) and isinstance(previous, int):
+            merged[key] = previous + value
+        else:
+            merged[key] = value
+    return dict(sorted(merged.items()))
+
+
 def fail_unit(unit: StepUnit, error: str) -> None:
     """Mark the unit failed with a French error."""
     unit.status = UnitStatus.FAILED

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import Select, and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from yearchange_tui.changeover import archives as build
@@ -53,6 +53,7 @@ from yearchange_tui.workflow.models import (
     StepUnit,
     UnitStatus,
 )
+from yearchange_tui.workflow.units import checkpoint, merge_counts
 
 BINDER_BATCH = 200
 TEXTBOOK_BATCH = 6
@@ -228,10 +229,16 @@ def _school_life_phase(ctx: UnitContext) -> None:
                builder=lambda zip_builder, builder=builder: builder(life, zip_builder))
 
 
-def _heads_of_establishment(ctx: UnitContext) -> list[int]:
-    return select_ids(ctx, select(PersonProfile.person_id).where(
-        PersonProfile.establishment_id == ctx.establishment_id,
+def heads_query(establishment_id: int) -> Select[tuple[int]]:
+    """The heads of an establishment (profile direction), by person id: who receives the
+    sanctions CSV and the published AAF rejects."""
+    return (select(PersonProfile.person_id).where(
+        PersonProfile.establishment_id == establishment_id,
         PersonProfile.profile == Profile.DIRECTION).distinct().order_by(PersonProfile.person_id))
+
+
+def _heads_of_establishment(ctx: UnitContext) -> list[int]:
+    return select_ids(ctx, heads_query(ctx.establishment_id))
 
 
 def _sanctions_phase(ctx: UnitContext) -> None:
@@ -385,13 +392,13 @@ def reset_archives_for_redo(session: Session, establishment_id: int, uai: str,
         StepUnit.step.in_([Step.ARCHIVE, Step.DELETE_OBSOLETE])))}
     step3 = units.get(Step.DELETE_OBSOLETE)
     if step3 is not None and (step3.status in (UnitStatus.DONE, UnitStatus.RUNNING)
-                              or json.loads(step3.checkpoint or "{}").get("phases")):
+                              or checkpoint(step3).get("phases")):
         raise RedoRefused(
             f"{uai} : l'étape 3 (Suppression des données obsolètes N) a déjà supprimé des "
             "données de l'année N : les archives de l'étape 2 ne peuvent plus être "
             "reconstruites. Restaurez-les depuis la sauvegarde du stockage.")
     step2 = units.get(Step.ARCHIVE)
-    state = json.loads(step2.checkpoint or "{}") if step2 is not None else {}
+    state = checkpoint(step2) if step2 is not None else {}
     if step2 is None or not state.get("phases"):
         raise RedoRefused(f"{uai} : l'étape 2 n'a encore rien archivé : lancez-la "
                           f"(yearchange run archive --uai {uai}).")
@@ -403,25 +410,18 @@ def reset_archives_for_redo(session: Session, establishment_id: int, uai: str,
         ArchiveManifest.school_year_id == school_year_id)).all()
     rebuilt = [row for row in manifests if _rebuilt(row.archive_key, REBUILT_KEY_PREFIXES)]
     file_ids = [row.stored_file_id for row in rebuilt if row.stored_file_id is not None]
-    for start in range(0, len(file_ids), 500):
-        chunk = file_ids[start:start + 500]
+    for chunk in chunks(file_ids):
         session.execute(delete(Document).where(Document.stored_file_id.in_(chunk)))
-    manifest_ids = [row.id for row in rebuilt]
-    for start in range(0, len(manifest_ids), 500):
-        session.execute(delete(ArchiveManifest).where(
-            ArchiveManifest.id.in_(manifest_ids[start:start + 500])))
-    for start in range(0, len(file_ids), 500):
-        session.execute(delete(StoredFile).where(StoredFile.id.in_(file_ids[start:start + 500])))
+    for chunk in chunks([row.id for row in rebuilt]):
+        session.execute(delete(ArchiveManifest).where(ArchiveManifest.id.in_(chunk)))
+    for chunk in chunks(file_ids):
+        session.execute(delete(StoredFile).where(StoredFile.id.in_(chunk)))
     kept = {name: counts for name, counts in state.get("phases", {}).items()
             if not _rebuilt(name, REBUILT_PHASE_PREFIXES)}
     totals: dict[str, Any] = {}
     for counts in kept.values():
-        for key, value in counts.items():
-            if isinstance(value, int) and isinstance(totals.get(key), int):
-                totals[key] += value
-            else:
-                totals[key] = value
-    step2.checkpoint = json.dumps({"phases": kept, "counts": dict(sorted(totals.items())),
+        totals = merge_counts(totals, counts)
+    step2.checkpoint = json.dumps({"phases": kept, "counts": totals,
                                    "warnings": [], "pending_files": []},
                                   ensure_ascii=False, sort_keys=True)
     step2.status = UnitStatus.PENDING

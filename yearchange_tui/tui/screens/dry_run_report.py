@@ -54,7 +54,6 @@ class DryRunReportScreen(ConsoleScreen):
         self.shown: list[DryRunWarning] = []
         self.text = ""
         self.code = ""
-        self.loaded = False
         self.problem = ""
 
     def compose(self) -> ComposeResult:
@@ -91,13 +90,11 @@ class DryRunReportScreen(ConsoleScreen):
             return
         if event.state is WorkerState.SUCCESS:
             result = event.worker.result
-            self.loaded = True
             if result is None:
                 self.problem = "aucune source (console sans base de données)"
             self.warnings = result or []
             self.rebuild()
         elif event.state is WorkerState.ERROR:
-            self.loaded = True
             self.problem = f"lecture impossible : {event.worker.error}"
             self.rebuild()
 
