@@ -13,7 +13,8 @@ import pytest
 from yearchange_tui.aaf.rejects import KIND_LABELS
 from yearchange_tui.aaf.rules import RULES as AAF_RULES
 from yearchange_tui.aaf.rules import explain as aaf_explain
-from yearchange_tui.importing.rules import format_template, plural
+from yearchange_tui.french import plural
+from yearchange_tui.importing.rules import format_template
 from yearchange_tui.timetable.rules import RULES as TIMETABLE_RULES
 from yearchange_tui.timetable.rules import explain as timetable_explain
 
