@@ -164,3 +164,44 @@ class EngineEventRow(Base):
     level: Mapped[str] = mapped_column(String(10), default="info")
     message: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class WorkerState(enum.StrEnum):
+    """Where a worker process stands."""
+
+    RUNNING = "running"  # prend des unités
+    STOPPING = "stopping"  # finit ses unités, n'en prend plus
+    STOPPED = "stopped"  # arrêté proprement
+
+
+WORKER_STATE_LABELS = {
+    WorkerState.RUNNING: "actif",
+    WorkerState.STOPPING: "s'arrête",
+    WorkerState.STOPPED: "arrêté",
+}
+
+
+class WorkerRow(Base):
+    """One worker process of the fleet (``yearchange worker``, or the engine's own local
+    worker processes): where it runs and when it last said it was alive.
+
+    The units it runs right now are its claims (``unit_claims`` rows with the same host and
+    pid); see :mod:`yearchange_tui.scheduling.fleet`.
+    """
+
+    __tablename__ = "workers"
+    __table_args__ = (Index("ix_workers_host_pid", "host", "pid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    # The queues it takes units from (comma-separated; empty: every queue).
+    queues: Mapped[str] = mapped_column(String(500), default="")
+    concurrency: Mapped[int] = mapped_column(Integer, default=1)
+    state: Mapped[WorkerState] = mapped_column(enum_column(WorkerState),
+                                               default=WorkerState.RUNNING)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    stopped_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # The storage root the worker writes archives under (must be the database's one).
+    storage_root: Mapped[str] = mapped_column(String(1000), default="")
