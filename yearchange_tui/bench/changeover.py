@@ -2,11 +2,10 @@
 
 - Step 3: rows deleted per second by the engine, against raw SQL ``DELETE`` statements of
   the same rows on a copy of the same database.
-- Step 2: archive throughput (uncompressed MB/s), against the machine's floor for the same
-  archives with the same number of processes: each distinct member the engine deflated,
-  deflated once at the engine's level (:func:`archive_level`), and the archive bytes
-  written and fsynced (stored members, already compressed, cost only their writing).
-  With the same processes on both sides, the ratio is also the per-core ratio.
+- Step 2: archive throughput (uncompressed MB/s) on a sample with realistic attachments,
+  against the machine's floor for the same archives with the same number of processes
+  (:mod:`yearchange_tui.bench.step2_floor`). With the same processes on both sides, the
+  ratio is also the per-core ratio.
 - AAF import (when the AAF package provides ``bench_aaf``): records per second end to
   end, against a bare lxml ``iterparse`` of the same files.
 
@@ -18,24 +17,20 @@ for context only, each with the machine's 1-minute load average taken right afte
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
 import time
-import zipfile
-import zlib
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from yearchange_tui.bench.aaf import bench_aaf
+from yearchange_tui.bench.step2_floor import floor_work, step2_floor
 from yearchange_tui.changeover.runner import ChangeoverRunner
 from yearchange_tui.changeover.zipwriter import archive_level
 from yearchange_tui.ent.database import open_database
@@ -136,92 +131,6 @@ def load_average() -> float | None:
         return None
 
 
-@dataclass
-class FloorWork:
-    """What step 2's floor does: the distinct members of the archives, and bytes to write."""
-
-    uncompressed: int
-    """Bytes of every member of every archive (what the engine's throughput counts)."""
-    written: int
-    """Bytes of the archives on disk (what the floor writes, then fsyncs)."""
-    to_deflate: list[bytes]
-    """Distinct members the engine deflated (each deflated once, like the engine)."""
-    stored: int
-    """Bytes of the distinct members the engine stored (already compressed)."""
-
-
-def floor_work(storage: Path, relative_paths: list[str]) -> FloorWork:
-    """Read the archives step 2 wrote: the work of its floor, duplicates counted once."""
-    seen: set[tuple[int, int, int]] = set()
-    work = FloorWork(0, 0, [], 0)
-    for relative_path in relative_paths:
-        if not relative_path.endswith(".zip"):
-            continue
-        work.written += (storage / relative_path).stat().st_size
-        with zipfile.ZipFile(storage / relative_path) as archive:
-            for info in archive.infolist():
-                work.uncompressed += info.file_size
-                key = (info.CRC, info.file_size, info.compress_type)
-                if key in seen:
-                    continue
-                seen.add(key)
-                if info.compress_type == zipfile.ZIP_STORED:
-                    work.stored += info.file_size
-                else:
-                    work.to_deflate.append(archive.read(info))
-    return work
-
-
-def _floor_share(payloads: list[bytes], level: int, write_bytes: int, target: str) -> float:
-    """One process's share of the floor: deflate its members, write its share of the
-    archive bytes and fsync them. Seconds, measured inside the process."""
-    started = time.perf_counter()
-    blocks = []
-    for payload in payloads:
-        compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
-        blocks.append(compressor.compress(payload) + compressor.flush())
-    padding = bytes(1 << 20)
-    with open(target, "wb") as sink:
-        left = write_bytes
-        for block in blocks:
-            sink.write(block[:left])
-            left -= min(left, len(block))
-        while left > 0:
-            sink.write(padding[:left])
-            left -= min(left, len(padding))
-        sink.flush()
-        os.fsync(sink.fileno())
-    return time.perf_counter() - started
-
-
-def step2_floor(work: FloorWork, workers: int, folder: Path) -> float:
-    """Step 2's floor with the engine's number of processes: seconds of the slowest share.
-
-    Each process deflates a share of the distinct members at the engine's level and
-    writes (then fsyncs) a share of the archive bytes; stored members cost their writing.
-    """
-    shares: list[list[bytes]] = [[] for _ in range(workers)]
-    loads = [0] * workers
-    for payload in sorted(work.to_deflate, key=len, reverse=True):
-        lightest = loads.index(min(loads))
-        shares[lightest].append(payload)
-        loads[lightest] += len(payload)
-    level = archive_level()
-    targets = [str(folder / f"plancher-{index}.bin") for index in range(workers)]
-    per_share = -(-work.written // workers)
-    try:
-        if workers == 1:
-            return _floor_share(shares[0], level, work.written, targets[0])
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            times = list(pool.map(_floor_share, shares, [level] * workers,
-                                  [per_share] * workers, targets))
-        return max(times)
-    finally:
-        for target in targets:
-            Path(target).unlink(missing_ok=True)
-
-
 def _copy_db(source: Path, target: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{target}{suffix}").unlink(missing_ok=True)
@@ -240,7 +149,8 @@ def run_bench(establishments: int, work: Path, progress: Any = None, repeats: in
     workers = workers or min(2, os.cpu_count() or 1)
     say(f"construction d'une académie de {establishments} établissements…")
     started = time.perf_counter()
-    sample = build_sample(work / "academie", establishments, seed=1, year=2025)
+    sample = build_sample(work / "academie", establishments, seed=1, year=2025,
+                          attachments="realistic")
     build_seconds = time.perf_counter() - started
     storage = work / "academie" / "storage"
     after_step1 = work / "apres-etape-1.db"

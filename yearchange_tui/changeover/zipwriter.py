@@ -9,11 +9,14 @@ reproducible); :mod:`zipfile` reads and tests them (``testzip``) in the tests an
 ``yearchange verify``. Members whose size is not known in advance (large attachments,
 streamed) use a data descriptor; archives needing ZIP64 are refused.
 
-Already-compressed attachments (PDF, JPEG, PNG, ZIP, office documents, videos…),
-recognised by their extension or their first bytes, are *stored*: deflating them costs
-CPU for no gain. The rest is deflated at :func:`archive_level` (``YEARCHANGE_ARCHIVE_LEVEL``,
-default 6). Both decisions depend only on the member's name and bytes, so an interrupted
-and resumed step 2 writes the same archives byte for byte.
+Attachments are *stored* when already compressed — recognised by their extension or
+first bytes (PDF, JPEG, PNG, ZIP, office documents, videos…) or, for any other file, by a
+probe: its first 64 KiB deflated at level 1 keep more than 90 % of their size (a photo
+saved without extension, an unknown binary). Deflating those costs CPU for nothing. The
+rest (the archives' own HTML and CSV, text attachments) is deflated at
+:func:`archive_level` (``YEARCHANGE_ARCHIVE_LEVEL``, default :data:`DEFAULT_LEVEL`, chosen
+by measurement). Both decisions depend only on the member's name and bytes, so an
+interrupted and resumed step 2 writes the same archives byte for byte.
 """
 
 from __future__ import annotations
@@ -51,8 +54,13 @@ class _Sink(Protocol):
 
 LEVEL_VARIABLE = "YEARCHANGE_ARCHIVE_LEVEL"
 DEFAULT_LEVEL = 6
-"""zlib's default: level 1 is about 3× faster on the archives' HTML and CSV but their
-archives are larger; 6 stays the default until a measurement on real data says otherwise."""
+"""Chosen by measurement (README, « Archive compression »): levels 1, 3 and 6 on the
+distinct HTML and CSV members of a sample académie's archives, this machine."""
+
+PROBE_BYTES = 1 << 16
+"""How much of a file the compressibility probe deflates (at level 1)."""
+PROBE_STORE_RATIO = 0.9
+"""A file whose probe keeps more than this share of its size is stored."""
 
 INCOMPRESSIBLE_SUFFIXES = frozenset({
     ".pdf", ".jpg", ".jpeg", ".png", ".gif", ".webp", ".heic", ".zip", ".gz", ".tgz", ".bz2",
@@ -90,12 +98,42 @@ def archive_level() -> int:
 
 
 def is_incompressible(name: str, head: bytes) -> bool:
-    """True when a member named ``name`` starting with ``head`` is already compressed."""
+    """True when a member named ``name`` starting with ``head`` is of an already
+    compressed format (by extension or magic bytes)."""
     if PurePosixPath(name).suffix.lower() in INCOMPRESSIBLE_SUFFIXES:
         return True
     if head[4:8] == b"ftyp":  # MP4, MOV, HEIC
         return True
     return head.startswith(_INCOMPRESSIBLE_MAGIC)
+
+
+def should_store(name: str, head: bytes) -> bool:
+    """True when a file member is better stored than deflated: an already compressed
+    format, or its first :data:`PROBE_BYTES` (``head``) barely compress at level 1."""
+    if is_incompressible(name, head[:16]):
+        return True
+    sample = head[:PROBE_BYTES]
+    if not sample:
+        return False
+    compressor = _compressor(1, len(sample))
+    probed = len(compressor.compress(sample)) + len(compressor.flush())
+    return probed > PROBE_STORE_RATIO * len(sample)
+
+
+def _compressor(level: int, size: int) -> zlib._Compress:
+    """A raw-deflate compressor for ``size`` bytes (-1: unknown). Members under 1 KiB get
+    a window and hash sized to them: the same output, a fifth of zlib's setup cost,
+    which dominates for the archives' thousands of small pages."""
+    if 0 <= size < 1024:
+        return zlib.compressobj(level, zlib.DEFLATED, -max(9, (size + 262).bit_length()), 6)
+    return zlib.compressobj(level, zlib.DEFLATED, -15)
+
+
+def deflate_raw(data: bytes, level: int) -> bytes:
+    """``data`` as raw deflate at ``level`` (what a ZIP member holds); the bench's floor
+    uses it too."""
+    compressor = _compressor(level, len(data))
+    return compressor.compress(data) + compressor.flush()
 
 
 @dataclass(frozen=True)
@@ -110,8 +148,7 @@ class Member:
 
 def deflate(data: bytes) -> Member:
     """Compress ``data`` as a ZIP member (raw deflate at :func:`archive_level`)."""
-    compressor = zlib.compressobj(archive_level(), zlib.DEFLATED, -15)
-    return Member(zlib.crc32(data), compressor.compress(data) + compressor.flush(), len(data))
+    return Member(zlib.crc32(data), deflate_raw(data, archive_level()), len(data))
 
 
 def store(data: bytes) -> Member:
@@ -120,8 +157,9 @@ def store(data: bytes) -> Member:
 
 
 def pack(name: str, data: bytes) -> Member:
-    """``data`` stored when already compressed (by name or first bytes), else deflated."""
-    return store(data) if is_incompressible(name, data[:16]) else deflate(data)
+    """A file's ``data`` stored when already compressed (:func:`should_store`), else
+    deflated."""
+    return store(data) if should_store(name, data) else deflate(data)
 
 
 class ZipWriter:
@@ -172,11 +210,10 @@ class ZipWriter:
         header_offset = self.offset
         with path.open("rb") as source:
             chunk = source.read(1 << 16)
-            method = _STORED if is_incompressible(name, chunk[:16]) else _DEFLATE
+            method = _STORED if should_store(name, chunk) else _DEFLATE
             self._write(_LOCAL.pack(0x04034B50, _VERSION, flags, method, _DOS_TIME, _DOS_DATE,
                                     0, 0, 0, len(encoded), 0) + encoded)
-            compressor = (zlib.compressobj(archive_level(), zlib.DEFLATED, -15)
-                          if method == _DEFLATE else None)
+            compressor = (_compressor(archive_level(), -1) if method == _DEFLATE else None)
             crc = size = compressed = 0
             while chunk:
                 crc = zlib.crc32(chunk, crc)

@@ -51,6 +51,7 @@ from yearchange_tui.ent.database import (
 )
 from yearchange_tui.ent.errors import describe_error
 from yearchange_tui.french import plural
+from yearchange_tui.sample.attachments import DEFAULT_PROFILE, PROFILES
 from yearchange_tui.sample.build import SampleOutputError, build_sample
 from yearchange_tui.workflow.units import NoCurrentYearError
 
@@ -114,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="année de début de l'année scolaire N (défaut : l'année en cours)")
     sample.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="dossier de sortie (vide, ou une académie d'exemple précédente)")
+    sample.add_argument("--attachments", choices=PROFILES, default=DEFAULT_PROFILE,
+                        help="taille des pièces jointes : small (petites, défaut) ou realistic "
+                             "(tailles d'un vrai ENT, plusieurs centaines de Mo par "
+                             "établissement)")
     sample.add_argument("--json", action="store_true", help="résumé en JSON")
     sample.set_defaults(handler=cmd_sample)
 
@@ -182,7 +187,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     try:
         # Only an explicit --db (not YEARCHANGE_DB) sends the sample to another database.
         result = build_sample(args.out, count, args.seed, args.year, progress,
-                              db_url=getattr(args, "db", None))
+                              db_url=getattr(args, "db", None),
+                              attachments=args.attachments)
     except SampleOutputError as error:
         raise UsageError(str(error)) from error
     out = result.out_dir

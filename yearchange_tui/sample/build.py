@@ -28,6 +28,7 @@ from yearchange_tui.ent.database import (
     tables_changed_in_transaction,
 )
 from yearchange_tui.sample.aaf_writer import write_aaf_delivery
+from yearchange_tui.sample.attachments import DEFAULT_PROFILE
 from yearchange_tui.sample.fill import (
     FillStats,
     SampleDatabaseNotEmptyError,
@@ -58,6 +59,7 @@ class SampleResult:
     aaf_files: list[Path]
     timetable_files: list[Path]
     seconds: float
+    attachments: str = DEFAULT_PROFILE
 
     def summary(self) -> dict[str, object]:
         """A JSON-ready description."""
@@ -74,6 +76,7 @@ class SampleResult:
             "rows": dict(sorted(self.stats.rows_per_table.items())),
             "files": self.stats.files,
             "bytes": self.stats.bytes,
+            "attachments": self.attachments,
             "aaf_files": [path.name for path in self.aaf_files],
             "timetable_files": [path.name for path in self.timetable_files],
             "db": display_url(self.db_url),
@@ -116,7 +119,8 @@ def _open_empty(db_url: str, progress: Callable[[str], None] | None) -> Database
 
 def build_sample(out_dir: Path, establishment_count: int, seed: int, year: int | None = None,
                  progress: Callable[[str], None] | None = None,
-                 db_url: str | None = None) -> SampleResult:
+                 db_url: str | None = None,
+                 attachments: str = DEFAULT_PROFILE) -> SampleResult:
     """Write a sample académie into ``out_dir`` (an empty folder or a previous sample).
 
     Args:
@@ -127,6 +131,8 @@ def build_sample(out_dir: Path, establishment_count: int, seed: int, year: int |
         progress: receives French progress lines.
         db_url: the database to fill (``--db``; it must be empty); default a SQLite
             ``yearchange.db`` in ``out_dir``.
+        attachments: size profile of the attachments, ``small`` (default: quick) or
+            ``realistic`` (the bench; :mod:`yearchange_tui.sample.attachments`).
 
     Raises:
         SampleOutputError: when ``out_dir`` holds something else than a sample.
@@ -148,7 +154,7 @@ def build_sample(out_dir: Path, establishment_count: int, seed: int, year: int |
     database = given or open_database(db_url, report=progress)
     try:
         with database.engine.begin() as connection:
-            stats = fill_database(connection, storage_dir, academy, progress)
+            stats = fill_database(connection, storage_dir, academy, progress, attachments)
             changed = tables_changed_in_transaction(connection)
         refresh_statistics(database, changed, report=progress)
     finally:
@@ -156,7 +162,7 @@ def build_sample(out_dir: Path, establishment_count: int, seed: int, year: int |
     aaf_files = write_aaf_delivery(academy, out_dir / "aaf")
     timetable_files = write_timetables(academy, out_dir / "timetables")
     result = SampleResult(out_dir, db_url, storage_dir, academy, stats, aaf_files,
-                          timetable_files, time.perf_counter() - started)
+                          timetable_files, time.perf_counter() - started, attachments)
     (out_dir / "sample.json").write_text(
         json.dumps(result.summary(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return result

@@ -43,6 +43,7 @@ from yearchange_tui.ent.models import (
     RubricRole,
     TrashReason,
 )
+from yearchange_tui.sample.attachments import DEFAULT_PROFILE, make_attachment
 from yearchange_tui.sample.roster import (
     COLLEGE,
     MEFS,
@@ -209,7 +210,7 @@ class _EstablishmentFiller:
     """Writes the year-N content of one establishment."""
 
     def __init__(self, writer: _RowWriter, academy: SampleAcademy, sample: SampleEstablishment,
-                 ids: dict[str, Any]) -> None:
+                 ids: dict[str, Any], attachments: str = DEFAULT_PROFILE) -> None:
         self.w = writer
         self.academy = academy
         self.e = sample
@@ -220,6 +221,10 @@ class _EstablishmentFiller:
         self.days = _school_days(self.year)
         self.created = _at(dt.date(self.year, 9, 1), 8)
         self.area = f"{sample.uai}"
+        self.attachment_profile = attachments
+        # Attachments draw from their own stream: the rest of the sample does not depend
+        # on the profile.
+        self.attachment_rng = random.Random(f"yearchange-attachments:{academy.seed}:{sample.index}")
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -229,6 +234,14 @@ class _EstablishmentFiller:
     def text_file(self, area: str, name: str, body: str, when: dt.datetime) -> int:
         return self.w.store_file(self.est_id, f"{self.area}/{area}", name,
                                  body.encode("utf-8"), "text/plain; charset=utf-8", when)
+
+    def attachment_file(self, area: str, stem: str, when: dt.datetime, *,
+                        classeur: bool = False) -> int:
+        """Store a generated attachment (type and size drawn from the profile's mix)."""
+        made = make_attachment(self.attachment_rng, stem, profile=self.attachment_profile,
+                               classeur=classeur)
+        return self.w.store_file(self.est_id, f"{self.area}/{area}", made.name, made.content,
+                                 made.media_type, when)
 
     # -- the content ---------------------------------------------------------------------
 
@@ -625,8 +638,8 @@ class _EstablishmentFiller:
                     teacher_id=teacher_id, held_on=held_on, title=topic,
                     content=f"{topic} — {SUBJECT_BY_CODE[subject_code].label.title()}.")
                 if rng.random() < 0.02:
-                    file_id = self.text_file("textbook", "support-de-cours.txt",
-                                             f"Support du {held_on:%d/%m/%Y}\n", _at(held_on, 18))
+                    file_id = self.attachment_file("textbook", "support-de-cours",
+                                                   _at(held_on, 18))
                     w.add("textbook_attachments", session_id=session_id, homework_id=None,
                           stored_file_id=file_id)
                 if rng.random() < 0.3:
@@ -637,8 +650,8 @@ class _EstablishmentFiller:
                         given_on=held_on, due_on=held_on + dt.timedelta(days=7),
                         description=rng.choice(_HOMEWORK))
                     if rng.random() < 0.03:
-                        file_id = self.text_file("textbook", "consignes.txt", "Consignes.\n",
-                                                 _at(held_on, 18))
+                        file_id = self.attachment_file("textbook", "consignes",
+                                                       _at(held_on, 18))
                         w.add("textbook_attachments", session_id=None, homework_id=homework_id,
                               stored_file_id=file_id)
 
@@ -656,9 +669,8 @@ class _EstablishmentFiller:
                     title=f"Activité {number + 1} — {c.code}",
                     instructions="Lire le document joint et répondre aux questions.",
                     created_at=_at(day, 9))
-                file_id = self.text_file("binder", f"activite-{number + 1}.txt",
-                                         f"Activité {number + 1} pour la classe {c.code}\n",
-                                         _at(day, 9))
+                file_id = self.attachment_file("binder", f"activite-{number + 1}", _at(day, 9),
+                                               classeur=True)
                 w.add("activity_attachments", activity_id=activity_id, stored_file_id=file_id,
                       title=f"Fiche activité {number + 1}")
                 for student_id in self.students_by_class[c.code]:
@@ -863,7 +875,8 @@ def _reset_sequences(connection: Connection) -> None:
 
 
 def fill_database(connection: Connection, storage_root: Path, academy: SampleAcademy,
-                  progress: Callable[[str], None] | None = None) -> FillStats:
+                  progress: Callable[[str], None] | None = None,
+                  attachments: str = DEFAULT_PROFILE) -> FillStats:
     """Write the year-N content of ``academy`` into an empty database and storage root.
 
     Args:
@@ -871,6 +884,8 @@ def fill_database(connection: Connection, storage_root: Path, academy: SampleAca
         storage_root: folder where documents and attachments are written.
         academy: the roster.
         progress: receives one French line per establishment.
+        attachments: the attachments' size profile, ``small`` or ``realistic``
+            (:mod:`yearchange_tui.sample.attachments`).
 
     Raises:
         SampleDatabaseNotEmptyError: when the database already holds a project.
@@ -901,7 +916,7 @@ def fill_database(connection: Connection, storage_root: Path, academy: SampleAca
     for mef in MEFS:
         writer.add("mefs", code=mef.code, label=mef.label, level_label=mef.level_label)
     for sample in academy.establishments:
-        _EstablishmentFiller(writer, academy, sample, ids).fill()
+        _EstablishmentFiller(writer, academy, sample, ids, attachments).fill()
         writer.flush()
         if progress is not None:
             progress(f"{sample.uai} {sample.name} : écrit.")

@@ -1,0 +1,121 @@
+"""Step 2's honest floor: the machine's own cost for the same archive bytes.
+
+What any program writing the same archives must do, with the engine's number of
+processes (so the ratio is also the per-core ratio):
+
+- deflate, at the engine's level (:func:`archive_level`, with the engine's own raw-deflate
+  call :func:`deflate_raw`), each *distinct* member the engine deflated — once, however
+  many archives hold it (a classeur activity's page and attachment are in every student's
+  archive, and the engine too compresses them once);
+- store the members the engine stored (already compressed attachments): no CPU but
+  their writing;
+- write every archive byte (duplicates included: each archive holds its copy) and make it
+  durable (``fsync``; the engine syncs its files once per phase before recording them).
+
+Not in the floor: reading the database, rendering the pages, reading the attachments
+from the storage, the CRC of stored members and the SHA-256 of each archive (the
+manifest) — the engine's own work, which the ratio measures.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+import zipfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from yearchange_tui.changeover.zipwriter import archive_level, deflate_raw
+
+
+@dataclass
+class FloorWork:
+    """What step 2's floor does: the distinct members of the archives, and bytes to write."""
+
+    uncompressed: int = 0
+    """Bytes of every member of every archive (what the engine's throughput counts)."""
+    written: int = 0
+    """Bytes of the archives on disk (what the floor writes, then fsyncs)."""
+    to_deflate: list[bytes] = field(default_factory=list)
+    """Distinct members the engine deflated (each deflated once, like the engine)."""
+    stored: int = 0
+    """Bytes of the distinct members the engine stored (already compressed)."""
+    stored_members: int = 0
+    """How many distinct stored members."""
+
+
+def floor_work(storage: Path, relative_paths: list[str]) -> FloorWork:
+    """Read the archives step 2 wrote: the work of its floor, duplicates counted once.
+
+    Two members are the same when their CRC, size and compression method match (the
+    engine writes the same compressed bytes for the same content).
+    """
+    seen: set[tuple[int, int, int]] = set()
+    work = FloorWork()
+    for relative_path in relative_paths:
+        if not relative_path.endswith(".zip"):
+            continue
+        work.written += (storage / relative_path).stat().st_size
+        with zipfile.ZipFile(storage / relative_path) as archive:
+            for info in archive.infolist():
+                work.uncompressed += info.file_size
+                key = (info.CRC, info.file_size, info.compress_type)
+                if key in seen:
+                    continue
+                seen.add(key)
+                if info.compress_type == zipfile.ZIP_STORED:
+                    work.stored += info.file_size
+                    work.stored_members += 1
+                else:
+                    work.to_deflate.append(archive.read(info))
+    return work
+
+
+def _floor_share(payloads: list[bytes], level: int, write_bytes: int, target: str) -> float:
+    """One process's share of the floor: deflate its members, write its share of the
+    archive bytes and fsync them. Seconds, measured inside the process."""
+    started = time.perf_counter()
+    blocks = [deflate_raw(payload, level) for payload in payloads]
+    padding = bytes(1 << 20)
+    with open(target, "wb") as sink:
+        left = write_bytes
+        for block in blocks:
+            sink.write(block[:left])
+            left -= min(left, len(block))
+        while left > 0:
+            sink.write(padding[:left])
+            left -= min(left, len(padding))
+        sink.flush()
+        os.fsync(sink.fileno())
+    return time.perf_counter() - started
+
+
+def step2_floor(work: FloorWork, workers: int, folder: Path) -> float:
+    """Step 2's floor with the engine's number of processes: seconds of the slowest share.
+
+    Each process deflates a share of the distinct members (balanced by size) at the
+    engine's level and writes (then fsyncs) an equal share of the archive bytes; stored
+    members cost their writing.
+    """
+    shares: list[list[bytes]] = [[] for _ in range(workers)]
+    loads = [0] * workers
+    for payload in sorted(work.to_deflate, key=len, reverse=True):
+        lightest = loads.index(min(loads))
+        shares[lightest].append(payload)
+        loads[lightest] += len(payload)
+    level = archive_level()
+    targets = [str(folder / f"plancher-{index}.bin") for index in range(workers)]
+    per_share = -(-work.written // workers)
+    try:
+        if workers == 1:
+            return _floor_share(shares[0], level, work.written, targets[0])
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            times = list(pool.map(_floor_share, shares, [level] * workers,
+                                  [per_share] * workers, targets))
+        return max(times)
+    finally:
+        for target in targets:
+            Path(target).unlink(missing_ok=True)
