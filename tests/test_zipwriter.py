@@ -118,4 +118,4 @@ def test_the_deflate_level_is_configurable_and_checked(monkeypatch: pytest.Monke
         archive_level()
     monkeypatch.delenv(LEVEL_VARIABLE)
     archive_level.cache_clear()
-    assert archive_level() == DEFAULT_LEVEL == 6
+    assert archive_level() == DEFAULT_LEVEL == 1

@@ -9,24 +9,28 @@ processes (so the ratio is also the per-core ratio):
   archive, and the engine too compresses them once);
 - store the members the engine stored (already compressed attachments): no CPU but
   their writing;
-- write every archive byte (duplicates included: each archive holds its copy) and make it
-  durable (``fsync``; the engine syncs its files once per phase before recording them).
+- write every archive byte (duplicates included: each archive holds its copy) into as
+  many files of the same sizes, and make them durable the way the engine does (one
+  :func:`sync_filesystem` per process; the engine syncs once per phase before recording
+  its files).
 
 Not in the floor: reading the database, rendering the pages, reading the attachments
-from the storage, the CRC of stored members and the SHA-256 of each archive (the
-manifest) — the engine's own work, which the ratio measures.
+from the storage, the CRC of stored members, the SHA-256 of each archive (the
+manifest), the temporary name and rename of each file — the engine's own work, which the
+ratio measures.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import os
+import shutil
 import time
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from yearchange_tui.changeover.effects import sync_filesystem
 from yearchange_tui.changeover.zipwriter import archive_level, deflate_raw
 
 
@@ -37,7 +41,9 @@ class FloorWork:
     uncompressed: int = 0
     """Bytes of every member of every archive (what the engine's throughput counts)."""
     written: int = 0
-    """Bytes of the archives on disk (what the floor writes, then fsyncs)."""
+    """Bytes of the archives on disk (what the floor writes, then syncs)."""
+    archive_sizes: list[int] = field(default_factory=list)
+    """Size of each archive file (the floor writes as many files of these sizes)."""
     to_deflate: list[bytes] = field(default_factory=list)
     """Distinct members the engine deflated (each deflated once, like the engine)."""
     stored: int = 0
@@ -57,7 +63,9 @@ def floor_work(storage: Path, relative_paths: list[str]) -> FloorWork:
     for relative_path in relative_paths:
         if not relative_path.endswith(".zip"):
             continue
-        work.written += (storage / relative_path).stat().st_size
+        size = (storage / relative_path).stat().st_size
+        work.written += size
+        work.archive_sizes.append(size)
         with zipfile.ZipFile(storage / relative_path) as archive:
             for info in archive.infolist():
                 work.uncompressed += info.file_size
@@ -73,49 +81,63 @@ def floor_work(storage: Path, relative_paths: list[str]) -> FloorWork:
     return work
 
 
-def _floor_share(payloads: list[bytes], level: int, write_bytes: int, target: str) -> float:
+def _floor_share(payloads: list[bytes], level: int, sizes: list[int], folder: str) -> float:
     """One process's share of the floor: deflate its members, write its share of the
-    archive bytes and fsync them. Seconds, measured inside the process."""
+    archive files (their sizes, compressed bytes first, then zeros) and sync them.
+    Seconds, measured inside the process."""
     started = time.perf_counter()
     blocks = [deflate_raw(payload, level) for payload in payloads]
-    padding = bytes(1 << 20)
-    with open(target, "wb") as sink:
-        left = write_bytes
-        for block in blocks:
-            sink.write(block[:left])
-            left -= min(left, len(block))
-        while left > 0:
-            sink.write(padding[:left])
-            left -= min(left, len(padding))
-        sink.flush()
-        os.fsync(sink.fileno())
+    padding = memoryview(bytes(1 << 20))
+    source = iter(blocks)
+    pending: bytes | memoryview = b""
+    target = Path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    for number, size in enumerate(sizes):
+        with open(target / f"{number}.zip", "wb") as sink:
+            left = size
+            while left > 0:
+                if not pending:
+                    pending = next(source, b"") or padding
+                piece = pending[:left]
+                sink.write(piece)
+                left -= len(piece)
+                pending = pending[len(piece):] if pending is not padding else b""
+    sync_filesystem(target)
     return time.perf_counter() - started
+
+
+def _balanced(items: list[int], workers: int) -> list[list[int]]:
+    """Indexes of ``items`` (sizes) in ``workers`` shares of about equal total, largest first."""
+    shares: list[list[int]] = [[] for _ in range(workers)]
+    loads = [0] * workers
+    for index in sorted(range(len(items)), key=lambda i: items[i], reverse=True):
+        lightest = loads.index(min(loads))
+        shares[lightest].append(index)
+        loads[lightest] += items[index]
+    return shares
 
 
 def step2_floor(work: FloorWork, workers: int, folder: Path) -> float:
     """Step 2's floor with the engine's number of processes: seconds of the slowest share.
 
     Each process deflates a share of the distinct members (balanced by size) at the
-    engine's level and writes (then fsyncs) an equal share of the archive bytes; stored
-    members cost their writing.
+    engine's level and writes (then syncs) a share of the archive files (balanced by
+    size); stored members cost their writing.
     """
-    shares: list[list[bytes]] = [[] for _ in range(workers)]
-    loads = [0] * workers
-    for payload in sorted(work.to_deflate, key=len, reverse=True):
-        lightest = loads.index(min(loads))
-        shares[lightest].append(payload)
-        loads[lightest] += len(payload)
+    payload_shares = [[work.to_deflate[i] for i in share]
+                      for share in _balanced([len(p) for p in work.to_deflate], workers)]
+    size_shares = [[work.archive_sizes[i] for i in share]
+                   for share in _balanced(work.archive_sizes, workers)]
     level = archive_level()
-    targets = [str(folder / f"plancher-{index}.bin") for index in range(workers)]
-    per_share = -(-work.written // workers)
+    targets = [str(folder / f"plancher-{index}") for index in range(workers)]
     try:
         if workers == 1:
-            return _floor_share(shares[0], level, work.written, targets[0])
+            return _floor_share(payload_shares[0], level, size_shares[0], targets[0])
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            times = list(pool.map(_floor_share, shares, [level] * workers,
-                                  [per_share] * workers, targets))
+            times = list(pool.map(_floor_share, payload_shares, [level] * workers,
+                                  size_shares, targets))
         return max(times)
     finally:
         for target in targets:
-            Path(target).unlink(missing_ok=True)
+            shutil.rmtree(target, ignore_errors=True)

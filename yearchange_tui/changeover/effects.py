@@ -94,7 +94,7 @@ class _SinkWriter:
     """A write-only, non-seekable stream that hashes what passes and forwards it (or not).
 
     Small writes (member headers, descriptors) are gathered into
-    64 KiB blocks before hashing and writing.
+    64 KiB blocks before hashing and writing; larger ones pass as they are.
     """
 
     BLOCK = 1 << 16
@@ -106,8 +106,16 @@ class _SinkWriter:
         self.buffer = bytearray()
 
     def write(self, data: bytes) -> int:
-        self.buffer += data
         self.position += len(data)
+        if len(data) >= self.BLOCK:
+            # A large member (a stored attachment): hashed and written as it is, not
+            # copied into the buffer first.
+            self._drain()
+            self.digest.update(data)
+            if self.target is not None:
+                self.target.write(data)
+            return len(data)
+        self.buffer += data
         if len(self.buffer) >= self.BLOCK:
             self._drain()
         return len(data)

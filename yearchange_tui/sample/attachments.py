@@ -154,12 +154,9 @@ def _text(rng: random.Random, size: int) -> str:
     return "".join(parts)
 
 
-def _fit(data: bytes, size: int) -> bytes:
-    return data[:size] if len(data) > size else data
-
-
 def _txt(rng: random.Random, size: int) -> bytes:
-    return _fit(_text(rng, size).encode("utf-8"), size)
+    """About ``size`` bytes of text, cut at a character boundary."""
+    return _text(rng, size).encode("utf-8")[:size].decode("utf-8", "ignore").encode("utf-8")
 
 
 def _html(rng: random.Random, size: int) -> bytes:
@@ -186,11 +183,11 @@ def _csv(rng: random.Random, size: int) -> bytes:
 
 
 def _pdf(rng: random.Random, size: int) -> bytes:
-    head = (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Length %d /Filter /FlateDecode >>\n"
-            b"stream\n")
     tail = b"\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
-    body = max(0, size - len(head) - len(tail) - 8)
-    return head.replace(b"%d", str(body).encode()) + rng.randbytes(body) + tail
+    length = max(0, size - 80 - len(tail))
+    head = (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Length " + str(length).encode()
+            + b" /Filter /FlateDecode >>\nstream\n")
+    return head + rng.randbytes(max(0, size - len(head) - len(tail))) + tail
 
 
 def _jpeg(rng: random.Random, size: int) -> bytes:
