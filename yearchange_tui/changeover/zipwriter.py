@@ -55,20 +55,21 @@ class _Sink(Protocol):
 
 LEVEL_VARIABLE = "YEARCHANGE_ARCHIVE_LEVEL"
 DEFAULT_LEVEL = 1
-"""Chosen by measurement (README, « Archive compression »). On the distinct HTML and CSV
+"""Chosen by measurement (README, « Archive compression »). The distinct HTML and CSV
 members of a one-establishment realistic sample's archives (13,000 pages, 8.8 MB; 56 CSV,
-4.7 MB), 2-core development machine, load 10, best of 5:
+4.7 MB) deflated with :func:`deflate_raw`, CPU time (the machine's load was 17 on 2 cores,
+so not wall time), best of 3, 7 December 2026:
 
-=====  ==============  ============  ===========  =============  ========================
-level  pages MB/s      pages ratio   CSV MB/s     CSV ratio      all archives (650 MB)
-=====  ==============  ============  ===========  =============  ========================
-1      25.6            0.441         110          0.141          681.1 MB
-3      15.4            0.436         84           0.113          680.8 MB
-6      20.6            0.429         43           0.088          680.5 MB
-=====  ==============  ============  ===========  =============  ========================
+=====  ==========  ===========  ========  =========  =======================================
+level  pages MB/s  pages ratio  CSV MB/s  CSV ratio  archives, all members and copies
+=====  ==========  ===========  ========  =========  =======================================
+1      39.7        0.441        252       0.141      681.1 MB
+3      37.8        0.436        194       0.113      680.8 MB
+6      33.5        0.429        89        0.088      680.5 MB
+=====  ==========  ===========  ========  =========  =======================================
 
-Level 1 deflates the CSV 2.5× faster than 6 and the pages at least as fast; its archives
-are 0.1 % larger, since stored attachments make up 99 % of their bytes."""
+Level 1 deflates the CSV 2.8× and the pages 1.2× faster than level 6; the archives are
+0.1 % larger, stored attachments being 99 % of their bytes."""
 
 PROBE_BYTES = 1 << 16
 """How much of a file the compressibility probe deflates (at level 1)."""
