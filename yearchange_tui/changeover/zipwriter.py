@@ -125,14 +125,14 @@ def is_incompressible(name: str, head: bytes) -> bool:
 def should_store(name: str, head: bytes) -> bool:
     """True when a file member is better stored than deflated: an already compressed
     format, or its first :data:`PROBE_BYTES` (``head``) barely compress at level 1."""
-    if is_incompressible(name, head[:16]):
-        return True
-    sample = head[:PROBE_BYTES]
-    if not sample:
-        return False
-    compressor = _compressor(1, len(sample))
-    probed = len(compressor.compress(sample)) + len(compressor.flush())
-    return probed > PROBE_STORE_RATIO * len(sample)
+    return is_incompressible(name, head[:16]) or _probe(head[:PROBE_BYTES]) is None
+
+
+def _probe(sample: bytes) -> bytes | None:
+    """``sample`` deflated at level 1, or None when that keeps more than
+    :data:`PROBE_STORE_RATIO` of its size (better stored)."""
+    probed = deflate_raw(sample, 1)
+    return None if sample and len(probed) > PROBE_STORE_RATIO * len(sample) else probed
 
 
 _SMALL_MEMBER = (1 << 13) - 262
@@ -180,7 +180,14 @@ def store(data: bytes) -> Member:
 def pack(name: str, data: bytes) -> Member:
     """A file's ``data`` stored when already compressed (:func:`should_store`), else
     deflated."""
-    return store(data) if should_store(name, data) else deflate(data)
+    if is_incompressible(name, data[:16]):
+        return store(data)
+    probed = _probe(data[:PROBE_BYTES])
+    if probed is None:
+        return store(data)
+    if len(data) <= PROBE_BYTES and archive_level() == 1:
+        return Member(zlib.crc32(data), probed, len(data))  # the probe was the deflate
+    return deflate(data)
 
 
 class ZipWriter:
