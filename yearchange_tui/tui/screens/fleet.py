@@ -26,14 +26,17 @@ from yearchange_tui.scheduling.fleet_text import (
     worker_state,
 )
 from yearchange_tui.tui.bindings import bindings_for
+from yearchange_tui.tui.grid_model import COLUMN_BY_KEY
 from yearchange_tui.tui.screens.base import ConsoleScreen
 from yearchange_tui.tui.screens.modals import ConfirmModal, list_uais
 from yearchange_tui.tui.widgets.console_footer import ConsoleFooter
 from yearchange_tui.tui.widgets.fkey_bar import FKeyBar
+from yearchange_tui.workflow.localtime import format_local
 from yearchange_tui.workflow.models import UNIT_STATUS_GLYPHS, UnitStatus
 
 NARROW_WIDTH = 100
-"""Below this many columns the queues are read on the line under the table."""
+"""Below this many columns the queues are read on the line under the table and a unit's
+step is its grid column's short title."""
 
 STALE = "sans nouvelles"
 
@@ -119,9 +122,12 @@ class FleetScreen(ConsoleScreen):
                 for unit in worker.units:
                     self.rows.append((worker, unit))
                     glyph = UNIT_STATUS_GLYPHS[UnitStatus.RUNNING]
-                    unit_cells: list[Any] = [f"  └ {unit.uai}", "",
-                                             f"{glyph} {unit_step(unit)}",
-                                             since_text(unit, now)]
+                    # At 80 columns: the grid's short step title and the time alone.
+                    step = (COLUMN_BY_KEY[unit.step.value].title if self.narrow
+                            else unit_step(unit))
+                    since = (f"depuis {format_local(unit.since, '%H:%M:%S')}" if self.narrow
+                             else since_text(unit, now))
+                    unit_cells: list[Any] = [f"  └ {unit.uai}", "", f"{glyph} {step}", since]
                     unit_cells += [""] * (1 if self.narrow else 2)
                     table.add_row(*unit_cells, key=row_key(worker, unit))
         keys = [row_key(*row) for row in self.rows]
