@@ -225,6 +225,7 @@ class YearChangeApp(App[int]):
         self.fleet: FleetView | None = None
         """The fleet as last read (None before the first read)."""
         self.fleet_problem = ""
+        self._fleet_reading = False
 
     # -- start and stop --------------------------------------------------------------------------
 
@@ -398,8 +399,12 @@ class YearChangeApp(App[int]):
             self.read_fleet()
 
     def read_fleet(self) -> None:
-        """Read the fleet on a worker thread; the answer comes back as :class:`FleetRead`."""
-        self.run_worker(self._fleet_worker, thread=True, exclusive=True, group="fleet-read",
+        """Read the fleet on a worker thread; the answer comes back as :class:`FleetRead`
+        (one read at a time: a read asked while one runs is answered by that one)."""
+        if self._fleet_reading:
+            return
+        self._fleet_reading = True
+        self.run_worker(self._fleet_worker, thread=True, group="fleet-read",
                         exit_on_error=False, description="lecture de la flotte")
 
     def _fleet_worker(self) -> None:
@@ -415,6 +420,7 @@ class YearChangeApp(App[int]):
 
     @on(FleetRead)
     def _fleet_read(self, message: FleetRead) -> None:
+        self._fleet_reading = False
         if message.view is not None:
             self.fleet = message.view
         self.fleet_problem = message.problem
