@@ -229,14 +229,16 @@ class FakeEngine:
 
     def fleet(self) -> FleetView:
         """``workers`` simulated processes on hosts ``calcul-01``…, the running units of the
-        steps dealt to them in turn (a stale one last beat five minutes ago)."""
+        steps dealt to them in turn (a stale one last beat five minutes ago); each is sized
+        for its share (at least 4 at a time), as the scripted engine runs every unit asked."""
         now = stored_time(self.now)
         with self._lock:
             running = sorted((uai, key) for uai, key in self._running if key not in PSEUDO_STEP)
             stale = set(self.stale_workers)
+        concurrency = max(4, -(-len(running) // max(1, self.workers)))
         workers = [FleetWorker(
             id=index + 1, host=f"calcul-{index + 1:02d}", pid=4301 + index, queues="",
-            concurrency=4, state=WorkerState.RUNNING,
+            concurrency=concurrency, state=WorkerState.RUNNING,
             started_at=now - dt.timedelta(hours=1),
             heartbeat_at=now - (dt.timedelta(minutes=5) if index in stale
                                 else dt.timedelta(seconds=3 + 4 * index)))
