@@ -97,9 +97,9 @@ def line_with(text: str, needle: str) -> str:
 def test_fleet_screen_lists_workers_and_their_units(fleet_db: tuple[Database, str, str]
                                                     ) -> None:
     database, first, second = fleet_db
+    app = make_app(DatabaseEngineClient(database), start_poller=True)
 
     async def scenario() -> None:
-        app = make_app(DatabaseEngineClient(database))
         async with app.run_test(size=(120, 36)) as pilot:
             await settle(app, pilot)
             await pilot.press("t")
@@ -126,10 +126,19 @@ def test_fleet_screen_lists_workers_and_their_units(fleet_db: tuple[Database, st
             assert "3 processus, 2 unité(s) en cours" in text and "1 sans nouvelles" in text
             # The line under the table says the whole worker.
             assert "calcul-a (pid 101) · ● actif · dernier signe de vie" in text
+            # A worker that starts shows up with the console's poll, nothing pressed.
+            with database.session() as session:
+                session.add(worker("calcul-e", 505, WorkerState.RUNNING, dt.timedelta(0),
+                                   storage=Path("stockage")))
+            assert await wait_until(pilot, lambda: "calcul-e" in screen_text(app), 20)
+            assert "4 processus" in screen_text(app)
             await pilot.press("escape")
             assert await wait_until(pilot, lambda: isinstance(app.screen, GridScreen))
 
-    run(scenario)
+    try:
+        run(scenario)
+    finally:
+        app.bridge.stop()
 
 
 def test_detail_and_cell_line_name_the_worker_of_a_running_unit(
