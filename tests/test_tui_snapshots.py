@@ -266,3 +266,30 @@ def test_after_step_4_snapshot(screen: str, tmp_path: Path) -> None:
 
     run(scenario)
     check_snapshot(f"after-step-4-{screen}-80x24", captured[0], tmp_path)
+
+
+# -- the fleet: two simulated workers, one without news ------------------------------------------
+
+
+@pytest.mark.parametrize("size_name", list(SIZES))
+def test_fleet_snapshot(size_name: str, tmp_path: Path) -> None:
+    """The fleet screen: each worker, its state and heartbeat, the units under it."""
+    captured: list[str] = []
+
+    async def scenario() -> None:
+        fake = showcase()
+        fake.workers = 2
+        fake.stale_workers.add(1)
+        for uai in fake.uais[6:9]:
+            fake.progress(uai, "archive", 3, 10, rate=1.0, eta=7)
+        app = make_app(fake, theme="yearchange-dark")
+        async with app.run_test(size=SIZES[size_name]) as pilot:
+            await settle(app, pilot)
+            await pilot.press("t")
+            await settle(app, pilot)
+            await pilot.press("down")
+            await pilot.pause()
+            captured.append(app.export_screenshot())
+
+    run(scenario)
+    check_snapshot(f"fleet-{size_name}", captured[0], tmp_path)

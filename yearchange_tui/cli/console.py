@@ -63,7 +63,7 @@ def cmd_console(args: argparse.Namespace) -> int:
     from yearchange_tui.tui.app import YearChangeApp, theme_dirs_for
     from yearchange_tui.tui.fake_engine import FakeEngine
 
-    engine = FakeEngine(max(1, args.scripted), auto=True, step_total=20,
+    engine = FakeEngine(max(1, args.scripted), auto=True, step_total=20, workers=2,
                         read_only=bool(getattr(args, "read_only", False)))
     engine.start_script(0.25)
     app = YearChangeApp(engine, read_only=engine.read_only, rejects=engine.rejects,

@@ -12,6 +12,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from yearchange_tui.scheduling.fleet import FleetWorker
 from yearchange_tui.scheduling.models import (
     ACTIVE_TASK_STATUSES,
     RequestStatus,
@@ -184,6 +185,24 @@ class RequestView:
     read_only: bool = False  # sent by a read-only client (support staff)
 
 
+@dataclass(frozen=True)
+class FleetView:
+    """The fleet as the console shows it: every worker process and the units it runs
+    (:func:`yearchange_tui.scheduling.fleet.fleet`), read at ``now``."""
+
+    workers: tuple[FleetWorker, ...] = ()
+    now: dt.datetime | None = None  # real time (UTC) liveness is judged against
+    embedded: bool = True  # SQLite: the engine runs the units itself (no ``yearchange worker``)
+
+    def holder(self, uai: str, step_key: str) -> FleetWorker | None:
+        """The worker that runs ``uai``'s step (a :class:`Step` value), if any."""
+        for worker in self.workers:
+            for unit in worker.units:
+                if unit.uai == uai and unit.step.value == step_key:
+                    return worker
+        return None
+
+
 ACTION_LABELS = {
     RequestAction.RUN: "Lancer",
     RequestAction.DRY_RUN: "Passage à blanc",
@@ -264,3 +283,6 @@ class EngineClient(Protocol):
 
     def request_list(self, limit: int | None = 200) -> list[RequestView]:
         """The requests, newest first (every one when ``limit`` is None)."""
+
+    def fleet(self) -> FleetView:
+        """The worker processes and the units each runs right now."""

@@ -30,6 +30,7 @@ from yearchange_tui.scheduling.api import (
     EngineMode,
     EngineStatus,
     EstablishmentView,
+    FleetView,
     MaintenanceWindow,
     RequestAction,
     RequestOutcome,
@@ -38,6 +39,7 @@ from yearchange_tui.scheduling.api import (
     UnitView,
     describe_request,
 )
+from yearchange_tui.scheduling.fleet import fleet, fleet_now
 from yearchange_tui.scheduling.lease import DEFAULT_TTL, LeaseInfo, read_lease
 from yearchange_tui.scheduling.models import (
     REQUEST_STATUS_LABELS,
@@ -256,6 +258,12 @@ class DatabaseEngineClient:
         return RequestOutcome(id=request_id, action=state["action"],
                               status=RequestStatus(state["status"]),
                               message=state["message"] or "", tasks=tasks)
+
+    def fleet(self) -> FleetView:
+        """The worker processes and the units each runs (the one read of the fleet)."""
+        with self.database.session() as session:
+            workers = fleet(session)
+        return FleetView(tuple(workers), fleet_now(), embedded=self.database.is_sqlite)
 
     # -- extras for the CLI and scripts ----------------------------------------------------
 

@@ -40,6 +40,7 @@ from yearchange_tui.scheduling.api import (
     EngineEventView,
     EngineStatus,
     EstablishmentView,
+    FleetView,
     RequestAction,
     RequestOutcome,
     UnitView,
@@ -73,6 +74,7 @@ from yearchange_tui.tui.rejects_source import (
 from yearchange_tui.tui.school_life_source import DatabaseSchoolLifeSource, SchoolLifeSource
 from yearchange_tui.tui.screens.base import ConsoleScreen
 from yearchange_tui.tui.screens.detail import DetailScreen
+from yearchange_tui.tui.screens.fleet import FleetScreen
 from yearchange_tui.tui.screens.grid import GridScreen
 from yearchange_tui.tui.screens.log import LogScreen
 from yearchange_tui.tui.screens.modals import (
@@ -106,7 +108,7 @@ DRAIN_INTERVAL = 0.1
 
 EVENT_MEMORY = 5000
 SCREEN_SCOPES = frozenset({"grid", "timeline", "rejects", "log", "detail", "school-life",
-                           "requests",
+                           "requests", "fleet",
                            "dry-run-report",
                            "person"})
 """Screens with bindings of their own (a binding's scope is its screen's HELP_NAME)."""
@@ -134,6 +136,15 @@ class RequestAnswered(Message):
         super().__init__()
         self.text = text
         self.severity = severity
+
+
+class FleetRead(Message):
+    """The fleet as just read (or why it could not be); posted from a worker thread."""
+
+    def __init__(self, view: FleetView | None, problem: str = "") -> None:
+        super().__init__()
+        self.view = view
+        self.problem = problem
 
 
 class YearChangeApp(App[int]):
@@ -211,6 +222,10 @@ class YearChangeApp(App[int]):
         self.engine_notice = engine_notice
         self.engine_notice_severity = engine_notice_severity
         self._last_minute = -1
+        self.fleet: FleetView | None = None
+        """The fleet as last read (None before the first read)."""
+        self.fleet_problem = ""
+        self._fleet_reading = False
 
     # -- start and stop --------------------------------------------------------------------------
 
@@ -232,6 +247,7 @@ class YearChangeApp(App[int]):
         self.set_interval(DRAIN_INTERVAL, self.drain_board, name="board-drain")
         if self.start_poller:
             self.bridge.start()
+            self.set_interval(self.bridge.poll_interval, self._poll_fleet, name="fleet-poll")
 
     def _load_themes(self) -> None:
         self.register_theme(FALLBACK_THEME)
@@ -265,6 +281,7 @@ class YearChangeApp(App[int]):
         """Poll the engine now (off the UI thread) and apply what changed (tests, F5)."""
         await asyncio.to_thread(self.bridge.poll_once)
         self.drain_board()
+        self._fleet_read(await asyncio.to_thread(self._read_fleet))
 
     def drain_board(self) -> None:
         """Apply what the board collected since the last drain (UI thread, 10 Hz)."""
@@ -367,6 +384,54 @@ class YearChangeApp(App[int]):
         if message.problem:
             self.notify(message.problem, severity="error", timeout=8)
         self.drain_board()
+
+    # -- the fleet -------------------------------------------------------------------------------
+
+    def fleet_wanted(self) -> bool:
+        """True when something on screen shows the fleet: its screen, a detail, or the
+        grid while units run (its cell line names a running unit's worker)."""
+        return bool(self.model.running_keys) or any(
+            isinstance(screen, FleetScreen | DetailScreen) for screen in self.screen_stack)
+
+    def _poll_fleet(self) -> None:
+        """Read the fleet with the console's poll, when something shows it."""
+        if self.fleet_wanted():
+            self.read_fleet()
+
+    def read_fleet(self) -> None:
+        """Read the fleet on a worker thread; the answer comes back as :class:`FleetRead`
+        (one read at a time: a read asked while one runs is answered by that one)."""
+        if self._fleet_reading:
+            return
+        self._fleet_reading = True
+        self.run_worker(self._fleet_worker, thread=True, group="fleet-read",
+                        exit_on_error=False, description="lecture de la flotte")
+
+    def _fleet_worker(self) -> None:
+        self.post_message(self._read_fleet())
+
+    def _read_fleet(self) -> FleetRead:
+        """The fleet from the client (any thread but the UI's)."""
+        try:
+            return FleetRead(self.client.fleet())
+        except Exception as error:  # shown on the fleet screen and logged, never a crash
+            log.exception("Flotte illisible")
+            return FleetRead(None, f"Processus de travail illisibles : {error}")
+
+    @on(FleetRead)
+    def _fleet_read(self, message: FleetRead) -> None:
+        self._fleet_reading = False
+        if message.view is not None:
+            self.fleet = message.view
+        self.fleet_problem = message.problem
+        for screen in self.screen_stack:
+            handler = getattr(screen, "on_fleet", None)
+            if handler is not None and screen.is_mounted:
+                handler()
+
+    def open_fleet(self) -> None:
+        """Show the worker processes and the units each runs."""
+        self.push_screen(FleetScreen())
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -606,6 +671,8 @@ class YearChangeApp(App[int]):
     def action_refresh_data(self) -> None:
         """F5: read the engine now."""
         self.bridge.wake()
+        if self.fleet_wanted():
+            self.read_fleet()
         self.notify("Actualisation demandée.", timeout=1)
 
     def action_next_theme(self) -> None:
@@ -685,6 +752,8 @@ class YearChangeApp(App[int]):
              partial(self.action_show_mode, "log"), False),
             ("Aller aux demandes", "Demandes au moteur : état et réponse", "show-requests",
              partial(self.action_show_mode, "requests"), False),
+            ("Processus de travail", "Hôtes, signes de vie, unités en cours", "show-fleet",
+             self._screen_action("grid", "show_fleet"), False),
             ("Actualiser", "Relire le moteur maintenant", "refresh", self.action_refresh_data,
              False),
             ("Quitter", "Fermer la console", "quit", self.action_request_quit, False),

@@ -26,7 +26,8 @@ class KeySpec:
     keys: str
     action: str
     label: str
-    scope: str  # app, grid, rejects, person, log, detail, timeline, school-life, requests
+    scope: str  # app, grid, rejects, person, log, detail, timeline, school-life, requests,
+    # fleet, dry-run-report
     changes_data: bool = False
     show: bool = True
     key_display: str | None = None
@@ -76,6 +77,7 @@ SPECS: tuple[KeySpec, ...] = (
     KeySpec("show-requests", "D", "show_requests", "Demandes", "grid", show=False,
             key_display="Maj+D"),
     KeySpec("dry-run-report", "w", "dry_run_report", "Avertissements", "grid", show=False),
+    KeySpec("show-fleet", "t", "show_fleet", "Processus de travail", "grid", show=False),
     KeySpec("redo-archive", "A", "redo_archive", "Refaire l'archivage", "grid",
             changes_data=True, show=False, key_display="Maj+A"),
     KeySpec("project-settings", "P", "project_settings", "Projet", "grid",
@@ -105,6 +107,14 @@ SPECS: tuple[KeySpec, ...] = (
     # Requests to the engine.
     KeySpec("requests-close", "escape", "close", "Retour à la grille", "requests",
             key_display="Échap"),
+    # The fleet: worker processes and the units they run.
+    KeySpec("fleet-close", "escape", "close", "Retour à la grille", "fleet",
+            key_display="Échap"),
+    KeySpec("fleet-cancel", "c", "cancel", "Annuler", "fleet", changes_data=True),
+    KeySpec("fleet-cancel-all", "C", "cancel_all", "Tout annuler", "fleet",
+            changes_data=True, key_display="Maj+C"),
+    KeySpec("fleet-pause-resume", "p", "pause_resume", "Pause / reprise", "fleet",
+            changes_data=True),
     # Establishment detail.
     KeySpec("detail-close", "escape", "close", "Fermer", "detail", key_display="Échap"),
     KeySpec("detail-dry-run", "d", "dry_run", "Passage à blanc", "detail", changes_data=True),

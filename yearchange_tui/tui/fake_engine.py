@@ -21,6 +21,7 @@ from yearchange_tui.scheduling.api import (
     EngineMode,
     EngineStatus,
     EstablishmentView,
+    FleetView,
     MaintenanceWindow,
     RequestAction,
     RequestOutcome,
@@ -29,7 +30,8 @@ from yearchange_tui.scheduling.api import (
     UnitView,
     describe_request,
 )
-from yearchange_tui.scheduling.models import RequestStatus, TaskStatus
+from yearchange_tui.scheduling.fleet import FleetWorker, RunningUnit
+from yearchange_tui.scheduling.models import RequestStatus, TaskStatus, WorkerState
 from yearchange_tui.tui.detail_source import ArchiveInfo, EstablishmentDetail, StepHistory
 from yearchange_tui.tui.rejects_source import MemoryRejectsSource, RejectQuery, RejectRow
 from yearchange_tui.workflow.localtime import operator_zone
@@ -121,11 +123,13 @@ class FakeEngine:
         mode: the engine mode shown in the header.
         auto: react to requests (units start; :meth:`tick` advances them).
         step_total: items per unit when ``auto`` starts one.
+        workers: simulated worker processes that share the running units (none: the fleet
+            is empty, as on SQLite where the engine runs the units itself).
     """
 
     def __init__(self, establishments: int = 12, *, read_only: bool = False,
                  mode: EngineMode = EngineMode.ATTACHED, auto: bool = False,
-                 step_total: int = 4, year: int = 2025) -> None:
+                 step_total: int = 4, year: int = 2025, workers: int = 0) -> None:
         self._lock = threading.RLock()
         self._views = {view.uai: view for view in fake_establishments(establishments, year)}
         self._events: list[EngineEventView] = []
@@ -144,6 +148,9 @@ class FakeEngine:
         """The engine's answer to each request, by id, when ``auto`` gave one."""
         self.rejects = MemoryRejectsSource(self._initial_rejects())
         self.now = FIXED_NOW
+        self.workers = workers
+        self.stale_workers: set[int] = set()
+        """Indexes of simulated workers whose heartbeat stopped (« sans nouvelles »)."""
         self._running: set[tuple[str, str]] = set()
         self._script: threading.Thread | None = None
         self._script_stop = threading.Event()
@@ -219,6 +226,28 @@ class FakeEngine:
                 if answer is not None:
                     self.answers[request_id] = answer
         return request_id
+
+    def fleet(self) -> FleetView:
+        """``workers`` simulated processes on hosts ``calcul-01``…, the running units of the
+        steps dealt to them in turn (a stale one last beat five minutes ago); each is sized
+        for its share (at least 4 at a time), as the scripted engine runs every unit asked."""
+        now = stored_time(self.now)
+        with self._lock:
+            running = sorted((uai, key) for uai, key in self._running if key not in PSEUDO_STEP)
+            stale = set(self.stale_workers)
+        concurrency = max(4, -(-len(running) // max(1, self.workers)))
+        workers = [FleetWorker(
+            id=index + 1, host=f"calcul-{index + 1:02d}", pid=4301 + index, queues="",
+            concurrency=concurrency, state=WorkerState.RUNNING,
+            started_at=now - dt.timedelta(hours=1),
+            heartbeat_at=now - (dt.timedelta(minutes=5) if index in stale
+                                else dt.timedelta(seconds=3 + 4 * index)))
+            for index in range(self.workers)]
+        for index, (uai, key) in enumerate(running):
+            if workers:
+                workers[index % len(workers)].units.append(
+                    RunningUnit(uai, Step(key), now - dt.timedelta(minutes=2 + index % 7)))
+        return FleetView(tuple(workers), now, embedded=not workers)
 
     # -- scripting -----------------------------------------------------------------------------
 
@@ -358,10 +387,13 @@ class FakeEngine:
             self.log("Moteur relancé.")
         elif action is RequestAction.CANCEL:
             removed = stopping = 0
+            step = str(params.get("step") or "")
             for uai, view in list(self._views.items()):
                 if uais and uai not in uais:
                     continue
                 for key, unit in view.units.items():
+                    if step and str(key) != step:
+                        continue
                     if unit.status is UnitStatus.RUNNING and str(key) != "access-block":
                         self.set_unit(uai, str(key), status=UnitStatus.PENDING, progress_done=0,
                                       queue="interrupted")

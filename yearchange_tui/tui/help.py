@@ -26,6 +26,8 @@ HELP_TEXTS: dict[str, tuple[str, str]] = {
          "c annule ce qui est en cours ou en file sur les établissements marqués, sinon sur "
          "celui du curseur. Maj+D liste toutes les demandes envoyées au moteur. "
          "w ouvre le rapport des avertissements des passages à blanc de toute l'académie. "
+         "t montre les processus de travail (hôte, pid, signe de vie) et les unités que "
+         "chacun exécute. "
          "Échap efface tous les filtres. Quand les colonnes ne tiennent pas, la grille défile "
          "de côté avec le curseur (← →), l'UAI restant affichée.\n"
          "e modifie la date de la colonne du curseur ; sur la colonne Blocage, les dates et le "
@@ -74,6 +76,19 @@ HELP_TEXTS: dict[str, tuple[str, str]] = {
          "x exporte la liste affichée en CSV (UTF-8, « ; ») dans le dossier de données. "
          "Échap efface les filtres, puis revient. En ligne de commande : yearchange dry-run "
          "--report.")),
+    "fleet": (
+        "Processus de travail",
+        ("Les processus qui exécutent les unités (yearchange worker, sur chaque machine de "
+         "calcul) : une ligne par processus — hôte, pid, état (● actif, ◌ s'arrête, "
+         "! sans nouvelles), son dernier signe de vie, les files qu'il prend, ses unités en "
+         "cours sur sa capacité — puis, sous lui, chaque unité qu'il exécute : UAI, étape, "
+         "depuis quand. Un processus « sans nouvelles » n'a plus donné signe de vie depuis "
+         "l'expiration des réservations : ses unités sont reprises par un autre processus à "
+         "leur dernier point de reprise. L'écran se met à jour avec la console.\n"
+         "c annule l'unité du curseur (sur la ligne d'un processus : toutes ses unités) ; "
+         "Maj+C annule toutes les unités en cours de la flotte ; p met le moteur en pause "
+         "(aucune nouvelle unité ne démarre, sur aucune machine) ou le relance. Chaque "
+         "demande passe par le moteur, qui répond. Échap revient à la grille.")),
     "requests": (
         "Demandes au moteur",
         ("Chaque demande envoyée au moteur, de la plus récente à la plus ancienne : son "

@@ -15,6 +15,7 @@ from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from yearchange_tui.importing.rules import SEVERITY_LABELS
+from yearchange_tui.scheduling.fleet_text import running_on
 from yearchange_tui.tui.bindings import bindings_for
 from yearchange_tui.tui.detail_source import EstablishmentDetail, StepHistory, readable_counts
 from yearchange_tui.tui.grid_model import COLUMNS, KIND_LABELS
@@ -164,6 +165,9 @@ class DetailScreen(ConsoleScreen):
         self._update_live()
         self.load()
         self.query_one("#detail-scroll").focus()
+        if any(cell.status is UnitStatus.RUNNING
+               for cell in self.console.model.cells.get(self.uai, {}).values()):
+            self.console.read_fleet()  # which worker runs it, without waiting for the poll
 
     def _update_live(self) -> None:
         app = self.console
@@ -177,8 +181,17 @@ class DetailScreen(ConsoleScreen):
         cells = app.model.cells[self.uai]
         line = Text()
         for column in COLUMNS:
-            line.append(f"{column.title} : {cells[column.key].describe()}\n")
+            cell = cells[column.key]
+            line.append(f"{column.title} : {cell.describe()}")
+            if cell.status is UnitStatus.RUNNING and app.fleet is not None and (
+                    worker := app.fleet.holder(self.uai, column.key)):
+                line.append(f" — {running_on(worker)}", "bold")
+            line.append("\n")
         self.query_one("#detail-live", Static).update(line)
+
+    def on_fleet(self) -> None:
+        """The fleet was read again: which worker runs each running unit."""
+        self._update_live()
 
     def on_model_changes(self, changes: ModelChanges) -> None:
         """Live states of this establishment; the history is re-read when a unit ends."""

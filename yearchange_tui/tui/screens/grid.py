@@ -11,6 +11,7 @@ from textual.containers import Vertical
 from textual.widgets import ContentSwitcher, Input, RichLog, Static
 
 from yearchange_tui.scheduling.api import EngineEventView, RequestAction
+from yearchange_tui.scheduling.fleet_text import running_on
 from yearchange_tui.tui.bindings import bindings_for
 from yearchange_tui.tui.grid_model import (
     COLUMN_BY_KEY,
@@ -185,9 +186,16 @@ class GridScreen(ConsoleScreen):
             cell = self.console.model.cells[uai][column.key]
             info.append(f"{uai} · {column.title} : ", "bold")
             info.append(cell.describe())
+            if cell.status is UnitStatus.RUNNING and self.console.fleet is not None and (
+                    worker := self.console.fleet.holder(uai, column.key)):
+                info.append(f" · {running_on(worker)}")
             info.append(f" · {view.name} ({KIND_LABELS.get(view.kind, view.kind)}, "
                         f"{view.project_code})")
         self.query_one("#cell-info", Static).update(info)
+
+    def on_fleet(self) -> None:
+        """The fleet was read again: the cell line names a running unit's worker."""
+        self._update_cell_info()
 
     @on(CalendarGrid.CursorMoved)
     def _cursor_moved(self, event: CalendarGrid.CursorMoved) -> None:
@@ -332,6 +340,10 @@ class GridScreen(ConsoleScreen):
     async def action_show_requests(self) -> None:
         """Maj+D: every request sent to the engine, with its state and the engine's answer."""
         await self.console.action_show_mode("requests")
+
+    def action_show_fleet(self) -> None:
+        """t: the worker processes and the units each runs."""
+        self.console.open_fleet()
 
     def action_school_life(self) -> None:
         """Open the step-5 wizard of the establishment under the cursor."""
