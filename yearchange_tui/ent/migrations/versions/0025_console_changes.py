@@ -81,10 +81,11 @@ def _postgresql_triggers() -> None:
         op.execute(f"CREATE TRIGGER tr_console_{table} AFTER INSERT OR UPDATE OR DELETE "
                    f"ON {table} FOR EACH ROW EXECUTE FUNCTION console_change_row('{column}')")
     for table in GLOBAL:
+        # Per row: a statement trigger would fire for statements that change no row (the
+        # foreign keys' cascades of an establishment's deletion).
         op.execute(f"CREATE TRIGGER tr_console_{table} AFTER INSERT OR UPDATE OR DELETE "
-                   f"OR TRUNCATE ON {table} FOR EACH STATEMENT "
-                   "EXECUTE FUNCTION console_change_all()")
-    for table in PER_ESTABLISHMENT:
+                   f"ON {table} FOR EACH ROW EXECUTE FUNCTION console_change_all()")
+    for table in (*PER_ESTABLISHMENT, *GLOBAL):
         # A TRUNCATE has no rows: every view is read again.
         op.execute(f"CREATE TRIGGER tr_console_{table}_truncate AFTER TRUNCATE ON {table} "
                    "FOR EACH STATEMENT EXECUTE FUNCTION console_change_all()")
