@@ -17,6 +17,7 @@ from yearchange_tui.ent.database import Database, normalise_url, open_existing_d
 from yearchange_tui.ent.models import Establishment
 from yearchange_tui.ent.uai import is_valid_uai
 from yearchange_tui.sample.roster import establishment_heads
+from yearchange_tui.scheduling.changes import prune_changes
 from yearchange_tui.scheduling.client import DatabaseEngineClient
 from yearchange_tui.scheduling.models import EngineTask
 from yearchange_tui.tui.fake_engine import FakeEngine
@@ -231,3 +232,24 @@ def test_console_bench_measures_a_real_database(count: int, tmp_path, capsys) ->
                  "--idle-seconds", "0.2", "--json"]) == 0
     out = capsys.readouterr().out
     assert '"engine": "database"' in out and '"filter_keystroke_ms"' in out
+
+
+def test_a_console_behind_the_pruned_log_reads_everything_again(database_url: str) -> None:
+    database = _database(database_url, 10)
+    try:
+        client = DatabaseEngineClient(database)
+        cursor = client.establishment_changes(None).cursor
+        changed, _free = _changeable(database)
+        with database.engine.begin() as connection:
+            for done in range(3):
+                connection.execute(update(StepUnit).where(
+                    StepUnit.establishment_id == select(Establishment.id).where(
+                        Establishment.uai == changed).scalar_subquery()).values(
+                    progress_done=done))
+        with database.engine.begin() as connection:
+            assert prune_changes(connection, keep=1) > 0
+        after = client.establishment_changes(cursor)
+        assert after.complete and len(after.views) == 10
+        assert client.establishment_changes(after.cursor).views == []
+    finally:
+        database.dispose()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, or_, select, text
+from sqlalchemy import Connection, delete, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from yearchange_tui.scheduling.models import ConsoleChange
@@ -71,10 +71,11 @@ def changes_since(session: Session, cursor: ChangeCursor | None) -> Changed:
     return Changed(following, {int(establishment_id) for establishment_id in found})
 
 
-def prune_changes(session: Session, keep: int = KEEP_ROWS) -> int:
-    """Delete all but the newest ``keep`` rows of the log; returns how many went."""
-    newest = session.scalar(select(func.max(ConsoleChange.id)))
+def prune_changes(connection: Connection, keep: int = KEEP_ROWS) -> int:
+    """Delete all but the newest ``keep`` rows of the log (the engine, with its events);
+    returns how many went."""
+    newest = connection.scalar(select(func.max(ConsoleChange.id)))
     if newest is None or newest <= keep:
         return 0
-    result = session.execute(delete(ConsoleChange).where(ConsoleChange.id <= newest - keep))
+    result = connection.execute(delete(ConsoleChange).where(ConsoleChange.id <= newest - keep))
     return int(result.rowcount or 0)
