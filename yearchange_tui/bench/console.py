@@ -20,6 +20,7 @@ from typing import Any
 
 from textual import events
 
+from yearchange_tui.bench.changeover import load_average
 from yearchange_tui.bench.measure import peak_memory_kib
 from yearchange_tui.resources import themes_dir
 from yearchange_tui.tui.app import YearChangeApp
@@ -120,28 +121,36 @@ async def _measure(establishments: int, running: int, presses: int,
 
 
 async def _press(app: YearChangeApp, key: str, character: str | None,
-                 handled: list[float], stamps: list[float], timeout: float = 5.0
-                 ) -> float | None:
+                 handled: list[float], stamps: list[tuple[float, float]],
+                 timeout: float = 5.0) -> tuple[float, float] | None:
     """Seconds from sending ``key`` to the first screen update after it was handled (the
-    first stamp in ``handled`` after the send), or None past ``timeout``."""
+    first stamp in ``handled`` after the send), wall clock and the process's CPU (which a
+    loaded machine does not stretch), or None past ``timeout``."""
     handled.clear()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     # As the terminal driver delivers a key: a Key event to the app, nothing awaited.
     app._driver.send_message(events.Key(key, character))  # type: ignore[union-attr]
     deadline = started + timeout
     while time.perf_counter() < deadline:
         if handled:
-            after = [stamp for stamp in stamps[-50:] if stamp >= handled[0]]
+            after = [stamp for stamp in stamps[-50:] if stamp[0] >= handled[0]]
             if after:
-                return after[0] - started
+                return after[0][0] - started, after[0][1] - cpu
         await asyncio.sleep(0.0005)
     return None
 
 
-def _summary(latencies: list[float]) -> dict[str, Any]:
-    return {"p50": round(1000 * statistics.median(latencies), 1) if latencies else None,
-            "p95": round(1000 * _percentile(latencies, 0.95), 1) if latencies else None,
-            "max": round(1000 * max(latencies), 1) if latencies else None,
+def _summary(latencies: list[tuple[float, float]]) -> dict[str, Any]:
+    walls = [wall for wall, _cpu in latencies]
+    cpus = [cpu for _wall, cpu in latencies]
+    if not latencies:
+        return {"p50": None, "p95": None, "max": None, "cpu_p50": None, "cpu_p95": None,
+                "measured": 0}
+    return {"p50": round(1000 * statistics.median(walls), 1),
+            "p95": round(1000 * _percentile(walls, 0.95), 1),
+            "max": round(1000 * max(walls), 1),
+            "cpu_p50": round(1000 * statistics.median(cpus), 1),
+            "cpu_p95": round(1000 * _percentile(cpus, 0.95), 1),
             "measured": len(latencies)}
 
 
@@ -179,14 +188,14 @@ async def _measure_database(url: str, establishments: int, running: int, presses
         polls.append((time.perf_counter() - wall, time.thread_time() - cpu))
 
     app.bridge.poll_once = poll_once  # type: ignore[method-assign]
-    stamps: list[float] = []
-    timeline_stamps: list[float] = []
+    stamps: list[tuple[float, float]] = []
+    timeline_stamps: list[tuple[float, float]] = []
     original_display = app._display
 
     def display(screen: Any, renderable: Any) -> None:
         if renderable is not None:
             renderable.render_segments(app.console)
-            stamp = time.perf_counter()
+            stamp = (time.perf_counter(), time.process_time())
             stamps.append(stamp)
             if isinstance(screen, TimelineScreen):
                 timeline_stamps.append(stamp)
@@ -245,12 +254,13 @@ async def _measure_database(url: str, establishments: int, running: int, presses
             calendar = []
             for _ in range(3):
                 timeline_stamps.clear()
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 app._driver.send_message(events.Key("f3", None))  # type: ignore[union-attr]
                 while not timeline_stamps and time.perf_counter() - started < 10:
                     await asyncio.sleep(0.0005)
                 if timeline_stamps:
-                    calendar.append(timeline_stamps[0] - started)
+                    calendar.append((timeline_stamps[0][0] - started,
+                                     timeline_stamps[0][1] - cpu))
                 await asyncio.sleep(0.3)
                 app._driver.send_message(events.Key("f2", None))  # type: ignore[union-attr]
                 await asyncio.sleep(0.5)
@@ -291,6 +301,7 @@ async def _measure_database(url: str, establishments: int, running: int, presses
         database.dispose()
     rss_after = peak_memory_kib()
     result.update({"backend": url.split(":", 1)[0].split("+", 1)[0], "engine": "database",
+                   "load": load_average(),
                    "establishments": establishments, "running_units": running,
                    "terminal": list(size), "presses": presses, "build_s": built["seconds"],
                    "poll_interval_s": poll_interval, "full_reads": full_reads,

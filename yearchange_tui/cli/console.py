@@ -166,14 +166,14 @@ def cmd_console_bench(args: argparse.Namespace) -> int:
           f"{result['terminal'][1]}")
     print(f"  touche → affichage : p50 {latency['p50']} ms, p95 {latency['p95']} ms, "
           f"max {latency['max']} ms ({latency.get('measured', result.get('measured'))} "
-          "touches)")
+          "touches)" + _cpu(latency))
     if result.get("engine") == "database":
         typed, calendar = result["filter_keystroke_ms"], result["calendar_open_ms"]
         idle, poll = result["idle_cpu_percent"], result["poll"]
         print(f"  frappe du filtre : p50 {typed['p50']} ms, p95 {typed['p95']} ms, "
-              f"max {typed['max']} ms")
+              f"max {typed['max']} ms" + _cpu(typed))
         print(f"  ouverture du calendrier : p50 {calendar['p50']} ms, "
-              f"max {calendar['max']} ms")
+              f"max {calendar['max']} ms" + _cpu(calendar))
         print(f"  CPU au repos : {idle['units_running']} % d'un cœur (unités en cours), "
               f"{idle['engine_quiet']} % (moteur calme)")
         print(f"  lectures : première {poll['first_cpu_s']} s CPU, puis "
@@ -183,4 +183,13 @@ def cmd_console_bench(args: argparse.Namespace) -> int:
     print(f"  tableau de progression : {result['board']['reports']} rapports, "
           f"{result['board']['drains']} vidages")
     print(f"  mémoire : pic {result['peak_rss_mb']} Mo (hausse {result['rss_growth_mb']} Mo)")
+    if result.get("load") is not None:
+        print(f"  charge de la machine (1 min) : {result['load']}")
     return EXIT_OK
+
+
+def _cpu(figures: dict[str, Any]) -> str:
+    """The CPU beside a wall-clock latency (a loaded machine stretches only the latter)."""
+    if figures.get("cpu_p50") is None:
+        return ""
+    return f" ; CPU p50 {figures['cpu_p50']} ms, p95 {figures['cpu_p95']} ms"

@@ -159,6 +159,7 @@ class EngineBridge:
         self._first = True
         self._cursor: Any = None
         """The client's refresh cursor (a client that reads only what changed)."""
+        self._full_then_incremental = False
 
     def poll_once(self) -> None:
         """Read the engine once (any thread but the UI's: it may block on the database)."""
@@ -189,6 +190,7 @@ class EngineBridge:
             self.board.put_views(views, complete=complete, removed=removed)
             if incremental is not None:
                 self._cursor = read.cursor
+            self._full_then_incremental = incremental is not None and complete
             if events:
                 self.last_event_id = max(event.id for event in events)
                 self.post(EngineEventsReceived(events, initial=self._first))
@@ -199,8 +201,10 @@ class EngineBridge:
             started = time.monotonic()
             self.poll_once()
             elapsed = time.monotonic() - started
-            # A slow engine slows the polling down instead of piling reads up.
-            self._wake.wait(max(self.poll_interval, 2 * elapsed))
+            # A slow engine slows the polling down instead of piling reads up; the one
+            # full read of a client that then reads only what changed does not.
+            slow = 0.0 if self._full_then_incremental else 2 * elapsed
+            self._wake.wait(max(self.poll_interval, slow))
             self._wake.clear()
 
     def start(self) -> None:
