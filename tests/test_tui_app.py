@@ -527,7 +527,7 @@ def test_the_console_bench_measures_the_real_rejects_browser_and_detail() -> Non
 
 def test_the_console_bench_measures_every_key_press() -> None:
 
-    result = bench_console(establishments=60, running=2, presses=8, size=(80, 24))
+    result = bench_console(establishments=60, running=2, presses=8, size=(80, 24), scripted=True)
     assert result["measured"] == 8
     assert result["key_to_redraw_ms"]["p50"] is not None
     assert result["board"]["drains"] >= 1 and result["peak_rss_mb"] > 0

@@ -17,7 +17,7 @@ import logging
 import multiprocessing
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -603,15 +603,21 @@ def _dry_run_in_worker(url: str, storage_root: str, now: dt.datetime | None,
 _worker_databases: dict[str, Database] = {}
 
 
-def year_units(session: Session, school_year_id: int
+def year_units(session: Session, school_year_id: int,
+               establishment_ids: Collection[int] | None = None
                ) -> tuple[dict[tuple[int, Step], StepUnit], set[tuple[int, Step]]]:
     """The units of a change-over by (establishment id, step), and the (establishment id,
-    step) pairs that have a dry-run report."""
-    units = session.scalars(select(StepUnit).where(StepUnit.school_year_id == school_year_id))
-    by_key = {(unit.establishment_id, Step(unit.step)): unit for unit in units}
-    dry_runs = {(row[0], Step(row[1])) for row in session.execute(select(
-        DryRunReport.establishment_id, DryRunReport.step).where(
-        DryRunReport.school_year_id == school_year_id).distinct())}
+    step) pairs that have a dry-run report (of ``establishment_ids`` only, when given)."""
+    units_query = select(StepUnit).where(StepUnit.school_year_id == school_year_id)
+    reports_query = select(DryRunReport.establishment_id, DryRunReport.step).where(
+        DryRunReport.school_year_id == school_year_id)
+    if establishment_ids is not None:
+        units_query = units_query.where(StepUnit.establishment_id.in_(establishment_ids))
+        reports_query = reports_query.where(
+            DryRunReport.establishment_id.in_(establishment_ids))
+    by_key = {(unit.establishment_id, Step(unit.step)): unit
+              for unit in session.scalars(units_query)}
+    dry_runs = {(row[0], Step(row[1])) for row in session.execute(reports_query.distinct())}
     return by_key, dry_runs
 
 

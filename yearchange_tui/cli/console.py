@@ -41,9 +41,21 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
     bench = commands.add_parser(
         "console-bench", parents=[common],
-        help="mesurer la console sans terminal (latence touche → affichage, mémoire)")
+        help="mesurer la console sans terminal (latence touche → affichage, filtre, "
+             "calendrier, CPU au repos, mémoire)",
+        description="Mesure la console sans terminal sur une base réelle remplie pour "
+                    "l'occasion (SQLite temporaire, ou la base vide que nomme --db), "
+                    "interrogée par le vrai client ; --scripted la mesure sur le moteur "
+                    "simulé.")
     bench.add_argument("--establishments", type=int, default=1000, metavar="N",
-                       help="nombre d'établissements simulés (défaut 1000)")
+                       help="nombre d'établissements (défaut 1000)")
+    bench.add_argument("--scripted", action="store_true",
+                       help="moteur simulé, sans base (sans le coût réel des lectures)")
+    bench.add_argument("--full-reads", action="store_true",
+                       help="chaque lecture relit tous les établissements (comparaison avec "
+                            "la console d'avant la lecture incrémentale)")
+    bench.add_argument("--idle-seconds", type=float, default=10.0, metavar="S",
+                       help="durée de chaque mesure du CPU au repos (défaut 10)")
     bench.add_argument("--running", type=int, default=8, metavar="U",
                        help="unités en cours pendant la mesure (défaut 8)")
     bench.add_argument("--presses", type=int, default=100, metavar="K",
@@ -129,17 +141,55 @@ def cmd_console_bench(args: argparse.Namespace) -> int:
     """``yearchange console-bench``."""
     # Textual is loaded only when the console bench runs, not for the other commands.
     from yearchange_tui.bench.console import bench_console
+    from yearchange_tui.sample.fill import SampleDatabaseNotEmptyError
 
-    result = bench_console(args.establishments, args.running, args.presses)
+    if args.establishments < 1 or args.presses < 1 or args.idle_seconds <= 0:
+        err("yearchange : --establishments, --presses et --idle-seconds doivent être "
+            "positifs.")
+        return EXIT_USAGE
+    try:
+        result = bench_console(args.establishments, args.running, args.presses,
+                               db_url=getattr(args, "db", None), scripted=args.scripted,
+                               idle_seconds=args.idle_seconds,
+                               full_reads=args.full_reads)
+    except SampleDatabaseNotEmptyError as error:
+        err(f"yearchange : {error}")
+        return EXIT_USAGE
     if args.json:
         print_json(result)
         return EXIT_OK
     latency = result["key_to_redraw_ms"]
+    where = ("moteur simulé" if result.get("engine") == "scripted"
+             else f"base {result['backend']} (client réel)")
     print(f"Console — {result['establishments']} établissements, {result['running_units']} "
-          f"unités en cours, terminal {result['terminal'][0]}×{result['terminal'][1]}")
+          f"unités en cours, {where}, terminal {result['terminal'][0]}×"
+          f"{result['terminal'][1]}")
     print(f"  touche → affichage : p50 {latency['p50']} ms, p95 {latency['p95']} ms, "
-          f"max {latency['max']} ms ({result['measured']} touches)")
+          f"max {latency['max']} ms ({latency.get('measured', result.get('measured'))} "
+          "touches)" + _cpu(latency))
+    if result.get("engine") == "database":
+        typed, calendar = result["filter_keystroke_ms"], result["calendar_open_ms"]
+        idle, poll = result["idle_cpu_percent"], result["poll"]
+        print(f"  frappe du filtre : p50 {typed['p50']} ms, p95 {typed['p95']} ms, "
+              f"max {typed['max']} ms" + _cpu(typed))
+        print(f"  ouverture du calendrier : p50 {calendar['p50']} ms, "
+              f"max {calendar['max']} ms" + _cpu(calendar))
+        print(f"  CPU au repos : {idle['units_running']} % d'un cœur (unités en cours), "
+              f"{idle['engine_quiet']} % (moteur calme)")
+        print(f"  lectures : première {poll['first_cpu_s']} s CPU, puis "
+              f"{poll['later_cpu_ms_mean']} ms CPU en moyenne ({poll['count']} lectures)")
+        print(f"  base remplie en {result['build_s']} s, premier affichage complet en "
+              f"{result['first_load_s']} s")
     print(f"  tableau de progression : {result['board']['reports']} rapports, "
           f"{result['board']['drains']} vidages")
     print(f"  mémoire : pic {result['peak_rss_mb']} Mo (hausse {result['rss_growth_mb']} Mo)")
+    if result.get("load") is not None:
+        print(f"  charge de la machine (1 min) : {result['load']}")
     return EXIT_OK
+
+
+def _cpu(figures: dict[str, Any]) -> str:
+    """The CPU beside a wall-clock latency (a loaded machine stretches only the latter)."""
+    if figures.get("cpu_p50") is None:
+        return ""
+    return f" ; CPU p50 {figures['cpu_p50']} ms, p95 {figures['cpu_p95']} ms"

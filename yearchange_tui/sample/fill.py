@@ -17,7 +17,7 @@ import unicodedata
 import zipfile
 import zlib
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from yearchange_tui.sample.roster import (
     MEFS,
     SUBJECT_BY_CODE,
     SUBJECTS,
+    EstablishmentHead,
     SampleAcademy,
     SampleEstablishment,
 )
@@ -874,25 +875,8 @@ def _reset_sequences(connection: Connection) -> None:
                 f"COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"))
 
 
-def fill_database(connection: Connection, storage_root: Path, academy: SampleAcademy,
-                  progress: Callable[[str], None] | None = None,
-                  attachments: str = DEFAULT_PROFILE) -> FillStats:
-    """Write the year-N content of ``academy`` into an empty database and storage root.
-
-    Args:
-        connection: a connection inside a transaction (committed by the caller).
-        storage_root: folder where documents and attachments are written.
-        academy: the roster.
-        progress: receives one French line per establishment.
-        attachments: the attachments' size profile, ``small`` or ``realistic``
-            (:mod:`yearchange_tui.sample.attachments`).
-
-    Raises:
-        SampleDatabaseNotEmptyError: when the database already holds a project.
-    """
-    refuse_filled_database(connection)
-    storage_root.mkdir(parents=True, exist_ok=True)
-    writer = _RowWriter(connection, storage_root)
+def _write_header(writer: _RowWriter, academy: SampleAcademy) -> dict[str, Any]:
+    """The project, the school years, subjects and MEFs; returns their ids."""
     y = academy.year
     ids: dict[str, Any] = {}
     ids["project"] = writer.add(
@@ -915,6 +899,55 @@ def fill_database(connection: Connection, storage_root: Path, academy: SampleAca
                                           short_label=s.short) for s in SUBJECTS}
     for mef in MEFS:
         writer.add("mefs", code=mef.code, label=mef.label, level_label=mef.level_label)
+    return ids
+
+
+def fill_console_database(connection: Connection, academy: SampleAcademy,
+                          heads: Sequence[EstablishmentHead]) -> dict[str, int]:
+    """Write the project, the school years and the ``establishments`` rows of ``heads``
+    (:func:`~yearchange_tui.sample.roster.establishment_heads`) into an empty database,
+    set-based: what the console reads of an académie, without its people (a console at
+    national size is measured in seconds, not hours).
+
+    Returns:
+        Establishment id by UAI.
+
+    Raises:
+        SampleDatabaseNotEmptyError: when the database already holds a project.
+    """
+    refuse_filled_database(connection)
+    writer = _RowWriter(connection, Path("."))
+    ids = _write_header(writer, academy)
+    by_uai = {head.uai: writer.add(
+        "establishments", project_id=ids["project"], uai=head.uai, aaf_jointure=head.jointure,
+        name=head.name, kind=EstablishmentKind(head.kind).value, town=head.town,
+        postal_code=head.postal_code, closing_date=head.closing_date,
+        access_block_starts_on=None, access_block_ends_on=None) for head in heads}
+    writer.flush()
+    _reset_sequences(connection)
+    return by_uai
+
+
+def fill_database(connection: Connection, storage_root: Path, academy: SampleAcademy,
+                  progress: Callable[[str], None] | None = None,
+                  attachments: str = DEFAULT_PROFILE) -> FillStats:
+    """Write the year-N content of ``academy`` into an empty database and storage root.
+
+    Args:
+        connection: a connection inside a transaction (committed by the caller).
+        storage_root: folder where documents and attachments are written.
+        academy: the roster.
+        progress: receives one French line per establishment.
+        attachments: the attachments' size profile, ``small`` or ``realistic``
+            (:mod:`yearchange_tui.sample.attachments`).
+
+    Raises:
+        SampleDatabaseNotEmptyError: when the database already holds a project.
+    """
+    refuse_filled_database(connection)
+    storage_root.mkdir(parents=True, exist_ok=True)
+    writer = _RowWriter(connection, storage_root)
+    ids = _write_header(writer, academy)
     for sample in academy.establishments:
         _EstablishmentFiller(writer, academy, sample, ids, attachments).fill()
         writer.flush()

@@ -35,6 +35,7 @@ from sqlalchemy import select
 
 from yearchange_tui.ent.database import Database
 from yearchange_tui.scheduling.calendar_sync import CalendarSync
+from yearchange_tui.scheduling.changes import prune_changes
 from yearchange_tui.scheduling.config import EngineConfig
 from yearchange_tui.scheduling.dispatch import Dispatcher
 from yearchange_tui.scheduling.events import EventLogHandler, EventWriter
@@ -279,6 +280,8 @@ class Engine:
         if now_mono - self._last_prune >= self.config.prune_interval:
             self._last_prune = now_mono
             self.events.prune()
+            with self.database.engine.begin() as connection:
+                prune_changes(connection)
         self.ticks += 1
 
     def sync_plan(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yearchange_tui.ent.base import Base, enum_column, fk
@@ -205,3 +205,26 @@ class WorkerRow(Base):
     stopped_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     # The storage root the worker writes archives under (must be the database's one).
     storage_root: Mapped[str] = mapped_column(String(1000), default="")
+
+
+class ConsoleChange(Base):
+    """One change a console must redraw: written by the database's own triggers (migration
+    0025), never by Python, so every writer (ORM, Core updates, another process, a
+    ``psql`` session) goes through it.
+
+    ``establishment_id`` names the establishment whose row, units, tasks, dry-run reports
+    or audited notices changed (no foreign key: a deleted establishment is recorded too);
+    None means a change every row depends on (project, school year, calendar dates,
+    maintenance windows, an AAF import), which a console answers by reading everything.
+    ``xid`` is the writing transaction (PostgreSQL; None on SQLite, whose writers are
+    serialised): a console reads rows of transactions still open at its previous read
+    (:mod:`yearchange_tui.scheduling.changes`).
+    """
+
+    __tablename__ = "console_changes"
+    __table_args__ = (Index("ix_console_changes_xid", "xid"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    establishment_id: Mapped[int | None] = mapped_column(Integer)
+    xid: Mapped[int | None] = mapped_column(BigInteger)

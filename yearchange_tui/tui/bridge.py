@@ -83,9 +83,15 @@ class ProgressBoard:
         self.reports = 0
         self.drains = 0
 
-    def put_views(self, views: list[EstablishmentView], complete: bool = True) -> None:
-        """Report views; with ``complete``, UAIs not in ``views`` are removed."""
+    def put_views(self, views: list[EstablishmentView], complete: bool = True,
+                  removed: list[str] | tuple[str, ...] = ()) -> None:
+        """Report views; with ``complete``, UAIs not in ``views`` are removed, as are the
+        ``removed`` ones."""
         with self._lock:
+            for uai in removed:
+                if self._latest.pop(uai, None) is not None:
+                    self._dirty.discard(uai)
+                    self._removed.add(uai)
             self.reports += len(views)
             seen = set()
             for view in views:
@@ -151,6 +157,9 @@ class EngineBridge:
         self._poll_lock = threading.Lock()
         self._problem = ""
         self._first = True
+        self._cursor: Any = None
+        """The client's refresh cursor (a client that reads only what changed)."""
+        self._full_then_incremental = False
 
     def poll_once(self) -> None:
         """Read the engine once (any thread but the UI's: it may block on the database)."""
@@ -160,7 +169,13 @@ class EngineBridge:
                     self.last_event_id = max(self.last_event_id,
                                              self.client.last_event_id() - HISTORY)
                 status = self.client.status()
-                views = self.client.establishments()
+                incremental = getattr(self.client, "establishment_changes", None)
+                if incremental is not None:
+                    # Only what changed since the previous poll (the database client).
+                    read = incremental(self._cursor)
+                    views, removed, complete = read.views, read.removed, read.complete
+                else:
+                    views, removed, complete = self.client.establishments(), [], True
                 events = self.client.events_after(self.last_event_id)
             except Exception as error:  # noqa: BLE001 - any client failure is shown, not raised
                 problem = f"Moteur illisible : {error}"
@@ -172,7 +187,10 @@ class EngineBridge:
                 self._problem = ""
                 self.post(EngineReachability(""))
             self.board.put_status(status)
-            self.board.put_views(views)
+            self.board.put_views(views, complete=complete, removed=removed)
+            if incremental is not None:
+                self._cursor = read.cursor
+            self._full_then_incremental = incremental is not None and complete
             if events:
                 self.last_event_id = max(event.id for event in events)
                 self.post(EngineEventsReceived(events, initial=self._first))
@@ -183,8 +201,10 @@ class EngineBridge:
             started = time.monotonic()
             self.poll_once()
             elapsed = time.monotonic() - started
-            # A slow engine slows the polling down instead of piling reads up.
-            self._wake.wait(max(self.poll_interval, 2 * elapsed))
+            # A slow engine slows the polling down instead of piling reads up; the one
+            # full read of a client that then reads only what changed does not.
+            slow = 0.0 if self._full_then_incremental else 2 * elapsed
+            self._wake.wait(max(self.poll_interval, slow))
             self._wake.clear()
 
     def start(self) -> None:

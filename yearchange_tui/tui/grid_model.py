@@ -17,6 +17,7 @@ import enum
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from typing import Any
 
 from yearchange_tui.changeover.steps import UNIT_STEPS, StepDefinition
@@ -353,6 +354,13 @@ class GridModel:
     """Cells per state over the visible rows, kept up to date by :meth:`update`."""
     running_keys: set[tuple[str, str]] = field(default_factory=set)
     """(uai, column key) of the units running now."""
+    search_text: dict[str, str] = field(default_factory=dict)
+    """The folded text the filter searches, per UAI (built when a view changes, not per
+    keystroke)."""
+    cell_states: dict[str, tuple[CellKey, ...]] = field(default_factory=dict)
+    """The counted states of each establishment's cells (:meth:`counts`), per UAI."""
+    _uai_order: list[str] | None = None
+    _rows_by_uai: dict[str, GridRow] = field(default_factory=dict)
 
     # -- data --------------------------------------------------------------------------------
 
@@ -360,6 +368,10 @@ class GridModel:
         """Load a full set of establishments (first load, or establishments added/removed)."""
         self.views = {view.uai: view for view in views}
         self.cells = {uai: cells_for(view) for uai, view in self.views.items()}
+        self.search_text = {uai: _search_text(view) for uai, view in self.views.items()}
+        self.cell_states = {uai: _counted_states(cells) for uai, cells in self.cells.items()}
+        self._uai_order = None
+        self._rows_by_uai = {}
         self.running_keys = {(uai, key) for uai, view in self.views.items()
                              for key in _running_keys(view)}
         self.rebuild_rows()
@@ -375,6 +387,12 @@ class GridModel:
         self.views[uai] = view
         new_cells = cells_for(view)
         self.cells[uai] = new_cells
+        self.cell_states[uai] = _counted_states(new_cells)
+        if old_view is None or (old_view.name, old_view.project_code, old_view.kind) != (
+                view.name, view.project_code, view.kind):
+            self.search_text[uai] = _search_text(view)
+        if old_view is None:
+            self._uai_order = None
         if old_view is not None:
             self.running_keys.difference_update((uai, key) for key in _running_keys(old_view))
         self.running_keys.update((uai, key) for key in _running_keys(view))
@@ -394,6 +412,10 @@ class GridModel:
         """Forget an establishment (the caller rebuilds the rows)."""
         view = self.views.pop(uai, None)
         self.cells.pop(uai, None)
+        self.search_text.pop(uai, None)
+        self.cell_states.pop(uai, None)
+        self._rows_by_uai.pop(uai, None)
+        self._uai_order = None
         if view is not None:
             self.running_keys.difference_update((uai, key) for key in _running_keys(view))
 
@@ -407,13 +429,7 @@ class GridModel:
         if wanted.status is not None and all(
                 cell.state is not wanted.status for cell in self.cells[view.uai].values()):
             return False
-        if wanted.text:
-            needle = wanted.text.casefold()
-            haystack = " ".join((view.uai, view.name, view.project_code,
-                                 KIND_LABELS.get(view.kind, view.kind))).casefold()
-            if needle not in haystack:
-                return False
-        return True
+        return not wanted.text or wanted.text.casefold() in self.search_text[view.uai]
 
     def _sort_value(self, view: EstablishmentView) -> tuple[Any, ...]:
         if self.sort_key is SortKey.NAME:
@@ -431,8 +447,21 @@ class GridModel:
 
     def rebuild_rows(self) -> None:
         """Recompute the visible rows after a filter, sort, grouping or membership change."""
-        visible = [view for view in self.views.values() if self.matches(view)]
-        visible.sort(key=self._sort_value)
+        if self.sort_key is SortKey.UAI:
+            # UAI order is kept between rebuilds: a keystroke of the filter only filters.
+            if self._uai_order is None:
+                self._uai_order = sorted(self.views)
+            views = self.views
+            visible = [views[uai] for uai in self._uai_order]
+        else:
+            visible = sorted(self.views.values(), key=self._sort_value)
+        wanted = self.filter
+        if wanted.kind is None and wanted.status is None and wanted.text:
+            # A keystroke in the filter box: one substring test per establishment.
+            needle, text = wanted.text.casefold(), self.search_text
+            visible = [view for view in visible if needle in text[view.uai]]
+        elif wanted != GridFilter():
+            visible = [view for view in visible if self.matches(view)]
         rows: list[GridRow] = []
         if self.grouped:
             by_project: dict[str, list[EstablishmentView]] = {}
@@ -443,7 +472,9 @@ class GridModel:
                 rows.append(GridRow("", f"Projet {project} — {len(members)} établissement(s)"))
                 rows.extend(GridRow(view.uai) for view in members)
         else:
-            rows = [GridRow(view.uai) for view in visible]
+            known = self._rows_by_uai
+            rows = [known.get(view.uai) or known.setdefault(view.uai, GridRow(view.uai))
+                    for view in visible]
         self.rows = rows
         self.row_index = {row.uai: index for index, row in enumerate(rows) if row.uai}
         self.visible_counts = self.counts(self.row_index)
@@ -457,18 +488,28 @@ class GridModel:
         """Cells per state over the columns of ``uais`` (all when None); a unit waiting
         in the engine's queue counts under its queue state, never as « planifié », and an
         access block in force is not work « en cours » (as :func:`_running_keys`)."""
-        counter: Counter[CellKey] = Counter()
-        for uai in (self.views if uais is None else uais):
-            for key, cell in self.cells[uai].items():
-                if cell.state is not None and key != "access-block":
-                    counter[cell.state] += 1
-        return counter
+        states = self.cell_states
+        return Counter(chain.from_iterable(
+            states[uai] for uai in (self.views if uais is None else uais)))
 
     def running(self) -> list[tuple[str, str, Any]]:
         """(uai, column key, unit) of every running unit that reports progress."""
         found = [(uai, key, self.views[uai].units[key]) for uai, key in self.running_keys]
         found.sort(key=lambda item: (item[1], item[0]))
         return found
+
+
+def _search_text(view: EstablishmentView) -> str:
+    """What the text filter searches in: UAI, name, project and kind, folded."""
+    return " ".join((view.uai, view.name, view.project_code,
+                     KIND_LABELS.get(view.kind, view.kind))).casefold()
+
+
+def _counted_states(cells: Mapping[str, CellState]) -> tuple[CellKey, ...]:
+    """The states :meth:`GridModel.counts` counts for one establishment's cells (the
+    access block in force is not work « en cours »)."""
+    return tuple(cell.state for key, cell in cells.items()
+                 if cell.state is not None and key != "access-block")
 
 
 def _running_keys(view: EstablishmentView) -> list[str]:

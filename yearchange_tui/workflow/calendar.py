@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -440,16 +441,22 @@ NOTICE_ACTIONS = {Milestone.WARNING: "warning", Milestone.SECOND_WARNING: "secon
 step unit)."""
 
 
-def notices_sent(session: Session, school_year_start: int) -> set[tuple[int, Milestone]]:
+def notices_sent(session: Session, school_year_start: int,
+                 establishment_ids: Collection[int] | None = None
+                 ) -> set[tuple[int, Milestone]]:
     """(establishment id, milestone) of the free-group warnings already sent for the
     change-over of year N (audited « done » since 1 January of its summer): what the engine
-    takes as settled, and what the grid shows as done."""
+    takes as settled, and what the grid shows as done (of ``establishment_ids`` only, when
+    given)."""
     since = dt.datetime(school_year_start + 1, 1, 1, tzinfo=dt.UTC)
     by_action = {action: milestone for milestone, action in NOTICE_ACTIONS.items()}
-    return {(establishment_id, by_action[action]) for establishment_id, action in
-            session.execute(select(AuditEntry.establishment_id, AuditEntry.action).where(
-                AuditEntry.action.in_(list(by_action)), AuditEntry.outcome == "done",
-                AuditEntry.at >= since))
+    query = select(AuditEntry.establishment_id, AuditEntry.action).where(
+        AuditEntry.action.in_(list(by_action)), AuditEntry.outcome == "done",
+        AuditEntry.at >= since)
+    if establishment_ids is not None:
+        query = query.where(AuditEntry.establishment_id.in_(establishment_ids))
+    return {(establishment_id, by_action[action])
+            for establishment_id, action in session.execute(query)
             if establishment_id is not None}
 
 

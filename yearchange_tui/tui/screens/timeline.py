@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from itertools import chain
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
@@ -31,6 +32,72 @@ def _days(first: dt.date, last: dt.date | None) -> list[dt.date]:
 
 if TYPE_CHECKING:
     from yearchange_tui.tui.app import ModelChanges
+    from yearchange_tui.tui.grid_model import CellState, GridModel
+
+_Span = tuple[bool, str, dt.date, "dt.date | None"]
+"""What one cell puts on the chart: (done, column key, first day, last day or None)."""
+
+
+class TimelineTally:
+    """Units per day and column over the grid's visible establishments, counted from what
+    changed: each establishment's spans are kept until its cells change (the model
+    replaces an establishment's cells dictionary when its view changes), and the chart's
+    days come from the distinct spans (a few dozen dates), not from every cell."""
+
+    def __init__(self) -> None:
+        self._rows: object = None
+        self._spans: dict[str, tuple[dict[str, CellState], tuple[_Span, ...]]] = {}
+        self._counted: dict[str, tuple[_Span, ...]] = {}
+        self.spans: Counter[_Span] = Counter()
+        """Visible establishments per span."""
+
+    def _spans_of(self, model: GridModel, uai: str) -> tuple[_Span, ...]:
+        cells = model.cells[uai]
+        kept = self._spans.get(uai)
+        if kept is not None and kept[0] is cells:
+            return kept[1]
+        units = model.views[uai].units
+        spans = tuple(
+            (cell.status is UnitStatus.DONE, key, cell.planned_on,
+             getattr(units.get(key), "ends_on", None))
+            for key, cell in cells.items()
+            if cell.planned_on is not None and cell.status not in (None, UnitStatus.SKIPPED))
+        self._spans[uai] = (cells, spans)
+        return spans
+
+    def sync(self, model: GridModel) -> None:
+        """Bring the counts to the model's visible rows and cells."""
+        visible = model.row_index
+        if model.rows is not self._rows:
+            self._rows = model.rows
+            self._counted = {uai: self._spans_of(model, uai) for uai in visible}
+            self.spans = Counter(chain.from_iterable(self._counted.values()))
+            for uai in [uai for uai in self._spans if uai not in model.cells]:
+                del self._spans[uai]
+            return
+        cells = model.cells
+        for uai, counted in self._counted.items():
+            kept = self._spans.get(uai)
+            if kept is not None and kept[0] is cells.get(uai):
+                continue
+            self.spans.subtract(counted)
+            now = self._spans_of(model, uai) if uai in cells else ()
+            self.spans.update(now)
+            self._counted[uai] = now
+        self.spans = +self.spans
+
+    def days(self) -> tuple[dict[str, Counter[dt.date]], dict[str, Counter[dt.date]],
+                            list[int]]:
+        """Planned and done units per column and day, and the years they fall in."""
+        planned: dict[str, Counter[dt.date]] = {column.key: Counter() for column in COLUMNS}
+        done: dict[str, Counter[dt.date]] = {column.key: Counter() for column in COLUMNS}
+        years = set()
+        for (is_done, key, first, last), count in self.spans.items():
+            target = (done if is_done else planned).setdefault(key, Counter())
+            for day in _days(first, last):
+                target[day] += count
+            years.add(first.year)
+        return planned, done, sorted(years)
 
 
 class TimelineScreen(ConsoleScreen):
@@ -38,6 +105,11 @@ class TimelineScreen(ConsoleScreen):
 
     HELP_NAME = "timeline"
     BINDINGS = bindings_for("timeline")
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.tally = TimelineTally()
+        """The chart's counts, kept up to date from what changed."""
 
     def compose(self) -> ComposeResult:
         yield EngineHeader(id="header")
@@ -67,18 +139,8 @@ class TimelineScreen(ConsoleScreen):
         app = self.console
         model = app.model
         today = wall_clock(app.now()).date()
-        planned: dict[str, Counter[dt.date]] = {column.key: Counter() for column in COLUMNS}
-        done: dict[str, Counter[dt.date]] = {column.key: Counter() for column in COLUMNS}
-        years = []
-        for uai in model.visible_uais:
-            units = model.views[uai].units
-            for key, cell in model.cells[uai].items():
-                if cell.planned_on is None or cell.status in (None, UnitStatus.SKIPPED):
-                    continue
-                target = done if cell.status is UnitStatus.DONE else planned
-                for day in _days(cell.planned_on, getattr(units.get(key), "ends_on", None)):
-                    target[key][day] += 1
-                years.append(cell.planned_on.year)
+        self.tally.sync(model)
+        planned, done, years = self.tally.days()
         first, last = season(today, (min(years) - 1) if years else None)
         windows: list[tuple[dt.date, dt.date, str]] = []
         status = app.engine_status
