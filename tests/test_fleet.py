@@ -6,6 +6,7 @@ databases.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -18,8 +19,9 @@ import pytest
 from changeover_support import Academy, make_academy
 from conftest import PG_URL, _drop_pg_database, _fresh_pg_database
 from sqlalchemy import select, text
-from test_scheduling_engine import running_engine, statuses, wait_until
+from test_scheduling_engine import running_engine, statuses, uais, wait_until
 
+from yearchange_tui.ent.models import Establishment
 from yearchange_tui.scheduling.api import RequestAction
 from yearchange_tui.scheduling.client import DatabaseEngineClient
 from yearchange_tui.scheduling.models import (
@@ -168,6 +170,84 @@ def test_the_engine_on_sqlite_runs_units_in_its_own_processes(tmp_path: Path) ->
     with running_engine(academy.database, academy.storage, concurrency=2):
         run_steps(client, (Step.PURGE_TRASH,))
     with academy.database.session() as session:
-        workers = set(session.scalars(select(EngineTask.worker)))
+        workers = set(session.scalars(select(EngineTask.worker).where(
+            EngineTask.status == TaskStatus.DONE)))
     pids = {int(worker.split(":")[1]) for worker in workers}
     assert pids and os.getpid() not in pids, "units ran in the engine's worker processes"
+
+
+def test_a_cap_per_step_keeps_units_of_that_step_one_at_a_time(tmp_path: Path) -> None:
+    academy = make_academy(f"sqlite:///{tmp_path / 'test.db'}", tmp_path / "storage",
+                           establishments=3)
+    client = DatabaseEngineClient(academy.database)
+    with running_engine(academy.database, academy.storage, concurrency=3,
+                        step_caps={"archive": 1}):
+        run_steps(client, (Step.PURGE_TRASH, Step.ARCHIVE))
+    with academy.database.session() as session:
+        spans = sorted(session.execute(select(StepUnit.started_at, StepUnit.finished_at)
+                                       .where(StepUnit.step == Step.ARCHIVE)).all())
+    assert len(spans) == 3 and all(end is not None for _start, end in spans)
+    for (_start, end), (next_start, _end) in itertools.pairwise(spans):
+        assert end <= next_start, "two archive units ran at the same time"
+
+
+def test_a_job_picked_after_its_window_is_missed_and_never_started(
+        pg_academy: Academy) -> None:
+    import datetime as dt
+
+    from yearchange_tui.scheduling.jobqueue import JobQueue
+    from yearchange_tui.workflow.units import current_school_year
+
+    academy = pg_academy
+    first = uais(academy.database)[0]
+    now = dt.datetime.now(dt.UTC)
+    with academy.database.session() as session:
+        year = current_school_year(session)
+        establishment_id = session.scalar(select(Establishment.id).where(
+            Establishment.uai == first))
+        task = EngineTask(origin="calendar", milestone="purge-trash",
+                          establishment_id=establishment_id, school_year_id=year.id,
+                          status=TaskStatus.QUEUED, due_at=now - dt.timedelta(hours=2),
+                          not_after=now - dt.timedelta(minutes=1), created_at=now,
+                          deferred_at=now - dt.timedelta(hours=2))
+        session.add(task)
+        session.flush()
+        task_id = task.id
+    queue = JobQueue(academy.url)
+    try:
+        queue.defer(task_id, "purge-trash", establishment_id)
+    finally:
+        queue.close()
+    worker = start_worker(academy.url, academy.storage, "machine-a")
+    try:
+        def settled() -> bool:
+            with academy.database.session() as session:
+                return session.scalar(select(EngineTask.status).where(
+                    EngineTask.id == task_id)) is not TaskStatus.QUEUED
+        wait_until(settled, "tâche prise par le worker", 180)
+    finally:
+        assert stop_worker(worker) == 0
+    with academy.database.session() as session:
+        done = session.get(EngineTask, task_id)
+        assert done is not None
+        assert done.status is TaskStatus.MISSED and "jamais démarrée" in done.reason
+        assert done.attempts == 0 and done.started_at is None
+    state, error = statuses(academy.database)[(first, Step.PURGE_TRASH)]
+    assert state is UnitStatus.MISSED and "jamais démarrée" in error
+
+
+def test_workers_lists_what_runs(pg_academy: Academy) -> None:
+    academy = pg_academy
+    worker = start_worker(academy.url, academy.storage, "machine-a", "--queues", "archive",
+                          "--concurrency", "1")
+    try:
+        wait_until(lambda: fleet_ready(academy, {"machine-a"}), "worker prêt", 180)
+        listed = yearchange(academy.url, academy.storage, "workers")
+        assert listed.returncode == 0, listed.stderr
+        assert "machine-a" in listed.stdout and "actif" in listed.stdout
+        assert "files : archive" in listed.stdout
+    finally:
+        assert stop_worker(worker) == 0
+    after = yearchange(academy.url, academy.storage, "workers", "--all", "--json")
+    [row] = json.loads(after.stdout)["workers"]
+    assert row["state"] == "stopped" and row["units"] == []
