@@ -8,7 +8,7 @@ PostgreSQL), so every writer goes through them; a console reads only the establi
 named since its previous read.
 
 Revision ID: 0025
-Revises: 0020
+Revises: 0021
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0025'
-down_revision = '0020'
+down_revision = '0021'
 branch_labels = None
 depends_on = None
 
