@@ -27,7 +27,13 @@ from sqlalchemy import Connection, Select, and_, bindparam, case, func, select
 from sqlalchemy.orm import aliased
 
 from yearchange_tui.changeover.effects import ZipBuilder
-from yearchange_tui.changeover.zipwriter import STREAM_THRESHOLD, Member, deflate, pack
+from yearchange_tui.changeover.zipwriter import (
+    STREAM_THRESHOLD,
+    Member,
+    deflate,
+    is_measuring,
+    pack,
+)
 from yearchange_tui.ent.csvfile import csv_bytes, decimal_comma
 from yearchange_tui.ent.models import (
     ActivityAttachment,
@@ -136,13 +142,13 @@ def printable_page(title: str, body: str) -> str:
 
 
 @functools.cache
-def _style_member() -> Member:
-    """The stylesheet, deflated once per process (at the configured level)."""
+def _style_member(measured: bool) -> Member:
+    """The stylesheet, deflated (or measured, for the dry run) once per process."""
     return deflate(_STYLE.encode("utf-8"))
 
 
 def _add_stylesheet(builder: ZipBuilder) -> None:
-    builder.add_member("style.css", _style_member())
+    builder.add_member("style.css", _style_member(is_measuring()))
 
 
 def _date(value: dt.date | dt.datetime | None) -> str:
