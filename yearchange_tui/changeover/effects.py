@@ -5,8 +5,9 @@ created, archives written, messages sent, files removed, the AAF import of step 
 school-life defaults of step 5) through :class:`Effects`. :class:`RealEffects` does
 it; :class:`RecordingEffects` — the dry run — counts the same statements with
 ``SELECT COUNT(*)`` over the same ``WHERE``, builds the same archives member by member
-but only measures them (no compression, no hash, no file), records messages instead of sending them, and runs the AAF import in
-its own dry-run mode. Every count is taken from the state before the statement, so
+but only measures them (no compression, no hash, no file; school-life documents are
+counted, not rendered), records messages instead of sending them, and runs the AAF
+import in its own dry-run mode. Every count is taken from the state before the statement, so
 both give the same numbers. A step never asks which kind of effects it has.
 """
 
@@ -149,6 +150,16 @@ class ZipBuilder:
 
     def add_text(self, name: str, text: str) -> None:
         self.add_bytes(name, text.encode("utf-8"))
+
+    def add_rendered(self, name: str, render: Callable[[], bytes]) -> None:
+        """Add a member whose bytes ``render`` makes (queries and formatting: the
+        school-life CSV and printable HTML). Measured by the dry run, it is counted
+        without being rendered: its size there is its headers only."""
+        if isinstance(self.archive, MeasuringZip):
+            self.archive.add_unrendered(name)
+        else:
+            self.archive.add_bytes(name, render())
+        self.entries += 1
 
     def add_file(self, name: str, path: Path) -> None:
         """Copy a stored file into the archive (streamed when large)."""

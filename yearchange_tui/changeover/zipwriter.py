@@ -248,13 +248,16 @@ class MeasuringZip:
 
     ``size`` is exact for the archive with every member stored: the members' uncompressed
     sizes plus the ZIP framing :class:`ZipWriter` would write (local and central headers
-    with the name, data descriptors of streamed files, end record). The written archive is
-    smaller by what deflate saves on compressible members.
+    with the name, data descriptors of streamed files, end record); the written archive is
+    smaller by what deflate saves on compressible members. The exception: members added
+    unrendered (:meth:`add_unrendered`, the school-life documents, whose queries and
+    formatting the dry run skips) count their headers only.
     """
 
     def __init__(self) -> None:
         self.size = 0
         self.members = 0
+        self.unrendered = 0
 
     def _count(self, name: str, size: int, streamed: bool = False) -> None:
         if self.members >= 0xFFFF:
@@ -273,6 +276,11 @@ class MeasuringZip:
 
     def add_bytes(self, name: str, data: bytes) -> None:
         self._count(name, len(data))
+
+    def add_unrendered(self, name: str) -> None:
+        """Count a member whose bytes were not made (a school-life document): headers only."""
+        self._count(name, 0)
+        self.unrendered += 1
 
     def add_file(self, name: str, path: Path) -> None:
         """Count a stored file by its size on disk (not read)."""
