@@ -95,6 +95,7 @@ def bench_dry_run(database: Database, runner: ChangeoverRunner, workers: int, re
         "cpu_seconds": {name: [round(t, 3) for t in times] for name, times in cpu.items()},
         "speedup_same_process": round(best["full_build"] / best["measured"], 2),
         "speedup": round(best["full_build"] / best["measured_workers"], 2),
+        "cpu_ratio_same_process": round(min(cpu["full_build"]) / min(cpu["measured"]), 2),
         "cpu_ratio": round(min(cpu["full_build"]) / min(cpu["measured_workers"]), 2),
         "same_report": reports["full_build"] == reports["measured"]
         == reports["measured_workers"],
