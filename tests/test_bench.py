@@ -39,7 +39,10 @@ def test_bench_measures_steps_2_and_3_against_their_floors(tmp_path: Path) -> No
         assert step3[key] > 0, key
     # Like with like: the same processes, the machine's load beside every figure.
     assert step2["zlib_mb_per_s_per_core"] == pytest.approx(step2["zlib_mb_per_s"] / 2, abs=0.01)
-    for part in (step2, step3, result["aaf"]):
+    # The dry run against the former full build: the same report, three timings each.
+    dry = result["dry_run"]
+    assert dry["same_report"] and len(dry["seconds"]["full_build"]) == 2
+    for part in (step2, step3, result["aaf"], dry):
         assert "load" in part
 
 

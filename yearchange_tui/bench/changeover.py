@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import select
 
 from yearchange_tui.bench.aaf import bench_aaf
+from yearchange_tui.bench.dry_run import bench_dry_run
 from yearchange_tui.bench.step2_floor import floor_work, step2_floor
 from yearchange_tui.changeover.runner import ChangeoverRunner
 from yearchange_tui.changeover.zipwriter import archive_level
@@ -167,6 +168,9 @@ def run_bench(establishments: int, work: Path, progress: Any = None, repeats: in
     runner.run(Step.PURGE_TRASH, refs)
     database.dispose()
     _copy_db(work / "academie" / "yearchange.db", after_step1)
+    _copy_db(after_step1, work / "passage-a-blanc.db")
+    dry_run = bench_dry_run(*runner_on(work / "passage-a-blanc.db"), workers, repeats, say,
+                            load_average)
 
     step2_times: list[float] = []
     manifests: Sequence[Any] = []
@@ -247,6 +251,7 @@ def run_bench(establishments: int, work: Path, progress: Any = None, repeats: in
                   "load": step2_load, "floor_load": floor_load,
                   "all_done": all(o.status == "done" for o in outcomes2)},
     }
+    result["dry_run"] = dry_run
     say("import AAF…")
     result["aaf"] = bench_aaf(work / "academie", quick=establishments <= 3)
     if result["aaf"]:

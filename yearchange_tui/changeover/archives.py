@@ -27,7 +27,13 @@ from sqlalchemy import Connection, Select, and_, bindparam, case, func, select
 from sqlalchemy.orm import aliased
 
 from yearchange_tui.changeover.effects import ZipBuilder
-from yearchange_tui.changeover.zipwriter import STREAM_THRESHOLD, Member, deflate, pack
+from yearchange_tui.changeover.zipwriter import (
+    STREAM_THRESHOLD,
+    Member,
+    deflate,
+    is_measuring,
+    pack,
+)
 from yearchange_tui.ent.csvfile import csv_bytes, decimal_comma
 from yearchange_tui.ent.models import (
     ActivityAttachment,
@@ -136,13 +142,13 @@ def printable_page(title: str, body: str) -> str:
 
 
 @functools.cache
-def _style_member() -> Member:
-    """The stylesheet, deflated once per process (at the configured level)."""
+def _style_member(measured: bool) -> Member:
+    """The stylesheet, deflated (or measured, for the dry run) once per process."""
     return deflate(_STYLE.encode("utf-8"))
 
 
 def _add_stylesheet(builder: ZipBuilder) -> None:
-    builder.add_member("style.css", _style_member())
+    builder.add_member("style.css", _style_member(is_measuring()))
 
 
 def _date(value: dt.date | dt.datetime | None) -> str:
@@ -456,7 +462,7 @@ def build_roll_calls(life: SchoolLife, builder: ZipBuilder) -> None:
         .outerjoin(teacher, teacher.id == RollCall.teacher_id)
         .where(_scope(RollCall, establishment_id, school_year_id))
         .order_by(RollCall.taken_at, RollCall.id))
-    builder.add_bytes("registres-d-appel.csv", csv_bytes(
+    builder.add_rendered("registres-d-appel.csv", lambda: csv_bytes(
         ["Appel", "Date", "Heure", "Classe", "Enseignant", "Élèves signalés"],
         ((call_id, taken_on, taken_at, code, _person_name(last, first), count)
          for call_id, taken_on, taken_at, code, last, first, count in calls)))
@@ -471,7 +477,7 @@ def build_roll_calls(life: SchoolLife, builder: ZipBuilder) -> None:
         .order_by(AttendanceEvent.starts_at, AttendanceEvent.id))
     labels = {AttendanceKind.ABSENCE.value: "Absence", AttendanceKind.LATE.value: "Retard",
               AttendanceKind.DEPARTURE.value: "Départ"}
-    builder.add_bytes("absences-retards-departs.csv", csv_bytes(
+    builder.add_rendered("absences-retards-departs.csv", lambda: csv_bytes(
         ["Appel", "Élève", "Type", "Début", "Fin", "Justifié", "Motif"],
         ((call_id, _person_name(last, first), labels[kind], starts_at, ends_at,
           "oui" if justified else "non", reason)
@@ -497,7 +503,8 @@ def build_grade_reports(life: SchoolLife, builder: ZipBuilder) -> None:
 
     for class_id, code in life.classes:
         rows = _stream(connection, grades_query, cache="grades", class_id=class_id)
-        builder.add_bytes(f"releve-evaluations-{safe_name(code)}.csv", csv_bytes(
+        builder.add_rendered(f"releve-evaluations-{safe_name(code)}.csv",
+                             lambda rows=rows: csv_bytes(
             ["Élève", "Période", "Matière", "Évaluation", "Date", "Coefficient", "Note", "Sur",
              "Mention"],
             ((f"{last} {first}", period, subject, title, given_on,
@@ -520,7 +527,7 @@ def build_skills(life: SchoolLife, builder: ZipBuilder) -> None:
         .order_by(student.last_name, student.first_name, student.id, SkillAssessment.id))
     levels = {1: "Maîtrise insuffisante", 2: "Maîtrise fragile", 3: "Maîtrise satisfaisante",
               4: "Très bonne maîtrise"}
-    builder.add_bytes("releves-de-competences.csv", csv_bytes(
+    builder.add_rendered("releves-de-competences.csv", lambda: csv_bytes(
         ["Classe", "Élève", "Période", "Domaine", "Compétence", "Niveau", "Libellé du niveau"],
         ((membership_class.get(student_id, ""), _person_name(last, first), period, domain,
           skill, level, levels.get(level, ""))
@@ -533,35 +540,38 @@ def build_report_cards(life: SchoolLife, builder: ZipBuilder) -> None:
     establishment, year_label = life.establishment, life.year_label
     student = aliased(Person)
     for class_id, code in life.classes:
-        lines: dict[int, list[tuple[str, float | None, str]]] = defaultdict(list)
-        for card_id, subject, average, appraisal in connection.execute(select(
-                ReportCardLine.report_card_id, Subject.label, ReportCardLine.average,
-                ReportCardLine.appraisal)
-                .join(ReportCard, ReportCard.id == ReportCardLine.report_card_id)
-                .outerjoin(Subject, Subject.id == ReportCardLine.subject_id)
-                .where(ReportCard.class_id == class_id).order_by(ReportCardLine.id)):
-            lines[card_id].append((subject or "", average, appraisal))
-        cards = connection.execute(select(
-            ReportCard.id, student.last_name, student.first_name, Period.name,
-            ReportCard.general_average, ReportCard.general_appraisal)
-            .join(student, student.id == ReportCard.student_id)
-            .outerjoin(Period, Period.id == ReportCard.period_id)
-            .where(ReportCard.class_id == class_id)
-            .order_by(student.last_name, student.first_name, student.id, Period.position)).all()
-        pages = []
-        for card_id, last, first, period, average, appraisal in cards:
-            table = "".join(f"<tr><td>{html.escape(subject)}</td><td>{_number(value)}</td>"
-                            f"<td>{html.escape(text)}</td></tr>"
-                            for subject, value, text in lines.get(card_id, []))
-            pages.append(
-                f'<section class="page"><h1>Bulletin — {html.escape(period or "")}</h1>'
-                f"<p>{html.escape(establishment)} — {year_label} — classe {html.escape(code)}</p>"
-                f"<h2>{html.escape(_person_name(last, first))}</h2>"
-                f"<table><tr><th>Matière</th><th>Moyenne</th><th>Appréciation</th></tr>{table}"
-                f"</table><p>Moyenne générale : {_number(average)}</p>"
-                f"<p>Appréciation générale : {html.escape(appraisal or '')}</p></section>")
-        builder.add_text(f"bulletins-{safe_name(code)}.html",
-                         _page(f"Bulletins {code} {year_label}", "\n".join(pages)))
+        def render(class_id: int = class_id, code: str = code) -> bytes:
+            lines: dict[int, list[tuple[str, float | None, str]]] = defaultdict(list)
+            for card_id, subject, average, appraisal in connection.execute(select(
+                    ReportCardLine.report_card_id, Subject.label, ReportCardLine.average,
+                    ReportCardLine.appraisal)
+                    .join(ReportCard, ReportCard.id == ReportCardLine.report_card_id)
+                    .outerjoin(Subject, Subject.id == ReportCardLine.subject_id)
+                    .where(ReportCard.class_id == class_id).order_by(ReportCardLine.id)):
+                lines[card_id].append((subject or "", average, appraisal))
+            cards = connection.execute(select(
+                ReportCard.id, student.last_name, student.first_name, Period.name,
+                ReportCard.general_average, ReportCard.general_appraisal)
+                .join(student, student.id == ReportCard.student_id)
+                .outerjoin(Period, Period.id == ReportCard.period_id)
+                .where(ReportCard.class_id == class_id)
+                .order_by(student.last_name, student.first_name, student.id, Period.position)).all()
+            pages = []
+            for card_id, last, first, period, average, appraisal in cards:
+                table = "".join(f"<tr><td>{html.escape(subject)}</td><td>{_number(value)}</td>"
+                                f"<td>{html.escape(text)}</td></tr>"
+                                for subject, value, text in lines.get(card_id, []))
+                pages.append(
+                    f'<section class="page"><h1>Bulletin — {html.escape(period or "")}</h1>'
+                    f"<p>{html.escape(establishment)} — {year_label} — classe "
+                    f"{html.escape(code)}</p>"
+                    f"<h2>{html.escape(_person_name(last, first))}</h2>"
+                    f"<table><tr><th>Matière</th><th>Moyenne</th><th>Appréciation</th></tr>{table}"
+                    f"</table><p>Moyenne générale : {_number(average)}</p>"
+                    f"<p>Appréciation générale : {html.escape(appraisal or '')}</p></section>")
+            return _page(f"Bulletins {code} {year_label}", "\n".join(pages)).encode("utf-8")
+
+        builder.add_rendered(f"bulletins-{safe_name(code)}.html", render)
 
 
 def build_end_of_cycle(life: SchoolLife, builder: ZipBuilder) -> None:
@@ -576,20 +586,22 @@ def build_end_of_cycle(life: SchoolLife, builder: ZipBuilder) -> None:
         .join(student, student.id == EndOfCycleReport.student_id)
         .where(_scope(EndOfCycleReport, establishment_id, school_year_id))
         .order_by(student.last_name, student.first_name, student.id))
-    pages = []
-    for student_id, last, first, cycle, levels, appraisal in reports:
-        rows = "".join(f"<tr><td>{html.escape(domain)}</td><td>{html.escape(level)}</td></tr>"
-                       for domain, _, level in (part.partition("=")
-                                                for part in levels.split(";") if part))
-        pages.append(
-            f'<section class="page"><h1>Bilan de fin de cycle {cycle}</h1>'
-            f"<p>{html.escape(establishment)} — {year_label} — classe "
-            f"{html.escape(membership_class.get(student_id, ''))}</p>"
-            f"<h2>{html.escape(_person_name(last, first))}</h2>"
-            f"<table><tr><th>Domaine du socle</th><th>Niveau</th></tr>{rows}</table>"
-            f"<p>{html.escape(appraisal or '')}</p></section>")
-    builder.add_text("bilans-de-fin-de-cycle.html",
-                     _page(f"Bilans de fin de cycle {year_label}", "\n".join(pages)))
+    def render() -> bytes:
+        pages = []
+        for student_id, last, first, cycle, levels, appraisal in reports:
+            rows = "".join(f"<tr><td>{html.escape(domain)}</td><td>{html.escape(level)}</td></tr>"
+                           for domain, _, level in (part.partition("=")
+                                                    for part in levels.split(";") if part))
+            pages.append(
+                f'<section class="page"><h1>Bilan de fin de cycle {cycle}</h1>'
+                f"<p>{html.escape(establishment)} — {year_label} — classe "
+                f"{html.escape(membership_class.get(student_id, ''))}</p>"
+                f"<h2>{html.escape(_person_name(last, first))}</h2>"
+                f"<table><tr><th>Domaine du socle</th><th>Niveau</th></tr>{rows}</table>"
+                f"<p>{html.escape(appraisal or '')}</p></section>")
+        return _page(f"Bilans de fin de cycle {year_label}", "\n".join(pages)).encode("utf-8")
+
+    builder.add_rendered("bilans-de-fin-de-cycle.html", render)
 
 
 def build_punishments(life: SchoolLife, builder: ZipBuilder) -> None:
@@ -605,7 +617,7 @@ def build_punishments(life: SchoolLife, builder: ZipBuilder) -> None:
         .outerjoin(giver, giver.id == Punishment.given_by_id)
         .where(_scope(Punishment, establishment_id, school_year_id))
         .order_by(Punishment.given_on, Punishment.id))
-    builder.add_bytes("punitions.csv", csv_bytes(
+    builder.add_rendered("punitions.csv", lambda: csv_bytes(
         ["Date", "Classe", "Élève", "Punition", "Motif", "Donnée par"],
         ((given_on, membership_class.get(student_id, ""), _person_name(last, first), kind,
           reason, _person_name(giver_last, giver_first))
@@ -619,7 +631,7 @@ def build_epis(life: SchoolLife, builder: ZipBuilder) -> None:
                               .outerjoin(SchoolClass, SchoolClass.id == Epi.class_id)
                               .where(_scope(Epi, establishment_id, school_year_id))
                               .order_by(Epi.id)).all()
-    builder.add_bytes("epi.csv", csv_bytes(
+    builder.add_rendered("epi.csv", lambda: csv_bytes(
         ["EPI", "Intitulé", "Thématique", "Disciplines", "Classe"],
         [tuple(row) for row in epis]))
     member = aliased(Person)
@@ -629,7 +641,7 @@ def build_epis(life: SchoolLife, builder: ZipBuilder) -> None:
                                  .join(Epi, Epi.id == EpiMember.epi_id)
                                  .where(_scope(Epi, establishment_id, school_year_id))
                                  .order_by(EpiMember.epi_id, member.last_name, member.id)).all()
-    builder.add_bytes("epi-participants.csv", csv_bytes(
+    builder.add_rendered("epi-participants.csv", lambda: csv_bytes(
         ["EPI", "Participant", "Profil"],
         ((epi_id, _person_name(last, first), "Élève" if kind == "student" else "Enseignant")
          for epi_id, last, first, kind in members)))
@@ -653,7 +665,7 @@ def build_absence_statistics(life: SchoolLife, builder: ZipBuilder) -> None:
         .where(_scope(AttendanceEvent, establishment_id, school_year_id))
         .group_by(AttendanceEvent.student_id, student.last_name, student.first_name)
         .order_by(student.last_name, student.first_name, AttendanceEvent.student_id)).all()
-    builder.add_bytes("statistiques-absences.csv", csv_bytes(
+    builder.add_rendered("statistiques-absences.csv", lambda: csv_bytes(
         ["Classe", "Élève", "Absences", "Retards", "Départs", "Non justifiés"],
         ((membership_class.get(student_id, ""), _person_name(last, first), absences, lates,
           departures, unjustified)

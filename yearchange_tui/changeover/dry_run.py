@@ -36,13 +36,16 @@ if TYPE_CHECKING:
 
 def dry_run_units(runner: ChangeoverRunner, establishments: list[EstablishmentRef],
                   steps: tuple[Step, ...],
-                  options: RunOptions | None = None) -> list[UnitOutcome]:
+                  options: RunOptions | None = None,
+                  effects: type[RecordingEffects] = RecordingEffects) -> list[UnitOutcome]:
     """Simulate ``steps`` for each establishment; store and return the reports.
 
     Every phase runs with the recorder (:class:`RecordingEffects`) in a transaction
     that is rolled back: nothing is changed in the ENT data, the storage or the
     messaging; only the dry-run reports and one audit entry per establishment and
-    step are written (nothing at all on a read-only database connection).
+    step are written (nothing at all on a read-only database connection). Archives are
+    measured, not built (:class:`RecordingEffects`); ``effects`` is for the bench's
+    reference, the former full build.
     """
     options = options or RunOptions()
     outcomes: list[UnitOutcome] = []
@@ -61,19 +64,20 @@ def dry_run_units(runner: ChangeoverRunner, establishments: list[EstablishmentRe
             outcome = _dry_run_unit(runner, step_definition(step), establishment, year,
                                     obsolete, options,
                                     unblocked.get(establishment.uai) if step is steps[-1]
-                                    else None)
+                                    else None, effects)
             outcomes.append(outcome)
     return outcomes
 
 def _dry_run_unit(runner: ChangeoverRunner, definition: StepDefinition, establishment: EstablishmentRef,
                   year: SchoolYear, obsolete: list[int],
-                  options: RunOptions, extra_warning: str | None = None) -> UnitOutcome:
+                  options: RunOptions, extra_warning: str | None = None,
+                  effects_class: type[RecordingEffects] = RecordingEffects) -> UnitOutcome:
     step = definition.key
     assert step is not None and definition.phases is not None
     runner.observer.notify(UnitStarted(establishment.uai, step.value, 0, dry_run=True))
     tally = Tally()
-    effects = RecordingEffects(runner.storage_root, tally, runner.database)
-    with runner.database.engine.connect() as connection:
+    effects = effects_class(runner.storage_root, tally, runner.database)
+    with runner.database.engine.connect() as connection, effects.archive_members():
         transaction = connection.begin()
         try:
             ctx = runner.unit_context(connection, effects, establishment, year, obsolete, options)

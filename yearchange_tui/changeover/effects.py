@@ -4,9 +4,10 @@ The steps describe what they change (rows deleted, updated or inserted, rubrics
 created, archives written, messages sent, files removed, the AAF import of step 4, the
 school-life defaults of step 5) through :class:`Effects`. :class:`RealEffects` does
 it; :class:`RecordingEffects` — the dry run — counts the same statements with
-``SELECT COUNT(*)`` over the same ``WHERE``, builds the same archives into a sink that
-keeps nothing, records messages instead of sending them, and runs the AAF import in
-its own dry-run mode. Every count is taken from the state before the statement, so
+``SELECT COUNT(*)`` over the same ``WHERE``, builds the same archives member by member
+but only measures them (no compression, no hash, no file; school-life documents are
+counted, not rendered), records messages instead of sending them, and runs the AAF
+import in its own dry-run mode. Every count is taken from the state before the statement, so
 both give the same numbers. A step never asks which kind of effects it has.
 """
 
@@ -18,7 +19,7 @@ import hashlib
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -28,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from yearchange_tui.aaf.directory import snapshot_class_history
 from yearchange_tui.aaf.importer import ImportResult, import_delivery
-from yearchange_tui.changeover.zipwriter import Member, ZipWriter
+from yearchange_tui.changeover.zipwriter import MeasuringZip, Member, ZipWriter, measuring
 from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import (
     ArchiveRubric,
@@ -142,7 +143,7 @@ class _SinkWriter:
 class ZipBuilder:
     """Adds entries to an archive being written; entries get a fixed date (reproducible)."""
 
-    def __init__(self, archive: ZipWriter) -> None:
+    def __init__(self, archive: ZipWriter | MeasuringZip) -> None:
         self.archive = archive
         self.entries = 0
 
@@ -157,6 +158,16 @@ class ZipBuilder:
 
     def add_text(self, name: str, text: str) -> None:
         self.add_bytes(name, text.encode("utf-8"))
+
+    def add_rendered(self, name: str, render: Callable[[], bytes]) -> None:
+        """Add a member whose bytes ``render`` makes (queries and formatting: the
+        school-life CSV and printable HTML). Measured by the dry run, it is counted
+        without being rendered: its size there is its headers only."""
+        if isinstance(self.archive, MeasuringZip):
+            self.archive.add_unrendered(name)
+        else:
+            self.archive.add_bytes(name, render())
+        self.entries += 1
 
     def add_file(self, name: str, path: Path) -> None:
         """Copy a stored file into the archive (streamed when large)."""
@@ -176,6 +187,16 @@ def _build_zip(target: BinaryIO | None, build: ArchiveBuild) -> tuple[int, _Sink
     archive.close()
     sink.flush()
     return builder.entries, sink
+
+
+def _measure_zip(build: ArchiveBuild) -> tuple[int, int]:
+    """Run ``build`` without writing: its entry count and its size with every member stored
+    (see :class:`MeasuringZip`)."""
+    archive = MeasuringZip()
+    builder = ZipBuilder(archive)
+    build(builder)
+    archive.close()
+    return builder.entries, archive.size
 
 
 class Effects:
@@ -269,6 +290,11 @@ class Effects:
                      label: str = "messages envoyés") -> int:
         """Send a system message; ``attachments`` are (storage path, bytes, media type)."""
         raise NotImplementedError
+
+    def archive_members(self) -> AbstractContextManager[None]:
+        """Entered around a whole unit: how archive members are made within it
+        (compressed for real; only measured by the dry run)."""
+        return nullcontext()
 
     # -- lists ---------------------------------------------------------------------------
     def make_durable(self) -> None:
@@ -547,7 +573,11 @@ class RealEffects(Effects):
 
 
 class RecordingEffects(Effects):
-    """The dry run: counts and records, changes nothing (no row, no file, no message)."""
+    """The dry run: counts and records, changes nothing (no row, no file, no message).
+
+    Archives are built member by member (same entries, same warnings) but their members
+    are only measured: nothing is compressed, hashed or written.
+    """
 
     def delete(self, connection: Connection, table: Table, where: ColumnElement[bool],
                label: str) -> int:
@@ -570,10 +600,15 @@ class RecordingEffects(Effects):
                       establishment_id: int, build: ArchiveBuild, rubric_id: int | None,
                       title: str, created_at: dt.datetime,
                       school_year_id: int | None = None) -> ArchiveResult:
-        entries, sink = _build_zip(None, build)
+        # Members are only measured (see :meth:`archive_members`): same entries, no
+        # compression, no hash; the size is the archive's with every member stored.
+        entries, size = _measure_zip(build)
         self._count_archive(kind, entries)
-        return ArchiveResult(key, kind, relative_path, entries, sink.position,
-                             sink.digest.hexdigest())
+        return ArchiveResult(key, kind, relative_path, entries, size, sha256="")
+
+    def archive_members(self) -> AbstractContextManager[None]:
+        """Members are measured, not compressed (:func:`zipwriter.measuring`)."""
+        return measuring()
 
     def create_rubric(self, connection: Connection, *, establishment_id: int, kind: RubricKind,
                       name: str, archive_kind: ArchiveRubric | None, owner_id: int | None,

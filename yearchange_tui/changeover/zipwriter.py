@@ -25,6 +25,9 @@ import functools
 import os
 import struct
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -41,6 +44,8 @@ _DOS_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01
 _DOS_TIME = 0
 _VERSION = 20
 _LIMIT = 0xFFFFFFFF
+MEASURED = -1
+"""Method of a member that was only measured (the dry run): no bytes, never written."""
 STREAM_THRESHOLD = 1 << 20
 _JOINED = 1 << 14
 
@@ -168,19 +173,53 @@ class Member:
     method: int = _DEFLATE
 
 
+_measuring: ContextVar[bool] = ContextVar("yearchange_zip_measuring", default=False)
+
+
+@contextmanager
+def measuring() -> Iterator[None]:
+    """Within: :func:`deflate`, :func:`store` and :func:`pack` only measure (the dry run).
+
+    Members come back with their uncompressed size and no bytes (method :data:`MEASURED`):
+    no compression, no CRC. :class:`ZipWriter` refuses them, so a measured member can never
+    reach a real archive.
+    """
+    archive_level()  # a bad YEARCHANGE_ARCHIVE_LEVEL is still reported by the dry run
+    token = _measuring.set(True)
+    try:
+        yield
+    finally:
+        _measuring.reset(token)
+
+
+def is_measuring() -> bool:
+    """True inside :func:`measuring`."""
+    return _measuring.get()
+
+
+def _measured(data: bytes) -> Member:
+    return Member(0, b"", len(data), MEASURED)
+
+
 def deflate(data: bytes) -> Member:
     """Compress ``data`` as a ZIP member (raw deflate at :func:`archive_level`)."""
+    if _measuring.get():
+        return _measured(data)
     return Member(zlib.crc32(data), deflate_raw(data, archive_level()), len(data))
 
 
 def store(data: bytes) -> Member:
     """``data`` as a stored (uncompressed) ZIP member."""
+    if _measuring.get():
+        return _measured(data)
     return Member(zlib.crc32(data), data, len(data), _STORED)
 
 
 def pack(name: str, data: bytes) -> Member:
     """A file's ``data`` stored when already compressed (:func:`should_store`), else
     deflated."""
+    if _measuring.get():
+        return _measured(data)
     if is_incompressible(name, data[:16]):
         return store(data)
     probed = _probe(data[:PROBE_BYTES])
@@ -215,6 +254,8 @@ class ZipWriter:
 
     def add_member(self, name: str, member: Member) -> None:
         """Write an already compressed (or stored) member."""
+        if member.method == MEASURED:
+            raise ValueError(f"membre seulement mesuré (passage à blanc) : {name}")
         encoded = name.encode("utf-8")
         header_offset = self.offset
         header = _LOCAL.pack(0x04034B50, _VERSION, _UTF8, member.method, _DOS_TIME, _DOS_DATE,
@@ -269,3 +310,52 @@ class ZipWriter:
             self._write(entry)
         count = len(self.central)
         self._write(_END.pack(0x06054B50, 0, 0, count, count, self.offset - start, start, 0))
+
+
+class MeasuringZip:
+    """Stands for :class:`ZipWriter` in the dry run: counts members and sums sizes, writes
+    nothing, compresses nothing, hashes nothing.
+
+    ``size`` is exact for the archive with every member stored: the members' uncompressed
+    sizes plus the ZIP framing :class:`ZipWriter` would write (local and central headers
+    with the name, data descriptors of streamed files, end record); the written archive is
+    smaller by what deflate saves on compressible members. The exception: members added
+    unrendered (:meth:`add_unrendered`, the school-life documents, whose queries and
+    formatting the dry run skips) count their headers only.
+    """
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.members = 0
+        self.unrendered = 0
+
+    def _count(self, name: str, size: int, streamed: bool = False) -> None:
+        if self.members >= 0xFFFF:
+            raise ArchiveTooLargeError("archive de plus de 65 535 fichiers")
+        if size > _LIMIT:
+            raise ArchiveTooLargeError("archive de plus de 4 Gio : ZIP64 non pris en charge")
+        encoded = len(name.encode("utf-8"))
+        self.size += _LOCAL.size + _CENTRAL.size + 2 * encoded + size
+        if streamed:
+            self.size += _DESCRIPTOR.size
+        self.members += 1
+
+    def add_member(self, name: str, member: Member) -> None:
+        """Count a member (measured or really compressed) by its uncompressed size."""
+        self._count(name, member.size)
+
+    def add_bytes(self, name: str, data: bytes) -> None:
+        self._count(name, len(data))
+
+    def add_unrendered(self, name: str) -> None:
+        """Count a member whose bytes were not made (a school-life document): headers only."""
+        self._count(name, 0)
+        self.unrendered += 1
+
+    def add_file(self, name: str, path: Path) -> None:
+        """Count a stored file by its size on disk (not read)."""
+        size = path.stat().st_size
+        self._count(name, size, streamed=size > STREAM_THRESHOLD)
+
+    def close(self) -> None:
+        self.size += _END.size

@@ -61,6 +61,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
           f"{s2['zlib_mb_per_s']} Mo/s {_load(s2['floor_load'])}")
     print(f"    par cœur : {s2['engine_mb_per_s_per_core']} Mo/s contre "
           f"{s2['zlib_mb_per_s_per_core']} Mo/s → ratio {s2['ratio']}")
+    dry = result["dry_run"]
+    print(f"  passage à blanc contre l'ancien (archives construites en entier, 1 processus) : "
+          f"{dry['speedup_same_process']}× plus rapide en 1 processus (CPU ÷ "
+          f"{dry['cpu_ratio_same_process']}), {dry['speedup']}× en {dry['workers']} (CPU ÷ "
+          f"{dry['cpu_ratio']}) ; rapports identiques : "
+          f"{'oui' if dry['same_report'] else 'NON'} {_load(dry['load'])}")
     aaf = result.get("aaf")
     if aaf:
         print(f"  import AAF : {aaf['import_records_per_s']} enregistrements/s, plancher "

@@ -393,7 +393,8 @@ def cmd_watch_timetables(args: argparse.Namespace) -> int:
                 print_json([outcome.to_dict() for outcome in outcomes])
             else:
                 for outcome in outcomes:
-                    mark = "✓ importé" if outcome.status == "importé" else "⊘ refusé"
+                    mark = {"importé": "✓ importé", "échec": "✗ échec"}.get(outcome.status,
+                                                                            "⊘ refusé")
                     print(f"{mark:<12} {outcome.uai or '?':<9} {outcome.name}")
                     if outcome.message:
                         print(f"    [{outcome.code}] {outcome.message}")

@@ -1,10 +1,13 @@
-"""The engine's import requests in flight: one ``import-N`` thread and child each.
+"""The engine's import requests in flight.
 
 The main loop hands an accepted request over with :meth:`ImportRequests.submit` and starts
-it with :meth:`ImportRequests.start_pending` once the request row says it runs; the
-``import-N`` thread waits on its child (:class:`~yearchange_tui.scheduling.imports.ImportChild`),
-then writes the request's answer and the rejects' events. On shutdown the main thread
-stops the children and joins the threads.
+it with :meth:`ImportRequests.start_pending` once the request row says it runs. An AAF
+request gets an ``import-N`` thread and child of its own; timetable requests (one
+establishment each) are queued for the ``import-edt`` thread, whose single child
+(:class:`~yearchange_tui.scheduling.imports.ImportChild`) imports them one after the other
+in one process. Each request's thread writes its answer and the rejects' events as soon
+as its import ends. On shutdown the main thread stops the children and joins the threads;
+timetable requests not started yet go back to the queue.
 """
 
 from __future__ import annotations
@@ -61,29 +64,52 @@ def import_status(outcome: ImportOutcome | None, exitcode: int | None,
 
 @dataclass
 class ImportRequests:
-    """Import requests between acceptance and answer, and their child processes."""
+    """Import requests between acceptance and answer, and their child processes.
+
+    An AAF request gets its own ``import-N`` thread and child. Timetable requests go to
+    one queue served by one ``import-edt`` thread and one child for as long as requests
+    keep coming: many establishments imported in one process, each answered as soon as
+    its import ends.
+    """
 
     state: EngineState
     pending: list[ImportOrder] = field(default_factory=list)
     """Accepted this tick, started once their request rows are written (main thread)."""
     children: dict[int, ImportChild] = field(default_factory=dict)
-    """Child processes by request id (guarded by :attr:`lock`)."""
+    """Child processes by the id of the request they run (guarded by :attr:`lock`)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     threads: list[threading.Thread] = field(default_factory=list)
     """``import-N`` threads started so far and maybe alive (main thread)."""
+    timetables: list[ImportOrder] = field(default_factory=list)
+    """Timetable requests waiting for the batch's child (guarded by :attr:`lock`)."""
+    batch_running: bool = False
+    """True while the ``import-edt`` thread serves :attr:`timetables` (guarded by
+    :attr:`lock`)."""
 
     def submit(self, request_id: int, action: RequestAction, params: dict[str, Any]) -> None:
         """Keep an accepted request for :meth:`start_pending` (main thread)."""
         self.pending.append(ImportOrder(request_id, action, dict(params), current_requester()))
 
     def start_pending(self) -> None:
-        """Start one ``import-N`` thread per submitted request (main thread)."""
+        """Start the submitted requests: an ``import-N`` thread per AAF request, the
+        timetable ones queued for the ``import-edt`` thread (started when idle) (main
+        thread)."""
         while self.pending:
             order = self.pending.pop(0)
-            thread = threading.Thread(target=self._run, name=f"import-{order.request_id}",
-                                      args=(order,), daemon=True)
-            self.threads = [t for t in self.threads if t.is_alive()] + [thread]
-            thread.start()
+            if order.action is RequestAction.IMPORT_TIMETABLE:
+                with self.lock:
+                    self.timetables.append(order)
+                    if self.batch_running:
+                        continue
+                    self.batch_running = True
+                self._start(self._run_timetables, "import-edt", ())
+            else:
+                self._start(self._run, f"import-{order.request_id}", (order,))
+
+    def _start(self, target: Any, name: str, args: tuple[Any, ...]) -> None:
+        thread = threading.Thread(target=target, name=name, args=args, daemon=True)
+        self.threads = [t for t in self.threads if t.is_alive()] + [thread]
+        thread.start()
 
     def running(self) -> list[int]:
         """The ids of the requests whose child process runs (any thread)."""
@@ -93,7 +119,7 @@ class ImportRequests:
     def terminate(self) -> list[ImportChild]:
         """Ask every child to stop (main thread, on shutdown); returns them."""
         with self.lock:
-            children = list(self.children.values())
+            children = list({id(child): child for child in self.children.values()}.values())
         for child in children:
             child.terminate()
         return children
@@ -107,20 +133,56 @@ class ImportRequests:
             thread.join(timeout=60)
 
     def _run(self, order: ImportOrder) -> None:
-        """Run an import request in a child process and record its outcome (``import-N``
-        thread)."""
-        outcome: ImportOutcome | None = None
-        details, exitcode = "", None
+        """Run an AAF import request in its own child process and record its outcome
+        (``import-N`` thread)."""
         with self.lock:
             child = None if self.state.stopping else ImportChild(
-                self.state.database.url, self.state.storage_root, order.action, order.params,
-                requester=order.requester)
+                self.state.database.url, self.state.storage_root, "aaf")
+        try:
+            self._run_in(child, order)
+        finally:
             if child is not None:
-                self.children[order.request_id] = child
+                child.close()
+
+    def _run_timetables(self) -> None:
+        """Serve the timetable queue with one child until it is empty (``import-edt``
+        thread); a child that died is replaced for the next request."""
+        child: ImportChild | None = None
+        served = False
+        try:
+            while True:
+                with self.lock:
+                    if not self.timetables:
+                        self.batch_running = False
+                        served = True
+                        return
+                    order = self.timetables.pop(0)
+                    if child is not None and child.ended:
+                        child = None
+                    if child is None and not self.state.stopping:
+                        child = ImportChild(self.state.database.url, self.state.storage_root,
+                                            "timetable")
+                self._run_in(None if self.state.stopping else child, order)
+        finally:
+            if not served:  # an unexpected error: the next request starts a new thread
+                with self.lock:
+                    self.batch_running = False
+            if child is not None:
+                child.close()
+
+    def _run_in(self, child: ImportChild | None, order: ImportOrder) -> None:
+        """Run ``order`` in ``child`` (None: the engine is stopping) and record its
+        outcome."""
+        outcome: ImportOutcome | None = None
+        details, exitcode = "", None
         if child is not None:
+            with self.lock:
+                self.children[order.request_id] = child
             try:
-                outcome, details = child.wait()
-                exitcode = child.exitcode
+                outcome, details = child.run(order.action, order.params, order.requester)
+                if outcome is None:
+                    child.close()
+                    exitcode = child.exitcode
             finally:
                 with self.lock:
                     self.children.pop(order.request_id, None)

@@ -1,10 +1,13 @@
-"""The engine's import requests: each runs in a child process that returns an ImportOutcome.
+"""The engine's import requests run in child processes that return an ImportOutcome each.
 
 An ``import-aaf`` or ``import-timetable`` request runs :func:`run_import_request` (the
 functions ``yearchange import-aaf`` and ``import-timetable`` call) in a child process
 started with ``spawn`` (:class:`ImportChild`), which sends back the typed
-:class:`~yearchange_tui.importing.outcome.ImportOutcome` through a pipe. A child
-process rather than an engine thread because:
+:class:`~yearchange_tui.importing.outcome.ImportOutcome` through a pipe. An AAF delivery
+has its own child; timetable imports, one establishment each, share one child that
+imports them one after the other (one process start and one database connection for a
+whole batch, each import its own transaction). A child process rather than an engine
+thread because:
 
 - a big AAF delivery's memory is given back to the system when the child ends, and the
   importer's pause of the cyclic garbage collector stays out of the engine;
@@ -18,7 +21,7 @@ process rather than an engine thread because:
 As with every ``spawn`` start, the program's main module must be safe to import
 (``yearchange`` and ``python -m yearchange_tui`` are).
 
-Threads: the engine's ``import-N`` thread waits on :meth:`ImportChild.wait`; the engine's
+Threads: the engine's ``import-N`` thread waits on :meth:`ImportChild.run`; the engine's
 main thread calls :meth:`ImportChild.terminate` and :meth:`ImportChild.stop` on shutdown.
 The child runs on its own main thread.
 """
@@ -40,7 +43,7 @@ from yearchange_tui.changeover.runner import ChangeoverRunner
 from yearchange_tui.changeover.steps.init_directory import import_aaf_delivery
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.errors import describe_error
-from yearchange_tui.importing.outcome import ImportOutcome, run_import
+from yearchange_tui.importing.outcome import ImportOutcome, ImportStatus, run_import
 from yearchange_tui.scheduling.api import RequestAction
 from yearchange_tui.scheduling.events import EventWriter
 from yearchange_tui.timetable.importer import MODE_MANUAL, TimetableUsageError, import_timetable
@@ -112,15 +115,36 @@ class _StopPoint:
             raise ImportInterrupted
 
 
-def _child_main(sender: Any, url: str, storage_root: str, action_value: str,
-                params: dict[str, Any], requester: str | None = None) -> None:
-    """Body of the child process: run the import, send (outcome, traceback text)."""
+def _run_one(database: Database, writer: EventWriter, storage_root: Path,
+             action: RequestAction, params: dict[str, Any],
+             requester: str | None) -> tuple[ImportOutcome, str]:
+    """One import in the child: its outcome and the traceback text of a failure.
+
+    Raises:
+        ImportInterrupted: SIGTERM before the import's commit (it rolled back).
+    """
+    try:
+        progress = partial(_import_progress, writer, KINDS[action])
+        with on_behalf_of(requester):  # audited for whoever sent the request
+            return run_import_request(database, storage_root, action, params, progress), ""
+    except ImportInterrupted:
+        raise
+    except Exception as error:  # noqa: BLE001 - every failure goes back to the engine
+        return ImportOutcome.failed(KINDS[action], describe_error(error)), traceback.format_exc()
+
+
+def _child_main(channel: Any, url: str, storage_root: str) -> None:
+    """Body of the child process: run the imports it receives, one after the other.
+
+    Each request (``(action, params, requester)``) is answered with ``(outcome, traceback
+    text)`` before the next is read; ``None`` ends the child. One database connection for
+    all of them; each import is its own transaction, so one failing file leaves the
+    others as they are. SIGTERM interrupts the import under way (rolled back, answered
+    « interrompu ») and ends the child.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine decides when the child stops
     stop_point = _StopPoint()
     signal.signal(signal.SIGTERM, stop_point.on_sigterm)
-    action = RequestAction(action_value)
-    kind = KINDS[action]
-    details = ""
     database: Database | None = None
     writer: EventWriter | None = None
     try:
@@ -128,59 +152,91 @@ def _child_main(sender: Any, url: str, storage_root: str, action_value: str,
         event.listen(database.sessions, "before_commit", stop_point.on_commit)
         # Each file read goes to the journal at once: the console shows the import moving.
         writer = EventWriter(database)
-        progress = partial(_import_progress, writer, KINDS[action])
-        with on_behalf_of(requester):  # audited for whoever sent the request
-            outcome = run_import_request(database, Path(storage_root), action, params,
-                                         progress)
-    except ImportInterrupted:
-        outcome = ImportOutcome.interrupted(kind)
-    except Exception as error:  # noqa: BLE001 - every failure goes back to the engine
-        details = traceback.format_exc()
-        outcome = ImportOutcome.failed(kind, describe_error(error))
+        while True:
+            stop_point.committing = False
+            try:
+                request = channel.recv()
+            except EOFError:  # the engine went away
+                break
+            if request is None:
+                break
+            action_value, params, requester = request
+            action = RequestAction(action_value)
+            try:
+                answer = _run_one(database, writer, Path(storage_root), action, params,
+                                  requester)
+            except ImportInterrupted:
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the answer is on its way
+                channel.send((ImportOutcome.interrupted(KINDS[action]), ""))
+                break
+            stop_point.committing = True  # the answer is on its way
+            channel.send(answer)
+    except ImportInterrupted:  # asked to stop between two imports
+        pass
+    except Exception as error:  # noqa: BLE001 - cannot even start: answer the first request
+        log.error("Processus d'import : %s", describe_error(error))
+        try:
+            channel.send((None, traceback.format_exc()))
+        except OSError:
+            pass
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the answer is on its way
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if writer is not None:
             writer.close()
         if database is not None:
             database.dispose()
-    sender.send((outcome, details))
-    sender.close()
+        channel.close()
 
 
 class ImportChild:
-    """One import request running in a child process (see the module docstring)."""
+    """A child process running import requests one after the other (see the module
+    docstring): one AAF delivery, or a batch of timetable imports of many establishments
+    in one process and one database connection."""
 
-    def __init__(self, url: str, storage_root: Path, action: RequestAction,
-                 params: dict[str, Any], *, requester: str | None = None) -> None:
+    def __init__(self, url: str, storage_root: Path, kind: str) -> None:
         context = multiprocessing.get_context("spawn")
-        receiver, sender = context.Pipe(duplex=False)
-        self.kind = KINDS[action]
-        self._receiver = receiver
+        channel, child_end = context.Pipe(duplex=True)
+        self.kind = kind
+        self._channel = channel
+        self.ended = False
         # Not a daemon: the AAF importer starts reader processes of its own.
         self.process = context.Process(target=_child_main,
-                                       args=(sender, url, str(storage_root), action.value,
-                                             params, requester),
-                                       name=f"yearchange-import-{self.kind}")
+                                       args=(child_end, url, str(storage_root)),
+                                       name=f"yearchange-import-{kind}")
         try:
             self.process.start()
         finally:
-            sender.close()
+            child_end.close()
 
-    def wait(self) -> tuple[ImportOutcome | None, str]:
-        """Wait for the child's answer and its end.
+    def run(self, action: RequestAction, params: dict[str, Any],
+            requester: str | None = None) -> tuple[ImportOutcome | None, str]:
+        """Run one import in the child and wait for its answer.
 
         Returns:
-            The outcome (None when the child ended without one: killed) and the traceback
-            text of a failure.
+            The outcome (None when the child ended without one: killed, or it could not
+            start) and the traceback text of a failure. After None the child is done.
         """
+        if self.ended:
+            return None, ""
         try:
-            outcome, details = self._receiver.recv()
+            self._channel.send((action.value, params, requester))
+            outcome, details = self._channel.recv()
         except (EOFError, OSError):
             outcome, details = None, ""
-        finally:
-            self._receiver.close()
-        self.process.join()
+        if outcome is None or outcome.status is ImportStatus.INTERRUPTED:
+            self.close()
         return outcome, details
+
+    def close(self) -> None:
+        """Let the child end (after its last answer) and wait for it."""
+        if not self.ended:
+            self.ended = True
+            try:
+                self._channel.send(None)
+            except OSError:
+                pass
+            self._channel.close()
+        self.process.join()
 
     @property
     def exitcode(self) -> int | None:

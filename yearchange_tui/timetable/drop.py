@@ -8,13 +8,16 @@ manual import of the year (seed §2.2.3). The establishment comes from the file 
 (any ``[0-9]{7}[A-Z]``, as UDT drops are named ``<UAI>_<horodatage>_UDT.zip``) or
 else from the file itself (EDT ``UAI``, STS ``UAJ``). A processed file is moved to
 ``importes/``, a refused one to ``refuses/`` with a ``.refus.txt`` note beside it,
-so the folder only holds what is still to do. Runs on the caller's thread (the CLI
+so the folder only holds what is still to do. Every file is its own transaction: a file
+refused, or failing unexpectedly (left in the folder for the next pass), never stops the
+files after it, all imported in this one process. Runs on the caller's thread (the CLI
 loop, or an engine job calling :func:`process_drop_folder`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +25,8 @@ from typing import Any
 
 from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.database import Database
+from yearchange_tui.ent.errors import describe_error
+from yearchange_tui.importing.outcome import CODE_FAILED
 from yearchange_tui.timetable.importer import (
     MODE_AUTOMATIC,
     TimetableImportResult,
@@ -33,6 +38,8 @@ from yearchange_tui.timetable.udt import uai_from_name
 from yearchange_tui.timetable.xmlsafe import TimetableFileError
 from yearchange_tui.workflow.guards import GuardRefused
 
+log = logging.getLogger(__name__)
+
 DONE_FOLDER = "importes"
 REFUSED_FOLDER = "refuses"
 
@@ -43,7 +50,7 @@ class DropOutcome:
 
     name: str
     uai: str
-    status: str  # importé, refusé
+    status: str  # importé, refusé, échec (unexpected: left in the folder for the next pass)
     code: str = ""
     message: str = ""
     moved_to: str = ""
@@ -120,6 +127,14 @@ def process_drop_folder(database: Database, folder: Path | str,
             outcome.code, outcome.message = refusal.code, refusal.message
         except TimetableUsageError as error:
             outcome.code, outcome.message = "usage", str(error)
+        except Exception as error:  # one failing file never stops the others
+            # Unexpected (a database error…): nothing of it was written; the file stays
+            # in the folder for the next pass, the others are imported.
+            log.exception("Import automatique de %s en échec.", path.name)
+            outcome.status, outcome.code = "échec", CODE_FAILED
+            outcome.message = describe_error(error)
+            outcomes.append(outcome)
+            continue
         target = folder / (DONE_FOLDER if outcome.status == "importé" else REFUSED_FOLDER)
         moved = _move(path, target, moment)
         outcome.moved_to = str(moved)
