@@ -25,6 +25,7 @@ from yearchange_tui.cli import changeover as cli_changeover
 from yearchange_tui.cli import console as cli_console
 from yearchange_tui.cli import db as cli_db
 from yearchange_tui.cli import engine as cli_engine
+from yearchange_tui.cli import fleet as cli_fleet
 from yearchange_tui.cli import project as cli_project
 from yearchange_tui.cli import requests as cli_requests
 from yearchange_tui.cli import support as cli_support
@@ -55,7 +56,8 @@ from yearchange_tui.sample.build import SampleOutputError, build_sample
 from yearchange_tui.workflow.units import NoCurrentYearError
 
 # Modules that add their commands with ``register(commands, common)``.
-COMMAND_MODULES = (cli_changeover, cli_aaf, cli_timetable, cli_engine, cli_console, cli_bench,
+COMMAND_MODULES = (cli_changeover, cli_aaf, cli_timetable, cli_engine, cli_fleet, cli_console,
+                   cli_bench,
                    cli_db, cli_requests,
                    cli_project,
                    cli_support)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from yearchange_tui.workflow.calendar import DEFAULT_TIMEZONE
@@ -30,6 +30,24 @@ class EngineConfig:
     events_max_age_days: float = 30.0
     read_only: bool = False
     log_path: str = ""
+    local_workers: int = -1
+    """PostgreSQL: worker processes the engine starts on its own machine (``yearchange
+    worker``); -1: ``concurrency`` of them, 0: none (only the fleet's workers run units).
+    On SQLite the engine always runs units in ``concurrency`` local processes."""
+    retries: int = 2
+    """PostgreSQL: times a failed unit is tried again by the workers before it stays failed."""
+    retry_wait: float = 30.0
+    """Seconds before the first retry; the n-th waits n times as long."""
+    max_units_per_step: int = 0
+    """Units of one step running at the same time across the fleet (0: no cap)."""
+    max_units_per_project: int = 0
+    """Units of one project running at the same time across the fleet (0: no cap)."""
+    step_caps: dict[str, int] = field(default_factory=dict)
+    """Per-step caps overriding ``max_units_per_step`` (``[engine.step_caps] archive = 4``)."""
+
+    def step_cap(self, milestone: str) -> int:
+        """The cap of concurrent units of a step (0: none)."""
+        return int(self.step_caps.get(milestone, self.max_units_per_step) or 0)
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any] | None, **overrides: Any) -> EngineConfig:
@@ -51,4 +69,9 @@ class EngineConfig:
             setattr(config, name, type(current)(value) if current is not None else value)
         if config.concurrency < 1:
             raise ValueError("concurrency doit être au moins 1")
+        if config.retries < 0 or config.max_units_per_step < 0 or (
+                config.max_units_per_project < 0):
+            raise ValueError("retries, max_units_per_step et max_units_per_project ne peuvent "
+                             "pas être négatifs")
+        config.step_caps = {str(k): int(v) for k, v in config.step_caps.items()}
         return config

@@ -1,37 +1,48 @@
-"""The engine's dispatch: due tasks → unit worker threads (``unit-N``).
+"""The engine's dispatch: due tasks → worker processes.
 
-:meth:`Dispatcher.dispatch` runs on the engine's main thread: it starts due tasks in step
-order within the concurrency, one unit per establishment at a time, says why a step waits
-for a prerequisite still to come, and marks missed the tasks whose window passed.
-:meth:`Dispatcher.run_task` runs one task to its end on a worker thread and writes its
-outcome.
+:meth:`Dispatcher.dispatch` runs on the engine's main thread: it hands due tasks out in
+step order, largest establishments first, one unit per establishment at a time, within the
+caps per step and per project; says why a step waits for a prerequisite still to come, and
+marks missed the tasks whose window passed. On SQLite the tasks run in the engine's own
+``concurrency`` local worker processes; on PostgreSQL each becomes a procrastinate job that
+any worker of the fleet runs (``yearchange worker``; the engine starts local ones unless
+``local_workers = 0``). Both run :func:`~yearchange_tui.scheduling.executor.execute_task`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from yearchange_tui.changeover.runner import ChangeoverRunner
+from yearchange_tui.changeover.runner import establishment_sizes
 from yearchange_tui.ent.errors import describe_error
 from yearchange_tui.ent.models import Establishment
-from yearchange_tui.scheduling.calendar_sync import NOTICE_MILESTONES, miss_unit, missed_reason
+from yearchange_tui.scheduling.calendar_sync import miss_unit, missed_reason
+from yearchange_tui.scheduling.config import EngineConfig
+from yearchange_tui.scheduling.executor import init_local_worker, run_local_task
+from yearchange_tui.scheduling.jobqueue import JobQueue
 from yearchange_tui.scheduling.lease import is_paused
 from yearchange_tui.scheduling.models import (
     ACTIVE_TASK_STATUSES,
-    EngineRequest,
     EngineTask,
     TaskStatus,
 )
+from yearchange_tui.scheduling.spawn import DB_VARIABLE
 from yearchange_tui.scheduling.state import EngineState, RunningTask, engine_log
-from yearchange_tui.workflow.audit import on_behalf_of
 from yearchange_tui.workflow.calendar import MILESTONE_ORDER, Milestone, as_utc
-from yearchange_tui.workflow.claims import CLAIM_REFUSED_CODE, ClaimInfo, claim_info, wall_now
-from yearchange_tui.workflow.establishments import EstablishmentRef
+from yearchange_tui.workflow.claims import ClaimInfo, claim_info, claim_ttl, wall_now
 from yearchange_tui.workflow.guards import GUARD_STEP_ORDER, has_override
 from yearchange_tui.workflow.models import (
     STEP_PREREQUISITES,
@@ -113,61 +124,155 @@ class _DispatchState:
 
 @dataclass
 class _Slots:
-    """Room left in this dispatch pass: free workers and establishments already busy."""
+    """Room left in this dispatch pass: free local processes, establishments already busy,
+    units in flight per step and per project (caps across the fleet)."""
 
     free: int
     busy: set[int]
+    per_step: dict[str, int]
+    per_project: dict[int, int]
+    config: EngineConfig
+    projects: dict[int, int]
 
     def allows(self, task: EngineTask) -> bool:
-        return self.free > 0 and task.establishment_id not in self.busy
+        if self.free <= 0 or task.establishment_id in self.busy:
+            return False
+        step_cap = self.config.step_cap(task.milestone)
+        if step_cap and self.per_step.get(task.milestone, 0) >= step_cap:
+            return False
+        project_cap = self.config.max_units_per_project
+        project = self.projects.get(task.establishment_id, 0)
+        return not (project_cap and self.per_project.get(project, 0) >= project_cap)
 
     def take(self, task: EngineTask) -> None:
         self.busy.add(task.establishment_id)
         self.free -= 1
+        self.per_step[task.milestone] = self.per_step.get(task.milestone, 0) + 1
+        project = self.projects.get(task.establishment_id, 0)
+        self.per_project[project] = self.per_project.get(project, 0) + 1
+
+
+SIZES_REFRESH = 60.0
+"""Seconds between two counts of the establishments' sizes (largest first)."""
+
+STALLED_CHECK = 5.0
+"""Seconds between two looks for jobs left by dead workers (PostgreSQL)."""
 
 
 @dataclass
 class Dispatcher:
-    """Starts due tasks on unit worker threads and finishes them."""
+    """Hands due tasks out: to local worker processes (SQLite) or to the fleet's workers
+    through procrastinate (PostgreSQL); both run :func:`execute_task`."""
 
     state: EngineState
-    executor: ThreadPoolExecutor | None = None
-    """The unit worker pool, from :meth:`start` to :meth:`shutdown`."""
+    pool: ProcessPoolExecutor | None = None
+    """SQLite: the engine's local worker processes, from :meth:`start` to :meth:`shutdown`."""
+    queue: JobQueue | None = None
+    """PostgreSQL: procrastinate, where tasks become jobs."""
+    stop_event: Any = None
+    local_workers: subprocess.Popen[bytes] | None = None
+    """PostgreSQL: the ``yearchange worker`` the engine starts on its own machine."""
+    _sizes: dict[int, int] = field(default_factory=dict)
+    _sizes_at: float = float("-inf")
+    _stalled_at: float = float("-inf")
+
+    @property
+    def fleet_mode(self) -> bool:
+        """True on PostgreSQL: units run in the fleet's worker processes."""
+        return self.state.database.engine.dialect.name == "postgresql"
 
     def start(self) -> None:
-        """Open the pool of ``concurrency`` unit worker threads."""
-        self.executor = ThreadPoolExecutor(max_workers=self.state.config.concurrency,
-                                           thread_name_prefix="unit")
+        """Open the local worker processes (SQLite) or the job queue (PostgreSQL)."""
+        if self.fleet_mode:
+            self.queue = JobQueue(self.state.database.url)
+            self._start_local_workers()
+            return
+        context = multiprocessing.get_context("spawn")
+        self.stop_event = context.Event()
+        self.pool = ProcessPoolExecutor(max_workers=self.state.config.concurrency,
+                                        mp_context=context, initializer=init_local_worker,
+                                        initargs=(self.stop_event,))
+
+    def _start_local_workers(self) -> None:
+        config = self.state.config
+        count = config.concurrency if config.local_workers < 0 else config.local_workers
+        if count <= 0 or config.read_only:
+            return
+        command = [sys.executable, "-m", "yearchange_tui", "--storage",
+                   str(self.state.storage_root), "worker", "--concurrency", str(count),
+                   "--retries", str(config.retries)]
+        log_path = Path(config.log_path) if config.log_path else None
+        output: Any = subprocess.DEVNULL
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            output = log_path.open("ab")
+        try:
+            self.local_workers = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                env={**os.environ, DB_VARIABLE: self.state.database.url})
+        finally:
+            if log_path is not None:
+                output.close()
+        log.info("%d processus de travail locaux démarrés (yearchange worker, pid %d).",
+                 count, self.local_workers.pid)
 
     def shutdown(self) -> None:
-        """Wait for the running units (they stop at their next checkpoint)."""
-        if self.executor is not None:
-            self.executor.shutdown(wait=True)
+        """Stop handing out; running units stop at their next checkpoint."""
+        if self.stop_event is not None:
+            self.stop_event.set()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+        if self.local_workers is not None:
+            self.local_workers.send_signal(signal.SIGTERM)
+            try:
+                self.local_workers.wait()
+            finally:
+                self.local_workers = None
+        if self.queue is not None:
+            self.queue.close()
+
+    def sizes(self) -> dict[int, int]:
+        """People per establishment (refreshed every :data:`SIZES_REFRESH` seconds)."""
+        now = time.monotonic()
+        if now - self._sizes_at >= SIZES_REFRESH:
+            self._sizes = establishment_sizes(self.state.database)
+            self._sizes_at = now
+        return self._sizes
 
     # -- main thread -----------------------------------------------------------------------
 
     def dispatch(self) -> None:
-        """Start due tasks in step order, within concurrency; mark overdue ones missed."""
+        """Start due tasks in step order, largest establishments first, within the local
+        processes and the caps; mark overdue ones missed."""
+        if self.queue is not None and time.monotonic() - self._stalled_at >= STALLED_CHECK:
+            self._stalled_at = time.monotonic()
+            self._requeue_stalled()
         paused = is_paused(self.state.database)
         now = self.state.clock()
         to_start: list[TaskSpec] = []
         notes: list[_Note] = []
         with self.state.running_lock:
-            slots = _Slots(self.state.config.concurrency - len(self.state.running),
-                           {running.establishment_id for running in self.state.running.values()})
+            running = len(self.state.running)
         with self.state.database.session() as session:
             tasks = list(session.scalars(select(EngineTask).where(
                 EngineTask.status.in_([TaskStatus.QUEUED, TaskStatus.WAITING]))))
             if not tasks:
                 return
             uais = dict(session.execute(select(Establishment.id, Establishment.uai)).all())
+            projects = dict(session.execute(select(Establishment.id,
+                                                   Establishment.project_id)).all())
+            slots = self._slots(session, running, projects)
+            sizes = self.sizes()
             known: _DispatchState | None = None
             tasks.sort(key=lambda t: (MILESTONE_ORDER.get(_milestone(t.milestone), 99),
-                                      as_utc(t.due_at), uais.get(t.establishment_id, ""), t.id))
+                                      as_utc(t.due_at), -sizes.get(t.establishment_id, 0),
+                                      uais.get(t.establishment_id, ""), t.id))
             for task in tasks:
                 uai = uais.get(task.establishment_id, "?")
                 if self._miss_if_overdue(session, task, uai, now, notes):
                     continue
+                if task.deferred_at is not None:
+                    continue  # handed to the fleet: a worker will take it
                 due_at = as_utc(task.due_at)
                 assert due_at is not None
                 if paused or due_at > now or not slots.allows(task):
@@ -182,6 +287,38 @@ class Dispatcher:
             self.state.events.record("unit", note.message, uai=note.uai, level=note.level,
                                      data={"event": note.event})
         self._submit(to_start)
+
+    def _slots(self, session: Session, running: int, projects: dict[int, int]) -> _Slots:
+        """The room of this pass: units in flight anywhere count against the caps."""
+        config = self.state.config
+        in_flight = session.execute(select(EngineTask.establishment_id, EngineTask.milestone)
+                                    .where(or_(EngineTask.status == TaskStatus.RUNNING,
+                                               and_(EngineTask.status == TaskStatus.QUEUED,
+                                                    EngineTask.deferred_at.is_not(None))))).all()
+        per_step: dict[str, int] = {}
+        per_project: dict[int, int] = {}
+        for establishment_id, milestone in in_flight:
+            per_step[milestone] = per_step.get(milestone, 0) + 1
+            project = projects.get(establishment_id, 0)
+            per_project[project] = per_project.get(project, 0) + 1
+        with self.state.running_lock:
+            busy = {task.establishment_id for task in self.state.running.values()}
+        busy |= {row[0] for row in in_flight}
+        free = (len(projects) + 1 if self.queue is not None
+                else config.concurrency - running)
+        return _Slots(free, busy, per_step, per_project, config, projects)
+
+    def _requeue_stalled(self) -> None:
+        assert self.queue is not None
+        try:
+            requeued = self.queue.requeue_stalled(claim_ttl().total_seconds())
+        except Exception:
+            log.warning("Tâches des workers disparus non relancées ; nouvel essai.",
+                        exc_info=True)
+            return
+        if requeued:
+            log.warning("%d unité(s) d'un worker sans nouvelles remise(s) en file : un autre "
+                        "worker les reprend à leur dernier point de reprise.", len(requeued))
 
     def _miss_if_overdue(self, session: Session, task: EngineTask, uai: str, now: dt.datetime,
                          notes: list[_Note]) -> bool:
@@ -217,18 +354,53 @@ class Dispatcher:
             task.status = TaskStatus.FAILED
             task.reason = f"jalon inconnu « {task.milestone} »"
             return None
-        task.status = TaskStatus.RUNNING
-        task.started_at = now
         task.reason = ""
+        task.cancel_requested_at = None
+        if self.queue is not None:
+            task.deferred_at = now  # handed to the fleet; a worker marks it running
+        else:
+            task.status = TaskStatus.RUNNING
+            task.started_at = now
         return TaskSpec(task.id, milestone, task.establishment_id, task.request_id, task.origin)
 
     def _submit(self, to_start: list[TaskSpec]) -> None:
-        assert self.executor is not None
+        if self.queue is not None:
+            self._defer(to_start)
+            return
+        assert self.pool is not None
+        config = self.state.config
         for spec in to_start:
             with self.state.running_lock:
-                future = self.executor.submit(self.run_task, spec)
+                future = self.pool.submit(run_local_task, self.state.database.url,
+                                          str(self.state.storage_root), config.read_only,
+                                          config.timezone, spec.task_id)
                 self.state.running[spec.task_id] = RunningTask(spec.task_id,
                                                                spec.establishment_id, future)
+            future.add_done_callback(lambda done, spec=spec: self._task_done(spec, done))
+
+    def _defer(self, to_start: list[TaskSpec]) -> None:
+        """One procrastinate job per task: queue per step, lock per establishment, the
+        largest establishments first."""
+        assert self.queue is not None
+        sizes = self.sizes()
+        for spec in to_start:
+            try:
+                job_id = self.queue.defer(spec.task_id, spec.milestone.value,
+                                          spec.establishment_id,
+                                          priority=sizes.get(spec.establishment_id, 0))
+            except Exception as error:
+                log.exception("Tâche n°%d non confiée aux workers.", spec.task_id)
+                job_id = None
+                reason = f"non confiée aux workers : {describe_error(error)} ; nouvel essai"
+            with self.state.database.session() as session:
+                task = session.get(EngineTask, spec.task_id)
+                if task is None:
+                    continue
+                if job_id is None:
+                    task.deferred_at = None
+                    task.reason = reason
+                else:
+                    task.job_id = job_id
 
     def wait_reason(self, session: Session, task: EngineTask, milestone: Milestone | None,
                     now: dt.datetime, known: _DispatchState) -> str:
@@ -264,107 +436,25 @@ class Dispatcher:
                          and planned.due_at is not None and planned.due_at > now)
         return active or statuses.get(prerequisite) is UnitStatus.RUNNING or planned_later
 
-    # -- unit worker threads ---------------------------------------------------------------
+    # -- running tasks ---------------------------------------------------------------------
 
-    def runner(self, task_id: int) -> ChangeoverRunner:
-        """A runner whose units stop when the engine stops or the task is cancelled."""
-        state = self.state
-
-        def should_stop() -> bool:
-            return state.stop.is_set() or task_id in state.cancel_ids
-
-        return ChangeoverRunner(state.database, state.storage_root, observer=state.events,
-                                read_only=state.config.read_only, should_stop=should_stop)
-
-    def requester(self, request_id: int | None) -> str | None:
-        """Who sent the request that caused a task (None for the calendar's own tasks)."""
-        if request_id is None:
-            return None
-        with self.state.database.session() as session:
-            return session.scalar(select(EngineRequest.requested_by).where(
-                EngineRequest.id == request_id)) or None
-
-    def run_task(self, spec: TaskSpec) -> None:
-        """Run one task to its end (unit worker thread), audited for its requester."""
-        status, reason = TaskStatus.FAILED, ""
-        try:
-            runner = self.runner(spec.task_id)
-            ref = next(r for r in runner.establishments() if r.id == spec.establishment_id)
-            with on_behalf_of(self.requester(spec.request_id)):
-                status, reason = self._execute(spec, runner, ref)
-        except Exception as error:
-            log.exception("Unité %s (tâche n°%d) en échec.", spec.milestone.value, spec.task_id)
-            status, reason = TaskStatus.FAILED, describe_error(error)
-        finally:
-            self._finish_task(spec, status, reason)
-
-    def _execute(self, spec: TaskSpec, runner: ChangeoverRunner,
-                 ref: EstablishmentRef) -> TaskOutcome:
-        milestone = spec.milestone
-        if runner.should_stop is not None and runner.should_stop():
-            return self._stopped_status(spec)
-        if milestone is Milestone.DRY_RUN:
-            runner.dry_run([ref])
-            return TaskStatus.DONE, ""
-        if milestone in NOTICE_MILESTONES:
-            return self._send_notices(milestone, runner, ref)
-        step = milestone.step
-        assert step is not None
-        outcome = runner.run_unit(step, ref)
-        if outcome.status in ("done", "already-done"):
-            return TaskStatus.DONE, ""
-        if outcome.code == CLAIM_REFUSED_CODE:  # run elsewhere meanwhile: wait for it
-            return TaskStatus.WAITING, outcome.error
-        if outcome.status == "refused":
-            return TaskStatus.BLOCKED, outcome.error
-        if outcome.status == "cancelled":
-            return self._stopped_status(spec)
-        log.error("Unité %s de %s en échec : %s\n%s", step.value, ref.uai, outcome.error,
-                  outcome.traceback)
-        return TaskStatus.FAILED, outcome.error
-
-    def _send_notices(self, milestone: Milestone, runner: ChangeoverRunner,
-                      ref: EstablishmentRef) -> TaskOutcome:
-        """The free-group warnings, announcing the establishment's step-3 date."""
-        plan = self.state.plan
-        planned = plan.get(ref.id, Milestone.DELETE_OBSOLETE) if plan else None
-        if planned is None or planned.on_date is None:
-            return TaskStatus.FAILED, ("pas de date d'étape 3 au calendrier : le message ne "
-                                       "peut pas annoncer la date de suppression")
-        outcome = runner.send_warnings([ref], planned.on_date,
-                                       second=milestone is Milestone.SECOND_WARNING)[0]
-        sent = outcome.counts.get("avertissements envoyés", 0)
-        self.state.events.record("unit", f"{ref.uai} : {milestone.label} — {sent} message(s)",
-                                 uai=ref.uai, step=milestone.value,
-                                 data={"event": "finished", "counts": outcome.counts})
-        return TaskStatus.DONE, f"{sent} message(s) envoyé(s)"
-
-    def _stopped_status(self, spec: TaskSpec) -> TaskOutcome:
-        if spec.task_id in self.state.cancel_ids:
-            return TaskStatus.CANCELLED, "annulée par l'opérateur ; reprendra à son point de reprise"
-        return TaskStatus.QUEUED, "interrompue par l'arrêt du moteur ; reprend au redémarrage"
-
-    def _finish_task(self, spec: TaskSpec, status: TaskStatus, reason: str) -> None:
+    def _task_done(self, spec: TaskSpec, future: Future[tuple[str, str]]) -> None:
+        """A local worker process finished a task (it wrote the outcome itself)."""
         state = self.state
         try:
-            with state.database.session() as session:
-                task = session.get(EngineTask, spec.task_id)
-                if task is not None:
-                    task.status = status
-                    task.reason = reason
-                    if status in (TaskStatus.QUEUED, TaskStatus.WAITING):
-                        task.started_at = None
-                    else:
+            error = future.exception()
+            if error is not None:  # the process died: the task must not stay « en cours »
+                log.error("Unité %s (tâche n°%d) : processus arrêté : %s",
+                          spec.milestone.value, spec.task_id, error)
+                with state.database.session() as session:
+                    task = session.get(EngineTask, spec.task_id)
+                    if task is not None and task.status is TaskStatus.RUNNING:
+                        task.status = TaskStatus.FAILED
+                        task.reason = f"processus de l'unité arrêté : {describe_error(error)}"
                         task.finished_at = state.clock()
-                uai = session.scalar(select(Establishment.uai).where(
-                    Establishment.id == spec.establishment_id)) or ""
-            if status in (TaskStatus.CANCELLED, TaskStatus.QUEUED):
-                state.events.record("unit", f"{uai} : {spec.milestone.label} — {reason}", uai=uai,
-                                    step=spec.milestone.value, level="warning",
-                                    data={"event": "cancelled" if status is TaskStatus.CANCELLED
-                                          else "interrupted"})
+        except Exception:
+            log.exception("Issue de la tâche n°%d non enregistrée.", spec.task_id)
         finally:
             with state.running_lock:
                 state.running.pop(spec.task_id, None)
-            state.cancel_ids.discard(spec.task_id)
             state.wake.set()

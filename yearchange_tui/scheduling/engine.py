@@ -3,8 +3,9 @@
 :class:`Engine.run` takes the lease, starts an APScheduler ``BackgroundScheduler`` whose
 jobs live in the project database (``apscheduler_jobs``), and loops on the main thread:
 it picks up requests (about once a second), turns due calendar batches into tasks, marks
-the ones whose window passed as missed, and starts units on a pool of ``concurrency``
-worker threads in step order, one unit per establishment at a time.
+the ones whose window passed as missed, and hands units out in step order, one unit per
+establishment at a time: to ``concurrency`` local worker processes on SQLite, to the
+fleet's workers through procrastinate on PostgreSQL (:mod:`~yearchange_tui.scheduling.dispatch`).
 
 The engine is a facade over collaborators that share one
 :class:`~yearchange_tui.scheduling.state.EngineState`: the calendar
@@ -15,8 +16,8 @@ The engine is a facade over collaborators that share one
 its heartbeat, and the main loop.
 
 Threads: the caller's (main loop; signal handlers only set a flag), ``heartbeat``,
-APScheduler's scheduler and job threads (:func:`fire_batch` only queues tasks), ``unit-N``
-workers (one change-over unit each), ``import-N`` (each waits on the child process of an
+APScheduler's scheduler and job threads (:func:`fire_batch` only queues tasks), the
+local worker processes' result threads, ``import-N`` (each waits on the child process of an
 import request, :mod:`yearchange_tui.scheduling.imports`), ``event-writer``. Nothing here
 imports Textual.
 """
@@ -229,11 +230,12 @@ class Engine:
     def _recover(self) -> None:
         """Tasks and imports left running by a stopped engine go back to the queue."""
         with self.database.session() as session:
+            # Tasks handed to the fleet (a procrastinate job) keep running in their workers.
             tasks = list(session.scalars(select(EngineTask).where(
-                EngineTask.status == TaskStatus.RUNNING)))
+                EngineTask.status == TaskStatus.RUNNING, EngineTask.job_id.is_(None))))
             for task in tasks:
                 task.status = TaskStatus.QUEUED
-                task.started_at = None
+                task.started_at = task.deferred_at = None
                 task.reason = "reprise après l'arrêt du moteur précédent"
             requests = list(session.scalars(select(EngineRequest).where(
                 EngineRequest.status == RequestStatus.RUNNING)))

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from yearchange_tui.ent.models import Establishment
 from yearchange_tui.scheduling.models import WORKER_STATE_LABELS, WorkerRow, WorkerState
 from yearchange_tui.workflow.calendar import as_utc
-from yearchange_tui.workflow.claims import CLAIM_TTL, wall_now
+from yearchange_tui.workflow.claims import claim_ttl, wall_now
 from yearchange_tui.workflow.models import Step, StepUnit, UnitClaim
 
 
@@ -44,11 +44,12 @@ class FleetWorker:
     heartbeat_at: dt.datetime
     units: list[RunningUnit] = field(default_factory=list)
 
-    def alive(self, now: dt.datetime, ttl: dt.timedelta = CLAIM_TTL) -> bool:
-        """True when its last heartbeat is within the time-to-live."""
-        return self.state is not WorkerState.STOPPED and now - self.heartbeat_at <= ttl
+    def alive(self, now: dt.datetime, ttl: dt.timedelta | None = None) -> bool:
+        """True when its last heartbeat is within the time-to-live (the claims')."""
+        return (self.state is not WorkerState.STOPPED
+                and now - self.heartbeat_at <= (ttl if ttl is not None else claim_ttl()))
 
-    def state_label(self, now: dt.datetime, ttl: dt.timedelta = CLAIM_TTL) -> str:
+    def state_label(self, now: dt.datetime, ttl: dt.timedelta | None = None) -> str:
         """« actif », « s'arrête », « arrêté » or « sans nouvelles »."""
         if self.state is not WorkerState.STOPPED and not self.alive(now, ttl):
             return "sans nouvelles"

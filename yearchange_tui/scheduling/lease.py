@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from yearchange_tui.ent.database import Database
 from yearchange_tui.scheduling.models import EngineLease
 from yearchange_tui.workflow.calendar import as_utc
-from yearchange_tui.workflow.claims import pid_alive
+from yearchange_tui.workflow.claims import host_name, pid_alive
 from yearchange_tui.workflow.units import utcnow
 
 LEASE_NAME = "engine"
@@ -67,12 +66,12 @@ class LeaseInfo:
             return False
         if now - self.heartbeat_at > ttl:
             return False
-        return self.host != socket.gethostname() or pid_alive(self.pid)
+        return self.host != host_name() or pid_alive(self.pid)
 
 
 def holder_name() -> str:
     """``host:pid`` of this process."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{host_name()}:{os.getpid()}"
 
 
 def _info(row: EngineLease) -> LeaseInfo:
@@ -165,7 +164,7 @@ def acquire(database: Database, *, ttl: dt.timedelta = DEFAULT_TTL, read_only: b
     with database.engine.begin() as connection:
         result = connection.execute(update(EngineLease).where(
             EngineLease.name == LEASE_NAME, condition).values(
-            token=token, holder=holder_name(), host=socket.gethostname(), pid=os.getpid(),
+            token=token, holder=holder_name(), host=host_name(), pid=os.getpid(),
             acquired_at=now, heartbeat_at=now, read_only=read_only, log_path=log_path,
             stop_requested_at=None, stop_requested_by=""))
     if result.rowcount != 1:
@@ -214,7 +213,7 @@ def wait_engine_stopped(database: Database, info: LeaseInfo, timeout: float,
         True when it stopped within ``timeout`` seconds.
     """
     deadline = time.monotonic() + timeout
-    local = info.host == socket.gethostname()
+    local = info.host == host_name()
     while True:
         current = read_lease(database)
         released = (current is None or not current.held or current.pid != info.pid

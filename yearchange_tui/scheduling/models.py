@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yearchange_tui.ent.base import Base, enum_column, fk
@@ -144,6 +144,28 @@ class EngineTask(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set by a cancel request: the process running the unit (anywhere) stops at its next
+    # checkpoint.
+    cancel_requested_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # PostgreSQL: when the engine handed the task to the workers (a procrastinate job).
+    deferred_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Times a worker started it (retries included).
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # ``host:pid`` of the process that runs (or last ran) it.
+    worker: Mapped[str] = mapped_column(String(300), default="", server_default="")
+
+
+class StorageIdentity(Base):
+    """The storage root this database expects: its id, also in a marker file at the root
+    (every worker compares the two before taking units)."""
+
+    __tablename__ = "storage_identity"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    storage_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(300), default="")
 
 
 class EngineEventRow(Base):

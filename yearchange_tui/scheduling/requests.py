@@ -350,7 +350,8 @@ class RequestHandlers:
         with self.state.database.session() as session:
             for task in self.matching_tasks(session, params, ACTIVE_TASK_STATUSES):
                 if task.status is TaskStatus.RUNNING:
-                    self.state.cancel_ids.add(task.id)
+                    # Read by the unit's process, wherever it runs, at its next checkpoint.
+                    task.cancel_requested_at = self.state.clock()
                     stopping += 1
                 else:
                     task.status = TaskStatus.CANCELLED

@@ -33,11 +33,11 @@ def engine_log() -> logging.Logger:
 
 @dataclass
 class RunningTask:
-    """A task handed to a unit worker thread."""
+    """A task handed to one of the engine's local worker processes."""
 
     task_id: int
     establishment_id: int
-    future: Future[None]
+    future: Future[tuple[str, str]]
 
 
 @dataclass
@@ -54,10 +54,8 @@ class EngineState:
     """Set once a stop was asked; units stop at their next checkpoint."""
     wake: threading.Event = field(default_factory=threading.Event)
     """Set to run the main loop now rather than at the next poll."""
-    cancel_ids: set[int] = field(default_factory=set)
-    """Running tasks the operator cancelled (added by the main loop, removed by workers)."""
     running: dict[int, RunningTask] = field(default_factory=dict)
-    """Tasks on unit worker threads, by task id (guarded by :attr:`running_lock`)."""
+    """Tasks in local worker processes, by task id (guarded by :attr:`running_lock`)."""
     running_lock: threading.Lock = field(default_factory=threading.Lock)
     plan: Plan | None = None
     """The calendar as last loaded (replaced whole, never changed in place)."""

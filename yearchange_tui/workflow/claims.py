@@ -9,6 +9,10 @@ over and the unit resumes from its last checkpoint:
 - on another host, when its heartbeat is older than the time-to-live (a holder refreshes
   the heartbeat of its claims every :data:`HEARTBEAT_INTERVAL` seconds).
 
+Both durations can be set in the environment (``YEARCHANGE_CLAIM_TTL``,
+``YEARCHANGE_CLAIM_HEARTBEAT``); the host name is :func:`host_name` (``YEARCHANGE_HOST_NAME``
+simulates several machines on one).
+
 Taking a claim over is a compare-and-swap on the claim's token, so two processes racing
 for the same stale claim cannot both win; a fresh claim is an ``INSERT … ON CONFLICT DO
 NOTHING`` on the unit's id, which the database serialises (SQLite and PostgreSQL).
@@ -47,6 +51,40 @@ HEARTBEAT_INTERVAL = 15.0
 """Seconds between two heartbeats of the claims a process holds."""
 
 CLAIM_REFUSED_CODE = "UNITE-DEJA-PRISE"
+
+HOST_VARIABLE = "YEARCHANGE_HOST_NAME"
+"""Overrides this machine's name for claims, the lease and the fleet (``worker --host``)."""
+
+TTL_VARIABLE = "YEARCHANGE_CLAIM_TTL"
+"""Seconds: overrides :data:`CLAIM_TTL` (short in fault tests)."""
+
+HEARTBEAT_VARIABLE = "YEARCHANGE_CLAIM_HEARTBEAT"
+"""Seconds: overrides :data:`HEARTBEAT_INTERVAL`."""
+
+
+def host_name() -> str:
+    """The name this process runs under in claims, the lease and the fleet: the machine's
+    name, or ``YEARCHANGE_HOST_NAME`` (several simulated machines on one). The audit's
+    system identity keeps the real name."""
+    return os.environ.get(HOST_VARIABLE, "").strip() or socket.gethostname()
+
+
+def _seconds(variable: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(variable, ""))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def claim_ttl() -> dt.timedelta:
+    """How old another host's heartbeat must be for its claims to be taken over."""
+    return dt.timedelta(seconds=_seconds(TTL_VARIABLE, CLAIM_TTL.total_seconds()))
+
+
+def heartbeat_interval() -> float:
+    """Seconds between two heartbeats of the claims a process holds."""
+    return _seconds(HEARTBEAT_VARIABLE, HEARTBEAT_INTERVAL)
 
 
 def wall_now() -> dt.datetime:
@@ -87,16 +125,16 @@ class ClaimInfo:
     claimed_at: dt.datetime
     heartbeat_at: dt.datetime
 
-    def is_live(self, now: dt.datetime, ttl: dt.timedelta = CLAIM_TTL) -> bool:
+    def is_live(self, now: dt.datetime, ttl: dt.timedelta | None = None) -> bool:
         """True while the holder is there: on this host its process exists; on another
-        host its heartbeat is recent."""
-        if self.host == socket.gethostname():
+        host its heartbeat is recent (``ttl``: :func:`claim_ttl` by default)."""
+        if self.host == host_name():
             return pid_alive(self.pid)
-        return now - self.heartbeat_at <= ttl
+        return now - self.heartbeat_at <= (ttl if ttl is not None else claim_ttl())
 
     def is_this_process(self) -> bool:
         """True for a claim held by the calling process."""
-        return self.host == socket.gethostname() and self.pid == os.getpid()
+        return self.host == host_name() and self.pid == os.getpid()
 
     def holder_text(self) -> str:
         """« hôte (pid N) depuis le JJ/MM/AAAA HH:MM », in the operator's zone."""
@@ -147,7 +185,7 @@ def _insert(connection: Connection) -> Any:
 
 
 def claim_unit(connection: Connection, unit_id: int, what: str,
-               now: dt.datetime | None = None, ttl: dt.timedelta = CLAIM_TTL) -> Claim:
+               now: dt.datetime | None = None, ttl: dt.timedelta | None = None) -> Claim:
     """Claim a unit for this process, in the caller's transaction.
 
     Args:
@@ -162,7 +200,7 @@ def claim_unit(connection: Connection, unit_id: int, what: str,
     """
     now = now or wall_now()
     token = uuid.uuid4().hex
-    values = {"unit_id": unit_id, "token": token, "host": socket.gethostname(),
+    values = {"unit_id": unit_id, "token": token, "host": host_name(),
               "pid": os.getpid(), "claimed_at": now, "heartbeat_at": now}
     current = read_claim(connection, unit_id)
     if current is not None and current.is_live(now, ttl):
@@ -204,9 +242,9 @@ class ClaimHeartbeat:
     heartbeat (a busy SQLite database) is logged and tried again at the next interval.
     """
 
-    def __init__(self, database: Database, interval: float = HEARTBEAT_INTERVAL) -> None:
+    def __init__(self, database: Database, interval: float | None = None) -> None:
         self.database = database
-        self.interval = interval
+        self.interval = interval if interval is not None else heartbeat_interval()
         self.tokens: set[str] = set()
         self.lock = threading.Lock()
         self.wake = threading.Event()

@@ -15,8 +15,10 @@ target_metadata = Base.metadata
 
 
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
-    """Leave out APScheduler's own job table (created by APScheduler, not by us)."""
-    return not (type_ == "table" and name == "apscheduler_jobs")
+    """Leave out APScheduler's own job table (created by APScheduler, not by us) and
+    procrastinate's tables (its schema SQL, applied by migration 0021)."""
+    return not (type_ == "table" and (name == "apscheduler_jobs"
+                                      or str(name).startswith("procrastinate_")))
 
 
 def run_migrations() -> None:
