@@ -234,6 +234,8 @@ def test_a_unit_that_keeps_failing_stops_after_the_retries_and_says_why(
         tasks = {task["uai"]: task for task in state["tasks"]}
         assert tasks[good]["status"] == "done"
         assert tasks[bad]["status"] == "failed"
+        # The engine's task says how many attempts were made and why the last one failed.
+        assert tasks[bad]["reason"].startswith("en échec après 3 essais : "), tasks[bad]
         assert "c'est un dossier, pas un fichier" in tasks[bad]["reason"], tasks[bad]
 
         status = subprocess.run(
