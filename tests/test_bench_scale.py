@@ -34,6 +34,9 @@ def _bench_databases() -> list[str]:
     return names
 
 
+# A measurement (two runs of steps 1-3 with their engine and workers, a few minutes on a
+# loaded machine): run by CI, left out of the inner loop like the other benches.
+@pytest.mark.slow
 @pytest.mark.skipif(not PG_URL, reason="bench --scale measures worker processes on "
                                        "PostgreSQL: set YEARCHANGE_TEST_PG_URL")
 def test_scale_bench_prints_every_figure_with_the_load(
