@@ -53,6 +53,10 @@ from yearchange_tui.scheduling.api import RequestAction
 from yearchange_tui.workflow.models import Step, StepUnit, UnitClaim, UnitStatus
 
 pytestmark = [
+    # Four change-overs of 20 establishments (the reference and three with faults) with
+    # their engine and workers: minutes even on a quiet machine. CI runs them; the inner
+    # loop (`pytest -m "not slow"`) leaves them out, like the benches.
+    pytest.mark.slow,
     pytest.mark.skipif(not PG_URL, reason="the fleet runs on PostgreSQL only: set "
                                           "YEARCHANGE_TEST_PG_URL to run the fault tests"),
     pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and sessions"),
@@ -123,7 +127,8 @@ def _assert_reference_end_state(fleet: Fleet, started: dt.datetime,
     files = archive_bytes(fleet.storage)
     assert files == reference.files, first_difference(reference.files, files)
     states = unit_states(fleet.database)
-    assert {state for state, _attempts in states.values()} == {UnitStatus.DONE.value}
+    assert {state for (_establishment, step), (state, _attempts) in states.items()
+            if step in STEPS_1_TO_3} == {UnitStatus.DONE.value}
 
 
 def _run_with_fault(fleet: Fleet, step: str, fault: Any) -> dict[str, Any]:
