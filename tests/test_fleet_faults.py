@@ -53,8 +53,8 @@ from yearchange_tui.scheduling.api import RequestAction
 from yearchange_tui.workflow.models import Step, StepUnit, UnitClaim, UnitStatus
 
 pytestmark = [
-    # Four change-overs of 20 establishments (the reference and three with faults) with
-    # their engine and workers: minutes even on a quiet machine. CI runs them; the inner
+    # Three change-overs of 20 establishments (the reference, the kill, the cut) and a
+    # small one, with their engine and workers: minutes even on a quiet machine. CI runs them; the inner
     # loop (`pytest -m "not slow"`) leaves them out, like the benches.
     pytest.mark.slow,
     pytest.mark.skipif(not PG_URL, reason="the fleet runs on PostgreSQL only: set "
