@@ -43,7 +43,6 @@ from yearchange_tui.scheduling.models import (
     TaskStatus,
 )
 from yearchange_tui.workflow.calendar import Milestone, add_window, set_date
-from yearchange_tui.workflow.events import UnitProgressed
 from yearchange_tui.workflow.localtime import operator_zone
 from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
 from yearchange_tui.workflow.units import current_school_year, get_unit
@@ -113,6 +112,40 @@ def ticks_later(engine: Engine, count: int = 3) -> None:
     """Let the engine's main loop run ``count`` more passes."""
     target = engine.ticks + count
     wait_until(lambda: engine.ticks >= target, "tours du moteur", 30)
+
+
+def run_and_cancel_while_running(database: Database, client: DatabaseEngineClient,
+                                 uai: str) -> int:
+    """Request step 2 of ``uai`` and cancel it while it runs; returns the run's request.
+
+    On PostgreSQL the test holds the unit's row lock, so the unit's process waits as it
+    begins the unit until the cancel is recorded (deterministic); on SQLite the cancel is
+    sent as soon as the unit is seen running."""
+    def running() -> bool:
+        return statuses(database).get((uai, Step.ARCHIVE), (None, ""))[0] is UnitStatus.RUNNING
+
+    def task_running() -> bool:
+        with database.session() as session:
+            return session.scalar(select(EngineTask.status).where(
+                EngineTask.milestone == "archive").order_by(EngineTask.id.desc()).limit(1)
+                ) is TaskStatus.RUNNING
+
+    if database.is_sqlite:
+        run_id = client.request(RequestAction.RUN, step="archive", uais=[uai])
+        wait_until(running, "unité en cours", 120)
+        client.wait_for_request(client.request(RequestAction.CANCEL, uais=[uai]), 30)
+        return run_id
+    with database.engine.connect() as holder:
+        transaction = holder.begin()
+        holder.execute(select(StepUnit.id).join(
+            Establishment, Establishment.id == StepUnit.establishment_id).where(
+            Establishment.uai == uai, StepUnit.step == Step.ARCHIVE).with_for_update(
+            of=StepUnit))
+        run_id = client.request(RequestAction.RUN, step="archive", uais=[uai])
+        wait_until(task_running, "tâche prise par un processus", 120)
+        client.wait_for_request(client.request(RequestAction.CANCEL, uais=[uai]), 30)
+        transaction.rollback()
+    return run_id
 
 
 @pytest.fixture
@@ -279,18 +312,8 @@ def test_pause_resume_cancel_and_retry_of_failed_units_only(academy2: Academy) -
         assert statuses(database)[(first, Step.PURGE_TRASH)][0] is not UnitStatus.DONE
 
         # Cancel a running unit: it stops at its next checkpoint, and resumes from there.
-        writer_notify = engine.events.notify
-        cancelled = threading.Event()
-
-        def cancel_on_first_progress(event: Any) -> None:
-            writer_notify(event)
-            if (isinstance(event, UnitProgressed) and event.step == "archive"
-                    and not event.dry_run and not cancelled.is_set()):
-                cancelled.set()
-                client.wait_for_request(client.request(RequestAction.CANCEL, uais=[second]), 30)
-
-        engine.events.notify = cancel_on_first_progress  # type: ignore[method-assign]
-        archive_id = client.request(RequestAction.RUN, step="archive", uais=[second])
+        # The unit runs in a worker process: the cancel reaches it through the database.
+        archive_id = run_and_cancel_while_running(database, client, second)
         state = client.wait_for_request(archive_id, 60, until_units_finish=True)
         assert [t["status"] for t in state["tasks"]] == ["cancelled"]
         with database.session() as session:
@@ -298,8 +321,7 @@ def test_pause_resume_cancel_and_retry_of_failed_units_only(academy2: Academy) -
                 Establishment, Establishment.id == StepUnit.establishment_id).where(
                 Establishment.uai == second, StepUnit.step == Step.ARCHIVE)).one()
             assert unit.status is UnitStatus.PENDING and "Interrompue" in unit.error
-            assert len(json.loads(unit.checkpoint)["phases"]) == 1
-        engine.events.notify = writer_notify  # type: ignore[method-assign]
+            assert len(json.loads(unit.checkpoint).get("phases", {})) < unit.progress_total
         again = client.request(RequestAction.RUN, step="archive", uais=[second])
         client.wait_for_request(again, 60, until_units_finish=True)
         assert statuses(database)[(second, Step.ARCHIVE)][0] is UnitStatus.DONE

@@ -48,7 +48,7 @@ log = engine_log()
 TaskOutcome = tuple[TaskStatus, str]
 """A task's final status and its French reason."""
 
-CANCEL_POLL = 1.0
+CANCEL_POLL = 0.25
 """Seconds between two reads of a running task's cancel flag."""
 
 
