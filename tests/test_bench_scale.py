@@ -55,12 +55,13 @@ def test_scale_bench_prints_every_figure_with_the_load(
 
     for figure in ("1 processus : 6 unités en", "2 processus : 6 unités en",
                    "accélération 2 processus / 1 : ×", "coût par établissement (1 processus) :",
-                   "CPU du serveur PostgreSQL :"):
+                   "CPU par établissement (processus de travail", "CPU du serveur PostgreSQL :"):
         assert "[charge " in line(figure), figure
     per_step = [text for text in lines if "étape 1" in text and "étape 3" in text]
-    assert len(per_step) == 2 + 1 + 3  # each run, the cost, each projection
+    # each run, the wall cost, the CPU cost, each projection (wall, then CPU)
+    assert len(per_step) == 2 + 1 + 1 + 3 + 3
     for cores in (8, 16, 32):
-        projection = line(f"{cores} cœurs :")
-        assert "étapes 1–3" in projection and " h" in projection
+        for projection in (line(f"{cores} cœurs :"), line(f"{cores} cœurs dédiés :")):
+            assert "étapes 1–3" in projection and " h" in projection
     assert "cible < 8 h" in line("16 cœurs :")
     assert set(_bench_databases()) == before  # its own databases are dropped

@@ -153,19 +153,26 @@ def _bench_databases(url: str) -> Iterator[_Databases]:
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
+def _process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) of a local process so far (None: no such process)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
 def _local_postgres_cpu(pid: int) -> float | None:
     """CPU seconds of a local PostgreSQL process (None: not here, or not PostgreSQL)."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            content = stat.read()
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
             command = cmdline.read()
     except OSError:
         return None
     if not command.startswith(b"postgres"):
         return None  # a pid of a remote server that happens to exist here
-    fields = content.rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    return _process_cpu(pid)
 
 
 @dataclass
@@ -277,7 +284,7 @@ def _measure_run(url: str, storage: Path, folder: Path, workers: int, admin: Any
                  "--host", f"banc-{workers}"],
                 stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                 env=environment, cwd=folder, start_new_session=True)
-        _wait_for_workers(database, worker, workers, folder)
+        pids = _wait_for_workers(database, worker, workers, folder)
         client = DatabaseEngineClient(database)
         steps: dict[str, dict[str, Any]] = {}
         units = 0
@@ -286,6 +293,9 @@ def _measure_run(url: str, storage: Path, folder: Path, workers: int, admin: Any
             for step in STEPS:
                 say(f"{workers} processus : étape {step.value}…")
                 step_started = time.perf_counter()
+                cpu_before = _workers_cpu(pids)
+                backends.sample()
+                db_before = backends.seconds()
                 request = client.request(RequestAction.RUN, step=step.value)
                 state = client.wait_for_request(request, STEP_TIMEOUT, until_units_finish=True)
                 seconds = time.perf_counter() - step_started
@@ -296,8 +306,13 @@ def _measure_run(url: str, storage: Path, folder: Path, workers: int, admin: Any
                         f"Étape {step.value} avec {workers} processus : unités "
                         f"{', '.join(statuses) or 'jamais terminées'} (journaux dans {folder}).")
                 units += len(tasks)
-                steps[step.value] = {"seconds": round(seconds, 2), "units": len(tasks),
-                                     "load": load_average()}
+                backends.sample()
+                db_after = backends.seconds()
+                steps[step.value] = {
+                    "seconds": round(seconds, 2), "units": len(tasks), "load": load_average(),
+                    "worker_cpu_s": round(_workers_cpu(pids) - cpu_before, 2),
+                    "db_cpu_s": (None if db_before is None or db_after is None
+                                 else round(db_after - db_before, 2))}
             elapsed = time.perf_counter() - started
         _stop(worker)
         worker_cpu = _children_cpu() - before
@@ -313,15 +328,21 @@ def _measure_run(url: str, storage: Path, folder: Path, workers: int, admin: Any
         database.dispose()
 
 
+def _workers_cpu(pids: list[int]) -> float:
+    """CPU seconds so far of the worker processes (they run on this machine)."""
+    return sum(_process_cpu(pid) or 0.0 for pid in pids)
+
+
 def _wait_for_workers(database: Any, worker: subprocess.Popen[bytes], count: int,
-                      folder: Path) -> None:
+                      folder: Path) -> list[int]:
+    """The pids of the ``count`` worker processes, once all are registered."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         with database.session() as session:
-            running = session.scalar(select(func.count()).select_from(WorkerRow).where(
-                WorkerRow.state == WorkerState.RUNNING))
-        if running == count:
-            return
+            pids = list(session.scalars(select(WorkerRow.pid).where(
+                WorkerRow.state == WorkerState.RUNNING)))
+        if len(pids) == count:
+            return pids
         if worker.poll() is not None:
             break
         time.sleep(0.2)
@@ -381,6 +402,20 @@ def _result(establishments: int, build_seconds: float, students: float,
     speedup = two["units_per_s"] / one["units_per_s"]
     efficiency = min(1.0, speedup / 2)
     cost = {step: one["steps"][step]["seconds"] / establishments for step in one["steps"]}
+    # CPU seconds of the worker processes per establishment (both runs: the same work);
+    # unlike wall time, insensitive to the other programs sharing the machine.
+    cpu_cost = {step: sum(run["steps"][step]["worker_cpu_s"] for run in runs)
+                / (len(runs) * establishments) for step in one["steps"]}
+    db_steps = [run["steps"][step]["db_cpu_s"] for run in runs for step in run["steps"]]
+    db_cost = (None if None in db_steps else
+               {step: sum(run["steps"][step]["db_cpu_s"] for run in runs)
+                / (len(runs) * establishments) for step in one["steps"]})
+    cpu_projection = {}
+    for cores in WORKER_CORES:
+        hours = {step: round(NATIONAL_ESTABLISHMENTS * seconds / cores / 3600, 2)
+                 for step, seconds in cpu_cost.items()}
+        cpu_projection[str(cores)] = {"hours_per_step": hours,
+                                      "steps_1_to_3_hours": round(sum(hours.values()), 2)}
     projection = {}
     for cores in WORKER_CORES:
         hours = {step: round(NATIONAL_ESTABLISHMENTS * seconds / (cores * efficiency) / 3600, 2)
@@ -401,6 +436,11 @@ def _result(establishments: int, build_seconds: float, students: float,
         "runs": runs, "speedup": round(speedup, 3), "speedup_target": SPEEDUP_TARGET,
         "parallel_efficiency": round(efficiency, 3),
         "cost_per_establishment_s": {step: round(value, 3) for step, value in cost.items()},
+        "worker_cpu_per_establishment_s": {step: round(value, 3)
+                                           for step, value in cpu_cost.items()},
+        "db_cpu_per_establishment_s": (None if db_cost is None else
+                                       {step: round(value, 3) for step, value in db_cost.items()}),
+        "cpu_projection": cpu_projection,
         "db_cpu_share": db_share, "db_cores_per_worker_core": db_cores_per_worker_core,
         "national_establishments": NATIONAL_ESTABLISHMENTS, "projection": projection,
         "night_hours": NIGHT_HOURS,
@@ -430,6 +470,13 @@ def scale_lines(result: dict[str, Any]) -> list[str]:
     lines.append("  coût par établissement (1 processus) : " + " ; ".join(
         f"{labels[step]} {seconds} s" for step, seconds in
         result["cost_per_establishment_s"].items()) + f" {_load(result['runs'][0]['load'])}")
+    db_cost = result["db_cpu_per_establishment_s"]
+    lines.append("  CPU par établissement (processus de travail, moyenne des 2 mesures) : "
+                 + " ; ".join(f"{labels[step]} {seconds} s" for step, seconds in
+                              result["worker_cpu_per_establishment_s"].items())
+        + ("" if db_cost is None else " ; base : " + " ; ".join(
+            f"{labels[step]} {seconds} s" for step, seconds in db_cost.items()))
+        + f" {_load(last['load'])}")
     if result["db_cpu_share"] is None:
         lines.append("  CPU du serveur PostgreSQL : non mesurable (serveur sur une autre "
                      "machine)")
@@ -454,4 +501,10 @@ def scale_lines(result: dict[str, Any]) -> list[str]:
         db_cores = ("" if result["db_cores_per_worker_core"] is None else
                     f" ; base : {int(cores) * result['db_cores_per_worker_core']:.1f} cœurs")
         lines.append(f"    {cores} cœurs : {steps} → étapes 1–3 {total} h{target}{db_cores}")
+    lines.append("  projection au CPU mesuré (cœurs dédiés, sans autre charge) :")
+    for cores, figures in result["cpu_projection"].items():
+        steps = " ; ".join(f"{labels[step]} {hours} h"
+                           for step, hours in figures["hours_per_step"].items())
+        lines.append(f"    {cores} cœurs dédiés : {steps} → étapes 1–3 "
+                     f"{figures['steps_1_to_3_hours']} h")
     return lines
