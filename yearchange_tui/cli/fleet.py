@@ -68,6 +68,7 @@ def _engine_config(args: argparse.Namespace, **overrides: Any) -> EngineConfig:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """``yearchange worker``: N worker processes until SIGTERM/SIGINT."""
+    # The worker module loads the executor and the runner, which only this command needs.
     from yearchange_tui.scheduling.worker import (
         WORKER_SQLITE_CODE,
         StorageMismatchError,

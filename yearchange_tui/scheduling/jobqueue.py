@@ -63,6 +63,7 @@ def make_app(url: str, *, context: ExecutionContext | None = None, retries: int 
         retries: times a failed unit is tried again (0: never).
         retry_wait: seconds before the first retry; the n-th waits n times as long.
     """
+    # procrastinate is a PostgreSQL-only dependency (the postgres extra): loaded on use.
     from procrastinate import App, PsycopgConnector, RetryStrategy
 
     app = App(connector=PsycopgConnector(conninfo=conninfo(url)))
@@ -102,6 +103,7 @@ class JobQueue:
     def requeue_stalled(self, seconds_since_heartbeat: float) -> list[int]:
         """Jobs left « doing » by workers silent for that long go back to « todo »; the
         worker that picks one takes the unit's claim over and resumes it."""
+        # procrastinate is a PostgreSQL-only dependency (the postgres extra): loaded on use.
         from procrastinate import sql
 
         connector = self.app.connector.get_sync_connector()

@@ -205,6 +205,7 @@ def worker_process_main(options: WorkerOptions, index: int) -> None:
 
 async def _serve(options: WorkerOptions, context: ExecutionContext,
                  registration: Registration, index: int) -> None:
+    # procrastinate is a PostgreSQL-only dependency (the postgres extra): loaded on use.
     from procrastinate.worker import Worker
 
     from yearchange_tui.scheduling.jobqueue import make_app

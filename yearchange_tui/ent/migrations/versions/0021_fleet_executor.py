@@ -35,6 +35,7 @@ def upgrade() -> None:
     )
     bind = op.get_bind()
     if bind.dialect.name == 'postgresql':
+        # procrastinate is a PostgreSQL-only dependency (the postgres extra).
         from procrastinate.schema import SchemaManager
 
         # Raw driver call: the schema's SQL must not go through bind-parameter parsing.
