@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from yearchange_tui.bench.changeover import run_bench
+from yearchange_tui.bench.scale import ScaleBenchError, run_scale_bench, scale_lines, scale_url
 from yearchange_tui.cli.util import EXIT_OK, JSON_HELP, UsageError, err, print_json
 
 
@@ -85,8 +86,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_bench_scale(args: argparse.Namespace) -> int:
     """``yearchange bench --scale``: 1 then 2 worker processes on PostgreSQL."""
-    from yearchange_tui.bench.scale import ScaleBenchError, run_scale_bench, scale_lines, scale_url
-
     count = args.establishments or (3 if args.quick else 10)
     try:
         url = scale_url(getattr(args, "db", None))
