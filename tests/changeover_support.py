@@ -48,9 +48,12 @@ def make_academy(url: str, storage: Path, establishments: int = 1, seed: int = 5
     return Academy(open_database(url), storage, url)
 
 
-def table_rows(database: Database, *, with_keys: bool = True) -> dict[str, list[tuple[Any, ...]]]:
+def table_rows(database: Database, *, with_keys: bool = True,
+               stamped_from: dt.datetime | None = None) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every ENT table, sorted; without ``with_keys``, primary and foreign keys
-    are left out (ids differ between databases after rolled-back inserts)."""
+    are left out (ids differ between databases after rolled-back inserts). With
+    ``stamped_from``, a timestamp at or after that moment becomes ``"<stamped by the run>"``
+    (a run stamps what it writes with the time it ran, which two runs never share)."""
     snapshot: dict[str, list[tuple[Any, ...]]] = {}
     with database.engine.connect() as connection:
         for model in ENT_MODELS:
@@ -67,11 +70,19 @@ def table_rows(database: Database, *, with_keys: bool = True) -> dict[str, list[
                 values = []
                 for column, value in zip(columns, row):
                     if isinstance(column.type, DateTime) and value is not None:
-                        value = value.replace(tzinfo=None).isoformat()
+                        if stamped_from is not None and _aware(value) >= stamped_from:
+                            value = "<stamped by the run>"
+                        else:
+                            value = value.replace(tzinfo=None).isoformat()
                     values.append(value)
                 normalised.append(tuple(values))
             snapshot[table.name] = sorted(normalised, key=repr)
     return snapshot
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    """A stored timestamp as an aware one (SQLite gives them back naive, in UTC)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 def storage_files(storage: Path) -> dict[str, str]:

@@ -8,18 +8,13 @@ from templates built once per session (``template_support``) and copied per test
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from pg_support import PG_URL, drop_pg_database, fresh_pg_database
 from template_support import TemplateStore, close_store, open_store
 
-from yearchange_tui.ent.database import normalise_url
-
-PG_URL = os.environ.get("YEARCHANGE_TEST_PG_URL")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 for variable in ("NO_COLOR", "TEXTUAL_THEME", "TEXTUAL_COLOR_SYSTEM", "YEARCHANGE_DB",
@@ -46,36 +41,17 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory,
     monkeypatch.setenv("YEARCHANGE_CONFIG", str(home / "config.toml"))
 
 
-def _fresh_pg_database() -> tuple[str, str]:
-    assert PG_URL is not None
-    server = make_url(normalise_url(PG_URL))
-    name = f"yc_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return server.set(database=name).render_as_string(hide_password=False), name
-
-
-def _drop_pg_database(name: str) -> None:
-    assert PG_URL is not None
-    admin = create_engine(make_url(normalise_url(PG_URL)), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """URL of a new, empty database: SQLite always, PostgreSQL when configured."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
-    url, name = _fresh_pg_database()
+    url, name = fresh_pg_database()
     try:
         yield url
     finally:
-        _drop_pg_database(name)
+        drop_pg_database(name)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -84,10 +60,10 @@ def two_database_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'first.db'}", f"sqlite:///{tmp_path / 'second.db'}"
         return
-    first, first_name = _fresh_pg_database()
-    second, second_name = _fresh_pg_database()
+    first, first_name = fresh_pg_database()
+    second, second_name = fresh_pg_database()
     try:
         yield first, second
     finally:
-        _drop_pg_database(first_name)
-        _drop_pg_database(second_name)
+        drop_pg_database(first_name)
+        drop_pg_database(second_name)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from changeover_support import make_academy, table_rows
-from conftest import PG_URL, _drop_pg_database, _fresh_pg_database
+from pg_support import PG_URL, drop_pg_database, fresh_pg_database
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from tui_support import run, screen_text
@@ -131,7 +131,7 @@ def assert_console_is_consultation(url: str, storage: Path, owner: Database) -> 
 def pg_academy(tmp_path: Path) -> Iterator[tuple[str, Database, Path, list[str]]]:
     """A PostgreSQL académie, its owner's URL, and the roles the test creates (dropped
     after, with their privileges)."""
-    url, name = _fresh_pg_database()
+    url, name = fresh_pg_database()
     roles: list[str] = []
     academy = make_academy(url, tmp_path / "storage")
     try:
@@ -143,7 +143,7 @@ def pg_academy(tmp_path: Path) -> Iterator[tuple[str, Database, Path, list[str]]
             for role in roles:
                 connection.execute(text(f'DROP OWNED BY "{role}"'))
         owner.dispose()
-        _drop_pg_database(name)
+        drop_pg_database(name)
         admin = create_engine(make_url(normalise_url(url)).set(database="postgres"),
                               isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:

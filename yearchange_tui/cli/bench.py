@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from yearchange_tui.bench.changeover import run_bench
-from yearchange_tui.cli.util import EXIT_OK, JSON_HELP, err, print_json
+from yearchange_tui.bench.scale import ScaleBenchError, run_scale_bench, scale_lines, scale_url
+from yearchange_tui.cli.util import EXIT_OK, JSON_HELP, UsageError, err, print_json
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -25,6 +26,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                        help="garder l'académie mesurée dans DIR")
     bench.add_argument("--workers", type=int, default=None, metavar="N",
                        help="processus pour l'étape 2 (défaut : min(2, cœurs))")
+    bench.add_argument("--scale", action="store_true",
+                       help="PostgreSQL : unités par seconde avec 1 puis 2 processus de travail, "
+                            "projection pour 10 000 établissements (--db postgresql://… ou "
+                            "YEARCHANGE_BENCH_PG_URL ; défaut 10 établissements)")
     bench.add_argument("--json", action="store_true", help=JSON_HELP)
     bench.set_defaults(handler=cmd_bench)
 
@@ -35,6 +40,8 @@ def _load(value: float | None) -> str:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """``yearchange bench``."""
+    if args.scale:
+        return cmd_bench_scale(args)
     count = args.establishments or (3 if args.quick else 20)
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
@@ -80,4 +87,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(f"  console {key} : {value}")
     else:
         print("  console : mesure impossible (voir yearchange console-bench)")
+    return EXIT_OK
+
+
+def cmd_bench_scale(args: argparse.Namespace) -> int:
+    """``yearchange bench --scale``: 1 then 2 worker processes on PostgreSQL."""
+    count = args.establishments or (3 if args.quick else 10)
+    try:
+        url = scale_url(getattr(args, "db", None))
+        with tempfile.TemporaryDirectory(prefix="yearchange-scale-") as folder:
+            work = args.keep or Path(folder)
+            work.mkdir(parents=True, exist_ok=True)
+            result = run_scale_bench(url, count, work,
+                                     None if args.json else lambda line: err(f"… {line}"))
+    except ScaleBenchError as error:
+        raise UsageError(error.message) from error
+    if args.json:
+        print_json(result)
+    else:
+        for line in scale_lines(result):
+            print(line)
     return EXIT_OK
