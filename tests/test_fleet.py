@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from changeover_support import Academy, make_academy
-from conftest import PG_URL, _drop_pg_database, _fresh_pg_database
+from pg_support import PG_URL, drop_pg_database, fresh_pg_database
 from sqlalchemy import select, text
 from test_scheduling_engine import running_engine, statuses, uais, wait_until
 
@@ -69,13 +69,13 @@ def pg_academy(tmp_path: Path) -> Iterator[Academy]:
     """A 4-establishment sample académie on a fresh PostgreSQL database."""
     if not PG_URL:
         pytest.skip("PostgreSQL only (YEARCHANGE_TEST_PG_URL)")
-    url, name = _fresh_pg_database()
+    url, name = fresh_pg_database()
     academy = make_academy(url, tmp_path / "storage", establishments=4)
     try:
         yield academy
     finally:
         academy.database.dispose()
-        _drop_pg_database(name)
+        drop_pg_database(name)
 
 
 def fleet_ready(academy: Academy, hosts: set[str]) -> bool:
