@@ -152,6 +152,11 @@ def _print_pg_bench(result: dict[str, Any]) -> None:
           f"({len(s3['tables_truncated'])} tables vidées entières, DELETE ensembliste pour "
           f"les autres) {s3['floor_rows_per_s']} lignes/s → ratio (horloge) {s3['ratio']}, "
           f"ratio CPU (client + serveur) {_ratio(s3['ratio_cpu'])} {_load(s3['load'])}")
+    parts = s3["floor_parts_seconds"]
+    print(f"    plancher : lignes (TRUNCATE + DELETE + COMMIT) {parts['rows']} s, "
+          f"{s3['files_removed']} fichiers supprimés {parts['files']} s, VACUUM (ANALYZE) "
+          f"{parts['vacuum']} s ; lignes : moteur {s3['rows_engine']}, plancher "
+          f"{s3['rows_floor']}")
     print(f"    taille de la base : {s3['database_bytes_before'] / 1e6:.1f} Mo avant, "
           f"{s3['database_bytes_after_engine'] / 1e6:.1f} Mo après l'étape 3, "
           f"{s3['database_bytes_after_floor'] / 1e6:.1f} Mo après le plancher")
