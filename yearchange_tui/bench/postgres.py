@@ -112,6 +112,13 @@ class BenchDatabases:
             if exists:
                 connection.execute(text(f"DROP DATABASE {quoted(name)} WITH (FORCE)"))
             source = f" TEMPLATE {quoted(self.name(template))}" if template else ""
+            if template:
+                # A copy needs its template alone: the step-2 worker processes may still
+                # be closing their connections to it (the bench's own database).
+                connection.execute(text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :n AND pid <> pg_backend_pid()"),
+                    {"n": self.name(template)})
             try:
                 connection.execute(text(f"CREATE DATABASE {quoted(name)}{source}"))
             except ProgrammingError as error:
