@@ -33,13 +33,8 @@ from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from yearchange_tui.aaf.importer import import_delivery
 from yearchange_tui.bench.aaf import bench_aaf
-from yearchange_tui.bench.changeover import (
-    _RAW_STEP3,
-    _rows_deleted,
-    floor_work,
-    load_average,
-    step2_floor,
-)
+from yearchange_tui.bench.changeover import _RAW_STEP3, _rows_deleted, load_average
+from yearchange_tui.bench.step2_floor import floor_work, step2_floor
 from yearchange_tui.changeover.runner import ChangeoverRunner
 from yearchange_tui.changeover.zipwriter import archive_level
 from yearchange_tui.ent.database import display_url, normalise_url, open_database
@@ -407,7 +402,7 @@ def run_pg_bench(url: str, establishments: int, work: Path,
         floor_runs: list[dict[str, Any]] = []
         size_before = databases.size("step2")
         sizes_after: dict[str, int] = {}
-        files = _stored_file_bytes(storage)
+        files = _stored_file_bytes(databases.url("step2"), storage)
         for attempt in range(repeats):
             say(f"étape 3 et plancher TRUNCATE, mesure {attempt + 1}/{repeats}…")
             databases.drop("step3")
@@ -491,10 +486,18 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def _stored_file_bytes(storage: Path) -> dict[Path, bytes]:
-    """Every file of the sample's storage before step 3 (photos, credentials: small)."""
-    return {path: path.read_bytes() for path in storage.rglob("*")
-            if path.is_file() and "archives" not in path.parts}
+def _stored_file_bytes(url: str, storage: Path) -> dict[Path, bytes]:
+    """The files step 3 removes (photos, credentials files: small), read before it."""
+    engine = create_engine(make_url(normalise_url(url)))
+    try:
+        with engine.connect() as connection:
+            paths = connection.execute(text(
+                "SELECT relative_path FROM stored_files WHERE id IN (SELECT stored_file_id "
+                "FROM photos UNION SELECT stored_file_id FROM credentials_files)")).scalars()
+            files = [storage / relative_path for relative_path in paths]
+    finally:
+        engine.dispose()
+    return {path: path.read_bytes() for path in files if path.is_file()}
 
 
 def _restore_files(storage: Path, files: dict[Path, bytes]) -> None:
