@@ -6,6 +6,8 @@ PostgreSQL only: set ``YEARCHANGE_TEST_PG_URL``.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from conftest import PG_URL
 from sqlalchemy import create_engine, text
@@ -19,13 +21,15 @@ needs_pg = pytest.mark.skipif(PG_URL is None, reason="PostgreSQL seulement "
 
 
 def _bench_databases() -> set[str]:
+    """The bench databases of this process (the bench runs in it: ``main``); other
+    benches may run on the same server at the same time."""
     assert PG_URL is not None
     engine = create_engine(make_url(normalise_url(PG_URL)))
     try:
         with engine.connect() as connection:
             return set(connection.execute(text(
-                "SELECT datname FROM pg_database WHERE datname LIKE 'yearchange_bench_%'"))
-                .scalars())
+                "SELECT datname FROM pg_database WHERE datname LIKE :prefix"),
+                {"prefix": f"yearchange_bench_{os.getpid()}_%"}).scalars())
     finally:
         engine.dispose()
 
@@ -58,7 +62,7 @@ def test_bench_on_postgresql_prints_every_ratio_and_leaves_no_database(capsys) -
     engine_rows, floor_rows = (int(part.strip()) for part in counts.split(", plancher "))
     assert engine_rows == floor_rows > 0
     # Every database the bench created was dropped.
-    assert _bench_databases() <= before
+    assert before == set() and _bench_databases() == set()
 
 
 def test_bench_refuses_a_database_that_is_not_postgresql(capsys, tmp_path) -> None:
