@@ -178,7 +178,8 @@ def _print_linearity(result: dict[str, Any]) -> None:
           f"fraîchement importées ; {result['cores']} cœurs")
     for point in result["points"]:
         print(f"  {point['establishments']:>4} établissements : {point['seconds']} s, "
-              f"{point['seconds_per_establishment']} s par établissement "
-              f"{_load(point['load'])}")
+              f"{point['seconds_per_establishment']} s par établissement, CPU du client "
+              f"{round(point['client_cpu_seconds'] / point['establishments'], 2)} s par "
+              f"établissement {_load(point['load'])}")
     print(f"  écart des temps par établissement : {result['spread']} "
           f"(cible ≤ {result['target_spread']})")
