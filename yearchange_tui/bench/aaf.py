@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,17 +118,20 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _run_child(delivery: Path, work: Path, label: str, warm: bool) -> dict[str, Any]:
+def _run_child(delivery: Path, work: Path, label: str, warm: bool,
+               fresh_url: Callable[[str], str] | None = None) -> dict[str, Any]:
     databases = [work / f"{label}.db", work / f"{label}-warmup.db"]
     for database in databases:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{database}{suffix}").unlink(missing_ok=True)
+    urls = ([fresh_url(name) for name in (label, f"{label}-warmup")[:2 if warm else 1]]
+            if fresh_url is not None else [f"sqlite:///{database}" for database in databases])
     code = ("import json, sys; from yearchange_tui.bench.aaf import child_import; "
             "print(json.dumps(child_import(sys.argv[1], sys.argv[2], "
             "sys.argv[3] if len(sys.argv) > 3 else None)))")
-    arguments = [str(delivery), f"sqlite:///{databases[0]}"]
+    arguments = [str(delivery), urls[0]]
     if warm:
-        arguments.append(f"sqlite:///{databases[1]}")
+        arguments.append(urls[1])
     completed = subprocess.run([sys.executable, "-c", code, *arguments], capture_output=True,
                                text=True, check=False)
     if completed.returncode != 0:
@@ -143,13 +147,16 @@ def _larger_delivery(sample_dir: Path, factor: int, target: Path) -> Path:
     return target
 
 
-def bench_aaf(out_dir_of_a_sample: Path, quick: bool) -> dict[str, Any]:
+def bench_aaf(out_dir_of_a_sample: Path, quick: bool,
+              fresh_url: Callable[[str], str] | None = None) -> dict[str, Any]:
     """Measure the AAF import of a sample académie's delivery and of one 10 times larger.
 
     Args:
         out_dir_of_a_sample: a ``yearchange sample`` output folder (its ``aaf/`` and
             ``sample.json`` are read; its database is not touched).
         quick: fewer repetitions.
+        fresh_url: gives the URL of a new, empty database for a label (``bench --db``:
+            PostgreSQL); default a SQLite file in a temporary folder.
 
     Returns:
         Records per second (import and parse floor) and their ratio for both sizes,
@@ -165,13 +172,16 @@ def bench_aaf(out_dir_of_a_sample: Path, quick: bool) -> dict[str, Any]:
                           key=lambda r: r[1])
         floor_small_cpu = min((parse_floor_cpu(delivery) for _ in range(repeats + 1)),
                               key=lambda r: r[1])
-        runs_small = [_run_child(delivery, work, f"small-{i}", warm=True)
+        runs_small = [_run_child(delivery, work, f"small-{i}", warm=True,
+                                 fresh_url=fresh_url)
                       for i in range(repeats)]
-        cold_small = _run_child(delivery, work, "small-cold", warm=False)
+        cold_small = _run_child(delivery, work, "small-cold", warm=False,
+                                fresh_url=fresh_url)
         floor_large = min((parse_floor(larger) for _ in range(repeats)), key=lambda r: r[1])
         # Fixed costs are small against ten times the records: one cold run gives both
         # the throughput and the peak memory.
-        cold_large = _run_child(larger, work, "large-cold", warm=False)
+        cold_large = _run_child(larger, work, "large-cold", warm=False,
+                                fresh_url=fresh_url)
         runs_large = [cold_large]
     best_small = min(runs_small, key=lambda r: r["seconds"])
     best_small_cpu = min(r["cpu_seconds"] for r in runs_small)

@@ -135,6 +135,10 @@ class ChangeoverRunner:
         # Checked before each phase of a real run: True makes the unit stop at its last
         # checkpoint (pending again, resumable) instead of starting the next phase.
         self.should_stop = should_stop
+        # Tables the units of the current run_units call changed (PostgreSQL), and whether
+        # their statistics are left to the caller (a worker process: its parent refreshes).
+        self._changed_tables: set[str] = set()
+        self.defer_statistics = False
 
     def refuse_read_only(self, what: str) -> None:
         """Raise :class:`ReadOnlyError` when the runner is read-only."""
@@ -233,8 +237,11 @@ class ChangeoverRunner:
         if definition.batch is None:
             if workers > 1 and len(establishments) > 1:
                 return self._run_parallel(step, establishments, workers)
-            return [self._run_one(definition, establishment, options)
-                    for establishment in establishments]
+            self._changed_tables = set()
+            outcomes_in_order = [self._run_one(definition, establishment, options)
+                                 for establishment in establishments]
+            self._refresh_after(step)
+            return outcomes_in_order
         outcomes: dict[int, UnitOutcome] = {}
         started: list[_Started] = []
         for establishment in establishments:
@@ -251,7 +258,11 @@ class ChangeoverRunner:
 
     def _run_parallel(self, step: Step, establishments: list[EstablishmentRef],
                       workers: int) -> list[UnitOutcome]:
-        return in_workers(self, _run_unit_in_worker, establishments, workers, step)
+        outcomes = in_workers(self, _run_unit_in_worker, establishments, workers, step)
+        if step is Step.DELETE_OBSOLETE:
+            # The workers left it to this process: once, on every table (issue 16).
+            refresh_statistics(self.database, None, vacuum=True)
+        return outcomes
 
     def run_unit(self, step: Step, establishment: EstablishmentRef,
                  options: RunOptions | None = None) -> UnitOutcome:
@@ -403,11 +414,20 @@ class ChangeoverRunner:
             self._remove_pending_files(unit.unit_id, unit.state)
             self.observer.notify(UnitProgressed(unit.establishment.uai, unit.step.value, index,
                                                 len(unit.phases)))
-        if unit.step is Step.DELETE_OBSOLETE and changed:
-            # Step 3's bulk deletes leave dead rows and stale statistics (PostgreSQL):
-            # reclaim them and re-plan, on the tables this unit changed (issue 16).
-            refresh_statistics(self.database, sorted(changed), vacuum=True)
+        self._changed_tables.update(changed)
         return self._finish(unit)
+
+    def _refresh_after(self, step: Step) -> None:
+        """After step 3's units of one call: reclaim the dead rows its bulk deletes left and
+        re-plan (PostgreSQL), once for every table the units changed (issue 16).
+
+        Once per call, not per unit: ``VACUUM (ANALYZE)`` costs seconds whatever the rows
+        deleted (it samples and scans whole tables), which per unit made step 3 grow with
+        the square of the establishments.
+        """
+        changed, self._changed_tables = self._changed_tables, set()
+        if step is Step.DELETE_OBSOLETE and changed and not self.defer_statistics:
+            refresh_statistics(self.database, sorted(changed), vacuum=True)
 
     def _finish(self, started: _Started) -> UnitOutcome:
         establishment, step = started.establishment, started.step
@@ -584,7 +604,9 @@ def _worker_runner(url: str, storage_root: str, now: dt.datetime | None,
     database = _worker_databases.get(url)
     if database is None:
         database = _worker_databases[url] = open_database(url, migrate=False)
-    return ChangeoverRunner(database, Path(storage_root), _QueueObserver(events), now)
+    runner = ChangeoverRunner(database, Path(storage_root), _QueueObserver(events), now)
+    runner.defer_statistics = True
+    return runner
 
 
 def _run_unit_in_worker(url: str, storage_root: str, now: dt.datetime | None, step: Step,

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from yearchange_tui.bench.changeover import run_bench
+from yearchange_tui.bench.postgres import BenchDatabaseError, run_linearity, run_pg_bench
 from yearchange_tui.bench.scale import ScaleBenchError, run_scale_bench, scale_lines, scale_url
 from yearchange_tui.cli.util import EXIT_OK, JSON_HELP, UsageError, err, print_json
+
+PG_URL_VARIABLE = "YEARCHANGE_BENCH_PG_URL"
+LINEARITY_SIZES = (5, 20, 60)
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -18,7 +23,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "bench", parents=[common], help="mesurer les débits face au plancher de la machine",
         description="Construit une académie d'exemple (20 établissements, 3 avec --quick) dans "
                     "un dossier temporaire et mesure les étapes 2 et 3 (et l'import AAF) face "
-                    "au plancher mesuré dans la même exécution.")
+                    "au plancher mesuré dans la même exécution. Avec --db postgresql://… "
+                    f"(ou la variable {PG_URL_VARIABLE}), les mêmes mesures sur PostgreSQL, "
+                    "dans des bases que le banc crée puis supprime sur ce serveur.")
     bench.add_argument("--quick", action="store_true", help="3 établissements au lieu de 20")
     bench.add_argument("--establishments", type=int, default=None, metavar="N",
                        help="nombre d'établissements (défaut 20, 3 avec --quick)")
@@ -30,6 +37,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                        help="PostgreSQL : unités par seconde avec 1 puis 2 processus de travail, "
                             "projection pour 10 000 établissements (--db postgresql://… ou "
                             "YEARCHANGE_BENCH_PG_URL ; défaut 10 établissements)")
+    bench.add_argument("--linearity", action="store_true",
+                       help="PostgreSQL : simulation d'académies fraîchement importées de "
+                            "5, 20 et 60 établissements, temps par établissement")
+    bench.add_argument("--sizes", default=None, metavar="N,N,…",
+                       help="tailles mesurées avec --linearity (défaut 5,20,60)")
     bench.add_argument("--json", action="store_true", help=JSON_HELP)
     bench.set_defaults(handler=cmd_bench)
 
@@ -38,10 +50,40 @@ def _load(value: float | None) -> str:
     return "" if value is None else f"[charge {value:.2f}]"
 
 
+def _pg_url(args: argparse.Namespace) -> str | None:
+    """The PostgreSQL server of ``--db`` (or YEARCHANGE_BENCH_PG_URL); None for SQLite.
+
+    YEARCHANGE_DB (the product's database) never sends the bench anywhere.
+    """
+    return getattr(args, "db", None) or os.environ.get(PG_URL_VARIABLE) or None
+
+
+def _sizes(text: str | None) -> tuple[int, ...]:
+    if text is None:
+        return LINEARITY_SIZES
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise UsageError(f"--sizes attend des nombres d'établissements séparés par des "
+                         f"virgules, comme 5,20,60 (reçu : {text}).")
+    return sizes
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """``yearchange bench``."""
     if args.scale:
         return cmd_bench_scale(args)
+    url = _pg_url(args)
+    if args.linearity and url is None:
+        raise UsageError("--linearity mesure PostgreSQL : donnez --db postgresql://… "
+                         f"(ou la variable {PG_URL_VARIABLE}).")
+    if url is not None:
+        try:
+            return _cmd_pg_bench(args, url)
+        except BenchDatabaseError as error:
+            raise UsageError(f"{error.message} (code {error.code})") from error
     count = args.establishments or (3 if args.quick else 20)
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
@@ -108,3 +150,69 @@ def cmd_bench_scale(args: argparse.Namespace) -> int:
         for line in scale_lines(result):
             print(line)
     return EXIT_OK
+
+
+def _cmd_pg_bench(args: argparse.Namespace, url: str) -> int:
+    progress = None if args.json else (lambda line: err(f"… {line}"))
+    with tempfile.TemporaryDirectory(prefix="yearchange-bench-") as folder:
+        if args.linearity:
+            result = run_linearity(url, _sizes(args.sizes), Path(folder), progress)
+        else:
+            count = args.establishments or (3 if args.quick else 20)
+            result = run_pg_bench(url, count, Path(folder), progress,
+                                  repeats=2 if args.quick else 3, workers=args.workers)
+    if args.json:
+        print_json(result)
+        return EXIT_OK
+    if args.linearity:
+        _print_linearity(result)
+        return EXIT_OK
+    _print_pg_bench(result)
+    return EXIT_OK
+
+
+def _ratio(value: float | None) -> str:
+    return "non mesurable (serveur distant)" if value is None else str(value)
+
+
+def _print_pg_bench(result: dict[str, Any]) -> None:
+    s2, s3 = result["step2"], result["step3"]
+    print(f"Banc d'essai PostgreSQL ({result['server']}) — {result['establishments']} "
+          f"établissements (académie construite en {result['sample_build_seconds']} s) ; "
+          f"{result['cores']} cœurs, charge 1 min relevée après chaque mesure (machine "
+          "partagée : comparer les ratios, pas les débits)")
+    print(f"  étape 3 : {s3['engine_rows_per_s']} lignes/s, plancher TRUNCATE "
+          f"({len(s3['tables_truncated'])} tables vidées entières, DELETE ensembliste pour "
+          f"les autres) {s3['floor_rows_per_s']} lignes/s → ratio (horloge) {s3['ratio']}, "
+          f"ratio CPU (client + serveur) {_ratio(s3['ratio_cpu'])} {_load(s3['load'])}")
+    parts = s3["floor_parts_seconds"]
+    print(f"    plancher : lignes (TRUNCATE + DELETE + COMMIT) {parts['rows']} s, "
+          f"{s3['files_removed']} fichiers supprimés {parts['files']} s, VACUUM (ANALYZE) "
+          f"{parts['vacuum']} s ; lignes : moteur {s3['rows_engine']}, plancher "
+          f"{s3['rows_floor']}")
+    print(f"    taille de la base : {s3['database_bytes_before'] / 1e6:.1f} Mo avant, "
+          f"{s3['database_bytes_after_engine'] / 1e6:.1f} Mo après l'étape 3, "
+          f"{s3['database_bytes_after_floor'] / 1e6:.1f} Mo après le plancher")
+    print(f"  étape 2 : {s2['engine_mb_per_s']} Mo/s (non compressés, {s2['archives']} archives, "
+          f"{s2['workers']} processus, niveau {s2['archive_level']}) {_load(s2['load'])}")
+    print(f"    plancher zlib + écriture (mêmes processus, membres distincts une fois) : "
+          f"{s2['zlib_mb_per_s']} Mo/s {_load(s2['floor_load'])}")
+    print(f"    par cœur : {s2['engine_mb_per_s_per_core']} Mo/s contre "
+          f"{s2['zlib_mb_per_s_per_core']} Mo/s → ratio {s2['ratio']}")
+    aaf = result.get("aaf")
+    if aaf:
+        print(f"  import AAF (vers PostgreSQL) : {aaf['import_records_per_s']} "
+              f"enregistrements/s, plancher {aaf['floor_records_per_s']} → ratio (horloge) "
+              f"{aaf['ratio']}, ratio CPU (client) {aaf['ratio_cpu']} {_load(aaf.get('load'))}")
+
+
+def _print_linearity(result: dict[str, Any]) -> None:
+    print(f"Linéarité de la simulation sur PostgreSQL ({result['server']}), académies "
+          f"fraîchement importées ; {result['cores']} cœurs")
+    for point in result["points"]:
+        print(f"  {point['establishments']:>4} établissements : {point['seconds']} s, "
+              f"{point['seconds_per_establishment']} s par établissement, CPU du client "
+              f"{round(point['client_cpu_seconds'] / point['establishments'], 2)} s par "
+              f"établissement {_load(point['load'])}")
+    print(f"  écart des temps par établissement : {result['spread']} "
+          f"(cible ≤ {result['target_spread']})")
