@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_bench_measures_steps_2_and_3_against_their_floors(tmp_path: Path) -> None:
-    result = run_bench(2, tmp_path, repeats=2, workers=2)
+    result = run_bench(2, tmp_path, repeats=2, workers=2, attachments="small")
     step2, step3 = result["step2"], result["step3"]
     assert step2["all_done"] and step3["all_done"]
     assert step2["workers"] == 2 and len(step2["engine_seconds"]) == 2

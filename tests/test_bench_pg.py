@@ -39,7 +39,8 @@ def _bench_databases() -> set[str]:
 def test_bench_on_postgresql_prints_every_ratio_and_leaves_no_database(capsys) -> None:
     assert PG_URL is not None
     before = _bench_databases()
-    assert main(["bench", "--db", PG_URL, "--establishments", "1", "--quick"]) == 0
+    assert main(["bench", "--db", PG_URL, "--establishments", "1", "--quick",
+                 "--attachments", "small"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Banc d'essai PostgreSQL"), out
     lines = out.splitlines()

@@ -139,7 +139,7 @@ def _copy_db(source: Path, target: Path) -> None:
 
 
 def run_bench(establishments: int, work: Path, progress: Any = None, repeats: int = 3,
-              workers: int | None = None) -> dict[str, Any]:
+              workers: int | None = None, attachments: str = "realistic") -> dict[str, Any]:
     """Build a sample académie in ``work`` and measure steps 2 and 3 against their floors.
 
     Every measurement is repeated on a fresh copy of the same database, alternating engine
@@ -151,7 +151,7 @@ def run_bench(establishments: int, work: Path, progress: Any = None, repeats: in
     say(f"construction d'une académie de {establishments} établissements…")
     started = time.perf_counter()
     sample = build_sample(work / "academie", establishments, seed=1, year=2025,
-                          attachments="realistic")
+                          attachments=attachments)
     build_seconds = time.perf_counter() - started
     storage = work / "academie" / "storage"
     after_step1 = work / "apres-etape-1.db"

@@ -350,7 +350,8 @@ def _ratio(engine: float | None, floor: float | None) -> float | None:
 
 def run_pg_bench(url: str, establishments: int, work: Path,
                  progress: Callable[[str], None] | None = None, repeats: int = 3,
-                 workers: int | None = None, with_aaf: bool = True) -> dict[str, Any]:
+                 workers: int | None = None, with_aaf: bool = True,
+                 attachments: str = "realistic") -> dict[str, Any]:
     """Build a sample académie in fresh PostgreSQL databases and measure steps 3 and 2 and
     the AAF import against their floors (see the module docstring)."""
     say = progress or (lambda line: None)
@@ -361,7 +362,7 @@ def run_pg_bench(url: str, establishments: int, work: Path,
         started = time.perf_counter()
         sample_url = databases.create("sample")
         sample = build_sample(work / "academie", establishments, seed=1, year=2025,
-                              db_url=sample_url)
+                              db_url=sample_url, attachments=attachments)
         build_seconds = time.perf_counter() - started
         storage = work / "academie" / "storage"
         say("étape 1…")

@@ -12,6 +12,7 @@ from yearchange_tui.bench.changeover import run_bench
 from yearchange_tui.bench.postgres import BenchDatabaseError, run_linearity, run_pg_bench
 from yearchange_tui.bench.scale import ScaleBenchError, run_scale_bench, scale_lines, scale_url
 from yearchange_tui.cli.util import EXIT_OK, JSON_HELP, UsageError, err, print_json
+from yearchange_tui.sample.attachments import PROFILES
 
 PG_URL_VARIABLE = "YEARCHANGE_BENCH_PG_URL"
 LINEARITY_SIZES = (5, 20, 60)
@@ -42,6 +43,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                             "5, 20 et 60 établissements, temps par établissement")
     bench.add_argument("--sizes", default=None, metavar="N,N,…",
                        help="tailles mesurées avec --linearity (défaut 5,20,60)")
+    bench.add_argument("--attachments", choices=PROFILES, default="realistic",
+                       help="pièces jointes de l'académie mesurée : realistic (défaut, tailles "
+                            "d'un vrai ENT) ou small (÷256, mesure rapide)")
     bench.add_argument("--json", action="store_true", help=JSON_HELP)
     bench.set_defaults(handler=cmd_bench)
 
@@ -89,12 +93,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         args.keep.mkdir(parents=True, exist_ok=True)
         work = args.keep
         result = run_bench(count, work, None if args.json else lambda line: err(f"… {line}"),
-                           repeats=2 if args.quick else 3, workers=args.workers)
+                           repeats=2 if args.quick else 3, workers=args.workers,
+                           attachments=args.attachments)
     else:
         with tempfile.TemporaryDirectory(prefix="yearchange-bench-") as folder:
             result = run_bench(count, Path(folder),
                                None if args.json else lambda line: err(f"… {line}"),
-                               repeats=2 if args.quick else 3, workers=args.workers)
+                               repeats=2 if args.quick else 3, workers=args.workers,
+                           attachments=args.attachments)
     if args.json:
         print_json(result)
         return EXIT_OK
@@ -160,7 +166,8 @@ def _cmd_pg_bench(args: argparse.Namespace, url: str) -> int:
         else:
             count = args.establishments or (3 if args.quick else 20)
             result = run_pg_bench(url, count, Path(folder), progress,
-                                  repeats=2 if args.quick else 3, workers=args.workers)
+                                  repeats=2 if args.quick else 3, workers=args.workers,
+                                  attachments=args.attachments)
     if args.json:
         print_json(result)
         return EXIT_OK
