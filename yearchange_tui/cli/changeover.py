@@ -21,6 +21,7 @@ from yearchange_tui.cli.util import (
     EXIT_OK,
     JSON_HELP,
     UsageError,
+    day_option,
     err,
     open_database_from_args,
     print_json,
@@ -152,12 +153,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _date(value: str | None, option: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as error:
-        raise UsageError(f"{option} : date invalide « {value} » (attendu AAAA-MM-JJ).") from error
+    return None if value is None else day_option(value, option)
 
 
 def _runner(args: argparse.Namespace, now: dt.datetime | None = None,

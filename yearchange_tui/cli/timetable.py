@@ -36,6 +36,7 @@ from yearchange_tui.cli.util import (
     EXIT_OK,
     JSON_HELP,
     UsageError,
+    day_option,
     err,
     open_database_from_args,
     print_json,
@@ -503,12 +504,7 @@ def cmd_school_life_check(args: argparse.Namespace) -> int:
 
 
 def _iso(value: str | None, option: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as error:
-        raise UsageError(f"{option} : date invalide « {value} » (AAAA-MM-JJ).") from error
+    return None if value is None else day_option(value, option)
 
 
 def cmd_school_life_init(args: argparse.Namespace) -> int:

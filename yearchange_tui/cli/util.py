@@ -32,6 +32,7 @@ from yearchange_tui.ent.database import (
     wait_for_write_lock,
 )
 from yearchange_tui.importing.limits import configure as configure_input_limits
+from yearchange_tui.workflow.calendar import CalendarError, parse_day
 from yearchange_tui.workflow.localtime import iso_local
 
 EXIT_OK = 0
@@ -60,12 +61,15 @@ def yes_no(text: str, words: dict[str, bool] = FRENCH_YES_NO) -> bool:
         raise argparse.ArgumentTypeError(f"« {text} » : oui ou non attendu") from error
 
 
-def day_option(text: str) -> dt.date:
-    """An ``--at AAAA-MM-JJ`` option's day (exit 2 with a French message otherwise)."""
+def day_option(text: str, option: str | None = None) -> dt.date:
+    """A date given on the command line (``--at``, ``--opens``…): ``JJ/MM/AAAA`` or
+    ``AAAA-MM-JJ``, read by the one date parser (:func:`~yearchange_tui.workflow.calendar.
+    parse_day`, the console's and ``plan set``'s); a bad one exits 2 with its French message.
+    """
     try:
-        return dt.date.fromisoformat(text)
-    except ValueError as error:
-        raise UsageError(f"Date invalide « {text} » : AAAA-MM-JJ attendu.") from error
+        return parse_day(text)
+    except CalendarError as error:
+        raise UsageError(f"{option} : {error}" if option else str(error)) from error
 
 
 def err(message: str) -> None:
