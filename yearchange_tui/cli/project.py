@@ -22,8 +22,6 @@ from yearchange_tui.cli.util import (
     err,
     open_database_from_args,
     print_json,
-    refuse_in_read_only,
-    settings_from_args,
     yes_no,
 )
 from yearchange_tui.ent.database import Access
@@ -220,7 +218,6 @@ def cmd_project_show(args: argparse.Namespace) -> int:
 
 def cmd_project_set(args: argparse.Namespace) -> int:
     """``yearchange project set``: change settings, in one audited transaction."""
-    refuse_in_read_only(settings_from_args(args), "la modification des paramètres du projet")
     try:
         changes = {key: parse_date(getattr(args, dest)) if kind is parse_date
                    else getattr(args, dest)
@@ -232,7 +229,8 @@ def cmd_project_set(args: argparse.Namespace) -> int:
                          "set --help).")
     if args.uai and "school_life_defaults" not in changes:
         raise UsageError("--uai ne s'emploie qu'avec --vie-scolaire.")
-    _settings, database = open_database_from_args(args)
+    _settings, database = open_database_from_args(
+        args, refuse="la modification des paramètres du projet")
     try:
         with database.session() as session:
             project = find_project(session, args.project)
@@ -256,7 +254,6 @@ def cmd_project_set(args: argparse.Namespace) -> int:
 
 def cmd_access_block_set(args: argparse.Namespace) -> int:
     """``yearchange access-block set --uai U [--debut D] [--fin D] [--message M]``."""
-    refuse_in_read_only(settings_from_args(args), "la modification du blocage des accès")
     if not any(hasattr(args, name) for name in ("debut", "fin", "message")):
         raise UsageError("Rien à modifier : précisez --debut, --fin ou --message.")
     try:
@@ -265,7 +262,8 @@ def cmd_access_block_set(args: argparse.Namespace) -> int:
                 setattr(args, name, parse_date(getattr(args, name)))
     except CalendarError as error:
         raise UsageError(str(error)) from error
-    _settings, database = open_database_from_args(args)
+    _settings, database = open_database_from_args(
+        args, refuse="la modification du blocage des accès")
     try:
         with database.session() as session:
             ref = establishment_by_uai(session, args.uai)
