@@ -70,7 +70,8 @@ PUSHED = (DetailScreen, DryRunReportScreen, SettingsModal, SchoolLifeScreen)
 # YEARCHANGE_MEMORY_CYCLES=200 runs the count (same bounds). With the query caches
 # emptied on resume: 10 cycles kept 2.85 MB in all and 83 KB over the last 5 (40 opens,
 # noise level), 30 cycles 2.95 MB and 54 KB over the last 15 (120 opens); no screen or
-# footer key left alive (load 17-19 on 2 cores).
+# footer key left alive (load 17-19 on 2 cores); 50 cycles 2.96 MB, the last 25 gave back
+# 1.1 MB (load 2.5).
 CYCLES = int(os.environ.get("YEARCHANGE_MEMORY_CYCLES", "10"))
 WARM_UP = 3  # first opens build the mode screens and fill Textual's bounded caches
 
