@@ -77,5 +77,5 @@ def test_read_only_refuses_runs_notices_and_overrides(base: list[str],
 
 
 def test_bad_dates_are_bad_usage(base: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([*base, "notify", "warning", "--deletion-date", "10/07/2026", "--all"]) == 2
-    assert "date invalide" in capsys.readouterr().err
+    assert main([*base, "notify", "warning", "--deletion-date", "31/02/2026", "--all"]) == 2
+    assert "--deletion-date : date invalide « 31/02/2026 »" in capsys.readouterr().err

@@ -196,6 +196,35 @@ def test_project_set_and_show_round_trip_and_are_audited(
     assert "mercredi delta du mercredi jeudi matin" in words and "delta du mardi" not in words
 
 
+def test_project_set_and_plan_set_read_dates_the_same_way(
+        places: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """One date parser for every command: ``project set`` takes JJ/MM/AAAA as ``plan set``
+    does, ``plan set`` takes AAAA-MM-JJ, and a bad date gets the same French message and
+    exit 2 from both, changing nothing."""
+    status, out, err = run(capsys, "project", "set", "--blocage-debut", "21/08/2026",
+                           "--blocage-fin", "2026-09-02", "--avertissement", "25/06/2026",
+                           *places)
+    assert status == 0, err
+    assert "✓ blocage des accès : du 21/08/2026 au 02/09/2026" in out
+    settings = show(capsys, places)
+    assert settings["access_block"]["starts_on"] == "2026-08-21"
+    assert settings["free_groups"]["warning_on"] == "2026-06-25"
+    status, _out, err = run(capsys, "plan", "set", "2", "2026-07-09", "--uai", COLLEGE,
+                            *places)
+    assert status == 0, err
+    status, out, _ = run(capsys, "plan", "--json", "--uai", COLLEGE, *places)
+    archive = next(milestone for milestone in json.loads(out)["establishments"][0]["milestones"]
+                   if milestone["milestone"] == "archive")
+    assert archive["date"] == "2026-07-09"
+    expected = "date invalide « 31/02/2026 » (attendu JJ/MM/AAAA ou AAAA-MM-JJ)"
+    for argv in (["project", "set", "--blocage-debut", "31/02/2026"],
+                 ["plan", "set", "2", "31/02/2026", "--uai", COLLEGE]):
+        status, _out, err = run(capsys, *argv, *places)
+        assert status == 2 and expected in err, (argv, err)
+    assert show(capsys, places) == settings
+    assert len(audit_rows(places, "project")) == 1
+
+
 @pytest.mark.parametrize(("argv", "code"), [
     (["--suspension-notifications", "2026-09-16"], "SUSPENSION-APRES-MI-SEPTEMBRE"),
     (["--blocage-fin", "2026-09-20"], "BLOCAGE-APRES-MI-SEPTEMBRE"),

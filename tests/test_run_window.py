@@ -33,7 +33,11 @@ from yearchange_tui.scheduling.client import DatabaseEngineClient
 from yearchange_tui.scheduling.engine import Engine, EngineConfig
 from yearchange_tui.scheduling.models import EngineRequest
 from yearchange_tui.tui.screens.modals import ConfirmModal, WindowOverrideModal
-from yearchange_tui.workflow.models import AuditEntry, StepUnit, UnitStatus
+from yearchange_tui.workflow.calendar import build_plan
+from yearchange_tui.workflow.establishments import establishments_by_uai
+from yearchange_tui.workflow.guards import run_window_problems
+from yearchange_tui.workflow.localtime import configure as configure_zone
+from yearchange_tui.workflow.models import AuditEntry, Step, StepUnit, UnitStatus
 
 # A school year whose closure (next July at the earliest) is always still to come.
 OPEN_YEAR = dt.date.today().year + 1
@@ -111,6 +115,29 @@ def test_run_of_steps_1_to_3_before_closure_is_refused_then_accepted_with_a_reas
     assert (action, outcome, override) == ("override", "granted", True)
     assert details["reason"] == "reprise validée par la MOA"
     assert "avant la fermeture" in str(details["problem"])
+
+
+def test_the_run_window_is_read_in_the_configured_time_zone(
+        open_year: tuple[str, Path, Database]) -> None:
+    """``yearchange run`` checks steps 1 to 3 against the window in the operator's zone
+    (``[yearchange.engine] timezone``, made the process's zone at start), not in
+    Europe/Paris: one hour after the window opens in Auckland (still the night before it
+    opens in Paris) the step may run there, and is refused for a Paris operator."""
+    _url, _storage, database = open_year
+    try:
+        with database.session() as session:
+            refs = list(establishments_by_uai(session, uais_of(database)).values())
+            configure_zone("Pacific/Auckland")
+            plan = build_plan(session)
+            [window] = [window for windows in plan.windows.values() for window in windows
+                        if window.scope == "1-3"]
+            an_hour_in = window.starts_at + dt.timedelta(hours=1)
+            assert run_window_problems(session, refs, Step.PURGE_TRASH, an_hour_in) == []
+            configure_zone("Europe/Paris")
+            [problem] = run_window_problems(session, refs, Step.PURGE_TRASH, an_hour_in)
+            assert "hors de la fenêtre de maintenance « étapes 1 à 3 »" in problem.problem
+    finally:
+        configure_zone(None)
 
 
 def test_step_3_says_what_it_closes_before_it_runs_and_in_the_dry_run(

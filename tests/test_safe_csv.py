@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from changeover_support import Academy, make_academy
 from sqlalchemy import text, update
+from template_support import copy_sample
 
 from yearchange_tui.ent.csvfile import FORMULA_TRIGGERS, csv_bytes, safe_cell
 from yearchange_tui.ent.models import Punishment, Sanction
@@ -150,3 +151,18 @@ def test_dry_run_warnings_report_neutralises_formulas(tmp_path: Path) -> None:
         assert write_warnings_csv(warnings, stream) == len(PAYLOADS)
     rows = _read(path.read_bytes())
     _assert_neutralised([row[1] for row in rows[1:]])
+
+
+def test_the_sample_credentials_csv_comes_from_the_one_writer(tmp_path: Path) -> None:
+    """The sample académie's credential files (what a school opens in Excel to hand out
+    first passwords) are written like every other CSV: BOM, ``;``, CRLF."""
+    out = copy_sample(tmp_path / "academie", 1, 5, 2025)
+    files = sorted((out / "storage").rglob("*-identifiants-*.csv"))
+    assert {path.name.split("-")[2] for path in files} == {"eleves", "parents"}
+    for path in files:
+        data = path.read_bytes()
+        assert data.startswith(b"\xef\xbb\xbflogin;mot de passe provisoire\r\n")
+        assert b"\n" not in data.replace(b"\r\n", b"")
+        rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""),
+                               delimiter=";"))
+        assert len(rows) > 1 and all(len(row) == 2 and row[1].isdigit() for row in rows[1:])

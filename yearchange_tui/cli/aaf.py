@@ -40,8 +40,6 @@ from yearchange_tui.cli.util import (
     err,
     open_database_from_args,
     print_json,
-    refuse_in_read_only,
-    settings_from_args,
 )
 from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.csvfile import write_csv
@@ -274,8 +272,7 @@ def _publish(args: argparse.Namespace, uais: list[str], codes: list[str]) -> int
     if args.all or args.csv or args.html or codes or args.severity:
         raise UsageError("--publish publie tous les rejets d'un import : il ne s'emploie "
                          "qu'avec --uai, --import, --republier et --json.")
-    refuse_in_read_only(settings_from_args(args), "la publication des rejets")
-    settings, database = open_database_from_args(args)
+    settings, database = open_database_from_args(args, refuse="la publication des rejets")
     try:
         published = publish_rejects(ChangeoverRunner(database, settings.storage_dir),
                                     args.import_id, uais or None, republish=args.republish)

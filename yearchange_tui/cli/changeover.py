@@ -21,11 +21,10 @@ from yearchange_tui.cli.util import (
     EXIT_OK,
     JSON_HELP,
     UsageError,
+    day_option,
     err,
     open_database_from_args,
     print_json,
-    refuse_in_read_only,
-    settings_from_args,
     snake_id,
 )
 from yearchange_tui.ent.database import Access
@@ -152,17 +151,13 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _date(value: str | None, option: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as error:
-        raise UsageError(f"{option} : date invalide « {value} » (attendu AAAA-MM-JJ).") from error
+    return None if value is None else day_option(value, option)
 
 
 def _runner(args: argparse.Namespace, now: dt.datetime | None = None,
-            access: Access = Access.READ_WRITE) -> tuple[Any, ChangeoverRunner]:
-    settings, database = open_database_from_args(args, access)
+            access: Access = Access.READ_WRITE,
+            refuse: str | None = None) -> tuple[Any, ChangeoverRunner]:
+    settings, database = open_database_from_args(args, access, refuse=refuse)
     return settings, ChangeoverRunner(database, settings.storage_dir, now=now,
                                       read_only=settings.read_only)
 
@@ -349,7 +344,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     definition = step_definition(step)
     if not args.uai and not args.all:
         raise UsageError("Précisez les établissements : --uai UAI (répétable) ou --all.")
-    refuse_in_read_only(settings_from_args(args), f"l'étape {definition.number}")
     if args.workers < 1:
         raise UsageError("--workers doit être au moins 1.")
     if args.hors_fenetre and not (args.reason or "").strip():
@@ -362,7 +356,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError("--redo exige un motif : --reason MOTIF.")
     if args.reason is not None and not (args.hors_fenetre or args.redo):
         raise UsageError("--reason s'emploie avec --hors-fenetre ou --redo.")
-    _settings, runner = _runner(args)
+    _settings, runner = _runner(args, refuse=f"l'étape {definition.number}")
     establishments = _select(runner, None if args.all else args.uai)
     # A redo repairs archives of a step 2 already run: the window guard is for first runs.
     problems = [] if args.redo else _window_check(runner, step, establishments, args)
@@ -488,8 +482,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
     if not args.uai and not args.all:
         raise UsageError("Précisez les établissements : --uai UAI (répétable) ou --all.")
     if args.which == "deactivation":
-        refuse_in_read_only(settings_from_args(args), "l'envoi des notifications")
-        _settings, runner = _runner(args)
+        _settings, runner = _runner(args, refuse="l'envoi des notifications")
         sent = send_deactivation_notices(runner, _select(runner, None if args.all
                                                          else args.uai))
         if args.json:
@@ -504,8 +497,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
         raise UsageError("--deletion-date AAAA-MM-JJ est nécessaire pour un avertissement.")
     deletion_date = _date(args.deletion_date, "--deletion-date")
     assert deletion_date is not None
-    refuse_in_read_only(settings_from_args(args), "l'envoi des avertissements")
-    _settings, runner = _runner(args)
+    _settings, runner = _runner(args, refuse="l'envoi des avertissements")
     establishments = _select(runner, None if args.all else args.uai)
     outcomes = runner.send_warnings(establishments, deletion_date,
                                     second=args.which == "second-warning")
@@ -522,8 +514,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 def cmd_override(args: argparse.Namespace) -> int:
     """``yearchange override GUARD --reason …``."""
-    refuse_in_read_only(settings_from_args(args), "une dérogation")
-    _settings, database = open_database_from_args(args)
+    _settings, database = open_database_from_args(args, refuse="une dérogation")
     with database.session() as session:
         establishment_id = None
         if args.uai:

@@ -9,6 +9,7 @@ import logging
 import logging.handlers
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -368,8 +369,8 @@ def cmd_engine(args: argparse.Namespace) -> int:
 # -- engine-status and engine-request ----------------------------------------------------
 
 def _client(args: argparse.Namespace,  # type: ignore[no-untyped-def]
-            access: Access = Access.READ_WRITE):
-    settings, database = open_database_from_args(args, access)
+            access: Access = Access.READ_WRITE, refuse: str | None = None):
+    settings, database = open_database_from_args(args, access, refuse=refuse)
     return settings, DatabaseEngineClient(database, read_only=settings.read_only,
                                           timezone_name=_timezone_name(args))
 
@@ -388,9 +389,11 @@ def _scheduled_jobs(client: Any) -> list[dict[str, Any]]:
              if row[1] is not None else None} for row in rows]
 
 
-def stop_engine(database: Any, timeout: float) -> dict[str, Any]:
+def stop_engine(database: Any, timeout: float,
+                announce: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Ask the live engine of ``database`` to stop and wait for it (``engine-stop``, and
-    ``demo`` before it replaces a demo).
+    ``demo`` before it replaces a demo). The lease is read once: ``announce`` is given the
+    live engine's holder before the wait (``engine-stop`` says what it waits for).
 
     Returns:
         ``{"stopped": bool, "holder": str, "running_units": int, "message": str}``; holder
@@ -407,6 +410,8 @@ def stop_engine(database: Any, timeout: float) -> dict[str, Any]:
             message = (f"Aucun moteur actif : le dernier ({info.holder}) ne donne plus signe "
                        "de vie ; son bail sera repris au prochain démarrage. Rien à arrêter.")
         return {"stopped": True, "holder": "", "running_units": 0, "message": message}
+    if announce is not None:
+        announce(info.holder)
     with database.session() as session:
         running = int(session.scalar(select(func.count()).select_from(EngineTask).where(
             EngineTask.status == TaskStatus.RUNNING)) or 0)
@@ -427,16 +432,16 @@ def stop_engine(database: Any, timeout: float) -> dict[str, Any]:
 def cmd_engine_stop(args: argparse.Namespace) -> int:
     """``yearchange engine-stop``: 0 stopped or none running, 1 still running after the
     timeout, 2 bad usage (read-only, bad database)."""
-    refuse_in_read_only(settings_from_args(args), "l'arrêt du moteur")
     if args.timeout <= 0:
         raise UsageError("--timeout doit être positif.")
-    _settings, database = open_database_from_args(args, Access.READ_WRITE)
+    _settings, database = open_database_from_args(args, Access.READ_WRITE,
+                                                  refuse="l'arrêt du moteur")
+    def announce(holder: str) -> None:
+        print(f"Arrêt demandé au moteur {holder} : les unités en cours s'arrêtent à leur "
+              "prochain point de reprise…", flush=True)
+
     try:
-        info = read_lease(database)
-        if info is not None and info.is_live(utcnow()) and not args.json:
-            print(f"Arrêt demandé au moteur {info.holder} : les unités en cours s'arrêtent à "
-                  "leur prochain point de reprise…", flush=True)
-        result = stop_engine(database, args.timeout)
+        result = stop_engine(database, args.timeout, None if args.json else announce)
     finally:
         database.dispose()
     if args.json:
@@ -508,9 +513,8 @@ def _local(moment: dt.datetime, client: Any) -> str:
 def cmd_engine_request(args: argparse.Namespace) -> int:
     """``yearchange engine-request ACTION``."""
 
-    refuse_in_read_only(settings_from_args(args), "une demande au moteur (un passage à blanc "
-                        "sans rien enregistrer : yearchange --read-only dry-run)")
-    _settings, client = _client(args)
+    _settings, client = _client(args, refuse="une demande au moteur (un passage à blanc "
+                                "sans rien enregistrer : yearchange --read-only dry-run)")
     action = RequestAction(args.action)
     params: dict[str, Any] = {}
     if args.step:
@@ -658,8 +662,7 @@ def _print_plan(plan: Any) -> None:
 
 
 def _edit_context(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    refuse_in_read_only(settings_from_args(args), "la modification du calendrier")
-    return open_database_from_args(args)
+    return open_database_from_args(args, refuse="la modification du calendrier")
 
 
 def _year_start(session: Any, year: int | None) -> int:

@@ -22,8 +22,6 @@ from yearchange_tui.cli.util import (
     err,
     open_database_from_args,
     print_json,
-    refuse_in_read_only,
-    settings_from_args,
     yes_no,
 )
 from yearchange_tui.ent.database import Access
@@ -37,7 +35,7 @@ from yearchange_tui.workflow.access_block import (
     set_establishment_message,
 )
 from yearchange_tui.workflow.audit import audit, operator_identity
-from yearchange_tui.workflow.calendar import CalendarError, Target, changeover_year
+from yearchange_tui.workflow.calendar import CalendarError, Target, changeover_year, parse_date
 from yearchange_tui.workflow.establishments import (
     UnknownEstablishmentError,
     establishment_by_uai,
@@ -56,16 +54,6 @@ _YES = {**FRENCH_YES_NO, "yes": True, "no": False}
 _SCHOOL_LIFE = {"defaut": True, "défaut": True, "etablissement": False, "établissement": False}
 
 
-def _date_or_none(text: str) -> dt.date | None:
-    if text.strip().lower() in ("aucune", "aucun", "none", "-"):
-        return None
-    try:
-        return dt.date.fromisoformat(text.strip())
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(
-            f"date invalide « {text} » (attendu AAAA-MM-JJ, ou « aucune »)") from error
-
-
 def _yes_no(text: str) -> bool:
     return yes_no(text, _YES)
 
@@ -80,9 +68,9 @@ def _school_life(text: str) -> bool:
 
 _SET_OPTIONS: dict[str, tuple[str, str, Any]] = {
     "blocage_debut": ("block_start", "premier jour du blocage des accès (étape 4)",
-                      _date_or_none),
+                      parse_date),
     "blocage_fin": ("block_end", "dernier jour du blocage (au plus tard mi-septembre)",
-                    _date_or_none),
+                    parse_date),
     "blocage_message": ("message", ("message de la page d'explication ({ent}, {debut}, {fin}, "
                                     "{debut_texte}, {fin_texte}, {annee}) ; « » : l'exemple "
                                     "du cahier des charges"), str),
@@ -91,29 +79,31 @@ _SET_OPTIONS: dict[str, tuple[str, str, Any]] = {
                                                "blocage (oui|non, autorisation de la MOA)"),
                                  _yes_no),
     "limite_debut": ("limit_start", "début au plus tôt du blocage d'un établissement",
-                     _date_or_none),
+                     parse_date),
     "limite_fin": ("limit_end", "fin au plus tard du blocage d'un établissement",
-                   _date_or_none),
+                   parse_date),
     "lien_duree_de_vie": ("lifetime_url", ("lien « modifier la durée de vie » des groupes "
                                            "libres ({group_id} remplacé)"), str),
     "jours_delta": ("delta_days", "jours des deltas AAF (lundi,mardi,…)", str),
     "jours_complet": ("complete_days", "jours des complets AAF (samedi)", str),
     "avertissement": ("warning", ("date de l'avertissement aux gestionnaires de groupes "
-                                  "libres (« aucune » : non prévu)"), _date_or_none),
+                                  "libres (« aucune » : non prévu)"), parse_date),
     "second_avertissement": ("second_warning", "date du second avertissement",
-                             _date_or_none),
+                             parse_date),
     "bilan_groupes": ("summary", ("envoyer le bilan des groupes libres supprimés à l'étape 3 "
                                   "(oui|non)"), _yes_no),
     "suspension_notifications": ("suspension", ("suspendre les notifications de désactivation "
                                                 "aux élèves et parents jusqu'au (mi-septembre "
-                                                "au plus tard ; « aucune »)"), _date_or_none),
+                                                "au plus tard ; « aucune »)"), parse_date),
     "vie_scolaire": ("school_life_defaults", ("étape 5 : « defaut » (le moteur écrit les "
                                               "périodes et dates par défaut) ou « etablissement » "
                                               "(il les saisit) ; pour --uai, sinon tous les "
                                               "établissements du projet"), _school_life),
 }
 """Option dest → (setting key of :data:`~yearchange_tui.workflow.project_settings.SETTING_NAMES`,
-help, type)."""
+help, type). Dates are read by the handler with :func:`parse_date`, the one date parser of
+the console and ``plan set`` (JJ/MM/AAAA or AAAA-MM-JJ, « aucune »), so a bad date gets the
+same French message as everywhere else."""
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -132,7 +122,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     change.add_argument("--uai", action="append", metavar="UAI",
                         help="établissement(s) visé(s) par --vie-scolaire")
     for dest, (_key, text, kind) in _SET_OPTIONS.items():
-        change.add_argument("--" + dest.replace("_", "-"), dest=dest, type=kind,
+        change.add_argument("--" + dest.replace("_", "-"), dest=dest,
+                            type=None if kind is parse_date else kind,
                             default=argparse.SUPPRESS, help=text)
     change.set_defaults(handler=cmd_project_set)
     project.set_defaults(handler=cmd_project_show, json=False, project=None, year=None)
@@ -147,10 +138,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                         "si le projet l'autorise (cahier des charges §6.4).")
         edit.add_argument("--uai", required=True, metavar="UAI",
                           help="l'établissement dont on règle le blocage")
-        edit.add_argument("--debut", type=_date_or_none, default=argparse.SUPPRESS,
-                          metavar="AAAA-MM-JJ", help="premier jour (« aucune » : celui du projet)")
-        edit.add_argument("--fin", type=_date_or_none, default=argparse.SUPPRESS,
-                          metavar="AAAA-MM-JJ", help="dernier jour (« aucune » : celui du projet)")
+        edit.add_argument("--debut", default=argparse.SUPPRESS,
+                          metavar="JJ/MM/AAAA", help="premier jour (« aucune » : celui du projet)")
+        edit.add_argument("--fin", default=argparse.SUPPRESS,
+                          metavar="JJ/MM/AAAA", help="dernier jour (« aucune » : celui du projet)")
         edit.add_argument("--message", default=argparse.SUPPRESS,
                           help="message propre à l'établissement (« » : celui du projet)")
         edit.add_argument("--year", type=int, metavar="AAAA", help="année N (défaut : en cours)")
@@ -227,15 +218,19 @@ def cmd_project_show(args: argparse.Namespace) -> int:
 
 def cmd_project_set(args: argparse.Namespace) -> int:
     """``yearchange project set``: change settings, in one audited transaction."""
-    refuse_in_read_only(settings_from_args(args), "la modification des paramètres du projet")
-    changes = {key: getattr(args, dest) for dest, (key, _text, _kind) in _SET_OPTIONS.items()
-               if hasattr(args, dest)}
+    try:
+        changes = {key: parse_date(getattr(args, dest)) if kind is parse_date
+                   else getattr(args, dest)
+                   for dest, (key, _text, kind) in _SET_OPTIONS.items() if hasattr(args, dest)}
+    except CalendarError as error:
+        raise UsageError(str(error)) from error
     if not changes:
         raise UsageError("Rien à modifier : précisez au moins un paramètre (yearchange project "
                          "set --help).")
     if args.uai and "school_life_defaults" not in changes:
         raise UsageError("--uai ne s'emploie qu'avec --vie-scolaire.")
-    _settings, database = open_database_from_args(args)
+    _settings, database = open_database_from_args(
+        args, refuse="la modification des paramètres du projet")
     try:
         with database.session() as session:
             project = find_project(session, args.project)
@@ -259,10 +254,16 @@ def cmd_project_set(args: argparse.Namespace) -> int:
 
 def cmd_access_block_set(args: argparse.Namespace) -> int:
     """``yearchange access-block set --uai U [--debut D] [--fin D] [--message M]``."""
-    refuse_in_read_only(settings_from_args(args), "la modification du blocage des accès")
     if not any(hasattr(args, name) for name in ("debut", "fin", "message")):
         raise UsageError("Rien à modifier : précisez --debut, --fin ou --message.")
-    _settings, database = open_database_from_args(args)
+    try:
+        for name in ("debut", "fin"):
+            if hasattr(args, name):
+                setattr(args, name, parse_date(getattr(args, name)))
+    except CalendarError as error:
+        raise UsageError(str(error)) from error
+    _settings, database = open_database_from_args(
+        args, refuse="la modification du blocage des accès")
     try:
         with database.session() as session:
             ref = establishment_by_uai(session, args.uai)

@@ -36,11 +36,10 @@ from yearchange_tui.cli.util import (
     EXIT_OK,
     JSON_HELP,
     UsageError,
+    day_option,
     err,
     open_database_from_args,
     print_json,
-    refuse_in_read_only,
-    settings_from_args,
     yes_no,
 )
 from yearchange_tui.ent.base import utcnow
@@ -235,14 +234,14 @@ def cmd_timetable_version_show(args: argparse.Namespace) -> int:
 
 def cmd_timetable_version_set(args: argparse.Namespace) -> int:
     """``yearchange timetable-version set --uai U --logiciel udt --version 27``."""
-    refuse_in_read_only(settings_from_args(args), "la déclaration de version d'emploi du temps")
     declaring = args.logiciel is not None or args.declared_version is not None
     if not declaring and args.automatic is None:
         raise UsageError("Rien à déclarer : --uai, --logiciel et --version, ou "
                          "--import-automatique oui|non.")
     if declaring and not (args.uai and args.logiciel and args.declared_version):
         raise UsageError("--logiciel et --version se déclarent ensemble, avec --uai.")
-    _settings, database = open_database_from_args(args)
+    _settings, database = open_database_from_args(
+        args, refuse="la déclaration de version d'emploi du temps")
     answer: dict[str, Any] = {}
     try:
         if args.automatic is not None:
@@ -377,8 +376,8 @@ def _print_result(result: Any) -> None:
 def cmd_watch_timetables(args: argparse.Namespace) -> int:
     """``yearchange watch-timetables DOSSIER``."""
 
-    refuse_in_read_only(settings_from_args(args), "l'import automatique des emplois du temps")
-    _settings, database = open_database_from_args(args)
+    _settings, database = open_database_from_args(
+        args, refuse="l'import automatique des emplois du temps")
     if args.interval <= 0:
         raise UsageError("--interval doit être positif.")
     refused = 0
@@ -413,8 +412,9 @@ def cmd_edt_key(args: argparse.Namespace) -> int:
     """``yearchange edt-key``: show, set or remove a project's partner key."""
 
     changing = args.remove or args.key is not None or args.partner is not None
-    settings, database = open_database_from_args(
-        args, Access.READ_WRITE if changing else Access.READ_ONLY)
+    _settings, database = open_database_from_args(
+        args, Access.READ_WRITE if changing else Access.READ_ONLY,
+        refuse="la configuration d'une clé" if changing else None)
     with database.session() as session:
         projects = list(session.scalars(select(Project).order_by(Project.code)))
         if not changing and args.project is None:
@@ -439,7 +439,6 @@ def cmd_edt_key(args: argparse.Namespace) -> int:
             print(f"{project.code:<16} " + (f"partenaire « {row.partner_name} », clé "
                                             f"{row.key_path}" if row else "aucune clé"))
             return EXIT_OK
-        refuse_in_read_only(settings, "la configuration d'une clé")
         if args.remove:
             session.execute(delete(TimetablePartnerKey).where(
                 TimetablePartnerKey.project_id == project.id))
@@ -504,21 +503,15 @@ def cmd_school_life_check(args: argparse.Namespace) -> int:
 
 
 def _iso(value: str | None, option: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as error:
-        raise UsageError(f"{option} : date invalide « {value} » (AAAA-MM-JJ).") from error
+    return None if value is None else day_option(value, option)
 
 
 def cmd_school_life_init(args: argparse.Namespace) -> int:
     """``yearchange school-life-init --uai U``: the wizard's defaults, shown and applied."""
 
-    if not args.dry_run:
-        refuse_in_read_only(settings_from_args(args), "l'initialisation de la vie scolaire")
     settings, database = open_database_from_args(
-        args, Access.READ_ONLY if args.dry_run else Access.READ_WRITE)
+        args, Access.READ_ONLY if args.dry_run else Access.READ_WRITE,
+        refuse=None if args.dry_run else "l'initialisation de la vie scolaire")
     kind = {"trimestres": PeriodKind.TRIMESTER, "semestres": PeriodKind.SEMESTER,
             None: None}[args.periods]
     (establishment_id,) = _establishment_ids(settings, database, [args.uai]) or []

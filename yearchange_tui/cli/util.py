@@ -32,6 +32,7 @@ from yearchange_tui.ent.database import (
     wait_for_write_lock,
 )
 from yearchange_tui.importing.limits import configure as configure_input_limits
+from yearchange_tui.workflow.calendar import CalendarError, parse_day
 from yearchange_tui.workflow.localtime import iso_local
 
 EXIT_OK = 0
@@ -60,12 +61,15 @@ def yes_no(text: str, words: dict[str, bool] = FRENCH_YES_NO) -> bool:
         raise argparse.ArgumentTypeError(f"« {text} » : oui ou non attendu") from error
 
 
-def day_option(text: str) -> dt.date:
-    """An ``--at AAAA-MM-JJ`` option's day (exit 2 with a French message otherwise)."""
+def day_option(text: str, option: str | None = None) -> dt.date:
+    """A date given on the command line (``--at``, ``--opens``…): ``JJ/MM/AAAA`` or
+    ``AAAA-MM-JJ``, read by the one date parser (:func:`~yearchange_tui.workflow.calendar.
+    parse_day`, the console's and ``plan set``'s); a bad one exits 2 with its French message.
+    """
     try:
-        return dt.date.fromisoformat(text)
-    except ValueError as error:
-        raise UsageError(f"Date invalide « {text} » : AAAA-MM-JJ attendu.") from error
+        return parse_day(text)
+    except CalendarError as error:
+        raise UsageError(f"{option} : {error}" if option else str(error)) from error
 
 
 def err(message: str) -> None:
@@ -106,8 +110,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def open_database_from_args(args: argparse.Namespace, access: Access = Access.READ_WRITE, *,
-                            migrate: bool = False,
-                            wait_for_lock: bool = True) -> tuple[Settings, Database]:
+                            migrate: bool = False, wait_for_lock: bool = True,
+                            refuse: str | None = None) -> tuple[Settings, Database]:
     """Open the database named by the settings, for one command.
 
     Without ``migrate`` nothing is created or upgraded: a missing database, an empty one or
@@ -129,12 +133,19 @@ def open_database_from_args(args: argparse.Namespace, access: Access = Access.RE
             setting, saying so on stderr) while another program writes to a SQLite
             database, and is refused with ``BASE-VERROUILLEE`` (exit 2, nothing written)
             if it is still locked; the console opens without waiting.
+        refuse: for a command that changes data, what it does (French, ``l'étape 2``): it
+            is refused (:func:`refuse_in_read_only`) under ``--read-only`` before anything
+            is opened, and when the database refuses this account's writes as soon as the
+            one connection has said so (no second open to ask).
 
     Raises:
         DatabaseError: the database is missing, empty, at another schema, unreachable or
             locked.
+        UsageError: ``refuse`` given and the run is read-only.
     """
     settings = settings_from_args(args)
+    if refuse is not None and settings.read_only:
+        refuse_in_read_only(settings, refuse)
     timeout = settings.lock_timeout
     if migrate:
         if settings.read_only:
@@ -147,6 +158,9 @@ def open_database_from_args(args: argparse.Namespace, access: Access = Access.RE
     database = open_existing_database(settings.db_url, access, lock_timeout=timeout)
     if database.write_denied is not None:
         settings.grant_read_only(database.write_denied)
+        if refuse is not None:
+            database.dispose()
+            refuse_in_read_only(settings, refuse)
     if database.access is Access.READ_WRITE and wait_for_lock:
         try:
             wait_for_write_lock(settings.db_url, timeout, report=err)
@@ -182,6 +196,10 @@ def refuse_in_read_only(settings: Settings, what: str) -> None:
     Args:
         settings: the run's settings (the database's answer is recorded in them).
         what: the refused action, in French (``l'étape 2``).
+
+    A command that opens the database through :func:`open_database_from_args` passes
+    ``refuse=what`` instead: the same refusal, without opening the database a second time
+    to ask whether it accepts writes.
     """
     if not settings.read_only:
         denied = database_write_denied(settings)

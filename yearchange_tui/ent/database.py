@@ -526,21 +526,29 @@ def open_existing_database(url: str, access: Access = Access.READ_WRITE, *,
         what = "n'est pas un fichier" if path.exists() else "n'existe pas"
         raise DatabaseError(f"La base {display_url(url)} {what} ; rien n'a été créé."
                             f"{_how_to_create(url)}", CODE_MISSING)
-    # The schema is checked through a read-only connection first: a read-write SQLite
-    # connection would set WAL mode, which writes to an empty file.
-    probe = create_db_engine(url, Access.READ_ONLY, lock_timeout=lock_timeout)
+    # The schema is checked through the connection the command then uses (one open),
+    # except for a SQLite file written to: a read-write SQLite connection would set WAL
+    # mode, which writes to an empty or foreign file, so that check reads through a
+    # read-only connection first.
+    checked_with = Access.READ_ONLY if path is not None else access
+    probe = create_db_engine(url, checked_with, lock_timeout=lock_timeout)
     try:
         check_schema(probe, url)
         denied = write_denied(probe, url)
     except DBAPIError as error:
-        raise DatabaseError(_unreachable(url, error)) from error
-    finally:
         probe.dispose()
+        raise DatabaseError(_unreachable(url, error)) from error
+    except BaseException:
+        probe.dispose()
+        raise
     if denied is not None:
         # The database refuses this account's writes: every use of it is read-only.
         access = Access.READ_ONLY
-    engine = (probe if access is Access.READ_ONLY
-              else create_db_engine(url, access, lock_timeout=lock_timeout))
+    if access is checked_with:
+        engine = probe
+    else:
+        probe.dispose()
+        engine = create_db_engine(url, access, lock_timeout=lock_timeout)
     return Database(url=normalise_url(url), engine=engine,
                     sessions=sessionmaker(engine, expire_on_commit=False), access=access,
                     write_denied=denied)

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, text
 
 from yearchange_tui.ent.base import Base
+from yearchange_tui.ent.csvfile import csv_bytes
 from yearchange_tui.ent.models import (
     ArchiveRubric,
     AttendanceKind,
@@ -852,13 +853,12 @@ class _EstablishmentFiller:
               finished_at=_at(day + dt.timedelta(days=20), 9, 1),
               created_count=3, updated_count=0, rejected_count=0, summary="Import CSV")
         for profile in ("eleves", "parents"):
-            lines = ["login;mot de passe provisoire"]
             ids = self.student_ids if profile == "eleves" else self.relative_ids
-            for jointure in sorted(ids)[:50]:
-                lines.append(f"{jointure};{random.Random(jointure).randrange(10**8):08d}")
+            credentials = csv_bytes(("login", "mot de passe provisoire"), (
+                (jointure, f"{random.Random(jointure).randrange(10**8):08d}")
+                for jointure in sorted(ids)[:50]))
             file_id = self.w.store_file(self.est_id, f"{self.area}/identifiants",
-                                        f"identifiants-{profile}-{e.uai}.csv",
-                                        ("\n".join(lines) + "\n").encode("utf-8"),
+                                        f"identifiants-{profile}-{e.uai}.csv", credentials,
                                         "text/csv", _at(day, 7))
             w.add("credentials_files", establishment_id=self.est_id, school_year_id=self.year_id,
                   stored_file_id=file_id, profile=profile, created_at=_at(day, 7))

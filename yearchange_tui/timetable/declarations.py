@@ -73,22 +73,32 @@ class Declaration:
                 "automatic_import": self.automatic_import}
 
 
-def declaration_of(session: Session, establishment_id: int) -> TimetableVersion | None:
-    """The establishment's declared software and version, if any."""
-    row = session.scalar(select(TimetableDeclaration).where(
+def declaration_row(session: Session, establishment_id: int) -> TimetableDeclaration | None:
+    """The establishment's declaration row, if any: read once per import or command and
+    handed on (:func:`declaration_version`, :func:`record_declaration`)."""
+    return session.scalar(select(TimetableDeclaration).where(
         TimetableDeclaration.establishment_id == establishment_id))
+
+
+def declaration_version(row: TimetableDeclaration | None) -> TimetableVersion | None:
+    """The declared software and version of a declaration row (None without one)."""
     if row is None:
         return None
     return TimetableVersion(row.product, row.version, SOURCE_ESTABLISHMENT)
 
 
+def declaration_of(session: Session, establishment_id: int) -> TimetableVersion | None:
+    """The establishment's declared software and version, if any."""
+    return declaration_version(declaration_row(session, establishment_id))
+
+
 def record_declaration(session: Session, establishment_id: int, version: TimetableVersion,
-                       source: str, now: dt.datetime | None = None) -> bool:
-    """Record (or change) the establishment's declaration; True when it changed."""
-    row = session.scalar(select(TimetableDeclaration).where(
-        TimetableDeclaration.establishment_id == establishment_id))
+                       source: str, now: dt.datetime | None = None, *,
+                       row: TimetableDeclaration | None) -> TimetableDeclaration:
+    """Record (or change) the establishment's declaration, given its current ``row`` as
+    :func:`declaration_row` read it (None: none yet); returns the row as it now is."""
     if row is not None and (row.product, row.version) == (version.product, version.number):
-        return False
+        return row
     if row is None:
         row = TimetableDeclaration(establishment_id=establishment_id)
         session.add(row)
@@ -98,7 +108,7 @@ def record_declaration(session: Session, establishment_id: int, version: Timetab
     row.declared_at = now or utcnow()
     row.declared_by = operator_identity()["os_user"]
     session.flush()
-    return True
+    return row
 
 
 def parse_software_version(software: str, text: str) -> TimetableVersion:
@@ -126,8 +136,9 @@ def set_declaration(database: Database, uai: str, software: str, text: str
         ref = establishment_by_uai(session, uai)
         establishment = session.get(Establishment, ref.id)
         assert establishment is not None
-        previous = declaration_of(session, ref.id)
-        record_declaration(session, ref.id, version, SOURCE_COMMAND)
+        row = declaration_row(session, ref.id)
+        previous = declaration_version(row)
+        row = record_declaration(session, ref.id, version, SOURCE_COMMAND, row=row)
         audit(session, "timetable-version", "done", establishment_id=ref.id,
               details={"product": version.product, "version": version.number,
                        "previous": previous.label if previous else None})
@@ -135,9 +146,6 @@ def set_declaration(database: Database, uai: str, software: str, text: str
         verdict = evaluate(version.product, None, version,
                            newest_enabled=bool(project and
                                                project.newest_timetable_versions_enabled))
-        row = session.scalar(select(TimetableDeclaration).where(
-            TimetableDeclaration.establishment_id == ref.id))
-        assert row is not None
         return (Declaration(ref.uai, ref.name, version, row.source, row.declared_at,
                             row.declared_by, project.code if project else "",
                             bool(project and project.automatic_timetable_import)),

@@ -72,10 +72,15 @@ from yearchange_tui.timetable.data import Place, Problem, TimetableData, TtCours
 from yearchange_tui.timetable.declarations import (
     SOURCE_FILE,
     SOURCE_FIRST_IMPORT,
-    declaration_of,
+    declaration_row,
+    declaration_version,
     record_declaration,
 )
-from yearchange_tui.timetable.models import TimetableImport, TimetablePartnerKey
+from yearchange_tui.timetable.models import (
+    TimetableDeclaration,
+    TimetableImport,
+    TimetablePartnerKey,
+)
 from yearchange_tui.timetable.policy import (
     DECLARATION_CONFLICT,
     OUTCOME_CODES,
@@ -913,13 +918,15 @@ def import_timetable(database: Database, path: Path | str, uai: str, *,
         project = session.get(Project, establishment.project_id) if establishment else None
         establishment_id = establishment.id if establishment else None
         key = partner_key or (project_partner_key(session, project.id) if project else None)
+        # The declaration row is read once for the whole import: the inspection judges the
+        # file against it, and a successful import records from it.
+        declared = declaration_row(session, establishment.id) if establishment else None
         inspection = inspect_timetable(
             path, expected_uai=wanted_uai, expected_year=next_start,
             declared_version=declared_version,
             newest_enabled=bool(project and project.newest_timetable_versions_enabled),
             partner_key=key, project_code=project.code if project else "",
-            establishment_version=(declaration_of(session, establishment.id)
-                                   if establishment else None))
+            establishment_version=declaration_version(declared))
         if on_inspected is not None:
             on_inspected(inspection)
         refusal = inspection.refusal
@@ -948,7 +955,7 @@ def import_timetable(database: Database, path: Path | str, uai: str, *,
                 "(initialisation de l'annuaire) la crée.")
         result = _apply(session, establishment, year_next, inspection, mode=mode,
                         moment=moment, overridden=overridden)
-        _remember_version(session, establishment.id, inspection, mode, moment)
+        _remember_version(session, establishment.id, declared, inspection, mode, moment)
         result.dry_run = dry_run
         if dry_run:
             session.rollback()
@@ -993,17 +1000,21 @@ def _refuse_without_courses(planner: _Planner, file: str) -> None:
 
 
 def _remember_version(session: Session, establishment_id: int,
-                      inspection: TimetableInspection, mode: str, moment: dt.datetime) -> None:
-    """Record the establishment's declaration from a successful import: the version read
-    in the file, or the one the first manual import declared (seed §2.2.3 policy)."""
+                      declared: TimetableDeclaration | None, inspection: TimetableInspection,
+                      mode: str, moment: dt.datetime) -> None:
+    """Record the establishment's declaration (``declared``, its row as the import read
+    it) from a successful import: the version read in the file, or the one the first
+    manual import declared (seed §2.2.3 policy)."""
     verdict = inspection.verdict
     version = verdict.version if verdict is not None else None
     if version is None:
         return
     if version.source == "fichier":
-        record_declaration(session, establishment_id, version, SOURCE_FILE, moment)
-    elif mode == MODE_MANUAL and declaration_of(session, establishment_id) is None:
-        record_declaration(session, establishment_id, version, SOURCE_FIRST_IMPORT, moment)
+        record_declaration(session, establishment_id, version, SOURCE_FILE, moment,
+                           row=declared)
+    elif mode == MODE_MANUAL and declared is None:
+        record_declaration(session, establishment_id, version, SOURCE_FIRST_IMPORT, moment,
+                           row=None)
 
 
 def _apply(session: Session, establishment: Establishment, year: SchoolYear,

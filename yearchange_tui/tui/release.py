@@ -9,7 +9,12 @@ changes:
 - ``StylesCache.get_inner_outer`` is an ``lru_cache(1024)`` on an instance method, so it
   keeps up to 1,024 widgets' style caches alive, each with the lines it last rendered:
   :func:`release_render_caches` empties it (the open screens' entries come back on their
-  next render).
+  next render);
+- ``query_one`` answers are cached per node in an ``LRUCache(1024)`` keyed by the version
+  of the node's child list, which moves as screens are shown and closed: each open and
+  close of a screen added entries to the grid's and the app's caches until 1,024 were
+  held (a few hundred KB each, measured as the slow growth of the memory test):
+  :func:`release_query_caches` empties them when a screen shows again.
 """
 
 from __future__ import annotations
@@ -28,6 +33,12 @@ def release_closed_watchers(observed: DOMNode) -> int:
         released += len(entries) - len(kept)
         entries[:] = kept
     return released
+
+
+def release_query_caches(*nodes: DOMNode) -> None:
+    """Empty the ``query_one`` caches of long-lived ``nodes`` (refilled on next query)."""
+    for node in nodes:
+        node._query_one_cache.clear()
 
 
 def release_render_caches() -> None:

@@ -921,7 +921,7 @@ def parse_date(value: str) -> dt.date | None:
     Raises:
         CalendarError: for a bad date.
     """
-    if value.strip().lower() in ("none", "aucune", "-"):
+    if value.strip().lower() in ("none", "aucune", "aucun", "-"):
         return None
     return parse_day(value)
 

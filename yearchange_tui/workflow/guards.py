@@ -26,11 +26,7 @@ from sqlalchemy.orm import Session
 from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.models import Establishment
 from yearchange_tui.workflow.audit import audit, operator_identity
-from yearchange_tui.workflow.calendar import (
-    DEFAULT_TIMEZONE,
-    build_plan,
-    steps_one_to_three_problem,
-)
+from yearchange_tui.workflow.calendar import build_plan, steps_one_to_three_problem
 from yearchange_tui.workflow.establishments import EstablishmentRef
 from yearchange_tui.workflow.models import (
     STEP_PREREQUISITES,
@@ -218,8 +214,10 @@ class WindowProblem:
 
 def run_window_problems(session: Session, establishments: Sequence[EstablishmentRef],
                         step: Step, now: dt.datetime,
-                        timezone_name: str = DEFAULT_TIMEZONE) -> list[WindowProblem]:
-    """The establishments ``step`` should not run for at ``now`` (empty for steps 4 and 5)."""
+                        timezone_name: str | None = None) -> list[WindowProblem]:
+    """The establishments ``step`` should not run for at ``now`` (empty for steps 4 and 5),
+    their windows read in ``timezone_name`` (default: the configured operator zone, as
+    :func:`~yearchange_tui.workflow.calendar.build_plan` reads it)."""
     if step not in WINDOW_STEPS or not establishments:
         return []
     plan = build_plan(session, None, timezone_name, [ref.uai for ref in establishments])
@@ -252,7 +250,7 @@ def record_window_refusal(session: Session, step: Step,
 
 def check_run_window(session: Session, establishments: Sequence[EstablishmentRef], step: Step,
                      now: dt.datetime, *, reason: str | None = None,
-                     timezone_name: str = DEFAULT_TIMEZONE) -> list[WindowProblem]:
+                     timezone_name: str | None = None) -> list[WindowProblem]:
     """Refuse ``step`` for establishments before closure or outside their window, unless
     the operator gives ``reason`` (``--hors-fenetre``): then each is audited as an
     override in the session's transaction.

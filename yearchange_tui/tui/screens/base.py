@@ -8,7 +8,7 @@ from textual import events, on
 from textual.screen import Screen
 
 from yearchange_tui.tui.bindings import CHANGING_ACTION_NAMES
-from yearchange_tui.tui.release import release_render_caches
+from yearchange_tui.tui.release import release_query_caches, release_render_caches
 from yearchange_tui.tui.widgets.engine_header import EngineHeader
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ class ConsoleScreen(Screen[None]):
         """A screen shows again, so another one was closed or left (a dialog, a detail, a
         mode): let go of what the widgets removed on the way rendered (issue 14, item 15).
         Subclasses' own ``on_screen_resume`` still runs."""
+        release_query_caches(self, self.app)
         self.call_after_refresh(release_render_caches)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
