@@ -251,3 +251,38 @@ def test_workers_lists_what_runs(pg_academy: Academy) -> None:
     after = yearchange(academy.url, academy.storage, "workers", "--all", "--json")
     [row] = json.loads(after.stdout)["workers"]
     assert row["state"] == "stopped" and row["units"] == []
+
+
+def test_a_task_marked_handed_out_but_never_deferred_is_not_stuck(
+        pg_academy: Academy) -> None:
+    """An engine that stopped between marking a task handed to the fleet and deferring its
+    job leaves it « handed out » with no job: the next engine gives it back to the queue
+    and it runs (before, it held its establishment and the caps for good)."""
+    import datetime as dt
+
+    from yearchange_tui.workflow.units import current_school_year, utcnow
+
+    academy = pg_academy
+    first = uais(academy.database)[0]
+    now = utcnow()
+    with academy.database.session() as session:
+        year = current_school_year(session)
+        establishment_id = session.scalar(select(Establishment.id).where(
+            Establishment.uai == first))
+        task = EngineTask(origin="request", milestone="purge-trash",
+                          establishment_id=establishment_id, school_year_id=year.id,
+                          status=TaskStatus.QUEUED, due_at=now - dt.timedelta(minutes=5),
+                          created_at=now - dt.timedelta(minutes=5),
+                          deferred_at=now - dt.timedelta(minutes=5))
+        session.add(task)
+        session.flush()
+        task_id = task.id
+    os.environ["YEARCHANGE_DATA_DIR"] = str(academy.storage.parent / "data")
+    with running_engine(academy.database, academy.storage, concurrency=1):
+        def settled() -> bool:
+            with academy.database.session() as session:
+                return session.scalar(select(EngineTask.status).where(
+                    EngineTask.id == task_id)) is TaskStatus.DONE
+        wait_until(settled, "tâche orpheline reprise et exécutée", 240)
+    state, _ = statuses(academy.database)[(first, Step.PURGE_TRASH)]
+    assert state is UnitStatus.DONE

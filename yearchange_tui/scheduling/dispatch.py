@@ -32,7 +32,7 @@ from yearchange_tui.ent.models import Establishment
 from yearchange_tui.scheduling.calendar_sync import miss_unit, missed_reason
 from yearchange_tui.scheduling.config import EngineConfig
 from yearchange_tui.scheduling.executor import init_local_worker, run_local_task
-from yearchange_tui.scheduling.jobqueue import JobQueue
+from yearchange_tui.scheduling.jobqueue import FINISHED_JOB_STATES, JobQueue, job_states
 from yearchange_tui.scheduling.lease import is_paused
 from yearchange_tui.scheduling.models import (
     ACTIVE_TASK_STATUSES,
@@ -158,6 +158,10 @@ SIZES_REFRESH = 60.0
 STALLED_CHECK = 5.0
 """Seconds between two looks for jobs left by dead workers (PostgreSQL)."""
 
+ORPHAN_GRACE = dt.timedelta(seconds=60)
+"""A task marked handed out without a job this long ago was never deferred (its engine
+stopped in between)."""
+
 
 @dataclass
 class Dispatcher:
@@ -269,10 +273,13 @@ class Dispatcher:
                                       uais.get(t.establishment_id, ""), t.id))
             for task in tasks:
                 uai = uais.get(task.establishment_id, "?")
+                if task.deferred_at is not None:
+                    # Handed to the fleet: the worker that takes it decides (a task whose
+                    # window passed meanwhile is missed there; one waiting out its retry
+                    # backoff is not missed here after a partial attempt).
+                    continue
                 if self._miss_if_overdue(session, task, uai, now, notes):
                     continue
-                if task.deferred_at is not None:
-                    continue  # handed to the fleet: a worker will take it
                 due_at = as_utc(task.due_at)
                 assert due_at is not None
                 if paused or due_at > now or not slots.allows(task):
@@ -312,6 +319,7 @@ class Dispatcher:
         assert self.queue is not None
         try:
             requeued = self.queue.requeue_stalled(claim_ttl().total_seconds())
+            self._reconcile()
         except Exception:
             log.warning("Tâches des workers disparus non relancées ; nouvel essai.",
                         exc_info=True)
@@ -319,6 +327,43 @@ class Dispatcher:
         if requeued:
             log.warning("%d unité(s) d'un worker sans nouvelles remise(s) en file : un autre "
                         "worker les reprend à leur dernier point de reprise.", len(requeued))
+
+    def _reconcile(self) -> None:
+        """Tasks handed to the fleet whose job ended without the task's answer go back to
+        the engine's queue (or stay failed after their retries): an engine stopped between
+        marking a task handed out and deferring its job, or a job procrastinate recorded
+        failed because its process lost the database before writing the outcome. Without
+        this such a task would hold its establishment and the caps for good."""
+        now = self.state.clock()
+        retries = self.state.config.retries
+        with self.state.database.session() as session:
+            tasks = list(session.scalars(select(EngineTask).where(
+                EngineTask.status.in_([TaskStatus.QUEUED, TaskStatus.RUNNING]),
+                or_(EngineTask.deferred_at.is_not(None), EngineTask.job_id.is_not(None)))))
+            job_ids = [task.job_id for task in tasks if task.job_id is not None]
+            states = job_states(session, job_ids)
+            for task in tasks:
+                if task.job_id is None:
+                    deferred = as_utc(task.deferred_at)
+                    if deferred is None or now - deferred < ORPHAN_GRACE:
+                        continue
+                    why = "jamais confiée aux processus de travail (moteur arrêté entre-temps)"
+                else:
+                    state = states.get(task.job_id)
+                    if state is not None and state not in FINISHED_JOB_STATES:
+                        continue
+                    why = (f"sa tâche procrastinate n° {task.job_id} "
+                           f"{'a disparu' if state is None else f'est finie ({state})'} "
+                           "sans réponse de l'unité")
+                if (task.attempts or 0) > retries:
+                    task.status, task.finished_at = TaskStatus.FAILED, now
+                    task.reason = f"en échec après {task.attempts} essais : {why}"
+                else:
+                    task.status = TaskStatus.QUEUED
+                    task.reason = f"remise en file : {why} ; reprend à son point de reprise"
+                    task.started_at = None
+                task.deferred_at = task.job_id = None
+                log.warning("Tâche n°%d : %s.", task.id, task.reason)
 
     def _miss_if_overdue(self, session: Session, task: EngineTask, uai: str, now: dt.datetime,
                          notes: list[_Note]) -> bool:

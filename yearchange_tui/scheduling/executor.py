@@ -8,7 +8,7 @@ paused, window not passed), runs the unit through :class:`ChangeoverRunner` audi
 requester, and writes the task's outcome and events.
 
 Cancel and stop reach the unit at its checkpoints: ``should_stop`` reads the task's
-``cancel_requested_at`` (at most once a second) and this process's stop event.
+``cancel_requested_at`` (at most every :data:`CANCEL_POLL` seconds) and this process's stop event.
 """
 
 from __future__ import annotations
@@ -112,6 +112,7 @@ class _Spec:
     establishment_id: int
     request_id: int | None
     attempts: int
+    uai: str
 
 
 def _label(value: str) -> str:
@@ -183,7 +184,7 @@ def _start(context: ExecutionContext, task_id: int) -> _Spec | Executed:
             task.attempts = (task.attempts or 0) + 1
             task.worker = f"{host_name()}:{os.getpid()}"
             result = _Spec(task.id, milestone, task.establishment_id, task.request_id,
-                           task.attempts)
+                           task.attempts, uai)
     if note is not None:
         context.writer.record("unit", note[0], uai=uai, level=note[1],
                               data={"event": note[2]})
@@ -233,7 +234,8 @@ def execute_task(context: ExecutionContext, task_id: int, *,
         runner = ChangeoverRunner(context.database, context.storage_root,
                                   observer=context.writer, read_only=context.read_only,
                                   should_stop=stopper)
-        ref = next(r for r in runner.establishments() if r.id == spec.establishment_id)
+        # One establishment read, not the académie's: a unit per task at national size.
+        ref = runner.establishments([spec.uai])[0]
         with on_behalf_of(_requester(context.database, spec.request_id)):
             status, reason = _execute(context, spec, runner, ref, stopper)
     except Exception as error:  # any failure is the task's outcome

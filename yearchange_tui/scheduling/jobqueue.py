@@ -20,7 +20,21 @@ from yearchange_tui.scheduling.executor import ExecutionContext, execute_task, t
 
 TASK_NAME = "yearchange.run_task"
 
+FINISHED_JOB_STATES = frozenset({"succeeded", "failed", "cancelled", "aborted"})
+"""procrastinate job states after which no worker will run the job again."""
+
 log = logging.getLogger(__name__)
+
+
+def job_states(session: Any, job_ids: list[int]) -> dict[int, str]:
+    """The procrastinate state of each job still in its table, by id."""
+    if not job_ids:
+        return {}
+    from sqlalchemy import text
+
+    rows = session.execute(text("SELECT id, status::text FROM procrastinate_jobs "
+                                "WHERE id = ANY(:ids)"), {"ids": job_ids})
+    return {int(job_id): state for job_id, state in rows}
 
 
 class UnitRetry(Exception):
