@@ -286,3 +286,14 @@ def test_a_task_marked_handed_out_but_never_deferred_is_not_stuck(
         wait_until(settled, "tâche orpheline reprise et exécutée", 240)
     state, _ = statuses(academy.database)[(first, Step.PURGE_TRASH)]
     assert state is UnitStatus.DONE
+
+
+def test_a_worker_asked_for_an_unknown_queue_is_refused(tmp_path: Path) -> None:
+    """A typo in --queues would serve nothing forever: refused, French, exit 2."""
+    storage = tmp_path / "storage"
+    storage.mkdir()
+    refused = yearchange(f"sqlite:///{tmp_path / 'x.db'}", storage, "worker", "--queues",
+                         "archive,archvie")
+    assert refused.returncode == 2
+    assert "FILE-INCONNUE" in refused.stderr and "« archvie »" in refused.stderr
+    assert "archive" in refused.stderr and "Rien n'a été démarré" in refused.stderr

@@ -21,8 +21,16 @@ from yearchange_tui.cli.util import (
 from yearchange_tui.ent.database import Access
 from yearchange_tui.scheduling.config import EngineConfig
 from yearchange_tui.scheduling.fleet import fleet, fleet_now
+from yearchange_tui.scheduling.fleet_text import (
+    ago,
+    empty_fleet,
+    queues_text,
+    since_text,
+    unit_step,
+    worker_state,
+)
+from yearchange_tui.workflow.calendar import Milestone
 from yearchange_tui.workflow.claims import HOST_VARIABLE
-from yearchange_tui.workflow.localtime import format_local
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -78,9 +86,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     )
 
     refuse_in_read_only(settings_from_args(args), "le démarrage d'un worker")
+    _check_queues(args.queues or "")
     if args.host:
         os.environ[HOST_VARIABLE] = args.host
-    settings, database = open_database_from_args(args)
+    settings, database = open_database_from_args(args, refuse="le démarrage d'un worker")
     try:
         if database.is_sqlite:
             raise UsageError(
@@ -103,16 +112,30 @@ def cmd_worker(args: argparse.Namespace) -> int:
                             host=os.environ.get(HOST_VARIABLE, ""))
 
     def started(pids: list[int]) -> None:
-        print(f"Worker démarré : {len(pids)} processus (pid {', '.join(map(str, pids))}), "
-              f"files : {args.queues or 'toutes'}.", flush=True)
+        print(f"Worker démarré (processus de travail) : {len(pids)} processus (pid "
+              f"{', '.join(map(str, pids))}), files : {args.queues or 'toutes'}.", flush=True)
 
     return run_worker_processes(options, config.concurrency, on_started=started)
+
+
+QUEUE_UNKNOWN_CODE = "FILE-INCONNUE"
+
+
+def _check_queues(queues: str) -> None:
+    """Refuse a queue no task is ever deferred to (a typo would serve nothing forever)."""
+    known = [milestone.value for milestone in Milestone]
+    for name in (part.strip() for part in queues.split(",")):
+        if name and name.removeprefix("step-") not in known:
+            raise UsageError(
+                f"File inconnue « {name} » (code {QUEUE_UNKNOWN_CODE}) : les files sont "
+                f"{', '.join(known)}. Rien n'a été démarré.")
 
 
 def cmd_workers(args: argparse.Namespace) -> int:
     """``yearchange workers``: the fleet."""
     _settings, database = open_database_from_args(args, Access.READ_ONLY)
     now = fleet_now()
+    embedded = database.is_sqlite
     with database.session() as session:
         workers = fleet(session, include_stopped=args.all)
     rows = [{
@@ -127,14 +150,12 @@ def cmd_workers(args: argparse.Namespace) -> int:
         print_json({"workers": rows})
         return EXIT_OK
     if not rows:
-        print("Aucun worker actif (yearchange worker pour en démarrer ; --all pour les "
-              "arrêtés).")
+        print(f"{empty_fleet(embedded)} (--all : avec les processus arrêtés)")
         return EXIT_OK
-    for worker, row in zip(workers, rows, strict=True):
-        units = ", ".join(f"{unit.uai} {unit.step.label} (depuis "
-                          f"{format_local(unit.since, '%H:%M:%S')})" for unit in worker.units)
-        print(f"{worker.host:<20} pid {worker.pid:<7} {row['state_label']:<15} "
-              f"signe de vie il y a {row['heartbeat_age_s']:.0f} s  "
-              f"files : {row['queues'] or 'toutes'}")
+    for worker in workers:
+        print(f"{worker.host:<20} pid {worker.pid:<7} {worker_state(worker, now):<17} "
+              f"signe de vie {ago(now, worker.heartbeat_at)}  files : {queues_text(worker)}")
+        units = ", ".join(f"{unit.uai} {unit_step(unit)} ({since_text(unit, now)})"
+                          for unit in worker.units)
         print(f"    {units or 'aucune unité en cours'}")
     return EXIT_OK
