@@ -204,8 +204,9 @@ WORKER_STATE_LABELS = {
 
 
 class WorkerRow(Base):
-    """One worker process of the fleet (``yearchange worker``, or the engine's own local
-    worker processes): where it runs and when it last said it was alive.
+    """One worker process of the fleet (``yearchange worker``, including the one the engine
+    starts itself on PostgreSQL; not the engine's local processes on SQLite): where it runs
+    and when it last said it was alive.
 
     The units it runs right now are its claims (``unit_claims`` rows with the same host and
     pid); see :mod:`yearchange_tui.scheduling.fleet`.
