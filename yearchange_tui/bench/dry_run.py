@@ -11,7 +11,6 @@ database and storage; the reports of both are compared row for row.
 from __future__ import annotations
 
 import datetime as dt
-import resource
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -19,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from yearchange_tui.bench.measure import cpu_seconds
 from yearchange_tui.changeover.dry_run import dry_run_units
 from yearchange_tui.changeover.effects import (
     ArchiveBuild,
@@ -55,12 +55,6 @@ def report_rows(outcomes: list[UnitOutcome]) -> list[tuple[Any, ...]]:
             for outcome in outcomes]
 
 
-def _cpu_seconds() -> float:
-    """CPU time of this process and of its children that ended (the worker processes)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
 
 def bench_dry_run(database: Database, runner: ChangeoverRunner, workers: int, repeats: int,
                   say: Callable[[str], None], load: Callable[[], float | None]
@@ -83,10 +77,10 @@ def bench_dry_run(database: Database, runner: ChangeoverRunner, workers: int, re
     for attempt in range(repeats):
         for name, run in runs.items():
             say(f"passage à blanc ({name}), mesure {attempt + 1}/{repeats}…")
-            started, cpu_started = time.perf_counter(), _cpu_seconds()
+            started, cpu_started = time.perf_counter(), cpu_seconds()
             outcomes = run()
             wall[name].append(time.perf_counter() - started)
-            cpu[name].append(_cpu_seconds() - cpu_started)
+            cpu[name].append(cpu_seconds() - cpu_started)
             reports[name] = report_rows(outcomes)
     best = {name: min(times) for name, times in wall.items()}
     return {

@@ -34,6 +34,7 @@ from sqlalchemy.exc import DBAPIError, ProgrammingError
 from yearchange_tui.aaf.importer import import_delivery
 from yearchange_tui.bench.aaf import bench_aaf
 from yearchange_tui.bench.changeover import _RAW_STEP3, _rows_deleted, load_average
+from yearchange_tui.bench.measure import local_postgres_cpu
 from yearchange_tui.bench.step2_floor import floor_work, step2_floor
 from yearchange_tui.changeover.runner import ChangeoverRunner
 from yearchange_tui.changeover.zipwriter import archive_level
@@ -161,18 +162,6 @@ def bench_databases(url: str) -> Iterator[BenchDatabases]:
 
 # -- CPU of the server processes ----------------------------------------------------------
 
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _process_cpu(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            fields = stat.read().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
 def server_cpu(connection: Connection) -> dict[int, float] | None:
     """CPU seconds so far of the server processes serving the current database.
 
@@ -180,7 +169,7 @@ def server_cpu(connection: Connection) -> dict[int, float] | None:
     """
     pids = [row[0] for row in connection.execute(text(
         "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))]
-    seconds = {pid: _process_cpu(pid) for pid in pids}
+    seconds = {pid: local_postgres_cpu(pid) for pid in pids}
     if not pids or any(value is None for value in seconds.values()):
         return None
     return {pid: value for pid, value in seconds.items() if value is not None}

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import resource
-import secrets
 import shutil
 import signal
 import subprocess
@@ -35,11 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from yearchange_tui.bench.changeover import load_average
+from yearchange_tui.bench.measure import local_postgres_cpu, process_cpu
+from yearchange_tui.bench.postgres import BenchDatabaseError, BenchDatabases, bench_databases
 from yearchange_tui.ent.database import display_url, normalise_url, open_database
 from yearchange_tui.ent.models import Establishment, Person
 from yearchange_tui.sample.build import build_sample
@@ -96,83 +96,15 @@ def scale_url(explicit: str | None) -> str:
 # -- databases the bench owns ------------------------------------------------------------------
 
 
-class _Databases:
-    """Databases created by the bench on the server of ``url``, dropped at :meth:`close`."""
-
-    def __init__(self, url: str) -> None:
-        self.server: URL = make_url(normalise_url(url))
-        self.prefix = f"yearchange_scale_{os.getpid()}_{secrets.token_hex(3)}"
-        self.created: list[str] = []
-        self.admin = create_engine(self.server, isolation_level="AUTOCOMMIT")
-        try:
-            with self.admin.connect() as connection:
-                connection.execute(text("SELECT 1"))
-        except DBAPIError as error:
-            self.admin.dispose()
-            raise ScaleBenchError(
-                f"Serveur PostgreSQL injoignable ({display_url(url)}, code {SCALE_DB_CODE}) : "
-                f"{str(error.orig).strip().splitlines()[0]}") from error
-
-    def name(self, label: str) -> str:
-        return f"{self.prefix}_{label}"
-
-    def create(self, label: str, template: str | None = None) -> str:
-        """An empty database (or a copy of the database ``template``); its URL."""
-        quote = self.admin.dialect.identifier_preparer.quote
-        source = f" TEMPLATE {quote(self.name(template))}" if template else ""
-        try:
-            with self.admin.connect() as connection:
-                connection.execute(text(f"CREATE DATABASE {quote(self.name(label))}{source}"))
-        except DBAPIError as error:
-            raise ScaleBenchError(
-                f"Le rôle « {self.server.username} » ne peut pas créer la base de mesure "
-                f"{self.name(label)} (droit CREATEDB nécessaire, code {SCALE_DB_CODE}) : "
-                f"{str(error.orig).strip().splitlines()[0]}") from error
-        self.created.append(self.name(label))
-        return self.server.set(database=self.name(label)).render_as_string(hide_password=False)
-
-    def close(self) -> None:
-        quote = self.admin.dialect.identifier_preparer.quote
-        with self.admin.connect() as connection:
-            for name in reversed(self.created):
-                connection.execute(text(f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)"))
-        self.admin.dispose()
-
-
 @contextmanager
-def _bench_databases(url: str) -> Iterator[_Databases]:
-    databases = _Databases(url)
+def _bench_databases(url: str) -> Iterator[BenchDatabases]:
+    """The bench's own databases (:func:`~yearchange_tui.bench.postgres.bench_databases`),
+    its refusals under this bench's code."""
     try:
-        yield databases
-    finally:
-        databases.close()
-
-
-# -- CPU of the PostgreSQL backends ------------------------------------------------------------
-
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _process_cpu(pid: int) -> float | None:
-    """CPU seconds (user + system) of a local process so far (None: no such process)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            fields = stat.read().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
-def _local_postgres_cpu(pid: int) -> float | None:
-    """CPU seconds of a local PostgreSQL process (None: not here, or not PostgreSQL)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            command = cmdline.read()
-    except OSError:
-        return None
-    if not command.startswith(b"postgres"):
-        return None  # a pid of a remote server that happens to exist here
-    return _process_cpu(pid)
+        with bench_databases(url) as databases:
+            yield databases
+    except BenchDatabaseError as error:
+        raise ScaleBenchError(f"{error.message} (code {SCALE_DB_CODE})") from error
 
 
 @dataclass
@@ -200,7 +132,7 @@ class BackendCpu:
                 "SELECT pid FROM pg_stat_activity WHERE datname = :name"),
                 {"name": self.database})]
         for pid in pids:
-            seconds = _local_postgres_cpu(pid)
+            seconds = local_postgres_cpu(pid)
             if seconds is None:
                 self.measurable = False
                 continue
@@ -330,7 +262,7 @@ def _measure_run(url: str, storage: Path, folder: Path, workers: int, admin: Any
 
 def _workers_cpu(pids: list[int]) -> float:
     """CPU seconds so far of the worker processes (they run on this machine)."""
-    return sum(_process_cpu(pid) or 0.0 for pid in pids)
+    return sum(process_cpu(pid) or 0.0 for pid in pids)
 
 
 def _wait_for_workers(database: Any, worker: subprocess.Popen[bytes], count: int,

@@ -16,7 +16,6 @@ as step 4, so the N+1 classes exist).
 from __future__ import annotations
 
 import argparse
-import resource
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from yearchange_tui.bench.measure import cpu_seconds
 from yearchange_tui.changeover.runner import ChangeoverRunner
 from yearchange_tui.changeover.steps.init_directory import import_aaf_delivery
 from yearchange_tui.ent.database import Database, open_database
@@ -81,11 +81,6 @@ def import_one_process_each(url: str, storage: Path, orders: list[Order]
     return [import_in_one_process(url, storage, [order])[0] for order in orders]
 
 
-def _cpu_seconds() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
 
 def bench_timetable_imports(url: str, storage: Path, orders: list[Order], repeats: int,
                             say: Callable[[str], None],
@@ -101,10 +96,10 @@ def bench_timetable_imports(url: str, storage: Path, orders: list[Order], repeat
     for attempt in range(repeats):
         for name, way in ways.items():
             say(f"imports d'emplois du temps ({name}), mesure {attempt + 1}/{repeats}…")
-            started, cpu_started = time.perf_counter(), _cpu_seconds()
+            started, cpu_started = time.perf_counter(), cpu_seconds()
             outcomes = way(url, storage, orders)
             wall[name].append(time.perf_counter() - started)
-            cpu[name].append(_cpu_seconds() - cpu_started)
+            cpu[name].append(cpu_seconds() - cpu_started)
             statuses[name] = [o.status.value if o else "none" for o in outcomes]
     count = len(orders)
     return {

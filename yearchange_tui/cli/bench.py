@@ -10,11 +10,17 @@ from typing import Any
 
 from yearchange_tui.bench.changeover import run_bench
 from yearchange_tui.bench.postgres import BenchDatabaseError, run_linearity, run_pg_bench
-from yearchange_tui.bench.scale import ScaleBenchError, run_scale_bench, scale_lines, scale_url
+from yearchange_tui.bench.scale import (
+    BENCH_URL_VARIABLE,
+    ScaleBenchError,
+    run_scale_bench,
+    scale_lines,
+    scale_url,
+)
 from yearchange_tui.cli.util import EXIT_OK, JSON_HELP, UsageError, err, print_json
 from yearchange_tui.sample.attachments import PROFILES
 
-PG_URL_VARIABLE = "YEARCHANGE_BENCH_PG_URL"
+PG_URL_VARIABLE = BENCH_URL_VARIABLE
 LINEARITY_SIZES = (5, 20, 60)
 
 
