@@ -24,12 +24,14 @@ from typing import Any
 
 from sqlalchemy import select
 
+from yearchange_tui.bench.changeover import load_average
 from yearchange_tui.bench.measure import cpu_seconds
 from yearchange_tui.changeover.runner import ChangeoverRunner
 from yearchange_tui.changeover.steps.init_directory import import_aaf_delivery
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.models import Establishment
 from yearchange_tui.importing.outcome import ImportOutcome
+from yearchange_tui.sample.build import build_sample
 from yearchange_tui.scheduling.api import RequestAction
 from yearchange_tui.scheduling.imports import ImportChild
 from yearchange_tui.workflow.models import Step
@@ -114,8 +116,6 @@ def bench_timetable_imports(url: str, storage: Path, orders: list[Order], repeat
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m yearchange_tui.bench.timetables``."""
-    from yearchange_tui.bench.changeover import load_average
-    from yearchange_tui.sample.build import build_sample
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--establishments", type=int, default=20)

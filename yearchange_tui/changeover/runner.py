@@ -418,13 +418,9 @@ class ChangeoverRunner:
         return self._finish(unit)
 
     def _refresh_after(self, step: Step) -> None:
-        """After step 3's units of one call: reclaim the dead rows its bulk deletes left and
-        re-plan (PostgreSQL), once for every table the units changed (issue 16).
-
-        Once per call, not per unit: ``VACUUM (ANALYZE)`` costs seconds whatever the rows
-        deleted (it samples and scans whole tables), which per unit made step 3 grow with
-        the square of the establishments.
-        """
+        """After step 3's units of one call: ``VACUUM (ANALYZE)`` (PostgreSQL) the tables
+        they changed, once per call — it costs seconds whatever it reclaims, so once per
+        unit made step 3 grow with the square of the establishments (issue 16)."""
         changed, self._changed_tables = self._changed_tables, set()
         if step is Step.DELETE_OBSOLETE and changed and not self.defer_statistics:
             refresh_statistics(self.database, sorted(changed), vacuum=True)

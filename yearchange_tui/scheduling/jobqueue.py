@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from yearchange_tui.scheduling.executor import ExecutionContext, execute_task, task_queue
@@ -30,8 +31,6 @@ def job_states(session: Any, job_ids: list[int]) -> dict[int, str]:
     """The procrastinate state of each job still in its table, by id."""
     if not job_ids:
         return {}
-    from sqlalchemy import text
-
     rows = session.execute(text("SELECT id, status::text FROM procrastinate_jobs "
                                 "WHERE id = ANY(:ids)"), {"ids": job_ids})
     return {int(job_id): state for job_id, state in rows}
