@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PG_URL, _drop_pg_database, _fresh_pg_database
+from pg_support import PG_URL, drop_pg_database, fresh_pg_database
 from sqlalchemy import Table, event
 
 from yearchange_tui.changeover.runner import ChangeoverRunner
@@ -58,13 +58,13 @@ def _seq_scans(plan: dict[str, Any]) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def academy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    url, name = _fresh_pg_database()
+    url, name = fresh_pg_database()
     folder = tmp_path_factory.mktemp("plans")
     try:
         build_sample(folder / "academie", ESTABLISHMENTS, seed=3, year=2025, db_url=url)
         yield url, folder / "academie" / "storage"
     finally:
-        _drop_pg_database(name)
+        drop_pg_database(name)
 
 
 def _captured(url: str, storage: Path) -> list[tuple[str, str, Any]]:

@@ -6,6 +6,7 @@ remembers where it came from, so ``yearchange config`` can tell the operator.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -233,3 +234,14 @@ def _checked_limits(section: Any, path: Path) -> dict[str, int]:
                               "entier supérieur ou égal à 1.")
         checked[key] = value
     return checked
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s : %(message)s"
+"""The engine log's line format (the engine, its local worker processes, the workers)."""
+
+
+class MaskingFormatter(logging.Formatter):
+    """Formats a record, then hides any URL password it holds (logs never keep secrets)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_password(super().format(record))

@@ -28,7 +28,7 @@ from yearchange_tui.cli.util import (
     refuse_in_read_only,
     settings_from_args,
 )
-from yearchange_tui.config import ConfigError, mask_password
+from yearchange_tui.config import LOG_FORMAT, ConfigError, MaskingFormatter
 from yearchange_tui.ent.base import utcnow
 from yearchange_tui.ent.database import Access
 from yearchange_tui.scheduling.api import RequestAction
@@ -252,15 +252,8 @@ def configure_timezone(args: argparse.Namespace) -> None:
 
 # -- engine ------------------------------------------------------------------------------
 
-class _MaskingFormatter(logging.Formatter):
-    """Formats a record, then hides any URL password it holds (logs never keep secrets)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return mask_password(super().format(record))
-
-
 def _setup_logging(log_file: Path, to_stdout: bool) -> list[logging.Handler]:
-    formatter = _MaskingFormatter("%(asctime)s %(levelname)s %(name)s : %(message)s")
+    formatter = MaskingFormatter(LOG_FORMAT)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     handlers: list[logging.Handler] = [logging.handlers.WatchedFileHandler(log_file,
                                                                            encoding="utf-8")]

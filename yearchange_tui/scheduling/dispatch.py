@@ -195,7 +195,7 @@ class Dispatcher:
         self.stop_event = context.Event()
         self.pool = ProcessPoolExecutor(max_workers=self.state.config.concurrency,
                                         mp_context=context, initializer=init_local_worker,
-                                        initargs=(self.stop_event,))
+                                        initargs=(self.stop_event, self.state.config.log_path))
 
     def _start_local_workers(self) -> None:
         config = self.state.config

@@ -13,6 +13,8 @@ Cancel and stop reach the unit at its checkpoints: ``should_stop`` reads the tas
 
 from __future__ import annotations
 
+import logging
+import logging.handlers
 import os
 import threading
 import time
@@ -23,6 +25,7 @@ from typing import Any
 from sqlalchemy import select
 
 from yearchange_tui.changeover.runner import ChangeoverRunner
+from yearchange_tui.config import LOG_FORMAT, MaskingFormatter
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.errors import describe_error
 from yearchange_tui.ent.models import Establishment
@@ -345,10 +348,17 @@ def _finish(context: ExecutionContext, spec: _Spec, status: TaskStatus, reason: 
 _local_stop: Any = None
 
 
-def init_local_worker(stop: Any) -> None:
-    """Pool initializer: remember the engine's stop event (a ``multiprocessing.Event``)."""
+def init_local_worker(stop: Any, log_path: str = "") -> None:
+    """Pool initializer: remember the engine's stop event (a ``multiprocessing.Event``) and
+    write this process's log lines (a failed unit's traceback) to the engine's log."""
     global _local_stop
     _local_stop = stop
+    if log_path:
+        handler = logging.handlers.WatchedFileHandler(log_path, encoding="utf-8")
+        handler.setFormatter(MaskingFormatter(LOG_FORMAT))
+        logger = logging.getLogger("yearchange_tui")
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
 
 
 def run_local_task(url: str, storage_root: str, read_only: bool, timezone: str,
