@@ -186,11 +186,15 @@ class WorkerOptions:
 
 def worker_process_main(options: WorkerOptions, index: int) -> None:
     """One worker process: register, take jobs until SIGTERM/SIGINT, mark stopped."""
+    stop = threading.Event()
+    # A stop asked while this process still starts (before its event loop listens) is
+    # honoured: it registers, takes no job and stops cleanly.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: stop.set())
     if options.host:
         os.environ[HOST_VARIABLE] = options.host
     logging.getLogger("procrastinate").setLevel(logging.WARNING)
     database = open_database(options.url, migrate=False)
-    stop = threading.Event()
     context = ExecutionContext(database, Path(options.storage_root), timezone=options.timezone,
                                stop=stop)
     registration = Registration.register(database, options.queues, 1,
@@ -232,6 +236,9 @@ async def _serve(options: WorkerOptions, context: ExecutionContext,
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
+        if context.stop.is_set():  # asked to stop while starting
+            registration.set_state(WorkerState.STOPPING)
+            return
         await worker.run()
 
 
@@ -268,5 +275,8 @@ def run_worker_processes(options: WorkerOptions, concurrency: int,
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return 0 if all(process.exitcode == 0 for process in processes) else 1
+    # A process the stop reached before Python had started it (killed by the forwarded
+    # SIGTERM, holding nothing yet) stopped as asked too.
+    clean = (0, -signal.SIGTERM) if stopping.is_set() else (0,)
+    return 0 if all(process.exitcode in clean for process in processes) else 1
 
