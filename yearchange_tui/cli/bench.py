@@ -60,6 +60,16 @@ def _load(value: float | None) -> str:
     return "" if value is None else f"[charge {value:.2f}]"
 
 
+def _print_step2(s2: dict[str, Any]) -> None:
+    """Step 2 against its floor (both backends print it the same way)."""
+    print(f"  étape 2 : {s2['engine_mb_per_s']} Mo/s (non compressés, {s2['archives']} archives, "
+          f"{s2['workers']} processus, niveau {s2['archive_level']}) {_load(s2['load'])}")
+    print(f"    plancher zlib + écriture (mêmes processus, membres distincts une fois) : "
+          f"{s2['zlib_mb_per_s']} Mo/s {_load(s2['floor_load'])}")
+    print(f"    par cœur : {s2['engine_mb_per_s_per_core']} Mo/s contre "
+          f"{s2['zlib_mb_per_s_per_core']} Mo/s → ratio {s2['ratio']}")
+
+
 def _pg_url(args: argparse.Namespace) -> str | None:
     """The PostgreSQL server of ``--db`` (or YEARCHANGE_BENCH_PG_URL); None for SQLite.
 
@@ -116,12 +126,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
           "relevée après chaque mesure (machine partagée : comparer les ratios, pas les débits)")
     print(f"  étape 3 : {s3['engine_rows_per_s']} lignes/s, plancher DELETE SQL brut "
           f"{s3['raw_sql_rows_per_s']} lignes/s → ratio {s3['ratio']} {_load(s3['load'])}")
-    print(f"  étape 2 : {s2['engine_mb_per_s']} Mo/s (non compressés, {s2['archives']} archives, "
-          f"{s2['workers']} processus, niveau {s2['archive_level']}) {_load(s2['load'])}")
-    print(f"    plancher zlib + écriture (mêmes processus, membres distincts une fois) : "
-          f"{s2['zlib_mb_per_s']} Mo/s {_load(s2['floor_load'])}")
-    print(f"    par cœur : {s2['engine_mb_per_s_per_core']} Mo/s contre "
-          f"{s2['zlib_mb_per_s_per_core']} Mo/s → ratio {s2['ratio']}")
+    _print_step2(s2)
     dry = result["dry_run"]
     print(f"  passage à blanc contre l'ancien (archives construites en entier, 1 processus) : "
           f"{dry['speedup_same_process']}× plus rapide en 1 processus (CPU ÷ "
@@ -206,12 +211,7 @@ def _print_pg_bench(result: dict[str, Any]) -> None:
     print(f"    taille de la base : {s3['database_bytes_before'] / 1e6:.1f} Mo avant, "
           f"{s3['database_bytes_after_engine'] / 1e6:.1f} Mo après l'étape 3, "
           f"{s3['database_bytes_after_floor'] / 1e6:.1f} Mo après le plancher")
-    print(f"  étape 2 : {s2['engine_mb_per_s']} Mo/s (non compressés, {s2['archives']} archives, "
-          f"{s2['workers']} processus, niveau {s2['archive_level']}) {_load(s2['load'])}")
-    print(f"    plancher zlib + écriture (mêmes processus, membres distincts une fois) : "
-          f"{s2['zlib_mb_per_s']} Mo/s {_load(s2['floor_load'])}")
-    print(f"    par cœur : {s2['engine_mb_per_s_per_core']} Mo/s contre "
-          f"{s2['zlib_mb_per_s_per_core']} Mo/s → ratio {s2['ratio']}")
+    _print_step2(s2)
     aaf = result.get("aaf")
     if aaf:
         print(f"  import AAF (vers PostgreSQL) : {aaf['import_records_per_s']} "
