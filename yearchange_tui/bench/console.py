@@ -55,7 +55,7 @@ async def _measure(establishments: int, running: int, presses: int,
         fake.set_unit(uai, "archive", status=UnitStatus.RUNNING, progress_done=0,
                       progress_total=100_000)
     app = console_app(fake)
-    stamps: list[float] = []
+    stamps: list[tuple[float, float]] = []
     written = [0]
     original_display = app._display
 
@@ -63,42 +63,23 @@ async def _measure(establishments: int, running: int, presses: int,
         if renderable is not None:
             output = renderable.render_segments(app.console)
             written[0] += len(output)
-            stamps.append(time.perf_counter())
+            stamps.append((time.perf_counter(), time.process_time()))
         original_display(screen, renderable)
 
     app._display = display  # type: ignore[method-assign]
-    latencies: list[float] = []
+    latencies: list[tuple[float, float]] = []
     async with app.run_test(size=size) as pilot:
         await app.sync()
         await pilot.pause()
         grid = app.query_one(CalendarGrid)
-        handled: list[float] = []
-        original_refresh_row = grid._refresh_row
-
-        def refresh_row(row_index: int) -> None:
-            original_refresh_row(row_index)
-            handled.append(time.perf_counter())
-
-        grid._refresh_row = refresh_row  # type: ignore[method-assign]
+        handled = _hook_row_refreshes(grid)
         fake.start_script(0.02)
         await asyncio.sleep(0.5)
         for index in range(presses):
-            key = KEYS[index % len(KEYS)]
-            handled.clear()
-            started = time.perf_counter()
-            # As the terminal driver delivers a key: a Key event to the app, nothing awaited.
-            app._driver.send_message(events.Key(key, None))  # type: ignore[union-attr]
-            deadline = started + 2.0
-            shown = None
-            while time.perf_counter() < deadline:
-                if handled:
-                    after = [stamp for stamp in stamps if stamp >= handled[0]]
-                    if after:
-                        shown = after[0]
-                        break
-                await asyncio.sleep(0.0005)
-            if shown is not None:
-                latencies.append(shown - started)
+            latency = await _press(app, KEYS[index % len(KEYS)], None, handled, stamps,
+                                   timeout=2.0)
+            if latency is not None:
+                latencies.append(latency)
             await asyncio.sleep(0.03)  # key repeat of a held arrow, about 30 a second
         fake.close()
         drains, reports = app.board.drains, app.board.reports
@@ -108,16 +89,27 @@ async def _measure(establishments: int, running: int, presses: int,
         "engine": "scripted",
         "establishments": establishments, "running_units": running, "terminal": list(size),
         "presses": presses, "measured": len(latencies),
-        "key_to_redraw_ms": {
-            "p50": round(1000 * statistics.median(latencies), 1) if latencies else None,
-            "p95": round(1000 * _percentile(latencies, 0.95), 1) if latencies else None,
-            "max": round(1000 * max(latencies), 1) if latencies else None},
+        "key_to_redraw_ms": _summary(latencies),
         "board": {"reports": reports, "drains": drains},
         "grid_cell_refreshes": cell_refreshes,
         "peak_rss_mb": round(rss_after / 1024, 1),
         "rss_growth_mb": round((rss_after - rss_before) / 1024, 1),
         "bytes_written": written[0],
     }
+
+
+def _hook_row_refreshes(grid: CalendarGrid) -> list[float]:
+    """Make ``grid`` stamp each row it redraws; returns the list the stamps go to (the
+    moment a key press was handled, which :func:`_press` waits for)."""
+    handled: list[float] = []
+    original_refresh_row = grid._refresh_row
+
+    def refresh_row(row_index: int) -> None:
+        original_refresh_row(row_index)
+        handled.append(time.perf_counter())
+
+    grid._refresh_row = refresh_row  # type: ignore[method-assign]
+    return handled
 
 
 async def _press(app: YearChangeApp, key: str, character: str | None,
@@ -213,14 +205,8 @@ async def _measure_database(url: str, establishments: int, running: int, presses
             await pilot.pause()
             await asyncio.sleep(1.0)
             grid = app.query_one(CalendarGrid)
-            handled: list[float] = []
             original_refresh_row = grid._refresh_row
-
-            def refresh_row(row_index: int) -> None:
-                original_refresh_row(row_index)
-                handled.append(time.perf_counter())
-
-            grid._refresh_row = refresh_row  # type: ignore[method-assign]
+            handled = _hook_row_refreshes(grid)
             keys = []
             for index in range(presses):
                 latency = await _press(app, KEYS[index % len(KEYS)], None, handled, stamps)

@@ -224,8 +224,9 @@ class SamplePersonnel:
 
 
 @dataclass
-class SampleEstablishment:
-    """One collège or lycée with its people in year N and N+1."""
+class EstablishmentHead:
+    """What identifies a sample establishment (its ``establishments`` row), without its
+    people: enough for a console at national size (:func:`establishment_heads`)."""
 
     index: int
     uai: str
@@ -235,6 +236,12 @@ class SampleEstablishment:
     town: str
     postal_code: str
     closing_date: dt.date
+
+
+@dataclass
+class SampleEstablishment(EstablishmentHead):
+    """One collège or lycée with its people in year N and N+1 (its identity: the head)."""
+
     classes_n: list[SampleClass]
     classes_next: list[SampleClass]
     option_groups_n: list[SampleOptionGroup]
@@ -416,21 +423,6 @@ def _services(rng: random.Random, classes: list[SampleClass], groups: list[Sampl
             services.append(SampleService(teacher.jointure, group.subject_code, None,
                                           group.code, 2))
     return services
-
-
-@dataclass(frozen=True)
-class EstablishmentHead:
-    """What identifies a sample establishment (its ``establishments`` row), without its
-    people: enough for a console at national size (:func:`establishment_heads`)."""
-
-    index: int
-    uai: str
-    jointure: str
-    kind: str
-    name: str
-    town: str
-    postal_code: str
-    closing_date: dt.date
 
 
 def _kind_of(index: int) -> str:
