@@ -30,6 +30,10 @@ class RunningUnit:
     since: dt.datetime
 
 
+STALE_LABEL = "sans nouvelles"
+"""The state shown for a worker that should run but gave no heartbeat within the time-to-live."""
+
+
 @dataclass
 class FleetWorker:
     """One worker as the operator sees it."""
@@ -49,11 +53,13 @@ class FleetWorker:
         return (self.state is not WorkerState.STOPPED
                 and now - self.heartbeat_at <= (ttl if ttl is not None else claim_ttl()))
 
+    def stale(self, now: dt.datetime, ttl: dt.timedelta | None = None) -> bool:
+        """True when it should be running but its heartbeat is past the time-to-live."""
+        return self.state is not WorkerState.STOPPED and not self.alive(now, ttl)
+
     def state_label(self, now: dt.datetime, ttl: dt.timedelta | None = None) -> str:
-        """« actif », « s'arrête », « arrêté » or « sans nouvelles »."""
-        if self.state is not WorkerState.STOPPED and not self.alive(now, ttl):
-            return "sans nouvelles"
-        return WORKER_STATE_LABELS[self.state]
+        """« actif », « s'arrête », « arrêté » or « sans nouvelles » (:data:`STALE_LABEL`)."""
+        return STALE_LABEL if self.stale(now, ttl) else WORKER_STATE_LABELS[self.state]
 
 
 def fleet(session: Session, include_stopped: bool = False) -> list[FleetWorker]:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from yearchange_tui.scheduling.fleet import FleetWorker, RunningUnit
+from yearchange_tui.scheduling.fleet import STALE_LABEL, FleetWorker, RunningUnit
 from yearchange_tui.workflow.localtime import format_local
 
-STATE_GLYPHS = {"actif": "●", "s'arrête": "◌", "arrêté": "○", "sans nouvelles": "!"}
+STATE_GLYPHS = {"actif": "●", "s'arrête": "◌", "arrêté": "○", STALE_LABEL: "!"}
 """A glyph beside each state label (never colour alone)."""
 
 
@@ -71,7 +71,7 @@ def worker_line(worker: FleetWorker, now: dt.datetime) -> str:
             f" · démarré le {format_local(worker.started_at, '%d/%m à %H:%M')} · files : "
             f"{queues_text(worker)} · {len(worker.units)} unité(s) en cours sur "
             f"{worker.concurrency}")
-    if worker.state_label(now) == "sans nouvelles":
+    if worker.stale(now):
         line += (" — ce processus ne donne plus signe de vie : ses unités seront reprises "
                  "par un autre à l'expiration de leur réservation")
     return line

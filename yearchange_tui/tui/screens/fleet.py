@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
 from yearchange_tui.scheduling.api import RequestAction
-from yearchange_tui.scheduling.fleet import FleetWorker, RunningUnit
+from yearchange_tui.scheduling.fleet import STALE_LABEL, FleetWorker, RunningUnit
 from yearchange_tui.scheduling.fleet_text import (
     ago,
     empty_fleet,
@@ -37,8 +37,6 @@ from yearchange_tui.workflow.models import UNIT_STATUS_GLYPHS, UnitStatus
 NARROW_WIDTH = 100
 """Below this many columns the queues are read on the line under the table and a unit's
 step is its grid column's short title."""
-
-STALE = "sans nouvelles"
 
 Row = tuple[FleetWorker, RunningUnit | None]
 """A table row: a worker, or one unit it runs."""
@@ -109,7 +107,7 @@ class FleetScreen(ConsoleScreen):
             now = fleet.now
             for worker in fleet.workers:
                 self.rows.append((worker, None))
-                stale = worker.state_label(now) == STALE
+                stale = worker.stale(now)
                 state = Text(worker_state(worker, now),
                              style="bold reverse" if stale else "bold")
                 cells: list[Any] = [Text(worker.host, style="bold"), str(worker.pid), state,
@@ -141,11 +139,11 @@ class FleetScreen(ConsoleScreen):
         title = Text("Processus de travail")
         if fleet is not None and fleet.now is not None:
             now = fleet.now
-            stale = sum(1 for worker in fleet.workers if worker.state_label(now) == STALE)
+            stale = sum(1 for worker in fleet.workers if worker.stale(now))
             units = sum(len(worker.units) for worker in fleet.workers)
             title.append(f" — {len(fleet.workers)} processus, {units} unité(s) en cours")
             if stale:
-                title.append(f" · ! {stale} sans nouvelles", "reverse")
+                title.append(f" · ! {stale} {STALE_LABEL}", "reverse")
         status = self.console.engine_status
         if status is not None and status.paused:
             title.append(" · ‖ moteur en pause : aucune nouvelle unité ne démarre")
