@@ -7,6 +7,7 @@ second database. Waits are on database state, never on the clock.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import signal
 from pathlib import Path
@@ -21,10 +22,13 @@ from yearchange_tui.cli.main import main
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.models import Person, TeachingService
 from yearchange_tui.importing.models import AafImport, AafReject
+from yearchange_tui.scheduling import import_requests
 from yearchange_tui.scheduling.api import EngineEventView, RequestAction
 from yearchange_tui.scheduling.client import DatabaseEngineClient
+from yearchange_tui.scheduling.config import EngineConfig
 from yearchange_tui.scheduling.models import EngineRequest, RequestStatus
 from yearchange_tui.scheduling.spawn import spawn_engine, wait_for_engine
+from yearchange_tui.scheduling.state import EngineState
 from yearchange_tui.workflow.models import AuditEntry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -276,3 +280,38 @@ def test_sigterm_to_a_detached_engine_mid_import_then_restart_imports_once(
         if process.poll() is None:
             process.kill()
         database.dispose()
+
+
+def test_an_engine_error_around_a_timetable_request_answers_it_and_the_queue_goes_on(
+        database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine cannot start the import's child (here: no process left): each popped
+    request is answered « échec » with a French reason, none stays « en cours » for good,
+    and the queue's next request is served (it fails the same way, but is answered)."""
+    def no_process(*_args: Any) -> Any:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(import_requests, "ImportChild", no_process)
+    database = open_database(database_url)
+    state = EngineState.create(database, tmp_path, EngineConfig(),
+                               lambda: dt.datetime.now(dt.UTC))
+    ids = []
+    with database.session() as session:
+        for _ in range(2):
+            row = EngineRequest(created_at=state.clock(), action="import-timetable",
+                                params="{}", requested_by="test",
+                                status=RequestStatus.RUNNING, message="")
+            session.add(row)
+            session.flush()
+            ids.append(row.id)
+    requests = import_requests.ImportRequests(state)
+    for request_id in ids:
+        requests.submit(request_id, RequestAction.IMPORT_TIMETABLE, {"path": "x", "uai": "y"})
+    requests.start_pending()
+    for thread in requests.threads:
+        thread.join(60)
+    with database.session() as session:
+        rows = [session.get(EngineRequest, request_id) for request_id in ids]
+        assert [row.status for row in rows] == [RequestStatus.FAILED] * 2
+        assert all("erreur inattendue du moteur" in row.message for row in rows)
+    assert not requests.batch_running
+    database.dispose()

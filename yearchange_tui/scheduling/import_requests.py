@@ -135,14 +135,36 @@ class ImportRequests:
     def _run(self, order: ImportOrder) -> None:
         """Run an AAF import request in its own child process and record its outcome
         (``import-N`` thread)."""
-        with self.lock:
-            child = None if self.state.stopping else ImportChild(
-                self.state.database.url, self.state.storage_root, "aaf")
+        child = None
         try:
+            with self.lock:
+                child = None if self.state.stopping else ImportChild(
+                    self.state.database.url, self.state.storage_root, "aaf")
             self._run_in(child, order)
+        except Exception:  # noqa: BLE001 - the request is answered, the engine goes on
+            self._fail(order)
         finally:
             if child is not None:
                 child.close()
+
+    def _fail(self, order: ImportOrder) -> None:
+        """Answer ``order`` after an unexpected error of the engine's own (not of the
+        import): logged with its traceback, the request failed rather than left « en
+        cours » for good."""
+        log.exception("Demande n°%d (%s) : erreur inattendue du moteur.", order.request_id,
+                      order.action.value)
+        message = "erreur inattendue du moteur, rien n'a été importé ; détail dans le journal"
+        try:
+            with self.state.database.session() as session:
+                row = session.get(EngineRequest, order.request_id)
+                if row is not None:
+                    row.status = RequestStatus.FAILED
+                    row.message = message
+                    row.finished_at = self.state.clock()
+            self._record(order, RequestStatus.FAILED, message, None)
+        except Exception:
+            log.exception("Demande n°%d : la réponse n'a pas pu être enregistrée.",
+                          order.request_id)
 
     def _run_timetables(self) -> None:
         """Serve the timetable queue with one child until it is empty (``import-edt``
@@ -159,10 +181,17 @@ class ImportRequests:
                     order = self.timetables.pop(0)
                     if child is not None and child.ended:
                         child = None
+                try:
                     if child is None and not self.state.stopping:
-                        child = ImportChild(self.state.database.url, self.state.storage_root,
-                                            "timetable")
-                self._run_in(None if self.state.stopping else child, order)
+                        child = ImportChild(self.state.database.url,
+                                            self.state.storage_root, "timetable")
+                    self._run_in(None if self.state.stopping else child, order)
+                except Exception:  # noqa: BLE001 - the request is answered, the engine goes on
+                    # This request is answered; the others keep their place in the queue.
+                    self._fail(order)
+                    if child is not None:
+                        child.close()
+                        child = None
         finally:
             if not served:  # an unexpected error: the next request starts a new thread
                 with self.lock:
