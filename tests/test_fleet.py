@@ -6,6 +6,7 @@ databases.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 import os
@@ -21,6 +22,7 @@ from pg_support import PG_URL, drop_pg_database, fresh_pg_database
 from sqlalchemy import select, text
 from test_scheduling_engine import running_engine, statuses, uais, wait_until
 
+from yearchange_tui.ent.database import open_database
 from yearchange_tui.ent.models import Establishment
 from yearchange_tui.scheduling.api import RequestAction
 from yearchange_tui.scheduling.client import DatabaseEngineClient
@@ -31,7 +33,8 @@ from yearchange_tui.scheduling.models import (
     WorkerRow,
     WorkerState,
 )
-from yearchange_tui.scheduling.worker import MARKER_NAME
+from yearchange_tui.scheduling.worker import MARKER_NAME, Registration
+from yearchange_tui.workflow.claims import host_name
 from yearchange_tui.workflow.models import Step, StepUnit, UnitStatus
 
 STEPS_1_TO_3 = (Step.PURGE_TRASH, Step.ARCHIVE, Step.DELETE_OBSOLETE)
@@ -297,3 +300,27 @@ def test_a_worker_asked_for_an_unknown_queue_is_refused(tmp_path: Path) -> None:
     assert refused.returncode == 2
     assert "FILE-INCONNUE" in refused.stderr and "« archvie »" in refused.stderr
     assert "archive" in refused.stderr and "Rien n'a été démarré" in refused.stderr
+
+
+def test_the_fleet_forgets_workers_stopped_or_silent_for_more_than_a_week(
+        database_url: str, tmp_path: Path) -> None:
+    """``workers --all`` keeps a week of history: a worker that starts removes the rows of
+    workers stopped, or silent (killed with their machine), for longer; recent ones stay."""
+    database = open_database(database_url)
+    now = dt.datetime.now(dt.UTC)
+    ages = {"arrete-il-y-a-8-jours": (8, WorkerState.STOPPED),
+            "muet-depuis-8-jours": (8, WorkerState.RUNNING),
+            "arrete-hier": (1, WorkerState.STOPPED), "actif": (0, WorkerState.RUNNING)}
+    with database.session() as session:
+        for host, (days, state) in ages.items():
+            when = now - dt.timedelta(days=days)
+            session.add(WorkerRow(host=host, pid=1, queues="", concurrency=1, state=state,
+                                  started_at=when, heartbeat_at=when,
+                                  stopped_at=when if state is WorkerState.STOPPED else None,
+                                  storage_root=str(tmp_path)))
+    registration = Registration.register(database, "", 1, tmp_path)
+    registration.set_state(WorkerState.STOPPED)
+    with database.session() as session:
+        hosts = set(session.scalars(select(WorkerRow.host)))
+    database.dispose()
+    assert hosts == {"arrete-hier", "actif", host_name()}

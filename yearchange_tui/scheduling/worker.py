@@ -15,6 +15,7 @@ a different or missing marker is refused (``STOCKAGE-DIFFERENT``).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import multiprocessing
 import os
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -113,6 +114,10 @@ def check_storage(database: Database, storage_root: Path) -> str:
     return recorded
 
 
+WORKER_HISTORY = dt.timedelta(days=7)
+"""How long ``workers --all`` remembers a worker after it stopped or went silent."""
+
+
 @dataclass
 class Registration:
     """This process's row in ``workers``, kept alive by a heartbeat thread."""
@@ -127,6 +132,11 @@ class Registration:
                  storage_root: Path) -> Registration:
         now = wall_now()
         with database.session() as session:
+            # The fleet's history is kept a week: rows of workers stopped, or silent, for
+            # longer go (a worker killed with its machine never writes « arrêté »).
+            forgotten = now - WORKER_HISTORY
+            session.execute(delete(WorkerRow).where(or_(
+                WorkerRow.stopped_at < forgotten, WorkerRow.heartbeat_at < forgotten)))
             row = WorkerRow(host=host_name(), pid=os.getpid(), queues=queues,
                             concurrency=concurrency, state=WorkerState.RUNNING, started_at=now,
                             heartbeat_at=now, storage_root=str(storage_root))
