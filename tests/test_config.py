@@ -1,5 +1,7 @@
 """Settings resolution: default < config file < environment < command line."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,3 +62,20 @@ def test_config_command_opens_no_database(tmp_path: Path,
     assert main(["--db", url, "config"]) == 0
     assert f"{url}  (--db)" in capsys.readouterr().out
     assert not (tmp_path / "absente").exists()
+
+
+def test_the_processes_a_command_starts_read_its_config_file(tmp_path: Path) -> None:
+    """``yearchange --config F engine`` starts worker and import processes: they read F,
+    not the per-user file (before, the engine's workers ran with the defaults)."""
+    config = tmp_path / "exploitation.toml"
+    config.write_text("[yearchange]\nlock_timeout = 7\n", encoding="utf-8")
+    script = ("import subprocess, sys\n"
+              "from yearchange_tui.cli.main import build_parser\n"
+              "from yearchange_tui.cli.util import settings_from_args\n"
+              f"settings_from_args(build_parser().parse_args(['--config', {str(config)!r}, "
+              "'config']))\n"
+              "sys.exit(subprocess.run([sys.executable, '-m', 'yearchange_tui', 'config'])"
+              ".returncode)\n")
+    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           check=True, stdin=subprocess.DEVNULL).stdout
+    assert f"lock_timeout  7  ({config})" in shown

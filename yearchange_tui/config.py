@@ -33,9 +33,13 @@ def default_data_dir() -> Path:
     return Path(override).expanduser() if override else Path(user_data_dir(APP_NAME))
 
 
+CONFIG_VARIABLE = "YEARCHANGE_CONFIG"
+"""The configuration file's path (``--config`` sets it for the processes a command starts)."""
+
+
 def default_config_file() -> Path:
     """The per-user configuration file path (it need not exist)."""
-    override = os.environ.get("YEARCHANGE_CONFIG")
+    override = os.environ.get(CONFIG_VARIABLE)
     if override:
         return Path(override).expanduser()
     return Path(user_config_dir(APP_NAME)) / "config.toml"

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from yearchange_tui.config import FILE_UMASK, ConfigError, Settings, load_settings
+from yearchange_tui.config import CONFIG_VARIABLE, FILE_UMASK, ConfigError, Settings, load_settings
 from yearchange_tui.ent.database import (
     Access,
     Database,
@@ -105,6 +105,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
            "lock_timeout": getattr(args, "lock_timeout", None)}
     config_file = getattr(args, "config", None)
     settings = load_settings(cli, config_file=Path(config_file) if config_file else None)
+    if config_file:
+        # The processes this one starts (the engine's workers and import children) read
+        # the same file, not the default one.
+        os.environ[CONFIG_VARIABLE] = str(Path(config_file).resolve())
     configure_input_limits(settings.input_limits)
     return settings
 
