@@ -9,17 +9,20 @@ import sys
 import textwrap
 
 import pytest
-from sqlalchemy import create_engine, insert, select, update
+from changeover_support import make_academy
+from sqlalchemy import create_engine, func, insert, select, update
 from tui_support import make_app, run
 
 from yearchange_tui.bench.console_database import build_console_database
+from yearchange_tui.cli.main import main
 from yearchange_tui.ent.database import Database, normalise_url, open_existing_database
 from yearchange_tui.ent.models import Establishment
 from yearchange_tui.ent.uai import is_valid_uai
 from yearchange_tui.sample.roster import establishment_heads
+from yearchange_tui.scheduling import changes
 from yearchange_tui.scheduling.changes import prune_changes
 from yearchange_tui.scheduling.client import DatabaseEngineClient
-from yearchange_tui.scheduling.models import EngineTask
+from yearchange_tui.scheduling.models import ConsoleChange, EngineTask
 from yearchange_tui.tui.fake_engine import FakeEngine
 from yearchange_tui.tui.grid_model import GridModel
 from yearchange_tui.workflow.establishments import KIND_LABELS
@@ -253,3 +256,19 @@ def test_a_console_behind_the_pruned_log_reads_everything_again(database_url: st
         assert client.establishment_changes(after.cursor).views == []
     finally:
         database.dispose()
+
+
+def test_yearchange_run_keeps_the_change_log_bounded_without_an_engine(
+        database_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With only ``yearchange run`` (no engine) the triggers' log was never pruned: the run
+    now prunes it to the newest rows (here 3, the real bound is 200,000)."""
+    academy = make_academy(database_url, tmp_path / "storage", establishments=2)
+    monkeypatch.setattr(changes, "KEEP_ROWS", 3)
+    status = main(["--db", database_url, "--storage", str(academy.storage), "run",
+                   "purge-trash", "--all", "--yes", "--hors-fenetre", "--reason", "essai"])
+    assert status == 0
+    with academy.database.session() as session:
+        assert session.scalar(select(func.count()).select_from(ConsoleChange)) == 3
+        assert session.scalar(select(func.count()).select_from(StepUnit).where(
+            StepUnit.status == UnitStatus.DONE)) == 2
+    academy.database.dispose()

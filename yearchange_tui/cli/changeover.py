@@ -7,6 +7,8 @@ import datetime as dt
 import sys
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from yearchange_tui.changeover.dry_run import dry_run_warnings, write_warnings_csv
 from yearchange_tui.changeover.notices import deactivation_line, send_deactivation_notices
 from yearchange_tui.changeover.runner import ChangeoverRunner, unit_table
@@ -27,7 +29,8 @@ from yearchange_tui.cli.util import (
     print_json,
     snake_id,
 )
-from yearchange_tui.ent.database import Access
+from yearchange_tui.ent.database import Access, Database
+from yearchange_tui.scheduling.changes import prune_changes
 from yearchange_tui.scheduling.client import queue_table
 from yearchange_tui.workflow.establishments import (
     KIND_LABELS,
@@ -369,16 +372,30 @@ def cmd_run(args: argparse.Namespace) -> int:
                 raise UsageError(refusal.message) from refusal
     if args.redo:
         _reset_for_redo(runner, establishments, args.reason)
-    command = STEP_COMMANDS.get(step)
-    if command is not None:
-        return command(runner, establishments, args)
-    outcomes = runner.run_units(step, establishments, workers=args.workers)
+    try:
+        command = STEP_COMMANDS.get(step)
+        if command is not None:
+            return command(runner, establishments, args)
+        outcomes = runner.run_units(step, establishments, workers=args.workers)
+    finally:
+        _prune_console_log(runner.database)
     if args.json:
         print_json([outcome.as_dict() for outcome in outcomes])
     else:
         print_outcomes(step, outcomes)
     failed = [o for o in outcomes if o.status in ("failed", "refused", "cancelled")]
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _prune_console_log(database: Database) -> None:
+    """Keep the console's change log bounded after a run: it grows with every unit, and
+    without an engine nothing else prunes it (a failure here never hides the run's)."""
+    try:
+        with database.engine.begin() as connection:
+            prune_changes(connection)
+    except SQLAlchemyError as error:
+        err("Le journal des changements de la console n'a pas été élagué (il le sera à la "
+            f"prochaine exécution ; détail technique : {error}).")
 
 
 def _reset_for_redo(runner: ChangeoverRunner, establishments: list[Any], reason: str) -> None:

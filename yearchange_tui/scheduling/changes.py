@@ -71,9 +71,11 @@ def changes_since(session: Session, cursor: ChangeCursor | None) -> Changed:
     return Changed(following, {int(establishment_id) for establishment_id in found})
 
 
-def prune_changes(connection: Connection, keep: int = KEEP_ROWS) -> int:
-    """Delete all but the newest ``keep`` rows of the log (the engine, with its events);
-    returns how many went."""
+def prune_changes(connection: Connection, keep: int | None = None) -> int:
+    """Delete all but the newest ``keep`` rows of the log (the engine, with its events, and
+    ``yearchange run`` when it ends: without an engine nothing else would); returns how
+    many went."""
+    keep = KEEP_ROWS if keep is None else keep
     newest = connection.scalar(select(func.max(ConsoleChange.id)))
     if newest is None or newest <= keep:
         return 0
