@@ -530,21 +530,37 @@ def run_linearity(url: str, sizes: tuple[int, ...], work: Path,
                 runner = ChangeoverRunner(database, folder / "storage")
                 refs = runner.establishments()
                 say(f"simulation de {size} établissements…")
+                with database.engine.connect() as connection:
+                    server_before = server_cpu(connection)
                 cpu_started = time.process_time()
                 started = time.perf_counter()
                 runner.dry_run(refs)
                 seconds = time.perf_counter() - started
                 client_cpu = time.process_time() - cpu_started
+                # The pool keeps the dry run's connections: their server processes are read.
+                with database.engine.connect() as connection:
+                    server = cpu_between(server_before, server_cpu(connection))
             finally:
                 database.dispose()
             databases.drop(label)
+            cpu = None if server is None else client_cpu + server
             points.append({"establishments": size, "seconds": round(seconds, 2),
                            "seconds_per_establishment": round(seconds / size, 3),
                            "client_cpu_seconds": round(client_cpu, 2),
+                           "server_cpu_seconds": _rounded(server),
+                           "cpu_seconds_per_establishment": (
+                               None if cpu is None else round(cpu / size, 3)),
                            "import_seconds": round(import_seconds, 2),
                            "load": load_average()})
-    per = [point["seconds_per_establishment"] for point in points]
-    spread = max(per) / min(per) - 1 if per and min(per) > 0 else None
     return {"backend": "postgresql", "server": display_url(url), "points": points,
-            "spread": None if spread is None else round(spread, 3), "target_spread": 0.2,
-            "cores": os.cpu_count()}
+            "spread": _spread([point["seconds_per_establishment"] for point in points]),
+            "spread_cpu": _spread([point["cpu_seconds_per_establishment"] for point in points]),
+            "target_spread": 0.2, "cores": os.cpu_count()}
+
+
+def _spread(values: list[float | None]) -> float | None:
+    """Largest over smallest, minus one (None when a value is missing)."""
+    if not values or any(value is None or value <= 0 for value in values):
+        return None
+    known = [value for value in values if value is not None]
+    return round(max(known) / min(known) - 1, 3)

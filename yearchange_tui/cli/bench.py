@@ -223,9 +223,15 @@ def _print_linearity(result: dict[str, Any]) -> None:
     print(f"Linéarité de la simulation sur PostgreSQL ({result['server']}), académies "
           f"fraîchement importées ; {result['cores']} cœurs")
     for point in result["points"]:
+        cpu = point["cpu_seconds_per_establishment"]
+        cpu_text = ("" if cpu is None else
+                    f", CPU client + serveur {cpu} s par établissement")
         print(f"  {point['establishments']:>4} établissements : {point['seconds']} s, "
               f"{point['seconds_per_establishment']} s par établissement, CPU du client "
               f"{round(point['client_cpu_seconds'] / point['establishments'], 2)} s par "
-              f"établissement {_load(point['load'])}")
+              f"établissement{cpu_text} {_load(point['load'])}")
     print(f"  écart des temps par établissement : {result['spread']} "
           f"(cible ≤ {result['target_spread']})")
+    if result["spread_cpu"] is not None:
+        print(f"  écart du CPU par établissement (insensible à la charge) : "
+              f"{result['spread_cpu']}")
