@@ -17,8 +17,9 @@ processes (so the ratio is also the per-core ratio):
 
 Processes take whole establishments, like the engine's (the runner's unit of work is an
 establishment: one process writes all of an establishment's archives). The floor gives
-each process a share of establishments balanced by their bytes (largest first, at least
-as well balanced as the engine's pool) — not a share of single archives: with 3
+each process a share of establishments balanced by their bytes (largest first to the
+least loaded process; the engine's pool takes them in its own order) — not a share of
+single archives: with 3
 establishments on 2 processes, archives spread evenly would give the slowest floor
 process 1.5 establishments of bytes while any engine's slowest process has 2, and the
 ratio would read 0.75 of the per-core truth. With many establishments the two agree.
