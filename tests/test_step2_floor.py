@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from yearchange_tui.bench.step2_floor import _floor_share, floor_work, step2_floor
+from yearchange_tui.bench.step2_floor import _floor_share, floor_shares, floor_work, step2_floor
 from yearchange_tui.changeover.zipwriter import ZipWriter, archive_level, deflate, pack
 
 
@@ -50,3 +50,24 @@ def test_a_floor_share_writes_files_of_the_archives_sizes(tmp_path: Path) -> Non
     _floor_share(work.to_deflate, archive_level(), work.archive_sizes, str(tmp_path / "part"))
     written = sorted(path.stat().st_size for path in (tmp_path / "part").iterdir())
     assert written == sorted(work.archive_sizes)
+
+
+def test_floor_processes_take_whole_establishments(tmp_path: Path) -> None:
+    """Like the engine's processes (one establishment each at a time): three equal
+    establishments on two processes give one process two of them, never 1.5 each; a
+    member shared by two establishments is deflated in each (the engine does too)."""
+    names = []
+    for uai in ("0000001A", "0000002B", "0000003C"):
+        folder = tmp_path / uai / "archives"
+        folder.mkdir(parents=True)
+        _, _, archives = _classeurs(folder)
+        names += [f"{uai}/archives/{name}" for name in archives]
+    work = floor_work(tmp_path, names)
+    assert work.archive_units == [name.split("/")[0] for name in names]
+    assert work.deflate_units.count("0000001A") == 4  # page + 3 index pages, once each
+    assert len(work.to_deflate) == 12
+    payloads, sizes = floor_shares(work, 2)
+    per_process = sorted(len(share) for share in sizes)
+    assert per_process == [3, 6]  # whole establishments: one process writes two of them
+    assert sorted(size for share in sizes for size in share) == sorted(work.archive_sizes)
+    assert sorted(len(share) for share in payloads) == [4, 8]

@@ -4,15 +4,25 @@ What any program writing the same archives must do, with the engine's number of
 processes (so the ratio is also the per-core ratio):
 
 - deflate, at the engine's level (:func:`archive_level`, with the engine's own raw-deflate
-  call :func:`deflate_raw`), each *distinct* member the engine deflated — once, however
-  many archives hold it (a classeur activity's page and attachment are in every student's
-  archive, and the engine too compresses them once);
+  call :func:`deflate_raw`), each *distinct* member the engine deflated — once per
+  establishment, however many of its archives hold it (a classeur activity's page and
+  attachment are in every student's archive, and the engine too compresses them once);
 - store the members the engine stored (already compressed attachments): no CPU but
   their writing;
 - write every archive byte (duplicates included: each archive holds its copy) into as
-  many files of the same sizes, and make them durable the way the engine does (one
-  :func:`sync_filesystem` per process; the engine syncs once per phase before recording
-  its files).
+  many files of the same sizes, and make them durable the way the engine does: the
+  disk's writeback started as each file is complete (:func:`start_writeback`, so the
+  disk writes while the next files are made), then one :func:`sync_filesystem` per
+  process (the engine syncs once per phase before recording its files).
+
+Processes take whole establishments, like the engine's (the runner's unit of work is an
+establishment: one process writes all of an establishment's archives). The floor gives
+each process a share of establishments balanced by their bytes (largest first to the
+least loaded process; the engine's pool takes them in its own order) — not a share of
+single archives: with 3
+establishments on 2 processes, archives spread evenly would give the slowest floor
+process 1.5 establishments of bytes while any engine's slowest process has 2, and the
+ratio would read 0.75 of the per-core truth. With many establishments the two agree.
 
 Not in the floor: reading the database, rendering the pages, reading the attachments
 from the storage, the CRC of stored members, the SHA-256 of each archive (the
@@ -30,7 +40,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from yearchange_tui.changeover.effects import sync_filesystem
+from yearchange_tui.changeover.effects import start_writeback, sync_filesystem
 from yearchange_tui.changeover.zipwriter import archive_level, deflate_raw
 
 
@@ -50,15 +60,26 @@ class FloorWork:
     """Bytes of the distinct members the engine stored (already compressed)."""
     stored_members: int = 0
     """How many distinct stored members."""
+    archive_units: list[str] = field(default_factory=list)
+    """The establishment of each archive (its path's first folder; ``""`` when none)."""
+    deflate_units: list[str] = field(default_factory=list)
+    """The establishment of each member of ``to_deflate``."""
+
+
+def _unit(relative_path: str) -> str:
+    """The establishment an archive belongs to: the first folder of its path (the UAI)."""
+    head, separator, _ = relative_path.partition("/")
+    return head if separator else ""
 
 
 def floor_work(storage: Path, relative_paths: list[str]) -> FloorWork:
-    """Read the archives step 2 wrote: the work of its floor, duplicates counted once.
+    """Read the archives step 2 wrote: the work of its floor, duplicates counted once per
+    establishment.
 
     Two members are the same when their CRC, size and compression method match (the
     engine writes the same compressed bytes for the same content).
     """
-    seen: set[tuple[int, int, int]] = set()
+    seen: set[tuple[str, int, int, int]] = set()
     work = FloorWork()
     for relative_path in relative_paths:
         if not relative_path.endswith(".zip"):
@@ -66,10 +87,12 @@ def floor_work(storage: Path, relative_paths: list[str]) -> FloorWork:
         size = (storage / relative_path).stat().st_size
         work.written += size
         work.archive_sizes.append(size)
+        unit = _unit(relative_path)
+        work.archive_units.append(unit)
         with zipfile.ZipFile(storage / relative_path) as archive:
             for info in archive.infolist():
                 work.uncompressed += info.file_size
-                key = (info.CRC, info.file_size, info.compress_type)
+                key = (unit, info.CRC, info.file_size, info.compress_type)
                 if key in seen:
                     continue
                 seen.add(key)
@@ -78,6 +101,7 @@ def floor_work(storage: Path, relative_paths: list[str]) -> FloorWork:
                     work.stored_members += 1
                 else:
                     work.to_deflate.append(archive.read(info))
+                    work.deflate_units.append(unit)
     return work
 
 
@@ -102,6 +126,7 @@ def _floor_share(payloads: list[bytes], level: int, sizes: list[int], folder: st
                 sink.write(piece)
                 left -= len(piece)
                 pending = pending[len(piece):] if pending is not padding else b""
+            start_writeback(sink)
     sync_filesystem(target)
     return time.perf_counter() - started
 
@@ -117,17 +142,33 @@ def _balanced(items: list[int], workers: int) -> list[list[int]]:
     return shares
 
 
+def floor_shares(work: FloorWork, workers: int) -> tuple[list[list[bytes]], list[list[int]]]:
+    """Each process's members to deflate and archive sizes to write: whole establishments,
+    balanced by their archives' bytes (largest first)."""
+    units = sorted(set(work.archive_units))
+    unit_bytes = [0] * len(units)
+    position = {unit: index for index, unit in enumerate(units)}
+    for unit, size in zip(work.archive_units, work.archive_sizes, strict=True):
+        unit_bytes[position[unit]] += size
+    share_of = {units[i]: number
+                for number, share in enumerate(_balanced(unit_bytes, workers)) for i in share}
+    payload_shares: list[list[bytes]] = [[] for _ in range(workers)]
+    for unit, payload in zip(work.deflate_units, work.to_deflate, strict=True):
+        payload_shares[share_of[unit]].append(payload)
+    size_shares: list[list[int]] = [[] for _ in range(workers)]
+    for unit, size in zip(work.archive_units, work.archive_sizes, strict=True):
+        size_shares[share_of[unit]].append(size)
+    return payload_shares, size_shares
+
+
 def step2_floor(work: FloorWork, workers: int, folder: Path) -> float:
     """Step 2's floor with the engine's number of processes: seconds of the slowest share.
 
-    Each process deflates a share of the distinct members (balanced by size) at the
-    engine's level and writes (then syncs) a share of the archive files (balanced by
-    size); stored members cost their writing.
+    Each process takes whole establishments (balanced by their archives' bytes, largest
+    first), deflates their distinct members at the engine's level and writes (then syncs)
+    their archive files; stored members cost their writing.
     """
-    payload_shares = [[work.to_deflate[i] for i in share]
-                      for share in _balanced([len(p) for p in work.to_deflate], workers)]
-    size_shares = [[work.archive_sizes[i] for i in share]
-                   for share in _balanced(work.archive_sizes, workers)]
+    payload_shares, size_shares = floor_shares(work, workers)
     level = archive_level()
     targets = [str(folder / f"plancher-{index}") for index in range(workers)]
     try:
