@@ -64,7 +64,7 @@ def _print_step2(s2: dict[str, Any]) -> None:
     """Step 2 against its floor (both backends print it the same way)."""
     print(f"  étape 2 : {s2['engine_mb_per_s']} Mo/s (non compressés, {s2['archives']} archives, "
           f"{s2['workers']} processus, niveau {s2['archive_level']}) {_load(s2['load'])}")
-    print(f"    plancher zlib + écriture (mêmes processus, membres distincts une fois) : "
+    print(f"    plancher zlib + écriture (mêmes processus, établissements entiers, membres distincts une fois par établissement) : "
           f"{s2['zlib_mb_per_s']} Mo/s {_load(s2['floor_load'])}")
     print(f"    par cœur : {s2['engine_mb_per_s_per_core']} Mo/s contre "
           f"{s2['zlib_mb_per_s_per_core']} Mo/s → ratio {s2['ratio']}")
