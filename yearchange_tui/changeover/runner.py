@@ -520,11 +520,17 @@ class ChangeoverRunner:
 
 def in_workers(runner: ChangeoverRunner, function: Callable[..., Any],
                establishments: list[EstablishmentRef], workers: int, what: Any) -> list[Any]:
-    """``function(url, storage, now, what, ref, events)`` for each establishment, in
-    ``workers`` processes; the workers' events reach the runner's observer."""
-    context = multiprocessing.get_context("spawn")
-    manager = context.Manager()
-    events = manager.Queue()
+    """``function(url, storage, now, what, ref)`` for each establishment, in ``workers``
+    processes; the workers' events reach the runner's observer.
+
+    The processes are forked from a server process that imported this module once
+    (``forkserver``, where the system has it; never a bare ``fork`` of this process, whose
+    threads would be copied mid-flight): a worker no longer pays the import of the whole
+    product, which was most of a short run's cost (3 establishments on 2 processes used
+    more CPU than in 1).
+    """
+    context = worker_context()
+    events = context.SimpleQueue()
 
     def forward() -> None:
         while True:
@@ -536,21 +542,42 @@ def in_workers(runner: ChangeoverRunner, function: Callable[..., Any],
     forwarder = threading.Thread(target=forward, name="unit-events", daemon=True)
     forwarder.start()
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                 initializer=_set_worker_events, initargs=(events,)) as pool:
             # Largest establishments first, so no worker is left alone with a big one
             # at the end; outcomes are still returned in the given order.
             sizes = establishment_sizes(runner.database)
             futures = {ref.id: pool.submit(function, runner.database.url,
                                            str(runner.storage_root), runner.fixed_now, what,
-                                           ref, events)
+                                           ref)
                        for ref in sorted(establishments,
                                          key=lambda ref: -sizes.get(ref.id, 0))}
             outcomes = [futures[ref.id].result() for ref in establishments]
     finally:
         events.put(None)
         forwarder.join(timeout=10)
-        manager.shutdown()
     return outcomes
+
+
+def worker_context() -> Any:
+    """The start method of the runner's worker processes: ``forkserver`` with this module
+    preloaded, else ``spawn``."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        # Only read when the server starts (once per process); later calls change nothing.
+        context.set_forkserver_preload([__name__])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+_worker_events: Any = None
+"""The queue a worker process sends its events to (set when the process starts)."""
+
+
+def _set_worker_events(queue: Any) -> None:
+    global _worker_events
+    _worker_events = queue
+
 
 def establishment_sizes(database: Database) -> dict[int, int]:
     """People per establishment: how the work of a unit grows."""
@@ -590,8 +617,7 @@ class _QueueObserver:
         self.queue.put(event)
 
 
-def _worker_runner(url: str, storage_root: str, now: dt.datetime | None,
-                   events: Any) -> ChangeoverRunner:
+def _worker_runner(url: str, storage_root: str, now: dt.datetime | None) -> ChangeoverRunner:
     """A runner in a worker process, with its own database connection.
 
     A worker keeps its database (engine, pooled connection, compiled statements) for the
@@ -600,22 +626,22 @@ def _worker_runner(url: str, storage_root: str, now: dt.datetime | None,
     database = _worker_databases.get(url)
     if database is None:
         database = _worker_databases[url] = open_database(url, migrate=False)
-    runner = ChangeoverRunner(database, Path(storage_root), _QueueObserver(events), now)
+    runner = ChangeoverRunner(database, Path(storage_root), _QueueObserver(_worker_events), now)
     runner.defer_statistics = True
     return runner
 
 
 def _run_unit_in_worker(url: str, storage_root: str, now: dt.datetime | None, step: Step,
-                        establishment: EstablishmentRef, events: Any) -> UnitOutcome:
+                        establishment: EstablishmentRef) -> UnitOutcome:
     """Run one unit in a worker process."""
-    return _worker_runner(url, storage_root, now, events).run_unit(step, establishment)
+    return _worker_runner(url, storage_root, now).run_unit(step, establishment)
 
 
 def _dry_run_in_worker(url: str, storage_root: str, now: dt.datetime | None,
-                       steps: tuple[Step, ...], establishment: EstablishmentRef,
-                       events: Any) -> list[UnitOutcome]:
+                       steps: tuple[Step, ...],
+                       establishment: EstablishmentRef) -> list[UnitOutcome]:
     """Simulate ``steps`` for one establishment in a worker process (``dry-run --workers``)."""
-    return _worker_runner(url, storage_root, now, events).dry_run([establishment], steps)
+    return _worker_runner(url, storage_root, now).dry_run([establishment], steps)
 
 
 _worker_databases: dict[str, Database] = {}
