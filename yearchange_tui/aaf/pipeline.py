@@ -71,9 +71,9 @@ importer for the sample's delivery, a fixed cost). Measured on two processors sh
 other work (the bench's 10 MB delivery, medians of interleaved runs): on SQLite, inline
 0.60 CPU-s against 0.80 with two readers (importer 0.38 + readers 0.42), about a third
 more, and a wall clock that went either way (readers 1.2 times faster at load 2 and 1.3
-at load 3.5, inline 1.6 times faster at load 6.7); on PostgreSQL with its server on the same processors
-(load 5), inline 2.67 s and 1.20 client CPU-s against 3.16 s and 1.73 CPU-s (importer
-0.87 + readers 0.86). Two processors buy some wall clock on a quiet machine at a third
+at load 3.5, inline 1.6 times faster at load 6.7); on PostgreSQL with its server on the
+same processors (load 5), inline 2.67 s and 1.20 client CPU-s against 3.16 s and 1.73
+CPU-s (importer 0.87 + readers 0.86). Two processors buy some wall clock on a quiet machine at a third
 more CPU, and lose both under load: ``MIN_CPUS = 2`` gives the readers back."""
 
 RECORDS_PER_MESSAGE = 256
