@@ -204,8 +204,12 @@ def test_a_failure_in_the_reader_process_is_raised_in_the_import(
 
 def test_how_records_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(pipeline.READER_ENV, raising=False)
+    monkeypatch.setattr(pipeline, "_cpus", lambda: pipeline.MIN_CPUS)
     assert pipeline.reader_method(10_000) is None  # small: inline
     assert pipeline.reader_method(50 * 1024 * 1024) == "fork"
+    monkeypatch.setattr(pipeline, "_cpus", lambda: pipeline.MIN_CPUS - 1)
+    assert pipeline.reader_method(50 * 1024 * 1024) is None  # no processor to spare
+    monkeypatch.setattr(pipeline, "_cpus", lambda: pipeline.MIN_CPUS)
     monkeypatch.setenv(pipeline.READER_ENV, "inline")
     assert pipeline.reader_method(50 * 1024 * 1024) is None
     monkeypatch.setenv(pipeline.READER_ENV, "process")

@@ -637,6 +637,26 @@ _START_OVERLAP = len(b"<deleteRequest>")  # a start tag cut between two reads: k
 _EXCERPT_FALLBACK = 20_000  # bytes kept after a start tag whose end tag never comes
 
 
+def _after_line_ends(data: bytearray, count: int) -> int:
+    """The offset just after the ``count``-th line end of ``data`` (it has at least as many).
+
+    Whole blocks are counted by ``bytes.count`` (C speed); only the last block is walked
+    line by line.
+    """
+    block = 8192
+    start = 0
+    while True:
+        in_block = data.count(b"\n", start, start + block)
+        if in_block >= count:
+            break
+        count -= in_block
+        start += block
+    found = start
+    for _ in range(count):
+        found = data.index(b"\n", found) + 1
+    return found
+
+
 class _Window:
     """Bytes of a file read forward by absolute offset, holding only what is not dropped.
 
@@ -678,10 +698,7 @@ class _Window:
         while count > 0:
             in_window = self.data.count(b"\n")
             if in_window >= count:
-                found = 0
-                for _ in range(count):
-                    found = self.data.index(b"\n", found) + 1
-                return self.base + found
+                return self.base + _after_line_ends(self.data, count)
             count -= in_window
             self.drop(self.end)
             if not self.more():

@@ -24,8 +24,8 @@ Both give the same prepared records in the same order (same rejects, same rows);
 test imports the same deliveries both ways and compares every row. Readers are
 forked (``fork`` when this process runs a single thread, else ``forkserver``: never
 a fork of a multi-threaded process). Deliveries under :data:`PROCESS_MIN_BYTES`, a
-machine with one processor, or ``YEARCHANGE_AAF_READER=inline`` read inline
-(``=process`` forces reader processes). Runs on the caller's thread, plus, for a
+machine with fewer than :data:`MIN_CPUS` processors, or ``YEARCHANGE_AAF_READER=inline``
+read inline (``=process`` forces reader processes). Runs on the caller's thread, plus, for a
 :class:`ProcessSource`, one pump thread per reader until it is closed.
 """
 from __future__ import annotations
@@ -60,6 +60,21 @@ READER_ENV = "YEARCHANGE_AAF_READER"
 PROCESS_MIN_BYTES = 4 * 1024 * 1024
 """Smaller deliveries are read inline: reader processes cost more than they save (measured:
 no gain at 3 MB, 15 % less time at 6 MB, 20 % at 10 MB on two processors)."""
+
+MIN_CPUS = 3
+"""Processors needed for reader processes (the importer, the database, and a reader).
+
+Reader processes cost CPU the inline reading does not: the records' XML serialised for
+the importer, pickling both ways, and above all the copy-on-write of the importing
+process's pages while forked readers share them (about 10,000 page copies in the
+importer for the sample's delivery, a fixed cost). Measured on two processors shared with
+other work (the bench's 10 MB delivery, medians of interleaved runs): on SQLite, inline
+0.60 CPU-s against 0.80 with two readers (importer 0.38 + readers 0.42), about a third
+more, and a wall clock that went either way (readers 1.2 times faster at load 2 and 1.3
+at load 3.5, inline 1.6 times faster at load 6.7); on PostgreSQL with its server on the
+same processors (load 5), inline 2.67 s and 1.20 client CPU-s against 3.16 s and 1.73
+CPU-s (importer 0.87 + readers 0.86). Two processors buy some wall clock on a quiet machine at a third
+more CPU, and lose both under load: ``MIN_CPUS = 2`` gives the readers back."""
 
 RECORDS_PER_MESSAGE = 256
 """Prepared records per message from a reader process."""
@@ -279,7 +294,7 @@ def reader_method(delivery_bytes: int) -> str | None:
     """The start method of reader processes for this delivery, or None to read inline."""
     setting = os.environ.get(READER_ENV, "auto").strip().lower()
     if setting == "inline" or (setting != "process" and (delivery_bytes < PROCESS_MIN_BYTES
-                                                         or _cpus() < 2)):
+                                                         or _cpus() < MIN_CPUS)):
         return None
     methods = multiprocessing.get_all_start_methods()
     # A plain fork only on Linux (elsewhere system libraries may not survive it) and only

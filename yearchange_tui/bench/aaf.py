@@ -9,7 +9,12 @@
   import of a fresh process is reported too. The import reads the delivery in
   reader processes (:mod:`yearchange_tui.aaf.pipeline`): its CPU time is that of
   the importing process plus its readers (``ratio_cpu``); the importing process
-  alone is shown too.
+  alone is shown too, and the CPU seconds of each side (``cpu_importer_s``,
+  ``cpu_readers_s``, ``cpu_floor_s``). On PostgreSQL (``bench --db``) the CPU of the
+  server's backends for the bench's database is read too when the server runs on
+  this machine (``cpu_server_s``, ``ratio_cpu_with_server``). Where the import reads
+  inline (:data:`~yearchange_tui.aaf.pipeline.MIN_CPUS`), the same import with reader
+  processes forced is measured too (``ratio_cpu_readers_forced`` and its CPU split).
 - Memory: peak resident memory of an import of the sample's delivery and of a
   delivery ten times larger, each in its own process: the importing process, its
   largest reader process, and their sum (a forked reader also counts the pages it
@@ -22,6 +27,7 @@ Runs on the caller's thread; imports run in child processes.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -35,7 +41,7 @@ from lxml import etree
 
 from yearchange_tui.aaf.delivery import open_delivery
 from yearchange_tui.aaf.importer import cyclic_gc_paused, import_delivery
-from yearchange_tui.aaf.pipeline import reader_count, reader_method
+from yearchange_tui.aaf.pipeline import READER_ENV, reader_count, reader_method
 from yearchange_tui.bench.measure import peak_memory_kib
 from yearchange_tui.ent.database import open_database
 from yearchange_tui.sample.aaf_writer import write_aaf_delivery
@@ -98,6 +104,7 @@ def child_import(delivery: str, database_url: str,
         method = reader_method(sum(f.size for f in opened.files))
         readers = f"{reader_count(groups)} ({method})" if method else "0 (en ligne)"
     database = open_database(database_url)
+    server_before = _server_cpu(database)
     children = _children_cpu()
     started = time.perf_counter()
     cpu_started = time.process_time()
@@ -105,12 +112,36 @@ def child_import(delivery: str, database_url: str,
     seconds = time.perf_counter() - started
     own_cpu = time.process_time() - cpu_started
     readers_cpu = _children_cpu() - children
+    server_seconds = _server_cpu_since(database, server_before)
     database.dispose()
     return {"records": result.records["total"], "seconds": seconds,
             "cpu_seconds": own_cpu + readers_cpu, "importer_cpu_seconds": own_cpu,
+            "readers_cpu_seconds": readers_cpu, "server_cpu_seconds": server_seconds,
             "peak_mib": peak_memory_kib() / 1024,
             "reader_peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
             "readers": readers, "rejects": sum(result.rejects_by_code.values())}
+
+
+def _server_cpu(database: Any) -> dict[int, float] | None:
+    """CPU seconds so far of the PostgreSQL server processes of the bench's database (None:
+    SQLite, or a server not on this machine)."""
+    if database.engine.dialect.name != "postgresql":
+        return None
+    # Imported here: bench.postgres imports this module.
+    from yearchange_tui.bench.postgres import server_cpu
+
+    with database.engine.connect() as connection:
+        return server_cpu(connection)
+
+
+def _server_cpu_since(database: Any, before: dict[int, float] | None) -> float | None:
+    """Server CPU seconds spent since ``before`` by the backends still open (a lower bound:
+    a connection closed during the import takes its CPU with it)."""
+    if before is None:
+        return None
+    from yearchange_tui.bench.postgres import cpu_between
+
+    return cpu_between(before, _server_cpu(database))
 
 
 def _children_cpu() -> float:
@@ -119,7 +150,8 @@ def _children_cpu() -> float:
 
 
 def _run_child(delivery: Path, work: Path, label: str, warm: bool,
-               fresh_url: Callable[[str], str] | None = None) -> dict[str, Any]:
+               fresh_url: Callable[[str], str] | None = None,
+               reader: str | None = None) -> dict[str, Any]:
     databases = [work / f"{label}.db", work / f"{label}-warmup.db"]
     for database in databases:
         for suffix in ("", "-wal", "-shm"):
@@ -132,8 +164,9 @@ def _run_child(delivery: Path, work: Path, label: str, warm: bool,
     arguments = [str(delivery), urls[0]]
     if warm:
         arguments.append(urls[1])
+    env = None if reader is None else {**os.environ, READER_ENV: reader}
     completed = subprocess.run([sys.executable, "-c", code, *arguments], capture_output=True,
-                               text=True, check=False)
+                               text=True, check=False, env=env)
     if completed.returncode != 0:
         raise RuntimeError(f"import AAF du banc d'essai en échec : {completed.stderr[-2000:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
@@ -177,6 +210,11 @@ def bench_aaf(out_dir_of_a_sample: Path, quick: bool,
                       for i in range(repeats)]
         cold_small = _run_child(delivery, work, "small-cold", warm=False,
                                 fresh_url=fresh_url)
+        # Read inline on this machine: the reader processes' cost is measured too.
+        runs_forced = ([_run_child(delivery, work, f"small-readers-{i}", warm=True,
+                                   fresh_url=fresh_url, reader="process")
+                        for i in range(repeats)]
+                       if runs_small[0]["readers"].startswith("0") else [])
         floor_large = min((parse_floor(larger) for _ in range(repeats)), key=lambda r: r[1])
         # Fixed costs are small against ten times the records: one cold run gives both
         # the throughput and the peak memory.
@@ -186,6 +224,8 @@ def bench_aaf(out_dir_of_a_sample: Path, quick: bool,
     best_small = min(runs_small, key=lambda r: r["seconds"])
     best_small_cpu = min(r["cpu_seconds"] for r in runs_small)
     best_small_importer_cpu = min(r["importer_cpu_seconds"] for r in runs_small)
+    cpu_run = min(runs_small, key=lambda r: r["cpu_seconds"])
+    server_cpu = cpu_run["server_cpu_seconds"]
     best_large = min(runs_large, key=lambda r: r["seconds"])
     small_rate = best_small["records"] / best_small["seconds"]
     large_rate = best_large["records"] / best_large["seconds"]
@@ -194,6 +234,14 @@ def bench_aaf(out_dir_of_a_sample: Path, quick: bool,
     # Peak memory of one import in a fresh process (no warm-up): importer and readers.
     peak_small = cold_small["peak_mib"] + cold_small["reader_peak_mib"]
     peak_large = cold_large["peak_mib"] + cold_large["reader_peak_mib"]
+    forced = {}
+    if runs_forced:
+        forced_run = min(runs_forced, key=lambda r: r["cpu_seconds"])
+        forced = {"readers_forced": forced_run["readers"],
+                  "ratio_cpu_readers_forced": round(floor_small_cpu[1]
+                                                    / forced_run["cpu_seconds"], 3),
+                  "cpu_importer_s_readers_forced": round(forced_run["importer_cpu_seconds"], 3),
+                  "cpu_readers_s_readers_forced": round(forced_run["readers_cpu_seconds"], 3)}
     return {
         "records": best_small["records"],
         "import_records_per_s": round(small_rate),
@@ -202,6 +250,15 @@ def bench_aaf(out_dir_of_a_sample: Path, quick: bool,
         "ratio_cpu": round(floor_small_cpu[1] / best_small_cpu, 3),
         "ratio_cpu_importer_only": round(floor_small_cpu[1] / best_small_importer_cpu, 3),
         "readers": best_small["readers"],
+        # The CPU split of the best run (seconds): importing process, reader processes,
+        # the floor (one bare iterparse), and the PostgreSQL server's backends (None on SQLite).
+        "cpu_floor_s": round(floor_small_cpu[1], 3),
+        "cpu_importer_s": round(cpu_run["importer_cpu_seconds"], 3),
+        "cpu_readers_s": round(cpu_run["readers_cpu_seconds"], 3),
+        "cpu_server_s": None if server_cpu is None else round(server_cpu, 3),
+        "ratio_cpu_with_server": (None if server_cpu is None else
+                                  round(floor_small_cpu[1] / (cpu_run["cpu_seconds"]
+                                                              + server_cpu), 3)),
         "import_records_per_s_first_run": round(cold_small["records"] / cold_small["seconds"]),
         "records_x10": best_large["records"],
         "import_records_per_s_x10": round(large_rate),
@@ -216,6 +273,7 @@ def bench_aaf(out_dir_of_a_sample: Path, quick: bool,
         "peak_memory_reader_mib_x10": round(cold_large["reader_peak_mib"], 1),
         "memory_ratio": round(peak_large / peak_small, 3),
         "target_memory_ratio": TARGET_MEMORY_RATIO,
+        **forced,
         "rejects": best_small["rejects"],
         "repeats": repeats,
     }

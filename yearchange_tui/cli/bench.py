@@ -216,7 +216,11 @@ def _print_pg_bench(result: dict[str, Any]) -> None:
     if aaf:
         print(f"  import AAF (vers PostgreSQL) : {aaf['import_records_per_s']} "
               f"enregistrements/s, plancher {aaf['floor_records_per_s']} → ratio (horloge) "
-              f"{aaf['ratio']}, ratio CPU (client) {aaf['ratio_cpu']} {_load(aaf.get('load'))}")
+              f"{aaf['ratio']}, ratio CPU (client) {aaf['ratio_cpu']}, ratio CPU (client + "
+              f"serveur) {_ratio(aaf.get('ratio_cpu_with_server'))} {_load(aaf.get('load'))}")
+        print(f"    CPU : importeur {aaf.get('cpu_importer_s')} s, lecteurs "
+              f"{aaf.get('cpu_readers_s')} s ({aaf.get('readers')}), serveur "
+              f"{aaf.get('cpu_server_s')} s, plancher {aaf.get('cpu_floor_s')} s")
 
 
 def _print_linearity(result: dict[str, Any]) -> None:

@@ -21,7 +21,11 @@ PERSON_FOLD_MAX = 400
 
 def fold(text: str) -> str:
     """``text`` without case nor accents, runs of white space made one space."""
-    decomposed = unicodedata.normalize("NFKD", text or "")
+    text = text or ""
+    if text.isascii():
+        # Most names: NFKD changes no ASCII character and none is a combining mark.
+        return " ".join(text.lower().split())
+    decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(char for char in decomposed if not unicodedata.combining(char))
     return " ".join(stripped.casefold().split())
 
