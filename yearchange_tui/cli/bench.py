@@ -136,8 +136,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     aaf = result.get("aaf")
     if aaf:
         print(f"  import AAF : {aaf['import_records_per_s']} enregistrements/s, plancher "
-              f"{aaf['floor_records_per_s']} → ratio (horloge) {aaf['ratio']}, "
-              f"ratio CPU {aaf['ratio_cpu']} {_load(aaf.get('load'))}")
+              f"{aaf['floor_records_per_s']} ({_floor_processes(aaf)}) → ratio (horloge) "
+              f"{aaf['ratio']}, ratio CPU {aaf['ratio_cpu']} {_load(aaf.get('load'))}")
         for key, value in aaf.items():
             print(f"  AAF {key} : {value}")
     console = result.get("console")
@@ -215,12 +215,18 @@ def _print_pg_bench(result: dict[str, Any]) -> None:
     aaf = result.get("aaf")
     if aaf:
         print(f"  import AAF (vers PostgreSQL) : {aaf['import_records_per_s']} "
-              f"enregistrements/s, plancher {aaf['floor_records_per_s']} → ratio (horloge) "
+              f"enregistrements/s, plancher {aaf['floor_records_per_s']} "
+              f"({_floor_processes(aaf)}) → ratio (horloge) "
               f"{aaf['ratio']}, ratio CPU (client) {aaf['ratio_cpu']}, ratio CPU (client + "
               f"serveur) {_ratio(aaf.get('ratio_cpu_with_server'))} {_load(aaf.get('load'))}")
         print(f"    CPU : importeur {aaf.get('cpu_importer_s')} s, lecteurs "
               f"{aaf.get('cpu_readers_s')} s ({aaf.get('readers')}), serveur "
               f"{aaf.get('cpu_server_s')} s, plancher {aaf.get('cpu_floor_s')} s")
+
+
+def _floor_processes(aaf: dict[str, Any]) -> str:
+    """How many processes the AAF floor parsed with: as many as the import used."""
+    return f"iterparse, {aaf.get('floor_processes', 1)} processus comme l'import"
 
 
 def _print_linearity(result: dict[str, Any]) -> None:
