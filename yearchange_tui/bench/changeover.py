@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -162,9 +161,18 @@ def load_average() -> float | None:
 
 
 def _copy_db(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite database, with what its WAL holds: a plain file copy
+    lost the commits a connection still open elsewhere (a heartbeat thread) had not
+    checkpointed — step 1 then looked undone and every step-3 unit was refused."""
     for suffix in ("", "-wal", "-shm"):
         Path(f"{target}{suffix}").unlink(missing_ok=True)
-    shutil.copyfile(source, target)
+    origin = sqlite3.connect(source)
+    copy = sqlite3.connect(target)
+    try:
+        origin.backup(copy)
+    finally:
+        copy.close()
+        origin.close()
 
 
 def run_bench(establishments: int, work: Path, progress: Any = None, repeats: int = 3,
