@@ -188,8 +188,8 @@ class Dispatcher:
     _sizes_at: float = float("-inf")
     _stalled_at: float = float("-inf")
     _step3_settled: int | None = None
-    """Step-3 tasks settled when the last ``VACUUM (ANALYZE)`` was decided (None: not read
-    yet)."""
+    """Attempts of the settled step-3 tasks when the last ``VACUUM (ANALYZE)`` was decided
+    (None: not read yet)."""
     _vacuum: threading.Thread | None = None
     _vacuum_checked_at: float = float("-inf")
 
@@ -331,9 +331,10 @@ class Dispatcher:
         with self.state.database.session() as session:
             active, settled = session.execute(select(
                 func.count().filter(EngineTask.status.in_(ACTIVE_TASK_STATUSES)),
-                # Settled after running (a missed task never started, deleted nothing).
-                func.count().filter(EngineTask.status.not_in(ACTIVE_TASK_STATUSES),
-                                    EngineTask.started_at.is_not(None)))
+                # Attempts of the settled tasks: grows with every unit run to its end, a
+                # retried one included; a missed task never started (0 attempts).
+                func.coalesce(func.sum(EngineTask.attempts).filter(
+                    EngineTask.status.not_in(ACTIVE_TASK_STATUSES)), 0))
                 .where(EngineTask.milestone == step3)).one()
         if self._step3_settled is None:
             self._step3_settled = settled  # what an earlier engine left is not ours
