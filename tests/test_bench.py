@@ -37,6 +37,9 @@ def test_bench_measures_steps_2_and_3_against_their_floors(tmp_path: Path) -> No
         assert step2[key] > 0, key
     for key in ("engine_rows_per_s", "raw_sql_rows_per_s", "ratio"):
         assert step3[key] > 0, key
+    # Step 3's archive check (SHA-256 of every archive step 2 wrote), timed apart.
+    assert len(step3["archive_check_seconds"]) == 2
+    assert step3["archive_check_bytes"] >= sum(path.stat().st_size for path in archives)
     # Like with like: the same processes, the machine's load beside every figure.
     assert step2["zlib_mb_per_s_per_core"] == pytest.approx(step2["zlib_mb_per_s"] / 2, abs=0.01)
     # The dry run against the former full build: the same report, three timings each.

@@ -54,6 +54,7 @@ def test_bench_on_postgresql_prints_every_ratio_and_leaves_no_database(capsys) -
     assert "plancher TRUNCATE" in step3 and "ratio (horloge)" in step3
     assert "ratio CPU (client + serveur)" in step3 and "[charge" in step3
     assert "lignes : moteur" in line("plancher : lignes")
+    assert "ratio hors contrôle (estimé)" in line("dont contrôle SHA-256 des archives")
     assert "[charge" in line("étape 2 :")
     assert "ratio" in line("par cœur :")
     aaf = line("import AAF (vers PostgreSQL)")

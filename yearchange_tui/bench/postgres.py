@@ -33,7 +33,13 @@ from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from yearchange_tui.aaf.importer import import_delivery
 from yearchange_tui.bench.aaf import bench_aaf
-from yearchange_tui.bench.changeover import _RAW_STEP3, _rows_deleted, load_average
+from yearchange_tui.bench.changeover import (
+    _RAW_STEP3,
+    _rows_deleted,
+    archive_check,
+    load_average,
+    step3_without_check,
+)
 from yearchange_tui.bench.measure import local_postgres_cpu
 from yearchange_tui.bench.step2_floor import floor_work, step2_floor
 from yearchange_tui.changeover.runner import ChangeoverRunner
@@ -306,6 +312,7 @@ def _engine_step3(url: str, storage: Path) -> dict[str, Any]:
     try:
         runner = ChangeoverRunner(database, storage)
         refs = runner.establishments()
+        check_seconds, hashed = archive_check(database, storage, [ref.id for ref in refs])
         with database.engine.connect() as connection:
             server_before = server_cpu(connection)
         cpu_started = time.process_time()
@@ -322,6 +329,7 @@ def _engine_step3(url: str, storage: Path) -> dict[str, Any]:
     return {"rows": sum(_rows_deleted(outcome.counts) for outcome in outcomes),
             "seconds": seconds, "cpu_seconds": None if server is None else client_cpu + server,
             "all_done": all(outcome.status == "done" for outcome in outcomes),
+            "archive_check_seconds": check_seconds, "archive_check_bytes": hashed,
             "establishment_ids": [ref.id for ref in refs]}
 
 
@@ -446,6 +454,12 @@ def run_pg_bench(url: str, establishments: int, work: Path,
             "ratio": _ratio(engine_seconds, floor_seconds),
             "ratio_cpu": _ratio(_best(engine_runs, "cpu_seconds"),
                                 _best(floor_runs, "cpu_seconds")),
+            "archive_check_seconds": [round(run["archive_check_seconds"], 3)
+                                      for run in engine_runs],
+            "archive_check_bytes": engine_runs[-1]["archive_check_bytes"],
+            "ratio_without_archive_check": step3_without_check(
+                rows, engine_seconds or 0.0, _best(engine_runs, "archive_check_seconds") or 0.0,
+                floor_seconds or 0.0),
             "tables_truncated": floor_runs[-1]["truncated"],
             "floor_parts_seconds": {
                 part: round(min(run[f"seconds_{part}"] for run in floor_runs), 3)

@@ -18,7 +18,7 @@ import multiprocessing
 import threading
 import traceback
 from collections.abc import Callable, Collection
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -238,8 +238,9 @@ class ChangeoverRunner:
             if workers > 1 and len(establishments) > 1:
                 return self._run_parallel(step, establishments, workers)
             self._changed_tables = set()
-            outcomes_in_order = [self._run_one(definition, establishment, options)
-                                 for establishment in establishments]
+            outcomes_in_order = in_turn(
+                self, definition, establishments,
+                lambda establishment: self._run_one(definition, establishment, options))
             self._refresh_after(step)
             return outcomes_in_order
         outcomes: dict[int, UnitOutcome] = {}
@@ -517,6 +518,33 @@ class ChangeoverRunner:
         self.observer.notify(UnitFailed(establishment.uai, step.value, message))
         return UnitOutcome(establishment.uai, step, "failed", error=message,
                            notes=started.notes, traceback=trace)
+
+def in_turn(runner: ChangeoverRunner, definition: StepDefinition,
+            establishments: list[EstablishmentRef],
+            run_one: Callable[[EstablishmentRef], UnitOutcome]) -> list[UnitOutcome]:
+    """The units one after the other; the step's warm-up of each (outside any
+    transaction) runs on a thread while the previous unit runs."""
+    warm = definition.warm
+    if warm is None:
+        return [run_one(establishment) for establishment in establishments]
+
+    def warm_up(establishment: EstablishmentRef) -> None:
+        try:
+            warm(runner.database, runner.storage_root, establishment)
+        except Exception:  # the guard does the whole work itself
+            log.debug("Préparation de %s ignorée.", establishment.uai, exc_info=True)
+
+    outcomes = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm") as warmer:
+        ahead = warmer.submit(warm_up, establishments[0]) if establishments else None
+        for index, establishment in enumerate(establishments):
+            assert ahead is not None
+            ahead.result()
+            if index + 1 < len(establishments):
+                ahead = warmer.submit(warm_up, establishments[index + 1])
+            outcomes.append(run_one(establishment))
+    return outcomes
+
 
 def in_workers(runner: ChangeoverRunner, function: Callable[..., Any],
                establishments: list[EstablishmentRef], workers: int, what: Any) -> list[Any]:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -30,11 +34,87 @@ from yearchange_tui.workflow.models import (
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    # file_digest reads into one reused buffer (no bytes object per chunk); hashlib
+    # releases the GIL while it hashes, so several files hash at once in threads.
     with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+CHECK_THREADS = min(4, os.cpu_count() or 1)
+"""Archives checked at the same time by :func:`archive_problems` (SHA-256 on every core)."""
+
+
+def _signature(path: Path) -> tuple[int, int, int, int] | None:
+    """What any write to ``path`` changes (inode, size, mtime, ctime); None when absent."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns
+
+
+class PassedChecks:
+    """Archives this process hashed moments ago and found intact (:func:`warm_checks`),
+    so the guard that follows, inside the unit's claiming transaction, need not hash them
+    again: each passed check is used once, and only while the file's inode, size, mtime
+    and ctime are still those seen around the hash (any write changes the ctime)."""
+
+    LIMIT = 200_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._passed: dict[tuple[str, str, int, str], tuple[int, int, int, int]] = {}
+
+    def add(self, root: Path, relative_path: str, size: int, sha256: str,
+            signature: tuple[int, int, int, int]) -> None:
+        with self._lock:
+            if len(self._passed) >= self.LIMIT:
+                self._passed.clear()
+            self._passed[(str(root), relative_path, size, sha256)] = signature
+
+    def take(self, root: Path, relative_path: str, size: int, sha256: str) -> bool:
+        """True when the archive passed moments ago and has not been written since."""
+        with self._lock:
+            signature = self._passed.pop((str(root), relative_path, size, sha256), None)
+        return signature is not None and signature == _signature(root / relative_path)
+
+
+PASSED = PassedChecks()
+"""This process's archives hashed ahead of their unit (step 3's warm-up)."""
+
+
+def _check_ahead(storage_root: Path, row: Any) -> None:
+    _key, relative_path, size, sha256 = row
+    before = _signature(storage_root / relative_path)
+    if before is None or check_archive(storage_root, relative_path, size, sha256,
+                                       deep=False) is not None:
+        return
+    if _signature(storage_root / relative_path) == before:
+        PASSED.add(storage_root, relative_path, size, sha256, before)
+
+
+def warm_checks(session: Session, storage_root: Path, establishment_id: int,
+                school_year_id: int) -> None:
+    """Hash an establishment's step-2 archives ahead of step 3's guard, outside the unit's
+    transaction (and while the previous unit deletes): see :class:`PassedChecks`."""
+    manifests = _manifests(session, establishment_id, school_year_id)
+    session.rollback()  # no snapshot held while hashing
+    with ThreadPoolExecutor(max_workers=CHECK_THREADS) as pool:
+        list(pool.map(lambda row: _check_ahead(storage_root, row), manifests))
+
+
+def _manifests(session: Session, establishment_id: int, school_year_id: int) -> list[Any]:
+    return list(session.execute(select(
+        ArchiveManifest.archive_key, ArchiveManifest.relative_path, ArchiveManifest.size,
+        ArchiveManifest.sha256).where(ArchiveManifest.establishment_id == establishment_id,
+                                      ArchiveManifest.school_year_id == school_year_id)).all())
+
+
+def _guard_check(storage_root: Path, row: Any) -> str | None:
+    _key, relative_path, size, sha256 = row
+    if PASSED.take(storage_root, relative_path, size, sha256):
+        return None
+    return check_archive(storage_root, relative_path, size, sha256, deep=False)
 
 
 def check_archive(storage_root: Path, relative_path: str, size: int, sha256: str,
@@ -69,10 +149,7 @@ def archive_problems(session: Session, storage_root: Path, establishment_id: int
     Every class of year N must have its cahier de textes archive, and every manifest's
     file must exist with its recorded size and SHA-256 (and pass ``testzip``).
     """
-    manifests = session.execute(select(
-        ArchiveManifest.archive_key, ArchiveManifest.relative_path, ArchiveManifest.size,
-        ArchiveManifest.sha256).where(ArchiveManifest.establishment_id == establishment_id,
-                                      ArchiveManifest.school_year_id == school_year_id)).all()
+    manifests = _manifests(session, establishment_id, school_year_id)
     problems: list[str] = []
     if not manifests:
         return ["aucune archive de l'étape 2 enregistrée"]
@@ -82,10 +159,11 @@ def archive_problems(session: Session, storage_root: Path, establishment_id: int
         SchoolClass.school_year_id == school_year_id)).all()
     problems += [f"archive du cahier de textes de la classe {code} manquante"
                  for code in sorted(classes) if f"cahier-de-textes:{code}" not in keys]
-    for _key, relative_path, size, sha256 in manifests:
-        problem = check_archive(storage_root, relative_path, size, sha256, deep=False)
-        if problem:
-            problems.append(problem)
+    # Step 3's guard hashes every byte step 2 wrote (gigabytes for a large
+    # establishment): one file per thread, problems still listed in manifest order.
+    with ThreadPoolExecutor(max_workers=CHECK_THREADS) as pool:
+        found = pool.map(lambda row: _guard_check(storage_root, row), manifests)
+        problems += [problem for problem in found if problem]
     return problems
 
 

@@ -70,6 +70,14 @@ def _print_step2(s2: dict[str, Any]) -> None:
           f"{s2['zlib_mb_per_s_per_core']} Mo/s → ratio {s2['ratio']}")
 
 
+def _print_archive_check(s3: dict[str, Any]) -> None:
+    """Step 3's archive check (a rule of the model the floor does not pay), timed apart."""
+    gigabytes = f"{s3['archive_check_bytes'] / 1e9:.2f}".replace(".", ",")
+    print(f"    dont contrôle SHA-256 des archives de l'étape 2 avant suppression "
+          f"({gigabytes} Go, mesuré à part) : {min(s3['archive_check_seconds'])} s ; "
+          f"ratio hors contrôle (estimé) {s3['ratio_without_archive_check'] or '—'}")
+
+
 def _pg_url(args: argparse.Namespace) -> str | None:
     """The PostgreSQL server of ``--db`` (or YEARCHANGE_BENCH_PG_URL); None for SQLite.
 
@@ -126,6 +134,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
           "relevée après chaque mesure (machine partagée : comparer les ratios, pas les débits)")
     print(f"  étape 3 : {s3['engine_rows_per_s']} lignes/s, plancher DELETE SQL brut "
           f"{s3['raw_sql_rows_per_s']} lignes/s → ratio {s3['ratio']} {_load(s3['load'])}")
+    _print_archive_check(s3)
     _print_step2(s2)
     dry = result["dry_run"]
     print(f"  passage à blanc contre l'ancien (archives construites en entier, 1 processus) : "
@@ -203,6 +212,7 @@ def _print_pg_bench(result: dict[str, Any]) -> None:
           f"({len(s3['tables_truncated'])} tables vidées entières, DELETE ensembliste pour "
           f"les autres) {s3['floor_rows_per_s']} lignes/s → ratio (horloge) {s3['ratio']}, "
           f"ratio CPU (client + serveur) {_ratio(s3['ratio_cpu'])} {_load(s3['load'])}")
+    _print_archive_check(s3)
     parts = s3["floor_parts_seconds"]
     print(f"    plancher : lignes (TRUNCATE + DELETE + COMMIT) {parts['rows']} s, "
           f"{s3['files_removed']} fichiers supprimés {parts['files']} s, VACUUM (ANALYZE) "

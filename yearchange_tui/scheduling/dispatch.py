@@ -17,16 +17,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from yearchange_tui.changeover.runner import establishment_sizes
+from yearchange_tui.ent.database import refresh_statistics
 from yearchange_tui.ent.errors import describe_error
 from yearchange_tui.ent.models import Establishment
 from yearchange_tui.scheduling.calendar_sync import miss_unit, missed_reason
@@ -158,6 +160,12 @@ SIZES_REFRESH = 60.0
 STALLED_CHECK = 5.0
 """Seconds between two looks for jobs left by dead workers (PostgreSQL)."""
 
+VACUUM_EVERY = 200
+"""Step-3 units settled between two ``VACUUM (ANALYZE)`` while a long batch still runs."""
+
+VACUUM_CHECK = 5.0
+"""Seconds between two looks at whether a batch of step 3 drained (PostgreSQL)."""
+
 ORPHAN_GRACE = dt.timedelta(seconds=60)
 """A task marked handed out without a job this long ago was never deferred (its engine
 stopped in between)."""
@@ -179,6 +187,11 @@ class Dispatcher:
     _sizes: dict[int, int] = field(default_factory=dict)
     _sizes_at: float = float("-inf")
     _stalled_at: float = float("-inf")
+    _step3_settled: int | None = None
+    """Attempts of the settled step-3 tasks when the last ``VACUUM (ANALYZE)`` was decided
+    (None: not read yet)."""
+    _vacuum: threading.Thread | None = None
+    _vacuum_checked_at: float = float("-inf")
 
     @property
     def fleet_mode(self) -> bool:
@@ -234,6 +247,8 @@ class Dispatcher:
                 self.local_workers = None
         if self.queue is not None:
             self.queue.close()
+        if self._vacuum is not None:
+            self._vacuum.join()
 
     def sizes(self) -> dict[int, int]:
         """People per establishment (refreshed every :data:`SIZES_REFRESH` seconds)."""
@@ -251,6 +266,7 @@ class Dispatcher:
         if self.queue is not None and time.monotonic() - self._stalled_at >= STALLED_CHECK:
             self._stalled_at = time.monotonic()
             self._requeue_stalled()
+        self._vacuum_after_step3()
         paused = is_paused(self.state.database)
         now = self.state.clock()
         to_start: list[TaskSpec] = []
@@ -294,6 +310,55 @@ class Dispatcher:
             self.state.events.record("unit", note.message, uai=note.uai, level=note.level,
                                      data={"event": note.event})
         self._submit(to_start)
+
+    def _vacuum_after_step3(self) -> None:
+        """PostgreSQL: ``VACUUM (ANALYZE)`` once when a batch of step 3 drains (no step-3
+        task queued, waiting or running any more), and every :data:`VACUUM_EVERY` units
+        of a batch that runs on; on its own thread, the dispatch goes on meanwhile.
+
+        The units the engine hands out leave it to this (each is one task, often in
+        another process): once per unit, step 3 grew with the square of the
+        establishments (issue 16).
+        """
+        if not self.fleet_mode or self.state.config.read_only:
+            return
+        if self._vacuum is not None and self._vacuum.is_alive():
+            return
+        if time.monotonic() - self._vacuum_checked_at < VACUUM_CHECK:
+            return
+        self._vacuum_checked_at = time.monotonic()
+        step3 = Milestone.DELETE_OBSOLETE.value
+        with self.state.database.session() as session:
+            active, settled = session.execute(select(
+                func.count().filter(EngineTask.status.in_(ACTIVE_TASK_STATUSES)),
+                # Attempts of the settled tasks: grows with every unit run to its end, a
+                # retried one included; a missed task never started (0 attempts).
+                func.coalesce(func.sum(EngineTask.attempts).filter(
+                    EngineTask.status.not_in(ACTIVE_TASK_STATUSES)), 0))
+                .where(EngineTask.milestone == step3)).one()
+        if self._step3_settled is None:
+            self._step3_settled = settled  # what an earlier engine left is not ours
+            return
+        if settled == self._step3_settled or (
+                active and settled - self._step3_settled < VACUUM_EVERY):
+            return
+        units = settled - self._step3_settled
+        self._step3_settled = settled
+        database, events = self.state.database, self.state.events
+        left = f", {active} encore à faire" if active else ""
+
+        def say(line: str) -> None:
+            events.record("log", f"Étape 3 : {line.rstrip('.')} après {units} unité(s){left}.",
+                          step=step3, data={"event": "vacuum"})
+
+        def vacuum() -> None:
+            try:
+                refresh_statistics(database, None, vacuum=True, report=say)
+            except Exception:
+                log.exception("VACUUM (ANALYZE) après l'étape 3 non fait.")
+
+        self._vacuum = threading.Thread(target=vacuum, name="vacuum-step3", daemon=True)
+        self._vacuum.start()
 
     def _slots(self, session: Session, running: int, projects: dict[int, int]) -> _Slots:
         """The room of this pass: units in flight anywhere count against the caps."""

@@ -237,6 +237,8 @@ def execute_task(context: ExecutionContext, task_id: int, *,
         runner = ChangeoverRunner(context.database, context.storage_root,
                                   observer=context.writer, read_only=context.read_only,
                                   should_stop=stopper)
+        # Step 3's VACUUM (ANALYZE) is the engine's, once per batch (dispatch).
+        runner.defer_statistics = True
         # One establishment read, not the académie's: a unit per task at national size.
         ref = runner.establishments([spec.uai])[0]
         with on_behalf_of(_requester(context.database, spec.request_id)):

@@ -158,6 +158,9 @@ class StepDefinition:
         batch: what the batched phase does.
         prepare: completes the options in place before any unit starts (step 4: the
             delivery); raises the step's input errors when the request cannot be met.
+        warm: work a unit's guards would do, done ahead outside any transaction (step 3
+            hashes the next establishment's archives while the current one deletes);
+            must change nothing and may be skipped.
         input_errors: errors that mean bad input rather than a failed run: the unit is
             recorded failed, then the error goes up to the caller (CLI exit status 2).
         confirm: the CLI asks the operator to type a confirmation (destructive steps).
@@ -177,6 +180,7 @@ class StepDefinition:
     batch_phase: str | None = None
     batch: BatchPhase | None = None
     prepare: Callable[[Database, RunOptions], None] | None = None
+    warm: Callable[[Database, Path, EstablishmentRef], None] | None = None
     input_errors: tuple[type[Exception], ...] = ()
     confirm: bool = False
     vigilance: tuple[str, ...] = ()

@@ -8,6 +8,7 @@ archived messages, address books and student photos.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, not_, or_, select
@@ -29,7 +30,8 @@ from yearchange_tui.changeover.steps.base import (
     delete_ids,
     step_order_guard,
 )
-from yearchange_tui.changeover.verify import archive_problems
+from yearchange_tui.changeover.verify import archive_problems, warm_checks
+from yearchange_tui.ent.database import Database
 from yearchange_tui.ent.models import (
     AddressBookEntry,
     Alternation,
@@ -77,8 +79,10 @@ from yearchange_tui.ent.models import (
     TrashEntry,
     TrashReason,
 )
+from yearchange_tui.workflow.establishments import EstablishmentRef
 from yearchange_tui.workflow.guards import GuardRefused
-from yearchange_tui.workflow.models import STEP_PREREQUISITES, Step
+from yearchange_tui.workflow.models import STEP_PREREQUISITES, Step, UnitStatus
+from yearchange_tui.workflow.units import current_school_year, get_unit
 
 GUARD_ARCHIVES = "archives-invalides"
 
@@ -100,6 +104,19 @@ def archives_guard(check: GuardInput) -> frozenset[str]:
             f"que les données de l'année N sont là : {redo_command(check.establishment.uai)} "
             "(console : Maj+A sur la ligne de l'établissement).", check.establishment.uai)
     return frozenset()
+
+
+def warm_archive_checks(database: Database, storage_root: Path,
+                        establishment: EstablishmentRef) -> None:
+    """Hash the establishment's step-2 archives before its unit claims and guards (the
+    guard then only compares what it would hash with what was just hashed; see
+    :class:`~yearchange_tui.changeover.verify.PassedChecks`). Nothing for a unit done."""
+    with database.session() as session:
+        year = current_school_year(session)
+        unit = get_unit(session, establishment.id, year.id, Step.DELETE_OBSOLETE, create=False)
+        if unit is not None and unit.status is UnitStatus.DONE:
+            return
+        warm_checks(session, storage_root, establishment.id, year.id)
 
 
 def delete_obsolete_phases(ctx: UnitContext) -> list[Phase]:
@@ -296,6 +313,7 @@ DEFINITION = StepDefinition(
     key=Step.DELETE_OBSOLETE, number=3, label=Step.DELETE_OBSOLETE.label,
     prerequisites=STEP_PREREQUISITES[Step.DELETE_OBSOLETE],
     guards=(step_order_guard, archives_guard), phases=delete_obsolete_phases,
+    warm=warm_archive_checks,
     dry_run="the same phases through the recorder: rows counted with the same WHERE, "
             "groups and classes listed, summary messages counted; the class history is "
             "not written",
