@@ -16,6 +16,7 @@ for context only, each with the machine's 1-minute load average taken right afte
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ from yearchange_tui.bench.aaf import bench_aaf
 from yearchange_tui.bench.dry_run import bench_dry_run
 from yearchange_tui.bench.step2_floor import floor_work, step2_floor
 from yearchange_tui.changeover.runner import ChangeoverRunner
-from yearchange_tui.changeover.verify import archive_problems
+from yearchange_tui.changeover.verify import CHECK_THREADS, archive_problems
 from yearchange_tui.changeover.zipwriter import archive_level
 from yearchange_tui.ent.database import open_database
 from yearchange_tui.sample.build import build_sample
@@ -142,6 +144,38 @@ def archive_check(database: Any, storage: Path, establishment_ids: list[int]
     return seconds, int(hashed or 0)
 
 
+def archive_check_floor(database: Any, storage: Path, establishment_ids: list[int]) -> float:
+    """The machine's floor for step 3's archive check: the same archive files read and
+    SHA-256-hashed (``hashlib.file_digest``) on as many threads as the engine's check
+    (:data:`~yearchange_tui.changeover.verify.CHECK_THREADS`), nothing else: its wall
+    seconds. Any program that deletes year N only once its archives are proven intact
+    (« vérifiées », product rule) pays this."""
+    with database.session() as session:
+        year_id = current_school_year(session).id
+        paths = [storage / path for path in session.scalars(
+            select(ArchiveManifest.relative_path).where(
+                ArchiveManifest.school_year_id == year_id,
+                ArchiveManifest.establishment_id.in_(establishment_ids)))]
+
+    def digest(path: Path) -> str:
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=CHECK_THREADS) as pool:
+        list(pool.map(digest, paths))
+    return time.perf_counter() - started
+
+
+def same_work_ratio(engine_seconds: float, rows_floor_seconds: float,
+                    check_floor_seconds: float) -> float | None:
+    """Step 3 against the floor of the same work: the rows' floor plus the archive check's
+    floor (:func:`archive_check_floor`)."""
+    if engine_seconds <= 0:
+        return None
+    return round((rows_floor_seconds + check_floor_seconds) / engine_seconds, 3)
+
+
 def step3_without_check(rows: int, engine_seconds: float, check_seconds: float,
                         floor_seconds: float) -> float | None:
     """Engine/floor ratio once the archive check is taken out of the engine's time (an
@@ -241,6 +275,7 @@ def run_bench(establishments: int, work: Path, progress: Any = None, repeats: in
     step3_times: list[float] = []
     raw_times: list[float] = []
     check_times: list[float] = []
+    check_floor_times: list[float] = []
     engine_rows = raw_rows = hashed = 0
     for attempt in range(repeats):
         say(f"étape 3 et plancher DELETE SQL bruts, mesure {attempt + 1}/{repeats}…")
@@ -248,6 +283,8 @@ def run_bench(establishments: int, work: Path, progress: Any = None, repeats: in
         database, runner = runner_on(scratch)
         seconds, hashed = archive_check(database, storage, [ref.id for ref in refs])
         check_times.append(seconds)
+        check_floor_times.append(archive_check_floor(database, storage,
+                                                     [ref.id for ref in refs]))
         started = time.perf_counter()
         outcomes3 = runner.run(Step.DELETE_OBSOLETE, refs, workers=1)
         step3_times.append(time.perf_counter() - started)
@@ -278,6 +315,9 @@ def run_bench(establishments: int, work: Path, progress: Any = None, repeats: in
                   "archive_check_bytes": hashed,
                   "ratio_without_archive_check": step3_without_check(
                       engine_rows, min(step3_times), min(check_times), min(raw_times)),
+                  "archive_check_floor_seconds": [round(t, 3) for t in check_floor_times],
+                  "ratio_same_work": same_work_ratio(min(step3_times), min(raw_times),
+                                                     min(check_floor_times)),
                   "load": step3_load,
                   "all_done": all(o.status == "done" for o in outcomes3)},
         "step2": {"workers": workers, "archives": len(manifests),

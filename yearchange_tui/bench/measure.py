@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
+import time
 
 
 def peak_memory_kib() -> int:
@@ -23,10 +24,39 @@ def peak_memory_kib() -> int:
 
 
 def cpu_seconds() -> float:
-    """CPU time of this process and of its children that ended (reaped worker processes)."""
+    """CPU time of this process and of its children that ended (reaped worker processes),
+    including the runner's workers forked by multiprocessing's fork server (they are its
+    children, not ours: its reaped children's time is read from ``/proc``)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return (own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+            + _fork_server_children_cpu())
+
+
+def _fork_server_children_cpu() -> float:
+    """CPU seconds of the fork server's children that ended (0 without a fork server).
+
+    Waits (up to 2 s) for the server to reap the workers that just ended."""
+    from multiprocessing import forkserver
+
+    pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+    if not pid:
+        return 0.0
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as listing:
+                if not listing.read().strip():
+                    break
+        except OSError:
+            break
+        time.sleep(0.01)
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[13]) + int(fields[14])) / _TICKS
 
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100

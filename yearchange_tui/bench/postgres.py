@@ -37,7 +37,9 @@ from yearchange_tui.bench.changeover import (
     _RAW_STEP3,
     _rows_deleted,
     archive_check,
+    archive_check_floor,
     load_average,
+    same_work_ratio,
     step3_without_check,
 )
 from yearchange_tui.bench.measure import local_postgres_cpu
@@ -313,6 +315,7 @@ def _engine_step3(url: str, storage: Path) -> dict[str, Any]:
         runner = ChangeoverRunner(database, storage)
         refs = runner.establishments()
         check_seconds, hashed = archive_check(database, storage, [ref.id for ref in refs])
+        check_floor = archive_check_floor(database, storage, [ref.id for ref in refs])
         with database.engine.connect() as connection:
             server_before = server_cpu(connection)
         cpu_started = time.process_time()
@@ -330,6 +333,7 @@ def _engine_step3(url: str, storage: Path) -> dict[str, Any]:
             "seconds": seconds, "cpu_seconds": None if server is None else client_cpu + server,
             "all_done": all(outcome.status == "done" for outcome in outcomes),
             "archive_check_seconds": check_seconds, "archive_check_bytes": hashed,
+            "archive_check_floor_seconds": check_floor,
             "establishment_ids": [ref.id for ref in refs]}
 
 
@@ -460,6 +464,11 @@ def run_pg_bench(url: str, establishments: int, work: Path,
             "ratio_without_archive_check": step3_without_check(
                 rows, engine_seconds or 0.0, _best(engine_runs, "archive_check_seconds") or 0.0,
                 floor_seconds or 0.0),
+            "archive_check_floor_seconds": [round(run["archive_check_floor_seconds"], 3)
+                                            for run in engine_runs],
+            "ratio_same_work": same_work_ratio(
+                engine_seconds or 0.0, floor_seconds or 0.0,
+                _best(engine_runs, "archive_check_floor_seconds") or 0.0),
             "tables_truncated": floor_runs[-1]["truncated"],
             "floor_parts_seconds": {
                 part: round(min(run[f"seconds_{part}"] for run in floor_runs), 3)

@@ -76,6 +76,10 @@ def _print_archive_check(s3: dict[str, Any]) -> None:
     print(f"    dont contrôle SHA-256 des archives de l'étape 2 avant suppression "
           f"({gigabytes} Go, mesuré à part) : {min(s3['archive_check_seconds'])} s ; "
           f"ratio hors contrôle (estimé) {s3['ratio_without_archive_check'] or '—'}")
+    if s3.get("ratio_same_work") is not None:
+        print(f"    même travail : plancher + lecture et SHA-256 des mêmes archives "
+              f"(hashlib, {min(s3['archive_check_floor_seconds'])} s) → ratio "
+              f"{s3['ratio_same_work']}")
 
 
 def _pg_url(args: argparse.Namespace) -> str | None:
