@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import threading
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.base import BaseScheduler
@@ -40,14 +41,16 @@ NOTICE_MILESTONES = NOTICE_ACTIONS
 """The free-group warnings, with their audit action (they have no step unit)."""
 
 
-def missed_reason(state: EngineState, due_at: dt.datetime | None,
-                  not_after: dt.datetime | None, window_label: str) -> str:
-    """The French reason of a calendar unit whose window passed."""
+def missed_reason(zone: ZoneInfo, due_at: dt.datetime | None,
+                  not_after: dt.datetime | None, window_label: str = "") -> str:
+    """The French reason of a unit whose window passed before it started (the calendar's
+    and the executor's: one wording), times in the operator's ``zone``."""
     where = f"fenêtre « {window_label} »" if window_label else "créneau prévu"
     span = ""
     if due_at is not None and not_after is not None:
-        span = f" (du {state.local(due_at)} au {state.local(not_after)})"
-    return (f"{where}{span} passée sans exécution : relancez-la "
+        span = (f" (du {as_utc(due_at).astimezone(zone):%d/%m/%Y %H:%M} au "
+                f"{as_utc(not_after).astimezone(zone):%d/%m/%Y %H:%M})")
+    return (f"{where}{span} passée sans exécution : jamais démarrée ; relancez-la "
             "(yearchange engine-request run) ou replanifiez-la (yearchange plan set).")
 
 
@@ -231,7 +234,7 @@ class CalendarSync:
         notes = []
         with self.state.database.session() as session:
             for planned in pending:
-                reason = missed_reason(self.state, planned.due_at, planned.not_after,
+                reason = missed_reason(self.state.zone, planned.due_at, planned.not_after,
                                        planned.window_label)
                 assert planned.due_at is not None
                 session.add(EngineTask(

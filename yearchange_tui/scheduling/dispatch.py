@@ -33,7 +33,11 @@ from yearchange_tui.ent.errors import describe_error
 from yearchange_tui.ent.models import Establishment
 from yearchange_tui.scheduling.calendar_sync import miss_unit, missed_reason
 from yearchange_tui.scheduling.config import EngineConfig
-from yearchange_tui.scheduling.executor import init_local_worker, run_local_task
+from yearchange_tui.scheduling.executor import (
+    init_local_worker,
+    milestone_label,
+    run_local_task,
+)
 from yearchange_tui.scheduling.jobqueue import FINISHED_JOB_STATES, JobQueue, job_states
 from yearchange_tui.scheduling.lease import is_paused
 from yearchange_tui.scheduling.models import (
@@ -56,20 +60,11 @@ from yearchange_tui.workflow.models import (
 
 log = engine_log()
 
-TaskOutcome = tuple[TaskStatus, str]
-"""A task's final status and its French reason."""
-
-
 def _milestone(value: str) -> Milestone | None:
     try:
         return Milestone(value)
     except ValueError:
         return None
-
-
-def _label(value: str) -> str:
-    milestone = _milestone(value)
-    return milestone.label if milestone is not None else value
 
 
 @dataclass
@@ -437,14 +432,14 @@ class Dispatcher:
         assert due_at is not None
         if not_after is None or now <= not_after:
             return False
-        reason = missed_reason(self.state, due_at, not_after, "")
+        reason = missed_reason(self.state.zone, due_at, not_after)
         task.status = TaskStatus.MISSED
         task.reason = reason
         task.finished_at = now
         milestone = _milestone(task.milestone)
         if milestone is not None:
             miss_unit(session, task.establishment_id, task.school_year_id, milestone, reason)
-        notes.append(_Note(f"{uai} : {_label(task.milestone)} manquée — {reason}", uai,
+        notes.append(_Note(f"{uai} : {milestone_label(task.milestone)} manquée — {reason}", uai,
                            "warning", "missed"))
         return True
 
@@ -457,7 +452,7 @@ class Dispatcher:
             if task.status is not TaskStatus.WAITING or task.reason != waiting:
                 task.status = TaskStatus.WAITING
                 task.reason = waiting
-                notes.append(_Note(f"{uai} : {_label(task.milestone)} {waiting}", uai, "info",
+                notes.append(_Note(f"{uai} : {milestone_label(task.milestone)} {waiting}", uai, "info",
                                    "waiting"))
             return None
         if milestone is None:

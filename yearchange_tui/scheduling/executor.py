@@ -29,7 +29,7 @@ from yearchange_tui.config import LOG_FORMAT, MaskingFormatter
 from yearchange_tui.ent.database import Database, open_database
 from yearchange_tui.ent.errors import describe_error
 from yearchange_tui.ent.models import Establishment
-from yearchange_tui.scheduling.calendar_sync import NOTICE_MILESTONES, miss_unit
+from yearchange_tui.scheduling.calendar_sync import NOTICE_MILESTONES, miss_unit, missed_reason
 from yearchange_tui.scheduling.events import EventWriter
 from yearchange_tui.scheduling.lease import is_paused
 from yearchange_tui.scheduling.models import (
@@ -118,23 +118,12 @@ class _Spec:
     uai: str
 
 
-def _label(value: str) -> str:
+def milestone_label(value: str) -> str:
+    """A task's milestone as operators read it (its value when unknown)."""
     try:
         return Milestone(value).label
     except ValueError:
         return value
-
-
-def _missed_reason(context: ExecutionContext, task: EngineTask) -> str:
-    zone = operator_zone(context.timezone)
-    due, end = as_utc(task.due_at), as_utc(task.not_after)
-    span = ""
-    if due is not None and end is not None:
-        span = (f" (du {due.astimezone(zone):%d/%m/%Y %H:%M} au "
-                f"{end.astimezone(zone):%d/%m/%Y %H:%M})")
-    return (f"créneau prévu{span} passé avant qu'un processus ne la prenne : jamais "
-            "démarrée ; relancez-la (yearchange engine-request run) ou replanifiez-la "
-            "(yearchange plan set).")
 
 
 def _start(context: ExecutionContext, task_id: int) -> _Spec | Executed:
@@ -161,14 +150,15 @@ def _start(context: ExecutionContext, task_id: int) -> _Spec | Executed:
             return Executed(TaskStatus.CANCELLED, task.reason, started=False)
         not_after = as_utc(task.not_after)
         if not_after is not None and now > not_after:
-            reason = _missed_reason(context, task)
+            reason = missed_reason(operator_zone(context.timezone), task.due_at,
+                                   task.not_after)
             task.status, task.reason, task.finished_at = TaskStatus.MISSED, reason, now
             try:
                 miss_unit(session, task.establishment_id, task.school_year_id,
                           Milestone(task.milestone), reason)
             except ValueError:
                 pass
-            note = (f"{uai} : {_label(task.milestone)} manquée — {reason}", "warning", "missed")
+            note = (f"{uai} : {milestone_label(task.milestone)} manquée — {reason}", "warning", "missed")
             result: _Spec | Executed = Executed(TaskStatus.MISSED, reason, started=False)
         elif paused:
             # Pause stops new units fleet-wide: the task goes back to the engine's queue.
