@@ -127,6 +127,7 @@ def _server_cpu_since(database: Any, before: dict[int, float] | None) -> float |
     a connection closed during the import takes its CPU with it)."""
     if before is None:
         return None
+    # bench.postgres imports this module: imported on use, not at load (no cycle).
     from yearchange_tui.bench.postgres import cpu_between
 
     return cpu_between(before, _server_cpu(database))

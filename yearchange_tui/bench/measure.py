@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import resource
 import time
+from multiprocessing import forkserver
 
 
 def peak_memory_kib() -> int:
@@ -37,8 +38,6 @@ def _fork_server_children_cpu() -> float:
     """CPU seconds of the fork server's children that ended (0 without a fork server).
 
     Waits (up to 2 s) for the server to reap the workers that just ended."""
-    from multiprocessing import forkserver
-
     pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
     if not pid:
         return 0.0
