@@ -71,9 +71,9 @@ def test_the_processes_a_command_starts_read_its_config_file(tmp_path: Path) -> 
     config.write_text("[yearchange]\nlock_timeout = 7\n", encoding="utf-8")
     script = ("import subprocess, sys\n"
               "from yearchange_tui.cli.main import build_parser\n"
-              "from yearchange_tui.cli.util import settings_from_args\n"
-              f"settings_from_args(build_parser().parse_args(['--config', {str(config)!r}, "
-              "'config']))\n"
+              "from yearchange_tui.cli.util import config_for_children\n"
+              f"config_for_children(build_parser().parse_args(['--config', {str(config)!r}, "
+              "'engine']))\n"
               "sys.exit(subprocess.run([sys.executable, '-m', 'yearchange_tui', 'config'])"
               ".returncode)\n")
     shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

@@ -22,6 +22,7 @@ from yearchange_tui.cli.util import (
     EXIT_OK,
     JSON_HELP,
     UsageError,
+    config_for_children,
     err,
     open_database_from_args,
     print_json,
@@ -292,6 +293,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
                          f"configuration : {ENGINE_READ_ONLY} — action interdite, rien n'a "
                          "été modifié.")
     settings, database = open_database_from_args(args, migrate=True)
+    config_for_children(args)
     engine_settings = _engine_settings(args)
     log_file = (args.log_file or Path(engine_settings.get("log_file")
                                       or default_log_file())).expanduser().resolve()

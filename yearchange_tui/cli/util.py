@@ -105,12 +105,18 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
            "lock_timeout": getattr(args, "lock_timeout", None)}
     config_file = getattr(args, "config", None)
     settings = load_settings(cli, config_file=Path(config_file) if config_file else None)
-    if config_file:
-        # The processes this one starts (the engine's workers and import children) read
-        # the same file, not the default one.
-        os.environ[CONFIG_VARIABLE] = str(Path(config_file).resolve())
     configure_input_limits(settings.input_limits)
     return settings
+
+
+def config_for_children(args: argparse.Namespace) -> None:
+    """Make the processes this command starts (the engine's worker and import children)
+    read the same configuration file as this one, not the per-user file: ``--config``
+    passed on through their environment. Called by the engine once it really starts (a
+    command that is refused leaves the environment as it was)."""
+    config_file = getattr(args, "config", None)
+    if config_file:
+        os.environ[CONFIG_VARIABLE] = str(Path(config_file).resolve())
 
 
 def open_database_from_args(args: argparse.Namespace, access: Access = Access.READ_WRITE, *,
