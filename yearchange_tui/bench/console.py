@@ -125,9 +125,14 @@ async def _press(app: YearChangeApp, key: str, character: str | None,
     deadline = started + timeout
     while time.perf_counter() < deadline:
         if handled:
-            after = [stamp for stamp in stamps[-50:] if stamp[0] >= handled[0]]
-            if after:
-                return after[0][0] - started, after[0][1] - cpu
+            # The earliest screen update at or after the handling (newest stamps last).
+            shown = None
+            for stamp in reversed(stamps):
+                if stamp[0] < handled[0]:
+                    break
+                shown = stamp
+            if shown is not None:
+                return shown[0] - started, shown[1] - cpu
         await asyncio.sleep(0.0005)
     return None
 

@@ -134,6 +134,8 @@ class GridScreen(ConsoleScreen):
 
     def on_model_changes(self, changes: ModelChanges) -> None:
         """Apply a drained batch: changed cells only, or the rows when they moved."""
+        if not self.query(CalendarGrid):
+            return  # the app is closing: its widgets are already gone
         if changes.rows_rebuilt:
             self.grid.rows_changed(keep_uai=self.grid.cursor_uai or None)
         else:
